@@ -1,0 +1,1 @@
+"""arkitekt server."""

@@ -1,0 +1,37 @@
+"""arkitekt: connect bioimage apps to a lab backend without knowing where it is.
+
+Example:
+    >>> from arkitekt import easy
+    >>> app = easy("my-app")
+    >>> app.is_open
+    False
+
+"""
+
+from arkitekt.app import App, easy
+from arkitekt.bridge import loopsafe, syncify
+from arkitekt.container import ArkitektContainer
+from arkitekt.errors import ArkitektError, NoActiveAppError
+from arkitekt.inject import Provide, inject
+from arkitekt.protocol.fakts import Manifest
+from arkitekt.scope import ScopeKind, current_scope
+from arkitekt.settings import Settings, load_settings
+
+__all__ = [
+    "App",
+    "ArkitektContainer",
+    "ArkitektError",
+    "Manifest",
+    "NoActiveAppError",
+    "Provide",
+    "ScopeKind",
+    "Settings",
+    "current_scope",
+    "easy",
+    "inject",
+    "load_settings",
+    "loopsafe",
+    "syncify",
+]
+
+__version__ = "0.1.0"

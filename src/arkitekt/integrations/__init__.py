@@ -1,0 +1,1 @@
+"""Wiring an app into larger applications (web frameworks, ...)."""

@@ -1,0 +1,81 @@
+"""Run an arkitekt app inside a FastAPI application.
+
+The app scope lives as long as the web application (its lifespan); each request opens a TASK
+scope nested in it, and endpoints receive services through ``Depends``.
+
+Example:
+    >>> from fastapi import Depends, FastAPI
+    >>> from arkitekt import easy
+    >>> from arkitekt.integrations.fastapi import lifespan, service
+    >>> app = easy("my-web-app")
+    >>> web = FastAPI(lifespan=lifespan(app))
+    >>> @web.get("/images/count")
+    ... async def count(mikro=Depends(service(app, "mikro"))) -> int:  # doctest: +SKIP
+    ...     ...
+
+Requires the ``fastapi`` package (``pip install arkitekt[server]`` brings it).
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from arkitekt.app import App
+from arkitekt.inject import aresolve
+from arkitekt.scope import Scope, bind, unbind
+
+__all__ = ["lifespan", "request_scope", "service"]
+
+
+def lifespan(app: App) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """A FastAPI ``lifespan`` that keeps ``app`` open while the web application runs."""
+
+    @asynccontextmanager
+    async def run(_web: Any) -> AsyncIterator[None]:
+        async with app:
+            yield
+
+    return run
+
+
+def request_scope(app: App) -> Callable[[], AsyncIterator[Scope]]:
+    """A dependency that opens a TASK scope of ``app`` for one request and makes it active.
+
+    API functions called by the endpoint (``await afrom_xarray(...)``) find the app through it.
+    The lifespan task and the request tasks do not share context variables, so the request
+    binds the app itself.
+    """
+
+    async def dependency() -> AsyncIterator[Scope]:
+        app_scope = app.runtime.scope
+        token = bind(app_scope)
+        try:
+            async with app_scope.task() as task_scope:
+                yield task_scope
+        finally:
+            unbind(token)
+
+    return dependency
+
+
+def service(app: App, name: str) -> Callable[..., Any]:
+    """A dependency that provides the container's provider ``name`` inside a request scope.
+
+    Args:
+        app: the app whose container provides it.
+        name: a provider name, e.g. ``"mikro"``, ``"settings"`` or a TASK-scoped resource.
+
+    """
+    from fastapi import Depends
+
+    if name not in app.container.providers:
+        raise ValueError(f"app {app.runtime.name!r} has no provider {name!r}")
+    scoped = request_scope(app)
+
+    async def dependency(scope: Scope = Depends(scoped)) -> Any:
+        return await aresolve(getattr(scope.container, name))
+
+    return dependency

@@ -1,0 +1,217 @@
+"""Typed settings of an app: explicit argument > environment > YAML file > defaults.
+
+Environment variables are ``ARKITEKT_<FIELD>`` (nested groups with ``__``, e.g.
+``ARKITEKT_MIKRO__PROGRESS=false``); the public names ``FAKTS_URL`` and ``FAKTS_TOKEN`` are
+accepted for ``url`` and ``token``. The YAML file is the one named by the ``config`` argument or
+``ARKITEKT_CONFIG``, else ``arkitekt.yaml`` in the working directory if it exists.
+``config/app.example.yaml`` in the repository lists every key.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from arkitekt.errors import ConfigError
+
+__all__ = ["DEFAULT_URL", "MikroSettings", "RekuestSettings", "Settings", "load_settings"]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+CONFIG_ENV = "ARKITEKT_CONFIG"
+DEFAULT_CONFIG_FILE = "arkitekt.yaml"
+
+
+class MikroSettings(BaseModel):
+    """Settings of the image service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    progress: bool = Field(
+        default=True, description="Show a progress bar for long uploads on a terminal."
+    )
+    upload_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Chunk writes in flight at once."
+    )
+
+
+class RekuestSettings(BaseModel):
+    """Settings of the function service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_workers: int = Field(default=8, ge=1, description="Sync functions running at once.")
+    reconnect_max_seconds: float = Field(
+        default=30.0, gt=0, description="Cap of the reconnect backoff."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything an app can be configured with. All fields have sane defaults.
+
+    Example:
+        >>> Settings(url="http://127.0.0.1:9000", headless=True).url
+        'http://127.0.0.1:9000'
+
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="ARKITEKT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    url: str = Field(
+        default=DEFAULT_URL,
+        validation_alias=AliasChoices("url", "ARKITEKT_URL", "FAKTS_URL"),
+        description="Where to discover the backend (fakts). Without a scheme, https then http.",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("token", "ARKITEKT_TOKEN", "FAKTS_TOKEN"),
+        description="A static token (from `arkitekt token create`) instead of a device-code grant.",
+    )
+    headless: bool = Field(
+        default=False, description="Never open a browser; print the approval URL."
+    )
+    allow_insecure: bool = Field(
+        default=False,
+        description="Allow plain http to hosts other than loopback (credentials in clear text).",
+    )
+    timeout: float = Field(default=30.0, gt=0, description="Seconds any single request may take.")
+    discovery_timeout: float = Field(
+        default=3.0, gt=0, description="Seconds discovery may take per URL."
+    )
+    approval_timeout: float = Field(
+        default=300.0, gt=0, description="Seconds to wait for a device-code approval."
+    )
+    cache: bool = Field(
+        default=True, description="Cache the claim token so the next run needs no approval."
+    )
+    cache_dir: Path | None = Field(
+        default=None, description="Where the claim token cache lives (default: per user)."
+    )
+    fakts: dict[str, Any] | None = Field(
+        default=None,
+        description="A static fakts configuration (groups); skips discovery entirely (offline).",
+    )
+    mikro: MikroSettings = Field(default_factory=MikroSettings)
+    rekuest: RekuestSettings = Field(default_factory=RekuestSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order the sources: arguments, then environment, then the YAML file."""
+        return init_settings, env_settings, _YamlSource(settings_cls, _yaml_data.get())
+
+
+# The YAML data of the settings being built right now (set by load_settings, read by the source).
+_yaml_data: ContextVar[dict[str, Any]] = ContextVar("arkitekt_yaml_settings", default={})  # noqa: B039
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _config_path(config: str | os.PathLike[str] | None) -> Path | None:
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise ConfigError(
+                f"config file {str(path)!r} does not exist (given as the `config` argument)"
+            )
+        return path
+    if env := os.environ.get(CONFIG_ENV):
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"config file {env!r} does not exist (named by ${CONFIG_ENV})")
+        return path
+    path = Path.cwd() / DEFAULT_CONFIG_FILE
+    return path if path.is_file() else None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"could not parse config file {str(path)!r}{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"could not read config file {str(path)!r}: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {str(path)!r} must hold a mapping of settings (key: value), "
+            f"not a {type(data).__name__}"
+        )
+    return data
+
+
+def _source_of(key: str, init: dict[str, Any], yaml_keys: set[str], path: Path | None) -> str:
+    if key in init:
+        return "argument"
+    field = Settings.model_fields.get(key)
+    names = [f"ARKITEKT_{key.upper()}"]
+    if field is not None and isinstance(field.validation_alias, AliasChoices):
+        names = [n for n in field.validation_alias.choices if isinstance(n, str) and n.isupper()]
+    for name in names:
+        if name in os.environ or any(env.startswith(f"{name}__") for env in os.environ):
+            return f"environment variable {name}"
+    if key in yaml_keys and path is not None:
+        return f"config file {str(path)!r}"
+    return "default"
+
+
+def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build :class:`Settings` from arguments, environment and the YAML config file.
+
+    Args:
+        config: a YAML file to read instead of ``$ARKITEKT_CONFIG`` / ``./arkitekt.yaml``.
+        **overrides: explicit values; ``None`` means "not given" and is dropped.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or a value is invalid. The message names
+            the key, the value's source (argument, environment variable or file) and the problem.
+
+    """
+    path = _config_path(config)
+    data = _read_yaml(path) if path is not None else {}
+    init = {key: value for key, value in overrides.items() if value is not None}
+    token = _yaml_data.set(data)
+    try:
+        return Settings(**init)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            loc = [str(part) for part in item["loc"]]
+            key = loc[0] if loc else "?"
+            source = _source_of(key, init, set(data), path)
+            problems.append(f"  {'.'.join(loc) or '?'} (from {source}): {item['msg']}")
+        raise ConfigError("invalid arkitekt settings:\n" + "\n".join(problems)) from None
+    finally:
+        _yaml_data.reset(token)

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from dependency_injector import providers
+
+from arkitekt import ArkitektContainer, Manifest, ScopeKind
+from arkitekt.app import App
+from arkitekt.errors import ScopeError
+from arkitekt.resources import ScopedResource
+from arkitekt.settings import Settings
+
+
+@asynccontextmanager
+async def value(**deps: object) -> AsyncIterator[str]:
+    yield "v"
+
+
+def test_declares_the_services() -> None:
+    assert {"settings", "fakts", "transport", "mikro", "rekuest"} <= set(
+        ArkitektContainer.providers
+    )
+    assert isinstance(ArkitektContainer.transport, ScopedResource)
+
+
+def test_a_singleton_may_not_capture_a_scoped_resource() -> None:
+    class Bad(ArkitektContainer):
+        leaky = providers.Singleton(dict, transport=ArkitektContainer.transport)
+
+    with pytest.raises(
+        ScopeError, match=r"'leaky' lives longer than 'transport'.*transport\.provider"
+    ):
+        App(Manifest(identifier="bad", version="0.1.0"), Settings(), container=Bad)
+
+
+def test_an_app_resource_may_not_depend_on_a_task_resource() -> None:
+    class Bad(ArkitektContainer):
+        per_task = ScopedResource(value, runtime=ArkitektContainer.runtime, kind=ScopeKind.TASK)
+        per_app = ScopedResource(value, runtime=ArkitektContainer.runtime, dep=per_task)
+
+    with pytest.raises(ScopeError, match=r"'per_app' lives longer than 'per_task' \(TASK-scoped\)"):
+        App(Manifest(identifier="bad", version="0.1.0"), Settings(), container=Bad)
+
+
+def test_a_task_resource_may_depend_on_an_app_resource() -> None:
+    class Good(ArkitektContainer):
+        per_app = ScopedResource(value, runtime=ArkitektContainer.runtime)
+        per_task = ScopedResource(
+            value, runtime=ArkitektContainer.runtime, kind=ScopeKind.TASK, dep=per_app
+        )
+
+    App(Manifest(identifier="good", version="0.1.0"), Settings(), container=Good)

@@ -1,0 +1,213 @@
+"""Typed server settings: explicit argument > environment > YAML file > defaults.
+
+Environment variables are ``ARKITEKT_SERVER_<FIELD>`` (e.g. ``ARKITEKT_SERVER_PORT=9000``).
+The YAML file is the one given as ``config`` or named by ``ARKITEKT_SERVER_CONFIG``; there is no
+implicit default file. ``config/server.yaml`` in the repository documents every key.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import yaml
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = [
+    "CONFIG_ENV",
+    "ENV_PREFIX",
+    "ServerConfigError",
+    "ServerSettings",
+    "load_server_settings",
+]
+
+ENV_PREFIX = "ARKITEKT_SERVER_"
+CONFIG_ENV = "ARKITEKT_SERVER_CONFIG"
+
+
+class ServerConfigError(Exception):
+    """The server configuration (arguments, environment or YAML file) is invalid."""
+
+
+def _default_data_dir() -> Path:
+    return platformdirs.user_data_path("arkitekt-server")
+
+
+class ServerSettings(BaseSettings):
+    """Everything the server can be configured with. Every field has a sane default."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    host: str = Field(default="127.0.0.1", description="Interface to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port (0: any free port).")
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the SQLite database (and later image stores) live.",
+    )
+    auto_approve: bool = Field(
+        default=False,
+        description="Approve device codes of loopback clients at once (single-user machines).",
+    )
+    device_code_ttl_seconds: float = Field(
+        default=300.0, gt=0, description="Longest time a device code waits for approval."
+    )
+    access_token_ttl_seconds: int = Field(
+        default=3600, gt=0, description="Lifetime of a bearer token from the token endpoint."
+    )
+    claim_token_ttl_seconds: int = Field(
+        default=30 * 24 * 3600,
+        ge=0,
+        description="Lifetime of an approval (claim token and client credentials); 0: no expiry.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="URL clients reach the server at (e.g. behind a proxy); default: as requested.",
+    )
+    deployment_name: str = Field(
+        default="arkitekt", min_length=1, description="Name shown to apps and in the config."
+    )
+    public_apps: list[str] = Field(
+        default_factory=list,
+        description="Identifiers of public apps that may use retrieve/ without approval.",
+    )
+    log_level: str = Field(default="info", description="Log level of the server process.")
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        levels = ("critical", "error", "warning", "info", "debug")
+        if value.lower() not in levels:
+            raise ValueError(f"must be one of {', '.join(levels)}")
+        return value.lower()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order the sources: arguments, then environment, then the YAML file."""
+        loaded = _loaded.get()
+        if loaded is None:
+            path = _config_path(None)
+            loaded = (path, _read_yaml(path) if path is not None else {})
+        return init_settings, env_settings, _YamlSource(settings_cls, loaded[1])
+
+
+# The YAML file (and its data) of the settings load_server_settings is building right now;
+# None when ServerSettings() is called directly, which then reads $ARKITEKT_SERVER_CONFIG itself.
+_loaded: ContextVar[tuple[Path | None, dict[str, Any]] | None] = ContextVar(
+    "arkitekt_server_yaml", default=None
+)
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _config_path(config: Path | None) -> Path | None:
+    if config is not None:
+        if not config.is_file():
+            raise ServerConfigError(f"server config file {str(config)!r} does not exist")
+        return config
+    if env := os.environ.get(CONFIG_ENV):
+        path = Path(env)
+        if not path.is_file():
+            raise ServerConfigError(
+                f"server config file {env!r} (named by ${CONFIG_ENV}) does not exist"
+            )
+        return path
+    return None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ServerConfigError(
+            f"could not parse server config file {str(path)!r}{where}: {problem}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ServerConfigError(
+            f"could not read server config file {str(path)!r}: {error}"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ServerConfigError(
+            f"server config file {str(path)!r} must hold a mapping (key: value), "
+            f"not a {type(data).__name__}"
+        )
+    return data
+
+
+def _source_of(key: str, init: dict[str, Any], yaml_keys: set[str], path: Path | None) -> str:
+    if key in init:
+        return "argument"
+    env = f"{ENV_PREFIX}{key.upper()}"
+    if any(name.upper() == env for name in os.environ):
+        return f"environment variable {env}"
+    if path is not None and key in yaml_keys:
+        return f"config file {str(path)!r}"
+    return "default"
+
+
+def load_server_settings(
+    config: str | os.PathLike[str] | None = None, **overrides: Any
+) -> ServerSettings:
+    """Build :class:`ServerSettings` from arguments, environment and the YAML file.
+
+    Args:
+        config: a YAML file to read instead of ``$ARKITEKT_SERVER_CONFIG``.
+        **overrides: explicit values; ``None`` means "not given" and is dropped.
+
+    Raises:
+        ServerConfigError: the file cannot be read or parsed, or a value is invalid. The message
+            names each bad key, where its value came from and what is wrong.
+    """
+    path = _config_path(Path(config) if config is not None else None)
+    data = _read_yaml(path) if path is not None else {}
+    init = {key: value for key, value in overrides.items() if value is not None}
+    token = _loaded.set((path, data))
+    try:
+        return ServerSettings(**init)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            loc = [str(part) for part in item["loc"]]
+            key = loc[0] if loc else "?"
+            source = _source_of(key, init, set(data), path)
+            problems.append(f"  {'.'.join(loc) or '?'} (from {source}): {item['msg']}")
+        raise ServerConfigError(
+            "invalid arkitekt server settings:\n" + "\n".join(problems)
+        ) from None
+    finally:
+        _loaded.reset(token)

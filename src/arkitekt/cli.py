@@ -7,6 +7,8 @@ Client commands (``login``, ``logout``, ``whoami``) live here; the server's comm
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 import typer
 
 import arkitekt
@@ -37,6 +39,8 @@ def build() -> typer.Typer:
     ) -> None:
         """Connect bioimage apps to a lab backend."""
 
+    for plugin in entry_points(group="arkitekt.cli"):
+        plugin.load()(cli)
     return cli
 
 

@@ -11,6 +11,9 @@ __all__ = [
     "ArkitektError",
     "BridgeError",
     "ConfigError",
+    "DiscoveryError",
+    "GrantError",
+    "InsecureTransportError",
     "NoActiveAppError",
     "ScopeError",
     "ScopeLockedError",
@@ -51,6 +54,22 @@ class BridgeError(ArkitektError):
 
 class ConfigError(ArkitektError):
     """The configuration (arguments, environment or YAML file) is invalid."""
+
+
+class InsecureTransportError(ConfigError):
+    """A request would send credentials over plain http to another machine.
+
+    Use https, or set ``allow_insecure=True`` (``ARKITEKT_ALLOW_INSECURE=1``) if the network is
+    trusted.
+    """
+
+
+class DiscoveryError(ArkitektError):
+    """No fakts server answered at the configured URL (it is down, or not a fakts server)."""
+
+
+class GrantError(ArkitektError):
+    """The app was not granted access: denied, expired, revoked, or the server said no."""
 
 
 class TeardownError(ArkitektError, ExceptionGroup[Exception]):

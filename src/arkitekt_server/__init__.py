@@ -1,1 +1,15 @@
-"""arkitekt server."""
+"""arkitekt_server: the backend an arkitekt app discovers (fakts), stores images in (mikro) and
+calls functions through (rekuest). FastAPI on uvicorn, SQLAlchemy async (SQLite by default).
+"""
+
+from arkitekt_server.app import create_app
+from arkitekt_server.embedded import EmbeddedServer
+from arkitekt_server.settings import ServerConfigError, ServerSettings, load_server_settings
+
+__all__ = [
+    "EmbeddedServer",
+    "ServerConfigError",
+    "ServerSettings",
+    "create_app",
+    "load_server_settings",
+]

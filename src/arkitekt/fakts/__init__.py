@@ -1,5 +1,29 @@
-"""fakts: discover the backend, get the app approved, claim its configuration."""
+"""Fakts: discover the backend, get approved, claim the configuration."""
 
+from arkitekt.fakts.cache import TokenCache
+from arkitekt.fakts.grants import (
+    CachedGrant,
+    ClaimGrant,
+    DeviceCodeGrant,
+    Grant,
+    GrantContext,
+    RetrieveGrant,
+    StaticConfigGrant,
+    StaticTokenGrant,
+    default_grant,
+)
 from arkitekt.fakts.service import Fakts
 
-__all__ = ["Fakts"]
+__all__ = [
+    "CachedGrant",
+    "ClaimGrant",
+    "DeviceCodeGrant",
+    "Fakts",
+    "Grant",
+    "GrantContext",
+    "RetrieveGrant",
+    "StaticConfigGrant",
+    "StaticTokenGrant",
+    "TokenCache",
+    "default_grant",
+]

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
+from arkitekt.fakts.cache import TokenCache, default_cache_dir
+from arkitekt.fakts.grants import Grant, GrantContext, default_grant
 from arkitekt.protocol.fakts import Manifest
 from arkitekt.scope import Runtime
 from arkitekt.service import Service
@@ -13,10 +17,41 @@ __all__ = ["Fakts"]
 
 
 class Fakts(Service):
-    """Discovery and grants of an app. Configure before ``with app:``."""
+    """Discovery and grants of an app. Configure before ``with app:``.
+
+    Attributes:
+        grant: how the configuration is obtained (default: from the settings, see
+            :func:`~arkitekt.fakts.grants.default_grant`). Assign another before entering.
+
+    """
 
     def __init__(self, runtime: Runtime, manifest: Manifest, settings: Settings) -> None:
         super().__init__(runtime)
         self.manifest = manifest
         self.settings = settings
-        self.grant: Any = None
+        self.grant: Grant = default_grant(settings)
+
+    @property
+    def cache(self) -> TokenCache:
+        """The claim-token cache of this app, version and URL."""
+        directory = self.settings.cache_dir or default_cache_dir()
+        return TokenCache(
+            directory, self.manifest.identifier, self.manifest.version, self.settings.url
+        )
+
+    async def aload(self, client: httpx.AsyncClient, *, fresh: bool = False) -> dict[str, Any]:
+        """Run the grant and return the configuration.
+
+        Args:
+            client: the HTTP client to talk to the server with.
+            fresh: forget what the grant remembers first (the server refused it).
+
+        """
+        ctx = GrantContext(client, self.manifest, self.settings, self.cache)
+        if fresh:
+            self.grant.forget(ctx)
+        return await self.grant.aconfig(ctx)
+
+    def logout(self) -> None:
+        """Forget the cached approval of this app (no network)."""
+        self.cache.delete()

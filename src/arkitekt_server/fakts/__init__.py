@@ -1,1 +1,8 @@
-"""The fakts v1 service: discovery, device-code approval, claims, static tokens."""
+"""Fakts on the server: discovery, device-code approval, claim, redeem, retrieve."""
+
+from arkitekt_server.fakts.routes import router
+from arkitekt_server.service import ServerService
+
+service = ServerService(name="fakts", router=router)
+
+__all__ = ["service"]

@@ -1,0 +1,64 @@
+"""HTTP helpers of fakts: the loopback/https guard and reading protocol answers."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from arkitekt.errors import GrantError, InsecureTransportError
+
+__all__ = ["NO_AUTH", "check_secure", "is_loopback", "read_model"]
+
+M = TypeVar("M", bound=BaseModel)
+
+NO_AUTH = httpx.Auth()
+"""Per-request ``auth=``: send without the client's bearer token (fakts is unauthenticated)."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine (``localhost`` or a loopback address)."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_secure(url: httpx.URL, allow_insecure: bool) -> None:
+    """Refuse plain http to other machines unless allowed.
+
+    Raises:
+        InsecureTransportError: naming the URL and the setting that allows it.
+
+    """
+    if url.scheme == "http" and not allow_insecure and not is_loopback(url.host):
+        raise InsecureTransportError(
+            f"refusing plain http to {url.host!r} ({url}): credentials would travel in clear "
+            "text. Use https, or set allow_insecure=True (ARKITEKT_ALLOW_INSECURE=1) on a "
+            "trusted network."
+        )
+
+
+def read_model(response: httpx.Response, model: type[M], what: str) -> M:
+    """Parse a fakts answer, or fail naming the step and the server's words.
+
+    Raises:
+        GrantError: the answer is not 2xx or does not match the protocol.
+
+    """
+    if response.is_error:
+        raise GrantError(
+            f"{what}: {response.request.url} answered HTTP {response.status_code}: "
+            f"{response.text[:300]}"
+        )
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as error:
+        raise GrantError(
+            f"{what}: {response.request.url} did not answer fakts v1 ({error.error_count()} "
+            f"problem(s), first: {error.errors()[0]['msg']})"
+        ) from None

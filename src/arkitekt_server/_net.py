@@ -1,0 +1,38 @@
+"""Where a request came from and which URL the server was reached at."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from fastapi import Request
+
+from arkitekt_server.settings import ServerSettings
+
+__all__ = ["base_url", "is_loopback", "ws_url"]
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is this machine."""
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def base_url(request: Request) -> str:
+    """The server's root URL as the client reached it (or the configured public URL), with ``/``."""
+    settings: ServerSettings = request.app.state.settings
+    if settings.public_url is not None:
+        return settings.public_url + "/"
+    return str(request.base_url)
+
+
+def ws_url(http_url: str) -> str:
+    """The websocket twin of an http(s) URL."""
+    if http_url.startswith("https://"):
+        return "wss://" + http_url.removeprefix("https://")
+    return "ws://" + http_url.removeprefix("http://")

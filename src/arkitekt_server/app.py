@@ -1,0 +1,86 @@
+"""The server application: settings, database and every service module in one FastAPI app."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+import arkitekt
+from arkitekt_server.db import Database
+from arkitekt_server.service import ServerService
+from arkitekt_server.settings import ServerSettings
+
+__all__ = ["SERVICES", "create_app", "load_services"]
+
+log = logging.getLogger("arkitekt_server")
+
+SERVICES: tuple[str, ...] = (
+    "arkitekt_server.fakts",
+    "arkitekt_server.lok",
+    "arkitekt_server.mikro",
+    "arkitekt_server.rekuest",
+)
+"""The modules the server is made of; each holds ``service = ServerService(...)``."""
+
+_health = APIRouter(tags=["health"])
+
+
+@_health.get("/health/")
+async def health() -> dict[str, str]:
+    """Liveness: answers without a token."""
+    return {"status": "ok", "version": arkitekt.__version__}
+
+
+def load_services(names: Sequence[str] = SERVICES) -> list[ServerService]:
+    """Import the service modules (which registers their tables) and return their services."""
+    services = []
+    for name in names:
+        service = getattr(importlib.import_module(name), "service", None)
+        if not isinstance(service, ServerService):
+            raise TypeError(f"module {name!r} has no `service = ServerService(...)`")
+        services.append(service)
+    return services
+
+
+def create_app(settings: ServerSettings, services: Sequence[str] = SERVICES) -> FastAPI:
+    """Build the server for ``settings``; the database opens when the app starts.
+
+    Example:
+        >>> from arkitekt_server import ServerSettings, create_app
+        >>> app = create_app(ServerSettings(data_dir="/tmp/arkitekt-doc"))
+        >>> app.title
+        'arkitekt server'
+
+    """
+    loaded = load_services(services)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database.in_dir(settings.data_dir)
+        await database.create_tables()
+        app.state.database = database
+        if settings.auto_approve:
+            log.warning(
+                "AUTO-APPROVE IS ON: every app asking from this machine (loopback) is approved "
+                "without asking. Use it only on a single-user machine."
+            )
+        try:
+            async with AsyncExitStack() as stack:
+                for service in loaded:
+                    if service.lifespan is not None:
+                        await stack.enter_async_context(service.lifespan(app))
+                yield
+        finally:
+            await database.dispose()
+
+    app = FastAPI(title="arkitekt server", version=arkitekt.__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.services = loaded
+    app.include_router(_health)
+    for service in loaded:
+        app.include_router(service.router, prefix=service.prefix)
+    return app

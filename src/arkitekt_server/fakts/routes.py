@@ -1,0 +1,155 @@
+"""HTTP routes of fakts v1: discovery, the device-code flow, claim, retrieve, redeem, approval."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Form, Request, status
+from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import arkitekt
+from arkitekt.protocol.fakts import (
+    ChallengeRequest,
+    ChallengeResponse,
+    ClaimRequest,
+    ClaimResponse,
+    RedeemRequest,
+    RedeemResponse,
+    RetrieveRequest,
+    StartRequest,
+    StartResponse,
+    WellKnown,
+)
+from arkitekt_server._net import base_url, is_loopback
+from arkitekt_server._secrets import hash_secret, new_secret, normalize_code
+from arkitekt_server.db import get_session, utcnow
+from arkitekt_server.fakts import logic
+from arkitekt_server.fakts.page import approval_page, message_page
+from arkitekt_server.settings import ServerSettings
+
+__all__ = ["router"]
+
+log = logging.getLogger("arkitekt_server.fakts")
+router = APIRouter(tags=["fakts"])
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+def _settings(request: Request) -> ServerSettings:
+    settings: ServerSettings = request.app.state.settings
+    return settings
+
+
+def _client_host(request: Request) -> str | None:
+    return request.client.host if request.client is not None else None
+
+
+@router.get("/.well-known/fakts", response_model=WellKnown)
+async def well_known(request: Request) -> WellKnown:
+    """Discovery: where the fakts root of this server is."""
+    settings = _settings(request)
+    return WellKnown(
+        name=settings.deployment_name,
+        base_url=base_url(request) + "f/",
+        description="arkitekt server",
+        version=arkitekt.__version__,
+    )
+
+
+@router.post("/f/start/", response_model=StartResponse, response_model_exclude_none=True)
+async def start(body: StartRequest, request: Request, session: Session) -> StartResponse:
+    """Start a device-code grant; the user approves it on ``configure/``."""
+    settings = _settings(request)
+    auto = settings.auto_approve and is_loopback(_client_host(request))
+    code = await logic.start(session, body, auto_approve=auto, settings=settings)
+    if not auto:
+        log.info(
+            "device code requested by %s@%s; approve it at %sf/configure/?device_code=%s "
+            "or with `arkitekt approve %s`",
+            body.manifest.identifier, body.manifest.version, base_url(request), code, code,
+        )  # fmt: skip
+    return StartResponse(status="granted", code=code)
+
+
+@router.post("/f/challenge/", response_model=ChallengeResponse, response_model_exclude_none=True)
+async def challenge(
+    body: ChallengeRequest, request: Request, session: Session
+) -> ChallengeResponse:
+    """Poll a device code: waiting, pending, granted (with the claim token), denied or error."""
+    return await logic.challenge(session, body.code, _settings(request))
+
+
+@router.post("/f/claim/", response_model=ClaimResponse, response_model_exclude_none=True)
+async def claim(body: ClaimRequest, request: Request, session: Session) -> ClaimResponse:
+    """Trade a claim token for the configuration."""
+    services = request.app.state.services
+    return await logic.claim(session, body.token, base_url(request), _settings(request), services)
+
+
+@router.post("/f/redeem/", response_model=RedeemResponse, response_model_exclude_none=True)
+async def redeem(body: RedeemRequest, request: Request, session: Session) -> RedeemResponse:
+    """Trade a static token for a claim token."""
+    return await logic.redeem(session, body.manifest, body.token, _settings(request))
+
+
+@router.post("/f/retrieve/", response_model=RedeemResponse, response_model_exclude_none=True)
+async def retrieve(body: RetrieveRequest, request: Request, session: Session) -> RedeemResponse:
+    """Grant a claim token to a pre-registered public app."""
+    return await logic.retrieve(session, body.manifest, _settings(request))
+
+
+def _html(title: str, message: str, code: int = status.HTTP_200_OK) -> HTMLResponse:
+    return HTMLResponse(message_page(title, message), status_code=code)
+
+
+@router.get("/f/configure/", response_class=HTMLResponse)
+async def configure_page(
+    request: Request, session: Session, device_code: str = "", grant: str = "device_code"
+) -> HTMLResponse:
+    """The approval page of a device code."""
+    if not device_code:
+        return _html("No code", "Open the link the app printed.", status.HTTP_400_BAD_REQUEST)
+    row = await logic.find_code(session, device_code)
+    if row is None:
+        return _html("Unknown code", "This device code is unknown.", status.HTTP_404_NOT_FOUND)
+    if row.expires_at <= utcnow():
+        return _html("Expired", "This device code expired; start the app again.")
+    if row.status != "pending":
+        return _html("Already decided", f"This request was already {row.status}.")
+    nonce = new_secret()
+    row.nonce_hash = hash_secret(nonce)
+    row.seen_at = row.seen_at or utcnow()
+    await session.commit()
+    deployment = _settings(request).deployment_name
+    page = approval_page(row, normalize_code(device_code), nonce, deployment)
+    return HTMLResponse(page, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
+
+
+@router.post("/f/configure/", response_class=HTMLResponse)
+async def configure_decide(
+    request: Request,
+    session: Session,
+    device_code: Annotated[str, Form()],
+    nonce: Annotated[str, Form()],
+    action: Annotated[Literal["approve", "deny"], Form()],
+) -> HTMLResponse:
+    """Approve or deny from the page. Only from this machine; elsewhere use the CLI."""
+    if not is_loopback(_client_host(request)):
+        return _html(
+            "Not allowed here",
+            "Approve from the server's machine, or run `arkitekt approve CODE` there.",
+            status.HTTP_403_FORBIDDEN,
+        )
+    row = await logic.find_code(session, device_code)
+    if row is None or row.nonce_hash is None:
+        return _html("Unknown code", "Open the approval link again.", status.HTTP_404_NOT_FOUND)
+    if not hmac.compare_digest(row.nonce_hash, hash_secret(nonce)):
+        return _html("Stale form", "Reload the approval page.", status.HTTP_403_FORBIDDEN)
+    try:
+        await logic.decide(session, device_code, approve=action == "approve")
+    except logic.FaktsError as error:
+        return _html("Not possible", str(error), status.HTTP_409_CONFLICT)
+    done = "approved: the app continues on its own" if action == "approve" else "denied"
+    return _html("Done", f"The request of {row.identifier} was {done}. You can close this page.")

@@ -12,6 +12,7 @@ from importlib.metadata import entry_points
 import typer
 
 import arkitekt
+from arkitekt._cli_account import register as register_account
 
 __all__ = ["build", "main"]
 
@@ -39,6 +40,7 @@ def build() -> typer.Typer:
     ) -> None:
         """Connect bioimage apps to a lab backend."""
 
+    register_account(cli)
     for plugin in entry_points(group="arkitekt.cli"):
         plugin.load()(cli)
     return cli

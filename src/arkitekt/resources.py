@@ -7,7 +7,7 @@ the provider (``app.override(transport=fake)``) bypasses all of that, as with an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, TypeVar
 
@@ -21,7 +21,7 @@ __all__ = ["ScopedResource"]
 T = TypeVar("T")
 
 
-class ScopedResource(providers.Provider[T], Generic[T]):
+class ScopedResource(providers.Provider[Awaitable[T]], Generic[T]):
     """Provide ``await opener(**deps)`` entered as an async context manager, once per scope.
 
     Calling the provider returns an awaitable of the value.

@@ -14,7 +14,7 @@ from arkitekt_server.db import Database
 from arkitekt_server.service import ServerService
 from arkitekt_server.settings import ServerSettings
 
-__all__ = ["SERVICES", "create_app", "load_services"]
+__all__ = ["HEALTH_PATH", "SERVICES", "create_app", "load_services"]
 
 log = logging.getLogger("arkitekt_server")
 
@@ -26,10 +26,11 @@ SERVICES: tuple[str, ...] = (
 )
 """The modules the server is made of; each holds ``service = ServerService(...)``."""
 
+HEALTH_PATH = "/health/"
 _health = APIRouter(tags=["health"])
 
 
-@_health.get("/health/")
+@_health.get(HEALTH_PATH)
 async def health() -> dict[str, str]:
     """Liveness: answers without a token."""
     return {"status": "ok", "version": arkitekt.__version__}
@@ -77,7 +78,15 @@ def create_app(settings: ServerSettings, services: Sequence[str] = SERVICES) -> 
         finally:
             await database.dispose()
 
-    app = FastAPI(title="arkitekt server", version=arkitekt.__version__, lifespan=lifespan)
+    # No public OpenAPI pages: every route but the fakts flow and health needs a token.
+    app = FastAPI(
+        title="arkitekt server",
+        version=arkitekt.__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.settings = settings
     app.state.services = loaded
     app.include_router(_health)

@@ -30,6 +30,9 @@ class ServerService:
         prefix: where the routes live, e.g. ``"/mikro"`` (``""`` for the root).
         config: its group of the claimed fakts config, or ``None`` for no group.
         lifespan: resources the module holds while the server runs (background cleanup, ...).
+        public_paths: route paths (as declared, with the prefix) that answer without a bearer
+            token. Everything else must depend on :func:`arkitekt_server.auth.require_principal`;
+            a test checks every route of the server against this list.
     """
 
     name: str
@@ -37,3 +40,4 @@ class ServerService:
     prefix: str = ""
     config: ConfigGroup | None = None
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
+    public_paths: tuple[str, ...] = ()

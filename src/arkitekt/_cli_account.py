@@ -1,0 +1,95 @@
+"""``arkitekt login``, ``logout`` and ``whoami``: an app's approval, from a terminal."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from arkitekt.app import App, easy
+from arkitekt.errors import ArkitektError
+from arkitekt.protocol.fakts import UserInfo
+
+__all__ = ["register"]
+
+Url = Annotated[
+    str | None, typer.Option("--url", help="Server URL (default: FAKTS_URL, then settings).")
+]
+Identifier = Annotated[
+    str, typer.Option("--identifier", help="The app to log in as (approvals are per app).")
+]
+Version = Annotated[str, typer.Option("--version", help="The app's version.")]
+
+_CLI_APP = "arkitekt-cli"
+
+
+async def _userinfo(app: App) -> UserInfo:
+    transport = await app.container.transport()
+    lok = await transport.agroup("lok")
+    response = await transport.client.get(str(lok["userinfo_url"]))
+    response.raise_for_status()
+    return UserInfo.model_validate_json(response.content)
+
+
+def _run(app: App, work: Any) -> Any:
+    try:
+        with app:
+            return app.runtime.scope.bridge.call(work, app)
+    except ArkitektError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+
+
+def login(
+    url: Url = None,
+    identifier: Identifier = _CLI_APP,
+    version: Version = "0.1.0",
+    headless: Annotated[bool, typer.Option(help="Print the approval link only.")] = False,
+) -> None:
+    """Get an app approved now, so that scripts using it start without asking."""
+    app = easy(identifier, version, url=url, headless=headless or None)
+    info: UserInfo = _run(app, _userinfo)
+    typer.echo(
+        f"logged in to {info.deployment_name} as {info.identifier}@{info.version} "
+        f"(client {info.client_id}); the approval is cached at {app.fakts.cache.path}"
+    )
+
+
+def whoami(url: Url = None, identifier: Identifier = _CLI_APP, version: Version = "0.1.0") -> None:
+    """Show which approval an app has (never asks for a new one)."""
+    app = easy(identifier, version, url=url, headless=True)
+    if app.fakts.cache.load() is None and app.settings.token is None:
+        typer.echo(f"{identifier}@{version} is not logged in at {app.settings.url}")
+        raise typer.Exit(1)
+    info: UserInfo = _run(app, _userinfo)
+    typer.echo(
+        f"{info.identifier}@{info.version} at {info.deployment_name} (client {info.client_id}, "
+        f"scopes: {', '.join(info.scopes) or 'none'})"
+    )
+
+
+async def _revoke(app: App) -> None:
+    transport = await app.container.transport()
+    lok = await transport.agroup("lok")
+    response = await transport.client.post(str(lok["base_url"]).rstrip("/") + "/revoke/")
+    response.raise_for_status()
+
+
+def logout(url: Url = None, identifier: Identifier = _CLI_APP, version: Version = "0.1.0") -> None:
+    """Revoke an app's approval on the server and forget it here."""
+    app = easy(identifier, version, url=url, headless=True)
+    if app.fakts.cache.load() is None:
+        typer.echo(f"{identifier}@{version} is not logged in at {app.settings.url}")
+        return
+    try:
+        _run(app, _revoke)
+    finally:
+        app.fakts.logout()
+    typer.echo(f"logged out {identifier}@{version}")
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the account commands to the ``arkitekt`` CLI."""
+    cli.command("login")(login)
+    cli.command("logout")(logout)
+    cli.command("whoami")(whoami)

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from arkitekt_server import EmbeddedServer
+
+MANIFEST = {"identifier": "flow-app", "version": "1.0", "scopes": ["read", "write"]}
+
+
+class Fakts:
+    """A raw fakts v1 client (what any fakts client sends), for testing the server's side."""
+
+    def __init__(self, server: EmbeddedServer) -> None:
+        self.server = server
+        self.http = httpx.Client(base_url=server.url, timeout=10)
+
+    def start(self, manifest: dict[str, Any] | None = None) -> str:
+        answer = self.http.post("/f/start/", json={"manifest": manifest or MANIFEST}).json()
+        assert answer["status"] == "granted"
+        return str(answer["code"])
+
+    def challenge(self, code: str) -> dict[str, Any]:
+        response = self.http.post("/f/challenge/", json={"code": code})
+        assert response.status_code == 200
+        return dict(response.json())
+
+    def claim(self, token: str) -> dict[str, Any]:
+        response = self.http.post("/f/claim/", json={"token": token})
+        assert response.status_code == 200
+        return dict(response.json())
+
+    def page(self, code: str) -> tuple[httpx.Response, str]:
+        response = self.http.get("/f/configure/", params={"device_code": code})
+        marker = "name='nonce' value='"
+        start = response.text.find(marker)
+        nonce = response.text[start + len(marker) :].split("'", 1)[0] if start >= 0 else ""
+        return response, nonce
+
+    def decide(self, code: str, action: str) -> httpx.Response:
+        _, nonce = self.page(code)
+        return self.http.post(
+            "/f/configure/", data={"device_code": code, "nonce": nonce, "action": action}
+        )
+
+    def approved_config(self, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+        code = self.start(manifest)
+        assert self.decide(code, "approve").status_code == 200
+        token = self.challenge(code)["token"]
+        return dict(self.claim(token)["config"])
+
+    def bearer(self, config: dict[str, Any]) -> str:
+        lok = config["lok"]
+        response = self.http.post(
+            lok["token_url"],
+            data={"grant_type": "client_credentials"},
+            auth=(lok["client_id"], lok["client_secret"]),
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def manual_server(server_factory: Callable[..., EmbeddedServer]) -> EmbeddedServer:
+    """A server that does not auto-approve: a person (page or CLI) must decide."""
+    return server_factory(auto_approve=False)
+
+
+@pytest.fixture
+def fakts_for() -> Iterator[Callable[[EmbeddedServer], Fakts]]:
+    """Raw fakts clients for a server: ``fakts_for(server)``."""
+    made: list[Fakts] = []
+
+    def build(server: EmbeddedServer) -> Fakts:
+        made.append(Fakts(server))
+        return made[-1]
+
+    yield build
+    for client in made:
+        client.http.close()
+
+
+@pytest.fixture
+def fakts(manual_server: EmbeddedServer, fakts_for: Callable[[EmbeddedServer], Fakts]) -> Fakts:
+    return fakts_for(manual_server)
+
+
+@pytest.fixture
+def manifest() -> dict[str, Any]:
+    return dict(MANIFEST)

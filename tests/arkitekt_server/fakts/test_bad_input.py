@@ -1,0 +1,68 @@
+"""Bad JSON and wrong fields on every fakts endpoint: a clear 4xx, never a 5xx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from arkitekt_server import EmbeddedServer
+
+
+@pytest.fixture
+def fakts(server: EmbeddedServer, fakts_for: Any) -> Any:
+    """These tests change nothing: the shared session server will do."""
+    return fakts_for(server)
+
+
+ENDPOINTS = ["/f/start/", "/f/challenge/", "/f/claim/", "/f/retrieve/", "/f/redeem/"]
+BODIES: list[tuple[str, bytes]] = [
+    ("not json", b"{manifest: nope"),
+    ("empty", b""),
+    ("a list", b"[1, 2]"),
+    ("wrong fields", b'{"hello": "world"}'),
+    ("wrong types", b'{"manifest": 7, "code": [], "token": {}}'),
+    ("manifest without version", b'{"manifest": {"identifier": "x"}}'),
+]
+SPECIFIC: list[tuple[str, bytes]] = [
+    (
+        "/f/start/",
+        b'{"manifest": {"identifier": "x", "version": "1"}, "expiration_time_seconds": 1e12}',
+    ),
+    ("/f/start/", b'{"manifest": {"identifier": "", "version": "1"}}'),
+    (
+        "/f/start/",
+        b'{"manifest": {"identifier": "x", "version": "1"}, "requested_client_kind": "robot"}',
+    ),
+    ("/f/challenge/", b'{"code": ""}'),
+    ("/f/claim/", b'{"token": ""}'),
+    ("/f/redeem/", b'{"manifest": {"identifier": "x", "version": "1"}}'),
+]
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize(("label", "body"), BODIES, ids=[label for label, _ in BODIES])
+def test_bad_bodies_get_a_clear_4xx(fakts: Any, endpoint: str, label: str, body: bytes) -> None:
+    response = fakts.http.post(endpoint, content=body, headers={"Content-Type": "application/json"})
+    assert 400 <= response.status_code < 500, (label, response.status_code, response.text)
+    detail = response.json()["detail"]
+    assert detail, label
+    assert isinstance(detail, list)
+    assert {"loc", "msg"} <= set(detail[0])
+
+
+@pytest.mark.parametrize(("endpoint", "body"), SPECIFIC)
+def test_wrong_values_get_a_clear_4xx(fakts: Any, endpoint: str, body: bytes) -> None:
+    response = fakts.http.post(endpoint, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"]
+
+
+def test_the_approval_form_rejects_missing_fields(fakts: Any) -> None:
+    response = fakts.http.post("/f/configure/", data={"device_code": "X"})
+    assert response.status_code == 422
+    bad_action = fakts.http.post(
+        "/f/configure/", data={"device_code": "X", "nonce": "n", "action": "maybe"}
+    )
+    assert bad_action.status_code == 422
+    assert fakts.http.get("/f/configure/").status_code == 400

@@ -16,6 +16,7 @@ from arkitekt.inject import Provide, inject
 from arkitekt.protocol.fakts import Manifest
 from arkitekt.scope import ScopeKind, current_scope
 from arkitekt.settings import Settings, load_settings
+from arkitekt.transport import awhoami, whoami
 
 __all__ = [
     "App",
@@ -26,12 +27,14 @@ __all__ = [
     "Provide",
     "ScopeKind",
     "Settings",
+    "awhoami",
     "current_scope",
     "easy",
     "inject",
     "load_settings",
     "loopsafe",
     "syncify",
+    "whoami",
 ]
 
 __version__ = "0.1.0"

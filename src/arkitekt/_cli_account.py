@@ -9,6 +9,7 @@ import typer
 from arkitekt.app import App, easy
 from arkitekt.errors import ArkitektError
 from arkitekt.protocol.fakts import UserInfo
+from arkitekt.transport import awhoami
 
 __all__ = ["register"]
 
@@ -24,11 +25,7 @@ _CLI_APP = "arkitekt-cli"
 
 
 async def _userinfo(app: App) -> UserInfo:
-    transport = await app.container.transport()
-    lok = await transport.agroup("lok")
-    response = await transport.client.get(str(lok["userinfo_url"]))
-    response.raise_for_status()
-    return UserInfo.model_validate_json(response.content)
+    return await awhoami()
 
 
 def _run(app: App, work: Any) -> Any:

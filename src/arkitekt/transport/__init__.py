@@ -1,5 +1,6 @@
-"""HTTP transport: one httpx ``AsyncClient`` per open app, with the app's bearer token."""
+"""The app's HTTP transport: an httpx client with OAuth2 bearer tokens."""
 
 from arkitekt.transport.client import Transport, open_transport
+from arkitekt.transport.userinfo import awhoami, whoami
 
-__all__ = ["Transport", "open_transport"]
+__all__ = ["Transport", "awhoami", "open_transport", "whoami"]

@@ -1,0 +1,38 @@
+"""Who the app is connected as: the server's ``userinfo`` for the app's bearer token."""
+
+from __future__ import annotations
+
+from arkitekt.bridge import loopsafe, syncify
+from arkitekt.errors import GrantError
+from arkitekt.inject import Provide, inject
+from arkitekt.protocol.fakts import UserInfo
+from arkitekt.transport.client import Transport
+
+__all__ = ["awhoami", "whoami"]
+
+
+@loopsafe
+@inject
+async def awhoami(*, transport: Transport = Provide("transport")) -> UserInfo:
+    """Ask the server who the active app's token belongs to.
+
+    The first call in a scope discovers the server and gets the app approved.
+
+    Example:
+        >>> with app:  # doctest: +SKIP
+        ...     print(whoami().client_id)
+
+    Raises:
+        NoActiveAppError: no app is open here.
+        GrantError: the server did not accept the app.
+
+    """
+    lok = await transport.agroup("lok")
+    url = lok.get("userinfo_url") or str(lok.get("base_url", "")).rstrip("/") + "/userinfo/"
+    response = await transport.client.get(url)
+    if response.is_error:
+        raise GrantError(f"userinfo answered HTTP {response.status_code}: {response.text[:200]}")
+    return UserInfo.model_validate_json(response.content)
+
+
+whoami = syncify(awhoami)

@@ -1,5 +1,59 @@
-"""mikro: store and read microscopy images."""
+"""mikro: store and read microscopy images through the active app.
 
+Example:
+    >>> from arkitekt.mikro import from_xarray, get_image
+    >>> with app:  # doctest: +SKIP
+    ...     image = from_xarray(xr.DataArray(data, dims=["x", "y", "z"]), name="blank")
+    ...     get_image(image.id).data.sel(c=0, t=0).values
+
+"""
+
+from arkitekt.mikro.api import (
+    acreate_dataset,
+    adelete_image,
+    afrom_xarray,
+    aget_image,
+    alist_datasets,
+    asearch_images,
+    create_dataset,
+    delete_image,
+    from_xarray,
+    get_image,
+    list_datasets,
+    search_images,
+)
+from arkitekt.mikro.errors import (
+    ImageNotFoundError,
+    InvalidImageError,
+    MikroError,
+    PermissionDeniedError,
+    UploadError,
+)
+from arkitekt.mikro.models import Dataset, Image, ImagePage
+from arkitekt.mikro.protocol import PixelSize
 from arkitekt.mikro.service import Mikro
 
-__all__ = ["Mikro"]
+__all__ = [
+    "Dataset",
+    "Image",
+    "ImageNotFoundError",
+    "ImagePage",
+    "InvalidImageError",
+    "Mikro",
+    "MikroError",
+    "PermissionDeniedError",
+    "PixelSize",
+    "UploadError",
+    "acreate_dataset",
+    "adelete_image",
+    "afrom_xarray",
+    "aget_image",
+    "alist_datasets",
+    "asearch_images",
+    "create_dataset",
+    "delete_image",
+    "from_xarray",
+    "get_image",
+    "list_datasets",
+    "search_images",
+]

@@ -1,20 +1,64 @@
-"""The mikro service object (``app.mikro``)."""
+"""The mikro service object (``app.mikro``): talks to the server's image API.
+
+API functions (:mod:`arkitekt.mikro.api`) are thin wrappers around the ``a*`` methods here;
+every method runs on the app's event loop and resolves the transport per call.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
 
 from arkitekt.fakts import Fakts
+from arkitekt.mikro.errors import (
+    ImageNotFoundError,
+    InvalidImageError,
+    MikroError,
+    PermissionDeniedError,
+    UploadError,
+)
+from arkitekt.mikro.models import Dataset, Image, ImagePage
+from arkitekt.mikro.normalize import Prepared
+from arkitekt.mikro.protocol import (
+    DIMS,
+    Datalayer,
+    DatasetIn,
+    DatasetRecord,
+    ImageFields,
+    ImageRecord,
+    UploadGrant,
+    UploadRequest,
+)
+from arkitekt.mikro.protocol import ImagePage as ImagePageRecord
+from arkitekt.mikro.upload import UploadProgress, write_array
 from arkitekt.scope import Runtime
 from arkitekt.service import Service
 from arkitekt.settings import Settings
 
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from arkitekt.transport import Transport
+
 __all__ = ["Mikro"]
+
+log = logging.getLogger("arkitekt.mikro")
 
 
 class Mikro(Service):
-    """The image service of an app."""
+    """The image service of an app.
+
+    Attributes:
+        datalayer: force a datalayer for uploads and reads (``"local"`` or ``"http"``); ``None``
+            (default) uses the server's choice: ``local`` when the client runs on the server's
+            machine, else ``http``. Set it before ``with app:``.
+
+    """
 
     def __init__(
         self, runtime: Runtime, transport: Callable[[], Any], fakts: Fakts, settings: Settings
@@ -23,3 +67,266 @@ class Mikro(Service):
         self._transport = transport
         self.fakts = fakts
         self.settings = settings
+        self.datalayer: Datalayer | None = None
+
+    # -- plumbing --------------------------------------------------------------------------
+    async def _connect(self) -> tuple[Transport, str]:
+        transport: Transport = await self._transport()
+        group = await transport.agroup("mikro")
+        endpoint = str(group.get("endpoint_url", ""))
+        if not endpoint:
+            raise MikroError("the server's 'mikro' configuration has no endpoint_url")
+        return transport, endpoint if endpoint.endswith("/") else endpoint + "/"
+
+    async def _client(self) -> httpx.AsyncClient:
+        transport: Transport = await self._transport()
+        return transport.client
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        transport, endpoint = await self._connect()
+        response = await transport.client.request(method, endpoint + path, **kwargs)
+        _raise_for(response)
+        return response
+
+    def _image(self, record: ImageRecord, zarr_json: bytes | None = None) -> Image:
+        image = Image.model_validate(record.model_dump())
+        image._reader = self._open_data
+        image._zarr_json = zarr_json
+        return image
+
+    def _read_layer(self, image: Image) -> Datalayer:
+        if self.datalayer == "http":
+            return "http"
+        local = image.local_path is not None and os.path.isdir(image.local_path)
+        if self.datalayer == "local" and not local:
+            raise MikroError(
+                f"image {image.id!r} is not on a disk this machine can read; "
+                "read it with datalayer 'http'"
+            )
+        return "local" if local else "http"
+
+    def _open_data(self, image: Image) -> xr.DataArray:
+        import dask.array as da
+        import xarray as xr
+        import zarr
+        from zarr.storage import LocalStore
+
+        from arkitekt.mikro.stores import HttpStore
+
+        store: Any
+        if self._read_layer(image) == "local":
+            assert image.local_path is not None
+            store = LocalStore(image.local_path, read_only=True)
+        else:
+            cache = {"zarr.json": image._zarr_json} if image._zarr_json else None
+            store = HttpStore(
+                image.store,
+                runtime=self.runtime,
+                client=self._client,
+                timeout=self.settings.timeout,
+                cache=cache,
+            )
+            if cache is None:
+                scope = self.runtime.scope
+                if scope.bridge.is_current():
+                    raise MikroError(
+                        "opening image data over http from the app's event loop would block it; "
+                        "use `image = await aget_image(id)` first, or open it off the loop"
+                    )
+                meta = scope.bridge.call(store.get, "zarr.json")
+                if meta is None:
+                    raise ImageNotFoundError(f"image {image.id!r} has no store on the server")
+                store = HttpStore(
+                    image.store,
+                    runtime=self.runtime,
+                    client=self._client,
+                    timeout=self.settings.timeout,
+                    cache={"zarr.json": meta.to_bytes()},
+                )
+        array = zarr.open_array(store, mode="r", zarr_format=3)
+        name = f"mikro-{image.id}"
+        lazy = da.from_array(array, chunks=array.chunks, lock=False, name=name)  # type: ignore[no-untyped-call]
+        return xr.DataArray(
+            lazy,
+            dims=DIMS,
+            name=image.name,
+            attrs={
+                "mikro_id": image.id,
+                "channel_names": list(image.channel_names),
+                "pixel_size": image.pixel_size.model_dump(exclude_none=True),
+            },
+        )
+
+    async def _prefetch(self, record: ImageRecord) -> bytes | None:
+        """``zarr.json`` of a store read over http, so ``.data`` opens without a request."""
+        probe = self._image(record)
+        if self._read_layer(probe) != "http":
+            return None
+        client = await self._client()
+        response = await client.get(record.store + "zarr.json")
+        return response.content if response.status_code == 200 else None
+
+    # -- images ----------------------------------------------------------------------------
+    async def aupload(
+        self, prepared: Prepared, fields: ImageFields, *, datalayer: Datalayer | None = None
+    ) -> Image:
+        """Upload a prepared array with its metadata; see :func:`arkitekt.mikro.afrom_xarray`.
+
+        Raises:
+            InvalidImageError: the server refused the metadata (nothing was uploaded).
+            ImageNotFoundError: the dataset or an origin does not exist.
+            UploadError: writing or verifying the pixels failed (nothing is left behind).
+
+        """
+        request = UploadRequest(
+            **fields.model_dump(),
+            shape=prepared.shape,
+            chunks=prepared.chunks,
+            dtype=prepared.dtype,
+            datalayer=datalayer or self.datalayer,
+        )
+        transport, endpoint = await self._connect()
+        client = transport.client
+        response = await client.post(endpoint + "uploads/", json=request.model_dump(mode="json"))
+        _raise_for(response)
+        grant = UploadGrant.model_validate_json(response.content)
+        try:
+            store = self._upload_store(grant)
+            concurrency = self.settings.mikro.upload_concurrency
+            enabled = self.settings.mikro.progress
+            with UploadProgress(fields.name, prepared.nbytes, enabled=enabled) as progress:
+                await write_array(prepared, store, concurrency=concurrency, progress=progress)
+            response = await client.post(endpoint + f"uploads/{grant.id}/finish/")
+            _raise_for(response, UploadError)
+        except BaseException as error:
+            with anyio.CancelScope(shield=True):
+                await _abort(client, endpoint, grant.id)
+            if isinstance(
+                error, MikroError | OSError | ValueError | RuntimeError | httpx.HTTPError
+            ):
+                if isinstance(error, UploadError):
+                    raise
+                raise UploadError(
+                    f"uploading {fields.name!r} failed, nothing was stored: {error}"
+                ) from error
+            raise
+        record = ImageRecord.model_validate_json(response.content)
+        zarr_json = store.cached("zarr.json") if hasattr(store, "cached") else None
+        return self._image(record, zarr_json)
+
+    def _upload_store(self, grant: UploadGrant) -> Any:
+        from arkitekt.mikro.stores import HttpStore
+
+        if grant.datalayer == "local":
+            from zarr.storage import LocalStore
+
+            if grant.path is None or not os.path.isdir(grant.path):
+                raise UploadError(
+                    f"the server granted the local directory {grant.path!r}, which this machine "
+                    "cannot reach; upload with datalayer='http'"
+                )
+            return LocalStore(grant.path)
+        if grant.url is None:
+            raise UploadError("the server's http upload grant has no url")
+        return HttpStore(
+            grant.url,
+            runtime=self.runtime,
+            client=self._client,
+            timeout=self.settings.timeout,
+            read_only=False,
+            fresh=True,
+        )
+
+    async def aget(self, image_id: str) -> Image:
+        """Fetch an image's record by id.
+
+        Raises:
+            ImageNotFoundError: no such image, or not visible to this app.
+
+        """
+        response = await self._request("GET", f"images/{_segment(image_id)}")
+        record = ImageRecord.model_validate_json(response.content)
+        return self._image(record, await self._prefetch(record))
+
+    async def asearch(
+        self,
+        *,
+        name: str | None = None,
+        tag: str | None = None,
+        dataset: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> ImagePage:
+        """One page of the images visible to this app, newest first."""
+        if not 1 <= limit <= 1000 or offset < 0:
+            raise InvalidImageError("limit must be in 1..1000 and offset >= 0")
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        for key, value in (("name", name), ("tag", tag), ("dataset", dataset)):
+            if value is not None:
+                params[key] = value
+        response = await self._request("GET", "images/", params=params)
+        page = ImagePageRecord.model_validate_json(response.content)
+        return ImagePage(
+            items=[self._image(item) for item in page.items],
+            total=page.total,
+            offset=page.offset,
+            limit=page.limit,
+        )
+
+    async def adelete(self, image_id: str) -> None:
+        """Delete an image and its pixels (only the app that stored it may)."""
+        await self._request("DELETE", f"images/{_segment(image_id)}")
+
+    # -- datasets --------------------------------------------------------------------------
+    async def acreate_dataset(self, name: str, description: str = "") -> Dataset:
+        """Create a dataset."""
+        body = DatasetIn(name=name, description=description).model_dump()
+        response = await self._request("POST", "datasets/", json=body)
+        return Dataset.model_validate(
+            DatasetRecord.model_validate_json(response.content).model_dump()
+        )
+
+    async def alist_datasets(self) -> list[Dataset]:
+        """Every dataset of the deployment, newest first."""
+        response = await self._request("GET", "datasets/")
+        return [Dataset.model_validate(item) for item in response.json()]
+
+
+def _segment(value: str) -> str:
+    if not value or "/" in value or value in {".", ".."}:
+        raise ImageNotFoundError(f"{value!r} is not an image id")
+    return value
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = None
+    if isinstance(detail, list):  # FastAPI validation errors
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in item.get('loc', [])[1:])}: {item.get('msg')}"
+            for item in detail
+        )
+    return str(detail) if detail else response.text[:300]
+
+
+def _raise_for(response: httpx.Response, default: type[MikroError] = MikroError) -> None:
+    if not response.is_error:
+        return
+    detail = _detail(response)
+    status = response.status_code
+    if status == 404:
+        raise ImageNotFoundError(detail)
+    if status == 403:
+        raise PermissionDeniedError(detail)
+    if status in (400, 413, 422) and default is MikroError:
+        raise InvalidImageError(detail)
+    raise default(f"HTTP {status}: {detail}")
+
+
+async def _abort(client: httpx.AsyncClient, endpoint: str, grant_id: str) -> None:
+    try:
+        await client.delete(endpoint + f"uploads/{grant_id}/")
+    except Exception as error:  # the server sweeps abandoned grants anyway
+        log.warning("could not abort upload grant %s: %s", grant_id, error)

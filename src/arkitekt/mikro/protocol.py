@@ -1,0 +1,179 @@
+"""Wire models of mikro: what the client and the server exchange (both import this module).
+
+Pixels never travel in these models: they are written as a zarr v3 array into the datalayer an
+:class:`UploadGrant` names. Arrays always have the dims :data:`DIMS` = (c, t, z, y, x).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "DIMS",
+    "DTYPES",
+    "MAX_METADATA_BYTES",
+    "Datalayer",
+    "DatasetIn",
+    "DatasetRecord",
+    "ImageFields",
+    "ImagePage",
+    "ImageRecord",
+    "PixelSize",
+    "Shape5",
+    "UploadGrant",
+    "UploadRequest",
+]
+
+DIMS: tuple[str, str, str, str, str] = ("c", "t", "z", "y", "x")
+"""The dims of every stored array, in storage order."""
+
+DTYPES: frozenset[str] = frozenset(
+    {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
+    | {"float16", "float32", "float64"}
+)
+"""The numpy dtypes an image may have (no object, string, complex or datetime)."""
+
+MAX_METADATA_BYTES = 1 << 20
+"""The largest free-form metadata (as JSON) an image may carry."""
+
+Datalayer = Literal["local", "http"]
+"""Where pixels are written: ``local`` (a directory on a disk the client shares with the
+server) or ``http`` (chunks PUT through the server)."""
+
+Shape5 = tuple[int, int, int, int, int]
+
+
+class PixelSize(BaseModel):
+    """Physical size of one pixel along each axis (micrometres; ``t`` in seconds)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    x: float | None = Field(default=None, gt=0)
+    y: float | None = Field(default=None, gt=0)
+    z: float | None = Field(default=None, gt=0)
+    t: float | None = Field(default=None, gt=0)
+
+
+class ImageFields(BaseModel):
+    """The descriptive part of an image, given when it is uploaded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=500)
+    tags: list[str] = Field(default_factory=list, max_length=200)
+    dataset: str | None = Field(default=None, description="The id of the dataset it belongs to.")
+    origins: list[str] = Field(
+        default_factory=list, max_length=1000, description="Ids of the images it derives from."
+    )
+    channel_names: list[str] = Field(default_factory=list)
+    pixel_size: PixelSize = Field(default_factory=PixelSize)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    private: bool = Field(
+        default=False, description="Visible only to the app that stored it (else: deployment)."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _check_tags(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            if not tag.strip() or len(tag) > 100:
+                raise ValueError("tags must be non-blank and at most 100 characters")
+        return list(dict.fromkeys(value))
+
+
+class UploadRequest(ImageFields):
+    """Ask for an upload grant: the array's layout and its metadata."""
+
+    shape: Shape5
+    chunks: Shape5
+    dtype: str
+    datalayer: Datalayer | None = Field(
+        default=None, description="None: the server's default for this client."
+    )
+
+    @field_validator("shape")
+    @classmethod
+    def _check_shape(cls, value: Shape5) -> Shape5:
+        if any(size < 1 for size in value):
+            raise ValueError("every axis needs at least one element")
+        return value
+
+    @field_validator("chunks")
+    @classmethod
+    def _check_chunks(cls, value: Shape5) -> Shape5:
+        if any(size < 1 for size in value):
+            raise ValueError("chunk sizes must be positive")
+        return value
+
+    @field_validator("dtype")
+    @classmethod
+    def _check_dtype(cls, value: str) -> str:
+        if value not in DTYPES:
+            raise ValueError(f"unsupported dtype {value!r}; one of {', '.join(sorted(DTYPES))}")
+        return value
+
+
+class UploadGrant(BaseModel):
+    """Where to write the zarr v3 array of one upload, until ``expires_at``.
+
+    ``local``: write the array (root node) into the directory ``path``. ``http``: PUT each key
+    (``zarr.json``, ``c/0/0/0/0/0``, ...) to ``url + key``. Then POST ``finish_url``.
+    """
+
+    id: str
+    datalayer: Datalayer
+    path: str | None = None
+    url: str | None = None
+    expires_at: dt.datetime
+
+
+class ImageRecord(ImageFields):
+    """A stored (finished and verified) image as the server describes it."""
+
+    id: str
+    shape: Shape5
+    chunks: Shape5
+    dtype: str
+    dims: tuple[str, ...] = DIMS
+    created_at: dt.datetime
+    owner: str = Field(description="Identifier of the app that stored it.")
+    store: str = Field(description="URL of the zarr store root, read through the server.")
+    local_path: str | None = Field(
+        default=None, description="The store's directory, for clients on the server's machine."
+    )
+
+
+class ImagePage(BaseModel):
+    """One page of a search."""
+
+    items: list[ImageRecord]
+    total: int
+    offset: int
+    limit: int
+
+
+class DatasetIn(BaseModel):
+    """Create a dataset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=500)
+    description: str = Field(default="", max_length=10_000)
+
+
+class DatasetRecord(DatasetIn):
+    """A dataset: a named group of images."""
+
+    id: str
+    created_at: dt.datetime
+    owner: str

@@ -9,7 +9,12 @@ import sys
 import time
 
 # Each module exposes ``main() -> None`` and prints its own table.
-MODULES: tuple[str, ...] = ("bench.bridge", "bench.inject", "bench.lifecycle")
+MODULES: tuple[str, ...] = (
+    "bench.bridge",
+    "bench.inject",
+    "bench.lifecycle",
+    "bench.fakts",
+)
 
 
 def _select(names: list[str]) -> list[str]:

@@ -74,6 +74,8 @@ class Image(ImageRecord):
         shape = "x".join(str(size) for size in self.shape)
         return f"<Image {self.name!r} {shape} {self.dtype} id={self.id}>"
 
+    __str__ = __repr__
+
 
 class Dataset(DatasetRecord):
     """A named group of images (:func:`~arkitekt.mikro.create_dataset`)."""

@@ -1,16 +1,114 @@
-"""Images on the server (mikro): metadata, upload grants, zarr v3 stores."""
+"""Images on the server (mikro): metadata, upload grants, zarr v3 stores, the browser view.
 
-from fastapi import APIRouter
+Pixels are written by clients into the datalayer an upload grant names (``local``: a directory
+under ``<data_dir>/mikro/uploads``; ``http``: chunks PUT through :mod:`.routes`); ``finish``
+verifies the store and only then creates the image. A background task removes abandoned grants.
+"""
 
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.to_thread
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import delete, select
+
+from arkitekt_server.db import Database, utcnow
+from arkitekt_server.mikro import models as models
+from arkitekt_server.mikro import storage
+from arkitekt_server.mikro.models import GrantRow, ImageRow
+from arkitekt_server.mikro.routes import router as api_router
+from arkitekt_server.mikro.viewer import PUBLIC_PATHS
+from arkitekt_server.mikro.viewer import router as viewer_router
 from arkitekt_server.service import ServerService
 
+__all__ = ["SWEEP_INTERVAL_SECONDS", "service", "sweep"]
+
+log = logging.getLogger("arkitekt_server.mikro")
+
+SWEEP_INTERVAL_SECONDS = 600.0
+"""How often abandoned uploads are looked for."""
+
 router = APIRouter(tags=["mikro"])
+router.include_router(api_router)
+router.include_router(viewer_router)
 
 
 def _config(base: str) -> dict[str, str]:
     return {"endpoint_url": base + "mikro/", "datalayer": "local"}
 
 
-service = ServerService(name="mikro", router=router, prefix="/mikro", config=_config)
+def _orphans(layout: storage.Layout, grants: set[str], images: set[str]) -> int:
+    removed = 0
+    for parent, keep in ((layout.uploads, grants), (layout.stores, images | grants)):
+        for entry in parent.iterdir():
+            if entry.name not in keep:
+                storage.remove(entry)
+                removed += 1
+    return removed
 
-__all__ = ["service"]
+
+async def sweep(database: Database, layout: storage.Layout, now: object = None) -> int:
+    """Remove expired upload grants and every directory no grant or image owns.
+
+    Args:
+        database: the server's database.
+        layout: the mikro directories.
+        now: the time to compare expiry with (default: now; tests pass a later time).
+
+    Returns:
+        How many grants and directories were removed.
+
+    """
+    moment = utcnow() if now is None else now
+    async with database.sessions() as session:
+        expired = await session.execute(
+            delete(GrantRow)
+            .where(GrantRow.expires_at <= moment, GrantRow.state == "open")
+            .returning(GrantRow.id)
+        )
+        gone = list(expired.scalars())
+        await session.commit()
+        grants = set(await session.scalars(select(GrantRow.id)))
+        images = set(await session.scalars(select(ImageRow.id)))
+    removed = len(gone)
+    removed += await anyio.to_thread.run_sync(_orphans, layout, grants, images)
+    if removed:
+        log.info("mikro: removed %d abandoned upload(s) or orphaned store(s)", removed)
+    return removed
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    layout = storage.Layout(app.state.settings.data_dir)
+    layout.create()
+    database: Database = app.state.database
+    await sweep(database, layout)
+
+    async def sweeper() -> None:
+        while True:
+            await anyio.sleep(SWEEP_INTERVAL_SECONDS)
+            try:
+                await sweep(database, layout)
+            except Exception:  # keep sweeping; the next round may succeed
+                log.exception("mikro: sweeping abandoned uploads failed")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(sweeper)
+        try:
+            yield
+        finally:
+            group.cancel_scope.cancel()
+
+
+service = ServerService(
+    name="mikro",
+    router=router,
+    prefix="/mikro",
+    config=_config,
+    lifespan=_lifespan,
+    public_paths=PUBLIC_PATHS,
+)

@@ -1,0 +1,358 @@
+"""HTTP routes of mikro: upload grants, chunk PUTs, finish/abort, images, datasets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from typing import Annotated, Any
+
+import anyio.to_thread
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.responses import FileResponse
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arkitekt.mikro.protocol import (
+    DatasetIn,
+    DatasetRecord,
+    ImagePage,
+    ImageRecord,
+    UploadGrant,
+    UploadRequest,
+)
+from arkitekt_server._net import base_url, is_loopback
+from arkitekt_server.auth import CurrentPrincipal, Principal
+from arkitekt_server.db import get_session, utcnow
+from arkitekt_server.mikro import storage
+from arkitekt_server.mikro.models import DatasetRow, GrantRow, ImageRow, TagRow
+from arkitekt_server.settings import ServerSettings
+
+__all__ = ["GRANT_TTL", "MAX_CHUNKS", "router"]
+
+router = APIRouter(tags=["mikro"])
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+GRANT_TTL = dt.timedelta(hours=6)
+"""An upload not finished within this time is abandoned and swept."""
+MAX_CHUNKS = 1_000_000
+"""The most chunks one image may have (a bound on verification work)."""
+_META_MAX_BYTES = 1 << 20
+
+
+def layout(request: Request) -> storage.Layout:
+    """The mikro directories of this server."""
+    settings: ServerSettings = request.app.state.settings
+    return storage.Layout(settings.data_dir)
+
+
+def _not_found(what: str = "image") -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no such {what} (or it is not visible to you)")
+
+
+def _uuid(value: str, what: str = "image") -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise _not_found(what) from None
+
+
+def visible(principal: Principal | None) -> Any:
+    """The SQL condition: images this principal may read (``None``: the local viewer)."""
+    if principal is None:
+        return ImageRow.private.is_(False)
+    return or_(ImageRow.private.is_(False), ImageRow.owner_pk == principal.client_pk)
+
+
+async def find_image(session: AsyncSession, image_id: str, principal: Principal | None) -> ImageRow:
+    """An image the principal may read, or 404 (never 403: no leak of private ids)."""
+    row = await session.scalar(
+        select(ImageRow).where(ImageRow.id == _uuid(image_id), visible(principal))
+    )
+    if row is None:
+        raise _not_found()
+    return row
+
+
+def record(row: ImageRow, request: Request) -> ImageRecord:
+    """The wire form of an image; ``local_path`` only for clients on this machine."""
+    host = request.client.host if request.client is not None else None
+    path = layout(request).store(row.id)
+    return ImageRecord(
+        id=row.id,
+        name=row.name,
+        tags=[tag.tag for tag in row.tags],
+        dataset=row.dataset_id,
+        origins=row.origins,
+        channel_names=row.channel_names,
+        pixel_size=row.pixel_size,
+        metadata=row.extra,
+        private=row.private,
+        shape=tuple(row.shape),
+        chunks=tuple(row.chunks),
+        dtype=row.dtype,
+        created_at=row.created_at,
+        owner=row.owner,
+        store=base_url(request) + f"mikro/images/{row.id}/store/",
+        local_path=str(path) if is_loopback(host) else None,
+    )
+
+
+# -- uploads -------------------------------------------------------------------------------
+@router.post("/uploads/", status_code=status.HTTP_201_CREATED)
+async def create_upload(
+    body: UploadRequest, request: Request, principal: CurrentPrincipal, session: Session
+) -> UploadGrant:
+    """Grant an upload: a directory (local) or a store URL (http) to write the zarr array to."""
+    host = request.client.host if request.client is not None else None
+    datalayer = body.datalayer or ("local" if is_loopback(host) else "http")
+    if datalayer == "local" and not is_loopback(host):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "the local datalayer is only for clients on the server's machine; use http",
+        )
+    if math.prod(storage.grid(body.shape, body.chunks)) > MAX_CHUNKS:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"more than {MAX_CHUNKS} chunks")
+    if any(c > s for c, s in zip(body.chunks, body.shape, strict=True)):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "a chunk is larger than the array")
+    if body.channel_names and len(body.channel_names) != body.shape[0]:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "one channel name per channel")
+    if len(body.model_dump_json(include={"metadata"})) > _META_MAX_BYTES:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "metadata too large")
+    if body.dataset is not None and await session.get(DatasetRow, _uuid(body.dataset)) is None:
+        raise _not_found("dataset")
+    for origin in body.origins:
+        await find_image(session, origin, principal)
+    grant = GrantRow(
+        id=str(uuid.uuid4()),
+        owner_pk=principal.client_pk,
+        owner=principal.identifier,
+        datalayer=datalayer,
+        request=body.model_dump(mode="json"),
+        expires_at=utcnow() + GRANT_TTL,
+    )
+    session.add(grant)
+    await session.commit()
+    directory = layout(request).upload(grant.id)
+    directory.mkdir(parents=True, mode=0o700)
+    return UploadGrant(
+        id=grant.id,
+        datalayer=datalayer,
+        path=str(directory) if datalayer == "local" else None,
+        url=base_url(request) + f"mikro/uploads/{grant.id}/store/" if datalayer == "http" else None,
+        expires_at=grant.expires_at,
+    )
+
+
+async def _grant(session: AsyncSession, grant_id: str, principal: Principal) -> GrantRow:
+    row = await session.get(GrantRow, _uuid(grant_id, "upload"))
+    if row is None or row.owner_pk != principal.client_pk:
+        raise _not_found("upload")
+    if row.expires_at <= utcnow():
+        raise HTTPException(status.HTTP_410_GONE, "the upload grant expired; start again")
+    return row
+
+
+@router.put("/uploads/{grant_id}/store/{key:path}", status_code=status.HTTP_204_NO_CONTENT)
+async def put_key(
+    grant_id: str, key: str, request: Request, principal: CurrentPrincipal, session: Session
+) -> Response:
+    """Store one key (``zarr.json`` or a chunk) of an http upload."""
+    grant = await _grant(session, grant_id, principal)
+    await session.close()
+    if grant.datalayer != "http" or grant.state != "open":
+        raise HTTPException(status.HTTP_409_CONFLICT, "this upload takes no chunks now")
+    shape, chunks = grant.request["shape"], grant.request["chunks"]
+    if not storage.check_key(key, storage.grid(shape, chunks)):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{key!r} is not a key of this array")
+    itemsize = np.dtype(grant.request["dtype"]).itemsize
+    limit = _META_MAX_BYTES if key == "zarr.json" else math.prod(chunks) * itemsize + (1 << 16)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "chunk too large")
+    data = bytearray()
+    async for part in request.stream():
+        data += part
+        if len(data) > limit:
+            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "chunk too large")
+    directory = layout(request).upload(grant.id)
+    await anyio.to_thread.run_sync(storage.write_key, directory, key, bytes(data))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/uploads/{grant_id}/finish/", status_code=status.HTTP_201_CREATED)
+async def finish_upload(
+    grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
+) -> ImageRecord:
+    """Verify the store and create the image (it becomes visible now)."""
+    grant = await _grant(session, grant_id, principal)
+    claimed = await session.execute(
+        update(GrantRow)
+        .where(GrantRow.id == grant.id, GrantRow.state == "open")
+        .values(state="finishing")
+    )
+    await session.commit()
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise HTTPException(status.HTTP_409_CONFLICT, "this upload is already being finished")
+    body = UploadRequest.model_validate(grant.request)
+    dirs = layout(request)
+    source, target = dirs.upload(grant.id), dirs.store(grant.id)
+    try:
+        await anyio.to_thread.run_sync(
+            storage.verify_store, source, list(body.shape), list(body.chunks), body.dtype
+        )
+    except storage.StoreInvalid as error:
+        grant.state = "open"
+        await session.commit()
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"upload not accepted: {error}") from None
+    source.rename(target)
+    image = ImageRow(
+        id=grant.id,
+        name=body.name,
+        owner_pk=grant.owner_pk,
+        owner=grant.owner,
+        private=body.private,
+        dataset_id=body.dataset,
+        shape=list(body.shape),
+        chunks=list(body.chunks),
+        dtype=body.dtype,
+        origins=body.origins,
+        channel_names=body.channel_names,
+        pixel_size=body.pixel_size.model_dump(exclude_none=True),
+        extra=body.metadata,
+        created_at=utcnow(),
+        tags=[TagRow(tag=tag, position=i) for i, tag in enumerate(body.tags)],
+    )
+    try:
+        session.add(image)
+        await session.delete(grant)
+        await session.commit()
+    except BaseException:
+        target.rename(source)
+        raise
+    return record(image, request)
+
+
+@router.delete("/uploads/{grant_id}/", status_code=status.HTTP_204_NO_CONTENT)
+async def abort_upload(
+    grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
+) -> Response:
+    """Abandon an upload: its directory is removed at once."""
+    row = await session.get(GrantRow, _uuid(grant_id, "upload"))
+    if row is None or row.owner_pk != principal.client_pk:
+        raise _not_found("upload")
+    if row.state != "open":
+        raise HTTPException(status.HTTP_409_CONFLICT, "this upload is being finished")
+    await session.delete(row)
+    await session.commit()
+    await anyio.to_thread.run_sync(storage.remove, layout(request).upload(row.id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- images --------------------------------------------------------------------------------
+@router.get("/images/")
+async def search_images(
+    request: Request,
+    principal: CurrentPrincipal,
+    session: Session,
+    name: str | None = None,
+    tag: str | None = None,
+    dataset: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ImagePage:
+    """Images visible to the caller, newest first, filtered by name part, tag and dataset."""
+    where = [visible(principal)]
+    if name:
+        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(ImageRow.name.ilike(f"%{escaped}%", escape="\\"))
+    if tag:
+        where.append(ImageRow.id.in_(select(TagRow.image_id).where(TagRow.tag == tag)))
+    if dataset:
+        where.append(ImageRow.dataset_id == dataset)
+    total = await session.scalar(select(func.count()).select_from(ImageRow).where(*where))
+    rows = await session.scalars(
+        select(ImageRow)
+        .where(*where)
+        .order_by(ImageRow.created_at.desc(), ImageRow.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    items = [record(row, request) for row in rows]
+    return ImagePage(items=items, total=total or 0, offset=offset, limit=limit)
+
+
+@router.get("/images/{image_id}")
+async def get_image(
+    image_id: str, request: Request, principal: CurrentPrincipal, session: Session
+) -> ImageRecord:
+    """One image's record."""
+    return record(await find_image(session, image_id, principal), request)
+
+
+@router.delete("/images/{image_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_image(
+    image_id: str, request: Request, principal: CurrentPrincipal, session: Session
+) -> Response:
+    """Delete an image and its store (only the app that stored it may)."""
+    row = await find_image(session, image_id, principal)
+    if row.owner_pk != principal.client_pk:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the app that stored it may delete it")
+    await session.delete(row)
+    await session.commit()
+    dirs = layout(request)
+    await anyio.to_thread.run_sync(storage.remove, dirs.store(row.id))
+    await anyio.to_thread.run_sync(storage.remove, dirs.thumb(row.id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/images/{image_id}/store/{key:path}")
+async def get_key(
+    image_id: str, key: str, request: Request, principal: CurrentPrincipal, session: Session
+) -> Response:
+    """One key of an image's zarr store (the http datalayer's read path)."""
+    row = await find_image(session, image_id, principal)
+    if not storage.check_key(key, storage.grid(row.shape, row.chunks)):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such key")
+    path = layout(request).store(row.id) / key
+    if not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such key")
+    media = "application/json" if key == "zarr.json" else "application/octet-stream"
+    return FileResponse(path, media_type=media)
+
+
+# -- datasets ------------------------------------------------------------------------------
+def _dataset(row: DatasetRow) -> DatasetRecord:
+    return DatasetRecord(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        created_at=row.created_at,
+        owner=row.owner,
+    )
+
+
+@router.post("/datasets/", status_code=status.HTTP_201_CREATED)
+async def create_dataset(
+    body: DatasetIn, principal: CurrentPrincipal, session: Session
+) -> DatasetRecord:
+    """Create a dataset (visible to every app of the deployment)."""
+    row = DatasetRow(
+        id=str(uuid.uuid4()),
+        name=body.name,
+        description=body.description,
+        owner_pk=principal.client_pk,
+        owner=principal.identifier,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    await session.commit()
+    return _dataset(row)
+
+
+@router.get("/datasets/")
+async def list_datasets(principal: CurrentPrincipal, session: Session) -> list[DatasetRecord]:
+    """Every dataset, newest first."""
+    rows = await session.scalars(select(DatasetRow).order_by(DatasetRow.created_at.desc()))
+    return [_dataset(row) for row in rows]

@@ -1,0 +1,92 @@
+"""`arkitekt server` and the server's operator commands, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from arkitekt.cli import build
+
+runner = CliRunner()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_server_command_serves_until_interrupted(tmp_path: Path) -> None:
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "arkitekt.cli", "server",
+        "--port", str(port), "--data-dir", str(tmp_path / "data"), "--auto-approve",
+    ]  # fmt: skip
+    env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/.well-known/fakts", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+        assert answer.json()["base_url"] == f"http://127.0.0.1:{port}/f/"
+        assert (tmp_path / "data" / "arkitekt.sqlite3").exists()
+        assert (tmp_path / "data").stat().st_mode & 0o077 == 0
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    assert b"AUTO-APPROVE IS ON" in err
+
+
+def test_bad_settings_name_the_key_and_source(tmp_path: Path) -> None:
+    env = {"ARKITEKT_SERVER_PORT": "eighty"}
+    result = runner.invoke(build(), ["server", "--data-dir", str(tmp_path)], env=env)
+    assert result.exit_code == 2
+    assert "port (from environment variable ARKITEKT_SERVER_PORT)" in result.output
+
+
+def test_bad_yaml_names_the_file_and_line(tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text("port: 8000\nhost: [unclosed\n")
+    result = runner.invoke(build(), ["server", "--config", str(config)])
+    assert result.exit_code == 2
+    assert str(config) in result.output
+    assert "line 3" in result.output
+
+
+def test_approving_an_unknown_code_fails_clearly(tmp_path: Path) -> None:
+    result = runner.invoke(build(), ["approve", "NOPE", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "unknown device code 'NOPE'" in result.output
+
+
+def test_revoke_needs_exactly_one_target(tmp_path: Path) -> None:
+    result = runner.invoke(build(), ["revoke", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "exactly one" in result.output
+
+
+def test_token_create_prints_a_token_and_stores_only_its_hash(tmp_path: Path) -> None:
+    result = runner.invoke(
+        build(), ["token", "create", "--identifier", "ci", "--data-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 0
+    token = result.output.strip()
+    assert len(token) >= 40
+    stored = [path.read_bytes() for path in tmp_path.iterdir() if path.is_file()]
+    assert stored
+    assert not any(token.encode() in content for content in stored)

@@ -1,20 +1,49 @@
 """Functions on the server (rekuest): definitions, agents, assignments."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
 
 from arkitekt_server._net import ws_url
+from arkitekt_server.rekuest import models as models
+from arkitekt_server.rekuest.hub import Hub
+from arkitekt_server.rekuest.routes import router
+from arkitekt_server.rekuest.store import Store
 from arkitekt_server.service import ServerService
 
-router = APIRouter(tags=["rekuest"])
+__all__ = ["service"]
 
 
 def _config(base: str) -> dict[str, object]:
+    ws = ws_url(base)
     return {
         "endpoint_url": base + "rekuest/",
-        "agent": {"endpoint_url": ws_url(base) + "rekuest/agent/ws"},
+        "agent": {"endpoint_url": ws + "rekuest/agent/ws"},
+        "caller": {"endpoint_url": ws + "rekuest/caller/ws"},
     }
 
 
-service = ServerService(name="rekuest", router=router, prefix="/rekuest", config=_config)
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    store = Store(app.state.database)
+    hub = Hub(store)
+    await hub.load()
+    app.state.rekuest_hub = hub
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(store.run)
+        tasks.start_soon(hub.reap)
+        try:
+            yield
+        finally:
+            tasks.cancel_scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await store.flush()
 
-__all__ = ["service"]
+
+service = ServerService(
+    name="rekuest", router=router, prefix="/rekuest", config=_config, lifespan=_lifespan
+)

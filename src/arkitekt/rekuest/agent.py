@@ -1,0 +1,302 @@
+"""The agent: serves registered functions over a websocket, reconnecting when it breaks.
+
+Each assignment runs in its own task and TASK scope: async functions on the app's loop, sync
+functions (and each step of sync generators) in worker threads bounded by
+``settings.rekuest.max_workers``; the threads see the TASK scope, so the app's sync API works
+there through the bridge. Terminal results and stream items are kept until the server
+acknowledges them, and sent again after a reconnect.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+from anyio.abc import TaskGroup
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from arkitekt.rekuest._ws import endpoint, open_socket
+from arkitekt.rekuest.context import AssignmentContext, _current
+from arkitekt.rekuest.errors import AssignmentCancelledError, RekuestError
+from arkitekt.rekuest.protocol import dumps, loads
+from arkitekt.rekuest.registry import Registered, Registry
+from arkitekt.scope import Scope
+
+if TYPE_CHECKING:
+    from arkitekt.transport import Transport
+
+__all__ = ["Agent", "AgentRefusedError"]
+
+log = logging.getLogger("arkitekt.rekuest.agent")
+
+_END = object()
+_BACKOFF_START = 0.1
+
+
+class AgentRefusedError(RekuestError):
+    """The server refused the agent (invalid registration, or not authorised)."""
+
+
+class Agent:
+    """Serves one registry for one app over the server's agent websocket.
+
+    Args:
+        registry: the functions to serve.
+        scope: the app's APP scope (assignments open TASK scopes in it).
+        transport: the app's transport (config and tokens).
+        instance: the agent's instance name; an app reconnecting under the same name is the
+            same agent (it gets its unfinished assignments back).
+        max_workers: sync functions running at once.
+        reconnect_max: cap of the reconnect backoff, seconds.
+
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        scope: Scope,
+        transport: Transport,
+        *,
+        instance: str = "default",
+        max_workers: int = 8,
+        reconnect_max: float = 30.0,
+    ) -> None:
+        self.registry = registry
+        self.scope = scope
+        self.transport = transport
+        self.instance = instance
+        self.reconnect_max = reconnect_max
+        self.registered = anyio.Event()
+        self.stopped = anyio.Event()
+        self.key: str | None = None
+        self.failure: BaseException | None = None
+        self.connections = 0
+        self._limiter = anyio.CapacityLimiter(max_workers)
+        self._running: dict[str, AssignmentContext] = {}
+        self._held: dict[str, list[dict[str, Any]]] = {}
+        self._outbox: list[dict[str, Any]] = []
+        self._wake = anyio.Event()
+        self._connected = False
+        self._tasks: TaskGroup | None = None
+        self._socket: ClientConnection | None = None
+
+    # -- outgoing ------------------------------------------------------------------------------
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a message; dropped while disconnected (held messages are resent anyway)."""
+        if self._connected:
+            self._outbox.append(message)
+            self._wake.set()
+
+    def _hold(self, id: str, message: dict[str, Any]) -> None:
+        self._held.setdefault(id, []).append(message)
+        self.send(message)
+
+    @property
+    def holding(self) -> list[str]:
+        """Ids of assignments running here or with results not yet acknowledged."""
+        return list({*self._running, *self._held})
+
+    # -- connection ----------------------------------------------------------------------------
+    async def serve(self) -> None:
+        """Connect, serve, reconnect with capped exponential backoff and jitter; until cancelled.
+
+        Raises:
+            AgentRefusedError: the server refused the registration (retrying cannot help).
+
+        """
+        async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
+            failures = 0
+            while True:
+                try:
+                    await self._session()
+                    failures = 0 if self.registered.is_set() else failures
+                except AgentRefusedError:
+                    raise
+                except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as error:
+                    log.info("rekuest agent connection failed: %r", error)
+                except RekuestError as error:
+                    log.warning("rekuest agent connection failed: %s", error)
+                failures += 1
+                delay = min(self.reconnect_max, _BACKOFF_START * 2 ** min(failures, 30))
+                await anyio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 -- jitter
+
+    async def _session(self) -> None:
+        url = await endpoint(self.transport, "agent")
+        socket = await open_socket(self.transport, url)
+        try:
+            await self._register(socket)
+        except ConnectionClosed as closed:
+            await socket.close()
+            if closed.rcvd is None or closed.rcvd.code != 4401:
+                raise
+            token = await self.transport.arefresh(None)  # an expired token: once more
+            socket = await open_socket(self.transport, url, token)
+            await self._register(socket)
+        self._socket = socket
+        self.connections += 1
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._pump, socket)
+                try:
+                    async for frame in socket:
+                        for message in loads(frame):
+                            self._handle(message)
+                except ConnectionClosed as error:
+                    log.info("rekuest agent disconnected: %r", error)
+                tasks.cancel_scope.cancel()
+        finally:
+            self._connected = False
+            self._socket = None
+            with anyio.CancelScope(shield=True):
+                await socket.close()
+
+    async def _register(self, socket: ClientConnection) -> None:
+        register = {
+            "t": "register",
+            "instance": self.instance,
+            "definitions": [entry.definition.model_dump() for entry in self.registry],
+            "holding": self.holding,
+        }
+        resend = [message for messages in self._held.values() for message in messages]
+        await socket.send(dumps([register, *resend]))
+        first, *rest = loads(await socket.recv())
+        if first.get("t") == "fatal":
+            raise AgentRefusedError(f"the server refused the agent: {first.get('m')}")
+        if first.get("t") != "registered":
+            raise RekuestError(f"unexpected first answer of the server: {first.get('t')!r}")
+        self.key = str(first.get("agent"))
+        self._outbox = []
+        self._connected = True
+        self.registered.set()
+        for message in rest:
+            self._handle(message)
+
+    async def _pump(self, socket: ClientConnection) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                if self._outbox:
+                    batch, self._outbox = self._outbox, []
+                    await socket.send(dumps(batch))
+        except ConnectionClosed:
+            pass
+
+    async def disconnect(self) -> None:
+        """Drop the current connection (the agent reconnects); for tests and failover."""
+        if self._socket is not None:
+            await self._socket.close()
+
+    # -- incoming ------------------------------------------------------------------------------
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("t")
+        if kind == "assign":
+            id = str(message["id"])
+            if id in self._running or id in self._held:
+                return  # a duplicate delivery of what runs (or ran) here
+            assert self._tasks is not None
+            self._tasks.start_soon(self._execute, id, str(message["f"]), message.get("a") or {})
+        elif kind == "cancel":
+            context = self._running.get(str(message.get("id")))
+            if context is not None:
+                context.cancel()
+        elif kind == "ack":
+            for id in message.get("ids") or []:
+                self._held.pop(id, None)
+        elif kind == "fatal":
+            raise AgentRefusedError(f"the server refused the agent: {message.get('m')}")
+
+    # -- running -------------------------------------------------------------------------------
+    async def _execute(self, id: str, name: str, args: dict[str, Any]) -> None:
+        context = AssignmentContext(id, name, self.send)
+        self._running[id] = context
+        token = _current.set(context)
+        outcome: dict[str, Any] = {"t": "cancelled", "id": id}
+        try:
+            with anyio.CancelScope() as cancel_scope:
+                context.cancel_scope = cancel_scope
+                entry = self.registry.get(name)
+                if entry is None:
+                    outcome = _error(id, RekuestError(f"this agent has no function {name!r}"))
+                else:
+                    outcome = await self._invoke(entry, context, args)
+            if context.cancelled:
+                outcome = {"t": "cancelled", "id": id}
+        finally:
+            _current.reset(token)
+            del self._running[id]
+        self._hold(id, outcome)
+
+    async def _invoke(
+        self, entry: Registered, context: AssignmentContext, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        id = context.id
+        async with self.scope.task():
+            try:
+                kwargs = {
+                    key: await entry.codecs[key].expand(value)
+                    for key, value in args.items()
+                    if key in entry.codecs
+                }
+                if entry.definition.stream:
+                    await self._stream(entry, context, kwargs)
+                    return {"t": "done", "id": id}
+                if entry.is_async:
+                    value = await entry.fn(**kwargs)
+                else:
+                    call = functools.partial(entry.fn, **kwargs)
+                    value = await anyio.to_thread.run_sync(call, limiter=self._limiter)
+                if entry.result is None:
+                    return {"t": "done", "id": id, "v": None}
+                return {"t": "done", "id": id, "v": entry.result.shrink(value, "return value")}
+            except AssignmentCancelledError:
+                return {"t": "cancelled", "id": id}
+            except Exception as error:
+                return _error(id, error)
+
+    async def _stream(
+        self, entry: Registered, context: AssignmentContext, kwargs: dict[str, Any]
+    ) -> None:
+        codec = entry.result
+        n = 0
+
+        def emit(item: Any) -> None:
+            nonlocal n
+            value = codec.shrink(item, f"item {n}") if codec is not None else None
+            self._hold(context.id, {"t": "yield", "id": context.id, "n": n, "v": value})
+            n += 1
+
+        if entry.is_async:
+            generator = entry.fn(**kwargs)
+            try:
+                async for item in generator:
+                    emit(item)
+            finally:
+                await generator.aclose()
+            return
+        iterator = entry.fn(**kwargs)
+        try:
+            while True:
+                item = await anyio.to_thread.run_sync(next, iterator, _END, limiter=self._limiter)
+                if item is _END:
+                    return
+                emit(item)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(iterator.close, limiter=self._limiter)
+
+
+def _error(id: str, error: BaseException) -> dict[str, Any]:
+    return {
+        "t": "error",
+        "id": id,
+        "m": f"{type(error).__name__}: {error}",
+        "tb": "".join(traceback.format_exception(error)),
+    }

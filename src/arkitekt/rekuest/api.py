@@ -1,0 +1,197 @@
+"""Calling functions: ``call``/``acall``, ``iterate``/``aiterate``, ``cancel``/``acancel``.
+
+Each works inside ``with app:`` and ``async with app:`` (or with an explicit
+``rekuest=app.rekuest``), from any thread or loop: the work runs on the app's loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from typing import Any
+
+from arkitekt.bridge import loopsafe, syncify
+from arkitekt.inject import Provide, inject
+from arkitekt.rekuest.caller import Event
+from arkitekt.rekuest.errors import RekuestError
+from arkitekt.rekuest.service import Rekuest
+from arkitekt.scope import current_scope, get_scope
+
+__all__ = ["acall", "acancel", "aiterate", "call", "cancel", "iterate"]
+
+_END = object()
+
+
+@loopsafe
+@inject
+async def acall(
+    function: str | Callable[..., Any],
+    /,
+    *args: Any,
+    timeout: float | None = None,  # noqa: ASYNC109
+    wait: float = 0.0,
+    agent: str | None = None,
+    on_event: Callable[[Event], Any] | None = None,
+    rekuest: Rekuest = Provide("rekuest"),
+    **kwargs: Any,
+) -> Any:
+    """Call a registered function on whichever agent provides it, and return its result.
+
+    Example:
+        >>> with app:  # doctest: +SKIP
+        ...     mask = call("threshold", image=image, level=0.3)
+
+    Args:
+        function: its name (or the registered function object).
+        *args: positional arguments, in the definition's order.
+        timeout: seconds until the call is cancelled and :class:`CallTimeoutError` raised.
+        wait: seconds to wait for an agent that provides it to come online (default: fail at
+            once with :class:`NoAgentError`).
+        agent: only an agent of this app identifier (or this agent key).
+        on_event: called on the app's loop with each progress and log :class:`Event`.
+        rekuest: the service to use (default: the active app's).
+        **kwargs: keyword arguments. Structures (``Image``) travel as their id.
+
+    Raises:
+        RemoteError: the function raised; ``remote_traceback`` has the agent's traceback.
+        BadArgumentsError: the server refused the arguments (nothing ran).
+        NoAgentError: no agent provides the function (within ``wait``).
+        AgentLostError: its agent disconnected and none took the assignment over in time.
+        CallTimeoutError: ``timeout`` passed (the assignment was cancelled).
+        AssignmentCancelledError: someone cancelled the assignment.
+        ConnectionLostError: the connection to the server broke.
+
+    """
+    return await rekuest.acall(
+        function, args, kwargs, timeout=timeout, wait=wait, agent=agent, on_event=on_event
+    )
+
+
+call = syncify(acall)
+
+
+def _service(rekuest: Rekuest | None, what: str) -> Rekuest:
+    if rekuest is not None:
+        return rekuest
+    scope = get_scope() or current_scope(what)
+    service: Rekuest = scope.container.rekuest()
+    return service
+
+
+async def aiterate(
+    function: str | Callable[..., Any],
+    /,
+    *args: Any,
+    timeout: float | None = None,  # noqa: ASYNC109
+    wait: float = 0.0,
+    agent: str | None = None,
+    on_event: Callable[[Event], Any] | None = None,
+    rekuest: Rekuest | None = None,
+    **kwargs: Any,
+) -> AsyncIterator[Any]:
+    """Iterate over the items a registered generator yields on its agent.
+
+    Leaving the loop early (``break``) cancels the assignment. Arguments and errors are those
+    of :func:`acall`; ``timeout`` bounds the whole stream.
+
+    Example:
+        >>> async with app:  # doctest: +SKIP
+        ...     async for frame in aiterate("frames", count=3):
+        ...         print(frame)
+
+    """
+    service = _service(rekuest, "aiterate()")
+    bridge = service.runtime.scope.bridge
+    stream = service.aiterate(
+        function, args, kwargs, timeout=timeout, wait=wait, agent=agent, on_event=on_event
+    )
+    if bridge.is_current():
+        try:
+            async for item in stream:
+                yield item
+        finally:
+            await stream.aclose()
+        return
+    try:
+        while (item := await bridge.acall(_next, stream)) is not _END:
+            yield item
+    finally:
+        await bridge.acall(stream.aclose)
+
+
+def iterate(
+    function: str | Callable[..., Any],
+    /,
+    *args: Any,
+    timeout: float | None = None,
+    wait: float = 0.0,
+    agent: str | None = None,
+    on_event: Callable[[Event], Any] | None = None,
+    rekuest: Rekuest | None = None,
+    **kwargs: Any,
+) -> Iterator[Any]:
+    """Blocking twin of :func:`aiterate`: a plain iterator over a remote generator's items.
+
+    Example:
+        >>> with app:  # doctest: +SKIP
+        ...     for frame in iterate("frames", count=3):
+        ...         print(frame)
+
+    """
+    service = _service(rekuest, "iterate()")
+    bridge = service.runtime.scope.bridge
+    stream = bridge.call(
+        _open_stream, service, function, args, kwargs, timeout, wait, agent, on_event
+    )
+    try:
+        while (item := bridge.call(_next, stream)) is not _END:
+            yield item
+    finally:
+        bridge.call(stream.aclose)
+
+
+async def _open_stream(
+    service: Rekuest,
+    function: str | Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    timeout: float | None,  # noqa: ASYNC109
+    wait: float,
+    agent: str | None,
+    on_event: Callable[[Event], Any] | None,
+) -> AsyncGenerator[Any, None]:
+    return service.aiterate(
+        function, args, kwargs, timeout=timeout, wait=wait, agent=agent, on_event=on_event
+    )
+
+
+async def _next(stream: AsyncIterator[Any]) -> Any:
+    try:
+        return await anext(stream)
+    except StopAsyncIteration:
+        return _END
+
+
+@loopsafe
+@inject
+async def acancel(assignment_id: str, *, rekuest: Rekuest = Provide("rekuest")) -> None:
+    """Cancel an unfinished assignment this app started (its caller then raises).
+
+    Args:
+        assignment_id: the assignment (see :attr:`Event.assignment_id`,
+            :attr:`RekuestError.assignment_id`).
+        rekuest: the service to use (default: the active app's).
+
+    Raises:
+        RekuestError: no such unfinished assignment of this app.
+
+    """
+    transport = await rekuest._transport()
+    group = await transport.agroup("rekuest")
+    url = str(group["endpoint_url"]) + f"assignments/{assignment_id}/cancel"
+    response = await transport.client.post(url)
+    if response.status_code == 404:
+        raise RekuestError(f"no unfinished assignment {assignment_id!r} of this app", assignment_id)
+    response.raise_for_status()
+
+
+cancel = syncify(acancel)

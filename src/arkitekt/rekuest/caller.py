@@ -1,0 +1,230 @@
+"""The caller side: one websocket per app carries every call, stream and cancel.
+
+Calls are multiplexed by assignment id (chosen here, a uuid), and messages queued while a frame
+is being written leave together in the next one. If the connection breaks, waiting calls fail
+with :class:`~arkitekt.rekuest.errors.ConnectionLostError`; the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from arkitekt.rekuest._ws import endpoint, open_socket
+from arkitekt.rekuest.errors import (
+    AgentLostError,
+    AssignmentCancelledError,
+    BadArgumentsError,
+    CallTimeoutError,
+    ConnectionLostError,
+    NoAgentError,
+    RekuestError,
+    RemoteError,
+)
+from arkitekt.rekuest.protocol import Port, dumps, loads
+from arkitekt.rekuest.structures import structure_for_identifier
+
+if TYPE_CHECKING:
+    from arkitekt.scope import Scope
+    from arkitekt.transport import Transport
+
+__all__ = ["CallerChannel", "Event", "Pending", "expand"]
+
+log = logging.getLogger("arkitekt.rekuest.caller")
+
+_ERRORS: dict[str, type[RekuestError]] = {
+    "invalid": BadArgumentsError,
+    "no_agent": NoAgentError,
+    "lost": AgentLostError,
+    "cancelled": AssignmentCancelledError,
+    "timeout": CallTimeoutError,
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress or a log line of a running assignment, for ``on_event`` callbacks.
+
+    Attributes:
+        assignment_id: which assignment.
+        kind: ``"progress"`` or ``"log"``.
+        progress: 0..100 for progress events (or ``None``).
+        message: the status text or log line.
+        level: the log level (log events).
+
+    """
+
+    assignment_id: str
+    kind: str
+    progress: int | None
+    message: str | None
+    level: str | None = None
+
+
+def error_of(message: dict[str, Any]) -> RekuestError:
+    """The exception a caller raises for an ``error`` message."""
+    id, text = message.get("id"), str(message.get("m") or "the call failed")
+    kind = message.get("kind")
+    if kind == "remote":
+        return RemoteError(text, str(message.get("tb") or ""), id)
+    return _ERRORS.get(str(kind), RekuestError)(text, id)
+
+
+async def expand(value: Any, hint: dict[str, Any] | None) -> Any:
+    """Fetch the structures inside a result back (``hint``: its port, when it has any)."""
+    if hint is None or value is None:
+        return value
+    return await _expand(Port.model_validate(hint), value)
+
+
+async def _expand(port: Port, value: Any) -> Any:
+    if value is None:
+        return None
+    if port.kind == "structure" and port.identifier is not None:
+        structure = structure_for_identifier(port.identifier)
+        return value if structure is None else await structure.aexpand(value)
+    if port.kind == "list":
+        return [await _expand(port.children[0], item) for item in value]
+    if port.kind == "dict":
+        return {key: await _expand(port.children[0], item) for key, item in value.items()}
+    return value
+
+
+class Pending:
+    """A call waiting for its outcome (a future) or a stream's items (a queue)."""
+
+    __slots__ = ("future", "id", "on_event", "queue")
+
+    def __init__(
+        self, id: str, *, stream: bool, on_event: Callable[[Event], Any] | None = None
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self.id = id
+        self.on_event = on_event
+        self.future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self.queue: asyncio.Queue[dict[str, Any]] | None = asyncio.Queue() if stream else None
+
+    def feed(self, message: dict[str, Any]) -> bool:
+        """Take one message; return whether it was the last one."""
+        kind = message.get("t")
+        if kind in ("progress", "log"):
+            if self.on_event is not None:
+                event = Event(
+                    self.id, str(kind), message.get("p"), message.get("m"), message.get("level")
+                )
+                try:
+                    self.on_event(event)
+                except Exception:
+                    log.exception("an on_event callback failed")
+            return False
+        if self.queue is not None:
+            self.queue.put_nowait(message)
+        elif not self.future.done():
+            self.future.set_result(message)
+        return kind in ("done", "error")
+
+    def fail(self, error: RekuestError) -> None:
+        """End the call with ``error`` (the connection broke)."""
+        message = {"t": "error", "id": self.id, "kind": "lost", "m": str(error)}
+        if self.queue is not None:
+            self.queue.put_nowait({**message, "_exception": error})
+        elif not self.future.done():
+            self.future.set_exception(error)
+
+
+class CallerChannel:
+    """The app's caller websocket.
+
+    Args:
+        scope: the app's APP scope (its task group hosts the reader and writer).
+        transport: the app's transport.
+
+    """
+
+    def __init__(self, scope: Scope, transport: Transport) -> None:
+        self.scope = scope
+        self.transport = transport
+        self._socket: ClientConnection | None = None
+        self._pending: dict[str, Pending] = {}
+        self._outbox: list[dict[str, Any]] = []
+        self._wake = anyio.Event()
+        self._lock = anyio.Lock()
+        self._closed = False
+
+    async def submit(self, message: dict[str, Any], pending: Pending) -> None:
+        """Send a ``call`` and route its answers to ``pending``."""
+        if self._socket is None:
+            await self._connect()
+        self._pending[pending.id] = pending
+        self.send(message)
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a message for the next frame."""
+        self._outbox.append(message)
+        self._wake.set()
+
+    def cancel(self, id: str) -> None:
+        """Ask the server to cancel an assignment (no answer awaited)."""
+        self._pending.pop(id, None)
+        if self._socket is not None:
+            self.send({"t": "cancel", "id": id})
+
+    async def _connect(self) -> None:
+        async with self._lock:
+            if self._socket is not None:
+                return
+            if self._closed:
+                raise ConnectionLostError("the app is closing; no more calls")
+            url = await endpoint(self.transport, "caller")
+            try:
+                socket = await open_socket(self.transport, url)
+            except (OSError, TimeoutError) as error:
+                raise ConnectionLostError(f"cannot reach rekuest at {url}: {error}") from error
+            self._socket = socket
+            self._outbox = []
+            self.scope.task_group.start_soon(self._read, socket)
+            self.scope.task_group.start_soon(self._pump, socket)
+
+    async def _read(self, socket: ClientConnection) -> None:
+        reason = "the connection to the server closed"
+        try:
+            async for frame in socket:
+                for message in loads(frame):
+                    pending = self._pending.get(message.get("id"))  # type: ignore[arg-type]
+                    if pending is not None and pending.feed(message):
+                        del self._pending[pending.id]
+        except ConnectionClosed as error:
+            reason = f"the connection to the server broke ({error})"
+        finally:
+            self._socket = None
+            self._wake.set()
+            pending_calls, self._pending = self._pending, {}
+            for pending in pending_calls.values():
+                pending.fail(ConnectionLostError(reason, pending.id))
+            if socket.close_code is not None and socket.close_code == 4401:
+                log.warning("the server refused the caller's token")
+
+    async def _pump(self, socket: ClientConnection) -> None:
+        try:
+            while self._socket is socket:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                if self._outbox and self._socket is socket:
+                    batch, self._outbox = self._outbox, []
+                    await socket.send(dumps(batch))
+        except ConnectionClosed:
+            pass
+
+    async def aclose(self) -> None:
+        """Close the socket (the app's scope is ending)."""
+        self._closed = True
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            await socket.close()

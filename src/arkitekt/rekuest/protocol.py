@@ -1,0 +1,235 @@
+"""The rekuest wire protocol: definitions, ports, argument validation, message shapes.
+
+Shared by the client (``arkitekt.rekuest``) and the server (``arkitekt_server.rekuest``); it
+imports nothing else of either.
+
+Both websockets (``/rekuest/agent/ws`` for agents, ``/rekuest/caller/ws`` for callers) carry
+text frames, each a JSON array of messages (a sender batches whatever is queued into one frame).
+Every message is an object with a type ``t``:
+
+Agent to server:
+    ``register`` (``instance``, ``definitions``, ``holding``: ids the agent still runs or holds
+    unacknowledged results of), ``progress`` (``id``, ``p``, ``m``), ``log`` (``id``,
+    ``level``, ``m``), ``yield`` (``id``, ``n``: sequence number, ``v``), and the terminal
+    ``done`` (``id``, ``v``), ``error`` (``id``, ``m``, ``tb``) and ``cancelled`` (``id``).
+
+Server to agent:
+    ``registered`` (``agent``), ``assign`` (``id``, ``f``, ``a``: validated arguments),
+    ``cancel`` (``id``), ``ack`` (``ids``: results now stored; the agent forgets them),
+    ``fatal`` (``m``: the server refuses the agent; it closes the socket).
+
+Caller to server:
+    ``call`` (``id``: a fresh uuid chosen by the caller, ``f``, ``args``, ``kwargs``,
+    ``agent``, ``wait``, ``stream``, ``events``) and ``cancel`` (``id``).
+
+Server to caller:
+    ``progress`` and ``log`` (only with ``events``), ``yield`` (``id``, ``v``), ``done``
+    (``id``, ``v``), ``error`` (``id``, ``kind``: one of :data:`ERROR_KINDS`, ``m``, ``tb``).
+    Results whose port holds a structure also carry ``r``, the return port, so the caller can
+    fetch the structures back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ERROR_KINDS",
+    "ArgumentsInvalid",
+    "Definition",
+    "Port",
+    "PortKind",
+    "bind_arguments",
+    "check_value",
+    "dumps",
+    "has_structure",
+    "loads",
+]
+
+PortKind = Literal["int", "float", "str", "bool", "list", "dict", "enum", "structure"]
+
+ERROR_KINDS = ("remote", "invalid", "no_agent", "lost", "cancelled", "timeout", "refused")
+"""Why an assignment failed: the function raised (``remote``), bad arguments (``invalid``), no
+agent online (``no_agent``), its agent vanished for too long (``lost``), it was cancelled,
+timed out, or the server refused the request (``refused``)."""
+
+
+class Port(BaseModel):
+    """One argument or return value of a function.
+
+    Attributes:
+        key: the parameter name (``"return"`` / ``"yield"`` for results).
+        kind: what travels: a JSON scalar, a list or dict of ``children[0]``, an enum member's
+            name (one of ``choices``), or a structure's id (``identifier`` names the structure).
+        nullable: ``None`` is allowed.
+        required: no default exists (only for arguments).
+        default: the JSON default when not required.
+        children: the item (list) or value (dict) port.
+        choices: the enum member names.
+        identifier: the structure type, e.g. ``"@mikro/image"``.
+        description: from the docstring.
+
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    kind: PortKind
+    nullable: bool = False
+    required: bool = True
+    default: Any = None
+    children: list[Port] = Field(default_factory=list)
+    choices: list[str] | None = None
+    identifier: str | None = None
+    description: str | None = None
+
+
+class Definition(BaseModel):
+    """What a registered function is: name, description, argument and return ports.
+
+    Attributes:
+        name: the name callers use.
+        description: the docstring's text without its sections.
+        args: the argument ports, in signature order.
+        returns: zero or one return port (the yielded item's port for streams).
+        stream: a generator: callers ``iterate`` over its items.
+
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = None
+    args: list[Port] = Field(default_factory=list)
+    returns: list[Port] = Field(default_factory=list)
+    stream: bool = False
+
+
+class ArgumentsInvalid(ValueError):
+    """Arguments do not match a definition (the message says which and why)."""
+
+
+def dumps(messages: Sequence[Mapping[str, Any]]) -> str:
+    """Encode one frame (a batch of messages)."""
+    return json.dumps(messages, separators=(",", ":"), allow_nan=False)
+
+
+def loads(frame: str | bytes) -> list[dict[str, Any]]:
+    """Decode one frame; a single object is accepted as a batch of one.
+
+    Raises:
+        ValueError: the frame is not JSON, or not objects.
+
+    """
+    data = json.loads(frame)
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise ValueError("a frame must be a JSON array of message objects")
+    return data
+
+
+def has_structure(port: Port) -> bool:
+    """Whether a structure travels somewhere inside ``port``."""
+    return port.kind == "structure" or any(has_structure(child) for child in port.children)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def check_value(port: Port, value: Any, where: str) -> Any:
+    """Check one JSON value against ``port``; return it normalised (ints become floats).
+
+    Raises:
+        ArgumentsInvalid: naming ``where`` (e.g. ``"argument 'level'"``) and the problem.
+
+    """
+    if value is None:
+        if port.nullable:
+            return None
+        raise ArgumentsInvalid(f"{where}: may not be null")
+    kind = port.kind
+    if kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind == "float":
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ArgumentsInvalid(f"{where}: expected a finite number, got {value!r}")
+            return float(value)
+    elif kind == "bool":
+        if isinstance(value, bool):
+            return value
+    elif kind == "str":
+        if isinstance(value, str):
+            return value
+    elif kind == "enum":
+        if isinstance(value, str) and value in (port.choices or []):
+            return value
+        raise ArgumentsInvalid(
+            f"{where}: expected one of {', '.join(map(repr, port.choices or []))}, "
+            f"got {_describe(value)}"
+        )
+    elif kind == "structure":
+        if isinstance(value, str) and value:
+            return value
+        raise ArgumentsInvalid(
+            f"{where}: expected a {port.identifier} (its id), got {_describe(value)}"
+        )
+    elif kind == "list":
+        if isinstance(value, list):
+            return [check_value(port.children[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    elif kind == "dict" and isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ArgumentsInvalid(f"{where}: keys must be strings, got {_describe(key)}")
+            out[key] = check_value(port.children[0], item, f"{where}[{key!r}]")
+        return out
+    raise ArgumentsInvalid(f"{where}: expected {kind}, got {_describe(value)}")
+
+
+def bind_arguments(
+    definition: Definition, args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Bind positional and keyword arguments to ``definition``'s ports, checked and complete.
+
+    Defaults fill missing optional arguments, so the agent receives every argument.
+
+    Raises:
+        ArgumentsInvalid: too many, unknown, missing or mistyped arguments.
+
+    """
+    ports = definition.args
+    name = definition.name
+    if len(args) > len(ports):
+        raise ArgumentsInvalid(
+            f"{name}() takes {len(ports)} argument(s) but {len(args)} were given positionally"
+        )
+    given: dict[str, Any] = {port.key: value for port, value in zip(ports, args, strict=False)}
+    known = {port.key for port in ports}
+    for key, value in kwargs.items():
+        if key not in known:
+            raise ArgumentsInvalid(
+                f"{name}() got an unexpected argument {key!r} "
+                f"(it takes: {', '.join(sorted(known)) or 'no arguments'})"
+            )
+        if key in given:
+            raise ArgumentsInvalid(f"{name}() got multiple values for argument {key!r}")
+        given[key] = value
+    bound: dict[str, Any] = {}
+    for port in ports:
+        if port.key in given:
+            bound[port.key] = check_value(port, given[port.key], f"argument {port.key!r}")
+        elif port.required:
+            raise ArgumentsInvalid(f"{name}() is missing the required argument {port.key!r}")
+        else:
+            bound[port.key] = port.default
+    return bound

@@ -1,0 +1,209 @@
+"""Routes of rekuest: the agent and caller websockets, and HTTP for listing, calls and cancel."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect, status
+from pydantic import BaseModel, Field
+
+from arkitekt.rekuest.protocol import loads
+from arkitekt_server.auth import CurrentPrincipal, authenticate_websocket
+from arkitekt_server.rekuest.hub import AgentState, Hub, HubError
+from arkitekt_server.rekuest.peer import Peer
+
+__all__ = ["router"]
+
+log = logging.getLogger("arkitekt_server.rekuest")
+router = APIRouter(tags=["rekuest"])
+
+
+def _hub(request: Request | WebSocket) -> Hub:
+    hub: Hub = request.app.state.rekuest_hub
+    return hub
+
+
+async def _open(websocket: WebSocket) -> tuple[Peer, Any] | None:
+    principal = await authenticate_websocket(websocket)
+    await websocket.accept()
+    if principal is None:
+        await websocket.close(4401, "a valid bearer token is required")
+        return None
+    return Peer(websocket, principal.client_pk), principal
+
+
+async def _serve(peer: Peer, receive: Callable[[], Awaitable[None]]) -> None:
+    """Run ``receive`` (the reading loop) with the peer's writer beside it, until either ends."""
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(peer.pump)
+        try:
+            await receive()
+        except (WebSocketDisconnect, ValueError) as error:
+            log.debug("rekuest socket closed: %r", error)
+        finally:
+            if peer.closing is None:
+                tasks.cancel_scope.cancel()
+
+
+@router.websocket("/agent/ws")
+async def agent_socket(websocket: WebSocket) -> None:
+    """An agent: registers, receives assignments, reports progress and results."""
+    opened = await _open(websocket)
+    if opened is None:
+        return
+    peer, principal = opened
+    hub = _hub(websocket)
+    agent: AgentState | None = None
+
+    async def receive() -> None:
+        nonlocal agent
+        first, *rest = loads(await websocket.receive_text())
+        try:
+            agent = await hub.agent_connected(
+                peer, principal.client_pk, principal.identifier, first
+            )
+        except HubError as error:
+            peer.send({"t": "fatal", "m": str(error)})
+            peer.close(4400, "registration refused")
+            return
+        for message in rest:
+            hub.agent_message(agent, message)
+        while True:
+            for message in loads(await websocket.receive_text()):
+                hub.agent_message(agent, message)
+
+    try:
+        await _serve(peer, receive)
+    finally:
+        if agent is not None:
+            hub.agent_gone(agent, peer)
+            with anyio.CancelScope(shield=True):
+                await hub.store.mark_disconnected(agent.key)
+
+
+@router.websocket("/caller/ws")
+async def caller_socket(websocket: WebSocket) -> None:
+    """A caller: sends calls and cancels, receives results, stream items and events."""
+    opened = await _open(websocket)
+    if opened is None:
+        return
+    peer, principal = opened
+    hub = _hub(websocket)
+
+    async def receive() -> None:
+        while True:
+            for message in loads(await websocket.receive_text()):
+                kind = message.get("t")
+                if kind == "call":
+                    try:
+                        hub.call(peer, principal.client_pk, message)
+                    except HubError as error:
+                        refused = {"t": "error", "id": message.get("id"), "kind": "refused"}
+                        peer.send({**refused, "m": str(error), "tb": None})
+                elif kind == "cancel":
+                    hub.cancel(principal.client_pk, str(message.get("id")))
+
+    try:
+        await _serve(peer, receive)
+    finally:
+        hub.caller_gone(peer)
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+class CallRequest(BaseModel):
+    """A call made over HTTP; poll ``GET /assignments/{id}`` for its outcome."""
+
+    function: str
+    positional: list[Any] = Field(default_factory=list)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    agent: str | None = None
+    wait: float = Field(default=0.0, ge=0)
+
+
+@router.get("/definitions/")
+async def definitions(request: Request, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    """Every function the server knows, with its agent and whether it is online."""
+    return [
+        {
+            "agent": agent.key,
+            "app": agent.name,
+            "online": agent.peer is not None,
+            "definition": definition.model_dump(),
+        }
+        for agent in _hub(request).agents.values()
+        for definition in agent.definitions.values()
+    ]
+
+
+@router.get("/agents/")
+async def agents(request: Request, principal: CurrentPrincipal) -> list[dict[str, Any]]:
+    """Every agent the server knows."""
+    return [
+        {
+            "key": agent.key,
+            "app": agent.name,
+            "instance": agent.instance,
+            "online": agent.peer is not None,
+            "running": len(agent.running),
+            "functions": sorted(agent.definitions),
+        }
+        for agent in _hub(request).agents.values()
+    ]
+
+
+@router.post("/assignments/", status_code=status.HTTP_201_CREATED)
+async def create_assignment(
+    body: CallRequest, request: Request, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Call a function without a websocket; bad arguments and no agent answer 4xx at once."""
+    hub = _hub(request)
+    id = uuid.uuid4().hex
+    message = {
+        "id": id,
+        "f": body.function,
+        "args": body.positional,
+        "kwargs": body.arguments,
+        "agent": body.agent,
+        "wait": body.wait,
+    }
+    job = hub.call(None, principal.client_pk, message)
+    if job.id not in hub.jobs:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST if job.bound is None else status.HTTP_409_CONFLICT,
+            detail=f"the call of {body.function!r} was refused (bad arguments or no agent)",
+        )
+    return {"id": id}
+
+
+@router.get("/assignments/{id}")
+async def get_assignment(id: str, request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
+    """An assignment's status, result or error, and its log lines."""
+    row, logs = await _hub(request).store.get(id)
+    if row is None or row.caller_pk != principal.client_pk:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such assignment")
+    return {
+        "id": row.id,
+        "function": row.function,
+        "status": row.status,
+        "agent": row.agent_key,
+        "attempts": row.attempts,
+        "result": row.result,
+        "error_kind": row.error_kind,
+        "error": row.error,
+        "traceback": row.traceback,
+        "logs": [{"level": line.level, "message": line.message} for line in logs],
+    }
+
+
+@router.post("/assignments/{id}/cancel")
+async def cancel_assignment(
+    id: str, request: Request, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Cancel an unfinished assignment of the caller's."""
+    if not _hub(request).cancel(principal.client_pk, id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such unfinished assignment")
+    return {"id": id, "cancelling": True}

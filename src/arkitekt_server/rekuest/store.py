@@ -1,0 +1,220 @@
+"""Write-behind persistence of assignments: changes are buffered and committed in batches.
+
+The hub decides in memory and records here; one background task commits whatever piled up in
+one transaction (an assignment that finishes before its insert was committed is inserted
+finished: one write per call). Callbacks registered with a change run once it is committed; the
+hub uses them to acknowledge results to agents, which keep results until then.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+import anyio
+from sqlalchemy import Table, bindparam, insert, select, update
+
+from arkitekt_server.db import Database, utcnow
+from arkitekt_server.rekuest.models import ACTIVE, AgentRow, AssignmentRow, DefinitionRow, LogRow
+
+__all__ = ["Store"]
+
+log = logging.getLogger("arkitekt_server.rekuest")
+
+_ASSIGNMENTS = cast(Table, AssignmentRow.__table__)
+_LOGS = cast(Table, LogRow.__table__)
+_COLUMNS = [column.name for column in _ASSIGNMENTS.columns]
+
+
+class Store:
+    """Buffers assignment changes and commits them in batches.
+
+    Args:
+        database: the server's database.
+        interval: how long a batch collects after the first change (seconds).
+
+    """
+
+    def __init__(self, database: Database, interval: float = 0.005) -> None:
+        self.database = database
+        self.interval = interval
+        self._inserts: dict[str, dict[str, Any]] = {}
+        self._updates: dict[str, dict[str, Any]] = {}
+        self._logs: list[dict[str, Any]] = []
+        self._callbacks: list[Callable[[], None]] = []
+        self._dirty = anyio.Event()
+        self._lock = anyio.Lock()
+
+    # -- recording (sync, in memory) ---------------------------------------------------------
+    def insert(self, row: dict[str, Any]) -> None:
+        """Record a new assignment (keys: any columns; the rest take their defaults)."""
+        full = dict.fromkeys(_COLUMNS)
+        full.update(attempts=0, stream=False, created_at=utcnow())
+        full.update(row)
+        self._inserts[row["id"]] = full
+        self._dirty.set()
+
+    def update(
+        self, id: str, fields: dict[str, Any], on_commit: Callable[[], None] | None = None
+    ) -> None:
+        """Record a change of an assignment; ``on_commit`` runs once it is stored."""
+        pending = self._inserts.get(id)
+        if pending is not None:
+            pending.update(fields)
+        else:
+            self._updates.setdefault(id, {}).update(fields)
+        if on_commit is not None:
+            self._callbacks.append(on_commit)
+        self._dirty.set()
+
+    def log(self, assignment_id: str, level: str, message: str) -> None:
+        """Record a log line of an assignment."""
+        self._logs.append(
+            {"assignment_id": assignment_id, "level": level, "message": message, "at": utcnow()}
+        )
+        self._dirty.set()
+
+    # -- committing ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Commit batches until cancelled."""
+        while True:
+            await self._dirty.wait()
+            await anyio.sleep(self.interval)
+            try:
+                await self.flush()
+            except Exception:  # keep going: the batch was put back and is retried
+                log.exception("could not store rekuest assignments; retrying")
+                await anyio.sleep(1.0)
+
+    async def flush(self) -> None:
+        """Commit everything recorded so far, then run the callbacks of what was committed."""
+        async with self._lock:
+            self._dirty = anyio.Event()
+            inserts, self._inserts = self._inserts, {}
+            updates, self._updates = self._updates, {}
+            logs, self._logs = self._logs, []
+            callbacks, self._callbacks = self._callbacks, []
+            if not (inserts or updates or logs or callbacks):
+                return
+            try:
+                async with self.database.engine.begin() as connection:
+                    if inserts:
+                        await connection.execute(insert(_ASSIGNMENTS), list(inserts.values()))
+                    for keys, rows in _group(updates).items():
+                        statement = (
+                            update(_ASSIGNMENTS)
+                            .where(_ASSIGNMENTS.c.id == bindparam("b_id"))
+                            .values({key: bindparam(f"b_{key}") for key in keys})
+                        )
+                        await connection.execute(statement, rows)
+                    if logs:
+                        await connection.execute(insert(_LOGS), logs)
+            except BaseException:
+                self._restore(inserts, updates, logs, callbacks)
+                raise
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("a rekuest commit callback failed")
+
+    def _restore(
+        self,
+        inserts: dict[str, dict[str, Any]],
+        updates: dict[str, dict[str, Any]],
+        logs: list[dict[str, Any]],
+        callbacks: list[Callable[[], None]],
+    ) -> None:
+        for id, row in inserts.items():
+            row.update(self._inserts.pop(id, {}))
+            row.update(self._updates.pop(id, {}))
+            self._inserts[id] = row
+        for id, fields in updates.items():
+            fields.update(self._updates.get(id, {}))
+            self._updates[id] = fields
+        self._logs[:0] = logs
+        self._callbacks[:0] = callbacks
+        self._dirty.set()
+
+    # -- direct reads and writes (rare) --------------------------------------------------------
+    async def save_agent(
+        self, key: str, client_pk: int, name: str, instance: str, definitions: list[dict[str, Any]]
+    ) -> None:
+        """Record an agent and replace its definitions."""
+        async with self.database.sessions() as session:
+            row = await session.scalar(select(AgentRow).where(AgentRow.key == key))
+            if row is None:
+                row = AgentRow(key=key, client_pk=client_pk, name=name, instance=instance)
+                session.add(row)
+                await session.flush()
+            row.connected = True
+            row.last_seen = utcnow()
+            existing = {
+                d.name: d
+                for d in await session.scalars(
+                    select(DefinitionRow).where(DefinitionRow.agent_id == row.id)
+                )
+            }
+            for definition in definitions:
+                old = existing.pop(definition["name"], None)
+                if old is None:
+                    session.add(
+                        DefinitionRow(
+                            agent_id=row.id, name=definition["name"], definition=definition
+                        )
+                    )
+                else:
+                    old.definition = definition
+            for stale in existing.values():
+                await session.delete(stale)
+            await session.commit()
+
+    async def mark_disconnected(self, key: str) -> None:
+        """Record that an agent went offline."""
+        async with self.database.sessions() as session:
+            await session.execute(
+                update(AgentRow)
+                .where(AgentRow.key == key)
+                .values(connected=False, last_seen=utcnow())
+            )
+            await session.commit()
+
+    async def load(self) -> tuple[list[AgentRow], list[DefinitionRow], list[AssignmentRow]]:
+        """Every agent, every definition, and the assignments that are not finished."""
+        async with self.database.sessions() as session:
+            await session.execute(update(AgentRow).values(connected=False))
+            await session.commit()
+            agents = list(await session.scalars(select(AgentRow)))
+            definitions = list(await session.scalars(select(DefinitionRow)))
+            active = list(
+                await session.scalars(
+                    select(AssignmentRow)
+                    .where(AssignmentRow.status.in_(ACTIVE))
+                    .order_by(AssignmentRow.created_at)
+                )
+            )
+        return agents, definitions, active
+
+    async def get(self, id: str) -> tuple[AssignmentRow | None, list[LogRow]]:
+        """An assignment and its logs, after committing what is pending."""
+        await self.flush()
+        async with self.database.sessions() as session:
+            row = await session.get(AssignmentRow, id)
+            logs = list(
+                await session.scalars(
+                    select(LogRow).where(LogRow.assignment_id == id).order_by(LogRow.id)
+                )
+            )
+        return row, logs
+
+
+def _group(updates: dict[str, dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """Updates grouped by the set of columns they change (one executemany per group)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for id, fields in updates.items():
+        keys = tuple(sorted(fields))
+        row = {f"b_{key}": value for key, value in fields.items()}
+        row["b_id"] = id
+        groups.setdefault(keys, []).append(row)
+    return groups

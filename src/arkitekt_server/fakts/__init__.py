@@ -1,11 +1,46 @@
 """Fakts on the server: discovery, device-code approval, claim, redeem, retrieve."""
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+from arkitekt_server.db import Database
+from arkitekt_server.fakts import logic
 from arkitekt_server.fakts.routes import router
 from arkitekt_server.service import ServerService
+
+PRUNE_EVERY_SECONDS = 600.0
+
+log = logging.getLogger("arkitekt_server.fakts")
+
+
+async def _prune_forever(database: Database) -> None:
+    while True:
+        try:
+            async with database.sessions() as session:
+                removed = await logic.prune(session)
+            if removed:
+                log.info("pruned %d expired device codes and access tokens", removed)
+        except Exception:  # a failed cleanup must not stop the server; the next one retries
+            log.exception("pruning expired device codes and tokens failed")
+        await anyio.sleep(PRUNE_EVERY_SECONDS)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_prune_forever, app.state.database)
+        yield
+        tasks.cancel_scope.cancel()
+
 
 service = ServerService(
     name="fakts",
     router=router,
+    lifespan=_lifespan,
     public_paths=(
         "/.well-known/fakts",
         "/f/start/",

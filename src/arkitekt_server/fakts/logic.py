@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arkitekt.protocol.fakts import (
@@ -43,6 +43,7 @@ __all__ = [
     "decide",
     "find_code",
     "list_clients",
+    "prune",
     "redeem",
     "retrieve",
     "revoke",
@@ -308,3 +309,15 @@ async def create_static_token(
 async def list_clients(session: AsyncSession) -> list[AppClient]:
     """Every approval, newest first."""
     return list(await session.scalars(select(AppClient).order_by(AppClient.id.desc())))
+
+
+async def prune(session: AsyncSession, *, keep_seconds: float = 3600.0) -> int:
+    """Delete device codes and access tokens that expired ``keep_seconds`` ago; the count.
+
+    Approvals (clients) stay, revoked or not, as the record of who was let in.
+    """
+    cutoff = utcnow() - dt.timedelta(seconds=keep_seconds)
+    codes = await session.execute(delete(DeviceCode).where(DeviceCode.expires_at < cutoff))
+    tokens = await session.execute(delete(AccessToken).where(AccessToken.expires_at < cutoff))
+    await session.commit()
+    return int(getattr(codes, "rowcount", 0) or 0) + int(getattr(tokens, "rowcount", 0) or 0)

@@ -211,3 +211,29 @@ def test_auto_approve_grants_loopback_clients_at_once(
     fakts = fakts_for(server)
     code = fakts.start({"identifier": "auto", "version": "1"})
     assert fakts.challenge(code)["status"] == "granted"
+
+
+def test_expired_codes_and_tokens_are_pruned(
+    server_factory: Callable[..., EmbeddedServer], fakts_for: Any
+) -> None:
+    import asyncio
+
+    from arkitekt_server.db import Database
+    from arkitekt_server.fakts import logic
+
+    server = server_factory(auto_approve=False, device_code_ttl_seconds=0.1)
+    fakts = fakts_for(server)
+    old = fakts.start()
+    time.sleep(0.2)
+
+    async def prune(keep: float) -> int:
+        database = Database.in_dir(server.settings.data_dir)
+        try:
+            async with database.sessions() as session:
+                return await logic.prune(session, keep_seconds=keep)
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(prune(3600)) == 0  # expired, but recently: kept
+    assert asyncio.run(prune(0)) == 1
+    assert fakts.challenge(old)["message"].startswith("unknown device code")

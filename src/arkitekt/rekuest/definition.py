@@ -203,7 +203,7 @@ def define(
     """
     label = name or getattr(fn, "__name__", None) or repr(fn)
     try:
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(inspect.unwrap(fn))
     except Exception as error:
         raise DefinitionError(f"{label}: cannot resolve its type hints: {error}") from error
     doc_description, doc_args, doc_returns = parse_docstring(inspect.getdoc(fn))

@@ -90,6 +90,10 @@ class Registry:
             entry = Registered(function, definition, codecs, result, is_async)
             with self._lock:
                 self._functions[definition.name] = entry
+            try:  # callers may pass the function object instead of its name
+                function.__rekuest_name__ = definition.name  # type: ignore[attr-defined]
+            except (AttributeError, TypeError):
+                pass
             return function
 
         return decorate if fn is None else decorate(fn)
@@ -99,11 +103,12 @@ class Registry:
         return self._functions.get(name)
 
     def name_of(self, fn: Callable[..., Any]) -> str | None:
-        """The name ``fn`` is registered under, or ``None``."""
+        """The name ``fn`` is registered under (here or in any registry), or ``None``."""
         for entry in self._functions.values():
             if entry.fn is fn:
                 return entry.name
-        return None
+        name = getattr(fn, "__rekuest_name__", None)
+        return name if isinstance(name, str) else None
 
     def __iter__(self) -> Iterator[Registered]:
         return iter(list(self._functions.values()))

@@ -192,7 +192,7 @@ class Rekuest(Service):
     def _name(self, function: str | Callable[..., Any]) -> str:
         if isinstance(function, str):
             return function
-        name = self.registry.name_of(function) or default_registry.name_of(function)
+        name = self.registry.name_of(function)
         if name is None:
             raise RekuestError(
                 f"{getattr(function, '__qualname__', function)!r} is not registered; "

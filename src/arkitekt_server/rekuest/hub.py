@@ -343,10 +343,10 @@ class Hub:
 
     def _no_agent_message(self, job: Job, definition: Definition | None = None) -> str:
         where = f" of agent {job.selector!r}" if job.selector else ""
+        waited = f" (waited {job.wait:g} s)" if job.wait else ""
         if definition is None and self._known_definition(job) is None:
-            return f"no function {job.function!r}{where} is registered on this server"
-        waited = f" within {job.wait:g} s" if job.wait else ""
-        return f"no agent{where} that provides {job.function!r} came online{waited}"
+            return f"no function {job.function!r}{where} is registered on this server{waited}"
+        return f"no agent{where} that provides {job.function!r} is online{waited}"
 
     def _bind(self, job: Job, definition: Definition) -> bool:
         if definition.stream != job.stream:

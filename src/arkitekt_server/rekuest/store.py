@@ -80,6 +80,7 @@ class Store:
         """Commit batches until cancelled."""
         while True:
             await self._dirty.wait()
+            self._dirty = anyio.Event()  # only this loop replaces it (flush() may run elsewhere)
             await anyio.sleep(self.interval)
             try:
                 await self.flush()
@@ -90,7 +91,6 @@ class Store:
     async def flush(self) -> None:
         """Commit everything recorded so far, then run the callbacks of what was committed."""
         async with self._lock:
-            self._dirty = anyio.Event()
             inserts, self._inserts = self._inserts, {}
             updates, self._updates = self._updates, {}
             logs, self._logs = self._logs, []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
 from collections.abc import Callable, Iterator
@@ -90,10 +91,9 @@ class Registry:
             entry = Registered(function, definition, codecs, result, is_async)
             with self._lock:
                 self._functions[definition.name] = entry
-            try:  # callers may pass the function object instead of its name
+            # Callers may pass the function object instead of its name.
+            with contextlib.suppress(AttributeError, TypeError):
                 function.__rekuest_name__ = definition.name  # type: ignore[attr-defined]
-            except (AttributeError, TypeError):
-                pass
             return function
 
         return decorate if fn is None else decorate(fn)

@@ -26,10 +26,10 @@ async def serving(app: App, registry: Registry, instance: str = "default") -> As
         yield await app.rekuest.astart()
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> None:
+async def eventually(check: Callable[[], Any], seconds: float = 5.0) -> None:
     """Wait until ``check()`` is true."""
-    with anyio.fail_after(timeout):
-        while not check():
+    with anyio.fail_after(seconds):
+        while not check():  # noqa: ASYNC110 - polling a plain condition
             await anyio.sleep(0.01)
 
 

@@ -62,10 +62,13 @@ def test_scalars_defaults_and_docstring() -> None:
     assert definition.description == "Segment something.\n\nLonger text."
     ports = {port.key: port for port in definition.args}
     assert [port.kind for port in definition.args] == ["int", "float", "str", "bool", "str"]
-    assert ports["count"].required and ports["count"].description == "how many (continued)."
-    assert ports["level"].default == 0.5 and not ports["level"].required
+    assert ports["count"].required
+    assert ports["count"].description == "how many (continued)."
+    assert ports["level"].default == 0.5
+    assert not ports["level"].required
     assert ports["level"].description == "the level."
-    assert ports["note"].nullable and ports["note"].default is None
+    assert ports["note"].nullable
+    assert ports["note"].default is None
     assert definition.returns[0].kind == "float"
     assert definition.returns[0].description == "The score."
     assert not definition.stream
@@ -84,13 +87,17 @@ def test_containers_enums_optionals_and_structures() -> None:
 
     definition = define(many)
     ports = {port.key: port for port in definition.args}
-    assert ports["values"].kind == "list" and ports["values"].children[0].kind == "int"
+    assert ports["values"].kind == "list"
+    assert ports["values"].children[0].kind == "int"
     table = ports["table"]
-    assert table.kind == "dict" and table.children[0].children[0].kind == "float"
+    assert table.kind == "dict"
+    assert table.children[0].children[0].kind == "float"
     assert ports["color"].kind == "enum"
-    assert ports["color"].choices == ["RED", "GREEN"] and ports["color"].default == "GREEN"
+    assert ports["color"].choices == ["RED", "GREEN"]
+    assert ports["color"].default == "GREEN"
     assert ports["maybe"].nullable
-    assert ports["image"].kind == "structure" and ports["image"].identifier == "@mikro/image"
+    assert ports["image"].kind == "structure"
+    assert ports["image"].identifier == "@mikro/image"
     assert ports["sample"].identifier == "@test/sample"
     assert definition.returns[0].children[0].identifier == "@mikro/image"
 
@@ -229,7 +236,8 @@ async def test_codecs_round_trip_enums_and_structures() -> None:
     registry = Registry()
     registry.register(f)
     entry = registry.get("f")
-    assert entry is not None and entry.result is not None
+    assert entry is not None
+    assert entry.result is not None
     assert await entry.codecs["color"].expand("RED") is Color.RED
     assert entry.codecs["samples"].shrink([Sample("a")]) == ["a"]
     assert await entry.codecs["samples"].expand(["a"]) == [Sample("fetched-a")]

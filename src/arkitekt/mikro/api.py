@@ -86,7 +86,7 @@ def _fields(
             dataset=_id(dataset, "dataset") if dataset is not None else None,
             origins=[_id(origin, "origin") for origin in origins or []],
             channel_names=names,
-            pixel_size=PixelSize.model_validate(pixel_size or {}),
+            pixel_size=pixel_size if isinstance(pixel_size, PixelSize) else dict(pixel_size or {}),
             metadata=meta,
             private=private,
         )

@@ -133,10 +133,18 @@ async def write_array(
         finally:
             slots.release()
 
-    async with anyio.create_task_group() as group:
-        for region in prepared.regions():
-            await slots.acquire()
-            group.start_soon(write, region)
+    try:
+        async with anyio.create_task_group() as group:
+            for region in prepared.regions():
+                await slots.acquire()
+                group.start_soon(write, region)
+    except ExceptionGroup as errors:  # one failing write cancels the rest: report the cause
+        raise _first(errors) from None
+
+
+def _first(errors: BaseExceptionGroup[Exception]) -> Exception:
+    first = errors.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _compute(data: Any, region: tuple[slice, ...]) -> Any:

@@ -1,0 +1,128 @@
+"""Which app a call uses: explicit clients, threads, async code, closed apps, other apps' images."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+import numpy as np
+import pytest
+import xarray as xr
+
+from arkitekt import App
+from arkitekt.errors import AppClosedError, ArkitektError
+from arkitekt.mikro import (
+    ImageNotFoundError,
+    PermissionDeniedError,
+    adelete_image,
+    afrom_xarray,
+    aget_image,
+    alist_datasets,
+    asearch_images,
+    delete_image,
+    from_xarray,
+    get_image,
+    search_images,
+)
+
+
+def _array() -> xr.DataArray:
+    return xr.DataArray(np.arange(12, dtype=np.uint8).reshape(3, 4), dims=["y", "x"])
+
+
+def test_explicit_client_beats_the_active_app(connect: Callable[..., App]) -> None:
+    first, second = connect(), connect()
+    with first, second:
+        mine = from_xarray(_array(), name="explicit", mikro=first.mikro)
+        active = from_xarray(_array(), name="active")
+    assert mine.owner == first.manifest.identifier
+    assert active.owner == second.manifest.identifier
+
+
+def test_explicit_client_works_from_a_plain_thread(connect: Callable[..., App]) -> None:
+    app = connect()
+    results: list[Any] = []
+
+    def work() -> None:  # a plain thread: no app is active here
+        try:
+            image = from_xarray(_array(), name="from-thread", mikro=app.mikro)
+            results.append(get_image(image.id, mikro=app.mikro).data.values)
+        except BaseException as error:
+            results.append(error)
+
+    with app:
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join(30)
+    assert len(results) == 1
+    assert np.array_equal(results[0][0, 0, 0], _array().values)
+
+
+def test_run_in_thread_sees_the_app(connect: Callable[..., App]) -> None:
+    with connect() as app:
+        image = app.run_in_thread(from_xarray, _array(), name="worker").result(30)
+        assert get_image(image.id).name == "worker"
+
+
+def test_every_call_fails_once_the_app_has_closed(connect: Callable[..., App]) -> None:
+    app = connect()
+    with app:
+        image = from_xarray(_array(), name="before-exit")
+    with pytest.raises(AppClosedError):
+        from_xarray(_array(), name="after-exit", mikro=app.mikro)
+    with pytest.raises(ArkitektError):
+        get_image(image.id, mikro=app.mikro)
+    with pytest.raises(ArkitektError):
+        search_images(mikro=app.mikro)
+    with pytest.raises(ArkitektError):
+        delete_image(image.id, mikro=app.mikro)
+
+
+@pytest.mark.anyio
+async def test_async_use(connect: Callable[..., App]) -> None:
+    app = connect()
+    app.mikro.datalayer = "http"
+    async with app:
+        image = await afrom_xarray(_array(), name="async", tags=["async"])
+        again = await aget_image(image.id)
+        # Reading through the server needs the loop: compute off it.
+        values = await anyio.to_thread.run_sync(lambda: again.data.values)
+        assert np.array_equal(values[0, 0, 0], _array().values)
+        page = await asearch_images(tag="async")
+        assert image.id in [item.id for item in page.items]
+        assert isinstance(await alist_datasets(), list)
+        await adelete_image(image)
+        with pytest.raises(ImageNotFoundError):
+            await aget_image(image.id)
+
+
+@pytest.mark.anyio
+async def test_async_twin_from_another_loop_with_a_sync_app(connect: Callable[..., App]) -> None:
+    # `with app:` runs the app's loop in a thread; awaiting from this loop hops over to it.
+    with connect() as app:
+        image = await afrom_xarray(_array(), name="other-loop")
+        assert (await aget_image(image.id, mikro=app.mikro)).name == "other-loop"
+
+
+def test_private_images_are_invisible_to_other_apps(connect: Callable[..., App]) -> None:
+    owner, other = connect(), connect()
+    with owner, other:
+        secret = from_xarray(_array(), name="secret", private=True, mikro=owner.mikro)
+        shared = from_xarray(_array(), name="shared", mikro=owner.mikro)
+        assert get_image(secret.id, mikro=owner.mikro).private
+        with pytest.raises(ImageNotFoundError):
+            get_image(secret.id, mikro=other.mikro)
+        found = {i.id for i in search_images("secret", limit=1000, mikro=other.mikro).items}
+        assert secret.id not in found
+        with pytest.raises(ImageNotFoundError):
+            from_xarray(_array(), name="derived", origins=[secret], mikro=other.mikro)
+        # Shared images are readable by every app of the deployment, changeable by the owner.
+        read = get_image(shared.id, mikro=other.mikro)
+        assert np.array_equal(read.data.values[0, 0, 0], _array().values)
+        with pytest.raises(PermissionDeniedError):
+            delete_image(shared.id, mikro=other.mikro)
+        with pytest.raises(ImageNotFoundError):
+            delete_image(secret.id, mikro=other.mikro)
+        delete_image(shared.id, mikro=owner.mikro)

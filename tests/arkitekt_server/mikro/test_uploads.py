@@ -1,0 +1,249 @@
+"""The server's side of uploads, through raw HTTP: verification, keys, ownership, sweeping."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import zarr
+from zarr.storage import LocalStore
+
+from arkitekt import App
+from arkitekt.mikro.upload import codec
+from arkitekt_server import EmbeddedServer
+from arkitekt_server.db import Database, utcnow
+from arkitekt_server.mikro import sweep
+from arkitekt_server.mikro.routes import GRANT_TTL
+from arkitekt_server.mikro.storage import Layout
+
+SHAPE = [1, 1, 2, 8, 8]
+CHUNKS = [1, 1, 1, 8, 4]  # 4 chunks
+
+
+def _token(app: App) -> str:
+    async def get() -> str:
+        transport = await app.container.transport()
+        return await transport.atoken()
+
+    return app.runtime.scope.bridge.call(get)
+
+
+@pytest.fixture
+def http(server: EmbeddedServer, connect: Callable[..., App]) -> Iterator[httpx.Client]:
+    """An HTTP client with the bearer token of a fresh app."""
+    with (
+        connect() as app,
+        httpx.Client(
+            base_url=server.url + "/mikro", headers={"Authorization": f"Bearer {_token(app)}"}
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def other(server: EmbeddedServer, connect: Callable[..., App]) -> Iterator[httpx.Client]:
+    """Like ``http``, for a second app."""
+    with (
+        connect() as app,
+        httpx.Client(
+            base_url=server.url + "/mikro", headers={"Authorization": f"Bearer {_token(app)}"}
+        ) as client,
+    ):
+        yield client
+
+
+def _grant(http: httpx.Client, datalayer: str = "http", **extra: Any) -> dict[str, Any]:
+    body = {"name": "raw", "shape": SHAPE, "chunks": CHUNKS, "dtype": "uint16"}
+    response = http.post("/uploads/", json={**body, "datalayer": datalayer, **extra})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def _store_bytes() -> dict[str, bytes]:
+    """The keys of a valid store of SHAPE/CHUNKS, as a client would write them."""
+    store: dict[str, Any] = {}
+    array = zarr.create_array(
+        store,
+        shape=SHAPE,
+        dtype="uint16",
+        chunks=CHUNKS,
+        compressors=[codec(2)],
+        dimension_names=["c", "t", "z", "y", "x"],
+        config={"write_empty_chunks": True},
+    )
+    array[:] = np.arange(128, dtype=np.uint16).reshape(SHAPE)
+    return {key: value.to_bytes() for key, value in store.items()}
+
+
+def _put_all(http: httpx.Client, grant: dict[str, Any], skip: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    for key, value in _store_bytes().items():
+        if key not in skip:
+            response = http.put(f"/uploads/{grant['id']}/store/{key}", content=value)
+            assert response.status_code == 204, response.text
+
+
+def _visible(http: httpx.Client, image_id: str) -> bool:
+    return http.get(f"/images/{image_id}").status_code == 200
+
+
+def test_finish_verifies_chunk_count_then_a_retry_succeeds(http: httpx.Client) -> None:
+    grant = _grant(http)
+    _put_all(http, grant, skip={"c/0/0/1/0/1"})
+    refused = http.post(f"/uploads/{grant['id']}/finish/")
+    assert refused.status_code == 400
+    assert "3 chunk(s); 4 expected" in refused.json()["detail"]
+    assert not _visible(http, grant["id"])
+    _put_all(http, grant)
+    done = http.post(f"/uploads/{grant['id']}/finish/")
+    assert done.status_code == 201, done.text
+    assert done.json()["id"] == grant["id"]
+    assert _visible(http, grant["id"])
+    assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 404  # grant is gone
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"shape": [1, 1, 2, 8, 9]}, "shape"),
+        ({"data_type": "uint8"}, "data_type"),
+        ({"dimension_names": ["a", "t", "z", "y", "x"]}, "dimension_names"),
+        ({"zarr_format": 2}, "zarr_format"),
+    ],
+)
+def test_finish_refuses_a_store_that_differs_from_the_grant(
+    http: httpx.Client, change: dict[str, Any], message: str
+) -> None:
+    grant = _grant(http)
+    _put_all(http, grant)
+    meta = json.loads(_store_bytes()["zarr.json"]) | change
+    http.put(f"/uploads/{grant['id']}/store/zarr.json", content=json.dumps(meta).encode())
+    refused = http.post(f"/uploads/{grant['id']}/finish/")
+    assert refused.status_code == 400
+    assert message in refused.json()["detail"]
+    assert not _visible(http, grant["id"])
+
+
+def test_finish_refuses_undecodable_chunks(http: httpx.Client) -> None:
+    grant = _grant(http)
+    _put_all(http, grant)
+    http.put(f"/uploads/{grant['id']}/store/c/0/0/1/0/1", content=b"not blosc")
+    refused = http.post(f"/uploads/{grant['id']}/finish/")
+    assert refused.status_code == 400
+    assert "cannot be read" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "key", ["../escape", "c/0/0/0/0/9", "c/0/0/0/0", "zarr.json/x", "c/0/0/0/0/-1", ".zarray"]
+)
+def test_keys_outside_the_grid_are_refused(http: httpx.Client, key: str) -> None:
+    grant = _grant(http)
+    response = http.put(f"/uploads/{grant['id']}/store/{key}", content=b"x")
+    assert response.status_code in (400, 404)
+
+
+def test_oversized_chunks_are_refused(http: httpx.Client) -> None:
+    grant = _grant(http)
+    big = os.urandom(8 * 4 * 2 + (1 << 16) + 1)
+    response = http.put(f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=big)
+    assert response.status_code == 413
+
+
+def test_local_grant_refuses_links_and_stray_files(http: httpx.Client, tmp_path: Path) -> None:
+    for stray in ("link", "extra"):
+        grant = _grant(http, datalayer="local")
+        directory = Path(grant["path"])
+        assert directory.is_dir()
+        for key, value in _store_bytes().items():
+            (directory / key).parent.mkdir(parents=True, exist_ok=True)
+            (directory / key).write_bytes(value)
+        if stray == "link":
+            outside = tmp_path / "secret"
+            outside.write_bytes(b"secret")
+            (directory / "c/0/0/1/0/1").unlink()
+            (directory / "c/0/0/1/0/1").symlink_to(outside)
+        else:
+            (directory / "notes.txt").write_text("hi")
+        refused = http.post(f"/uploads/{grant['id']}/finish/")
+        assert refused.status_code == 400, refused.text
+        assert not _visible(http, grant["id"])
+
+
+def test_grants_belong_to_their_app(http: httpx.Client, other: httpx.Client) -> None:
+    grant = _grant(http)
+    assert other.put(f"/uploads/{grant['id']}/store/zarr.json", content=b"{}").status_code == 404
+    assert other.post(f"/uploads/{grant['id']}/finish/").status_code == 404
+    assert other.delete(f"/uploads/{grant['id']}/").status_code == 404
+    assert http.delete(f"/uploads/{grant['id']}/").status_code == 204
+
+
+def test_abort_removes_the_directory(http: httpx.Client, server: EmbeddedServer) -> None:
+    grant = _grant(http)
+    _put_all(http, grant)
+    directory = Layout(server.settings.data_dir).upload(grant["id"])
+    assert directory.is_dir()
+    assert http.delete(f"/uploads/{grant['id']}/").status_code == 204
+    assert not directory.exists()
+    assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 404
+
+
+def test_bad_grant_requests(http: httpx.Client) -> None:
+    body = {"name": "x", "shape": SHAPE, "chunks": CHUNKS, "dtype": "uint16"}
+    for change in (
+        {"dtype": "complex64"},
+        {"shape": [1, 1, 0, 8, 8]},
+        {"chunks": [1, 1, 1, 1, 1], "shape": [1, 1, 1000, 1000, 1000]},
+        {"chunks": [1, 1, 9, 8, 8]},
+        {"name": " "},
+        {"channel_names": ["a", "b"]},
+        {"datalayer": "s3"},
+    ):
+        assert http.post("/uploads/", json=body | change).status_code in (400, 422), change
+    assert http.post("/uploads/", json=body | {"dataset": "nope"}).status_code == 404
+
+
+def test_sweep_removes_abandoned_grants(http: httpx.Client, server: EmbeddedServer) -> None:
+    grant = _grant(http)
+    _put_all(http, grant, skip={"c/0/0/0/0/0"})
+    layout = Layout(server.settings.data_dir)
+    orphan = layout.uploads / "00000000-0000-4000-8000-000000000000"
+    orphan.mkdir()
+
+    async def run(now: dt.datetime) -> int:
+        database = Database.in_dir(server.settings.data_dir)
+        try:
+            return await sweep(database, layout, now=now)
+        finally:
+            await database.dispose()
+
+    asyncio.run(run(utcnow()))  # not expired yet: only the orphan goes
+    assert not orphan.exists()
+    assert layout.upload(grant["id"]).is_dir()
+    assert asyncio.run(run(utcnow() + GRANT_TTL + dt.timedelta(seconds=1))) >= 1
+    assert not layout.upload(grant["id"]).exists()
+    assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 404
+
+
+def test_store_reads_only_visible_images_and_known_keys(
+    http: httpx.Client, other: httpx.Client
+) -> None:
+    grant = _grant(http, private=True)
+    _put_all(http, grant)
+    assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201
+    image = grant["id"]
+    chunk = http.get(f"/images/{image}/store/c/0/0/0/0/0")
+    assert chunk.status_code == 200
+    assert chunk.content == _store_bytes()["c/0/0/0/0/0"]
+    assert http.get(f"/images/{image}/store/c/0/0/0/0/7").status_code == 404
+    assert http.get(f"/images/{image}/store/../../arkitekt.sqlite3").status_code == 404
+    assert other.get(f"/images/{image}/store/zarr.json").status_code == 404
+    assert other.get(f"/images/{image}").status_code == 404
+    opened = zarr.open_array(LocalStore(Path(http.get(f"/images/{image}").json()["local_path"])))
+    assert opened.shape == tuple(SHAPE)

@@ -83,6 +83,7 @@ class Job:
         "caller_pk",
         "deadline",
         "events",
+        "failure",
         "function",
         "id",
         "raw",
@@ -107,6 +108,7 @@ class Job:
         self.deadline = 0.0
         self.attempts = 0
         self.seq = 0
+        self.failure: tuple[str, str] | None = None  # (kind, message) when refused at once
 
 
 class Hub:
@@ -413,6 +415,7 @@ class Hub:
 
     def _fail_early(self, job: Job, kind: str, message: str) -> None:
         """Fail a call that never became an assignment (nothing stored)."""
+        job.failure = (kind, message)
         if job.caller is not None:
             job.caller.jobs.discard(job.id)
             job.caller.send({"t": "error", "id": job.id, "kind": kind, "m": message, "tb": None})

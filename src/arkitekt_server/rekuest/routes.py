@@ -159,7 +159,7 @@ async def agents(request: Request, principal: CurrentPrincipal) -> list[dict[str
 async def create_assignment(
     body: CallRequest, request: Request, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    """Call a function without a websocket; bad arguments and no agent answer 4xx at once."""
+    """Call a function without a websocket: 400 for bad arguments, 503 for no agent online."""
     hub = _hub(request)
     id = uuid.uuid4().hex
     message = {
@@ -171,11 +171,10 @@ async def create_assignment(
         "wait": body.wait,
     }
     job = hub.call(None, principal.client_pk, message)
-    if job.id not in hub.jobs:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST if job.bound is None else status.HTTP_409_CONFLICT,
-            detail=f"the call of {body.function!r} was refused (bad arguments or no agent)",
-        )
+    if job.failure is not None:
+        kind, reason = job.failure
+        code = status.HTTP_503_SERVICE_UNAVAILABLE if kind == "no_agent" else 400
+        raise HTTPException(code, detail={"kind": kind, "message": reason})
     return {"id": id}
 
 

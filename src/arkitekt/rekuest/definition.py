@@ -80,6 +80,8 @@ class Codec:
         """
         if not self.plain:
             value = self._shrink(value)
+        elif type(value).__module__ == "numpy" and hasattr(value, "item"):
+            value = value.item()  # numpy scalars become plain numbers
         return check_value(self.port, value, where)
 
     def _shrink(self, value: Any) -> Any:

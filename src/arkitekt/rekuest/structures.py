@@ -143,6 +143,8 @@ def shrink_any(value: Any) -> Any:
         return {str(key): shrink_any(item) for key, item in value.items()}
     if isinstance(value, enum.Enum):
         return value.name
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        return shrink_any(value.item())  # numpy scalars (and 0-d arrays) become plain numbers
     structure = structure_for_type(type(value))
     if structure is not None:
         return structure.shrink(value)

@@ -17,14 +17,10 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from arkitekt.rekuest.protocol import (
-    ArgumentsInvalid,
-    Definition,
-    bind_arguments,
-    has_structure,
-)
+from arkitekt.rekuest.protocol import ArgumentsInvalid, Definition, bind_arguments
 from arkitekt_server.db import utcnow
 from arkitekt_server.rekuest.peer import Peer
+from arkitekt_server.rekuest.state import AgentState, Job
 from arkitekt_server.rekuest.store import Store
 
 __all__ = ["GRACE_SECONDS", "MAX_ATTEMPTS", "AgentState", "Hub", "HubError", "Job"]
@@ -40,75 +36,6 @@ REAP_INTERVAL = 0.1
 
 class HubError(Exception):
     """A request the hub refuses (the message says why)."""
-
-
-class AgentState:
-    """An agent the hub knows: online (with a peer) or offline (definitions kept)."""
-
-    __slots__ = ("client_pk", "definitions", "hints", "instance", "key", "name", "peer", "running")
-
-    def __init__(self, key: str, client_pk: int, name: str, instance: str) -> None:
-        self.key = key
-        self.client_pk = client_pk
-        self.name = name
-        self.instance = instance
-        self.peer: Peer | None = None
-        self.definitions: dict[str, Definition] = {}
-        self.hints: dict[str, dict[str, Any] | None] = {}
-        self.running: dict[str, Job] = {}
-
-    def set_definitions(self, definitions: list[Definition]) -> None:
-        """Replace the definitions (and the result hints callers get for structures)."""
-        self.definitions = {d.name: d for d in definitions}
-        self.hints = {
-            d.name: (
-                d.returns[0].model_dump() if d.returns and has_structure(d.returns[0]) else None
-            )
-            for d in definitions
-        }
-
-    def matches(self, selector: str | None) -> bool:
-        """Whether ``selector`` (an app identifier or an agent key) names this agent."""
-        return selector is None or selector in (self.name, self.key)
-
-
-class Job:
-    """One assignment that is not finished yet."""
-
-    __slots__ = (
-        "agent",
-        "attempts",
-        "bound",
-        "caller",
-        "caller_pk",
-        "deadline",
-        "events",
-        "failure",
-        "function",
-        "id",
-        "raw",
-        "selector",
-        "seq",
-        "stream",
-        "wait",
-    )
-
-    def __init__(self, id: str, function: str, caller: Peer | None, caller_pk: int) -> None:
-        self.id = id
-        self.function = function
-        self.caller = caller
-        self.caller_pk = caller_pk
-        self.selector: str | None = None
-        self.raw: tuple[list[Any], dict[str, Any]] = ([], {})
-        self.bound: dict[str, Any] | None = None
-        self.stream = False
-        self.events = False
-        self.wait = 0.0
-        self.agent: AgentState | None = None
-        self.deadline = 0.0
-        self.attempts = 0
-        self.seq = 0
-        self.failure: tuple[str, str] | None = None  # (kind, message) when refused at once
 
 
 class Hub:
@@ -151,7 +78,13 @@ class Hub:
             job.selector = arow.agent_filter
             job.stream = arow.stream
             job.attempts = arow.attempts
-            job.bound = arow.args
+            raw = arow.args.get("__raw__") if isinstance(arow.args, dict) else None
+            if raw is None:
+                job.bound = arow.args
+            else:  # never validated: no definition was known yet
+                job.raw = (list(raw[0]), dict(raw[1]))
+            if arow.agent_key is not None:
+                job.tried.add(arow.agent_key)
             job.deadline = deadline
             self.jobs[job.id] = self.waiting[job.id] = job
         if active:
@@ -253,9 +186,10 @@ class Hub:
             job = self.jobs.get(id)
             if job is None:  # finished meanwhile (failed, cancelled, or done elsewhere)
                 peer.send({"t": "cancel", "id": id})
-            elif job.agent is None:  # waiting for this very agent: it is still on it
+            elif job.agent is None and key in job.tried:  # it is still on it: keep it there
                 self.waiting.pop(id, None)
                 job.agent = agent
+                job.tried.add(agent.key)
                 agent.running[id] = job
                 self.store.update(id, {"status": "assigned", "agent_key": key})
         self._pump_waiting()
@@ -265,6 +199,8 @@ class Hub:
         """Handle one message of a registered agent."""
         kind, id = msg.get("t"), msg.get("id")
         job = self.jobs.get(id) if isinstance(id, str) else None
+        if job is not None and agent.key not in job.tried:
+            return  # not an assignment this agent was ever given
         if job is None:
             if kind in ("done", "error", "cancelled") and agent.peer is not None:
                 agent.peer.send({"t": "ack", "ids": [id]})  # nothing waits for it any more
@@ -384,6 +320,7 @@ class Hub:
             )
             return
         job.agent = agent
+        job.tried.add(agent.key)
         self.jobs[job.id] = job
         agent.running[job.id] = job
         if new:

@@ -1,0 +1,81 @@
+"""What the hub keeps in memory: agents (online or not) and unfinished assignments (jobs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arkitekt.rekuest.protocol import Definition, has_structure
+from arkitekt_server.rekuest.peer import Peer
+
+__all__ = ["AgentState", "Job"]
+
+
+class AgentState:
+    """An agent the hub knows: online (with a peer) or offline (definitions kept)."""
+
+    __slots__ = ("client_pk", "definitions", "hints", "instance", "key", "name", "peer", "running")
+
+    def __init__(self, key: str, client_pk: int, name: str, instance: str) -> None:
+        self.key = key
+        self.client_pk = client_pk
+        self.name = name
+        self.instance = instance
+        self.peer: Peer | None = None
+        self.definitions: dict[str, Definition] = {}
+        self.hints: dict[str, dict[str, Any] | None] = {}
+        self.running: dict[str, Job] = {}
+
+    def set_definitions(self, definitions: list[Definition]) -> None:
+        """Replace the definitions (and the result hints callers get for structures)."""
+        self.definitions = {d.name: d for d in definitions}
+        self.hints = {
+            d.name: (
+                d.returns[0].model_dump() if d.returns and has_structure(d.returns[0]) else None
+            )
+            for d in definitions
+        }
+
+    def matches(self, selector: str | None) -> bool:
+        """Whether ``selector`` (an app identifier or an agent key) names this agent."""
+        return selector is None or selector in (self.name, self.key)
+
+
+class Job:
+    """One assignment that is not finished yet."""
+
+    __slots__ = (
+        "agent",
+        "attempts",
+        "bound",
+        "caller",
+        "caller_pk",
+        "deadline",
+        "events",
+        "failure",
+        "function",
+        "id",
+        "raw",
+        "selector",
+        "seq",
+        "stream",
+        "tried",
+        "wait",
+    )
+
+    def __init__(self, id: str, function: str, caller: Peer | None, caller_pk: int) -> None:
+        self.id = id
+        self.function = function
+        self.caller = caller
+        self.caller_pk = caller_pk
+        self.selector: str | None = None
+        self.raw: tuple[list[Any], dict[str, Any]] = ([], {})
+        self.bound: dict[str, Any] | None = None
+        self.stream = False
+        self.events = False
+        self.wait = 0.0
+        self.agent: AgentState | None = None
+        self.deadline = 0.0
+        self.attempts = 0
+        self.seq = 0
+        self.tried: set[str] = set()  # keys of the agents it was delivered to
+        self.failure: tuple[str, str] | None = None  # (kind, message) when refused at once

@@ -6,6 +6,7 @@ one run, in interleaved rounds:
 
 - ``raw HTTP``: one authenticated ``GET /lok/userinfo/`` with httpx (bearer header, keep-alive)
   to the same server: the reference;
+- ``raw HTTP, no auth``: ``GET /health/`` (no token, no database): the floor of one request;
 - ``acall x1``: one caller awaiting ``acall("echo", i)`` in a loop (async function on the agent);
 - ``call x1 (sync)``: the blocking ``call`` from a plain thread (through the bridge), sync
   function on the agent (runs in a worker thread);
@@ -59,11 +60,11 @@ class Case:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _raw(client: httpx.AsyncClient, case: Case, n: int) -> None:
+async def _raw(client: httpx.AsyncClient, case: Case, n: int, path: str) -> None:
     start = time.perf_counter()
     for _ in range(n):
         t = time.perf_counter()
-        response = await client.get("/lok/userinfo/")
+        response = await client.get(path)
         case.latencies.append(time.perf_counter() - t)
         assert response.status_code == 200
     case.rates.append(n / (time.perf_counter() - start))
@@ -115,7 +116,8 @@ def _run(server: EmbeddedServer, tmp: Path) -> None:
     agent_app = easy("bench-rekuest-agent", **options)
     caller_app = easy("bench-rekuest-caller", **options)
     agent_app.rekuest.registry = registry
-    cases = {name: Case(name) for name in ("raw HTTP", "acall x1", "call x1 (sync)", "acall x16")}
+    names = ("raw HTTP", "raw HTTP, no auth", "acall x1", "call x1 (sync)", "acall x16")
+    cases = {name: Case(name) for name in names}
     with agent_app:
         agent_app.runtime.scope.bridge.call(agent_app.rekuest.astart)
         with caller_app:
@@ -127,23 +129,24 @@ def _run(server: EmbeddedServer, tmp: Path) -> None:
 
             headers = {"Authorization": f"Bearer {bridge.call(token)}"}
 
-            async def raw(case: Case, n: int) -> None:
+            async def raw(case: Case, n: int, path: str = "/lok/userinfo/") -> None:
                 async with httpx.AsyncClient(base_url=server.url, headers=headers) as client:
-                    await client.get("/lok/userinfo/")  # connect outside the timing
-                    await _raw(client, case, n)
+                    await client.get(path)  # connect outside the timing
+                    await _raw(client, case, n, path)
 
             runners: dict[str, Callable[[Case, int], None]] = {
                 "raw HTTP": lambda case, n: bridge.call(raw, case, n),
+                "raw HTTP, no auth": lambda case, n: bridge.call(raw, case, n, "/health/"),
                 "acall x1": lambda case, n: bridge.call(_sequential, case, n),
                 "call x1 (sync)": _sync,
                 "acall x16": lambda case, n: bridge.call(_concurrent, case, n // 8),
             }
             for runner in runners.values():  # warm up: connections, caches, lazy imports
                 runner(Case("warmup"), 50)
-            names = list(runners)
+            order = list(runners)
             for index in range(ROUNDS):
-                shift = index % len(names)
-                for name in names[shift:] + names[:shift]:
+                shift = index % len(order)
+                for name in order[shift:] + order[:shift]:
                     runners[name](cases[name], CALLS)
     raw_p50 = cases["raw HTTP"].p(0.5)
     rows = [
@@ -163,9 +166,11 @@ def _run(server: EmbeddedServer, tmp: Path) -> None:
         rows,
     )
     ratio = cases["acall x1"].p(0.5) / raw_p50
+    floor = cases["acall x1"].p(0.5) / cases["raw HTTP, no auth"].p(0.5)
     rate = statistics.median(cases["acall x16"].rates)
     print(
-        f"acall x1 p50 = {ratio:.2f}x raw HTTP (target < 3x: {'met' if ratio < 3 else 'MISSED'}); "
+        f"acall x1 p50 = {ratio:.2f}x raw authenticated HTTP (target < 3x: "
+        f"{'met' if ratio < 3 else 'MISSED'}; {floor:.2f}x an unauthenticated GET); "
         f"acall x16 = {rate:,.0f} calls/s (target >= 1000: {'met' if rate >= 1000 else 'MISSED'})"
     )
 

@@ -28,5 +28,5 @@ with app:  # the scope opens; nothing is contacted yet
     assert (stored == data.transpose(2, 1, 0)).all(), "the pixels came back changed"
     print(f"read back {again.name!r}: {stored.shape} {stored.dtype}, values identical")
 
-    found = search_images(tags=["demo"])
+    found = search_images(tag="demo")
     print(f"images tagged 'demo': {[i.name for i in found.items]}")

@@ -7,10 +7,12 @@ temporary directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from arkitekt_server import EmbeddedServer, ServerSettings
@@ -19,7 +21,8 @@ HERE = Path(__file__).resolve().parent
 EXAMPLES = ["classic.py", "rekuest_demo.py"]
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    keep = "--keep" in argv
     with tempfile.TemporaryDirectory(prefix="arkitekt-demo-") as tmp:
         settings = ServerSettings(
             port=0, data_dir=Path(tmp) / "server", auto_approve=True, log_level="warning"
@@ -41,10 +44,18 @@ def main() -> int:
                 if done.returncode != 0:
                     print(f"== examples/{name} failed with exit code {done.returncode}")
                     return done.returncode
-            print(f"== images are listed at {server.url}/mikro/ while a server runs")
+            if keep:
+                print(f"== images are listed at {server.url}/mikro/ ; Ctrl+C stops the server")
+                with contextlib.suppress(KeyboardInterrupt):
+                    threading.Event().wait()
+            else:
+                print(
+                    f"== images were listed at {server.url}/mikro/ ; to browse them, run "
+                    "`python examples/demo.py --keep` (serves until Ctrl+C)"
+                )
         print("== server stopped")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -7,6 +7,7 @@ every method runs on the app's event loop and resolves the transport per call.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -145,7 +146,8 @@ class Mikro(Service):
                 )
         array = zarr.open_array(store, mode="r", zarr_format=3)
         name = f"mikro-{image.id}"
-        lazy = da.from_array(array, chunks=array.chunks, lock=False, name=name)  # type: ignore[no-untyped-call]
+        blocks = _read_blocks(tuple(array.chunks), tuple(array.shape), array.dtype.itemsize)
+        lazy = da.from_array(array, chunks=blocks, lock=False, name=name)  # type: ignore[no-untyped-call]
         return xr.DataArray(
             lazy,
             dims=DIMS,
@@ -290,6 +292,24 @@ class Mikro(Service):
         """Every dataset of the deployment, newest first."""
         response = await self._request("GET", "datasets/")
         return [Dataset.model_validate(item) for item in response.json()]
+
+
+_READ_BLOCK_BYTES = 32 << 20
+
+
+def _read_blocks(chunks: tuple[int, ...], shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """Blocks (for dask) of whole zarr chunks, grown along z, t, c up to about 32 MiB.
+
+    Fewer, larger blocks let zarr fetch and decode their chunks concurrently in one call.
+    """
+    blocks = list(chunks)
+    for axis in (2, 1, 0):
+        while blocks[axis] < shape[axis]:
+            grown = min(shape[axis], blocks[axis] + chunks[axis])
+            if math.prod(blocks) // blocks[axis] * grown * itemsize > _READ_BLOCK_BYTES:
+                return tuple(blocks)
+            blocks[axis] = grown
+    return tuple(blocks)
 
 
 def _segment(value: str) -> str:

@@ -20,7 +20,7 @@ from arkitekt.mikro.protocol import DIMS
 
 __all__ = ["LAZY_BUDGET_BYTES", "UploadProgress", "codec", "write_array"]
 
-LAZY_BUDGET_BYTES = 256 << 20
+LAZY_BUDGET_BYTES = 128 << 20
 """At most this many bytes of computed dask blocks are held at once."""
 
 _PROGRESS_MIN_BYTES = 32 << 20  # smaller uploads finish too fast for a bar

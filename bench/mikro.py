@@ -1,0 +1,269 @@
+"""mikro: upload and read-back speed, and client memory while streaming a large dask array.
+
+Cases, all in one run, in rotating order per round (the figures are medians over rounds):
+
+- ``ndarray.tofile``: the raw array to a file, the disk's limit;
+- ``direct zarr``: ``zarr.create_array(...)[:] = data`` with the codec and chunks mikro uses;
+- ``from_xarray local`` / ``from_xarray http``: the full API call against an embedded server
+  (grant, zarr v3 write, verification, image row), one per datalayer.
+
+The array is a camera-like stack: Poisson noise (lambda = 100), uint16, shape
+(2, 1, 64, 1024, 2048) = 512 MiB. Read-back compares ``get_image(id).data.values`` with a direct
+zarr read of the same store. Peak RSS is measured in a child process (client only; the server
+runs here) that uploads a 4 GiB dask-backed array.
+
+Targets (issue 5): local >= 0.9x direct zarr, http >= 0.6x direct zarr, peak RSS < 1 GiB.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench._harness import print_table
+
+SHAPE = (2, 1, 64, 1024, 2048)
+BIG_SHAPE = (2, 1, 256, 2048, 2048)  # 4 GiB of uint16
+BIG_CHUNKS = (1, 1, 4, 2048, 2048)  # 32 MiB dask blocks
+ROUNDS = 3
+MIB = 1 << 20
+
+
+def _camera_stack() -> Any:
+    rng = np.random.default_rng(0)
+    return rng.poisson(100, size=SHAPE).astype(np.uint16)
+
+
+def _median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def _rss_child(url: str, cache: str, datalayer: str) -> None:
+    """In a fresh process: upload a 4 GiB dask array, print the peak RSS as JSON.
+
+    The peak is ``VmHWM`` of /proc/self/status (``ru_maxrss`` would include the parent's peak,
+    which Linux carries over fork and exec).
+    """
+
+    import dask.array as da
+    import xarray as xr
+
+    from arkitekt import easy
+    from arkitekt.mikro import delete_image, from_xarray
+
+    def block(block_info: Any = None) -> Any:
+        info = block_info[None]
+        seed = abs(hash(tuple(info["chunk-location"])))
+        return np.random.default_rng(seed).integers(80, 120, info["chunk-shape"], np.uint16)
+
+    chunks = tuple((c,) * (s // c) for s, c in zip(BIG_SHAPE, BIG_CHUNKS, strict=True))
+    lazy = da.map_blocks(block, dtype=np.uint16, chunks=chunks)
+    app = easy("bench-mikro-rss", url=url, headless=True, cache_dir=cache)
+    with app:
+        from_xarray(xr.DataArray(np.zeros((4, 4), np.uint8), dims=["y", "x"]), name="warm-up")
+        before = _hwm()
+        start = time.perf_counter()
+        image = from_xarray(
+            xr.DataArray(lazy, dims=list("ctzyx")), name="4 GiB", datalayer=datalayer
+        )
+        elapsed = time.perf_counter() - start
+        peak = _hwm()
+        delete_image(image)
+    print(json.dumps({"before": before, "peak": peak, "seconds": elapsed}))
+
+
+def _hwm() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
+def _measure_rss(url: str, cache: Path, datalayer: str) -> dict[str, float]:
+    code = f"from bench.mikro import _rss_child; _rss_child({url!r}, {str(cache)!r}, {datalayer!r})"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    import xarray as xr
+    import zarr
+    from zarr.storage import LocalStore
+
+    from arkitekt import easy
+    from arkitekt.mikro import delete_image, from_xarray, get_image
+    from arkitekt.mikro.normalize import choose_chunks
+    from arkitekt.mikro.upload import codec
+    from arkitekt_server import EmbeddedServer, ServerSettings
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-mikro-"))
+    try:
+        print("generating the 512 MiB Poisson stack ...", flush=True)
+        data = _camera_stack()
+        array = xr.DataArray(data, dims=list("ctzyx"))
+        chunks = choose_chunks(SHAPE, 2)
+        settings = ServerSettings(
+            port=0, data_dir=tmp / "server", auto_approve=True, log_level="warning"
+        )
+        with EmbeddedServer(settings) as server:
+            app = easy("bench-mikro", url=server.url, headless=True, cache_dir=tmp / "cache")
+            reader = easy(
+                "bench-mikro-http", url=server.url, headless=True, cache_dir=tmp / "cache"
+            )
+            reader.mikro.datalayer = "http"
+            with app, reader:
+                from_xarray(xr.DataArray(np.zeros((4, 4), np.uint8), dims=["y", "x"]), name="w")
+                stored: dict[str, str] = {}
+
+                def tofile() -> None:
+                    data.tofile(tmp / "raw.bin")
+
+                def direct() -> None:
+                    shutil.rmtree(tmp / "direct.zarr", ignore_errors=True)
+                    target = zarr.create_array(
+                        LocalStore(tmp / "direct.zarr"),
+                        shape=SHAPE,
+                        dtype="uint16",
+                        chunks=chunks,
+                        compressors=[codec(2)],
+                        dimension_names=list("ctzyx"),
+                        config={"write_empty_chunks": True},
+                    )
+                    target[:] = data
+
+                def upload(datalayer: str) -> Callable[[], None]:
+                    def run() -> None:
+                        if datalayer in stored:
+                            delete_image(stored.pop(datalayer))
+                        image = from_xarray(array, name=f"bench {datalayer}", datalayer=datalayer)
+                        stored[datalayer] = image.id
+
+                    return run
+
+                cases: dict[str, Callable[[], None]] = {
+                    "ndarray.tofile": tofile,
+                    "direct zarr": direct,
+                    "from_xarray local": upload("local"),
+                    "from_xarray http": upload("http"),
+                }
+                times = _rounds(cases)
+                reads = _read_back({"local": app, "http": reader}, stored, tmp, get_image)
+            print("measuring peak RSS of 4 GiB dask uploads (child processes) ...", flush=True)
+            rss = {
+                layer: _measure_rss(server.url, tmp / "cache", layer) for layer in ("local", "http")
+            }
+        _report(times, reads, rss, chunks)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _rounds(cases: dict[str, Callable[[], None]]) -> dict[str, list[float]]:
+    names = list(cases)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for index in range(ROUNDS + 1):  # round 0 warms up and is dropped
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            cases[name]()
+            if index:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+def _read_back(
+    apps: dict[str, Any], stored: dict[str, str], tmp: Path, get_image: Any
+) -> dict[str, float]:
+    import zarr
+    from zarr.storage import LocalStore
+
+    sink: list[Any] = []
+
+    def direct() -> None:
+        sink.append(zarr.open_array(LocalStore(tmp / "direct.zarr", read_only=True), mode="r")[:])
+        sink.clear()
+
+    def via(datalayer: str) -> Callable[[], None]:
+        def run() -> None:  # each app reads through its own datalayer
+            image = get_image(stored[datalayer], mikro=apps[datalayer].mikro)
+            sink.append(image.data.values)
+            sink.clear()
+
+        return run
+
+    cases = {"direct zarr read": direct, "get_image local": via("local")}
+    cases["get_image http"] = via("http")
+    return {name: _median(samples) for name, samples in _rounds(cases).items()}
+
+
+def _report(
+    times: dict[str, list[float]],
+    reads: dict[str, float],
+    rss: dict[str, dict[str, float]],
+    chunks: tuple[int, ...],
+) -> None:
+    size = int(np.prod(SHAPE)) * 2
+    direct = _median(times["direct zarr"])
+    rows = []
+    for name, samples in times.items():
+        seconds = _median(samples)
+        rows.append(
+            [
+                name,
+                f"{seconds:.2f} s",
+                f"{size / seconds / MIB:,.0f} MiB/s",
+                f"{direct / seconds:.2f}x",
+            ]
+        )
+    print_table(
+        f"upload of {size // MIB} MiB uint16 {SHAPE}, chunks {chunks}, median of {ROUNDS}",
+        ["case", "time", "throughput", "vs direct zarr"],
+        rows,
+    )
+    base = reads["direct zarr read"]
+    rows = [
+        [name, f"{seconds:.2f} s", f"{size / seconds / MIB:,.0f} MiB/s", f"{base / seconds:.2f}x"]
+        for name, seconds in reads.items()
+    ]
+    print_table("read back of the whole array", ["case", "time", "throughput", "vs direct"], rows)
+    rows = [
+        [
+            f"from_xarray {layer}",
+            f"{result['seconds']:.1f} s",
+            f"{result['before'] / MIB:,.0f} MiB",
+            f"{result['peak'] / MIB:,.0f} MiB",
+        ]
+        for layer, result in rss.items()
+    ]
+    print_table(
+        f"4 GiB dask-backed upload {BIG_SHAPE}, blocks {BIG_CHUNKS} (client process)",
+        ["case", "time", "RSS before", "peak RSS"],
+        rows,
+    )
+    local = direct / _median(times["from_xarray local"])
+    http = direct / _median(times["from_xarray http"])
+    peak = max(result["peak"] for result in rss.values()) / MIB
+    print(
+        f"\ntargets: local {local:.2f}x (>= 0.9x) {'ok' if local >= 0.9 else 'MISSED'}; "
+        f"http {http:.2f}x (>= 0.6x) {'ok' if http >= 0.6 else 'MISSED'}; "
+        f"peak RSS {peak:,.0f} MiB (< 1024 MiB) {'ok' if peak < 1024 else 'MISSED'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,7 @@ from arkitekt_server.db import Database, utcnow
 from arkitekt_server.mikro import models as models
 from arkitekt_server.mikro import storage
 from arkitekt_server.mikro.models import GrantRow, ImageRow
+from arkitekt_server.mikro.routes import DEFAULT_DATALAYER
 from arkitekt_server.mikro.routes import router as api_router
 from arkitekt_server.mikro.viewer import PUBLIC_PATHS
 from arkitekt_server.mikro.viewer import router as viewer_router
@@ -38,7 +39,7 @@ router.include_router(viewer_router)
 
 
 def _config(base: str) -> dict[str, str]:
-    return {"endpoint_url": base + "mikro/", "datalayer": "local"}
+    return {"endpoint_url": base + "mikro/", "datalayer": DEFAULT_DATALAYER}
 
 
 def _orphans(layout: storage.Layout, grants: set[str], images: set[str]) -> int:

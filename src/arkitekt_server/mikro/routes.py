@@ -29,11 +29,14 @@ from arkitekt_server.mikro import storage
 from arkitekt_server.mikro.models import DatasetRow, GrantRow, ImageRow, TagRow
 from arkitekt_server.settings import ServerSettings
 
-__all__ = ["GRANT_TTL", "MAX_CHUNKS", "router"]
+__all__ = ["DEFAULT_DATALAYER", "GRANT_TTL", "MAX_CHUNKS", "router"]
 
 router = APIRouter(tags=["mikro"])
 Session = Annotated[AsyncSession, Depends(get_session)]
 
+DEFAULT_DATALAYER = "local"
+"""The datalayer of loopback clients that do not ask for one (others always get ``http``);
+advertised as ``datalayer`` in the claimed ``mikro`` config group."""
 GRANT_TTL = dt.timedelta(hours=6)
 """An upload not finished within this time is abandoned and swept."""
 MAX_CHUNKS = 1_000_000
@@ -106,7 +109,7 @@ async def create_upload(
 ) -> UploadGrant:
     """Grant an upload: a directory (local) or a store URL (http) to write the zarr array to."""
     host = request.client.host if request.client is not None else None
-    datalayer = body.datalayer or ("local" if is_loopback(host) else "http")
+    datalayer = body.datalayer or (DEFAULT_DATALAYER if is_loopback(host) else "http")
     if datalayer == "local" and not is_loopback(host):
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,

@@ -7,6 +7,7 @@ verifies the store and only then creates the image. A background task removes ab
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ from contextlib import asynccontextmanager
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 
 from arkitekt_server.db import Database, utcnow
 from arkitekt_server.mikro import models as models
@@ -32,6 +33,8 @@ log = logging.getLogger("arkitekt_server.mikro")
 
 SWEEP_INTERVAL_SECONDS = 600.0
 """How often abandoned uploads are looked for."""
+
+_FINISH_GRACE = dt.timedelta(hours=1)
 
 router = APIRouter(tags=["mikro"])
 router.include_router(api_router)
@@ -52,7 +55,7 @@ def _orphans(layout: storage.Layout, grants: set[str], images: set[str]) -> int:
     return removed
 
 
-async def sweep(database: Database, layout: storage.Layout, now: object = None) -> int:
+async def sweep(database: Database, layout: storage.Layout, now: dt.datetime | None = None) -> int:
     """Remove expired upload grants and every directory no grant or image owns.
 
     Args:
@@ -68,7 +71,12 @@ async def sweep(database: Database, layout: storage.Layout, now: object = None) 
     async with database.sessions() as session:
         expired = await session.execute(
             delete(GrantRow)
-            .where(GrantRow.expires_at <= moment, GrantRow.state == "open")
+            .where(
+                GrantRow.expires_at <= moment,
+                # a finish in progress gets an hour more (it takes seconds; one that never
+                # ended was interrupted by a crash)
+                or_(GrantRow.state == "open", GrantRow.expires_at <= moment - _FINISH_GRACE),
+            )
             .returning(GrantRow.id)
         )
         gone = list(expired.scalars())

@@ -211,16 +211,35 @@ async def finish_upload(
     body = UploadRequest.model_validate(grant.request)
     dirs = layout(request)
     source, target = dirs.upload(grant.id), dirs.store(grant.id)
+    grant_key, moved = grant.id, False
     try:
         await anyio.to_thread.run_sync(
             storage.verify_store, source, list(body.shape), list(body.chunks), body.dtype
         )
-    except storage.StoreInvalid as error:
-        grant.state = "open"
+        await anyio.to_thread.run_sync(source.rename, target)
+        moved = True
+        image = _image_row(grant, body)
+        session.add(image)
+        await session.delete(grant)
         await session.commit()
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"upload not accepted: {error}") from None
-    source.rename(target)
-    image = ImageRow(
+    except BaseException as error:
+        # Whatever failed, the upload goes back to "open": the client may fix it or abort it.
+        with anyio.CancelScope(shield=True):
+            await session.rollback()
+            if moved:
+                target.rename(source)
+            reopen = update(GrantRow).where(GrantRow.id == grant_key).values(state="open")
+            await session.execute(reopen)
+            await session.commit()
+        if isinstance(error, storage.StoreInvalid):
+            detail = f"upload not accepted: {error}"
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail) from None
+        raise
+    return record(image, request)
+
+
+def _image_row(grant: GrantRow, body: UploadRequest) -> ImageRow:
+    return ImageRow(
         id=grant.id,
         name=body.name,
         owner_pk=grant.owner_pk,
@@ -237,14 +256,6 @@ async def finish_upload(
         created_at=utcnow(),
         tags=[TagRow(tag=tag, position=i) for i, tag in enumerate(body.tags)],
     )
-    try:
-        session.add(image)
-        await session.delete(grant)
-        await session.commit()
-    except BaseException:
-        target.rename(source)
-        raise
-    return record(image, request)
 
 
 @router.delete("/uploads/{grant_id}/", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,12 @@ _names = itertools.count()
 
 
 @pytest.fixture
-def uploads_dir(server: EmbeddedServer) -> Path:
-    """Where the session server keeps unfinished uploads (empty when none is in progress)."""
+def new_uploads(server: EmbeddedServer) -> Callable[[], set[Path]]:
+    """Upload directories of the session server that appeared since the test started."""
     path = server.settings.data_dir / "mikro" / "uploads"
     path.mkdir(parents=True, exist_ok=True)
-    return path
+    before = set(path.iterdir())
+    return lambda: set(path.iterdir()) - before
 
 
 @pytest.fixture

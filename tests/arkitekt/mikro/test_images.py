@@ -123,7 +123,7 @@ def _boom(block: np.ndarray) -> np.ndarray:
 
 
 def test_failed_upload_leaves_nothing_and_can_be_retried(
-    connect: Callable[..., App], uploads_dir: Path, unique: str
+    connect: Callable[..., App], new_uploads: Callable[[], set[Path]], unique: str
 ) -> None:
     source = np.arange(8 * 32 * 32, dtype=np.uint16).reshape(8, 32, 32)
     failing = da.from_array(source, chunks=(1, 32, 32)).map_blocks(_boom, dtype=np.uint16)
@@ -131,7 +131,7 @@ def test_failed_upload_leaves_nothing_and_can_be_retried(
         with pytest.raises(UploadError, match="camera disconnected"):
             from_xarray(xr.DataArray(failing, dims=["z", "y", "x"]), name=unique)
         assert search_images(unique).total == 0
-        assert list(uploads_dir.iterdir()) == []
+        assert new_uploads() == set()
         image = from_xarray(xr.DataArray(source, dims=["z", "y", "x"]), name=unique)
         assert search_images(unique).total == 1
         assert np.array_equal(image.data.values[0, 0], source)
@@ -167,7 +167,7 @@ BAD_INPUTS: list[tuple[str, Any, dict[str, Any], str]] = [
 )
 def test_bad_input_fails_clearly_before_anything_is_uploaded(
     connect: Callable[..., App],
-    uploads_dir: Path,
+    new_uploads: Callable[[], set[Path]],
     array: Any,
     kwargs: dict[str, Any],
     message: str,
@@ -178,11 +178,11 @@ def test_bad_input_fails_clearly_before_anything_is_uploaded(
         with pytest.raises(InvalidImageError, match=message):
             from_xarray(array, **kwargs)
         assert search_images().total == before
-    assert list(uploads_dir.iterdir()) == []
+    assert new_uploads() == set()
 
 
 def test_unknown_dataset_or_origin_is_refused_before_upload(
-    connect: Callable[..., App], uploads_dir: Path
+    connect: Callable[..., App], new_uploads: Callable[[], set[Path]]
 ) -> None:
     missing = "00000000-0000-4000-8000-000000000000"
     with connect():
@@ -190,7 +190,7 @@ def test_unknown_dataset_or_origin_is_refused_before_upload(
             from_xarray(_array(), name="x", dataset=missing)
         with pytest.raises(ImageNotFoundError, match="image"):
             from_xarray(_array(), name="x", origins=[missing])
-    assert list(uploads_dir.iterdir()) == []
+    assert new_uploads() == set()
 
 
 def test_search_paginates_and_filters(connect: Callable[..., App], unique: str) -> None:

@@ -21,6 +21,7 @@ from anyio.abc import TaskGroup
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from arkitekt.errors import ConfigError
 from arkitekt.rekuest._ws import endpoint, open_socket
 from arkitekt.rekuest.context import AssignmentContext, _current
 from arkitekt.rekuest.errors import AssignmentCancelledError, RekuestError
@@ -114,15 +115,17 @@ class Agent:
             self._tasks = tasks
             failures = 0
             while True:
+                before = self.connections
                 try:
                     await self._session()
-                    failures = 0 if self.registered.is_set() else failures
-                except AgentRefusedError:
-                    raise
+                except (AgentRefusedError, ConfigError):
+                    raise  # retrying cannot help
                 except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as error:
                     log.info("rekuest agent connection failed: %r", error)
-                except RekuestError as error:
-                    log.warning("rekuest agent connection failed: %s", error)
+                except Exception as error:  # keep serving: the server may be restarting
+                    log.warning("rekuest agent connection failed: %r", error)
+                if self.connections > before:
+                    failures = 0  # it was connected: start the backoff afresh
                 failures += 1
                 delay = min(self.reconnect_max, _BACKOFF_START * 2 ** min(failures, 30))
                 await anyio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 -- jitter
@@ -142,6 +145,7 @@ class Agent:
         self._socket = socket
         self.connections += 1
         try:
+            refused: AgentRefusedError | None = None
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._pump, socket)
                 try:
@@ -150,7 +154,11 @@ class Agent:
                             self._handle(message)
                 except ConnectionClosed as error:
                     log.info("rekuest agent disconnected: %r", error)
+                except AgentRefusedError as error:
+                    refused = error
                 tasks.cancel_scope.cancel()
+            if refused is not None:
+                raise refused
         finally:
             self._connected = False
             self._socket = None

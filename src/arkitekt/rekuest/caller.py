@@ -162,6 +162,8 @@ class CallerChannel:
         """Send a ``call`` and route its answers to ``pending``."""
         if self._socket is None:
             await self._connect()
+        if self._socket is None:  # it broke at once
+            raise ConnectionLostError("the connection to the server closed", pending.id)
         self._pending[pending.id] = pending
         self.send(message)
 

@@ -49,6 +49,13 @@ async def _serve(peer: Peer, receive: Callable[[], Awaitable[None]]) -> None:
                 tasks.cancel_scope.cancel()
 
 
+def _handle(hub: Hub, agent: AgentState, message: dict[str, Any]) -> None:
+    try:
+        hub.agent_message(agent, message)
+    except (ValueError, TypeError, KeyError) as error:  # one bad message, not a bad agent
+        log.warning("rekuest: ignored a malformed message of agent %s: %r", agent.key, error)
+
+
 @router.websocket("/agent/ws")
 async def agent_socket(websocket: WebSocket) -> None:
     """An agent: registers, receives assignments, reports progress and results."""
@@ -71,10 +78,10 @@ async def agent_socket(websocket: WebSocket) -> None:
             peer.close(4400, "registration refused")
             return
         for message in rest:
-            hub.agent_message(agent, message)
+            _handle(hub, agent, message)
         while True:
             for message in loads(await websocket.receive_text()):
-                hub.agent_message(agent, message)
+                _handle(hub, agent, message)
 
     try:
         await _serve(peer, receive)
@@ -101,7 +108,7 @@ async def caller_socket(websocket: WebSocket) -> None:
                 if kind == "call":
                     try:
                         hub.call(peer, principal.client_pk, message)
-                    except HubError as error:
+                    except (HubError, ValueError, TypeError) as error:
                         refused = {"t": "error", "id": message.get("id"), "kind": "refused"}
                         peer.send({**refused, "m": str(error), "tb": None})
                 elif kind == "cancel":

@@ -200,3 +200,26 @@ async def test_assignment_survives_a_server_restart(tmp_path: Path) -> None:
     finally:
         for server in servers:
             await anyio.to_thread.run_sync(server.stop)
+
+
+@pytest.mark.anyio
+async def test_malformed_calls_are_refused_and_the_socket_survives(
+    server: EmbeddedServer, connect: Callable[..., App]
+) -> None:
+    async with connect() as app:
+        token = await (await _transport(app)).atoken()
+    url = server.url.replace("http://", "ws://") + "/rekuest/caller/ws"
+    async with ws_connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as socket:
+        await socket.send(json.dumps([{"t": "call", "id": "short", "f": "s_add"}]))
+        answer = json.loads(await socket.recv())[0]
+        assert answer["kind"] == "refused"
+        assert "fresh id" in answer["m"]
+        bad_wait = {"t": "call", "id": "a" * 32, "f": "s_add", "wait": "soon"}
+        await socket.send(json.dumps([bad_wait, {"t": "call", "id": "b" * 32, "f": "s_nope"}]))
+        answers: list[dict[str, Any]] = []
+        with anyio.fail_after(10):
+            while len(answers) < 2:  # one frame or two: the server batches what is queued
+                answers += json.loads(await socket.recv())
+        first, second = answers
+        assert (first["id"], first["kind"]) == ("a" * 32, "refused")
+        assert (second["id"], second["kind"]) == ("b" * 32, "no_agent")

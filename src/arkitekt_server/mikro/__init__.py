@@ -21,7 +21,7 @@ from arkitekt_server.db import Database, utcnow
 from arkitekt_server.mikro import models as models
 from arkitekt_server.mikro import storage
 from arkitekt_server.mikro.models import GrantRow, ImageRow
-from arkitekt_server.mikro.routes import DEFAULT_DATALAYER
+from arkitekt_server.mikro.routes import DEFAULT_DATALAYER, forget_grant
 from arkitekt_server.mikro.routes import router as api_router
 from arkitekt_server.mikro.viewer import PUBLIC_PATHS
 from arkitekt_server.mikro.viewer import router as viewer_router
@@ -80,6 +80,8 @@ async def sweep(database: Database, layout: storage.Layout, now: dt.datetime | N
             .returning(GrantRow.id)
         )
         gone = list(expired.scalars())
+        for grant_id in gone:
+            forget_grant(grant_id)
         await session.commit()
         grants = set(await session.scalars(select(GrantRow.id)))
         images = set(await session.scalars(select(ImageRow.id)))

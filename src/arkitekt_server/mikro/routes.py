@@ -6,6 +6,7 @@ import datetime as dt
 import math
 import os
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -157,20 +158,61 @@ async def _grant(session: AsyncSession, grant_id: str, principal: Principal) -> 
     return row
 
 
+@dataclass(frozen=True)
+class _OpenGrant:
+    id: str
+    owner_pk: int
+    shape: list[int]
+    chunks: list[int]
+    itemsize: int
+    expires_at: dt.datetime
+
+
+# Open http grants by id, so a chunk PUT needs no database round trip of its own (the bearer
+# token is still checked on every request). Entries leave when the grant is finished, aborted
+# or swept; a grant is only cached while open.
+_open_grants: dict[str, _OpenGrant] = {}
+
+
+def forget_grant(grant_id: str) -> None:
+    """Drop a grant from the chunk-PUT cache (it is being finished, aborted or swept)."""
+    _open_grants.pop(grant_id, None)
+
+
+async def _open_grant(request: Request, grant_id: str, principal: Principal) -> _OpenGrant:
+    cached = _open_grants.get(grant_id)
+    if cached is None:
+        async with request.app.state.database.sessions() as session:
+            row = await _grant(session, grant_id, principal)
+        if row.datalayer != "http" or row.state != "open":
+            raise HTTPException(status.HTTP_409_CONFLICT, "this upload takes no chunks now")
+        cached = _OpenGrant(
+            id=row.id,
+            owner_pk=row.owner_pk,
+            shape=row.request["shape"],
+            chunks=row.request["chunks"],
+            itemsize=np.dtype(row.request["dtype"]).itemsize,
+            expires_at=row.expires_at,
+        )
+        _open_grants[row.id] = cached
+    if cached.owner_pk != principal.client_pk:
+        raise _not_found("upload")
+    if cached.expires_at <= utcnow():
+        raise HTTPException(status.HTTP_410_GONE, "the upload grant expired; start again")
+    return cached
+
+
 @router.put("/uploads/{grant_id}/store/{key:path}", status_code=status.HTTP_204_NO_CONTENT)
 async def put_key(
-    grant_id: str, key: str, request: Request, principal: CurrentPrincipal, session: Session
+    grant_id: str, key: str, request: Request, principal: CurrentPrincipal
 ) -> Response:
     """Store one key (``zarr.json`` or a chunk) of an http upload."""
-    grant = await _grant(session, grant_id, principal)
-    await session.close()
-    if grant.datalayer != "http" or grant.state != "open":
-        raise HTTPException(status.HTTP_409_CONFLICT, "this upload takes no chunks now")
-    shape, chunks = grant.request["shape"], grant.request["chunks"]
+    grant = await _open_grant(request, grant_id, principal)
+    shape, chunks = grant.shape, grant.chunks
     if not storage.check_key(key, storage.grid(shape, chunks)):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{key!r} is not a key of this array")
-    itemsize = np.dtype(grant.request["dtype"]).itemsize
-    limit = _META_MAX_BYTES if key == "zarr.json" else math.prod(chunks) * itemsize + (1 << 16)
+    limit = _META_MAX_BYTES if key == "zarr.json" else math.prod(chunks) * grant.itemsize
+    limit += 1 << 16  # blosc's header and incompressible-block overhead
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "chunk too large")
@@ -200,6 +242,7 @@ async def finish_upload(
 ) -> ImageRecord:
     """Verify the store and create the image (it becomes visible now)."""
     grant = await _grant(session, grant_id, principal)
+    forget_grant(grant.id)
     claimed = await session.execute(
         update(GrantRow)
         .where(GrantRow.id == grant.id, GrantRow.state == "open")
@@ -268,6 +311,7 @@ async def abort_upload(
         raise _not_found("upload")
     if row.state != "open":
         raise HTTPException(status.HTTP_409_CONFLICT, "this upload is being finished")
+    forget_grant(row.id)
     await session.delete(row)
     await session.commit()
     await anyio.to_thread.run_sync(storage.remove, layout(request).upload(row.id))

@@ -9,19 +9,21 @@ acknowledges them, and sent again after a reconnect.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import random
 import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.to_thread
 from anyio.abc import TaskGroup
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from arkitekt.errors import ConfigError
+from arkitekt.rekuest._threads import DaemonThreads
 from arkitekt.rekuest._ws import endpoint, open_socket
 from arkitekt.rekuest.context import AssignmentContext, _current
 from arkitekt.rekuest.errors import AssignmentCancelledError, RekuestError
@@ -75,10 +77,11 @@ class Agent:
         self.reconnect_max = reconnect_max
         self.registered = anyio.Event()
         self.stopped = anyio.Event()
+        self._stopping = anyio.Event()
         self.key: str | None = None
         self.failure: BaseException | None = None
         self.connections = 0
-        self._limiter = anyio.CapacityLimiter(max_workers)
+        self._threads = DaemonThreads(anyio.CapacityLimiter(max_workers), "rekuest-worker")
         self._running: dict[str, AssignmentContext] = {}
         self._held: dict[str, list[dict[str, Any]]] = {}
         self._outbox: list[dict[str, Any]] = []
@@ -113,22 +116,32 @@ class Agent:
         """
         async with anyio.create_task_group() as tasks:
             self._tasks = tasks
-            failures = 0
-            while True:
-                before = self.connections
-                try:
-                    await self._session()
-                except (AgentRefusedError, ConfigError):
-                    raise  # retrying cannot help
-                except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as error:
-                    log.info("rekuest agent connection failed: %r", error)
-                except Exception as error:  # keep serving: the server may be restarting
-                    log.warning("rekuest agent connection failed: %r", error)
-                if self.connections > before:
-                    failures = 0  # it was connected: start the backoff afresh
-                failures += 1
-                delay = min(self.reconnect_max, _BACKOFF_START * 2 ** min(failures, 30))
-                await anyio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 -- jitter
+            try:
+                await self._reconnecting()
+            finally:
+                # Stopping: sync code sees the cancel at its next progress()/log(), and worker
+                # threads that do not stop are abandoned (they are daemon threads).
+                self._stopping.set()
+                for context in self._running.values():
+                    context.cancelled = True
+
+    async def _reconnecting(self) -> None:
+        failures = 0
+        while True:
+            before = self.connections
+            try:
+                await self._session()
+            except (AgentRefusedError, ConfigError):
+                raise  # retrying cannot help
+            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as error:
+                log.info("rekuest agent connection failed: %r", error)
+            except Exception as error:  # keep serving: the server may be restarting
+                log.warning("rekuest agent connection failed: %r", error)
+            if self.connections > before:
+                failures = 0  # it was connected: start the backoff afresh
+            failures += 1
+            delay = min(self.reconnect_max, _BACKOFF_START * 2 ** min(failures, 30))
+            await anyio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 -- jitter
 
     async def _session(self) -> None:
         url = await endpoint(self.transport, "agent")
@@ -260,7 +273,7 @@ class Agent:
                     value = await entry.fn(**kwargs)
                 else:
                     call = functools.partial(entry.fn, **kwargs)
-                    value = await anyio.to_thread.run_sync(call, limiter=self._limiter)
+                    value = await self._in_thread(call)
                 if entry.result is None:
                     return {"t": "done", "id": id, "v": None}
                 return {"t": "done", "id": id, "v": entry.result.shrink(value, "return value")}
@@ -292,13 +305,17 @@ class Agent:
         iterator = entry.fn(**kwargs)
         try:
             while True:
-                item = await anyio.to_thread.run_sync(next, iterator, _END, limiter=self._limiter)
+                item = await self._in_thread(functools.partial(next, iterator, _END))
                 if item is _END:
                     return
                 emit(item)
         finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(iterator.close, limiter=self._limiter)
+            if not self._stopping.is_set():
+                with anyio.CancelScope(shield=True), contextlib.suppress(ValueError):
+                    await self._in_thread(iterator.close)  # runs the generator's `finally`
+
+    async def _in_thread(self, fn: Callable[[], Any]) -> Any:
+        return await self._threads.run(fn, self._stopping)
 
 
 def _error(id: str, error: BaseException) -> dict[str, Any]:

@@ -204,7 +204,7 @@ async def test_bad_arguments_never_reach_the_agent(connect: Callable[..., App], 
 
 @pytest.mark.anyio
 async def test_no_agent_fails_at_once_or_waits(
-    connect: Callable[..., App], serve: Any, until: Any
+    connect: Callable[..., App], serve: Any, until: Any, server: EmbeddedServer
 ) -> None:
     late = Registry()
 
@@ -212,7 +212,7 @@ async def test_no_agent_fails_at_once_or_waits(
     def c_late(x: int) -> int:
         return x * 2
 
-    async with connect():
+    async with connect() as caller_app:
         with pytest.raises(NoAgentError, match="no function 'c_nowhere'"):
             await acall("c_nowhere")
         start = time.monotonic()
@@ -228,9 +228,19 @@ async def test_no_agent_fails_at_once_or_waits(
             tasks.start_soon(caller)
             await anyio.sleep(0.3)
             assert result == []
-            async with serve(connect(), late):
+            async with serve(connect(), late) as agent:
                 await until(lambda: bool(result))
         assert result == [42]
+        client = (await caller_app.rekuest._transport()).client
+        offline: list[bool] = []
+
+        async def gone() -> None:  # the server notices the closed socket a moment later
+            agents = (await client.get(f"{server.url}/rekuest/agents/")).json()
+            offline.append(not next(a for a in agents if a["key"] == agent.key)["online"])
+
+        with anyio.fail_after(5):
+            while not offline or not offline[-1]:
+                await gone()
         # Its agent is gone again: a clear error, naming the function.
         with pytest.raises(NoAgentError, match="provides 'c_late'"):
             await acall("c_late", 1)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 
 import arkitekt_server.rekuest.hub as hub_module
@@ -75,13 +76,18 @@ async def _wait_for(path: Path, lines: int) -> None:
 
 @pytest.mark.anyio
 async def test_subprocess_agent_serves_and_stops_cleanly_on_ctrl_c(
-    connect: Callable[..., App], start_agent: Callable[..., subprocess.Popen[str]]
+    connect: Callable[..., App], start_agent: Callable[..., subprocess.Popen[str]], tmp_path: Path
 ) -> None:
+    marker = tmp_path / "runs.txt"
     process = start_agent()
-    async with connect():
+    async with connect(), anyio.create_task_group() as tasks:
         assert await acall("p_double", 21, wait=30) == 42
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=20)
+        # A sync function that never calls progress() again does not keep it from stopping.
+        tasks.start_soon(lambda: acall("p_slow", seconds=600, marker=str(marker)))
+        await _wait_for(marker, 1)
+        process.send_signal(signal.SIGINT)
+        output, _ = await anyio.to_thread.run_sync(lambda: process.communicate(timeout=20))
+        tasks.cancel_scope.cancel()
     assert process.returncode == 0, output
     assert "agent stopped cleanly" in output
 

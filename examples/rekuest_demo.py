@@ -31,8 +31,8 @@ try:
         image = from_xarray(xr.DataArray(data, dims=["y", "x"]), name="noise")
 
         def show(event: Event) -> None:
-            print(f"  [{event.kind}] {event.progress if event.progress is not None else ''} "
-                  f"{event.message or ''}".rstrip())  # fmt: skip
+            percent = f"{event.progress}% " if event.progress is not None else ""
+            print(f"  [{event.kind}] {percent}{event.message or ''}")
 
         # `wait`: the agent process may still be starting; wait up to 60 s for it.
         mask = call("threshold", image=image, level=0.3, wait=60, on_event=show)

@@ -34,7 +34,7 @@ from arkitekt.scope import Scope
 if TYPE_CHECKING:
     from arkitekt.transport import Transport
 
-__all__ = ["Agent", "AgentRefusedError"]
+__all__ = ["Agent", "AgentRefusedError", "backoff"]
 
 log = logging.getLogger("arkitekt.rekuest.agent")
 
@@ -140,8 +140,7 @@ class Agent:
             if self.connections > before:
                 failures = 0  # it was connected: start the backoff afresh
             failures += 1
-            delay = min(self.reconnect_max, _BACKOFF_START * 2 ** min(failures, 30))
-            await anyio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 -- jitter
+            await anyio.sleep(backoff(failures, self.reconnect_max))
 
     async def _session(self) -> None:
         url = await endpoint(self.transport, "agent")
@@ -316,6 +315,16 @@ class Agent:
 
     async def _in_thread(self, fn: Callable[[], Any]) -> Any:
         return await self._threads.run(fn, self._stopping)
+
+
+def backoff(failures: int, cap: float, draw: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before reconnect attempt ``failures`` (1, 2, ...).
+
+    Exponential from 0.2 s, capped at ``cap``, with "equal jitter": a random value in the upper
+    half of the step, so many agents that lost the same server do not come back in lockstep.
+    """
+    step = min(cap, _BACKOFF_START * 2 ** min(failures, 30))
+    return step * (0.5 + 0.5 * draw())
 
 
 def _error(id: str, error: BaseException) -> dict[str, Any]:

@@ -244,3 +244,15 @@ async def test_codecs_round_trip_enums_and_structures() -> None:
     assert entry.result.shrink({"k": Color.GREEN}) == {"k": "GREEN"}
     with pytest.raises(ArgumentsInvalid, match="expected one of"):
         entry.result.shrink({"k": "PURPLE"})
+
+
+def test_reconnect_backoff_is_exponential_capped_and_jittered() -> None:
+    from arkitekt.rekuest.agent import backoff
+
+    low = [backoff(n, 30.0, lambda: 0.0) for n in range(1, 12)]
+    high = [backoff(n, 30.0, lambda: 1.0) for n in range(1, 12)]
+    assert low[:4] == [0.1, 0.2, 0.4, 0.8]  # half of 0.2, 0.4, 0.8, 1.6
+    assert high[:4] == [0.2, 0.4, 0.8, 1.6]
+    assert high[-1] == 30.0  # capped
+    assert low[-1] == 15.0
+    assert all(b == 2 * a for a, b in zip(low, high, strict=True))

@@ -323,7 +323,7 @@ def backoff(failures: int, cap: float, draw: Callable[[], float] = random.random
     Exponential from 0.2 s, capped at ``cap``, with "equal jitter": a random value in the upper
     half of the step, so many agents that lost the same server do not come back in lockstep.
     """
-    step = min(cap, _BACKOFF_START * 2 ** min(failures, 30))
+    step: float = min(cap, _BACKOFF_START * 2.0 ** min(failures, 30))
     return step * (0.5 + 0.5 * draw())
 
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CHUNK_TARGET_BYTES", "Prepared", "choose_chunks", "prepare"]
 
-CHUNK_TARGET_BYTES = 8 << 20
+CHUNK_TARGET_BYTES = 16 << 20
 """Aim for chunks of about this many (uncompressed) bytes."""
 
 _UNIT_MAX_BYTES = 64 << 20  # a dask block larger than this is split into several writes

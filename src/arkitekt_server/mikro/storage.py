@@ -172,8 +172,8 @@ def verify_store(directory: Path, shape: list[int], chunks: list[int], dtype: st
 def render_thumbnail(directory: Path, shape: list[int], size: int = THUMBNAIL_SIZE) -> bytes:
     """A PNG of the max projection (over t and z) of the first channel, at most ``size`` px.
 
-    At most 64 (t, z) planes are read, evenly spaced, so huge stacks stay cheap; intensities
-    are stretched between the 0.5th and 99.5th percentile.
+    At most about 64 planes are read (whole chunks along z, evenly spaced), so huge stacks stay
+    cheap; intensities are stretched between the 0.5th and 99.5th percentile.
     """
     import io
 
@@ -185,13 +185,16 @@ def render_thumbnail(directory: Path, shape: list[int], size: int = THUMBNAIL_SI
     array = zarr.open_array(LocalStore(directory, read_only=True), mode="r", zarr_format=3)
     _, t, z, y, x = shape
     step = max(1, math.ceil(max(y, x) / size))
-    planes = [(ti, zi) for ti in range(t) for zi in range(z)]
-    if len(planes) > _THUMBNAIL_MAX_PLANES:
-        picks = np.linspace(0, len(planes) - 1, _THUMBNAIL_MAX_PLANES).round().astype(int)
-        planes = [planes[i] for i in picks]
+    depth = int(array.chunks[2])
+    slabs = [(ti, z0) for ti in range(t) for z0 in range(0, z, depth)]  # whole chunks at once
+    if len(slabs) * depth > _THUMBNAIL_MAX_PLANES:
+        keep = max(1, _THUMBNAIL_MAX_PLANES // depth)
+        picks = np.linspace(0, len(slabs) - 1, keep).round().astype(int)
+        slabs = [slabs[i] for i in sorted(set(picks.tolist()))]
     projection: Any = None
-    for ti, zi in planes:
-        plane = np.asarray(array[0, ti, zi])[::step, ::step].astype(np.float64)
+    for ti, z0 in slabs:
+        slab = np.asarray(array[0, ti, z0 : z0 + depth])[:, ::step, ::step]
+        plane = slab.max(axis=0).astype(np.float64)
         projection = plane if projection is None else np.maximum(projection, plane)
     finite = projection[np.isfinite(projection)]
     low, high = np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0)

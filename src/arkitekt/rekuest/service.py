@@ -210,6 +210,7 @@ class Rekuest(Service):
         wait: float,
         agent: str | None,
         on_event: Callable[[Event], Any] | None,
+        timeout: float | None,  # noqa: ASYNC109 - passed on to the server
     ) -> tuple[CallerChannel, Pending]:
         id = uuid.uuid4().hex
         message: dict[str, Any] = {
@@ -227,6 +228,8 @@ class Rekuest(Service):
             message["wait"] = wait
         if agent is not None:
             message["agent"] = agent
+        if timeout is not None:
+            message["timeout"] = timeout  # the server enforces it too (if this caller vanishes)
         channel = await self._channel()
         pending = Pending(id, stream=stream, on_event=on_event)
         await channel.submit(message, pending)
@@ -245,7 +248,14 @@ class Rekuest(Service):
     ) -> Any:
         """Call a function on an agent and return its result; see :func:`arkitekt.rekuest.acall`."""
         channel, pending = await self._submit(
-            function, args, kwargs or {}, stream=False, wait=wait, agent=agent, on_event=on_event
+            function,
+            args,
+            kwargs or {},
+            stream=False,
+            wait=wait,
+            agent=agent,
+            on_event=on_event,
+            timeout=timeout,
         )
         try:
             with anyio.fail_after(timeout):
@@ -276,7 +286,14 @@ class Rekuest(Service):
     ) -> AsyncGenerator[Any, None]:
         """Iterate over a stream's items; see :func:`arkitekt.rekuest.aiterate`."""
         channel, pending = await self._submit(
-            function, args, kwargs or {}, stream=True, wait=wait, agent=agent, on_event=on_event
+            function,
+            args,
+            kwargs or {},
+            stream=True,
+            wait=wait,
+            agent=agent,
+            on_event=on_event,
+            timeout=timeout,
         )
         assert pending.queue is not None
         deadline = None if timeout is None else anyio.current_time() + timeout

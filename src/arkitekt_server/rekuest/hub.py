@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from arkitekt.rekuest.protocol import ArgumentsInvalid, Definition, bind_arguments
 from arkitekt_server.db import utcnow
 from arkitekt_server.rekuest.peer import Peer
+from arkitekt_server.rekuest.restore import restore
 from arkitekt_server.rekuest.state import AgentState, Job
 from arkitekt_server.rekuest.store import Store
 
@@ -52,43 +53,12 @@ class Hub:
         self.jobs: dict[str, Job] = {}
         self.waiting: dict[str, Job] = {}
         self._providers: dict[str, dict[str, AgentState]] = {}
+        self._expiring: dict[str, Job] = {}  # jobs with a timeout
 
     # -- startup -------------------------------------------------------------------------------
     async def load(self) -> None:
         """Restore agents (offline), their definitions, and unfinished assignments (waiting)."""
-        agents, definitions, active = await self.store.load()
-        by_id: dict[int, AgentState] = {}
-        for row in agents:
-            state = AgentState(row.key, row.client_pk, row.name, row.instance)
-            self.agents[row.key] = by_id[row.id] = state
-        grouped: dict[int, list[Definition]] = {}
-        for drow in definitions:
-            try:
-                grouped.setdefault(drow.agent_id, []).append(
-                    Definition.model_validate(drow.definition)
-                )
-            except ValidationError:
-                log.warning("ignoring a stored definition that no longer parses: %s", drow.name)
-        for agent_id, defs in grouped.items():
-            if agent_id in by_id:
-                by_id[agent_id].set_definitions(defs)
-        deadline = time.monotonic() + GRACE_SECONDS
-        for arow in active:
-            job = Job(arow.id, arow.function, None, arow.caller_pk)
-            job.selector = arow.agent_filter
-            job.stream = arow.stream
-            job.attempts = arow.attempts
-            raw = arow.args.get("__raw__") if isinstance(arow.args, dict) else None
-            if raw is None:
-                job.bound = arow.args
-            else:  # never validated: no definition was known yet
-                job.raw = (list(raw[0]), dict(raw[1]))
-            if arow.agent_key is not None:
-                job.tried.add(arow.agent_key)
-            job.deadline = deadline
-            self.jobs[job.id] = self.waiting[job.id] = job
-        if active:
-            log.info("rekuest: %d unfinished assignment(s) wait for their agents", len(active))
+        await restore(self, GRACE_SECONDS)
 
     # -- callers -------------------------------------------------------------------------------
     def call(self, caller: Peer | None, caller_pk: int, msg: dict[str, Any]) -> Job:
@@ -111,6 +81,10 @@ class Hub:
         job.stream = bool(msg.get("stream", False))
         job.events = bool(msg.get("events", False))
         job.wait = max(0.0, float(msg.get("wait") or 0.0))
+        if (timeout := msg.get("timeout")) is not None:
+            job.timeout = float(timeout)
+            job.expires = time.monotonic() + job.timeout
+            self._expiring[id] = job
         if caller is not None:
             caller.jobs.add(id)
         online = self._online(job)
@@ -250,7 +224,7 @@ class Hub:
 
     # -- time ----------------------------------------------------------------------------------
     async def reap(self) -> None:
-        """Fail waiting assignments whose time is up, until cancelled."""
+        """Fail waiting assignments and calls whose time is up, until cancelled."""
         while True:
             await anyio.sleep(REAP_INTERVAL)
             now = time.monotonic()
@@ -265,6 +239,11 @@ class Hub:
                     )
                 else:
                     self._finish(job, "error", kind="no_agent", message=self._no_agent_message(job))
+            for job in [job for job in self._expiring.values() if job.expires <= now]:
+                if job.agent is not None and job.agent.peer is not None:
+                    job.agent.peer.send({"t": "cancel", "id": job.id})
+                message = f"{job.function!r} did not finish within {job.timeout:g} s; cancelled it"
+                self._finish(job, "error", kind="timeout", message=message)
 
     # -- internals -----------------------------------------------------------------------------
     def _online(self, job: Job) -> list[AgentState]:
@@ -353,6 +332,7 @@ class Hub:
     def _fail_early(self, job: Job, kind: str, message: str) -> None:
         """Fail a call that never became an assignment (nothing stored)."""
         job.failure = (kind, message)
+        self._expiring.pop(job.id, None)
         if job.caller is not None:
             job.caller.jobs.discard(job.id)
             job.caller.send({"t": "error", "id": job.id, "kind": kind, "m": message, "tb": None})
@@ -370,6 +350,7 @@ class Hub:
     ) -> None:
         self.jobs.pop(job.id, None)
         self.waiting.pop(job.id, None)
+        self._expiring.pop(job.id, None)
         if job.agent is not None:
             job.agent.running.pop(job.id, None)
             if by is not None and job.agent is not by and job.agent.peer is not None:

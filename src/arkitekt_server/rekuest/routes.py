@@ -129,6 +129,7 @@ class CallRequest(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     agent: str | None = None
     wait: float = Field(default=0.0, ge=0)
+    timeout: float | None = Field(default=None, gt=0)
 
 
 @router.get("/definitions/")
@@ -176,6 +177,7 @@ async def create_assignment(
         "kwargs": body.arguments,
         "agent": body.agent,
         "wait": body.wait,
+        "timeout": body.timeout,
     }
     job = hub.call(None, principal.client_pk, message)
     if job.failure is not None:

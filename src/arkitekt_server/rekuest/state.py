@@ -51,6 +51,7 @@ class Job:
         "caller_pk",
         "deadline",
         "events",
+        "expires",
         "failure",
         "function",
         "id",
@@ -58,6 +59,7 @@ class Job:
         "selector",
         "seq",
         "stream",
+        "timeout",
         "tried",
         "wait",
     )
@@ -77,5 +79,7 @@ class Job:
         self.deadline = 0.0
         self.attempts = 0
         self.seq = 0
+        self.timeout = 0.0
+        self.expires = 0.0
         self.tried: set[str] = set()  # keys of the agents it was delivered to
         self.failure: tuple[str, str] | None = None  # (kind, message) when refused at once

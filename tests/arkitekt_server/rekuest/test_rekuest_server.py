@@ -141,6 +141,17 @@ async def test_http_api_lists_calls_and_cancels(
             status = (await client.get(base + f"assignments/{held_id}")).json()
             assert status["status"] == "cancelled"
             assert (await client.post(base + f"assignments/{held_id}/cancel")).status_code == 404
+
+            timed = await client.post(
+                base + "assignments/",
+                json={"function": "s_hold", "arguments": {"x": 1}, "timeout": 0.2},
+            )
+            await _until(lambda: bool(agent.holding))
+            await _until(lambda: not agent.holding)  # the server cancelled it on the agent
+            status = (await client.get(base + f"assignments/{timed.json()['id']}")).json()
+            assert status["status"] == "error"
+            assert status["error_kind"] == "timeout"
+            assert "did not finish within 0.2 s" in status["error"]
         async with connect() as stranger:
             other = (await _transport(stranger)).client
             assert (await other.get(base + f"assignments/{id}")).status_code == 404

@@ -1,0 +1,57 @@
+"""Restoring the hub on startup: agents, definitions and unfinished assignments."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from arkitekt.rekuest.protocol import Definition
+from arkitekt_server.rekuest.state import AgentState, Job
+
+if TYPE_CHECKING:
+    from arkitekt_server.rekuest.hub import Hub
+
+__all__ = ["restore"]
+
+log = logging.getLogger("arkitekt_server.rekuest")
+
+
+async def restore(hub: Hub, grace: float) -> None:
+    """Load every agent (offline), its definitions, and the unfinished assignments.
+
+    The assignments wait ``grace`` seconds for an agent that provides their function.
+    """
+    agents, definitions, active = await hub.store.load()
+    by_id: dict[int, AgentState] = {}
+    for row in agents:
+        state = AgentState(row.key, row.client_pk, row.name, row.instance)
+        hub.agents[row.key] = by_id[row.id] = state
+    grouped: dict[int, list[Definition]] = {}
+    for drow in definitions:
+        try:
+            grouped.setdefault(drow.agent_id, []).append(Definition.model_validate(drow.definition))
+        except ValidationError:
+            log.warning("ignoring a stored definition that no longer parses: %s", drow.name)
+    for agent_id, defs in grouped.items():
+        if agent_id in by_id:
+            by_id[agent_id].set_definitions(defs)
+    deadline = time.monotonic() + grace
+    for arow in active:
+        job = Job(arow.id, arow.function, None, arow.caller_pk)
+        job.selector = arow.agent_filter
+        job.stream = arow.stream
+        job.attempts = arow.attempts
+        raw = arow.args.get("__raw__") if isinstance(arow.args, dict) else None
+        if raw is None:
+            job.bound = arow.args
+        else:  # never validated: no definition was known yet
+            job.raw = (list(raw[0]), dict(raw[1]))
+        if arow.agent_key is not None:
+            job.tried.add(arow.agent_key)
+        job.deadline = deadline
+        hub.jobs[job.id] = hub.waiting[job.id] = job
+    if active:
+        log.info("rekuest: %d unfinished assignment(s) wait for their agents", len(active))

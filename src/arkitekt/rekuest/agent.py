@@ -144,14 +144,15 @@ class Agent:
 
     async def _session(self) -> None:
         url = await endpoint(self.transport, "agent")
-        socket = await open_socket(self.transport, url)
+        token = await self.transport.atoken()
+        socket = await open_socket(self.transport, url, token)
         try:
             await self._register(socket)
         except ConnectionClosed as closed:
             await socket.close()
             if closed.rcvd is None or closed.rcvd.code != 4401:
                 raise
-            token = await self.transport.arefresh(None)  # an expired token: once more
+            token = await self.transport.arefresh(token)  # refused (revoked): once more
             socket = await open_socket(self.transport, url, token)
             await self._register(socket)
         self._socket = socket

@@ -185,14 +185,34 @@ class CallerChannel:
             if self._closed:
                 raise ConnectionLostError("the app is closing; no more calls")
             url = await endpoint(self.transport, "caller")
+            token = await self.transport.atoken()
             try:
-                socket = await open_socket(self.transport, url)
-            except (OSError, TimeoutError) as error:
-                raise ConnectionLostError(f"cannot reach rekuest at {url}: {error}") from error
+                socket = await self._open(url, token)
+            except ConnectionClosed as closed:
+                if closed.rcvd is None or closed.rcvd.code != 4401:
+                    raise ConnectionLostError(f"rekuest at {url} closed: {closed}") from None
+                # The token was refused (revoked or expired): once more with a fresh one.
+                socket = await self._open(url, await self.transport.arefresh(token))
             self._socket = socket
             self._outbox = []
             self.scope.task_group.start_soon(self._read, socket)
             self.scope.task_group.start_soon(self._pump, socket)
+
+    async def _open(self, url: str, token: str) -> ClientConnection:
+        """Connect and wait for the server's ``ready`` (a refused token closes with 4401)."""
+        try:
+            socket = await open_socket(self.transport, url, token)
+        except (OSError, TimeoutError) as error:
+            raise ConnectionLostError(f"cannot reach rekuest at {url}: {error}") from error
+        try:
+            first = loads(await socket.recv())
+        except BaseException:
+            await socket.close()
+            raise
+        if not first or first[0].get("t") != "ready":
+            await socket.close()
+            raise ConnectionLostError(f"rekuest at {url} did not answer as expected: {first!r}")
+        return socket
 
     async def _read(self, socket: ClientConnection) -> None:
         reason = "the connection to the server closed"
@@ -210,8 +230,6 @@ class CallerChannel:
             pending_calls, self._pending = self._pending, {}
             for pending in pending_calls.values():
                 pending.fail(ConnectionLostError(reason, pending.id))
-            if socket.close_code is not None and socket.close_code == 4401:
-                log.warning("the server refused the caller's token")
 
     async def _pump(self, socket: ClientConnection) -> None:
         try:

@@ -20,13 +20,13 @@ Server to agent:
 
 Caller to server:
     ``call`` (``id``: a fresh uuid chosen by the caller, ``f``, ``args``, ``kwargs``,
-    ``agent``, ``wait``, ``stream``, ``events``) and ``cancel`` (``id``).
+    ``agent``, ``wait``, ``stream``, ``events``, ``timeout``) and ``cancel`` (``id``).
 
 Server to caller:
-    ``progress`` and ``log`` (only with ``events``), ``yield`` (``id``, ``v``), ``done``
-    (``id``, ``v``), ``error`` (``id``, ``kind``: one of :data:`ERROR_KINDS`, ``m``, ``tb``).
-    Results whose port holds a structure also carry ``r``, the return port, so the caller can
-    fetch the structures back.
+    ``ready`` (first, once the token is accepted), ``progress`` and ``log`` (only with
+    ``events``), ``yield`` (``id``, ``v``), ``done`` (``id``, ``v``), ``error`` (``id``,
+    ``kind``: one of :data:`ERROR_KINDS`, ``m``, ``tb``). Results whose port holds a structure
+    also carry ``r``, the return port, so the caller can fetch the structures back.
 """
 
 from __future__ import annotations

@@ -99,6 +99,7 @@ async def caller_socket(websocket: WebSocket) -> None:
     if opened is None:
         return
     peer, principal = opened
+    peer.send({"t": "ready"})  # tells the caller its token was accepted
     hub = _hub(websocket)
 
     async def receive() -> None:

@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from arkitekt import App, easy
-from arkitekt.rekuest import Registry
+from arkitekt.rekuest import Registry, acall
 from arkitekt.transport import Transport
 from arkitekt_server import EmbeddedServer, ServerSettings
 
@@ -221,6 +221,7 @@ async def test_malformed_calls_are_refused_and_the_socket_survives(
         token = await (await _transport(app)).atoken()
     url = server.url.replace("http://", "ws://") + "/rekuest/caller/ws"
     async with ws_connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as socket:
+        assert json.loads(await socket.recv()) == [{"t": "ready"}]
         await socket.send(json.dumps([{"t": "call", "id": "short", "f": "s_add"}]))
         answer = json.loads(await socket.recv())[0]
         assert answer["kind"] == "refused"
@@ -234,3 +235,23 @@ async def test_malformed_calls_are_refused_and_the_socket_survives(
         first, second = answers
         assert (first["id"], first["kind"]) == ("a" * 32, "refused")
         assert (second["id"], second["kind"]) == ("b" * 32, "no_agent")
+
+
+@pytest.mark.anyio
+async def test_refused_tokens_are_renewed_by_callers_and_agents(
+    server: EmbeddedServer, connect: Callable[..., App]
+) -> None:
+    agent_app = connect()
+    agent_app.rekuest.registry = registry
+    async with agent_app, connect() as caller:
+        agent = await agent_app.rekuest.astart()
+        assert await acall("s_add", 1, agent=agent_app.manifest.identifier) == 3
+        for app in (caller, agent_app):  # revoke both approvals: their tokens die
+            client = (await _transport(app)).client
+            assert (await client.post(f"{server.url}/lok/revoke/")).status_code == 200
+        channel = await caller.rekuest._channel()
+        assert channel._socket is not None
+        await channel._socket.close()  # the next call reconnects, with a refused token
+        await agent.disconnect()  # so does the agent
+        await _until(lambda: agent.connections == 2)
+        assert await acall("s_add", 2, agent=agent_app.manifest.identifier) == 4

@@ -107,6 +107,8 @@ def test_finish_verifies_chunk_count_then_a_retry_succeeds(http: httpx.Client) -
     assert done.json()["id"] == grant["id"]
     assert _visible(http, grant["id"])
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 404  # grant is gone
+    late = http.put(f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=b"x")
+    assert late.status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -192,6 +194,8 @@ def test_abort_removes_the_directory(http: httpx.Client, server: EmbeddedServer)
     assert http.delete(f"/uploads/{grant['id']}/").status_code == 204
     assert not directory.exists()
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 404
+    assert http.put(f"/uploads/{grant['id']}/store/zarr.json", content=b"{}").status_code == 404
+    assert not directory.exists()
 
 
 def test_bad_grant_requests(http: httpx.Client) -> None:
@@ -229,6 +233,9 @@ def test_sweep_removes_abandoned_grants(http: httpx.Client, server: EmbeddedServ
     assert asyncio.run(run(utcnow() + GRANT_TTL + dt.timedelta(seconds=1))) >= 1
     assert not layout.upload(grant["id"]).exists()
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 404
+    late = http.put(f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=b"x")
+    assert late.status_code == 404
+    assert not layout.upload(grant["id"]).exists()
 
 
 def test_store_reads_only_visible_images_and_known_keys(

@@ -34,7 +34,16 @@ class AssignmentContext:
 
     """
 
-    __slots__ = ("_send", "cancel_scope", "cancelled", "function", "id", "loop", "thread_id")
+    __slots__ = (
+        "_send",
+        "cancel_scope",
+        "cancelled",
+        "function",
+        "id",
+        "last_progress",
+        "loop",
+        "thread_id",
+    )
 
     def __init__(self, id: str, function: str, send: Callable[[dict[str, Any]], None]) -> None:
         self.id = id
@@ -44,6 +53,7 @@ class AssignmentContext:
         self.thread_id = threading.get_ident()
         self.cancelled = False
         self.cancel_scope: anyio.CancelScope | None = None
+        self.last_progress: tuple[int | None, str | None] | None = None
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue a message to the server, from the loop or from any thread."""
@@ -91,6 +101,9 @@ def progress(percent: int | float | None = None, message: str | None = None) -> 
     if context is None:
         return
     value = None if percent is None else max(0, min(100, round(percent)))
+    if context.last_progress == (value, message) and not context.cancelled:
+        return  # nothing new (a tight loop reporting the same percentage sends it once)
+    context.last_progress = (value, message)
     context.send({"t": "progress", "id": context.id, "p": value, "m": message})
 
 

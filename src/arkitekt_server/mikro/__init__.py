@@ -21,8 +21,10 @@ from arkitekt_server.db import Database, utcnow
 from arkitekt_server.mikro import models as models
 from arkitekt_server.mikro import storage
 from arkitekt_server.mikro.models import GrantRow, ImageRow
-from arkitekt_server.mikro.routes import DEFAULT_DATALAYER, forget_grant
+from arkitekt_server.mikro.routes import DEFAULT_DATALAYER
 from arkitekt_server.mikro.routes import router as api_router
+from arkitekt_server.mikro.uploads import forget_grant
+from arkitekt_server.mikro.uploads import router as upload_router
 from arkitekt_server.mikro.viewer import PUBLIC_PATHS
 from arkitekt_server.mikro.viewer import router as viewer_router
 from arkitekt_server.service import ServerService
@@ -37,6 +39,7 @@ SWEEP_INTERVAL_SECONDS = 600.0
 _FINISH_GRACE = dt.timedelta(hours=1)
 
 router = APIRouter(tags=["mikro"])
+router.include_router(upload_router)
 router.include_router(api_router)
 router.include_router(viewer_router)
 

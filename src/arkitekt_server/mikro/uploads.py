@@ -1,0 +1,254 @@
+"""Upload routes of mikro: grants, chunk PUTs (http datalayer), finish (verify) and abort."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+import anyio
+import anyio.to_thread
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arkitekt.mikro.protocol import ImageRecord, UploadGrant, UploadRequest
+from arkitekt_server._net import base_url, is_loopback
+from arkitekt_server.auth import CurrentPrincipal, Principal
+from arkitekt_server.db import get_session, utcnow
+from arkitekt_server.mikro import storage
+from arkitekt_server.mikro.models import DatasetRow, GrantRow, ImageRow, TagRow
+from arkitekt_server.mikro.routes import (
+    DEFAULT_DATALAYER,
+    GRANT_TTL,
+    MAX_CHUNKS,
+    META_MAX_BYTES,
+    find_image,
+    layout,
+    not_found,
+    parse_id,
+    record,
+)
+
+__all__ = ["forget_grant", "router"]
+
+router = APIRouter(tags=["mikro"])
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+@router.post("/uploads/", status_code=status.HTTP_201_CREATED)
+async def create_upload(
+    body: UploadRequest, request: Request, principal: CurrentPrincipal, session: Session
+) -> UploadGrant:
+    """Grant an upload: a directory (local) or a store URL (http) to write the zarr array to."""
+    host = request.client.host if request.client is not None else None
+    datalayer = body.datalayer or (DEFAULT_DATALAYER if is_loopback(host) else "http")
+    if datalayer == "local" and not is_loopback(host):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "the local datalayer is only for clients on the server's machine; use http",
+        )
+    if math.prod(storage.grid(body.shape, body.chunks)) > MAX_CHUNKS:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"more than {MAX_CHUNKS} chunks")
+    if any(c > s for c, s in zip(body.chunks, body.shape, strict=True)):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "a chunk is larger than the array")
+    if body.channel_names and len(body.channel_names) != body.shape[0]:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "one channel name per channel")
+    if len(body.model_dump_json(include={"metadata"})) > META_MAX_BYTES:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "metadata too large")
+    if body.dataset is not None and await session.get(DatasetRow, parse_id(body.dataset)) is None:
+        raise not_found("dataset")
+    for origin in body.origins:
+        await find_image(session, origin, principal)
+    grant = GrantRow(
+        id=str(uuid.uuid4()),
+        owner_pk=principal.client_pk,
+        owner=principal.identifier,
+        datalayer=datalayer,
+        request=body.model_dump(mode="json"),
+        expires_at=utcnow() + GRANT_TTL,
+    )
+    session.add(grant)
+    await session.commit()
+    directory = layout(request).upload(grant.id)
+    directory.mkdir(parents=True, mode=0o700)
+    return UploadGrant(
+        id=grant.id,
+        datalayer=datalayer,
+        path=str(directory) if datalayer == "local" else None,
+        url=base_url(request) + f"mikro/uploads/{grant.id}/store/" if datalayer == "http" else None,
+        expires_at=grant.expires_at,
+    )
+
+
+async def _grant(session: AsyncSession, grant_id: str, principal: Principal) -> GrantRow:
+    row = await session.get(GrantRow, parse_id(grant_id, "upload"))
+    if row is None or row.owner_pk != principal.client_pk:
+        raise not_found("upload")
+    if row.expires_at <= utcnow():
+        raise HTTPException(status.HTTP_410_GONE, "the upload grant expired; start again")
+    return row
+
+
+@dataclass(frozen=True)
+class _OpenGrant:
+    id: str
+    owner_pk: int
+    shape: list[int]
+    chunks: list[int]
+    itemsize: int
+    expires_at: dt.datetime
+
+
+# Open http grants by id, so a chunk PUT needs no database round trip of its own (the bearer
+# token is still checked on every request). Entries leave when the grant is finished, aborted
+# or swept; a grant is only cached while open.
+_open_grants: dict[str, _OpenGrant] = {}
+
+
+def forget_grant(grant_id: str) -> None:
+    """Drop a grant from the chunk-PUT cache (it is being finished, aborted or swept)."""
+    _open_grants.pop(grant_id, None)
+
+
+async def _open_grant(request: Request, grant_id: str, principal: Principal) -> _OpenGrant:
+    cached = _open_grants.get(grant_id)
+    if cached is None:
+        async with request.app.state.database.sessions() as session:
+            row = await _grant(session, grant_id, principal)
+        if row.datalayer != "http" or row.state != "open":
+            raise HTTPException(status.HTTP_409_CONFLICT, "this upload takes no chunks now")
+        cached = _OpenGrant(
+            id=row.id,
+            owner_pk=row.owner_pk,
+            shape=row.request["shape"],
+            chunks=row.request["chunks"],
+            itemsize=np.dtype(row.request["dtype"]).itemsize,
+            expires_at=row.expires_at,
+        )
+        _open_grants[row.id] = cached
+    if cached.owner_pk != principal.client_pk:
+        raise not_found("upload")
+    if cached.expires_at <= utcnow():
+        raise HTTPException(status.HTTP_410_GONE, "the upload grant expired; start again")
+    return cached
+
+
+@router.put("/uploads/{grant_id}/store/{key:path}", status_code=status.HTTP_204_NO_CONTENT)
+async def put_key(
+    grant_id: str, key: str, request: Request, principal: CurrentPrincipal
+) -> Response:
+    """Store one key (``zarr.json`` or a chunk) of an http upload."""
+    grant = await _open_grant(request, grant_id, principal)
+    shape, chunks = grant.shape, grant.chunks
+    if not storage.check_key(key, storage.grid(shape, chunks)):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{key!r} is not a key of this array")
+    limit = META_MAX_BYTES if key == "zarr.json" else math.prod(chunks) * grant.itemsize
+    limit += 1 << 16  # blosc's header and incompressible-block overhead
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "chunk too large")
+    directory = layout(request).upload(grant.id)
+    target = directory / key
+    # Parts (~256 KiB) go straight to a temporary file, renamed into place when complete:
+    # page-cache writes this small are cheaper inline than a thread hand-off per part.
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        size = 0
+        with temporary.open("wb") as sink:
+            async for part in request.stream():
+                size += len(part)
+                if size > limit:
+                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "chunk too large")
+                sink.write(part)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/uploads/{grant_id}/finish/", status_code=status.HTTP_201_CREATED)
+async def finish_upload(
+    grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
+) -> ImageRecord:
+    """Verify the store and create the image (it becomes visible now)."""
+    grant = await _grant(session, grant_id, principal)
+    forget_grant(grant.id)
+    claimed = await session.execute(
+        update(GrantRow)
+        .where(GrantRow.id == grant.id, GrantRow.state == "open")
+        .values(state="finishing")
+    )
+    await session.commit()
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise HTTPException(status.HTTP_409_CONFLICT, "this upload is already being finished")
+    body = UploadRequest.model_validate(grant.request)
+    dirs = layout(request)
+    source, target = dirs.upload(grant.id), dirs.store(grant.id)
+    grant_key, moved = grant.id, False
+    try:
+        await anyio.to_thread.run_sync(
+            storage.verify_store, source, list(body.shape), list(body.chunks), body.dtype
+        )
+        await anyio.to_thread.run_sync(source.rename, target)
+        moved = True
+        image = _image_row(grant, body)
+        session.add(image)
+        await session.delete(grant)
+        await session.commit()
+    except BaseException as error:
+        # Whatever failed, the upload goes back to "open": the client may fix it or abort it.
+        with anyio.CancelScope(shield=True):
+            await session.rollback()
+            if moved:
+                target.rename(source)
+            reopen = update(GrantRow).where(GrantRow.id == grant_key).values(state="open")
+            await session.execute(reopen)
+            await session.commit()
+        if isinstance(error, storage.StoreInvalid):
+            detail = f"upload not accepted: {error}"
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail) from None
+        raise
+    return record(image, request)
+
+
+def _image_row(grant: GrantRow, body: UploadRequest) -> ImageRow:
+    return ImageRow(
+        id=grant.id,
+        name=body.name,
+        owner_pk=grant.owner_pk,
+        owner=grant.owner,
+        private=body.private,
+        dataset_id=body.dataset,
+        shape=list(body.shape),
+        chunks=list(body.chunks),
+        dtype=body.dtype,
+        origins=body.origins,
+        channel_names=body.channel_names,
+        pixel_size=body.pixel_size.model_dump(exclude_none=True),
+        extra=body.metadata,
+        created_at=utcnow(),
+        tags=[TagRow(tag=tag, position=i) for i, tag in enumerate(body.tags)],
+    )
+
+
+@router.delete("/uploads/{grant_id}/", status_code=status.HTTP_204_NO_CONTENT)
+async def abort_upload(
+    grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
+) -> Response:
+    """Abandon an upload: its directory is removed at once."""
+    row = await session.get(GrantRow, parse_id(grant_id, "upload"))
+    if row is None or row.owner_pk != principal.client_pk:
+        raise not_found("upload")
+    if row.state != "open":
+        raise HTTPException(status.HTTP_409_CONFLICT, "this upload is being finished")
+    forget_grant(row.id)
+    await session.delete(row)
+    await session.commit()
+    await anyio.to_thread.run_sync(storage.remove, layout(request).upload(row.id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

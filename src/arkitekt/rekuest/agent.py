@@ -145,16 +145,13 @@ class Agent:
     async def _session(self) -> None:
         url = await endpoint(self.transport, "agent")
         token = await self.transport.atoken()
-        socket = await open_socket(self.transport, url, token)
         try:
-            await self._register(socket)
+            socket = await self._open(url, token)
         except ConnectionClosed as closed:
-            await socket.close()
             if closed.rcvd is None or closed.rcvd.code != 4401:
                 raise
             token = await self.transport.arefresh(token)  # refused (revoked): once more
-            socket = await open_socket(self.transport, url, token)
-            await self._register(socket)
+            socket = await self._open(url, token)
         self._socket = socket
         self.connections += 1
         try:
@@ -177,6 +174,19 @@ class Agent:
             self._socket = None
             with anyio.CancelScope(shield=True):
                 await socket.close()
+
+    async def _open(self, url: str, token: str) -> ClientConnection:
+        """Connect and register; the socket is closed again if registering fails."""
+        socket = await open_socket(self.transport, url, token)
+        try:
+            with anyio.fail_after(self.transport.settings.timeout):
+                await self._register(socket)
+        except BaseException:
+            self._connected = False
+            with anyio.CancelScope(shield=True):
+                await socket.close()
+            raise
+        return socket
 
     async def _register(self, socket: ClientConnection) -> None:
         register = {

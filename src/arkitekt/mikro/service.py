@@ -203,13 +203,10 @@ class Mikro(Service):
         except BaseException as error:
             with anyio.CancelScope(shield=True):
                 await _abort(client, endpoint, grant.id)
-            if isinstance(
-                error, MikroError | OSError | ValueError | RuntimeError | httpx.HTTPError
-            ):
-                if isinstance(error, UploadError):
-                    raise
+            if isinstance(error, Exception) and not isinstance(error, UploadError):
                 raise UploadError(
-                    f"uploading {fields.name!r} failed, nothing was stored: {error}"
+                    f"uploading {fields.name!r} failed, nothing was stored: "
+                    f"{type(error).__name__}: {error}"
                 ) from error
             raise
         record = ImageRecord.model_validate_json(response.content)

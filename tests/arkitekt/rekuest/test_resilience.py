@@ -168,3 +168,31 @@ async def test_agent_reconnects_and_delivers_what_it_held(
         assert result == [2]
         assert agent.connections == 2
         await until(lambda: not agent.holding)  # acknowledged after reconnecting
+
+
+@pytest.mark.anyio
+async def test_an_assignment_that_kills_every_agent_is_given_up(
+    connect: Callable[..., App], start_agent: Callable[..., subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    marker = tmp_path / "runs.txt"
+    process = start_agent()
+    async with connect(), anyio.create_task_group() as tasks:
+        outcome: list[BaseException] = []
+
+        async def caller() -> None:
+            try:
+                await acall("p_slow", seconds=60, marker=str(marker), wait=30)
+            except AgentLostError as error:
+                outcome.append(error)
+
+        tasks.start_soon(caller)
+        for delivery in range(1, hub_module.MAX_ATTEMPTS + 1):
+            await _wait_for(marker, delivery)
+            process.kill()  # the agent dies on it, every time
+            process.wait(timeout=10)
+            process = start_agent()
+        with anyio.fail_after(20):
+            while not outcome:  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+    assert f"given up after {hub_module.MAX_ATTEMPTS} deliveries" in str(outcome[0])
+    assert _lines(marker) == hub_module.MAX_ATTEMPTS

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.to_thread
+import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
@@ -126,3 +130,25 @@ def test_private_images_are_invisible_to_other_apps(connect: Callable[..., App])
         with pytest.raises(ImageNotFoundError):
             delete_image(secret.id, mikro=other.mikro)
         delete_image(shared.id, mikro=owner.mikro)
+
+
+def _slow(block: np.ndarray) -> np.ndarray:
+    time.sleep(0.2)
+    return block
+
+
+@pytest.mark.anyio
+async def test_cancelled_upload_leaves_nothing_and_can_be_retried(
+    connect: Callable[..., App], new_uploads: Callable[[], set[Path]]
+) -> None:
+    source = np.arange(40 * 16 * 16, dtype=np.uint16).reshape(40, 16, 16)
+    slow = da.from_array(source, chunks=(1, 16, 16)).map_blocks(_slow, dtype=np.uint16)
+    async with connect():
+        with anyio.move_on_after(0.5) as timer:
+            await afrom_xarray(xr.DataArray(slow, dims=["z", "y", "x"]), name="interrupted")
+        assert timer.cancelled_caught
+        assert new_uploads() == set()  # the grant was aborted, its directory removed
+        assert (await asearch_images("interrupted")).total == 0
+        image = await afrom_xarray(xr.DataArray(source, dims=["z", "y", "x"]), name="interrupted")
+        assert (await asearch_images("interrupted")).total == 1
+        assert image.shape == (1, 1, 40, 16, 16)

@@ -84,7 +84,7 @@ async def sweep(database: Database, layout: storage.Layout, now: dt.datetime | N
         )
         gone = list(expired.scalars())
         for grant_id in gone:
-            forget_grant(grant_id)
+            forget_grant(layout, grant_id)
         await session.commit()
         grants = set(await session.scalars(select(GrantRow.id)))
         images = set(await session.scalars(select(ImageRow.id)))

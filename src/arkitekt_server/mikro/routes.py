@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -165,7 +166,7 @@ async def delete_image(
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only the app that stored it may delete it")
     await session.delete(row)
     await session.commit()
-    _stores.pop(row.id, None)
+    _stores.pop((layout(request).root, row.id), None)
     dirs = layout(request)
     await anyio.to_thread.run_sync(storage.remove, dirs.store(row.id))
     await anyio.to_thread.run_sync(storage.remove, dirs.thumb(row.id))
@@ -183,13 +184,14 @@ class _Store:
 # What a store read needs of an image, by id. These fields never change; a deleted image
 # leaves the cache (and its files are gone anyway), so each chunk read costs no database query
 # besides the bearer-token check.
-_stores: dict[str, _Store] = {}
+_stores: dict[tuple[Path, str], _Store] = {}  # by server directory (several may share a process)
 _STORES_MAX = 4096
 
 
 async def _readable(request: Request, image_id: str, principal: Principal) -> _Store:
     key = parse_id(image_id)
-    store = _stores.get(key)
+    root = layout(request).root
+    store = _stores.get((root, key))
     if store is None:
         async with request.app.state.database.sessions() as session:
             row = await session.get(ImageRow, key)
@@ -197,7 +199,7 @@ async def _readable(request: Request, image_id: str, principal: Principal) -> _S
             raise not_found()
         if len(_stores) >= _STORES_MAX:
             _stores.clear()
-        store = _stores[key] = _Store(
+        store = _stores[(root, key)] = _Store(
             row.id, row.owner_pk, row.private, storage.grid(row.shape, row.chunks)
         )
     if store.private and store.owner_pk != principal.client_pk:

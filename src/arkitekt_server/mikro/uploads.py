@@ -7,6 +7,7 @@ import math
 import os
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import anyio
@@ -107,16 +108,18 @@ class _OpenGrant:
 # Open http grants by id, so a chunk PUT needs no database round trip of its own (the bearer
 # token is still checked on every request). Entries leave when the grant is finished, aborted
 # or swept; a grant is only cached while open.
-_open_grants: dict[str, _OpenGrant] = {}
+# Keyed by the server's mikro directory too: several servers may run in one process.
+_open_grants: dict[tuple[Path, str], _OpenGrant] = {}
 
 
-def forget_grant(grant_id: str) -> None:
+def forget_grant(dirs: storage.Layout, grant_id: str) -> None:
     """Drop a grant from the chunk-PUT cache (it is being finished, aborted or swept)."""
-    _open_grants.pop(grant_id, None)
+    _open_grants.pop((dirs.root, grant_id), None)
 
 
 async def _open_grant(request: Request, grant_id: str, principal: Principal) -> _OpenGrant:
-    cached = _open_grants.get(grant_id)
+    dirs = layout(request)
+    cached = _open_grants.get((dirs.root, grant_id))
     if cached is None:
         async with request.app.state.database.sessions() as session:
             row = await _grant(session, grant_id, principal)
@@ -130,7 +133,7 @@ async def _open_grant(request: Request, grant_id: str, principal: Principal) -> 
             itemsize=np.dtype(row.request["dtype"]).itemsize,
             expires_at=row.expires_at,
         )
-        _open_grants[row.id] = cached
+        _open_grants[(dirs.root, row.id)] = cached
     if cached.owner_pk != principal.client_pk:
         raise not_found("upload")
     if cached.expires_at <= utcnow():
@@ -178,7 +181,7 @@ async def finish_upload(
 ) -> ImageRecord:
     """Verify the store and create the image (it becomes visible now)."""
     grant = await _grant(session, grant_id, principal)
-    forget_grant(grant.id)
+    forget_grant(layout(request), grant.id)
     claimed = await session.execute(
         update(GrantRow)
         .where(GrantRow.id == grant.id, GrantRow.state == "open")
@@ -247,7 +250,7 @@ async def abort_upload(
         raise not_found("upload")
     if row.state != "open":
         raise HTTPException(status.HTTP_409_CONFLICT, "this upload is being finished")
-    forget_grant(row.id)
+    forget_grant(layout(request), row.id)
     await session.delete(row)
     await session.commit()
     await anyio.to_thread.run_sync(storage.remove, layout(request).upload(row.id))

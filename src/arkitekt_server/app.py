@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 import arkitekt
+from arkitekt_server.auth import PrincipalCache
 from arkitekt_server.db import Database
 from arkitekt_server.service import ServerService
 from arkitekt_server.settings import ServerSettings
@@ -88,6 +89,7 @@ def create_app(settings: ServerSettings, services: Sequence[str] = SERVICES) -> 
         openapi_url=None,
     )
     app.state.settings = settings
+    app.state.principal_cache = PrincipalCache(settings.auth_cache_seconds)
     app.state.services = loaded
     app.include_router(_health)
     for service in loaded:

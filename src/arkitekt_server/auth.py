@@ -4,18 +4,26 @@ approval page and the health check depends on :func:`require_principal`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, WebSocket, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import State
 
 from arkitekt_server._secrets import hash_secret
 from arkitekt_server.db import Database, utcnow
 from arkitekt_server.fakts.models import AccessToken
 
-__all__ = ["CurrentPrincipal", "Principal", "authenticate_websocket", "require_principal"]
+__all__ = [
+    "CurrentPrincipal",
+    "Principal",
+    "PrincipalCache",
+    "authenticate_websocket",
+    "require_principal",
+]
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,44 @@ class Principal:
     identifier: str
     version: str
     scopes: tuple[str, ...]
+
+
+class PrincipalCache:
+    """Principals of recently checked bearer tokens, for a few seconds (``auth_cache_seconds``).
+
+    Spares a database round trip per request on busy paths (chunk uploads, calls). A revocation
+    through the server's API clears it at once; one made by the CLI on the database directly
+    takes effect within ``ttl`` seconds. Keys are token hashes, never tokens.
+    """
+
+    _MAX_ENTRIES = 10_000
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[Principal, float]] = {}
+
+    def get(self, token_hash: str) -> Principal | None:
+        """The cached principal, if it was checked less than ``ttl`` seconds ago."""
+        entry = self._entries.get(token_hash)
+        if entry is None:
+            return None
+        if entry[1] <= time.monotonic():
+            self._entries.pop(token_hash, None)
+            return None
+        return entry[0]
+
+    def put(self, token_hash: str, principal: Principal, valid_seconds: float) -> None:
+        """Remember ``principal`` for ``ttl`` seconds, never past the token's own expiry."""
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self._MAX_ENTRIES:
+            self._entries.clear()
+        deadline = time.monotonic() + min(self.ttl, valid_seconds)
+        self._entries[token_hash] = (principal, deadline)
+
+    def clear(self) -> None:
+        """Forget everything (after a revocation)."""
+        self._entries.clear()
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -44,24 +90,36 @@ def _bearer(header: str | None) -> str | None:
     return value.strip()
 
 
-async def principal_of(session: AsyncSession, token: str) -> Principal | None:
+async def principal_of(
+    session: AsyncSession, token: str, cache: PrincipalCache | None = None
+) -> Principal | None:
     """The principal of a bearer token, or ``None`` if it is unknown, expired or revoked."""
-    row = await session.scalar(
-        select(AccessToken).where(AccessToken.token_hash == hash_secret(token))
-    )
+    token_hash = hash_secret(token)
+    if cache is not None and (cached := cache.get(token_hash)) is not None:
+        return cached
+    row = await session.scalar(select(AccessToken).where(AccessToken.token_hash == token_hash))
     now = utcnow()
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         return None
     client = row.client
     if not client.usable(now):
         return None
-    return Principal(
+    principal = Principal(
         client_pk=client.id,
         client_id=client.client_id,
         identifier=client.identifier,
         version=client.version,
         scopes=tuple(row.scopes),
     )
+    if cache is not None:
+        cache.put(token_hash, principal, (row.expires_at - now).total_seconds())
+    return principal
+
+
+async def _principal(state: State, token: str) -> Principal | None:
+    database: Database = state.database
+    async with database.sessions() as session:  # connects only on a cache miss
+        return await principal_of(session, token, state.principal_cache)
 
 
 async def require_principal(request: Request) -> Principal:
@@ -69,9 +127,7 @@ async def require_principal(request: Request) -> Principal:
     token = _bearer(request.headers.get("authorization"))
     if token is None:
         raise _unauthorized("a bearer token is required (Authorization: Bearer <token>)")
-    database: Database = request.app.state.database
-    async with database.sessions() as session:
-        principal = await principal_of(session, token)
+    principal = await _principal(request.app.state, token)
     if principal is None:
         raise _unauthorized("the bearer token is invalid, expired or revoked")
     return principal
@@ -88,6 +144,4 @@ async def authenticate_websocket(websocket: WebSocket) -> Principal | None:
     token = _bearer(websocket.headers.get("authorization"))
     if token is None:
         return None
-    database: Database = websocket.app.state.database
-    async with database.sessions() as session:
-        return await principal_of(session, token)
+    return await _principal(websocket.app.state, token)

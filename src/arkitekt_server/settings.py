@@ -64,6 +64,12 @@ class ServerSettings(BaseSettings):
         ge=0,
         description="Lifetime of an approval (claim token and client credentials); 0: no expiry.",
     )
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds a checked bearer token is trusted without asking the database "
+        "again; revocations by the CLI take effect within this time (0: check every request).",
+    )
     public_url: str | None = Field(
         default=None,
         description="URL clients reach the server at (e.g. behind a proxy); default: as requested.",

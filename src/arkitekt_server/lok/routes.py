@@ -105,6 +105,10 @@ async def userinfo(principal: CurrentPrincipal, request: Request) -> UserInfo:
 
 
 @router.post("/revoke/")
-async def revoke_self(principal: CurrentPrincipal, session: Session) -> dict[str, int]:
+async def revoke_self(
+    principal: CurrentPrincipal, session: Session, request: Request
+) -> dict[str, int]:
     """Revoke the caller's own approval (logout): its claim token and every access token."""
-    return {"revoked": await logic.revoke(session, client_id=principal.client_id)}
+    revoked = await logic.revoke(session, client_id=principal.client_id)
+    request.app.state.principal_cache.clear()
+    return {"revoked": revoked}

@@ -132,9 +132,11 @@ def test_a_cached_token_of_a_revoked_approval_asks_again(
 
 
 def test_revocation_while_open_re_runs_the_grant_once(
-    connect: Callable[..., App], server: EmbeddedServer
+    server_factory: Callable[..., EmbeddedServer], tmp_path: Path
 ) -> None:
-    with connect("revoked-live", cache=False):
+    # The CLI revokes in the database directly: no principal cache, so it counts at once.
+    server = server_factory(auto_approve=True, auth_cache_seconds=0)
+    with easy("revoked-live", url=server.url, headless=True, cache=False, cache_dir=tmp_path):
         first = whoami()
         result = runner.invoke(
             build(), ["revoke", first.client_id, "--data-dir", str(server.settings.data_dir)]

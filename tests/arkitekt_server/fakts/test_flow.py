@@ -237,3 +237,24 @@ def test_expired_codes_and_tokens_are_pruned(
     assert asyncio.run(prune(3600)) == 0  # expired, but recently: kept
     assert asyncio.run(prune(0)) == 1
     assert fakts.challenge(old)["message"].startswith("unknown device code")
+
+
+def test_a_cli_revocation_counts_within_the_auth_cache_time(
+    server_factory: Callable[..., EmbeddedServer], fakts_for: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from arkitekt.cli import build
+
+    server = server_factory(auto_approve=False, auth_cache_seconds=0.5)
+    fakts = fakts_for(server)
+    config = fakts.approved_config()
+    headers = {"Authorization": f"Bearer {fakts.bearer(config)}"}
+    assert fakts.http.get("/lok/userinfo/", headers=headers).status_code == 200
+    data_dir = str(server.settings.data_dir)
+    revoked = CliRunner().invoke(
+        build(), ["revoke", config["lok"]["client_id"], "--data-dir", data_dir]
+    )
+    assert revoked.exit_code == 0
+    time.sleep(0.6)
+    assert fakts.http.get("/lok/userinfo/", headers=headers).status_code == 401

@@ -14,6 +14,8 @@ MODULES: tuple[str, ...] = (
     "bench.inject",
     "bench.lifecycle",
     "bench.fakts",
+    "bench.mikro",
+    "bench.rekuest",
 )
 
 

@@ -15,7 +15,16 @@ Serve with ``app.rekuest.run()`` inside ``with app:``; call from another app wit
 
 """
 
-from arkitekt.rekuest.api import acall, acancel, aiterate, call, cancel, iterate
+from arkitekt.rekuest.api import (
+    acall,
+    acancel,
+    aiterate,
+    asubmit,
+    call,
+    cancel,
+    iterate,
+    submit,
+)
 from arkitekt.rekuest.caller import Event
 from arkitekt.rekuest.context import current_assignment, log, progress
 from arkitekt.rekuest.errors import (
@@ -29,6 +38,7 @@ from arkitekt.rekuest.errors import (
     RekuestError,
     RemoteError,
 )
+from arkitekt.rekuest.handle import Assignment
 from arkitekt.rekuest.protocol import Definition, Port
 from arkitekt.rekuest.registry import Registry, default_registry, register
 from arkitekt.rekuest.service import Rekuest
@@ -36,6 +46,7 @@ from arkitekt.rekuest.structures import register_structure
 
 __all__ = [
     "AgentLostError",
+    "Assignment",
     "AssignmentCancelledError",
     "BadArgumentsError",
     "CallTimeoutError",
@@ -52,6 +63,7 @@ __all__ = [
     "acall",
     "acancel",
     "aiterate",
+    "asubmit",
     "call",
     "cancel",
     "current_assignment",
@@ -61,4 +73,5 @@ __all__ = [
     "progress",
     "register",
     "register_structure",
+    "submit",
 ]

@@ -233,11 +233,14 @@ class Agent:
             if id in self._running or id in self._held:
                 return  # a duplicate delivery of what runs (or ran) here
             assert self._tasks is not None
-            self._tasks.start_soon(self._execute, id, str(message["f"]), message.get("a") or {})
+            # Registered before its task starts, so a cancel in the same frame finds it.
+            context = AssignmentContext(id, str(message["f"]), self.send)
+            self._running[id] = context
+            self._tasks.start_soon(self._execute, context, message.get("a") or {})
         elif kind == "cancel":
-            context = self._running.get(str(message.get("id")))
-            if context is not None:
-                context.cancel()
+            running = self._running.get(str(message.get("id")))
+            if running is not None:
+                running.cancel()
         elif kind == "ack":
             for id in message.get("ids") or []:
                 self._held.pop(id, None)
@@ -245,14 +248,15 @@ class Agent:
             raise AgentRefusedError(f"the server refused the agent: {message.get('m')}")
 
     # -- running -------------------------------------------------------------------------------
-    async def _execute(self, id: str, name: str, args: dict[str, Any]) -> None:
-        context = AssignmentContext(id, name, self.send)
-        self._running[id] = context
+    async def _execute(self, context: AssignmentContext, args: dict[str, Any]) -> None:
+        id, name = context.id, context.function
         token = _current.set(context)
         outcome: dict[str, Any] = {"t": "cancelled", "id": id}
         try:
             with anyio.CancelScope() as cancel_scope:
                 context.cancel_scope = cancel_scope
+                if context.cancelled:  # cancelled before it started
+                    cancel_scope.cancel()
                 entry = self.registry.get(name)
                 if entry is None:
                     outcome = _error(id, RekuestError(f"this agent has no function {name!r}"))

@@ -13,10 +13,11 @@ from arkitekt.bridge import loopsafe, syncify
 from arkitekt.inject import Provide, inject
 from arkitekt.rekuest.caller import Event
 from arkitekt.rekuest.errors import RekuestError
+from arkitekt.rekuest.handle import Assignment
 from arkitekt.rekuest.service import Rekuest
 from arkitekt.scope import current_scope, get_scope
 
-__all__ = ["acall", "acancel", "aiterate", "call", "cancel", "iterate"]
+__all__ = ["acall", "acancel", "aiterate", "asubmit", "call", "cancel", "iterate", "submit"]
 
 _END = object()
 
@@ -67,6 +68,39 @@ async def acall(
 
 
 call = syncify(acall)
+
+
+@loopsafe
+@inject
+async def asubmit(
+    function: str | Callable[..., Any],
+    /,
+    *args: Any,
+    timeout: float | None = None,  # noqa: ASYNC109
+    wait: float = 0.0,
+    agent: str | None = None,
+    on_event: Callable[[Event], Any] | None = None,
+    rekuest: Rekuest = Provide("rekuest"),
+    **kwargs: Any,
+) -> Assignment:
+    """Send a call without waiting for it: returns an :class:`Assignment` handle.
+
+    Example:
+        >>> with app:  # doctest: +SKIP
+        ...     job = submit("segment", image=image)
+        ...     print(job.id)
+        ...     job.cancel()        # or: mask = job.result()
+
+    Arguments and errors are those of :func:`acall` (the errors are raised by
+    :meth:`Assignment.aresult`, except those of sending).
+
+    """
+    return await rekuest.asubmit(
+        function, args, kwargs, timeout=timeout, wait=wait, agent=agent, on_event=on_event
+    )
+
+
+submit = syncify(asubmit)
 
 
 def _service(rekuest: Rekuest | None, what: str) -> Rekuest:

@@ -173,8 +173,12 @@ class CallerChannel:
         self._wake.set()
 
     def cancel(self, id: str) -> None:
-        """Ask the server to cancel an assignment (no answer awaited)."""
+        """Ask the server to cancel an assignment and stop listening for its answers."""
         self._pending.pop(id, None)
+        self.request_cancel(id)
+
+    def request_cancel(self, id: str) -> None:
+        """Ask the server to cancel an assignment; its waiter gets the ``cancelled`` answer."""
         if self._socket is not None:
             self.send({"t": "cancel", "id": id})
 

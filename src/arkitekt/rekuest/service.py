@@ -20,6 +20,7 @@ from arkitekt.fakts import Fakts
 from arkitekt.rekuest.agent import Agent
 from arkitekt.rekuest.caller import CallerChannel, Event, Pending, error_of, expand
 from arkitekt.rekuest.errors import CallTimeoutError, RekuestError
+from arkitekt.rekuest.handle import Assignment
 from arkitekt.rekuest.registry import Registry, default_registry
 from arkitekt.rekuest.structures import shrink_any
 from arkitekt.scope import Runtime
@@ -235,6 +236,31 @@ class Rekuest(Service):
         await channel.submit(message, pending)
         return channel, pending
 
+    async def asubmit(
+        self,
+        function: str | Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+        wait: float = 0.0,
+        agent: str | None = None,
+        on_event: Callable[[Event], Any] | None = None,
+    ) -> Assignment:
+        """Send a call and return its handle; see :func:`arkitekt.rekuest.asubmit`."""
+        channel, pending = await self._submit(
+            function,
+            args,
+            kwargs or {},
+            stream=False,
+            wait=wait,
+            agent=agent,
+            on_event=on_event,
+            timeout=timeout,
+        )
+        bridge = self.runtime.scope.bridge
+        return Assignment(channel, pending, self._name(function), timeout, bridge)
+
     async def acall(
         self,
         function: str | Callable[..., Any],
@@ -247,31 +273,10 @@ class Rekuest(Service):
         on_event: Callable[[Event], Any] | None = None,
     ) -> Any:
         """Call a function on an agent and return its result; see :func:`arkitekt.rekuest.acall`."""
-        channel, pending = await self._submit(
-            function,
-            args,
-            kwargs or {},
-            stream=False,
-            wait=wait,
-            agent=agent,
-            on_event=on_event,
-            timeout=timeout,
+        assignment = await self.asubmit(
+            function, args, kwargs, timeout=timeout, wait=wait, agent=agent, on_event=on_event
         )
-        try:
-            with anyio.fail_after(timeout):
-                message = await pending.future
-        except TimeoutError:
-            channel.cancel(pending.id)
-            raise CallTimeoutError(
-                f"{self._name(function)}() did not finish within {timeout:g} s; cancelled it",
-                pending.id,
-            ) from None
-        except BaseException:
-            channel.cancel(pending.id)
-            raise
-        if message["t"] == "error":
-            raise error_of(message)
-        return await expand(message.get("v"), message.get("r"))
+        return await assignment.aresult()
 
     async def aiterate(
         self,

@@ -22,11 +22,14 @@ from arkitekt.rekuest import (
     acall,
     acancel,
     aiterate,
+    asubmit,
     call,
+    cancel,
     current_assignment,
     iterate,
     log,
     progress,
+    submit,
 )
 from arkitekt.scope import ScopeKind
 from arkitekt.settings import Settings
@@ -168,6 +171,12 @@ def test_sync_twins_in_with_app(connect: Callable[..., App]) -> None:
             assert closed.is_set()
             with pytest.raises(RemoteError, match="bad input: sync"):
                 call("c_fail", "sync")
+            job = submit("c_add", 1)
+            assert job.result() == 2
+            busy = submit("c_busy", 30)
+            cancel(busy.id)  # by id, as another thread or process could
+            with pytest.raises(AssignmentCancelledError):
+                busy.result()
 
 
 @pytest.mark.anyio
@@ -327,3 +336,19 @@ async def test_cancel_by_id_and_cooperative_sync_cancel(
             await until(lambda name=name: len(outcome) == 1 + (name == "c_busy"))
         await until(lambda: sorted(cancelled) == ["c_busy", "c_sleep"])
     assert all(isinstance(error, AssignmentCancelledError) for error in outcome)
+
+
+@pytest.mark.anyio
+async def test_submit_returns_a_handle(connect: Callable[..., App], serve: Any) -> None:
+    async with serve(connect(), registry), connect():
+        job = await asubmit("c_add", 1, b=5)
+        assert len(job.id) == 32
+        assert "c_add" in repr(job)
+        assert await job.aresult() == 6
+        sleeper = await asubmit("c_sleep", 30)
+        await sleeper.acancel()
+        with pytest.raises(AssignmentCancelledError):
+            await sleeper.aresult()
+        timed = await asubmit("c_sleep", 30, timeout=0.2)
+        with pytest.raises(CallTimeoutError, match=r"within 0\.2 s"):
+            await timed.aresult()

@@ -270,6 +270,20 @@ class App:
         await owner.__aexit__(exc_type, exc, tb)
 
     # -- helpers ---------------------------------------------------------------------------
+    def run(self) -> None:
+        """Serve the app's registered functions until Ctrl+C (``app.rekuest.run()``).
+
+        Example:
+            >>> with app:  # doctest: +SKIP
+            ...     app.run()
+
+        """
+        self.rekuest.run()
+
+    async def arun(self) -> None:
+        """Serve the app's registered functions until cancelled (``app.rekuest.arun()``)."""
+        await self.rekuest.arun()
+
     def run_in_thread(
         self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
     ) -> concurrent.futures.Future[R]:

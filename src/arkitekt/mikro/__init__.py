@@ -30,8 +30,8 @@ from arkitekt.mikro.errors import (
     UploadError,
 )
 from arkitekt.mikro.models import Dataset, Image, ImagePage
-from arkitekt.mikro.protocol import PixelSize
 from arkitekt.mikro.service import Mikro
+from arkitekt.protocol.mikro import PixelSize
 
 __all__ = [
     "Dataset",

@@ -24,8 +24,8 @@ from arkitekt.inject import Provide, inject
 from arkitekt.mikro.errors import InvalidImageError
 from arkitekt.mikro.models import Dataset, Image, ImagePage
 from arkitekt.mikro.normalize import prepare
-from arkitekt.mikro.protocol import MAX_METADATA_BYTES, Datalayer, ImageFields, PixelSize
 from arkitekt.mikro.service import Mikro
+from arkitekt.protocol.mikro import MAX_METADATA_BYTES, Datalayer, ImageFields, PixelSize
 
 __all__ = [
     "acreate_dataset",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, PrivateAttr
 
 from arkitekt.mikro.errors import MikroError
-from arkitekt.mikro.protocol import DatasetRecord, ImageRecord
+from arkitekt.protocol.mikro import DatasetRecord, ImageRecord
 
 if TYPE_CHECKING:
     import xarray as xr

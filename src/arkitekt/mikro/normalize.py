@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from arkitekt.mikro.errors import InvalidImageError
-from arkitekt.mikro.protocol import DIMS, DTYPES, Shape5
+from arkitekt.protocol.mikro import DIMS, DTYPES, Shape5
 
 if TYPE_CHECKING:
     import numpy as np

@@ -25,7 +25,8 @@ from arkitekt.mikro.errors import (
 )
 from arkitekt.mikro.models import Dataset, Image, ImagePage
 from arkitekt.mikro.normalize import Prepared
-from arkitekt.mikro.protocol import (
+from arkitekt.mikro.upload import UploadProgress, write_array
+from arkitekt.protocol.mikro import (
     DIMS,
     Datalayer,
     DatasetIn,
@@ -35,8 +36,7 @@ from arkitekt.mikro.protocol import (
     UploadGrant,
     UploadRequest,
 )
-from arkitekt.mikro.protocol import ImagePage as ImagePageRecord
-from arkitekt.mikro.upload import UploadProgress, write_array
+from arkitekt.protocol.mikro import ImagePage as ImagePageRecord
 from arkitekt.scope import Runtime
 from arkitekt.service import Service
 from arkitekt.settings import Settings

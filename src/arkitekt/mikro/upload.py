@@ -16,7 +16,7 @@ import anyio
 import anyio.to_thread
 
 from arkitekt.mikro.normalize import Prepared
-from arkitekt.mikro.protocol import DIMS
+from arkitekt.protocol.mikro import DIMS
 
 __all__ = ["LAZY_BUDGET_BYTES", "UploadProgress", "codec", "write_array"]
 

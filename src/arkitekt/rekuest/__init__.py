@@ -15,6 +15,7 @@ Serve with ``app.rekuest.run()`` inside ``with app:``; call from another app wit
 
 """
 
+from arkitekt.protocol.rekuest import Definition, Port
 from arkitekt.rekuest.api import (
     acall,
     acancel,
@@ -39,7 +40,6 @@ from arkitekt.rekuest.errors import (
     RemoteError,
 )
 from arkitekt.rekuest.handle import Assignment
-from arkitekt.rekuest.protocol import Definition, Port
 from arkitekt.rekuest.registry import Registry, default_registry, register
 from arkitekt.rekuest.service import Rekuest
 from arkitekt.rekuest.structures import register_structure

@@ -23,11 +23,11 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from arkitekt.errors import ConfigError
+from arkitekt.protocol.rekuest import dumps, loads
 from arkitekt.rekuest._threads import DaemonThreads
 from arkitekt.rekuest._ws import endpoint, open_socket
 from arkitekt.rekuest.context import AssignmentContext, _current
 from arkitekt.rekuest.errors import AssignmentCancelledError, RekuestError
-from arkitekt.rekuest.protocol import dumps, loads
 from arkitekt.rekuest.registry import Registered, Registry
 from arkitekt.scope import Scope
 

@@ -17,6 +17,7 @@ import anyio
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from arkitekt.protocol.rekuest import Port, dumps, loads
 from arkitekt.rekuest._ws import endpoint, open_socket
 from arkitekt.rekuest.errors import (
     AgentLostError,
@@ -28,7 +29,6 @@ from arkitekt.rekuest.errors import (
     RekuestError,
     RemoteError,
 )
-from arkitekt.rekuest.protocol import Port, dumps, loads
 from arkitekt.rekuest.structures import structure_for_identifier
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from arkitekt.inject import _Marker
+from arkitekt.protocol.rekuest import ArgumentsInvalid, Definition, Port, check_value
 from arkitekt.rekuest.errors import DefinitionError
-from arkitekt.rekuest.protocol import ArgumentsInvalid, Definition, Port, check_value
 from arkitekt.rekuest.structures import Structure, structure_for_type
 
 __all__ = ["Codec", "define", "parse_docstring"]

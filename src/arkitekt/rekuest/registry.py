@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from arkitekt.protocol.rekuest import Definition
 from arkitekt.rekuest.definition import Codec, define
-from arkitekt.rekuest.protocol import Definition
 
 __all__ = ["Registered", "Registry", "default_registry", "register"]
 

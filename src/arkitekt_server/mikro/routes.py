@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arkitekt.mikro.protocol import (
+from arkitekt.protocol.mikro import (
     DatasetIn,
     DatasetRecord,
     ImagePage,

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from arkitekt.mikro.protocol import DIMS
+from arkitekt.protocol.mikro import DIMS
 
 __all__ = [
     "Layout",

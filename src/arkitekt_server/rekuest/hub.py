@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from arkitekt.rekuest.protocol import ArgumentsInvalid, Definition, bind_arguments
+from arkitekt.protocol.rekuest import ArgumentsInvalid, Definition, bind_arguments
 from arkitekt_server.db import utcnow
 from arkitekt_server.rekuest.peer import Peer
 from arkitekt_server.rekuest.restore import restore

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 from fastapi import WebSocket
 
-from arkitekt.rekuest.protocol import dumps
+from arkitekt.protocol.rekuest import dumps
 
 __all__ = ["Peer"]
 

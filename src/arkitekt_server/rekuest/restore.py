@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from arkitekt.rekuest.protocol import Definition
+from arkitekt.protocol.rekuest import Definition
 from arkitekt_server.rekuest.state import AgentState, Job
 
 if TYPE_CHECKING:

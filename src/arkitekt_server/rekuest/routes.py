@@ -11,7 +11,7 @@ import anyio
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect, status
 from pydantic import BaseModel, Field
 
-from arkitekt.rekuest.protocol import loads
+from arkitekt.protocol.rekuest import loads
 from arkitekt_server.auth import CurrentPrincipal, authenticate_websocket
 from arkitekt_server.rekuest.hub import AgentState, Hub, HubError
 from arkitekt_server.rekuest.peer import Peer

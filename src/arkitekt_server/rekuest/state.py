@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from arkitekt.rekuest.protocol import Definition, has_structure
+from arkitekt.protocol.rekuest import Definition, has_structure
 from arkitekt_server.rekuest.peer import Peer
 
 __all__ = ["AgentState", "Job"]

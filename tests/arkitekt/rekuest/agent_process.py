@@ -33,5 +33,5 @@ def p_slow(seconds: float, marker: str) -> str:
 
 app = easy(os.environ["AGENT_IDENTIFIER"])
 with app:
-    app.rekuest.run()
+    app.run()  # the same as app.rekuest.run()
 print("agent stopped cleanly", flush=True)

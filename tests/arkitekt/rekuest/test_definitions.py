@@ -9,9 +9,9 @@ import pytest
 
 from arkitekt.inject import Provide
 from arkitekt.mikro import Image, Mikro
+from arkitekt.protocol.rekuest import ArgumentsInvalid, Definition, bind_arguments
 from arkitekt.rekuest import DefinitionError, Registry, register_structure
 from arkitekt.rekuest.definition import parse_docstring
-from arkitekt.rekuest.protocol import ArgumentsInvalid, Definition, bind_arguments
 
 
 class Color(enum.Enum):

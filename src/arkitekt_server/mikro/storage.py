@@ -113,6 +113,27 @@ def _expected_metadata(shape: list[int], chunks: list[int], dtype: str) -> dict[
     }
 
 
+def _check_metadata(meta: object, shape: list[int], chunks: list[int], dtype: str) -> None:
+    """Raise :class:`StoreInvalid` unless ``meta`` (a parsed ``zarr.json``) fits the grant."""
+    if not isinstance(meta, dict):
+        raise StoreInvalid("zarr.json is not an object")
+    for key, value in _expected_metadata(shape, chunks, dtype).items():
+        if meta.get(key) != value:
+            raise StoreInvalid(f"zarr.json: {key} is {meta.get(key)!r}, expected {value!r}")
+    encoding = meta.get("chunk_key_encoding", {})
+    configuration = encoding.get("configuration", {}) if isinstance(encoding, dict) else None
+    if (
+        not isinstance(encoding, dict)
+        or encoding.get("name") != "default"
+        or not isinstance(configuration, dict)
+        or configuration.get("separator", "/") != "/"
+    ):
+        raise StoreInvalid(
+            "zarr.json: chunk_key_encoding must be an object {'name': 'default', "
+            f"'configuration': {{'separator': '/'}}}}, not {encoding!r}"
+        )
+
+
 def verify_store(directory: Path, shape: list[int], chunks: list[int], dtype: str) -> None:
     """Check an uploaded store before it becomes an image.
 
@@ -147,17 +168,10 @@ def verify_store(directory: Path, shape: list[int], chunks: list[int], dtype: st
         meta = json.loads((directory / "zarr.json").read_bytes())
     except (OSError, ValueError) as error:
         raise StoreInvalid(f"the store has no valid zarr.json: {error}") from None
-    if not isinstance(meta, dict):
-        raise StoreInvalid("zarr.json is not an object")
-    for key, value in _expected_metadata(shape, chunks, dtype).items():
-        if meta.get(key) != value:
-            raise StoreInvalid(f"zarr.json: {key} is {meta.get(key)!r}, expected {value!r}")
-    encoding = meta.get("chunk_key_encoding", {})
-    if (
-        encoding.get("name") != "default"
-        or encoding.get("configuration", {}).get("separator", "/") != "/"
-    ):
-        raise StoreInvalid("zarr.json: chunk_key_encoding must be 'default' with separator '/'")
+    try:
+        _check_metadata(meta, shape, chunks, dtype)
+    except (TypeError, AttributeError, ValueError, KeyError) as error:  # a malformed document
+        raise StoreInvalid(f"zarr.json is malformed: {type(error).__name__}: {error}") from None
     try:
         import zarr
         from zarr.storage import LocalStore

@@ -254,3 +254,29 @@ def test_store_reads_only_visible_images_and_known_keys(
     assert other.get(f"/images/{image}").status_code == 404
     opened = zarr.open_array(LocalStore(Path(http.get(f"/images/{image}").json()["local_path"])))
     assert opened.shape == tuple(SHAPE)
+
+
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        "default",
+        ["default"],
+        {"name": "default", "configuration": []},
+        {"name": "default", "configuration": "/"},
+        {"name": "default", "configuration": {"separator": "."}},
+    ],
+)
+def test_finish_refuses_a_malformed_chunk_key_encoding_and_stays_retryable(
+    http: httpx.Client, encoding: Any
+) -> None:
+    grant = _grant(http)
+    _put_all(http, grant)
+    meta = json.loads(_store_bytes()["zarr.json"]) | {"chunk_key_encoding": encoding}
+    http.put(f"/uploads/{grant['id']}/store/zarr.json", content=json.dumps(meta).encode())
+    refused = http.post(f"/uploads/{grant['id']}/finish/")
+    assert refused.status_code == 400, refused.text
+    assert "chunk_key_encoding" in refused.json()["detail"]
+    assert not _visible(http, grant["id"])  # the same keep-alive connection still answers
+    _put_all(http, grant)
+    done = http.post(f"/uploads/{grant['id']}/finish/")
+    assert done.status_code == 201, done.text

@@ -144,6 +144,10 @@ class Bridge:
 
         On the bridge's own loop this is a plain ``await``. Cancelling the caller cancels the
         call on the bridge's loop.
+
+        Raises:
+            BridgeError: the bridge's loop has stopped, or stopped before the call finished.
+
         """
         if self.is_current():
             return await fn(*args, **kwargs)
@@ -156,10 +160,20 @@ class Bridge:
             holder.append(task)
             task.add_done_callback(functools.partial(_copy_outcome, future))
 
-        self.loop.call_soon_threadsafe(start)
         try:
-            return await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
+            self.loop.call_soon_threadsafe(start)
+        except RuntimeError as error:  # loop closed
+            raise BridgeError("the app's event loop has stopped; is the app still open?") from error
+        waiter = asyncio.wrap_future(future)
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiter}, timeout=_LIVENESS_POLL_SECONDS)
+                if done:
+                    return waiter.result()
+                if self.loop.is_closed() or not self.loop.is_running():
+                    raise BridgeError("the app's event loop stopped before the call finished")
+        except BaseException:
+            waiter.cancel()
             if holder and not self.loop.is_closed():
                 self.loop.call_soon_threadsafe(holder[0].cancel)
             raise

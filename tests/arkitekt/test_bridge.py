@@ -137,3 +137,44 @@ def test_calling_after_the_loop_stopped_fails_clearly(make_app: Callable[..., Ap
         bridge = current_scope().bridge
     with pytest.raises(BridgeError, match="stopped"):
         bridge.call(awhere)
+
+
+def test_hopping_after_the_loop_stopped_fails_clearly(make_app: Callable[..., App]) -> None:
+    app = make_app()
+    with app:
+        bridge = current_scope().bridge
+    with pytest.raises(BridgeError, match="stopped"):
+        asyncio.run(bridge.acall(awhere))
+
+
+def test_hopping_to_a_loop_that_stops_mid_call_fails_instead_of_hanging(
+    make_app: Callable[..., App],
+) -> None:
+    app = make_app()
+    started = threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    with app:
+        bridge = current_scope().bridge
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    stranded = type(bridge)(loop, thread.ident or 0)
+
+    async def caller() -> None:
+        task = asyncio.ensure_future(stranded.acall(forever))
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+        loop.call_soon_threadsafe(loop.stop)
+        await asyncio.wait_for(task, 5)
+
+    with pytest.raises(BridgeError, match="stopped before the call finished"):
+        asyncio.run(caller())
+    thread.join(5)
+    leftover = asyncio.all_tasks(loop)  # the call was cancelled; let it finish, then close
+    loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+    assert all(task.cancelled() for task in leftover)
+    loop.close()

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 import httpx
+from pydantic import ValidationError
 
 from arkitekt.errors import ConfigError, GrantError
 from arkitekt.fakts import Fakts
@@ -121,7 +122,12 @@ class Transport:
             raise GrantError(f"the token endpoint {url} refused the client: {response.text[:200]}")
         if response.is_error:
             raise GrantError(f"the token endpoint {url} answered HTTP {response.status_code}")
-        answer = TokenResponse.model_validate_json(response.content)
+        try:
+            answer = TokenResponse.model_validate_json(response.content)
+        except ValidationError:
+            raise GrantError(
+                f"the token endpoint {url} did not answer an OAuth2 token: {response.text[:200]}"
+            ) from None
         self._token = answer.access_token
         self._expires = time.monotonic() + answer.expires_in
         return answer.access_token

@@ -142,12 +142,24 @@ async def challenge(
         return ChallengeResponse(status="error", message="the device code expired; start again")
     if row.status != "approved":
         return ChallengeResponse(status="pending" if row.seen_at else "waiting")
+    # Consume the code atomically: of concurrent polls, exactly one wins and gets a token.
+    consumed = await session.execute(
+        update(DeviceCode)
+        .where(DeviceCode.id == row.id, DeviceCode.consumed_at.is_(None))
+        .values(consumed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(consumed, "rowcount", 0) != 1:
+        await session.rollback()
+        return ChallengeResponse(status="error", message="this device code was already used")
     claim_token = new_secret()
     client = _new_client(row, via="device_code", claim_token=claim_token, settings=settings)
     client.kind = row.kind
     session.add(client)
     await session.flush()
-    row.consumed_at, row.client_pk = now, client.id
+    await session.execute(
+        update(DeviceCode).where(DeviceCode.id == row.id).values(client_pk=client.id)
+    )
     await session.commit()
     return ChallengeResponse(status="granted", token=claim_token)
 

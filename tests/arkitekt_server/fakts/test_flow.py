@@ -258,3 +258,19 @@ def test_a_cli_revocation_counts_within_the_auth_cache_time(
     assert revoked.exit_code == 0
     time.sleep(0.6)
     assert fakts.http.get("/lok/userinfo/", headers=headers).status_code == 401
+
+
+def test_concurrent_polls_of_an_approved_code_grant_exactly_once(
+    server: EmbeddedServer, fakts_for: Any
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    for attempt in range(3):
+        code = fakts_for(server).start({"identifier": f"racer-{attempt}", "version": "1"})
+        clients = [fakts_for(server) for _ in range(12)]
+        with ThreadPoolExecutor(len(clients)) as pool:
+            answers = list(pool.map(lambda client: client.challenge(code), clients))
+        granted = [answer for answer in answers if answer["status"] == "granted"]
+        assert len(granted) == 1, answers
+        assert all(a["message"] == "this device code was already used" for a in answers
+                   if a["status"] != "granted")  # fmt: skip

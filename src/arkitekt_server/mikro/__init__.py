@@ -37,6 +37,9 @@ SWEEP_INTERVAL_SECONDS = 600.0
 """How often abandoned uploads are looked for."""
 
 _FINISH_GRACE = dt.timedelta(hours=1)
+_ORPHAN_MIN_AGE = dt.timedelta(minutes=5)
+"""A directory no grant or image owns is left alone this long: it may belong to a grant or an
+image committed after the sweep read the table."""
 
 router = APIRouter(tags=["mikro"])
 router.include_router(upload_router)
@@ -48,18 +51,30 @@ def _config(base: str) -> dict[str, str]:
     return {"endpoint_url": base + "mikro/", "datalayer": DEFAULT_DATALAYER}
 
 
-def _orphans(layout: storage.Layout, grants: set[str], images: set[str]) -> int:
+def _orphans(
+    layout: storage.Layout, grants: set[str], images: set[str], moment: dt.datetime
+) -> int:
     removed = 0
+    cutoff = (moment - _ORPHAN_MIN_AGE).timestamp()
     for parent, keep in ((layout.uploads, grants), (layout.stores, images | grants)):
         for entry in parent.iterdir():
-            if entry.name not in keep:
-                storage.remove(entry)
-                removed += 1
+            if entry.name in keep:
+                continue
+            try:
+                if entry.lstat().st_mtime > cutoff:
+                    continue  # young: its grant or image may be newer than our snapshot
+            except FileNotFoundError:
+                continue
+            storage.remove(entry)
+            removed += 1
     return removed
 
 
 async def sweep(database: Database, layout: storage.Layout, now: dt.datetime | None = None) -> int:
     """Remove expired upload grants and every directory no grant or image owns.
+
+    A directory younger than a few minutes is kept even when no grant owns it yet: a grant
+    created while the sweep runs makes its directory before it is committed.
 
     Args:
         database: the server's database.
@@ -89,7 +104,7 @@ async def sweep(database: Database, layout: storage.Layout, now: dt.datetime | N
         grants = set(await session.scalars(select(GrantRow.id)))
         images = set(await session.scalars(select(ImageRow.id)))
     removed = len(gone)
-    removed += await anyio.to_thread.run_sync(_orphans, layout, grants, images)
+    removed += await anyio.to_thread.run_sync(_orphans, layout, grants, images, moment)
     if removed:
         log.info("mikro: removed %d abandoned upload(s) or orphaned store(s)", removed)
     return removed

@@ -73,10 +73,17 @@ async def create_upload(
         request=body.model_dump(mode="json"),
         expires_at=utcnow() + GRANT_TTL,
     )
-    session.add(grant)
-    await session.commit()
+    # The directory exists before the grant does (a grant without one would confuse the
+    # sweeper and the chunk PUTs); it goes again if the grant cannot be stored.
     directory = layout(request).upload(grant.id)
-    directory.mkdir(parents=True, mode=0o700)
+    await anyio.to_thread.run_sync(lambda: directory.mkdir(parents=True, mode=0o700))
+    try:
+        session.add(grant)
+        await session.commit()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(storage.remove, directory)
+        raise
     return UploadGrant(
         id=grant.id,
         datalayer=datalayer,

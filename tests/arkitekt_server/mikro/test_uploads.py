@@ -18,7 +18,7 @@ from zarr.storage import LocalStore
 
 from arkitekt import App
 from arkitekt.mikro.upload import codec
-from arkitekt_server import EmbeddedServer
+from arkitekt_server import EmbeddedServer, mikro
 from arkitekt_server.db import Database, utcnow
 from arkitekt_server.mikro import sweep
 from arkitekt_server.mikro.routes import GRANT_TTL
@@ -219,6 +219,8 @@ def test_sweep_removes_abandoned_grants(http: httpx.Client, server: EmbeddedServ
     layout = Layout(server.settings.data_dir)
     orphan = layout.uploads / "00000000-0000-4000-8000-000000000000"
     orphan.mkdir()
+    an_hour_ago = (utcnow() - dt.timedelta(hours=1)).timestamp()
+    os.utime(orphan, (an_hour_ago, an_hour_ago))
 
     async def run(now: dt.datetime) -> int:
         database = Database.in_dir(server.settings.data_dir)
@@ -280,3 +282,30 @@ def test_finish_refuses_a_malformed_chunk_key_encoding_and_stays_retryable(
     _put_all(http, grant)
     done = http.post(f"/uploads/{grant['id']}/finish/")
     assert done.status_code == 201, done.text
+
+
+def test_sweep_spares_a_grant_created_after_it_read_the_grants(
+    http: httpx.Client, server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = Layout(server.settings.data_dir)
+    made: list[dict[str, Any]] = []
+    original = mikro._orphans
+
+    def racing(*args: Any) -> int:  # a grant is committed between the snapshot and the scan
+        made.append(_grant(http))
+        return original(*args)
+
+    monkeypatch.setattr(mikro, "_orphans", racing)
+
+    async def run() -> int:
+        database = Database.in_dir(server.settings.data_dir)
+        try:
+            return await sweep(database, layout)
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+    (grant,) = made
+    assert layout.upload(grant["id"]).is_dir()
+    _put_all(http, grant)
+    assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201

@@ -147,8 +147,8 @@ class DeviceCodeGrant(ClaimGrant):
         if started.status != "granted" or not started.code:
             raise GrantError(f"the server did not start a grant: {started.message}")
         link = f"{base}configure/?device_code={started.code}&grant=device_code"
-        await self._announce(ctx, link, started.code)
         timeout = ctx.settings.approval_timeout
+        announced = False  # only ask a person if the server did not approve at once
         with anyio.move_on_after(timeout):
             while True:
                 response = await ctx.client.post(
@@ -163,6 +163,9 @@ class DeviceCodeGrant(ClaimGrant):
                     raise GrantError(f"{manifest.identifier} was denied access at {base}")
                 if answer.status == "error":
                     raise GrantError(f"the grant failed: {answer.message or 'unknown error'}")
+                if not announced:
+                    await self._announce(ctx, link, started.code)
+                    announced = True
                 await anyio.sleep(self.poll_interval)
         raise GrantError(
             f"{manifest.identifier} was not approved within {timeout:g} s; "

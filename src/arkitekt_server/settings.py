@@ -11,6 +11,7 @@ import os
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 import yaml
@@ -32,6 +33,11 @@ CONFIG_ENV = "ARKITEKT_SERVER_CONFIG"
 
 class ServerConfigError(Exception):
     """The server configuration (arguments, environment or YAML file) is invalid."""
+
+
+def httpx_host(url: str) -> str:
+    """The host part of a URL (``https://lab.example.org:8443/x`` -> ``lab.example.org``)."""
+    return urlsplit(url).hostname or ""
 
 
 def _default_data_dir() -> Path:
@@ -74,6 +80,12 @@ class ServerSettings(BaseSettings):
         default=None,
         description="URL clients reach the server at (e.g. behind a proxy); default: as requested.",
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names clients may reach the server by, besides loopback, the "
+        "public_url host and a non-wildcard `host`; requests naming any other Host are refused "
+        "(against DNS rebinding). '*' allows any.",
+    )
     deployment_name: str = Field(
         default="arkitekt", min_length=1, description="Name shown to apps and in the config."
     )
@@ -91,6 +103,15 @@ class ServerSettings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    def trusted_hosts(self) -> list[str]:
+        """Every Host header value (without port) the server answers to."""
+        hosts = {"127.0.0.1", "localhost", "::1", *self.allowed_hosts}
+        if self.host not in ("0.0.0.0", "::", ""):  # noqa: S104  (comparing, not binding)
+            hosts.add(self.host)
+        if self.public_url is not None:
+            hosts.add(httpx_host(self.public_url))
+        return sorted(hosts)
 
     @field_validator("log_level")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request, status
 from fastapi.responses import HTMLResponse
@@ -136,6 +137,13 @@ async def configure_decide(
     action: Annotated[Literal["approve", "deny"], Form()],
 ) -> HTMLResponse:
     """Approve or deny from the page. Only from this machine; elsewhere use the CLI."""
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        return _html(
+            "Not allowed here",
+            "This form can only be sent from the approval page itself.",
+            status.HTTP_403_FORBIDDEN,
+        )
     if not is_loopback(_client_host(request)):
         return _html(
             "Not allowed here",

@@ -274,3 +274,22 @@ def test_concurrent_polls_of_an_approved_code_grant_exactly_once(
         assert len(granted) == 1, answers
         assert all(a["message"] == "this device code was already used" for a in answers
                    if a["status"] != "granted")  # fmt: skip
+
+
+def test_a_decision_posted_from_another_origin_is_refused(fakts: Any) -> None:
+    code = fakts.start()
+    _, nonce = fakts.page(code)
+    forged = fakts.http.post(
+        "/f/configure/",
+        data={"device_code": code, "nonce": nonce, "action": "approve"},
+        headers={"Origin": "http://evil.example"},
+    )
+    assert forged.status_code == 403
+    assert fakts.challenge(code)["status"] == "pending"
+    same = fakts.http.post(
+        "/f/configure/",
+        data={"device_code": code, "nonce": nonce, "action": "approve"},
+        headers={"Origin": fakts.server.url},
+    )
+    assert same.status_code == 200
+    assert fakts.challenge(code)["status"] == "granted"

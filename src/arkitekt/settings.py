@@ -14,11 +14,10 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from arkitekt._yaml import YamlSource, read_yaml_mapping
 from arkitekt.errors import ConfigError
 
 __all__ = ["DEFAULT_URL", "MikroSettings", "RekuestSettings", "Settings", "load_settings"]
@@ -116,23 +115,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Order the sources: arguments, then environment, then the YAML file."""
-        return init_settings, env_settings, _YamlSource(settings_cls, _yaml_data.get())
+        return init_settings, env_settings, YamlSource(settings_cls, _yaml_data.get())
 
 
 # The YAML data of the settings being built right now (set by load_settings, read by the source).
 _yaml_data: ContextVar[dict[str, Any]] = ContextVar("arkitekt_yaml_settings", default={})  # noqa: B039
-
-
-class _YamlSource(PydanticBaseSettingsSource):
-    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
-        super().__init__(settings_cls)
-        self._data = data
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self._data.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(self._data)
 
 
 def _config_path(config: str | os.PathLike[str] | None) -> Path | None:
@@ -153,23 +140,7 @@ def _config_path(config: str | os.PathLike[str] | None) -> Path | None:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(f"could not parse config file {str(path)!r}{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"could not read config file {str(path)!r}: {error}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"config file {str(path)!r} must hold a mapping of settings (key: value), "
-            f"not a {type(data).__name__}"
-        )
-    return data
+    return read_yaml_mapping(path, ConfigError, "config file")
 
 
 def _source_of(key: str, init: dict[str, Any], yaml_keys: set[str], path: Path | None) -> str:

@@ -14,10 +14,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import platformdirs
-import yaml
 from pydantic import Field, ValidationError, field_validator
-from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from arkitekt._yaml import YamlSource, read_yaml_mapping
 
 __all__ = [
     "CONFIG_ENV",
@@ -135,7 +135,7 @@ class ServerSettings(BaseSettings):
         if loaded is None:
             path = _config_path(None)
             loaded = (path, _read_yaml(path) if path is not None else {})
-        return init_settings, env_settings, _YamlSource(settings_cls, loaded[1])
+        return init_settings, env_settings, YamlSource(settings_cls, loaded[1])
 
 
 # The YAML file (and its data) of the settings load_server_settings is building right now;
@@ -143,18 +143,6 @@ class ServerSettings(BaseSettings):
 _loaded: ContextVar[tuple[Path | None, dict[str, Any]] | None] = ContextVar(
     "arkitekt_server_yaml", default=None
 )
-
-
-class _YamlSource(PydanticBaseSettingsSource):
-    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
-        super().__init__(settings_cls)
-        self._data = data
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self._data.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(self._data)
 
 
 def _config_path(config: Path | None) -> Path | None:
@@ -173,27 +161,7 @@ def _config_path(config: Path | None) -> Path | None:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise ServerConfigError(
-            f"could not parse server config file {str(path)!r}{where}: {problem}"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ServerConfigError(
-            f"could not read server config file {str(path)!r}: {error}"
-        ) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ServerConfigError(
-            f"server config file {str(path)!r} must hold a mapping (key: value), "
-            f"not a {type(data).__name__}"
-        )
-    return data
+    return read_yaml_mapping(path, ServerConfigError, "server config file")
 
 
 def _source_of(key: str, init: dict[str, Any], yaml_keys: set[str], path: Path | None) -> str:

@@ -5,6 +5,7 @@ Also the helpers the upload routes (:mod:`.uploads`) and the browser view (:mod:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -135,6 +136,8 @@ async def search_images(
     if tag:
         where.append(ImageRow.id.in_(select(TagRow.image_id).where(TagRow.tag == tag)))
     if dataset:
+        with contextlib.suppress(ValueError):  # not an id: nothing matches
+            dataset = str(uuid.UUID(dataset))  # any spelling of the id finds its images
         where.append(ImageRow.dataset_id == dataset)
     total = await session.scalar(select(func.count()).select_from(ImageRow).where(*where))
     rows = await session.scalars(

@@ -61,10 +61,7 @@ async def create_upload(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "one channel name per channel")
     if len(body.model_dump_json(include={"metadata"})) > META_MAX_BYTES:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "metadata too large")
-    if body.dataset is not None and await session.get(DatasetRow, parse_id(body.dataset)) is None:
-        raise not_found("dataset")
-    for origin in body.origins:
-        await find_image(session, origin, principal)
+    body = await _resolve_links(session, body, principal)
     grant = GrantRow(
         id=str(uuid.uuid4()),
         owner_pk=principal.client_pk,
@@ -91,6 +88,35 @@ async def create_upload(
         url=base_url(request) + f"mikro/uploads/{grant.id}/store/" if datalayer == "http" else None,
         expires_at=grant.expires_at,
     )
+
+
+async def _resolve_links(
+    session: AsyncSession, body: UploadRequest, principal: Principal
+) -> UploadRequest:
+    """The request with its dataset and origins checked and in canonical form (404 naming
+    the dataset or the origin that does not exist)."""
+    dataset = None
+    if body.dataset is not None:
+        try:
+            dataset = str(uuid.UUID(body.dataset))
+        except ValueError:
+            dataset = None
+        if dataset is None or await session.get(DatasetRow, dataset) is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"no such dataset {body.dataset!r} (or not visible)"
+            )
+    origins = []
+    for position, origin in enumerate(body.origins):
+        try:
+            origins.append((await find_image(session, origin, principal)).id)
+        except HTTPException as error:
+            if error.status_code != status.HTTP_404_NOT_FOUND:
+                raise
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                f"origins[{position}]: no such image {origin!r} (or it is not visible to you)",
+            ) from None
+    return body.model_copy(update={"dataset": dataset, "origins": origins})
 
 
 async def _grant(session: AsyncSession, grant_id: str, principal: Principal) -> GrantRow:

@@ -193,6 +193,36 @@ def test_unknown_dataset_or_origin_is_refused_before_upload(
     assert new_uploads() == set()
 
 
+def test_bad_dataset_and_origin_ids_are_named_in_the_error(
+    connect: Callable[..., App], unique: str, new_uploads: Callable[[], set[Path]]
+) -> None:
+    with connect():
+        origin = from_xarray(_array((2, 2), "yx"), name=f"{unique}-origin")
+        with pytest.raises(ImageNotFoundError, match="no such dataset 'nope'"):
+            from_xarray(_array(), name="x", dataset="nope")
+        with pytest.raises(ImageNotFoundError, match=r"origins\[1\]: no such image 'nope'"):
+            from_xarray(_array(), name="x", origins=[origin, "nope"])
+    assert new_uploads() == set()
+
+
+def test_dataset_and_origin_ids_are_stored_in_canonical_form(
+    connect: Callable[..., App], unique: str
+) -> None:
+    with connect():
+        dataset = create_dataset(f"ds-{unique}")
+        origin = from_xarray(_array((2, 2), "yx"), name=f"{unique}-origin")
+        image = from_xarray(
+            _array((2, 2), "yx"),
+            name=f"{unique}-derived",
+            dataset=dataset.id.upper(),
+            origins=[origin.id.upper()],
+        )
+        assert image.dataset == dataset.id
+        assert image.origins == [origin.id]
+        assert [i.id for i in search_images(dataset=dataset.id).items] == [image.id]
+        assert [i.id for i in search_images(dataset=dataset.id.upper()).items] == [image.id]
+
+
 def test_search_paginates_and_filters(connect: Callable[..., App], unique: str) -> None:
     with connect():
         stored = [

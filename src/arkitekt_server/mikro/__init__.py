@@ -20,10 +20,9 @@ from sqlalchemy import delete, or_, select
 from arkitekt_server.db import Database, utcnow
 from arkitekt_server.mikro import models as models
 from arkitekt_server.mikro import storage
+from arkitekt_server.mikro._common import DEFAULT_DATALAYER, MikroState, mikro_state
 from arkitekt_server.mikro.models import GrantRow, ImageRow
-from arkitekt_server.mikro.routes import DEFAULT_DATALAYER
 from arkitekt_server.mikro.routes import router as api_router
-from arkitekt_server.mikro.uploads import forget_grant
 from arkitekt_server.mikro.uploads import router as upload_router
 from arkitekt_server.mikro.viewer import PUBLIC_PATHS
 from arkitekt_server.mikro.viewer import router as viewer_router
@@ -70,7 +69,12 @@ def _orphans(
     return removed
 
 
-async def sweep(database: Database, layout: storage.Layout, now: dt.datetime | None = None) -> int:
+async def sweep(
+    database: Database,
+    layout: storage.Layout,
+    now: dt.datetime | None = None,
+    state: MikroState | None = None,
+) -> int:
     """Remove expired upload grants and every directory no grant or image owns.
 
     A directory younger than a few minutes is kept even when no grant owns it yet: a grant
@@ -80,6 +84,7 @@ async def sweep(database: Database, layout: storage.Layout, now: dt.datetime | N
         database: the server's database.
         layout: the mikro directories.
         now: the time to compare expiry with (default: now; tests pass a later time).
+        state: the server's mikro caches, to drop the removed grants from.
 
     Returns:
         How many grants and directories were removed.
@@ -99,7 +104,8 @@ async def sweep(database: Database, layout: storage.Layout, now: dt.datetime | N
         )
         gone = list(expired.scalars())
         for grant_id in gone:
-            forget_grant(layout, grant_id)
+            if state is not None:
+                state.uploads.pop(grant_id, None)
         await session.commit()
         grants = set(await session.scalars(select(GrantRow.id)))
         images = set(await session.scalars(select(ImageRow.id)))
@@ -115,13 +121,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     layout = storage.Layout(app.state.settings.data_dir)
     layout.create()
     database: Database = app.state.database
-    await sweep(database, layout)
+    state = mikro_state(app)
+    await sweep(database, layout, state=state)
 
     async def sweeper() -> None:
         while True:
             await anyio.sleep(SWEEP_INTERVAL_SECONDS)
             try:
-                await sweep(database, layout)
+                await sweep(database, layout, state=state)
             except Exception:  # keep sweeping; the next round may succeed
                 log.exception("mikro: sweeping abandoned uploads failed")
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import anyio
 import anyio.to_thread
@@ -22,20 +20,22 @@ from arkitekt_server._net import base_url, is_loopback
 from arkitekt_server.auth import CurrentPrincipal, Principal
 from arkitekt_server.db import get_session, utcnow
 from arkitekt_server.mikro import storage
-from arkitekt_server.mikro.models import DatasetRow, GrantRow, ImageRow, TagRow
-from arkitekt_server.mikro.routes import (
+from arkitekt_server.mikro._common import (
     DEFAULT_DATALAYER,
     GRANT_TTL,
     MAX_CHUNKS,
     META_MAX_BYTES,
+    UploadState,
     find_image,
     layout,
+    mikro_state,
     not_found,
     parse_id,
     record,
 )
+from arkitekt_server.mikro.models import DatasetRow, GrantRow, ImageRow, TagRow
 
-__all__ = ["forget_grant", "router"]
+__all__ = ["router"]
 
 router = APIRouter(tags=["mikro"])
 Session = Annotated[AsyncSession, Depends(get_session)]
@@ -128,50 +128,51 @@ async def _grant(session: AsyncSession, grant_id: str, principal: Principal) -> 
     return row
 
 
-@dataclass(frozen=True)
-class _OpenGrant:
-    id: str
-    owner_pk: int
-    shape: list[int]
-    chunks: list[int]
-    itemsize: int
-    expires_at: dt.datetime
+_DRAIN_SECONDS = 60.0
+"""How long ``finish`` waits for chunk PUTs in progress before it gives up with 409."""
 
 
-# Open http grants by id, so a chunk PUT needs no database round trip of its own (the bearer
-# token is still checked on every request). Entries leave when the grant is finished, aborted
-# or swept; a grant is only cached while open.
-# Keyed by the server's mikro directory too: several servers may run in one process.
-_open_grants: dict[tuple[Path, str], _OpenGrant] = {}
+def _upload_state(row: GrantRow) -> UploadState:
+    return UploadState(
+        id=row.id,
+        owner_pk=row.owner_pk,
+        datalayer=row.datalayer,
+        shape=row.request["shape"],
+        chunks=row.request["chunks"],
+        itemsize=np.dtype(row.request["dtype"]).itemsize,
+        expires_at=row.expires_at,
+    )
 
 
-def forget_grant(dirs: storage.Layout, grant_id: str) -> None:
-    """Drop a grant from the chunk-PUT cache (it is being finished, aborted or swept)."""
-    _open_grants.pop((dirs.root, grant_id), None)
-
-
-async def _open_grant(request: Request, grant_id: str, principal: Principal) -> _OpenGrant:
-    dirs = layout(request)
-    cached = _open_grants.get((dirs.root, grant_id))
+async def _open_grant(request: Request, grant_id: str, principal: Principal) -> UploadState:
+    uploads = mikro_state(request.app).uploads
+    cached = uploads.get(grant_id)
     if cached is None:
         async with request.app.state.database.sessions() as session:
             row = await _grant(session, grant_id, principal)
-        if row.datalayer != "http" or row.state != "open":
-            raise HTTPException(status.HTTP_409_CONFLICT, "this upload takes no chunks now")
-        cached = _OpenGrant(
-            id=row.id,
-            owner_pk=row.owner_pk,
-            shape=row.request["shape"],
-            chunks=row.request["chunks"],
-            itemsize=np.dtype(row.request["dtype"]).itemsize,
-            expires_at=row.expires_at,
-        )
-        _open_grants[(dirs.root, row.id)] = cached
+        if row.state != "open":
+            raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
+        # a finish that started meanwhile has its own entry: use it (it says "finishing")
+        cached = uploads.setdefault(row.id, _upload_state(row))
     if cached.owner_pk != principal.client_pk:
         raise not_found("upload")
     if cached.expires_at <= utcnow():
         raise HTTPException(status.HTTP_410_GONE, "the upload grant expired; start again")
+    if cached.datalayer != "http":
+        raise HTTPException(status.HTTP_409_CONFLICT, "this upload is not an http upload")
     return cached
+
+
+_FINISHING = "this upload is being finished (or was finished): it takes no more chunks"
+
+
+def _parents(directory: Path, key: str) -> None:
+    """Create the folders of ``key`` below ``directory``, never ``directory`` itself (gone
+    when the upload was finished or removed: then this raises FileNotFoundError)."""
+    current = directory
+    for part in key.split("/")[:-1]:
+        current = current / part
+        current.mkdir(exist_ok=True)
 
 
 @router.put("/uploads/{grant_id}/store/{key:path}", status_code=status.HTTP_204_NO_CONTENT)
@@ -188,13 +189,16 @@ async def put_key(
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "chunk too large")
+    if grant.finishing:
+        raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
     directory = layout(request).upload(grant.id)
     target = directory / key
     # Parts (~256 KiB) go straight to a temporary file, renamed into place when complete:
     # page-cache writes this small are cheaper inline than a thread hand-off per part.
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+    grant.writers += 1  # finish waits for this write to end before it looks at the store
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _parents(directory, key)
         size = 0
         with temporary.open("wb") as sink:
             async for part in request.stream():
@@ -203,18 +207,72 @@ async def put_key(
                     raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "chunk too large")
                 sink.write(part)
         os.replace(temporary, target)
+    except FileNotFoundError:  # the directory went: finished elsewhere, aborted or swept
+        pass
+    else:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
     finally:
+        grant.writers -= 1
+        if not grant.writers and grant.drained is not None:
+            grant.drained.set()
         temporary.unlink(missing_ok=True)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    await _gone(request, grant, principal)
+
+
+async def _gone(request: Request, grant: UploadState, principal: Principal) -> NoReturn:
+    """Answer a PUT whose upload directory vanished: 404/410/409 as the grant now is."""
+    uploads = mikro_state(request.app).uploads
+    if grant.finishing:
+        raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
+    if uploads.get(grant.id) is grant:
+        del uploads[grant.id]
+    async with request.app.state.database.sessions() as session:
+        row = await _grant(session, grant.id, principal)  # 404 or 410 when it is gone
+    if row.state != "open":
+        raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
+    raise HTTPException(status.HTTP_409_CONFLICT, "the upload's directory is gone; start again")
+
+
+async def _drain(upload: UploadState) -> None:
+    if upload.writers:
+        upload.drained = anyio.Event()
+        with anyio.move_on_after(_DRAIN_SECONDS):
+            await upload.drained.wait()
+        upload.drained = None
+    if upload.writers:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "chunks of this upload are still being written; finish once every write has ended",
+        )
 
 
 @router.post("/uploads/{grant_id}/finish/", status_code=status.HTTP_201_CREATED)
 async def finish_upload(
     grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
 ) -> ImageRecord:
-    """Verify the store and create the image (it becomes visible now)."""
+    """Verify the store and create the image (it becomes visible now).
+
+    Chunk PUTs that arrive from now on are refused (409); PUTs in progress end first.
+    """
     grant = await _grant(session, grant_id, principal)
-    forget_grant(layout(request), grant.id)
+    uploads = mikro_state(request.app).uploads
+    upload = uploads.setdefault(grant.id, _upload_state(grant))
+    if upload.finishing:
+        raise HTTPException(status.HTTP_409_CONFLICT, "this upload is already being finished")
+    upload.finishing = True
+    try:
+        image = await _finish(grant, request, session, upload)
+    except BaseException:
+        upload.finishing = False
+        raise
+    uploads.pop(grant.id, None)
+    return image
+
+
+async def _finish(
+    grant: GrantRow, request: Request, session: AsyncSession, upload: UploadState
+) -> ImageRecord:
+    await _drain(upload)
     claimed = await session.execute(
         update(GrantRow)
         .where(GrantRow.id == grant.id, GrantRow.state == "open")
@@ -281,9 +339,11 @@ async def abort_upload(
     row = await session.get(GrantRow, parse_id(grant_id, "upload"))
     if row is None or row.owner_pk != principal.client_pk:
         raise not_found("upload")
-    if row.state != "open":
+    uploads = mikro_state(request.app).uploads
+    upload = uploads.get(row.id)
+    if row.state != "open" or (upload is not None and upload.finishing):
         raise HTTPException(status.HTTP_409_CONFLICT, "this upload is being finished")
-    forget_grant(layout(request), row.id)
+    uploads.pop(row.id, None)
     await session.delete(row)
     await session.commit()
     await anyio.to_thread.run_sync(storage.remove, layout(request).upload(row.id))

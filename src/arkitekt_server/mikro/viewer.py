@@ -22,8 +22,8 @@ from arkitekt_server._net import is_loopback
 from arkitekt_server.auth import Principal, require_principal
 from arkitekt_server.db import get_session
 from arkitekt_server.mikro import storage
+from arkitekt_server.mikro._common import find_image, layout, visible
 from arkitekt_server.mikro.models import ImageRow
-from arkitekt_server.mikro.routes import find_image, layout, visible
 from arkitekt_server.settings import ServerSettings
 
 __all__ = ["PUBLIC_PATHS", "router", "viewer"]

@@ -6,7 +6,10 @@ import asyncio
 import datetime as dt
 import json
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from arkitekt.mikro.upload import codec
 from arkitekt_server import EmbeddedServer, mikro
 from arkitekt_server.db import Database, utcnow
 from arkitekt_server.mikro import sweep
-from arkitekt_server.mikro.routes import GRANT_TTL
+from arkitekt_server.mikro._common import GRANT_TTL
 from arkitekt_server.mikro.storage import Layout
 
 SHAPE = [1, 1, 2, 8, 8]
@@ -309,3 +312,45 @@ def test_sweep_spares_a_grant_created_after_it_read_the_grants(
     assert layout.upload(grant["id"]).is_dir()
     _put_all(http, grant)
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201
+
+
+def test_finish_waits_for_chunk_writes_in_progress_and_refuses_new_ones(
+    http: httpx.Client, server: EmbeddedServer
+) -> None:
+    grant = _grant(http)
+    _put_all(http, grant)  # the grant is now cached for chunk PUTs
+    chunk = _store_bytes()["c/0/0/0/0/0"]
+    release = threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        yield chunk[:10]
+        release.wait(10)
+        yield chunk[10:]
+
+    def client() -> httpx.Client:
+        return httpx.Client(base_url=str(http.base_url), headers=http.headers, timeout=20)
+
+    with client() as slow, client() as finisher, ThreadPoolExecutor(2) as pool:
+        writing = pool.submit(
+            slow.put, f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=slow_body()
+        )
+        directory = Layout(server.settings.data_dir).upload(grant["id"])
+        deadline = time.monotonic() + 10
+        while not list(directory.rglob("*.partial")) and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the PUT is in progress (its temporary file exists)
+        finishing = pool.submit(finisher.post, f"/uploads/{grant['id']}/finish/")
+        while time.monotonic() < deadline:  # until finish has started and refuses new chunks
+            late = http.put(f"/uploads/{grant['id']}/store/c/0/0/1/0/0", content=chunk)
+            if late.status_code != 204:
+                break
+        assert late.status_code == 409, late.text
+        assert "being finished" in late.json()["detail"]
+        assert not finishing.done()
+        release.set()
+        assert writing.result().status_code == 204, writing.result().text
+        assert finishing.result().status_code == 201, finishing.result().text
+    layout = Layout(server.settings.data_dir)
+    assert not layout.upload(grant["id"]).exists()
+    store = layout.store(grant["id"])
+    assert not [p for p in store.rglob("*") if p.name.endswith(".partial")]
+    assert http.get(f"/images/{grant['id']}/store/c/0/0/0/0/0").content == chunk

@@ -1,0 +1,176 @@
+"""What the routes of mikro share: limits, ids, visibility, the wire form of an image, and the
+per-server caches (on ``app.state.mikro``, so several servers in one process never mix)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, HTTPException, Request, status
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arkitekt.protocol.mikro import ImageRecord
+from arkitekt_server._net import base_url, is_loopback
+from arkitekt_server.auth import Principal
+from arkitekt_server.mikro import storage
+from arkitekt_server.mikro.models import ImageRow
+from arkitekt_server.settings import ServerSettings
+
+__all__ = [
+    "DEFAULT_DATALAYER",
+    "GRANT_TTL",
+    "MAX_CHUNKS",
+    "META_MAX_BYTES",
+    "MikroState",
+    "StoreInfo",
+    "UploadState",
+    "find_image",
+    "layout",
+    "mikro_state",
+    "not_found",
+    "parse_id",
+    "record",
+    "visible",
+]
+
+DEFAULT_DATALAYER = "local"
+"""The datalayer of loopback clients that do not ask for one (others always get ``http``);
+advertised as ``datalayer`` in the claimed ``mikro`` config group."""
+GRANT_TTL = dt.timedelta(hours=6)
+"""An upload not finished within this time is abandoned and swept."""
+MAX_CHUNKS = 1_000_000
+"""The most chunks one image may have (a bound on verification work)."""
+META_MAX_BYTES = 1 << 20
+"""The largest ``zarr.json`` (and metadata) accepted."""
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What a store read needs of an image (these fields never change)."""
+
+    id: str
+    owner_pk: int
+    private: bool
+    counts: list[int]
+
+
+@dataclass
+class UploadState:
+    """An http upload grant as chunk PUTs see it, and who writes to it right now.
+
+    ``finishing`` is set while ``finish`` verifies and moves the store: new PUTs are refused
+    (409) and ``finish`` waits until ``writers`` (PUTs in progress) drops to zero.
+    """
+
+    id: str
+    owner_pk: int
+    datalayer: str
+    shape: list[int]
+    chunks: list[int]
+    itemsize: int
+    expires_at: dt.datetime
+    writers: int = 0
+    finishing: bool = False
+    drained: anyio.Event | None = None
+    """Set when ``writers`` drops to zero (only while a finish waits for that)."""
+
+
+@dataclass
+class MikroState:
+    """The caches of one server's mikro, so a chunk read or write needs no database query
+    besides the bearer-token check. Entries leave when their image or grant goes."""
+
+    stores: dict[str, StoreInfo] = field(default_factory=dict)
+    uploads: dict[str, UploadState] = field(default_factory=dict)
+
+
+def mikro_state(app: FastAPI) -> MikroState:
+    """The mikro caches of this server app (created on first use)."""
+    state = getattr(app.state, "mikro", None)
+    if not isinstance(state, MikroState):
+        state = app.state.mikro = MikroState()
+    return state
+
+
+def layout(request: Request) -> storage.Layout:
+    """The mikro directories of this server."""
+    settings: ServerSettings = request.app.state.settings
+    return storage.Layout(settings.data_dir)
+
+
+def not_found(what: str = "image") -> HTTPException:
+    """A 404 that does not tell whether the thing exists but is not visible to the caller.
+
+    Args:
+        what: the kind of thing, for the message ("image", "upload", "dataset").
+
+    Returns:
+        The exception to raise.
+
+    """
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no such {what} (or it is not visible to you)")
+
+
+def parse_id(value: str, what: str = "image") -> str:
+    """The canonical form of an id (a UUID), or 404 when ``value`` is not one.
+
+    Args:
+        value: the id as the client sent it.
+        what: the kind of thing, for the 404 message.
+
+    Returns:
+        The id in canonical (lowercase, hyphenated) form.
+
+    Raises:
+        HTTPException: 404 when ``value`` is not a UUID.
+
+    """
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise not_found(what) from None
+
+
+def visible(principal: Principal | None) -> Any:
+    """The SQL condition: images this principal may read (``None``: the local viewer)."""
+    if principal is None:
+        return ImageRow.private.is_(False)
+    return or_(ImageRow.private.is_(False), ImageRow.owner_pk == principal.client_pk)
+
+
+async def find_image(session: AsyncSession, image_id: str, principal: Principal | None) -> ImageRow:
+    """An image the principal may read, or 404 (never 403: no leak of private ids)."""
+    row = await session.scalar(
+        select(ImageRow).where(ImageRow.id == parse_id(image_id), visible(principal))
+    )
+    if row is None:
+        raise not_found()
+    return row
+
+
+def record(row: ImageRow, request: Request) -> ImageRecord:
+    """The wire form of an image; ``local_path`` only for clients on this machine."""
+    host = request.client.host if request.client is not None else None
+    path = layout(request).store(row.id)
+    return ImageRecord(
+        id=row.id,
+        name=row.name,
+        tags=[tag.tag for tag in row.tags],
+        dataset=row.dataset_id,
+        origins=row.origins,
+        channel_names=row.channel_names,
+        pixel_size=row.pixel_size,
+        metadata=row.extra,
+        private=row.private,
+        shape=tuple(row.shape),
+        chunks=tuple(row.chunks),
+        dtype=row.dtype,
+        created_at=row.created_at,
+        owner=row.owner,
+        store=base_url(request) + f"mikro/images/{row.id}/store/",
+        local_path=str(path) if is_loopback(host) else None,
+    )

@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 import arkitekt
+from arkitekt_server._hosts import TrustedHosts
 from arkitekt_server.auth import PrincipalCache
 from arkitekt_server.db import Database
 from arkitekt_server.service import ServerService
@@ -88,6 +89,9 @@ def create_app(settings: ServerSettings, services: Sequence[str] = SERVICES) -> 
         redoc_url=None,
         openapi_url=None,
     )
+    # Requests must name this server in their Host header: a web page whose DNS name was
+    # rebound to 127.0.0.1 must not reach the fakts flow (or anything else) through a browser.
+    app.add_middleware(TrustedHosts, hosts=settings.trusted_hosts())
     app.state.settings = settings
     app.state.principal_cache = PrincipalCache(settings.auth_cache_seconds)
     app.state.services = loaded

@@ -64,3 +64,28 @@ def test_websocket_routes_exist_only_where_expected() -> None:
         for route in service.router.routes:
             if isinstance(route, APIWebSocketRoute):
                 assert service.name == "rekuest", route.path
+
+
+def test_requests_naming_another_host_are_refused(server: EmbeddedServer) -> None:
+    # A page whose DNS name was rebound to 127.0.0.1 sends its own name as Host.
+    for path in ("/.well-known/fakts", "/health/", "/f/configure/?device_code=X"):
+        refused = httpx.get(server.url + path, headers={"Host": "evil.example"})
+        assert refused.status_code == 400, path
+        assert "allowed_hosts" in refused.text
+    start = httpx.post(
+        server.url + "/f/start/",
+        json={"manifest": {"identifier": "rebound", "version": "1"}},
+        headers={"Host": "evil.example:8000"},
+    )
+    assert start.status_code == 400  # no auto-approval through a rebound name
+    for host in ("127.0.0.1", "localhost:1234", "[::1]:8000"):
+        assert httpx.get(server.url + "/health/", headers={"Host": host}).status_code == 200
+
+
+def test_allowed_hosts_admits_configured_names(server_factory: Any) -> None:
+    lab = server_factory(
+        allowed_hosts=["lab.example.org"], public_url="https://arkitekt.example.org"
+    )
+    for host in ("lab.example.org", "arkitekt.example.org:443"):
+        assert httpx.get(lab.url + "/health/", headers={"Host": host}).status_code == 200
+    assert httpx.get(lab.url + "/health/", headers={"Host": "other.org"}).status_code == 400

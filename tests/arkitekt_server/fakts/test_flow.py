@@ -156,7 +156,7 @@ async def test_page_refuses_decisions_from_other_machines(
     app = create_app(manual_server.settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 4000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
             code = (await http.post("/f/start/", json={"manifest": manifest})).json()["code"]
             page = await http.get("/f/configure/", params={"device_code": code})
             nonce = page.text.split("name='nonce' value='")[1].split("'")[0]
@@ -269,7 +269,7 @@ def test_concurrent_polls_of_an_approved_code_grant_exactly_once(
         code = fakts_for(server).start({"identifier": f"racer-{attempt}", "version": "1"})
         clients = [fakts_for(server) for _ in range(12)]
         with ThreadPoolExecutor(len(clients)) as pool:
-            answers = list(pool.map(lambda client: client.challenge(code), clients))
+            answers = list(pool.map(lambda client, code=code: client.challenge(code), clients))
         granted = [answer for answer in answers if answer["status"] == "granted"]
         assert len(granted) == 1, answers
         assert all(a["message"] == "this device code was already used" for a in answers

@@ -36,17 +36,21 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
     "ERROR_KINDS",
+    "MAX_SECONDS",
     "ArgumentsInvalid",
+    "CallMessage",
     "Definition",
     "Port",
     "PortKind",
+    "RegisterMessage",
     "bind_arguments",
     "check_value",
     "dumps",
+    "explain",
     "has_structure",
     "loads",
 ]
@@ -57,6 +61,9 @@ ERROR_KINDS = ("remote", "invalid", "no_agent", "lost", "cancelled", "timeout", 
 """Why an assignment failed: the function raised (``remote``), bad arguments (``invalid``), no
 agent online (``no_agent``), its agent vanished for too long (``lost``), it was cancelled,
 timed out, or the server refused the request (``refused``)."""
+
+MAX_SECONDS = 86400.0
+"""The longest ``wait`` and ``timeout`` a call may ask for (one day)."""
 
 
 class Port(BaseModel):
@@ -88,6 +95,24 @@ class Port(BaseModel):
     identifier: str | None = None
     description: str | None = None
 
+    @model_validator(mode="after")
+    def _check_structure(self) -> Port:
+        """Refuse ports that cannot describe a value (so a bad definition fails at once)."""
+        where = f"port {self.key!r}"
+        if self.kind in ("list", "dict"):
+            if len(self.children) != 1:
+                raise ValueError(
+                    f"{where}: a {self.kind} port needs exactly one child port (its item), "
+                    f"got {len(self.children)}"
+                )
+        elif self.children:
+            raise ValueError(f"{where}: a {self.kind} port has no child ports")
+        if self.kind == "enum" and not self.choices:
+            raise ValueError(f"{where}: an enum port needs its choices")
+        if self.kind == "structure" and not self.identifier:
+            raise ValueError(f"{where}: a structure port needs its identifier")
+        return self
+
 
 class Definition(BaseModel):
     """What a registered function is: name, description, argument and return ports.
@@ -108,6 +133,66 @@ class Definition(BaseModel):
     args: list[Port] = Field(default_factory=list)
     returns: list[Port] = Field(default_factory=list)
     stream: bool = False
+
+
+class RegisterMessage(BaseModel):
+    """An agent's first message: who it is, what it provides, what it still holds.
+
+    Attributes:
+        t: always ``"register"``.
+        instance: the agent's instance name (one app may serve several).
+        definitions: the functions it provides (names unique).
+        holding: ids of assignments it still runs or holds unacknowledged results of.
+
+    """
+
+    t: Literal["register"]
+    instance: str = Field(default="default", min_length=1, max_length=100)
+    definitions: list[Definition] = Field(default_factory=list)
+    holding: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RegisterMessage:
+        if len({d.name for d in self.definitions}) != len(self.definitions):
+            raise ValueError("two definitions share a name")
+        return self
+
+
+class CallMessage(BaseModel):
+    """A caller's ``call`` message (see the module's documentation).
+
+    Attributes:
+        t: always ``"call"``.
+        id: a fresh id the caller chose (a uuid).
+        f: the function's name.
+        args: positional arguments (a list; keyword arguments, ``kwargs``, are an object the
+            server checks itself: a field of that name cannot be declared here).
+        agent: only agents of this app identifier (or agent key).
+        wait: seconds to wait for an agent to come online (0: fail at once).
+        stream: the caller iterates (the function must be a stream).
+        events: the caller wants ``progress`` and ``log`` messages.
+        timeout: seconds until the assignment is cancelled (``None``: no limit).
+
+    """
+
+    t: Literal["call"]
+    id: str = Field(min_length=8, max_length=64)
+    f: str = Field(min_length=1, max_length=200)
+    args: list[Any] | None = None
+    agent: str | None = Field(default=None, max_length=300)
+    wait: float | None = Field(default=0.0, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
+    stream: bool = False
+    events: bool = False
+    timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
+
+
+def explain(error: ValidationError) -> str:
+    """A short, readable account of a validation error (one line per problem)."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "message"
+        lines.append(f"{where}: {item['msg']}")
+    return "; ".join(lines)
 
 
 class ArgumentsInvalid(ValueError):

@@ -14,15 +14,16 @@ import logging
 import time
 from typing import Any
 
-import anyio
 from pydantic import ValidationError
 
-from arkitekt.protocol.rekuest import ArgumentsInvalid, Definition, bind_arguments
+from arkitekt.protocol.rekuest import CallMessage, Definition, RegisterMessage, explain
 from arkitekt_server.db import utcnow
+from arkitekt_server.rekuest.binding import bind, choose
 from arkitekt_server.rekuest.peer import Peer
 from arkitekt_server.rekuest.restore import restore
 from arkitekt_server.rekuest.state import AgentState, Job
 from arkitekt_server.rekuest.store import Store
+from arkitekt_server.rekuest.upkeep import reap, refuse_duplicate
 
 __all__ = ["GRACE_SECONDS", "MAX_ATTEMPTS", "AgentState", "Hub", "HubError", "Job"]
 
@@ -33,6 +34,9 @@ GRACE_SECONDS = 15.0
 MAX_ATTEMPTS = 3
 """Deliveries of one assignment before it is failed (an agent dying on it each time)."""
 REAP_INTERVAL = 0.1
+REMEMBERED_IDS = 100_000
+"""How many stored call ids the hub remembers to refuse reused ids without asking the database
+(older ones are caught when the store finds them already stored)."""
 
 
 class HubError(Exception):
@@ -54,6 +58,9 @@ class Hub:
         self.waiting: dict[str, Job] = {}
         self._providers: dict[str, dict[str, AgentState]] = {}
         self._expiring: dict[str, Job] = {}  # jobs with a timeout
+        self._by_peer: dict[Peer, AgentState] = {}
+        self._used: dict[str, None] = {}  # ids stored lately, oldest first
+        store.on_duplicate = self._duplicate
 
     # -- startup -------------------------------------------------------------------------------
     async def load(self) -> None:
@@ -65,41 +72,61 @@ class Hub:
         """Start an assignment from a ``call`` message; failures go to the caller.
 
         Raises:
-            HubError: the message itself is malformed (no usable id).
+            HubError: the message itself is malformed, or its id was used before.
 
         """
         id = msg.get("id")
-        if not isinstance(id, str) or not 8 <= len(id) <= 64 or id in self.jobs:
+        if not isinstance(id, str) or not 8 <= len(id) <= 64:
             raise HubError("a call needs a fresh id (a uuid of 8 to 64 characters)")
-        job = Job(id, str(msg.get("f", "")), caller, caller_pk)
-        args, kwargs = msg.get("args") or [], msg.get("kwargs") or {}
-        if not isinstance(args, list) or not isinstance(kwargs, dict):
-            self._fail_early(job, "invalid", "args must be a list and kwargs an object")
-            return job
-        job.raw = (args, kwargs)
-        job.selector = msg.get("agent")
-        job.stream = bool(msg.get("stream", False))
-        job.events = bool(msg.get("events", False))
-        job.wait = max(0.0, float(msg.get("wait") or 0.0))
-        if (timeout := msg.get("timeout")) is not None:
-            job.timeout = float(timeout)
+        if id in self.jobs or id in self._used:
+            raise HubError(f"the call id {id!r} was used before; every call needs a fresh id")
+        try:
+            message = CallMessage.model_validate(msg)
+        except ValidationError as error:
+            raise HubError(f"invalid call: {explain(error)}") from None
+        kwargs = msg.get("kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise HubError("invalid call: kwargs: must be an object")
+        job = Job(id, message.f, caller, caller_pk)
+        job.raw = (message.args or [], kwargs)
+        job.selector = message.agent
+        job.stream = message.stream
+        job.events = message.events
+        job.wait = message.wait or 0.0
+        if message.timeout is not None:
+            job.timeout = message.timeout
             job.expires = time.monotonic() + job.timeout
             self._expiring[id] = job
         if caller is not None:
             caller.jobs.add(id)
         online = self._online(job)
-        definition = online[0].definitions[job.function] if online else self._known_definition(job)
-        if definition is not None and not self._bind(job, definition):
-            return job
         if online:
-            self._dispatch(job, min(online, key=lambda agent: len(agent.running)), new=True)
-        elif job.wait > 0:
+            chosen = choose(job, online)
+            if isinstance(chosen, str):
+                self._reject(job, chosen)
+            else:
+                self._dispatch(job, *chosen, new=True)
+            return job
+        known = self._known_definitions(job)
+        if known:  # refuse bad arguments now, if no known definition accepts them
+            reasons = [bind(job, definition) for definition in known]
+            if all(isinstance(reason, str) for reason in reasons):
+                self._reject(job, str(reasons[0]))
+                return job
+        if job.wait > 0:
             self.jobs[id] = self.waiting[id] = job
             job.deadline = time.monotonic() + job.wait
+            self._remember(id)
             self.store.insert(self._row(job, "queued"))
         else:
-            self._fail_early(job, "no_agent", self._no_agent_message(job, definition))
+            self._fail_early(job, "no_agent", self._no_agent_message(job))
         return job
+
+    def knows(self, function: str, selector: str | None = None) -> bool:
+        """Whether an agent (online or not) matching ``selector`` ever registered ``function``."""
+        probe = Job("", function, None, 0)
+        probe.selector = selector
+        return bool(self._known_definitions(probe))
 
     def cancel(
         self, caller_pk: int | None, id: str, reason: str = "cancelled by its caller"
@@ -133,13 +160,13 @@ class Hub:
         """
         if msg.get("t") != "register":
             raise HubError("the first message of an agent must be `register`")
-        instance = str(msg.get("instance") or "default")
-        try:
-            definitions = [Definition.model_validate(d) for d in msg.get("definitions") or []]
+        try:  # all of it, before anything changes
+            register = RegisterMessage.model_validate(msg)
         except ValidationError as error:
-            raise HubError(f"invalid definitions: {error}") from None
-        if len({d.name for d in definitions}) != len(definitions):
-            raise HubError("two definitions share a name")
+            only = all(item["loc"][:1] == ("definitions",) for item in error.errors())
+            what = "definitions" if only else "registration"
+            raise HubError(f"invalid {what}: {explain(error)}") from None
+        instance, definitions = register.instance, register.definitions
         key = f"{client_pk}:{instance}"
         agent = self.agents.get(key)
         if agent is None:
@@ -153,10 +180,11 @@ class Hub:
         )
         agent.set_definitions(definitions)
         agent.peer = peer
+        self._by_peer[peer] = agent
         for fname in agent.definitions:
             self._providers.setdefault(fname, {})[key] = agent
         peer.send({"t": "registered", "agent": key})
-        for id in msg.get("holding") or []:
+        for id in register.holding:
             job = self.jobs.get(id)
             if job is None:  # finished meanwhile (failed, cancelled, or done elsewhere)
                 peer.send({"t": "cancel", "id": id})
@@ -211,6 +239,7 @@ class Hub:
         if agent.peer is not peer:
             return
         agent.peer = None
+        self._by_peer.pop(peer, None)
         for fname in agent.definitions:
             self._providers.get(fname, {}).pop(agent.key, None)
         now = time.monotonic()
@@ -222,28 +251,14 @@ class Hub:
         agent.running.clear()
         self._pump_waiting()
 
+    def agent_of(self, peer: Peer) -> AgentState | None:
+        """The agent registered over ``peer`` (``None``: it never registered, or is gone)."""
+        return self._by_peer.get(peer)
+
     # -- time ----------------------------------------------------------------------------------
     async def reap(self) -> None:
         """Fail waiting assignments and calls whose time is up, until cancelled."""
-        while True:
-            await anyio.sleep(REAP_INTERVAL)
-            now = time.monotonic()
-            for job in [job for job in self.waiting.values() if job.deadline <= now]:
-                if job.attempts:
-                    self._finish(
-                        job,
-                        "error",
-                        kind="lost",
-                        message=f"the agent running {job.function!r} disconnected and no agent "
-                        "took the assignment over in time",
-                    )
-                else:
-                    self._finish(job, "error", kind="no_agent", message=self._no_agent_message(job))
-            for job in [job for job in self._expiring.values() if job.expires <= now]:
-                if job.agent is not None and job.agent.peer is not None:
-                    job.agent.peer.send({"t": "cancel", "id": job.id})
-                message = f"{job.function!r} did not finish within {job.timeout:g} s; cancelled it"
-                self._finish(job, "error", kind="timeout", message=message)
+        await reap(self, REAP_INTERVAL)
 
     # -- internals -----------------------------------------------------------------------------
     def _online(self, job: Job) -> list[AgentState]:
@@ -252,31 +267,28 @@ class Hub:
             return []
         return [agent for agent in providers.values() if agent.matches(job.selector)]
 
-    def _known_definition(self, job: Job) -> Definition | None:
-        for agent in self.agents.values():
-            if agent.matches(job.selector) and job.function in agent.definitions:
-                return agent.definitions[job.function]
-        return None
+    def _known_definitions(self, job: Job) -> list[Definition]:
+        return [
+            agent.definitions[job.function]
+            for agent in self.agents.values()
+            if agent.matches(job.selector) and job.function in agent.definitions
+        ]
 
-    def _no_agent_message(self, job: Job, definition: Definition | None = None) -> str:
+    def _no_agent_message(self, job: Job) -> str:
         where = f" of agent {job.selector!r}" if job.selector else ""
         waited = f" (waited {job.wait:g} s)" if job.wait else ""
-        if definition is None and self._known_definition(job) is None:
+        if not self._known_definitions(job):
             return f"no function {job.function!r}{where} is registered on this server{waited}"
         return f"no agent{where} that provides {job.function!r} is online{waited}"
 
-    def _bind(self, job: Job, definition: Definition) -> bool:
-        if definition.stream != job.stream:
-            use = "iterate()" if definition.stream else "call()"
-            what = "a stream" if definition.stream else "not a stream"
-            self._reject(job, f"{job.function!r} is {what}; use {use}")
-            return False
-        try:
-            job.bound = bind_arguments(definition, *job.raw)
-        except ArgumentsInvalid as error:
-            self._reject(job, str(error))
-            return False
-        return True
+    def _remember(self, id: str) -> None:
+        """Remember an id that is stored now, so that a caller cannot use it again."""
+        self._used[id] = None
+        if len(self._used) > REMEMBERED_IDS:
+            del self._used[next(iter(self._used))]
+
+    def _duplicate(self, id: str) -> None:
+        refuse_duplicate(self, id)
 
     def _reject(self, job: Job, message: str) -> None:
         if job.id in self.jobs:  # stored while it waited for an agent
@@ -284,10 +296,11 @@ class Hub:
         else:
             self._fail_early(job, "invalid", message)
 
-    def _dispatch(self, job: Job, agent: AgentState, *, new: bool = False) -> None:
-        if job.bound is None and not self._bind(job, agent.definitions[job.function]):
-            return
+    def _dispatch(
+        self, job: Job, agent: AgentState, bound: dict[str, Any], *, new: bool = False
+    ) -> None:
         assert agent.peer is not None
+        job.bound = bound
         job.attempts += 1
         if job.attempts > MAX_ATTEMPTS:
             self._finish(
@@ -303,18 +316,23 @@ class Hub:
         self.jobs[job.id] = job
         agent.running[job.id] = job
         if new:
+            self._remember(job.id)
             self.store.insert(self._row(job, "assigned"))
         else:
             fields = {"status": "assigned", "agent_key": agent.key, "attempts": job.attempts}
-            self.store.update(job.id, {**fields, "args": job.bound})
-        agent.peer.send({"t": "assign", "id": job.id, "f": job.function, "a": job.bound})
+            self.store.update(job.id, {**fields, "args": bound})
+        agent.peer.send({"t": "assign", "id": job.id, "f": job.function, "a": bound})
 
     def _pump_waiting(self) -> None:
         for job in list(self.waiting.values()):
             online = self._online(job)
             if online:
-                del self.waiting[job.id]
-                self._dispatch(job, min(online, key=lambda agent: len(agent.running)))
+                chosen = choose(job, online)
+                if isinstance(chosen, str):
+                    self._reject(job, chosen)  # finishes it (it is stored)
+                else:
+                    del self.waiting[job.id]
+                    self._dispatch(job, *chosen)
 
     def _row(self, job: Job, status: str) -> dict[str, Any]:
         return {

@@ -47,6 +47,7 @@ async def restore(hub: Hub, grace: float) -> None:
         raw = arow.args.get("__raw__") if isinstance(arow.args, dict) else None
         if raw is None:
             job.bound = arow.args
+            job.raw = ([], dict(arow.args))  # bound again to the definition of its next agent
         else:  # never validated: no definition was known yet
             job.raw = (list(raw[0]), dict(raw[1]))
         if arow.agent_key is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -42,17 +43,37 @@ async def _serve(peer: Peer, receive: Callable[[], Awaitable[None]]) -> None:
         tasks.start_soon(peer.pump)
         try:
             await receive()
-        except (WebSocketDisconnect, ValueError) as error:
+        except WebSocketDisconnect as error:
             log.debug("rekuest socket closed: %r", error)
+        except Exception:  # a bug, not the peer's fault: close cleanly, tell why
+            log.exception("rekuest: closing a socket after an unexpected error")
+            if peer.closing is None:
+                peer.close(1011, "internal error")
         finally:
             if peer.closing is None:
                 tasks.cancel_scope.cancel()
 
 
+async def _frame(websocket: WebSocket) -> list[dict[str, Any]] | str:
+    """The messages of the next frame, or (it is malformed) why it cannot be read."""
+    received = await websocket.receive()
+    if received["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(received.get("code", 1000), received.get("reason"))
+    data = received.get("text")
+    if data is None:
+        data = received.get("bytes") or b""
+    try:
+        return loads(data)
+    except json.JSONDecodeError as error:
+        return f"malformed frame: not JSON ({error})"
+    except (ValueError, TypeError) as error:  # not a list of objects, or not UTF-8
+        return f"malformed frame: {error}"
+
+
 def _handle(hub: Hub, agent: AgentState, message: dict[str, Any]) -> None:
     try:
         hub.agent_message(agent, message)
-    except (ValueError, TypeError, KeyError) as error:  # one bad message, not a bad agent
+    except Exception as error:  # one bad message, not a bad agent
         log.warning("rekuest: ignored a malformed message of agent %s: %r", agent.key, error)
 
 
@@ -64,32 +85,64 @@ async def agent_socket(websocket: WebSocket) -> None:
         return
     peer, principal = opened
     hub = _hub(websocket)
-    agent: AgentState | None = None
 
     async def receive() -> None:
-        nonlocal agent
-        first, *rest = loads(await websocket.receive_text())
+        frame = await _frame(websocket)
+        if isinstance(frame, str) or not frame:
+            reason = frame or "an empty frame: the first message of an agent must be `register`"
+            log.warning("rekuest: refused an agent of %s: %s", principal.identifier, reason)
+            peer.send({"t": "fatal", "m": reason})
+            peer.close(4400, "registration refused")
+            return
+        first, *rest = frame
         try:
             agent = await hub.agent_connected(
                 peer, principal.client_pk, principal.identifier, first
             )
         except HubError as error:
+            log.warning("rekuest: refused an agent of %s: %s", principal.identifier, error)
             peer.send({"t": "fatal", "m": str(error)})
             peer.close(4400, "registration refused")
             return
         for message in rest:
             _handle(hub, agent, message)
         while True:
-            for message in loads(await websocket.receive_text()):
+            frame = await _frame(websocket)
+            if isinstance(frame, str):
+                log.warning("rekuest: ignored a frame of agent %s: %s", agent.key, frame)
+                continue
+            for message in frame:
                 _handle(hub, agent, message)
 
     try:
         await _serve(peer, receive)
     finally:
-        if agent is not None:
-            hub.agent_gone(agent, peer)
+        gone = hub.agent_of(peer)  # whatever happened, this connection's agent is offline now
+        if gone is not None:
+            hub.agent_gone(gone, peer)
             with anyio.CancelScope(shield=True):
-                await hub.store.mark_disconnected(agent.key)
+                await hub.store.mark_disconnected(gone.key)
+
+
+def _caller_message(hub: Hub, peer: Peer, client_pk: int, message: dict[str, Any]) -> None:
+    kind = message.get("t")
+    id = message.get("id")
+    try:
+        if kind == "call":
+            hub.call(peer, client_pk, message)
+        elif kind == "cancel":
+            hub.cancel(client_pk, str(id))
+        else:
+            raise HubError(f"unknown message type {kind!r} (a caller sends `call` or `cancel`)")
+    except HubError as error:
+        reason = str(error)
+    except Exception as error:  # a bug: refuse this message, keep the socket
+        log.exception("rekuest: a caller's message failed")
+        reason = f"the server could not handle this message ({type(error).__name__})"
+    else:
+        return
+    refused = {"t": "error", "id": id if isinstance(id, str) else None, "kind": "refused"}
+    peer.send({**refused, "m": reason, "tb": None})
 
 
 @router.websocket("/caller/ws")
@@ -104,16 +157,13 @@ async def caller_socket(websocket: WebSocket) -> None:
 
     async def receive() -> None:
         while True:
-            for message in loads(await websocket.receive_text()):
-                kind = message.get("t")
-                if kind == "call":
-                    try:
-                        hub.call(peer, principal.client_pk, message)
-                    except (HubError, ValueError, TypeError) as error:
-                        refused = {"t": "error", "id": message.get("id"), "kind": "refused"}
-                        peer.send({**refused, "m": str(error), "tb": None})
-                elif kind == "cancel":
-                    hub.cancel(principal.client_pk, str(message.get("id")))
+            frame = await _frame(websocket)
+            if isinstance(frame, str):
+                log.warning("rekuest: refused a frame of %s: %s", principal.identifier, frame)
+                peer.send({"t": "error", "id": None, "kind": "refused", "m": frame, "tb": None})
+                continue
+            for message in frame:
+                _caller_message(hub, peer, principal.client_pk, message)
 
     try:
         await _serve(peer, receive)
@@ -129,8 +179,8 @@ class CallRequest(BaseModel):
     positional: list[Any] = Field(default_factory=list)
     arguments: dict[str, Any] = Field(default_factory=dict)
     agent: str | None = None
-    wait: float = Field(default=0.0, ge=0)
-    timeout: float | None = Field(default=None, gt=0)
+    wait: float = 0.0  # bounds are checked by the hub (422), as for websocket calls
+    timeout: float | None = None
 
 
 @router.get("/definitions/")
@@ -168,10 +218,17 @@ async def agents(request: Request, principal: CurrentPrincipal) -> list[dict[str
 async def create_assignment(
     body: CallRequest, request: Request, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    """Call a function without a websocket: 400 for bad arguments, 503 for no agent online."""
+    """Call a function without a websocket.
+
+    Answers 422 for a malformed call (``wait`` and ``timeout`` must be finite, and at most
+    :data:`~arkitekt.protocol.rekuest.MAX_SECONDS`; ``timeout`` above 0), 400 for bad
+    arguments, 404 for a function no agent (matching ``agent``) ever
+    registered, 503 for a registered function with no agent online (after ``wait``).
+    """
     hub = _hub(request)
     id = uuid.uuid4().hex
     message = {
+        "t": "call",
         "id": id,
         "f": body.function,
         "args": body.positional,
@@ -180,10 +237,18 @@ async def create_assignment(
         "wait": body.wait,
         "timeout": body.timeout,
     }
-    job = hub.call(None, principal.client_pk, message)
+    try:
+        job = hub.call(None, principal.client_pk, message)
+    except HubError as error:
+        detail = {"kind": "refused", "message": str(error)}  # e.g. an unbounded wait
+        raise HTTPException(422, detail=detail) from None
     if job.failure is not None:
         kind, reason = job.failure
-        code = status.HTTP_503_SERVICE_UNAVAILABLE if kind == "no_agent" else 400
+        code = status.HTTP_400_BAD_REQUEST
+        if kind == "no_agent":
+            code = status.HTTP_503_SERVICE_UNAVAILABLE
+            if not hub.knows(body.function, body.agent):
+                code = status.HTTP_404_NOT_FOUND
         raise HTTPException(code, detail={"kind": kind, "message": reason})
     return {"id": id}
 

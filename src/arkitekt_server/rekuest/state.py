@@ -13,7 +13,17 @@ __all__ = ["AgentState", "Job"]
 class AgentState:
     """An agent the hub knows: online (with a peer) or offline (definitions kept)."""
 
-    __slots__ = ("client_pk", "definitions", "hints", "instance", "key", "name", "peer", "running")
+    __slots__ = (
+        "client_pk",
+        "definitions",
+        "fingerprints",
+        "hints",
+        "instance",
+        "key",
+        "name",
+        "peer",
+        "running",
+    )
 
     def __init__(self, key: str, client_pk: int, name: str, instance: str) -> None:
         self.key = key
@@ -23,11 +33,13 @@ class AgentState:
         self.peer: Peer | None = None
         self.definitions: dict[str, Definition] = {}
         self.hints: dict[str, dict[str, Any] | None] = {}
+        self.fingerprints: dict[str, str] = {}  # equal definitions, equal fingerprints
         self.running: dict[str, Job] = {}
 
     def set_definitions(self, definitions: list[Definition]) -> None:
         """Replace the definitions (and the result hints callers get for structures)."""
         self.definitions = {d.name: d for d in definitions}
+        self.fingerprints = {d.name: d.model_dump_json() for d in definitions}
         self.hints = {
             d.name: (
                 d.returns[0].model_dump() if d.returns and has_structure(d.returns[0]) else None

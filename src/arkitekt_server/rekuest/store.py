@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import anyio
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, Update, bindparam, insert, select, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from arkitekt_server.db import Database, utcnow
 from arkitekt_server.rekuest.models import ACTIVE, AgentRow, AssignmentRow, DefinitionRow, LogRow
@@ -45,6 +47,8 @@ class Store:
         self._callbacks: list[Callable[[], None]] = []
         self._dirty = anyio.Event()
         self._lock = anyio.Lock()
+        self.on_duplicate: Callable[[str], None] | None = None
+        """Told the id of an insert that was not stored: that id was stored before."""
 
     # -- recording (sync, in memory) ---------------------------------------------------------
     def insert(self, row: dict[str, Any]) -> None:
@@ -89,7 +93,13 @@ class Store:
                 await anyio.sleep(1.0)
 
     async def flush(self) -> None:
-        """Commit everything recorded so far, then run the callbacks of what was committed."""
+        """Commit everything recorded so far, then run the callbacks of what was committed.
+
+        A row the database refuses (an id stored before, a value it cannot hold) never stalls
+        the others: the batch is then written change by change, and only the refused change is
+        dropped (and logged; an id stored before is reported to :attr:`on_duplicate`). Other
+        errors (the database is unreachable) put the batch back to be retried.
+        """
         async with self._lock:
             inserts, self._inserts = self._inserts, {}
             updates, self._updates = self._updates, {}
@@ -98,26 +108,82 @@ class Store:
             if not (inserts or updates or logs or callbacks):
                 return
             try:
-                async with self.database.engine.begin() as connection:
-                    if inserts:
-                        await connection.execute(insert(_ASSIGNMENTS), list(inserts.values()))
-                    for keys, rows in _group(updates).items():
-                        statement = (
-                            update(_ASSIGNMENTS)
-                            .where(_ASSIGNMENTS.c.id == bindparam("b_id"))
-                            .values({key: bindparam(f"b_{key}") for key in keys})
-                        )
-                        await connection.execute(statement, rows)
-                    if logs:
-                        await connection.execute(insert(_LOGS), logs)
+                try:
+                    duplicates = await self._write(inserts, updates, logs)
+                except Exception as error:
+                    if not _refused(error):
+                        raise
+                    log.warning("rekuest: a batch was refused (%s); storing it row by row", error)
+                    duplicates = await self._write_each(inserts, updates, logs)
             except BaseException:
                 self._restore(inserts, updates, logs, callbacks)
                 raise
+            for id in duplicates:
+                self._updates.pop(id, None)  # changes of the refused call, not of the stored one
+        for id in duplicates:
+            if self.on_duplicate is not None:
+                self.on_duplicate(id)
         for callback in callbacks:
             try:
                 callback()
             except Exception:
                 log.exception("a rekuest commit callback failed")
+
+    async def _write(
+        self,
+        inserts: dict[str, dict[str, Any]],
+        updates: dict[str, dict[str, Any]],
+        logs: list[dict[str, Any]],
+    ) -> list[str]:
+        """Write one batch in one transaction; returns the ids of inserts stored before."""
+        async with self.database.engine.begin() as connection:
+            duplicates = await _stored(connection, list(inserts))
+            rows = [row for id, row in inserts.items() if id not in duplicates]
+            if rows:
+                await connection.execute(insert(_ASSIGNMENTS), rows)
+            for keys, group in _group(updates).items():
+                await connection.execute(_update(keys), group)
+            if logs:
+                await connection.execute(insert(_LOGS), logs)
+        return duplicates
+
+    async def _write_each(
+        self,
+        inserts: dict[str, dict[str, Any]],
+        updates: dict[str, dict[str, Any]],
+        logs: list[dict[str, Any]],
+    ) -> list[str]:
+        """Write change by change, dropping those the database refuses.
+
+        What was written is removed from the arguments, so that after an error they hold
+        exactly what is left to retry.
+        """
+        duplicates: list[str] = []
+        for id, row in list(inserts.items()):
+            try:
+                duplicates += await self._write({id: row}, {}, [])
+            except Exception as error:
+                if not _refused(error):
+                    raise
+                log.error("rekuest: dropped assignment %r the database refused: %s", id, error)
+            del inserts[id]
+        for id, fields in list(updates.items()):
+            try:
+                await self._write({}, {id: fields}, [])
+            except Exception as error:
+                if not _refused(error):
+                    raise
+                log.error("rekuest: dropped a change of %r the database refused: %s", id, error)
+            del updates[id]
+        while logs:
+            try:
+                await self._write({}, {}, logs[:1])
+            except Exception as error:
+                if not _refused(error):
+                    raise
+                log.error("rekuest: dropped a log line the database refused: %s", error)
+            del logs[0]
+        return duplicates
 
     def _restore(
         self,
@@ -218,3 +284,31 @@ def _group(updates: dict[str, dict[str, Any]]) -> dict[tuple[str, ...], list[dic
         row["b_id"] = id
         groups.setdefault(keys, []).append(row)
     return groups
+
+
+def _update(keys: tuple[str, ...]) -> Update:
+    """An executemany update of the columns ``keys`` (parameters ``b_<column>``, ``b_id``)."""
+    return (
+        update(_ASSIGNMENTS)
+        .where(_ASSIGNMENTS.c.id == bindparam("b_id"))
+        .values({key: bindparam(f"b_{key}") for key in keys})
+    )
+
+
+async def _stored(connection: AsyncConnection, ids: list[str]) -> list[str]:
+    """Which of ``ids`` are stored already."""
+    found: list[str] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        result = await connection.execute(
+            select(_ASSIGNMENTS.c.id).where(_ASSIGNMENTS.c.id.in_(chunk))
+        )
+        found += result.scalars()
+    return found
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether the database refused the data (not: could not be reached)."""
+    if isinstance(error, IntegrityError | DataError):
+        return True
+    return isinstance(error, StatementError) and not isinstance(error, DBAPIError)

@@ -108,7 +108,7 @@ async def test_http_api_lists_calls_and_cancels(
             assert bad.status_code == 400
             assert bad.json()["detail"]["message"] == "argument 'a': expected int, got str 'x'"
             missing = await client.post(base + "assignments/", json={"function": "s_nowhere"})
-            assert missing.status_code == 503
+            assert missing.status_code == 404
             assert missing.json()["detail"]["kind"] == "no_agent"
 
             made = await client.post(

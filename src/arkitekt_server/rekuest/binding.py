@@ -1,0 +1,53 @@
+"""Which agent gets a call, and its arguments bound to *that agent's* definition.
+
+Several apps may register functions of the same name, with different definitions. A call is
+therefore bound against the definition of the agent it goes to, never another's: among the
+agents online that match the call's selector, those whose definition accepts the arguments are
+eligible, and the least loaded of them gets it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arkitekt.protocol.rekuest import ArgumentsInvalid, Definition, bind_arguments
+from arkitekt_server.rekuest.state import AgentState, Job
+
+__all__ = ["bind", "choose"]
+
+
+def bind(job: Job, definition: Definition) -> dict[str, Any] | str:
+    """The job's arguments bound to ``definition``, or why they do not fit it."""
+    if definition.stream != job.stream:
+        use = "iterate()" if definition.stream else "call()"
+        what = "a stream" if definition.stream else "not a stream"
+        return f"{job.function!r} is {what}; use {use}"
+    try:
+        return bind_arguments(definition, *job.raw)
+    except ArgumentsInvalid as error:
+        return str(error)
+
+
+def choose(job: Job, online: list[AgentState]) -> tuple[AgentState, dict[str, Any]] | str:
+    """The least-loaded agent of ``online`` whose definition accepts the job's arguments.
+
+    Returns:
+        The agent and the arguments bound to its definition, or (no agent accepts them) why
+        the arguments do not fit (the reason of the least-loaded agent's definition).
+
+    """
+    if len(online) == 1:  # the common case: no grouping needed
+        agent = online[0]
+        bound = bind(job, agent.definitions[job.function])
+        return bound if isinstance(bound, str) else (agent, bound)
+    by_definition: dict[str, dict[str, Any] | str] = {}
+    reason = ""
+    for agent in sorted(online, key=lambda agent: len(agent.running)):
+        fingerprint = agent.fingerprints[job.function]
+        if fingerprint not in by_definition:
+            by_definition[fingerprint] = bind(job, agent.definitions[job.function])
+        bound = by_definition[fingerprint]
+        if not isinstance(bound, str):
+            return agent, bound  # sorted by load: the first that accepts is the least loaded
+        reason = reason or bound
+    return reason

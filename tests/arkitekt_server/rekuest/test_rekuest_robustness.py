@@ -290,3 +290,39 @@ async def test_unknown_functions_are_404_and_offline_ones_503(
         offline = await client.post("/rekuest/assignments/", json={"function": "offline_fn"})
         assert offline.status_code == 503
         assert "is online" in offline.json()["detail"]["message"]
+
+
+@pytest.mark.anyio
+async def test_a_row_the_database_refuses_never_stalls_the_writer(tmp_path: Path) -> None:
+    from arkitekt_server.db import Database
+    from arkitekt_server.rekuest.store import Store
+
+    database = Database.in_dir(tmp_path / "db")
+    await database.create_tables()
+    store = Store(database)
+    duplicates: list[str] = []
+    store.on_duplicate = duplicates.append
+    acked: list[str] = []
+    try:
+        row = {"function": "f", "caller_pk": 1, "args": {}, "status": "queued"}
+        store.insert({**row, "id": "stored-before"})
+        await store.flush()
+        store.insert({**row, "id": "stored-before", "status": "assigned"})  # an id reused
+        store.insert({**row, "id": "no-caller", "caller_pk": None})  # NOT NULL: refused
+        store.insert({**row, "id": "fine-0001"})
+        store.update("fine-0001", {"status": "done"}, on_commit=lambda: acked.append("fine"))
+        store.log("fine-0001", "info", "hello")
+        await store.flush()  # does not raise, and nothing is left to retry
+        await store.flush()
+        assert duplicates == ["stored-before"]
+        assert acked == ["fine"]
+        before, _ = await store.get("stored-before")
+        assert before is not None
+        assert before.status == "queued"  # the earlier row, untouched
+        assert (await store.get("no-caller"))[0] is None
+        fine, logs = await store.get("fine-0001")
+        assert fine is not None
+        assert fine.status == "done"
+        assert [line.message for line in logs] == ["hello"]
+    finally:
+        await database.dispose()

@@ -58,6 +58,8 @@ async def acall(
         NoAgentError: no agent provides the function (within ``wait``).
         AgentLostError: its agent disconnected and none took the assignment over in time.
         CallTimeoutError: ``timeout`` passed (the assignment was cancelled).
+        ValueError: ``wait`` or ``timeout`` is not finite, negative (``timeout``: not above 0),
+            or more than a day.
         AssignmentCancelledError: someone cancelled the assignment.
         ConnectionLostError: the connection to the server broke.
 

@@ -181,6 +181,8 @@ def _codec(annotation: Any, key: str, where: str, description: str | None = None
         return Codec(Port(kind="dict", children=[child.port], **common), child=child)
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         choices = list(annotation.__members__)
+        if not choices:
+            raise _unsupported(where, annotation, " (an enum without members)")
         return Codec(Port(kind="enum", choices=choices, **common), enum_type=annotation)
     structure = structure_for_type(annotation)
     if structure is not None:

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import math
 import threading
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ import anyio
 
 from arkitekt.errors import BridgeError
 from arkitekt.fakts import Fakts
+from arkitekt.protocol.rekuest import MAX_SECONDS
 from arkitekt.rekuest.agent import Agent
 from arkitekt.rekuest.caller import CallerChannel, Event, Pending, error_of, expand
 from arkitekt.rekuest.errors import CallTimeoutError, RekuestError
@@ -213,6 +215,9 @@ class Rekuest(Service):
         on_event: Callable[[Event], Any] | None,
         timeout: float | None,  # noqa: ASYNC109 - passed on to the server
     ) -> tuple[CallerChannel, Pending]:
+        _check_seconds("wait", wait, zero=True)
+        if timeout is not None:
+            _check_seconds("timeout", timeout, zero=False)
         id = uuid.uuid4().hex
         message: dict[str, Any] = {
             "t": "call",
@@ -338,3 +343,14 @@ def _settle(outcome: concurrent.futures.Future[None], task: asyncio.Task[None]) 
         outcome.set_exception(error)
     else:
         outcome.set_result(None)
+
+
+def _check_seconds(name: str, value: float, *, zero: bool) -> None:
+    """Refuse a ``wait``/``timeout`` the server would refuse, before anything is sent."""
+    low = value >= 0 if zero else value > 0
+    if not (math.isfinite(value) and low and value <= MAX_SECONDS):
+        above = "0 or more" if zero else "above 0"
+        raise ValueError(
+            f"{name} must be a finite number of seconds, {above} and at most {MAX_SECONDS:g} "
+            f"(one day); got {value!r}"
+        )

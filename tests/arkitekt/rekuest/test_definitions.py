@@ -165,6 +165,14 @@ def _not_iterator() -> int:
     yield 1  # type: ignore[misc]
 
 
+class _Empty(enum.Enum):
+    pass
+
+
+def _empty_enum(x: _Empty) -> int:
+    return 0
+
+
 @pytest.mark.parametrize(
     ("fn", "message"),
     [
@@ -178,6 +186,7 @@ def _not_iterator() -> int:
         (_bad_default, "default: expected int"),
         (_any, "unsupported annotation Any"),
         (_not_iterator, "a generator yields"),
+        (_empty_enum, "an enum without members"),
     ],
 )
 def test_unsupported_annotations_fail_at_registration(fn: Any, message: str) -> None:

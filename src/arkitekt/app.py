@@ -24,10 +24,11 @@ import anyio
 import anyio.from_thread
 from anyio.abc import TaskGroup, TaskStatus
 from dependency_injector import providers
+from pydantic import ValidationError
 
 from arkitekt.bridge import Bridge
 from arkitekt.container import ArkitektContainer, check_scopes
-from arkitekt.errors import ArkitektError, ScopeError, ScopeLockedError
+from arkitekt.errors import ArkitektError, ConfigError, ScopeError, ScopeLockedError
 from arkitekt.fakts import Fakts
 from arkitekt.mikro import Mikro
 from arkitekt.protocol.fakts import Manifest
@@ -245,7 +246,14 @@ class App:
             raise ScopeError("App.__exit__ without a matching `with app:`")
         object.__setattr__(self, "_sync_host", None)
         object.__setattr__(self, "_token", None)
-        unbind(token)
+        try:
+            unbind(token)
+        except ValueError:
+            host.stop(exc)  # close it anyway: an app must never be stranded open
+            raise ScopeError(
+                f"`with app:` of {self.runtime.name!r} was left in another thread or task than "
+                "it was entered in; the app is closed now, but enter and leave it in one place"
+            ) from None
         host.stop(exc)
 
     async def __aenter__(self) -> App:
@@ -266,7 +274,14 @@ class App:
             raise ScopeError("App.__aexit__ without a matching `async with app:`")
         object.__setattr__(self, "_async_owner", None)
         object.__setattr__(self, "_token", None)
-        unbind(token)
+        try:
+            unbind(token)
+        except ValueError:
+            await owner.__aexit__(exc_type, exc, tb)
+            raise ScopeError(
+                f"`async with app:` of {self.runtime.name!r} was left in another task than it "
+                "was entered in; the app is closed now, but enter and leave it in one task"
+            ) from None
         await owner.__aexit__(exc_type, exc, tb)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -329,8 +344,14 @@ class App:
 
         Raises:
             ArkitektError: a name is not a provider of the app's container.
+            ScopeLockedError: the app is open (override before entering it).
 
         """
+        if self.runtime.is_open:
+            raise ScopeLockedError(
+                f"cannot override providers while app {self.runtime.name!r} is open; "
+                "override before `with app:`"
+            )
         known = self.container.providers
         with ExitStack() as stack:
             for name, value in replacements.items():
@@ -376,5 +397,12 @@ def easy(
 
     """
     loaded = load_settings(config, url=url, token=token, headless=headless, **settings)
-    manifest = Manifest(identifier=identifier, version=version, scopes=scopes or [], logo=logo)
+    try:
+        manifest = Manifest(identifier=identifier, version=version, scopes=scopes or [], logo=logo)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise ConfigError(f"invalid app manifest ({problems})") from None
     return App(manifest, loaded)

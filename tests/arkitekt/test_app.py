@@ -10,7 +10,7 @@ import anyio.to_thread
 import pytest
 
 from arkitekt import App, NoActiveAppError, current_scope, easy
-from arkitekt.errors import ArkitektError, ScopeError, ScopeLockedError
+from arkitekt.errors import ArkitektError, ConfigError, ScopeError, ScopeLockedError
 from arkitekt.scope import get_scope
 
 
@@ -256,3 +256,39 @@ def test_each_app_owns_its_container(make_app: Callable[..., App]) -> None:
     assert a.mikro is not b.mikro
     assert a.mikro is a.mikro
     assert a.mikro.runtime is a.runtime
+
+
+def test_leaving_in_another_thread_closes_the_app_and_says_so(
+    make_app: Callable[..., App],
+) -> None:
+    app = make_app()
+    app.__enter__()
+    errors: list[BaseException] = []
+
+    def leave() -> None:
+        try:
+            app.__exit__(None, None, None)
+        except BaseException as error:
+            errors.append(error)
+
+    worker = threading.Thread(target=leave)
+    worker.start()
+    worker.join(10)
+    assert isinstance(errors[0], ScopeError)
+    assert "another thread or task" in str(errors[0])
+    assert not app.is_open  # not stranded
+    with app:  # and usable again
+        assert app.is_open
+
+
+def test_override_is_refused_while_open(make_app: Callable[..., App]) -> None:
+    app = make_app()
+    with app, pytest.raises(ScopeLockedError, match="override before"), app.override(mikro=1):
+        pass
+
+
+def test_bad_manifest_values_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="identifier"):
+        easy("", url="http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="version"):
+        easy("x", version="", url="http://127.0.0.1:9")

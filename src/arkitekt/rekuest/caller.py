@@ -30,6 +30,7 @@ from arkitekt.rekuest.errors import (
     RemoteError,
 )
 from arkitekt.rekuest.structures import structure_for_identifier
+from arkitekt.scope import Scope, bind, unbind
 
 if TYPE_CHECKING:
     from arkitekt.scope import Scope
@@ -77,11 +78,19 @@ def error_of(message: dict[str, Any]) -> RekuestError:
     return _ERRORS.get(str(kind), RekuestError)(text, id)
 
 
-async def expand(value: Any, hint: dict[str, Any] | None) -> Any:
-    """Fetch the structures inside a result back (``hint``: its port, when it has any)."""
+async def expand(value: Any, hint: dict[str, Any] | None, scope: Scope) -> Any:
+    """Fetch the structures inside a result back (``hint``: its port, when it has any).
+
+    They are fetched by the calling app (``scope``), also when the call was made with an
+    explicit service from a thread where another app, or none, is active.
+    """
     if hint is None or value is None:
         return value
-    return await _expand(Port.model_validate(hint), value)
+    token = bind(scope)
+    try:
+        return await _expand(Port.model_validate(hint), value)
+    finally:
+        unbind(token)
 
 
 async def _expand(port: Port, value: Any) -> Any:

@@ -11,6 +11,7 @@ from arkitekt.rekuest.errors import CallTimeoutError
 
 if TYPE_CHECKING:
     from arkitekt.bridge import Bridge
+    from arkitekt.scope import Scope
 
 __all__ = ["Assignment"]
 
@@ -34,6 +35,7 @@ class Assignment:
         function: str,
         timeout: float | None,
         bridge: Bridge,
+        scope: Scope,
     ) -> None:
         self.id = pending.id
         self.function = function
@@ -42,6 +44,7 @@ class Assignment:
         self._timeout = timeout
         self._deadline = None if timeout is None else anyio.current_time() + timeout
         self._bridge = bridge
+        self._scope = scope
 
     def __repr__(self) -> str:
         state = "finished" if self._pending.future.done() else "running"
@@ -71,7 +74,7 @@ class Assignment:
             raise
         if message["t"] == "error":
             raise error_of(message)
-        return await expand(message.get("v"), message.get("r"))
+        return await expand(message.get("v"), message.get("r"), self._scope)
 
     def result(self) -> Any:
         """Blocking twin of :meth:`aresult`."""

@@ -129,6 +129,17 @@ class Rekuest(Service):
         await agent.stopped.wait()
         raise agent.failure or RekuestError("the rekuest agent stopped")
 
+    def start(self) -> Agent:
+        """Blocking twin of :meth:`astart`: serve in the background of a sync ``with app:``.
+
+        Example:
+            >>> with app:  # doctest: +SKIP
+            ...     app.rekuest.start()      # returns once registered; serves until exit
+            ...     call("threshold", image=img)
+
+        """
+        return self.runtime.scope.bridge.call(self.astart)
+
     def run(self) -> None:
         """Serve the registered functions until Ctrl+C, then stop cleanly.
 
@@ -264,7 +275,9 @@ class Rekuest(Service):
             timeout=timeout,
         )
         bridge = self.runtime.scope.bridge
-        return Assignment(channel, pending, self._name(function), timeout, bridge)
+        return Assignment(
+            channel, pending, self._name(function), timeout, bridge, self.runtime.scope
+        )
 
     async def acall(
         self,
@@ -322,7 +335,7 @@ class Rekuest(Service):
                     ) from None
                 kind = message["t"]
                 if kind == "yield":
-                    yield await expand(message.get("v"), message.get("r"))
+                    yield await expand(message.get("v"), message.get("r"), self.runtime.scope)
                 elif kind == "done":
                     finished = True
                     return

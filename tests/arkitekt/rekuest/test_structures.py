@@ -49,3 +49,35 @@ def test_images_travel_as_ids_and_a_worker_thread_stores_one(
             assert list(iterate("m_sizes", images=[image, mask])) == [16, 16]
     assert threads
     assert threads[0] != threading.main_thread().name
+
+
+def test_a_structure_result_is_fetched_by_the_explicit_callers_app(
+    connect: Callable[..., App],
+) -> None:
+    pixels = np.ones((4, 4), dtype="float32")
+    agent_app, caller_app, other_app = connect(), connect(), connect()
+    agent_app.rekuest.registry = registry
+    with agent_app, caller_app:
+        agent_app.rekuest.start()  # the sync twin of astart
+        image = from_xarray(xr.DataArray(pixels, dims=["y", "x"]), name="explicit")
+
+        def plain_thread() -> Image:  # no app is active here
+            mask: Image = call("m_threshold", image=image, level=0.5, rekuest=caller_app.rekuest)
+            return mask
+
+        box: list[object] = []
+        worker = threading.Thread(target=lambda: box.append(_capture(plain_thread)))
+        worker.start()
+        worker.join(30)
+        assert isinstance(box[0], Image), box
+        with other_app:  # another app active: the result still belongs to the caller's
+            inside = call("m_threshold", image=image, level=0.5, rekuest=caller_app.rekuest)
+            assert isinstance(inside, Image)
+            assert inside.data.values.sum() == 16
+
+
+def _capture(fn: Callable[[], object]) -> object:
+    try:
+        return fn()
+    except Exception as error:  # handed to the test thread
+        return error

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from arkitekt.app import App, easy
-from arkitekt.errors import ArkitektError
+from arkitekt.errors import ArkitektError, GrantError
 from arkitekt.protocol.fakts import UserInfo
 from arkitekt.transport import awhoami
 
@@ -69,7 +69,8 @@ async def _revoke(app: App) -> None:
     transport = await app.container.transport()
     lok = await transport.agroup("lok")
     response = await transport.client.post(str(lok["base_url"]).rstrip("/") + "/revoke/")
-    response.raise_for_status()
+    if response.is_error:
+        raise GrantError(f"the server refused the logout: HTTP {response.status_code}")
 
 
 def logout(url: Url = None, identifier: Identifier = _CLI_APP, version: Version = "0.1.0") -> None:

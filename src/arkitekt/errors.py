@@ -17,6 +17,7 @@ __all__ = [
     "NoActiveAppError",
     "ScopeError",
     "ScopeLockedError",
+    "ServerUnreachableError",
     "TeardownError",
 ]
 
@@ -66,6 +67,10 @@ class InsecureTransportError(ConfigError):
 
 class DiscoveryError(ArkitektError):
     """No fakts server answered at the configured URL (it is down, or not a fakts server)."""
+
+
+class ServerUnreachableError(ArkitektError):
+    """A request got no answer: the server is down, unreachable, or slower than ``timeout``."""
 
 
 class GrantError(ArkitektError):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable
 
@@ -262,7 +263,8 @@ def test_leaving_in_another_thread_closes_the_app_and_says_so(
     make_app: Callable[..., App],
 ) -> None:
     app = make_app()
-    app.__enter__()
+    entered = contextvars.copy_context()  # keep this test's binding out of the main context
+    entered.run(app.__enter__)
     errors: list[BaseException] = []
 
     def leave() -> None:

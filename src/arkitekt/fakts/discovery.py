@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from arkitekt.errors import DiscoveryError, GrantError
+from arkitekt.errors import DiscoveryError, GrantError, ServerUnreachableError
 from arkitekt.fakts._http import NO_AUTH, check_secure, read_model
 from arkitekt.protocol.fakts import WellKnown
 
@@ -41,8 +41,15 @@ async def discover(
         check_secure(target, allow_insecure)
         try:
             response = await client.get(target, timeout=per_url_timeout, auth=NO_AUTH)
-        except httpx.TimeoutException:
-            tried.append(f"{target} (no answer within {per_url_timeout:g} s)")
+        except (httpx.TimeoutException, ServerUnreachableError) as error:
+            timed_out = isinstance(error, httpx.TimeoutException) or isinstance(
+                error.__cause__, httpx.TimeoutException
+            )
+            if timed_out:
+                tried.append(f"{target} (no answer within {per_url_timeout:g} s)")
+            else:
+                cause = error.__cause__ if isinstance(error, ServerUnreachableError) else error
+                tried.append(f"{target} ({type(cause).__name__}: {cause or 'unreachable'})")
             continue
         except httpx.TransportError as error:
             tried.append(f"{target} ({type(error).__name__}: {error or 'unreachable'})")

@@ -227,7 +227,12 @@ async def acancel(assignment_id: str, *, rekuest: Rekuest = Provide("rekuest")) 
     response = await transport.client.post(url)
     if response.status_code == 404:
         raise RekuestError(f"no unfinished assignment {assignment_id!r} of this app", assignment_id)
-    response.raise_for_status()
+    if response.is_error:
+        raise RekuestError(
+            f"cancelling {assignment_id!r} failed: HTTP {response.status_code} "
+            f"{response.text[:200]}",
+            assignment_id,
+        )
 
 
 cancel = syncify(acancel)

@@ -19,7 +19,7 @@ import anyio
 import httpx
 from pydantic import ValidationError
 
-from arkitekt.errors import ConfigError, GrantError
+from arkitekt.errors import ConfigError, GrantError, ServerUnreachableError
 from arkitekt.fakts import Fakts
 from arkitekt.fakts._http import check_secure
 from arkitekt.protocol.fakts import TokenResponse
@@ -133,6 +133,27 @@ class Transport:
         return answer.access_token
 
 
+class _Transport(httpx.AsyncHTTPTransport):
+    """httpx's transport, with network failures raised as :class:`ServerUnreachableError`."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except httpx.TimeoutException as error:
+            seconds = request.extensions.get("timeout", {}).get("read")
+            within = f" within {seconds:g} s" if isinstance(seconds, int | float) else ""
+            raise ServerUnreachableError(
+                f"{request.method} {request.url} got no answer{within}; is the server "
+                "overloaded? (slow networks: raise the `timeout` setting)"
+            ) from error
+        except httpx.TransportError as error:
+            origin = f"{request.url.scheme}://{request.url.netloc.decode()}"
+            raise ServerUnreachableError(
+                f"could not reach {origin} for {request.method} {request.url.path} "
+                f"({error or type(error).__name__}); is the server running?"
+            ) from error
+
+
 class _BearerAuth(httpx.Auth):
     """Adds the bearer token; on 401, refreshes it and retries once."""
 
@@ -163,7 +184,7 @@ async def open_transport(fakts: Fakts, settings: Settings) -> AsyncIterator[Tran
         check_secure(request.url, allow)
 
     async with httpx.AsyncClient(
-        timeout=settings.timeout, event_hooks={"request": [guard]}
+        timeout=settings.timeout, event_hooks={"request": [guard]}, transport=_Transport()
     ) as client:
         transport = Transport(client, fakts, settings)
         client.auth = _BearerAuth(transport)

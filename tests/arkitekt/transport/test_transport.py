@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from arkitekt import App, easy, whoami
-from arkitekt.errors import InsecureTransportError
+from arkitekt.errors import InsecureTransportError, ServerUnreachableError
 from arkitekt.fakts import StaticConfigGrant
 from arkitekt.transport import Transport
 from arkitekt_server import EmbeddedServer
@@ -95,5 +95,18 @@ def test_allow_insecure_lets_plain_http_through(tmp_path: Path) -> None:
     lok = {"base_url": "http://192.0.2.1/lok", "client_id": "c", "client_secret": "s"}
     app.fakts.grant = StaticConfigGrant({"lok": lok})
     # arkitekt lets it pass; the tests' loopback-only guard then refuses the connection.
-    with app, pytest.raises(httpx.ConnectError):
+    with app, pytest.raises(ServerUnreachableError, match=r"could not reach http://192\.0\.2\.1"):
         whoami()
+
+
+def test_a_server_that_stops_mid_scope_is_a_clear_arkitekt_error(
+    server_factory: Callable[..., EmbeddedServer], tmp_path: Path
+) -> None:
+    server = server_factory(auto_approve=True)
+    app = easy("outage", url=server.url, headless=True, cache_dir=tmp_path)
+    with app:
+        whoami()
+        server.stop()
+        with pytest.raises(ServerUnreachableError, match="is the server running") as caught:
+            whoami()
+    assert f"could not reach {server.url}" in str(caught.value)

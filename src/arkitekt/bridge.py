@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import threading
 from collections.abc import Callable, Coroutine
@@ -62,6 +63,12 @@ class _Call:
             self.done.release()
             raise
         self.task.add_done_callback(self.finish)
+
+    def cancel(self) -> None:
+        # Scheduled after start() (callbacks run in order), so the task exists unless start
+        # failed; cancelling a task that has not run yet means its body never runs.
+        if self.task is not None:
+            self.task.cancel()
 
     def finish(self, task: asyncio.Task[Any]) -> None:
         if task.cancelled():
@@ -128,10 +135,10 @@ class Bridge:
                 if self.loop.is_closed() or not self.loop.is_running():
                     raise BridgeError("the app's event loop stopped before the call finished")
         except BaseException:
-            # KeyboardInterrupt (Ctrl+C) or a dead loop: stop the coroutine, then re-raise.
-            task = pending.task
-            if task is not None and not self.loop.is_closed():
-                self.loop.call_soon_threadsafe(task.cancel)
+            # KeyboardInterrupt (Ctrl+C) or a dead loop: stop the coroutine (also when it has
+            # not started yet), then re-raise.
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs anyway
+                self.loop.call_soon_threadsafe(pending.cancel)
             raise
         if pending.error is not None:
             raise pending.error
@@ -174,13 +181,20 @@ class Bridge:
                     raise BridgeError("the app's event loop stopped before the call finished")
         except BaseException:
             waiter.cancel()
-            if holder and not self.loop.is_closed():
-                self.loop.call_soon_threadsafe(holder[0].cancel)
+
+            def cancel() -> None:  # runs after start(): the task exists by then
+                if holder:
+                    holder[0].cancel()
+
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs anyway
+                self.loop.call_soon_threadsafe(cancel)
             raise
 
 
 def _copy_outcome(future: concurrent.futures.Future[Any], task: asyncio.Task[Any]) -> None:
     if future.cancelled():
+        if not task.cancelled():
+            task.exception()  # nobody waits for it any more: mark its error as seen
         return
     if task.cancelled():
         future.cancel()

@@ -178,3 +178,30 @@ def test_hopping_to_a_loop_that_stops_mid_call_fails_instead_of_hanging(
     loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
     assert all(task.cancelled() for task in leftover)
     loop.close()
+
+
+def test_a_hop_cancelled_before_it_started_never_runs(make_app: Callable[..., App]) -> None:
+    import time
+
+    app = make_app()
+    ran = threading.Event()
+
+    async def body() -> None:
+        ran.set()
+
+    async def block_the_loop() -> None:
+        time.sleep(0.6)  # noqa: ASYNC251  (on purpose: the app's loop is busy)
+
+    with app:
+        bridge = current_scope().bridge
+        blocker = app.run_in_thread(bridge.call, block_the_loop)
+        time.sleep(0.1)
+
+        async def caller() -> None:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(bridge.acall(body), 0.1)
+
+        asyncio.run(caller())
+        blocker.result(5)
+        time.sleep(0.2)
+    assert not ran.is_set()

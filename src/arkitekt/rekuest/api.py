@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Any
 
-from arkitekt.bridge import loopsafe, syncify
+from arkitekt.bridge import Bridge, loopsafe, syncify
+from arkitekt.errors import BridgeError
 from arkitekt.inject import Provide, inject
 from arkitekt.rekuest.caller import Event
 from arkitekt.rekuest.errors import RekuestError
@@ -113,11 +114,11 @@ def _service(rekuest: Rekuest | None, what: str) -> Rekuest:
     return service
 
 
-async def aiterate(
+def aiterate(
     function: str | Callable[..., Any],
     /,
     *args: Any,
-    timeout: float | None = None,  # noqa: ASYNC109
+    timeout: float | None = None,
     wait: float = 0.0,
     agent: str | None = None,
     on_event: Callable[[Event], Any] | None = None,
@@ -135,11 +136,15 @@ async def aiterate(
         ...         print(frame)
 
     """
-    service = _service(rekuest, "aiterate()")
+    service = _service(rekuest, "aiterate()")  # at once: not at the first item
     bridge = service.runtime.scope.bridge
     stream = service.aiterate(
         function, args, kwargs, timeout=timeout, wait=wait, agent=agent, on_event=on_event
     )
+    return _aiterate(bridge, stream)
+
+
+async def _aiterate(bridge: Bridge, stream: AsyncGenerator[Any, None]) -> AsyncIterator[Any]:
     if bridge.is_current():
         try:
             async for item in stream:
@@ -173,8 +178,27 @@ def iterate(
         ...         print(frame)
 
     """
-    service = _service(rekuest, "iterate()")
+    service = _service(rekuest, "iterate()")  # at once: not at the first item
     bridge = service.runtime.scope.bridge
+    if bridge.is_current():
+        raise BridgeError(
+            "iterate() blocks, and this is the app's own event loop; in async code use "
+            "`async for item in aiterate(...)`"
+        )
+    return _iterate(bridge, service, function, args, kwargs, timeout, wait, agent, on_event)
+
+
+def _iterate(
+    bridge: Bridge,
+    service: Rekuest,
+    function: str | Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    timeout: float | None,
+    wait: float,
+    agent: str | None,
+    on_event: Callable[[Event], Any] | None,
+) -> Iterator[Any]:
     stream = bridge.call(
         _open_stream, service, function, args, kwargs, timeout, wait, agent, on_event
     )

@@ -118,3 +118,23 @@ async def test_agent_selector_and_unregistered_objects(
         assert await acall(which_second, agent=two.manifest.identifier) == "second"
         with pytest.raises(RekuestError, match="is not registered"):
             await acall(not_registered)
+
+
+def test_iterate_fails_at_the_call_outside_any_app_not_at_the_first_item() -> None:
+    from arkitekt import NoActiveAppError
+    from arkitekt.rekuest import aiterate, iterate
+
+    with pytest.raises(NoActiveAppError, match=r"iterate\(\)"):
+        iterate("anything")
+    with pytest.raises(NoActiveAppError, match=r"aiterate\(\)"):
+        aiterate("anything")
+
+
+@pytest.mark.anyio
+async def test_iterate_on_the_apps_own_loop_points_to_aiterate(connect: Any) -> None:
+    from arkitekt.errors import BridgeError
+    from arkitekt.rekuest import iterate
+
+    async with connect():
+        with pytest.raises(BridgeError, match=r"async for item in aiterate"):
+            iterate("anything")

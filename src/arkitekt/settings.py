@@ -30,7 +30,7 @@ DEFAULT_CONFIG_FILE = "arkitekt.yaml"
 class MikroSettings(BaseModel):
     """Settings of the image service."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     progress: bool = Field(
         default=True, description="Show a progress bar for long uploads on a terminal."
@@ -43,7 +43,7 @@ class MikroSettings(BaseModel):
 class RekuestSettings(BaseModel):
     """Settings of the function service."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_workers: int = Field(default=8, ge=1, description="Sync functions running at once.")
     reconnect_max_seconds: float = Field(
@@ -66,6 +66,7 @@ class Settings(BaseSettings):
         extra="forbid",
         populate_by_name=True,
         validate_default=True,
+        frozen=True,  # settings are values: build another app to change them
     )
 
     url: str = Field(

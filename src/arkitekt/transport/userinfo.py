@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from arkitekt.bridge import loopsafe, syncify
 from arkitekt.errors import GrantError
+from arkitekt.fakts import Fakts
 from arkitekt.inject import Provide, inject
 from arkitekt.protocol.fakts import UserInfo
 from arkitekt.transport.client import Transport
@@ -13,10 +14,14 @@ __all__ = ["awhoami", "whoami"]
 
 @loopsafe
 @inject
-async def awhoami(*, transport: Transport = Provide("transport")) -> UserInfo:
+async def awhoami(*, fakts: Fakts = Provide("fakts")) -> UserInfo:
     """Ask the server who the active app's token belongs to.
 
     The first call in a scope discovers the server and gets the app approved.
+
+    Args:
+        fakts: the app's fakts service (default: the active app's); pass ``fakts=app.fakts``
+            to ask for another open app, from any thread.
 
     Example:
         >>> with app:  # doctest: +SKIP
@@ -27,6 +32,7 @@ async def awhoami(*, transport: Transport = Provide("transport")) -> UserInfo:
         GrantError: the server did not accept the app.
 
     """
+    transport: Transport = await fakts.runtime.container.transport()
     lok = await transport.agroup("lok")
     url = lok.get("userinfo_url") or str(lok.get("base_url", "")).rstrip("/") + "/userinfo/"
     response = await transport.client.get(url)

@@ -304,3 +304,23 @@ def test_cli_login_whoami_logout(server: EmbeddedServer, tmp_path: Path) -> None
     assert out.exit_code == 0, out.output
     assert runner.invoke(cli, ["whoami", "--identifier", "term"], env=env).exit_code == 1
     assert httpx.get(server.url + "/health/").status_code == 200
+
+
+def test_whoami_with_an_explicit_app_from_a_plain_thread(connect: Callable[..., App]) -> None:
+    first, second = connect("explicit-one"), connect("explicit-two")
+    with first, second:  # second is active here
+        box: list[str] = []
+        worker = threading.Thread(target=lambda: box.append(whoami(fakts=first.fakts).identifier))
+        worker.start()
+        worker.join(20)
+        assert box == ["explicit-one"]
+        assert whoami(fakts=first.fakts).identifier == "explicit-one"  # beats the active app
+        assert whoami().identifier == "explicit-two"
+
+
+def test_settings_are_frozen(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    app = easy("frozen", url="http://127.0.0.1:9", cache_dir=tmp_path)
+    with pytest.raises(ValidationError, match="frozen"):
+        app.settings.timeout = -5  # type: ignore[misc]

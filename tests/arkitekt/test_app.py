@@ -15,10 +15,14 @@ from arkitekt.errors import ArkitektError, ConfigError, ScopeError, ScopeLockedE
 from arkitekt.scope import get_scope
 
 
+def _arkitekt_threads() -> set[threading.Thread]:
+    return {thread for thread in threading.enumerate() if thread.name.startswith("arkitekt:")}
+
+
 def test_easy_builds_nothing_and_contacts_nothing() -> None:
-    before = threading.active_count()
+    before = _arkitekt_threads()
     app = easy("my-app", version="1.2.3", url="http://127.0.0.1:9")
-    assert threading.active_count() == before
+    assert _arkitekt_threads() == before
     assert not app.is_open
     assert app.manifest.identifier == "my-app"
     assert app.manifest.version == "1.2.3"
@@ -28,24 +32,25 @@ def test_easy_builds_nothing_and_contacts_nothing() -> None:
 
 def test_sync_scope_binds_and_unbinds(make_app: Callable[..., App]) -> None:
     app = make_app()
-    before = threading.active_count()
+    name = f"arkitekt:{app.manifest.identifier}"
+
+    def loop_threads() -> list[threading.Thread]:
+        # Only this app's loop thread: other tests' worker threads may come and go meanwhile.
+        return [thread for thread in threading.enumerate() if thread.name == name]
+
     assert get_scope() is None
+    assert loop_threads() == []
     with app as entered:
         assert entered is app
         assert app.is_open
         scope = current_scope()
         assert scope.container is app.container
-        assert threading.active_count() == before + 1  # the app's loop thread
+        assert len(loop_threads()) == 1
     assert not app.is_open
     assert get_scope() is None
     with pytest.raises(NoActiveAppError, match="with app:"):
         current_scope()
-    deadline = threading.Event()
-    for _ in range(50):
-        if threading.active_count() == before:
-            break
-        deadline.wait(0.02)
-    assert threading.active_count() == before
+    assert loop_threads() == []  # joined on exit
 
 
 @pytest.mark.anyio
@@ -53,9 +58,9 @@ async def test_async_scope_runs_on_callers_loop_without_thread(
     make_app: Callable[..., App],
 ) -> None:
     app = make_app()
-    before = threading.active_count()
+    before = _arkitekt_threads()
     async with app:
-        assert threading.active_count() == before
+        assert _arkitekt_threads() == before  # no loop thread of its own
         assert current_scope().bridge.loop is asyncio.get_running_loop()
     assert get_scope() is None
 

@@ -1,5 +1,6 @@
 """Fakts on the server: discovery, device-code approval, claim, redeem, retrieve."""
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -7,6 +8,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
+from arkitekt_server._periodic import every
 from arkitekt_server.db import Database
 from arkitekt_server.fakts import logic
 from arkitekt_server.fakts.routes import router
@@ -17,22 +19,28 @@ PRUNE_EVERY_SECONDS = 600.0
 log = logging.getLogger("arkitekt_server.fakts")
 
 
-async def _prune_forever(database: Database) -> None:
-    while True:
-        try:
-            async with database.sessions() as session:
-                removed = await logic.prune(session)
-            if removed:
-                log.info("pruned %d expired device codes and access tokens", removed)
-        except Exception:  # a failed cleanup must not stop the server; the next one retries
-            log.exception("pruning expired device codes and tokens failed")
-        await anyio.sleep(PRUNE_EVERY_SECONDS)
+async def _prune(database: Database) -> None:
+    async with database.sessions() as session:
+        removed = await logic.prune(session)
+    if removed:
+        log.info("pruned %d expired device codes and access tokens", removed)
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    database: Database = app.state.database
+
+    async def pruner() -> None:
+        await every(
+            PRUNE_EVERY_SECONDS,
+            functools.partial(_prune, database),
+            what="pruning expired device codes and tokens",
+            log=log,
+            at_once=True,
+        )
+
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_prune_forever, app.state.database)
+        tasks.start_soon(pruner)
         yield
         tasks.cancel_scope.cancel()
 

@@ -8,6 +8,7 @@ verifies the store and only then creates the image. A background task removes ab
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import delete, or_, select
 
+from arkitekt_server._periodic import every
 from arkitekt_server.db import Database, utcnow
 from arkitekt_server.mikro import models as models
 from arkitekt_server.mikro import storage
@@ -125,12 +127,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await sweep(database, layout, state=state)
 
     async def sweeper() -> None:
-        while True:
-            await anyio.sleep(SWEEP_INTERVAL_SECONDS)
-            try:
-                await sweep(database, layout, state=state)
-            except Exception:  # keep sweeping; the next round may succeed
-                log.exception("mikro: sweeping abandoned uploads failed")
+        await every(
+            SWEEP_INTERVAL_SECONDS,
+            functools.partial(sweep, database, layout, state=state),
+            what="mikro: sweeping abandoned uploads",
+            log=log,
+        )
 
     async with anyio.create_task_group() as group:
         group.start_soon(sweeper)

@@ -246,15 +246,10 @@ class App:
             raise ScopeError("App.__exit__ without a matching `with app:`")
         object.__setattr__(self, "_sync_host", None)
         object.__setattr__(self, "_token", None)
-        try:
-            unbind(token)
-        except ValueError:
-            host.stop(exc)  # close it anyway: an app must never be stranded open
-            raise ScopeError(
-                f"`with app:` of {self.runtime.name!r} was left in another thread or task than "
-                "it was entered in; the app is closed now, but enter and leave it in one place"
-            ) from None
-        host.stop(exc)
+        misplaced = self._unbind(token)
+        host.stop(exc)  # also when misplaced: an app must never be stranded open
+        if misplaced is not None:
+            raise misplaced
 
     async def __aenter__(self) -> App:
         owner = _AppScopeOwner(self, Bridge.here())
@@ -274,15 +269,21 @@ class App:
             raise ScopeError("App.__aexit__ without a matching `async with app:`")
         object.__setattr__(self, "_async_owner", None)
         object.__setattr__(self, "_token", None)
+        misplaced = self._unbind(token)
+        await owner.__aexit__(exc_type, exc, tb)
+        if misplaced is not None:
+            raise misplaced
+
+    def _unbind(self, token: Token[Scope | None]) -> ScopeError | None:
+        """Restore the binding ``token`` replaced; the error to raise once the app is closed."""
         try:
             unbind(token)
-        except ValueError:
-            await owner.__aexit__(exc_type, exc, tb)
-            raise ScopeError(
-                f"`async with app:` of {self.runtime.name!r} was left in another task than it "
-                "was entered in; the app is closed now, but enter and leave it in one task"
-            ) from None
-        await owner.__aexit__(exc_type, exc, tb)
+        except ValueError:  # the token belongs to another context
+            return ScopeError(
+                f"app {self.runtime.name!r} was left in another thread or task than it was "
+                "entered in; it is closed now, but enter and leave it in one place"
+            )
+        return None
 
     # -- helpers ---------------------------------------------------------------------------
     def run(self) -> None:

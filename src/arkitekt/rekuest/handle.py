@@ -10,7 +10,6 @@ from arkitekt.rekuest.caller import CallerChannel, Pending, error_of, expand
 from arkitekt.rekuest.errors import CallTimeoutError
 
 if TYPE_CHECKING:
-    from arkitekt.bridge import Bridge
     from arkitekt.scope import Scope
 
 __all__ = ["Assignment"]
@@ -34,7 +33,6 @@ class Assignment:
         pending: Pending,
         function: str,
         timeout: float | None,
-        bridge: Bridge,
         scope: Scope,
     ) -> None:
         self.id = pending.id
@@ -43,8 +41,8 @@ class Assignment:
         self._pending = pending
         self._timeout = timeout
         self._deadline = None if timeout is None else anyio.current_time() + timeout
-        self._bridge = bridge
         self._scope = scope
+        self._bridge = scope.bridge
 
     def __repr__(self) -> str:
         state = "finished" if self._pending.future.done() else "running"

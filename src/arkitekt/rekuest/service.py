@@ -274,10 +274,7 @@ class Rekuest(Service):
             on_event=on_event,
             timeout=timeout,
         )
-        bridge = self.runtime.scope.bridge
-        return Assignment(
-            channel, pending, self._name(function), timeout, bridge, self.runtime.scope
-        )
+        return Assignment(channel, pending, self._name(function), timeout, self.runtime.scope)
 
     async def acall(
         self,

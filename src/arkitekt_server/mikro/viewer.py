@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from arkitekt_server._hosts import host_of
 from arkitekt_server._net import is_loopback
 from arkitekt_server.auth import Principal, require_principal
 from arkitekt_server.db import get_session
@@ -49,16 +50,6 @@ background: #000; } .tag { background: #eef; padding: 0 .3rem; margin-right: .2r
 """
 
 
-def _host_is_loopback(header: str | None) -> bool:
-    if not header:
-        return False
-    if header.startswith("["):
-        host = header[1:].split("]", 1)[0]
-    else:
-        host = header.split(":", 1)[0] if header.count(":") == 1 else header
-    return is_loopback(host)
-
-
 async def viewer(request: Request) -> Principal | None:
     """The caller: a bearer token's principal, or ``None`` for the local single-user viewer.
 
@@ -73,7 +64,7 @@ async def viewer(request: Request) -> Principal | None:
     if (
         settings.auto_approve
         and is_loopback(peer)
-        and _host_is_loopback(request.headers.get("host"))
+        and is_loopback(host_of(request.headers.get("host", "")))
     ):
         return None
     raise HTTPException(

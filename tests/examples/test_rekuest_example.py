@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-from arkitekt_server import EmbeddedServer
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+from typing import Any
 
 
-def test_rekuest_demo_calls_a_function_served_by_another_process(
-    server: EmbeddedServer, tmp_path: Path
-) -> None:
-    env = {
-        **os.environ,
-        "FAKTS_URL": server.url,
-        "ARKITEKT_HEADLESS": "true",
-        "ARKITEKT_CACHE_DIR": str(tmp_path),
-    }
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "rekuest_demo.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+def test_rekuest_demo_calls_a_function_served_by_another_process(run_example: Any) -> None:
+    done = run_example("rekuest_demo.py", 180)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "serving threshold and countdown; Ctrl+C stops" in out  # the agent process

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from fastapi import Request
 
 from arkitekt_server.settings import ServerSettings
 
-__all__ = ["base_url", "is_loopback", "ws_url"]
-
-
-def is_loopback(host: str | None) -> bool:
-    """Whether ``host`` (an address or ``localhost``) is this machine."""
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+__all__ = ["base_url", "ws_url"]
 
 
 def base_url(request: Request) -> str:

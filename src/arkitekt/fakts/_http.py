@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from arkitekt._net import is_loopback
 from arkitekt.errors import GrantError, InsecureTransportError
 
-__all__ = ["NO_AUTH", "check_secure", "is_loopback", "read_model"]
+__all__ = ["NO_AUTH", "check_secure", "read_model"]
 
 M = TypeVar("M", bound=BaseModel)
 
 NO_AUTH = httpx.Auth()
 """Per-request ``auth=``: send without the client's bearer token (fakts is unauthenticated)."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is this machine (``localhost`` or a loopback address)."""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_secure(url: httpx.URL, allow_insecure: bool) -> None:

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import arkitekt
+from arkitekt._net import is_loopback
 from arkitekt.protocol.fakts import (
     ChallengeRequest,
     ChallengeResponse,
@@ -24,7 +25,7 @@ from arkitekt.protocol.fakts import (
     StartResponse,
     WellKnown,
 )
-from arkitekt_server._net import base_url, is_loopback
+from arkitekt_server._net import base_url
 from arkitekt_server._secrets import hash_secret, new_secret, normalize_code
 from arkitekt_server.db import get_session, utcnow
 from arkitekt_server.fakts import logic

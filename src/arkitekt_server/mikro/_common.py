@@ -13,8 +13,9 @@ from fastapi import FastAPI, HTTPException, Request, status
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from arkitekt._net import is_loopback
 from arkitekt.protocol.mikro import ImageRecord
-from arkitekt_server._net import base_url, is_loopback
+from arkitekt_server._net import base_url
 from arkitekt_server.auth import Principal
 from arkitekt_server.mikro import storage
 from arkitekt_server.mikro.models import ImageRow

@@ -15,8 +15,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from arkitekt._net import is_loopback
 from arkitekt.protocol.mikro import ImageRecord, UploadGrant, UploadRequest
-from arkitekt_server._net import base_url, is_loopback
+from arkitekt_server._net import base_url
 from arkitekt_server.auth import CurrentPrincipal, Principal
 from arkitekt_server.db import get_session, utcnow
 from arkitekt_server.mikro import storage

@@ -18,8 +18,8 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from arkitekt._net import is_loopback
 from arkitekt_server._hosts import host_of
-from arkitekt_server._net import is_loopback
 from arkitekt_server.auth import Principal, require_principal
 from arkitekt_server.db import get_session
 from arkitekt_server.mikro import storage

@@ -26,7 +26,7 @@ import anyio.to_thread
 import httpx
 
 from arkitekt.errors import ConfigError, GrantError
-from arkitekt.fakts._http import NO_AUTH, read_model
+from arkitekt.fakts._http import IDEMPOTENT, NO_AUTH, read_model
 from arkitekt.fakts.cache import CacheEntry, TokenCache
 from arkitekt.fakts.discovery import discover
 from arkitekt.protocol.fakts import (
@@ -90,6 +90,7 @@ async def aclaim(ctx: GrantContext, entry: CacheEntry) -> dict[str, Any]:
         entry.base_url + "claim/",
         json=ClaimRequest(token=entry.token).model_dump(),
         auth=NO_AUTH,
+        extensions={IDEMPOTENT: True},  # claiming twice returns the same configuration
     )
     answer = read_model(response, ClaimResponse, "claim")
     if answer.status != "granted" or answer.config is None:
@@ -155,6 +156,7 @@ class DeviceCodeGrant(ClaimGrant):
                     base + "challenge/",
                     json=ChallengeRequest(code=started.code).model_dump(),
                     auth=NO_AUTH,
+                    extensions={IDEMPOTENT: True},  # a poll: asking twice changes nothing
                 )
                 answer = read_model(response, ChallengeResponse, "challenge")
                 if answer.status == "granted" and answer.token:

@@ -339,7 +339,9 @@ def _raise_for(response: httpx.Response, default: type[MikroError] = MikroError)
         raise PermissionDeniedError(detail)
     if status in (400, 413, 422) and default is MikroError:
         raise InvalidImageError(detail)
-    raise default(f"HTTP {status}: {detail}")
+    request = response.request
+    hint = " (the server failed; its log says why)" if status >= 500 else ""
+    raise default(f"{request.method} {request.url} answered HTTP {status}{hint}: {detail}")
 
 
 async def _abort(client: httpx.AsyncClient, endpoint: str, grant_id: str) -> None:

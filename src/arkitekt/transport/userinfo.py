@@ -37,7 +37,9 @@ async def awhoami(*, fakts: Fakts = Provide("fakts")) -> UserInfo:
     url = lok.get("userinfo_url") or str(lok.get("base_url", "")).rstrip("/") + "/userinfo/"
     response = await transport.client.get(url)
     if response.is_error:
-        raise GrantError(f"userinfo answered HTTP {response.status_code}: {response.text[:200]}")
+        raise GrantError(
+            f"GET {url} (userinfo) answered HTTP {response.status_code}: {response.text[:200]}"
+        )
     return UserInfo.model_validate_json(response.content)
 
 

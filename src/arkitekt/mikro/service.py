@@ -11,11 +11,13 @@ import math
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import anyio
 import httpx
 
 from arkitekt.fakts import Fakts
+from arkitekt.mikro.checks import check_page
 from arkitekt.mikro.errors import (
     ImageNotFoundError,
     InvalidImageError,
@@ -257,8 +259,7 @@ class Mikro(Service):
         offset: int = 0,
     ) -> ImagePage:
         """One page of the images visible to this app, newest first."""
-        if not 1 <= limit <= 1000 or offset < 0:
-            raise InvalidImageError("limit must be in 1..1000 and offset >= 0")
+        limit, offset = check_page(limit, offset)
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         for key, value in (("name", name), ("tag", tag), ("dataset", dataset)):
             if value is not None:
@@ -312,7 +313,7 @@ def _read_blocks(chunks: tuple[int, ...], shape: tuple[int, ...], itemsize: int)
 def _segment(value: str) -> str:
     if not value or "/" in value or value in {".", ".."}:
         raise ImageNotFoundError(f"{value!r} is not an image id")
-    return value
+    return quote(value, safe="")  # "?" or "#" in an id must not become a query or fragment
 
 
 def _detail(response: httpx.Response) -> str:

@@ -25,7 +25,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from arkitekt.errors import ConfigError, GrantError
+from arkitekt.errors import ConfigError, DiscoveryError, GrantError, ServerUnreachableError
 from arkitekt.fakts._http import IDEMPOTENT, NO_AUTH, read_model
 from arkitekt.fakts.cache import CacheEntry, TokenCache
 from arkitekt.fakts.discovery import discover
@@ -250,6 +250,31 @@ class StaticConfigGrant(Grant):
         return dict(config)
 
 
+async def _claim_cached(ctx: GrantContext, entry: CacheEntry) -> dict[str, Any]:
+    """Claim with a cached entry; if its server root is gone, discover where it is now, once.
+
+    A server that moved (another port behind the same discovery URL) keeps its approvals, so
+    the cached token is claimed at the new root, and the entry is updated.
+    """
+    try:
+        return await aclaim(ctx, entry)
+    except ServerUnreachableError as unreachable:
+        try:
+            base = await _discover(ctx)
+        except DiscoveryError as error:
+            raise DiscoveryError(
+                f"the cached server root {entry.base_url} does not answer, and discovery found "
+                f"no server either: {error}"
+            ) from unreachable
+        if base == entry.base_url:
+            raise
+        log.warning("the server moved from %s to %s; claiming there", entry.base_url, base)
+    moved = CacheEntry(base_url=base, token=entry.token)
+    config = await aclaim(ctx, moved)
+    ctx.cache.store(moved)
+    return config
+
+
 class CachedGrant(Grant):
     """Reuse a cached claim token; run ``inner`` only when there is none or it stopped working.
 
@@ -262,11 +287,17 @@ class CachedGrant(Grant):
         self.inner = inner
 
     async def aconfig(self, ctx: GrantContext) -> dict[str, Any]:
-        """Claim with the cached token, else with a fresh one (which is then cached)."""
+        """Claim with the cached token, else with a fresh one (which is then cached).
+
+        Raises:
+            ConfigError: the token cache cannot be used (its message names the path).
+            DiscoveryError: the cached server does not answer, and discovery finds none.
+
+        """
         entry = ctx.cache.load()
         if entry is not None:
             try:
-                return await aclaim(ctx, entry)
+                return await _claim_cached(ctx, entry)
             except GrantError as error:
                 log.warning("the cached approval no longer works (%s); asking again", error)
                 ctx.cache.delete()

@@ -59,14 +59,15 @@ MAX_TAG_CHARS = 100
 MAX_ID_CHARS = 100
 """The longest id accepted (server ids are UUIDs, 36 characters in their canonical form)."""
 
-MAX_METADATA_DEPTH = 64
-"""How deeply metadata may nest (dicts and lists), well within what JSON parsers accept."""
+MAX_METADATA_DEPTH = 32
+"""How deeply metadata may nest (dicts and lists; the metadata object itself is level 1), as
+the server checks it."""
 
 MAX_PAGE = 1000
 """The largest ``limit`` of one search page (the server's bound)."""
 
-MAX_OFFSET = (1 << 63) - 1
-"""The largest search ``offset`` (a 64-bit database integer)."""
+MAX_OFFSET = 1_000_000_000
+"""The largest search ``offset`` the server accepts (far beyond any listing)."""
 
 _LINE_BREAKS = frozenset("\t\n\r")
 

@@ -282,9 +282,11 @@ def test_valid_arguments_up_to_the_bounds_are_accepted_by_the_server(
             assert (image.name, image.private, image.dataset) == (name, private, dataset.id)
             assert image.metadata == metadata
             assert search_images(name, dataset=dataset, limit=MAX_PAGE).total >= 1
+            delete_image(image)  # the session server is shared: leave no generated names
 
         check()
         deepest = _nested(MAX_METADATA_DEPTH - 1)  # the object itself is the first level
         image = from_xarray(_ARRAY, name="deep", metadata=deepest, channel_names=["only"])
         assert get_image(image).metadata == deepest
+        delete_image(image.id)
         assert search_images("n" * NAME_CHARS, tag="t" * MAX_TAG_CHARS).total == 0

@@ -5,6 +5,7 @@ import socketserver
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -74,24 +75,29 @@ def make_app(tmp_path: Path) -> Callable[..., App]:
     return build
 
 
-_ANSWERS: dict[str, Any] = {
-    "/lok/token/": {"access_token": "t", "token_type": "Bearer", "expires_in": 3600},
-    "/lok/userinfo/": {"sub": "s", "client_id": "c", "identifier": "recorded", "version": "1"},
-    "/mikro/images/": {"items": [], "total": 0, "offset": 0, "limit": 50},
-    "/mikro/datasets/": [],
+_ANSWERS: dict[str, tuple[int, Any]] = {
+    "/lok/token/": (200, {"access_token": "t", "token_type": "Bearer", "expires_in": 3600}),
+    "/lok/userinfo/": (
+        200,
+        {"sub": "s", "client_id": "c", "identifier": "recorded", "version": "1"},
+    ),
+    "/mikro/images/": (200, {"items": [], "total": 0, "offset": 0, "limit": 50}),
+    "/mikro/datasets/": (200, []),
 }
 
 
 class RecordingServer(socketserver.ThreadingTCPServer):
     """A tiny HTTP/1.1 server on 127.0.0.1 that records every request it reads.
 
-    It answers the paths of ``_ANSWERS`` (a token endpoint, userinfo, an empty image search)
-    with 200 on kept-alive connections. A path containing ``fail`` gets a 500; the next request
-    on that connection is read (and recorded) but answered by closing the connection, as
-    uvicorn does after a 500.
+    It answers each path from :attr:`answers` (by default a token endpoint, userinfo, an
+    empty image search and dataset list; other paths get ``{}``) on kept-alive connections. A
+    path containing ``fail`` gets a 500; the next request on that connection is read (and
+    recorded) but answered by closing the connection, as uvicorn does after a 500.
 
     Attributes:
         seen: ``(method, path)`` of every request read, in order.
+        answers: path -> (status, body): JSON, or ``bytes`` sent as they are. Tests may set
+            hostile answers here.
 
     """
 
@@ -101,6 +107,7 @@ class RecordingServer(socketserver.ThreadingTCPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _RecordingHandler)
         self.seen: list[tuple[str, str]] = []
+        self.answers = dict(_ANSWERS)
 
     @property
     def url(self) -> str:
@@ -126,11 +133,10 @@ class _RecordingHandler(socketserver.StreamRequestHandler):
             if failed:
                 return  # close without answering
             failed = "fail" in path
-            status = "500 Internal Server Error" if failed else "200 OK"
-            body = (
-                b"Internal Server Error" if failed else json.dumps(_ANSWERS.get(path, {})).encode()
-            )
-            head = f"HTTP/1.1 {status}\r\ncontent-length: {len(body)}\r\n"
+            code, payload = (500, b"Internal Server Error") if failed else (200, {})
+            code, payload = self.server.answers.get(path, (code, payload))
+            body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            head = f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\ncontent-length: {len(body)}\r\n"
             self.wfile.write(f"{head}content-type: application/json\r\n\r\n".encode() + body)
 
 

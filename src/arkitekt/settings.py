@@ -14,7 +14,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from arkitekt._yaml import YamlSource, read_yaml_mapping
@@ -25,6 +33,10 @@ __all__ = ["DEFAULT_URL", "MikroSettings", "RekuestSettings", "Settings", "load_
 DEFAULT_URL = "http://127.0.0.1:8000"
 CONFIG_ENV = "ARKITEKT_CONFIG"
 DEFAULT_CONFIG_FILE = "arkitekt.yaml"
+
+
+_DAY = 86_400.0  # durations are finite: inf or 1e300 would overflow the event loop's clock
+_MAX_URL_CHARS = 2048
 
 
 class MikroSettings(BaseModel):
@@ -86,12 +98,14 @@ class Settings(BaseSettings):
         default=False,
         description="Allow plain http to hosts other than loopback (credentials in clear text).",
     )
-    timeout: float = Field(default=30.0, gt=0, description="Seconds any single request may take.")
+    timeout: float = Field(
+        default=30.0, gt=0, le=_DAY, description="Seconds any single request may take."
+    )
     discovery_timeout: float = Field(
-        default=3.0, gt=0, description="Seconds discovery may take per URL."
+        default=3.0, gt=0, le=_DAY, description="Seconds discovery may take per URL."
     )
     approval_timeout: float = Field(
-        default=300.0, gt=0, description="Seconds to wait for a device-code approval."
+        default=300.0, gt=0, le=_DAY, description="Seconds to wait for a device-code approval."
     )
     cache: bool = Field(
         default=True, description="Cache the claim token so the next run needs no approval."
@@ -105,6 +119,22 @@ class Settings(BaseSettings):
     )
     mikro: MikroSettings = Field(default_factory=MikroSettings)
     rekuest: RekuestSettings = Field(default_factory=RekuestSettings)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.strip() or len(value) > _MAX_URL_CHARS:
+            raise ValueError(f"must be a URL of 1 to {_MAX_URL_CHARS} characters")
+        if not value.strip().isprintable() or any(char.isspace() for char in value.strip()):
+            raise ValueError("must not contain spaces or control characters")
+        return value
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _check_cache_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and "\0" in str(value):
+            raise ValueError("must not contain a NUL character")
+        return value
 
     @classmethod
     def settings_customise_sources(

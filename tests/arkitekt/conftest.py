@@ -1,14 +1,19 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import json
+import socketserver
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dependency_injector import providers
 
-from arkitekt import App, ArkitektContainer, Manifest, ScopeKind
+from arkitekt import App, ArkitektContainer, Manifest, ScopeKind, easy
+from arkitekt.fakts import StaticConfigGrant
 from arkitekt.resources import ScopedResource
 from arkitekt.settings import Settings
 
@@ -68,3 +73,97 @@ def make_app(tmp_path: Path) -> Callable[..., App]:
         return App(Manifest(identifier=identifier, version="0.1.0"), settings, container=container)
 
     return build
+
+
+_ANSWERS: dict[str, tuple[int, Any]] = {
+    "/lok/token/": (200, {"access_token": "t", "token_type": "Bearer", "expires_in": 3600}),
+    "/lok/userinfo/": (
+        200,
+        {"sub": "s", "client_id": "c", "identifier": "recorded", "version": "1"},
+    ),
+    "/mikro/images/": (200, {"items": [], "total": 0, "offset": 0, "limit": 50}),
+    "/mikro/datasets/": (200, []),
+}
+
+
+class RecordingServer(socketserver.ThreadingTCPServer):
+    """A tiny HTTP/1.1 server on 127.0.0.1 that records every request it reads.
+
+    It answers each path from :attr:`answers` (by default a token endpoint, userinfo, an
+    empty image search and dataset list; other paths get ``{}``) on kept-alive connections. A
+    path containing ``fail`` gets a 500; the next request on that connection is read (and
+    recorded) but answered by closing the connection, as uvicorn does after a 500.
+
+    Attributes:
+        seen: ``(method, path)`` of every request read, in order.
+        answers: path -> (status, body): JSON, or ``bytes`` sent as they are. Tests may set
+            hostile answers here.
+
+    """
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _RecordingHandler)
+        self.seen: list[tuple[str, str]] = []
+        self.answers = dict(_ANSWERS)
+
+    @property
+    def url(self) -> str:
+        """The server's root URL."""
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _RecordingHandler(socketserver.StreamRequestHandler):
+    server: RecordingServer
+
+    def handle(self) -> None:
+        failed = False
+        while line := self.rfile.readline():
+            method, target, _ = line.decode().split(" ", 2)
+            length = 0
+            while (header := self.rfile.readline()) not in (b"\r\n", b""):
+                name, _, value = header.decode().partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            self.rfile.read(length)
+            path = target.split("?")[0]
+            self.server.seen.append((method, path))
+            if failed:
+                return  # close without answering
+            failed = "fail" in path
+            code, payload = (500, b"Internal Server Error") if failed else (200, {})
+            code, payload = self.server.answers.get(path, (code, payload))
+            body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            head = f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\ncontent-length: {len(body)}\r\n"
+            self.wfile.write(f"{head}content-type: application/json\r\n\r\n".encode() + body)
+
+
+@pytest.fixture
+def recording_server() -> Iterator[RecordingServer]:
+    """A :class:`RecordingServer`, stopped after the test."""
+    server = RecordingServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+@pytest.fixture
+def recorded_app(recording_server: RecordingServer, tmp_path: Path) -> App:
+    """An app (not entered) whose static configuration points lok and mikro at
+    :func:`recording_server`: requests reach nothing else."""
+    server = recording_server
+    app = easy("recorded", url=server.url, headless=True, cache_dir=tmp_path / "recorded")
+    lok = {
+        "base_url": server.url + "/lok",
+        "client_id": "c",
+        "client_secret": "s",
+        "userinfo_url": server.url + "/lok/userinfo/",
+    }
+    mikro = {"endpoint_url": server.url + "/mikro/"}
+    app.fakts.grant = StaticConfigGrant({"lok": lok, "mikro": mikro})
+    return app

@@ -12,6 +12,7 @@ import pytest
 
 from arkitekt import App, NoActiveAppError, current_scope, easy
 from arkitekt.errors import ArkitektError, ConfigError, ScopeError, ScopeLockedError
+from arkitekt.fakts import StaticConfigGrant
 from arkitekt.scope import get_scope
 
 
@@ -137,16 +138,17 @@ def test_entering_an_open_app_again_fails(make_app: Callable[..., App]) -> None:
 
 def test_configuration_is_locked_inside_the_scope(make_app: Callable[..., App]) -> None:
     app = make_app()
-    app.fakts.grant = "before"  # allowed before entering
+    before, after = StaticConfigGrant({}), StaticConfigGrant({})
+    app.fakts.grant = before  # allowed before entering
     app.note = "free before entering"  # type: ignore[attr-defined]
     with app:
         with pytest.raises(ScopeLockedError, match="before `with app:`"):
-            app.fakts.grant = "inside"
+            app.fakts.grant = StaticConfigGrant({})
         with pytest.raises(ScopeLockedError):
             app.note = "inside"  # type: ignore[attr-defined]
-    assert app.fakts.grant == "before"
-    app.fakts.grant = "after"
-    assert app.fakts.grant == "after"
+    assert app.fakts.grant is before
+    app.fakts.grant = after
+    assert app.fakts.grant is after
 
 
 def test_run_in_thread_sees_the_app_but_a_plain_thread_does_not(

@@ -10,12 +10,17 @@ from pydantic import BaseModel, ValidationError
 from arkitekt._net import is_loopback
 from arkitekt.errors import GrantError, InsecureTransportError
 
-__all__ = ["NO_AUTH", "check_secure", "read_model"]
+__all__ = ["IDEMPOTENT", "NO_AUTH", "check_secure", "read_model"]
 
 M = TypeVar("M", bound=BaseModel)
 
 NO_AUTH = httpx.Auth()
 """Per-request ``auth=``: send without the client's bearer token (fakts is unauthenticated)."""
+
+IDEMPOTENT = "arkitekt.idempotent"
+"""Request extension: ``extensions={IDEMPOTENT: True}`` marks a POST that is safe to send twice
+(it only reads or repeats), so the app's transport resends it, like a GET, when the server had
+closed the kept-alive connection it went out on."""
 
 
 def check_secure(url: httpx.URL, allow_insecure: bool) -> None:

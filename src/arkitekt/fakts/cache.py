@@ -2,7 +2,10 @@
 
 The claim token is the only secret a client keeps. Files are keyed by the app's identifier,
 version and the discovery URL, written atomically (temporary file, then rename), and read
-defensively: a corrupt, foreign or too-open file is ignored with a warning, never trusted.
+defensively: a corrupt, oversized, foreign or too-open file is a miss (ignored with a warning,
+never trusted, and replaced by the next approval). Something that is not a file where the file
+should be (a directory, a symlink, a socket), or a cache directory that cannot be used, is an
+operator's mistake: a :class:`~arkitekt.errors.ConfigError` names the path.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from pathlib import Path
 
 import platformdirs
 
+from arkitekt.errors import ConfigError
+
 __all__ = ["CacheEntry", "TokenCache", "default_cache_dir"]
 
 log = logging.getLogger("arkitekt.fakts")
 
 _FORMAT = 1
+_MAX_BYTES = 64 << 10  # an entry is ~300 bytes; anything much larger is not ours
 
 
 def default_cache_dir() -> Path:
@@ -57,36 +63,92 @@ class TokenCache:
         self.path = directory / f"{digest[:32]}.json"
 
     def load(self) -> CacheEntry | None:
-        """The cached entry, or ``None`` if there is none or it cannot be trusted."""
+        """The cached entry, or ``None`` if there is none or it cannot be trusted.
+
+        Raises:
+            ConfigError: the path holds something other than a file, or cannot be reached.
+
+        """
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None
+        except OSError as error:  # a symlink (ELOOP), a directory component that is a file...
+            self._check_kind()
+            raise self._unusable(self.path, error) from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise self._not_a_file()
+            if info.st_uid != os.getuid():
+                log.warning("ignoring the token cache %s: not a file of this user", self.path)
+                return None
+            if info.st_mode & 0o077:
+                log.warning("ignoring the token cache %s: readable by others", self.path)
+                return None
+            raw = os.read(fd, _MAX_BYTES + 1)
+        finally:
+            os.close(fd)
+        try:
+            if len(raw) > _MAX_BYTES:
+                raise ValueError(f"larger than {_MAX_BYTES} bytes")
+            return self._parse(raw)
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
+            log.warning("ignoring the corrupt token cache %s: %s", self.path, error)
+            return None
+
+    def _parse(self, raw: bytes) -> CacheEntry:
+        data = json.loads(raw.decode("utf-8"))
+        if data.get("format") != _FORMAT or data.get("key") != self._key:
+            raise ValueError("it belongs to another app, version or URL")
+        base_url, token = data["base_url"], data["token"]
+        if not isinstance(token, str) or not token or not isinstance(base_url, str):
+            raise ValueError("its token or base_url is not a string")
+        if not base_url.startswith(("http://", "https://")) or not base_url.endswith("/"):
+            raise ValueError(f"its base_url {base_url[:100]!r} is not an http(s) fakts root")
+        return CacheEntry(base_url=base_url, token=token)
+
+    def _check_kind(self) -> None:
+        """Raise unless the entry's path is a regular file or absent."""
         try:
             info = self.path.lstat()
         except FileNotFoundError:
-            return None
+            return
         except OSError as error:
-            log.warning("ignoring the token cache %s: %s", self.path, error)
-            return None
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
-            log.warning("ignoring the token cache %s: not a file of this user", self.path)
-            return None
-        if info.st_mode & 0o077:
-            log.warning("ignoring the token cache %s: readable by others", self.path)
-            return None
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            if data.get("format") != _FORMAT or data.get("key") != self._key:
-                raise ValueError("it belongs to another app, version or URL")
-            entry = CacheEntry(base_url=str(data["base_url"]), token=str(data["token"]))
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
-            log.warning("ignoring the corrupt token cache %s: %s", self.path, error)
-            return None
-        return entry
+            raise self._unusable(self.path, error) from None
+        if not stat.S_ISREG(info.st_mode):
+            raise self._not_a_file()
+
+    def _not_a_file(self) -> ConfigError:
+        return ConfigError(
+            f"the token cache entry {self.path} is not a regular file (a directory or link is "
+            "in its place); remove it (arkitekt keeps only files there), or set cache_dir "
+            "(ARKITEKT_CACHE_DIR) to another directory"
+        )
+
+    @staticmethod
+    def _unusable(path: Path, error: OSError) -> ConfigError:
+        return ConfigError(
+            f"the token cache {path} cannot be used ({error.strerror or error}); fix its "
+            "permissions or set cache_dir (ARKITEKT_CACHE_DIR) to a directory this user owns"
+        )
 
     def store(self, entry: CacheEntry) -> None:
-        """Write ``entry`` atomically with mode 0600."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Write ``entry`` atomically with mode 0600.
+
+        Raises:
+            ConfigError: the cache directory cannot be created or written, or a directory is
+                where the entry's file should be.
+
+        """
+        self._check_kind()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
+        except OSError as error:
+            raise self._unusable(self.directory, error) from None
         payload = {"format": _FORMAT, "key": self._key, "base_url": entry.base_url}
         payload["token"] = entry.token
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -94,12 +156,24 @@ class TokenCache:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)
-        except BaseException:
+        except BaseException as error:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(error, OSError):
+                raise self._unusable(self.path, error) from None
             raise
 
     def delete(self) -> None:
-        """Forget the entry (logout, or the server no longer accepts it)."""
-        with contextlib.suppress(FileNotFoundError):
+        """Forget the entry (logout, or the server no longer accepts it).
+
+        Raises:
+            ConfigError: something other than a file is in the entry's place.
+
+        """
+        self._check_kind()
+        try:
             self.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise self._unusable(self.path, error) from None

@@ -18,6 +18,7 @@ import logging
 import sys
 import webbrowser
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +26,8 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from arkitekt.errors import ConfigError, GrantError
-from arkitekt.fakts._http import NO_AUTH, read_model
+from arkitekt.errors import ConfigError, DiscoveryError, GrantError, ServerUnreachableError
+from arkitekt.fakts._http import IDEMPOTENT, NO_AUTH, read_model
 from arkitekt.fakts.cache import CacheEntry, TokenCache
 from arkitekt.fakts.discovery import discover
 from arkitekt.protocol.fakts import (
@@ -56,6 +57,18 @@ __all__ = [
 ]
 
 log = logging.getLogger("arkitekt.fakts")
+
+_MAX_POLL_SECONDS = 60.0  # a device code expires after 300 s
+_MAX_TOKEN_CHARS = 4096
+
+
+def _seconds(value: Any, argument: str, high: float) -> float:
+    """A duration in seconds: a finite number in (0, ``high``]."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{argument} must be a number of seconds, not {value!r}")
+    if not 0 < value <= high:
+        raise ConfigError(f"{argument} must be more than 0 and at most {high:g} s, not {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,7 @@ async def aclaim(ctx: GrantContext, entry: CacheEntry) -> dict[str, Any]:
         entry.base_url + "claim/",
         json=ClaimRequest(token=entry.token).model_dump(),
         auth=NO_AUTH,
+        extensions={IDEMPOTENT: True},  # claiming twice returns the same configuration
     )
     answer = read_model(response, ClaimResponse, "claim")
     if answer.status != "granted" or answer.config is None:
@@ -132,8 +146,10 @@ class DeviceCodeGrant(ClaimGrant):
     """
 
     def __init__(self, *, open_browser: bool | None = None, poll_interval: float = 1.0) -> None:
+        if open_browser is not None and not isinstance(open_browser, bool):
+            raise ConfigError(f"open_browser must be True, False or None, not {open_browser!r}")
         self.open_browser = open_browser
-        self.poll_interval = poll_interval
+        self.poll_interval = _seconds(poll_interval, "poll_interval", _MAX_POLL_SECONDS)
 
     async def aclaim_token(self, ctx: GrantContext) -> CacheEntry:
         """Run the device-code flow until the code is approved."""
@@ -155,6 +171,7 @@ class DeviceCodeGrant(ClaimGrant):
                     base + "challenge/",
                     json=ChallengeRequest(code=started.code).model_dump(),
                     auth=NO_AUTH,
+                    extensions={IDEMPOTENT: True},  # a poll: asking twice changes nothing
                 )
                 answer = read_model(response, ChallengeResponse, "challenge")
                 if answer.status == "granted" and answer.token:
@@ -193,6 +210,17 @@ class StaticTokenGrant(ClaimGrant):
     """
 
     def __init__(self, token: str | None = None) -> None:
+        if token is not None and (
+            not isinstance(token, str)
+            or not 0 < len(token) <= _MAX_TOKEN_CHARS
+            or not token.isprintable()
+            or token != token.strip()
+        ):
+            shown = f"a str of {len(token)} characters" if isinstance(token, str) else repr(token)
+            raise ConfigError(
+                f"token must be the static token `arkitekt token create` printed (printable, "
+                f"no spaces around it, at most {_MAX_TOKEN_CHARS} characters), not {shown}"
+            )
         self.token = token
 
     async def aclaim_token(self, ctx: GrantContext) -> CacheEntry:
@@ -238,6 +266,18 @@ class StaticConfigGrant(Grant):
     """
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
+        if config is not None:
+            if not isinstance(config, Mapping):
+                raise ConfigError(
+                    f"config must be a dict of groups (e.g. {{'lok': {{...}}}}), not "
+                    f"{type(config).__name__}"
+                )
+            for group, values in config.items():
+                if not isinstance(group, str) or not isinstance(values, Mapping):
+                    raise ConfigError(
+                        f"config[{group!r}] must be a dict (a group of settings) under a str "
+                        f"name, not {type(values).__name__}"
+                    )
         self.config = config
 
     async def aconfig(self, ctx: GrantContext) -> dict[str, Any]:
@@ -246,6 +286,31 @@ class StaticConfigGrant(Grant):
         if config is None:
             raise ConfigError("StaticConfigGrant needs a config (the `fakts:` setting)")
         return dict(config)
+
+
+async def _claim_cached(ctx: GrantContext, entry: CacheEntry) -> dict[str, Any]:
+    """Claim with a cached entry; if its server root is gone, discover where it is now, once.
+
+    A server that moved (another port behind the same discovery URL) keeps its approvals, so
+    the cached token is claimed at the new root, and the entry is updated.
+    """
+    try:
+        return await aclaim(ctx, entry)
+    except ServerUnreachableError as unreachable:
+        try:
+            base = await _discover(ctx)
+        except DiscoveryError as error:
+            raise DiscoveryError(
+                f"the cached server root {entry.base_url} does not answer, and discovery found "
+                f"no server either: {error}"
+            ) from unreachable
+        if base == entry.base_url:
+            raise
+        log.warning("the server moved from %s to %s; claiming there", entry.base_url, base)
+    moved = CacheEntry(base_url=base, token=entry.token)
+    config = await aclaim(ctx, moved)
+    ctx.cache.store(moved)
+    return config
 
 
 class CachedGrant(Grant):
@@ -257,14 +322,25 @@ class CachedGrant(Grant):
     """
 
     def __init__(self, inner: ClaimGrant) -> None:
+        if not isinstance(inner, ClaimGrant):
+            raise ConfigError(
+                f"inner must be a grant that obtains a claim token (DeviceCodeGrant, "
+                f"StaticTokenGrant, RetrieveGrant), not {type(inner).__name__}"
+            )
         self.inner = inner
 
     async def aconfig(self, ctx: GrantContext) -> dict[str, Any]:
-        """Claim with the cached token, else with a fresh one (which is then cached)."""
+        """Claim with the cached token, else with a fresh one (which is then cached).
+
+        Raises:
+            ConfigError: the token cache cannot be used (its message names the path).
+            DiscoveryError: the cached server does not answer, and discovery finds none.
+
+        """
         entry = ctx.cache.load()
         if entry is not None:
             try:
-                return await aclaim(ctx, entry)
+                return await _claim_cached(ctx, entry)
             except GrantError as error:
                 log.warning("the cached approval no longer works (%s); asking again", error)
                 ctx.cache.delete()

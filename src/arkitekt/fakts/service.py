@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from arkitekt.errors import ConfigError
 from arkitekt.fakts.cache import TokenCache, default_cache_dir
 from arkitekt.fakts.grants import Grant, GrantContext, default_grant
 from arkitekt.protocol.fakts import Manifest
@@ -29,7 +30,21 @@ class Fakts(Service):
         super().__init__(runtime)
         self.manifest = manifest
         self.settings = settings
-        self.grant: Grant = default_grant(settings)
+        self.grant = default_grant(settings)
+
+    @property
+    def grant(self) -> Grant:
+        """How the configuration is obtained."""
+        return self._grant
+
+    @grant.setter
+    def grant(self, grant: Grant) -> None:
+        if not isinstance(grant, Grant):
+            raise ConfigError(
+                f"grant must be a Grant (e.g. StaticConfigGrant({{...}}) or DeviceCodeGrant()), "
+                f"not {type(grant).__name__}"
+            )
+        self._grant = grant
 
     @property
     def cache(self) -> TokenCache:

@@ -13,19 +13,33 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import ValidationError
-
 from arkitekt.bridge import loopsafe, syncify
 from arkitekt.inject import Provide, inject
+from arkitekt.mikro.checks import (
+    DATASET_NAME_CHARS,
+    DESCRIPTION_CHARS,
+    MAX_ORIGINS,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+    NAME_CHARS,
+    check_bool,
+    check_datalayer,
+    check_id,
+    check_ids,
+    check_metadata,
+    check_page,
+    check_pixel_size,
+    check_text,
+    check_texts,
+)
 from arkitekt.mikro.errors import InvalidImageError
 from arkitekt.mikro.models import Dataset, Image, ImagePage
 from arkitekt.mikro.normalize import prepare
 from arkitekt.mikro.service import Mikro
-from arkitekt.protocol.mikro import MAX_METADATA_BYTES, Datalayer, ImageFields, PixelSize
+from arkitekt.protocol.mikro import Datalayer, ImageFields, PixelSize
 
 __all__ = [
     "acreate_dataset",
@@ -43,58 +57,44 @@ __all__ = [
 ]
 
 
-def _id(value: str | Image | Dataset, what: str) -> str:
-    if isinstance(value, Image | Dataset):
-        return value.id
-    if isinstance(value, str) and value:
-        return value
-    raise InvalidImageError(f"{what} must be an id (str) or a model, not {value!r}")
-
-
 def _fields(
     name: Any,
     *,
-    tags: Sequence[str] | None,
-    dataset: str | Dataset | None,
-    origins: Sequence[str | Image] | None,
-    channel_names: Sequence[str] | None,
+    tags: Any,
+    dataset: Any,
+    origins: Any,
+    channel_names: Any,
     channels: int,
-    pixel_size: PixelSize | Mapping[str, float] | None,
-    metadata: Mapping[str, Any] | None,
-    private: bool,
+    pixel_size: Any,
+    metadata: Any,
+    private: Any,
 ) -> ImageFields:
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidImageError(f"an image needs a non-empty name, got {name!r}")
-    if isinstance(tags, str):
-        raise InvalidImageError("tags must be a list of strings, not one string")
-    names = list(channel_names or [])
+    """Check every descriptive argument of :func:`afrom_xarray` (nothing is sent before)."""
+    names = check_texts(
+        [] if channel_names is None else channel_names,
+        "channel_names",
+        max_items=None,
+        max_chars=NAME_CHARS,
+    )
     if names and len(names) != channels:
         raise InvalidImageError(
-            f"{len(names)} channel name(s) given for {channels} channel(s) (the size of 'c')"
+            f"channel_names: {len(names)} channel name(s) given for {channels} channel(s) "
+            "(the size of 'c'); give one name per channel"
         )
-    meta = dict(metadata or {})
-    try:
-        size = len(json.dumps(meta, allow_nan=False))
-    except (TypeError, ValueError) as error:
-        raise InvalidImageError(f"metadata must be JSON-serialisable: {error}") from None
-    if size > MAX_METADATA_BYTES:
-        raise InvalidImageError(f"metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES}")
-    try:
-        return ImageFields(
-            name=name,
-            tags=list(tags or []),
-            dataset=_id(dataset, "dataset") if dataset is not None else None,
-            origins=[_id(origin, "origin") for origin in origins or []],
-            channel_names=names,
-            pixel_size=pixel_size if isinstance(pixel_size, PixelSize) else dict(pixel_size or {}),
-            metadata=meta,
-            private=private,
-        )
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()
-        )
-        raise InvalidImageError(f"invalid image metadata: {problems}") from None
+    return ImageFields(
+        name=check_text(name, "name", max_chars=NAME_CHARS),
+        tags=check_texts(
+            [] if tags is None else tags, "tags", max_items=MAX_TAGS, max_chars=MAX_TAG_CHARS
+        ),
+        dataset=check_id(dataset, "dataset", (Dataset,)) if dataset is not None else None,
+        origins=check_ids(
+            [] if origins is None else origins, "origins", (Image,), max_items=MAX_ORIGINS
+        ),
+        channel_names=names,
+        pixel_size=check_pixel_size(pixel_size),
+        metadata=check_metadata(metadata),
+        private=check_bool(private, "private"),
+    )
 
 
 @loopsafe
@@ -143,6 +143,7 @@ async def afrom_xarray(
         NoActiveAppError: no app is active and no ``mikro`` was given.
 
     """
+    layer = check_datalayer(datalayer)
     prepared = prepare(array)
     fields = _fields(
         name,
@@ -155,9 +156,7 @@ async def afrom_xarray(
         metadata=metadata,
         private=private,
     )
-    if datalayer not in (None, "local", "http"):
-        raise InvalidImageError(f"datalayer must be 'local' or 'http', not {datalayer!r}")
-    return await mikro.aupload(prepared, fields, datalayer=datalayer)
+    return await mikro.aupload(prepared, fields, datalayer=layer)
 
 
 @loopsafe
@@ -173,7 +172,7 @@ async def aget_image(image_id: str | Image, *, mikro: Mikro = Provide("mikro")) 
         ImageNotFoundError: no such image, or it is not visible to this app.
 
     """
-    return await mikro.aget(_id(image_id, "image_id"))
+    return await mikro.aget(check_id(image_id, "image_id", (Image,)))
 
 
 @loopsafe
@@ -203,10 +202,11 @@ async def asearch_images(
         ...     page = search_images(tag="raw", limit=10, offset=page.next_offset)
 
     """
+    limit, offset = check_page(limit, offset)
     return await mikro.asearch(
-        name=name,
-        tag=tag,
-        dataset=_id(dataset, "dataset") if dataset is not None else None,
+        name=None if name is None else check_text(name, "name", max_chars=NAME_CHARS, blank=True),
+        tag=None if tag is None else check_text(tag, "tag", max_chars=MAX_TAG_CHARS),
+        dataset=None if dataset is None else check_id(dataset, "dataset", (Dataset,)),
         limit=limit,
         offset=offset,
     )
@@ -222,7 +222,7 @@ async def adelete_image(image: str | Image, *, mikro: Mikro = Provide("mikro")) 
         PermissionDeniedError: another app stored it.
 
     """
-    await mikro.adelete(_id(image, "image"))
+    await mikro.adelete(check_id(image, "image", (Image,)))
 
 
 @loopsafe
@@ -230,9 +230,21 @@ async def adelete_image(image: str | Image, *, mikro: Mikro = Provide("mikro")) 
 async def acreate_dataset(
     name: str, description: str = "", *, mikro: Mikro = Provide("mikro")
 ) -> Dataset:
-    """Create a dataset (a named group of images) to pass as ``from_xarray(dataset=...)``."""
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidImageError(f"a dataset needs a non-empty name, got {name!r}")
+    """Create a dataset (a named group of images) to pass as ``from_xarray(dataset=...)``.
+
+    Args:
+        name: a non-empty name (at most 500 characters, no control characters).
+        description: free text (at most 10,000 characters; line breaks allowed).
+        mikro: the image service (default: the active app's).
+
+    Raises:
+        InvalidImageError: a bad argument (nothing is sent).
+
+    """
+    name = check_text(name, "name", max_chars=DATASET_NAME_CHARS)
+    description = check_text(
+        description, "description", max_chars=DESCRIPTION_CHARS, blank=True, multiline=True
+    )
     return await mikro.acreate_dataset(name, description)
 
 

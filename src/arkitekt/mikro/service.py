@@ -10,12 +10,15 @@ import logging
 import math
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 import anyio
 import httpx
+from pydantic import TypeAdapter, ValidationError
 
 from arkitekt.fakts import Fakts
+from arkitekt.mikro.checks import check_page
 from arkitekt.mikro.errors import (
     ImageNotFoundError,
     InvalidImageError,
@@ -30,7 +33,6 @@ from arkitekt.protocol.mikro import (
     DIMS,
     Datalayer,
     DatasetIn,
-    DatasetRecord,
     ImageFields,
     ImageRecord,
     UploadGrant,
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
 __all__ = ["Mikro"]
 
 log = logging.getLogger("arkitekt.mikro")
+
+T = TypeVar("T")
 
 
 class Mikro(Service):
@@ -244,7 +248,7 @@ class Mikro(Service):
 
         """
         response = await self._request("GET", f"images/{_segment(image_id)}")
-        record = ImageRecord.model_validate_json(response.content)
+        record = _parse(response, ImageRecord, "an image record")
         return self._image(record, await self._prefetch(record))
 
     async def asearch(
@@ -257,14 +261,13 @@ class Mikro(Service):
         offset: int = 0,
     ) -> ImagePage:
         """One page of the images visible to this app, newest first."""
-        if not 1 <= limit <= 1000 or offset < 0:
-            raise InvalidImageError("limit must be in 1..1000 and offset >= 0")
+        limit, offset = check_page(limit, offset)
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         for key, value in (("name", name), ("tag", tag), ("dataset", dataset)):
             if value is not None:
                 params[key] = value
         response = await self._request("GET", "images/", params=params)
-        page = ImagePageRecord.model_validate_json(response.content)
+        page = _parse(response, ImagePageRecord, "a page of images")
         return ImagePage(
             items=[self._image(item) for item in page.items],
             total=page.total,
@@ -281,14 +284,12 @@ class Mikro(Service):
         """Create a dataset."""
         body = DatasetIn(name=name, description=description).model_dump()
         response = await self._request("POST", "datasets/", json=body)
-        return Dataset.model_validate(
-            DatasetRecord.model_validate_json(response.content).model_dump()
-        )
+        return _parse(response, Dataset, "a dataset")
 
     async def alist_datasets(self) -> list[Dataset]:
         """Every dataset of the deployment, newest first."""
         response = await self._request("GET", "datasets/")
-        return [Dataset.model_validate(item) for item in response.json()]
+        return _parse(response, list[Dataset], "a list of datasets")
 
 
 _READ_BLOCK_BYTES = 32 << 20
@@ -312,20 +313,44 @@ def _read_blocks(chunks: tuple[int, ...], shape: tuple[int, ...], itemsize: int)
 def _segment(value: str) -> str:
     if not value or "/" in value or value in {".", ".."}:
         raise ImageNotFoundError(f"{value!r} is not an image id")
-    return value
+    return quote(value, safe="")  # "?" or "#" in an id must not become a query or fragment
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _parse(response: httpx.Response, kind: type[T], what: str) -> T:
+    """The answer as ``kind``, or a :class:`MikroError` naming the request (never pydantic's)."""
+    try:
+        adapter = _ADAPTERS.get(kind) or _ADAPTERS.setdefault(kind, TypeAdapter(kind))
+        return adapter.validate_json(response.content)  # type: ignore[no-any-return]
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the answer"
+        raise MikroError(
+            f"{response.request.method} {response.request.url} did not answer {what} "
+            f"({error.error_count()} problem(s), first: {where}: {first['msg']}); is the "
+            "server an arkitekt server of a matching version?"
+        ) from None
 
 
 def _detail(response: httpx.Response) -> str:
+    """What the server said was wrong (FastAPI's ``detail``), bounded, whatever its shape."""
     try:
-        detail = response.json().get("detail")
+        body = response.json()
     except ValueError:
-        detail = None
+        body = None
+    detail = body.get("detail") if isinstance(body, dict) else None
     if isinstance(detail, list):  # FastAPI validation errors
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in item.get('loc', [])[1:])}: {item.get('msg')}"
-            for item in detail
-        )
-    return str(detail) if detail else response.text[:300]
+        detail = "; ".join(_problem(item) for item in detail[:10])
+    return str(detail)[:1000] if detail else response.text[:300]
+
+
+def _problem(item: Any) -> str:
+    """One FastAPI validation error as ``field: message`` (any other shape as text)."""
+    if not isinstance(item, dict) or not isinstance(item.get("loc"), list):
+        return str(item)[:200]
+    return f"{'.'.join(str(part) for part in item['loc'][1:])}: {item.get('msg')}"
 
 
 def _raise_for(response: httpx.Response, default: type[MikroError] = MikroError) -> None:
@@ -339,7 +364,9 @@ def _raise_for(response: httpx.Response, default: type[MikroError] = MikroError)
         raise PermissionDeniedError(detail)
     if status in (400, 413, 422) and default is MikroError:
         raise InvalidImageError(detail)
-    raise default(f"HTTP {status}: {detail}")
+    request = response.request
+    hint = " (the server failed; its log says why)" if status >= 500 else ""
+    raise default(f"{request.method} {request.url} answered HTTP {status}{hint}: {detail}")
 
 
 async def _abort(client: httpx.AsyncClient, endpoint: str, grant_id: str) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from arkitekt.bridge import loopsafe, syncify
-from arkitekt.errors import GrantError
 from arkitekt.fakts import Fakts
+from arkitekt.fakts._http import read_model
 from arkitekt.inject import Provide, inject
 from arkitekt.protocol.fakts import UserInfo
 from arkitekt.transport.client import Transport
@@ -35,10 +35,7 @@ async def awhoami(*, fakts: Fakts = Provide("fakts")) -> UserInfo:
     transport: Transport = await fakts.runtime.container.transport()
     lok = await transport.agroup("lok")
     url = lok.get("userinfo_url") or str(lok.get("base_url", "")).rstrip("/") + "/userinfo/"
-    response = await transport.client.get(url)
-    if response.is_error:
-        raise GrantError(f"userinfo answered HTTP {response.status_code}: {response.text[:200]}")
-    return UserInfo.model_validate_json(response.content)
+    return read_model(await transport.client.get(url), UserInfo, "userinfo")
 
 
 whoami = syncify(awhoami)

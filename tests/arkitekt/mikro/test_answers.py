@@ -1,0 +1,109 @@
+"""Answers from the network are hostile: whatever the server sends, calls fail as arkitekt errors.
+
+The ``recording_server`` fixture plays the server and answers what each test sets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from arkitekt import App, whoami
+from arkitekt.errors import ArkitektError, GrantError
+from arkitekt.mikro import (
+    InvalidImageError,
+    MikroError,
+    create_dataset,
+    get_image,
+    list_datasets,
+    search_images,
+)
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text()),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries({"detail": json_values}),
+    st.binary(max_size=50),
+)
+statuses = st.sampled_from([200, 201, 400, 403, 404, 409, 413, 422, 500, 503])
+
+
+@pytest.mark.parametrize(
+    ("path", "call", "what"),
+    [
+        ("/mikro/images/some-id", lambda: get_image("some-id"), "an image record"),
+        ("/mikro/images/", search_images, "a page of images"),
+        ("/mikro/datasets/", list_datasets, "a list of datasets"),
+    ],
+    ids=["get_image", "search_images", "list_datasets"],
+)
+def test_a_malformed_answer_names_the_request(
+    recording_server: Any, recorded_app: App, path: str, call: Any, what: str
+) -> None:
+    recording_server.answers[path] = (200, {"items": "no", "id": [1, 2]})
+    with recorded_app, pytest.raises(MikroError) as caught:
+        call()
+    message = str(caught.value)
+    assert f"{recording_server.url}{path}" in message
+    assert f"did not answer {what}" in message
+
+
+def test_refusals_of_any_shape_are_described(recording_server: Any, recorded_app: App) -> None:
+    answers = recording_server.answers
+    with recorded_app:
+        answers["/mikro/datasets/"] = (
+            422,
+            {"detail": [1, {"loc": 5}, {"loc": ["body", "name"], "msg": "too long"}]},
+        )
+        with pytest.raises(InvalidImageError, match="name: too long"):
+            create_dataset("n")
+        answers["/mikro/datasets/"] = (400, [1, 2])
+        with pytest.raises(InvalidImageError, match=r"\[1, 2\]"):
+            create_dataset("n")
+
+
+def test_a_malformed_userinfo_is_a_grant_error_naming_the_url(
+    recording_server: Any, recorded_app: App
+) -> None:
+    recording_server.answers["/lok/userinfo/"] = (200, {"sub": 1})
+    with recorded_app, pytest.raises(GrantError) as caught:
+        whoami()
+    assert f"{recording_server.url}/lok/userinfo/" in str(caught.value)
+
+
+def test_any_answer_is_a_result_or_an_arkitekt_error(
+    recording_server: Any, recorded_app: App
+) -> None:
+    calls = {
+        "/mikro/images/x": lambda: get_image("x"),
+        "/mikro/images/": search_images,
+        "/mikro/datasets/": list_datasets,
+        "/lok/userinfo/": whoami,
+    }
+    with recorded_app:
+
+        @settings(
+            max_examples=60,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture],
+        )
+        @given(path=st.sampled_from(sorted(calls)), status=statuses, body=bodies)
+        def check(path: str, status: int, body: Any) -> None:
+            recording_server.answers[path] = (status, body)
+            try:
+                calls[path]()
+            except ArkitektError as error:  # anything else fails the test
+                outcomes.add(type(error).__name__)
+
+        outcomes: set[str] = set()
+        check()
+    assert {"MikroError", "GrantError"} <= outcomes  # the guard saw refusals of both kinds

@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 import arkitekt
+from arkitekt._redact import install_redaction
 from arkitekt_server._hosts import TrustedHosts
 from arkitekt_server.auth import PrincipalCache
 from arkitekt_server.db import Database
@@ -59,6 +60,7 @@ def create_app(settings: ServerSettings, services: Sequence[str] = SERVICES) -> 
         'arkitekt server'
 
     """
+    install_redaction()  # no credential reaches any log of the server process
     loaded = load_services(services)
 
     @asynccontextmanager

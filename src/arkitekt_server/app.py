@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 
 import arkitekt
 from arkitekt._redact import install_redaction
+from arkitekt_server._gate import RequestGate
 from arkitekt_server._hosts import TrustedHosts
 from arkitekt_server.auth import PrincipalCache
 from arkitekt_server.db import Database
@@ -91,13 +92,21 @@ def create_app(settings: ServerSettings, services: Sequence[str] = SERVICES) -> 
         redoc_url=None,
         openapi_url=None,
     )
-    # Requests must name this server in their Host header: a web page whose DNS name was
-    # rebound to 127.0.0.1 must not reach the fakts flow (or anything else) through a browser.
-    app.add_middleware(TrustedHosts, hosts=settings.trusted_hosts())
     app.state.settings = settings
     app.state.principal_cache = PrincipalCache(settings.auth_cache_seconds)
     app.state.services = loaded
     app.include_router(_health)
     for service in loaded:
         app.include_router(service.router, prefix=service.prefix)
+    # Authentication before any body is read, and bounded bodies, for every route.
+    app.add_middleware(
+        RequestGate,
+        public={HEALTH_PATH}.union(*(service.public_paths for service in loaded)),
+        routes=app.routes,
+        max_body_bytes=settings.max_body_bytes,
+        body_limits={k: v for service in loaded for k, v in service.body_limits.items()},
+    )
+    # Requests must name this server in their Host header: a web page whose DNS name was
+    # rebound to 127.0.0.1 must not reach the fakts flow (or anything else) through a browser.
+    app.add_middleware(TrustedHosts, hosts=settings.trusted_hosts())
     return app

@@ -93,6 +93,12 @@ class ServerSettings(BaseSettings):
         default_factory=list,
         description="Identifiers of public apps that may use retrieve/ without approval.",
     )
+    max_body_bytes: int = Field(
+        default=16 << 20,
+        ge=1024,
+        description="Largest request body (bytes) a route accepts unless it declares its own "
+        "(image chunk uploads do); larger ones are answered 413 before they are read.",
+    )
     log_level: str = Field(default="info", description="Log level of the server process.")
 
     @field_validator("public_url")

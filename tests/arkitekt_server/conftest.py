@@ -52,6 +52,11 @@ class Fakts:
         token = self.challenge(code)["token"]
         return dict(self.claim(token)["config"])
 
+    def auto_bearer(self, identifier: str = "bearer-fixture") -> str:
+        """A bearer token from an auto-approving server (no decision needed)."""
+        code = self.start({"identifier": identifier, "version": "1", "scopes": ["read"]})
+        return self.bearer(self.claim(self.challenge(code)["token"])["config"])
+
     def bearer(self, config: dict[str, Any]) -> str:
         lok = config["lok"]
         response = self.http.post(
@@ -91,6 +96,12 @@ def fakts_for() -> Iterator[Callable[[EmbeddedServer], Fakts]]:
 @pytest.fixture
 def fakts(manual_server: EmbeddedServer, fakts_for: Callable[[EmbeddedServer], Fakts]) -> Fakts:
     return fakts_for(manual_server)
+
+
+@pytest.fixture
+def bearer(server: EmbeddedServer, fakts_for: Callable[[EmbeddedServer], Fakts]) -> str:
+    """A valid bearer token on the (auto-approving) session server."""
+    return fakts_for(server).auto_bearer()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from arkitekt_server._periodic import every
 from arkitekt_server.db import Database
 from arkitekt_server.fakts import logic
 from arkitekt_server.fakts.routes import router
-from arkitekt_server.service import ServerService
+from arkitekt_server.service import SMALL_BODY_BYTES, ServerService
 
 PRUNE_EVERY_SECONDS = 600.0
 
@@ -45,19 +45,22 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks.cancel_scope.cancel()
 
 
+_PUBLIC = (
+    "/.well-known/fakts",
+    "/f/start/",
+    "/f/challenge/",
+    "/f/claim/",
+    "/f/redeem/",
+    "/f/retrieve/",
+    "/f/configure/",
+)
+
 service = ServerService(
     name="fakts",
     router=router,
     lifespan=_lifespan,
-    public_paths=(
-        "/.well-known/fakts",
-        "/f/start/",
-        "/f/challenge/",
-        "/f/claim/",
-        "/f/redeem/",
-        "/f/retrieve/",
-        "/f/configure/",
-    ),
+    public_paths=_PUBLIC,
+    body_limits=dict.fromkeys(_PUBLIC, SMALL_BODY_BYTES),
 )
 
 __all__ = ["service"]

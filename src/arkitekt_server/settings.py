@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from arkitekt._yaml import YamlSource, read_yaml_mapping
@@ -58,6 +58,12 @@ class ServerSettings(BaseSettings):
     auto_approve: bool = Field(
         default=False,
         description="Approve device codes of loopback clients at once (single-user machines).",
+    )
+    operator_secret: SecretStr | None = Field(
+        default=None,
+        description="The secret the operator signs in with on the approval page (at least 16 "
+        "characters); default: a random one kept in <data_dir>/operator-secret (mode 0600) and "
+        "printed by `arkitekt server` at start.",
     )
     device_code_ttl_seconds: float = Field(
         default=300.0, gt=0, description="Longest time a device code waits for approval."
@@ -118,6 +124,13 @@ class ServerSettings(BaseSettings):
         if self.public_url is not None:
             hosts.add(httpx_host(self.public_url))
         return sorted(hosts)
+
+    @field_validator("operator_secret")
+    @classmethod
+    def _check_operator_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("must be at least 16 characters (or unset: the server makes one)")
+        return value
 
     @field_validator("log_level")
     @classmethod

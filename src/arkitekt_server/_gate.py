@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.datastructures import Headers
@@ -28,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arkitekt_server.auth import PRINCIPAL_STATE, authenticate
 
-__all__ = ["BodyTooLargeError", "RequestGate", "http_routes"]
+__all__ = ["BodyTooLargeError", "RequestGate", "document_gate", "http_routes"]
 
 
 def http_routes(app_routes: Sequence[BaseRoute]) -> list[RouteContext]:
@@ -151,3 +152,41 @@ class RequestGate:
 async def _answer(error: HTTPException, scope: Scope, receive: Receive, send: Send) -> None:
     response = JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)
     await response(scope, receive, send)
+
+
+def document_gate(schema: dict[str, Any], public: Iterable[str]) -> dict[str, Any]:
+    """Add what the gate answers to an app's OpenAPI ``schema``: 401 on every operation of a
+    path that is not public, 413 on every operation that takes a body (declared, or read raw by
+    a POST, PUT or PATCH). Returns ``schema``."""
+    patterns = [compile_path(path)[0] for path in public]
+    for path, item in schema.get("paths", {}).items():
+        # the schema writes "{key}" where the route declared "{key:path}"; a placeholder that
+        # matches either form decides whether the path is public
+        probe = re.sub(r"\{[^}]+\}", "x", path)
+        protected = not any(pattern.fullmatch(probe) for pattern in patterns)
+        for method, operation in item.items():
+            responses = operation.setdefault("responses", {})
+            if protected:
+                responses.setdefault("401", _described(_UNAUTHORIZED))
+            if "requestBody" in operation or method in ("post", "put", "patch"):
+                responses.setdefault("413", _described(_TOO_LARGE))
+    return schema
+
+
+_UNAUTHORIZED = "No valid bearer token (missing, unknown, expired or revoked); nothing was read."
+_TOO_LARGE = "The request body is larger than this route accepts."
+
+
+def _described(text: str) -> dict[str, Any]:
+    return {
+        "description": text,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"detail": {"type": "string"}},
+                    "required": ["detail"],
+                }
+            }
+        },
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request, status
@@ -51,6 +51,23 @@ def _signed_in(request: Request) -> bool:
 
 
 _PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY"}
+_PAGE_ANSWERS = {
+    400: "No device code given.",
+    403: "Not allowed: not signed in as the operator, a wrong secret, a stale form, another "
+    "origin or another machine.",
+    404: "Unknown device code.",
+    409: "The code cannot be decided (expired or already decided).",
+}
+
+
+def _pages(*codes: int, sign_in: str = "") -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of the HTML pages: each code answers a page saying why."""
+    answers: dict[int | str, dict[str, Any]] = {
+        code: {"description": _PAGE_ANSWERS[code], "content": {"text/html": {}}} for code in codes
+    }
+    if sign_in:
+        answers[200] = {"description": f"The approval page, or {sign_in}."}
+    return answers
 
 
 def _client_host(request: Request) -> str | None:
@@ -115,7 +132,11 @@ def _html(title: str, message: str, code: int = status.HTTP_200_OK) -> HTMLRespo
     return HTMLResponse(message_page(title, message), status_code=code)
 
 
-@router.get("/f/configure/", response_class=HTMLResponse)
+@router.get(
+    "/f/configure/",
+    response_class=HTMLResponse,
+    responses=_pages(400, 404, sign_in="the operator's sign-in form until they signed in"),
+)
 async def configure_page(
     request: Request, session: Session, device_code: str = "", grant: str = "device_code"
 ) -> HTMLResponse:
@@ -147,7 +168,15 @@ def _same_origin(request: Request) -> bool:
     return origin is None or urlsplit(origin).netloc == request.headers.get("host")
 
 
-@router.post("/f/signin/", response_class=HTMLResponse, response_model=None)
+@router.post(
+    "/f/signin/",
+    response_class=HTMLResponse,
+    response_model=None,
+    responses={
+        303: {"description": "Signed in: back to the approval page, with a session cookie."},
+        **_pages(403),
+    },
+)
 async def signin(
     request: Request,
     device_code: Annotated[str, Form(max_length=100)],
@@ -182,7 +211,7 @@ async def signin(
     return back
 
 
-@router.post("/f/configure/", response_class=HTMLResponse)
+@router.post("/f/configure/", response_class=HTMLResponse, responses=_pages(403, 404, 409))
 async def configure_decide(
     request: Request,
     session: Session,

@@ -85,7 +85,15 @@ def _scrub_arg(value: Any) -> Any:
     return value if cleaned == text else cleaned
 
 
+_FORMATTER = logging.Formatter()
+
+
 def _scrub(record: logging.LogRecord) -> None:
+    if record.exc_info and not record.exc_text:
+        # Formatters reuse exc_text: the traceback is rendered (and scrubbed) once, here.
+        record.exc_text = redact(_FORMATTER.formatException(record.exc_info))
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
     if isinstance(record.msg, str):
         record.msg = redact(record.msg)
     args = record.args

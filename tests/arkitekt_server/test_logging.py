@@ -142,3 +142,16 @@ def test_secrets_joined_from_message_and_arguments_are_redacted(captured: Captur
     assert len(lines) == 4
     assert not [line for line in lines if "secret" in line or "abcdefgh12345" in line]
     assert lines[-1] == "3 calls"
+
+
+def test_tracebacks_are_scrubbed_too(captured: Capture) -> None:
+    install_redaction()
+    log = logging.getLogger("a.library.failing")
+    try:
+        raise ValueError("GET /x?access_token=in-a-traceback failed")
+    except ValueError:
+        log.exception("request failed")
+    (record,) = [r for r in captured.records if r.name == "a.library.failing"]
+    text = logging.Formatter().format(record)
+    assert "Traceback" in text
+    assert "in-a-traceback" not in text

@@ -85,6 +85,7 @@ async def test_no_secret_reaches_any_log_in_real_flows_at_debug(
         async with caller:
             assert await acall("logged_echo", text="hi") == "hi"
             bearer = await _bearer(caller)
+            agent_bearer = await _bearer(agent)
             config = await (await caller.container.transport()).aconfig()
             async with httpx.AsyncClient(base_url=server.url) as http:
                 # A token sent where it does not belong (a query string) is logged by httpx
@@ -96,6 +97,7 @@ async def test_no_secret_reaches_any_log_in_real_flows_at_debug(
         "claim token": claim_token.token,
         "client secret": config["lok"]["client_secret"],
         "bearer token": bearer,
+        "agent's bearer token": agent_bearer,
     }
     for name in MUST_HEAR:  # the guard saw the loggers that leaked before
         assert captured.heard(name) > 0, f"nothing was captured from {name!r}"

@@ -26,6 +26,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from dependency_injector import providers
 from pydantic import ValidationError
 
+from arkitekt._redact import install_redaction
 from arkitekt.bridge import Bridge
 from arkitekt.container import ArkitektContainer, check_scopes
 from arkitekt.errors import ArkitektError, ConfigError, ScopeError, ScopeLockedError
@@ -163,6 +164,7 @@ class App:
         *,
         container: type[ArkitektContainer] = ArkitektContainer,
     ) -> None:
+        install_redaction()  # no credential of this app may reach any log of this process
         runtime = Runtime(manifest.identifier)
         built = container(
             runtime=providers.Object(runtime),

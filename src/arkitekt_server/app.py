@@ -6,10 +6,13 @@ import importlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
 import arkitekt
+from arkitekt._redact import install_redaction
+from arkitekt_server._gate import RequestGate, document_gate
 from arkitekt_server._hosts import TrustedHosts
 from arkitekt_server.auth import PrincipalCache
 from arkitekt_server.db import Database
@@ -29,6 +32,9 @@ SERVICES: tuple[str, ...] = (
 """The modules the server is made of; each holds ``service = ServerService(...)``."""
 
 HEALTH_PATH = "/health/"
+_COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The Host header names no host this server answers to."},
+}
 _health = APIRouter(tags=["health"])
 
 
@@ -59,6 +65,7 @@ def create_app(settings: ServerSettings, services: Sequence[str] = SERVICES) -> 
         'arkitekt server'
 
     """
+    install_redaction()  # no credential reaches any log of the server process
     loaded = load_services(services)
 
     @asynccontextmanager
@@ -89,13 +96,30 @@ def create_app(settings: ServerSettings, services: Sequence[str] = SERVICES) -> 
         redoc_url=None,
         openapi_url=None,
     )
-    # Requests must name this server in their Host header: a web page whose DNS name was
-    # rebound to 127.0.0.1 must not reach the fakts flow (or anything else) through a browser.
-    app.add_middleware(TrustedHosts, hosts=settings.trusted_hosts())
     app.state.settings = settings
     app.state.principal_cache = PrincipalCache(settings.auth_cache_seconds)
     app.state.services = loaded
-    app.include_router(_health)
+    app.include_router(_health, responses=_COMMON_RESPONSES)
     for service in loaded:
-        app.include_router(service.router, prefix=service.prefix)
+        app.include_router(service.router, prefix=service.prefix, responses=_COMMON_RESPONSES)
+    public = {HEALTH_PATH}.union(*(service.public_paths for service in loaded))
+
+    def openapi() -> dict[str, Any]:
+        # Not served (openapi_url=None); built for the tests, which fuzz the server against it.
+        if app.openapi_schema is None:
+            app.openapi_schema = document_gate(FastAPI.openapi(app), public)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    # Authentication before any body is read, and bounded bodies, for every route.
+    app.add_middleware(
+        RequestGate,
+        public=public,
+        routes=app.routes,
+        max_body_bytes=settings.max_body_bytes,
+        body_limits={k: v for service in loaded for k, v in service.body_limits.items()},
+    )
+    # Requests must name this server in their Host header: a web page whose DNS name was
+    # rebound to 127.0.0.1 must not reach the fakts flow (or anything else) through a browser.
+    app.add_middleware(TrustedHosts, hosts=settings.trusted_hosts())
     return app

@@ -1,5 +1,9 @@
 """Bearer authentication: every route but discovery, the fakts flow, the token endpoint, the
 approval page and the health check depends on :func:`require_principal`.
+
+The token is checked before a request's body is read: :class:`arkitekt_server._gate.RequestGate`
+authenticates every request to a protected route first and hands the principal on in the
+request's state, where :func:`require_principal` finds it.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from arkitekt_server.db import Database, utcnow
 from arkitekt_server.fakts.models import AccessToken
 
 __all__ = [
+    "PRINCIPAL_STATE",
     "CurrentPrincipal",
     "Principal",
     "PrincipalCache",
+    "authenticate",
     "authenticate_websocket",
     "require_principal",
 ]
@@ -122,15 +128,33 @@ async def _principal(state: State, token: str) -> Principal | None:
         return await principal_of(session, token, state.principal_cache)
 
 
-async def require_principal(request: Request) -> Principal:
-    """FastAPI dependency: the caller's principal, or 401."""
-    token = _bearer(request.headers.get("authorization"))
+PRINCIPAL_STATE = "arkitekt_principal"
+"""The key of the authenticated principal in a request's state (``request.state``)."""
+
+
+async def authenticate(state: State, authorization: str | None) -> Principal:
+    """The principal of an ``Authorization`` header's bearer token.
+
+    Raises:
+        HTTPException: 401 (with ``WWW-Authenticate: Bearer``) for a missing, unknown, expired or
+            revoked token.
+
+    """
+    token = _bearer(authorization)
     if token is None:
         raise _unauthorized("a bearer token is required (Authorization: Bearer <token>)")
-    principal = await _principal(request.app.state, token)
+    principal = await _principal(state, token)
     if principal is None:
         raise _unauthorized("the bearer token is invalid, expired or revoked")
     return principal
+
+
+async def require_principal(request: Request) -> Principal:
+    """FastAPI dependency: the caller's principal, or 401."""
+    checked = getattr(request.state, PRINCIPAL_STATE, None)
+    if isinstance(checked, Principal):  # the gate checked it before the body was read
+        return checked
+    return await authenticate(request.app.state, request.headers.get("authorization"))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(require_principal)]

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from arkitekt_server.app import create_app, load_services
 from arkitekt_server.db import Database
 from arkitekt_server.fakts import logic
+from arkitekt_server.fakts.operator import operator_secret, operator_secret_file
 from arkitekt_server.settings import ServerConfigError, ServerSettings, load_server_settings
 
 __all__ = ["register"]
@@ -80,6 +81,15 @@ def server(
     typer.echo(
         f"arkitekt server on http://{settings.host}:{settings.port} (data in {settings.data_dir})"
     )
+    # To the terminal only (never to a logger, whose records may be shipped elsewhere).
+    if settings.operator_secret is not None:
+        typer.echo("operator secret for the approval page: the operator_secret setting")
+    else:
+        secret = operator_secret(settings)
+        typer.echo(
+            f"operator secret for the approval page: {secret}\n"
+            f"  (kept in {operator_secret_file(settings.data_dir)}, readable only by you)"
+        )
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port,
         log_level=settings.log_level, ws="websockets-sansio",

@@ -8,6 +8,7 @@ Each service keeps its tables in its own module on :class:`Base` (fakts/auth in
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "UTCDateTime",
     "database_file",
     "get_session",
+    "private_dir",
     "sqlite_url",
     "utcnow",
 ]
@@ -85,6 +87,22 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.close()
 
 
+def private_dir(data_dir: Path) -> None:
+    """Make ``data_dir`` (0700) and its database files (0600) private to the server's user.
+
+    Also fixes an existing directory or database made with wider modes. The database file is
+    created here, empty, so that SQLite's journal files (``-wal``, ``-shm``), which SQLite creates
+    with the database file's mode, are private from their start.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data_dir.chmod(0o700)
+    database = database_file(data_dir)
+    os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+    for path in (database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))):
+        if path.exists():
+            path.chmod(0o600)
+
+
 class Database:
     """An async engine and its session factory.
 
@@ -103,8 +121,8 @@ class Database:
 
     @classmethod
     def in_dir(cls, data_dir: Path) -> Database:
-        """The SQLite database ``arkitekt.sqlite3`` in ``data_dir`` (created with mode 0700)."""
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """The SQLite database ``arkitekt.sqlite3`` in ``data_dir``; see :func:`private_dir`."""
+        private_dir(data_dir)
         return cls(sqlite_url(database_file(data_dir)))
 
     async def create_tables(self) -> None:

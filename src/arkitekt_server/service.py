@@ -7,14 +7,17 @@ a module-level ``service = ServerService(...)``. A module's tables live on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-__all__ = ["ConfigGroup", "ServerService"]
+__all__ = ["SMALL_BODY_BYTES", "ConfigGroup", "ServerService"]
+
+SMALL_BODY_BYTES = 64 << 10
+"""The body limit of modules whose routes take only small JSON or forms (fakts, lok)."""
 
 ConfigGroup = Callable[[str], dict[str, Any]]
 """Builds a service's group of the claimed config from the server's base URL (ends in ``/``)."""
@@ -32,7 +35,12 @@ class ServerService:
         lifespan: resources the module holds while the server runs (background cleanup, ...).
         public_paths: route paths (as declared, with the prefix) that answer without a bearer
             token. Everything else must depend on :func:`arkitekt_server.auth.require_principal`;
-            a test checks every route of the server against this list.
+            the server refuses requests to it without a valid token before reading their body,
+            and a test checks every route of the server against this list.
+        body_limits: route path (as declared, with the prefix) -> the largest request body
+            (bytes) it accepts, for routes that need more or less than the server's
+            ``max_body_bytes`` (chunk uploads more, the public fakts routes less). Larger bodies
+            are answered 413 before they are read.
     """
 
     name: str
@@ -41,3 +49,4 @@ class ServerService:
     config: ConfigGroup | None = None
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
     public_paths: tuple[str, ...] = ()
+    body_limits: Mapping[str, int] = field(default_factory=dict)

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from arkitekt._yaml import YamlSource, read_yaml_mapping
@@ -59,6 +59,12 @@ class ServerSettings(BaseSettings):
         default=False,
         description="Approve device codes of loopback clients at once (single-user machines).",
     )
+    operator_secret: SecretStr | None = Field(
+        default=None,
+        description="The secret the operator signs in with on the approval page (at least 16 "
+        "characters); default: a random one kept in <data_dir>/operator-secret (mode 0600) and "
+        "printed by `arkitekt server` at start.",
+    )
     device_code_ttl_seconds: float = Field(
         default=300.0, gt=0, description="Longest time a device code waits for approval."
     )
@@ -93,6 +99,12 @@ class ServerSettings(BaseSettings):
         default_factory=list,
         description="Identifiers of public apps that may use retrieve/ without approval.",
     )
+    max_body_bytes: int = Field(
+        default=16 << 20,
+        ge=1024,
+        description="Largest request body (bytes) a route accepts unless it declares its own "
+        "(image chunk uploads do); larger ones are answered 413 before they are read.",
+    )
     log_level: str = Field(default="info", description="Log level of the server process.")
 
     @field_validator("public_url")
@@ -112,6 +124,13 @@ class ServerSettings(BaseSettings):
         if self.public_url is not None:
             hosts.add(httpx_host(self.public_url))
         return sorted(hosts)
+
+    @field_validator("operator_secret")
+    @classmethod
+    def _check_operator_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("must be at least 16 characters (or unset: the server makes one)")
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from arkitekt_server import EmbeddedServer
+from arkitekt_server.fakts.operator import OPERATOR_COOKIE, operator_secret
 
 MANIFEST = {"identifier": "flow-app", "version": "1.0", "scopes": ["read", "write"]}
 
@@ -33,7 +34,15 @@ class Fakts:
         assert response.status_code == 200
         return dict(response.json())
 
-    def page(self, code: str) -> tuple[httpx.Response, str]:
+    def sign_in(self, secret: str | None = None, code: str = "X") -> httpx.Response:
+        """Sign in as the operator (with the server's operator secret unless given)."""
+        secret = secret if secret is not None else operator_secret(self.server.settings)
+        return self.http.post("/f/signin/", data={"device_code": code, "secret": secret})
+
+    def page(self, code: str, *, sign_in: bool = True) -> tuple[httpx.Response, str]:
+        """The approval page of ``code`` and the nonce of its form ("" when there is none)."""
+        if sign_in and OPERATOR_COOKIE not in self.http.cookies:
+            assert self.sign_in().status_code == 303
         response = self.http.get("/f/configure/", params={"device_code": code})
         marker = "name='nonce' value='"
         start = response.text.find(marker)
@@ -51,6 +60,11 @@ class Fakts:
         assert self.decide(code, "approve").status_code == 200
         token = self.challenge(code)["token"]
         return dict(self.claim(token)["config"])
+
+    def auto_bearer(self, identifier: str = "bearer-fixture") -> str:
+        """A bearer token from an auto-approving server (no decision needed)."""
+        code = self.start({"identifier": identifier, "version": "1", "scopes": ["read"]})
+        return self.bearer(self.claim(self.challenge(code)["token"])["config"])
 
     def bearer(self, config: dict[str, Any]) -> str:
         lok = config["lok"]
@@ -91,6 +105,12 @@ def fakts_for() -> Iterator[Callable[[EmbeddedServer], Fakts]]:
 @pytest.fixture
 def fakts(manual_server: EmbeddedServer, fakts_for: Callable[[EmbeddedServer], Fakts]) -> Fakts:
     return fakts_for(manual_server)
+
+
+@pytest.fixture
+def bearer(server: EmbeddedServer, fakts_for: Callable[[EmbeddedServer], Fakts]) -> str:
+    """A valid bearer token on the (auto-approving) session server."""
+    return fakts_for(server).auto_bearer()
 
 
 @pytest.fixture

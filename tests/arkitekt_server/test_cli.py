@@ -47,9 +47,14 @@ def test_server_command_serves_until_interrupted(tmp_path: Path) -> None:
         assert (tmp_path / "data").stat().st_mode & 0o077 == 0
     finally:
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=20)
+        out, err = process.communicate(timeout=20)
     assert process.returncode == 0, err
     assert b"AUTO-APPROVE IS ON" in err
+    # The operator secret goes to the terminal, never into the log.
+    secret = (tmp_path / "data" / "operator-secret").read_text().strip()
+    assert f"operator secret for the approval page: {secret}" in out.decode()
+    assert secret.encode() not in err
+    assert (tmp_path / "data" / "operator-secret").stat().st_mode & 0o077 == 0
 
 
 def test_bad_settings_name_the_key_and_source(tmp_path: Path) -> None:

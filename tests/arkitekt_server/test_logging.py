@@ -1,4 +1,4 @@
-"""Secrets are never logged, by the server or the client, even at debug level."""
+"""Secrets are never logged, by the server or the client, even at debug level, by any logger."""
 
 from __future__ import annotations
 
@@ -6,65 +6,154 @@ import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from arkitekt import easy, whoami
+from arkitekt import App, easy
+from arkitekt._redact import REDACTED, install_redaction, redact
+from arkitekt.rekuest import Registry, acall
 from arkitekt_server import EmbeddedServer
 
+# Loggers that do not propagate to the root (uvicorn's) get the handler themselves.
 LOGGERS = ["", "arkitekt", "arkitekt_server", "uvicorn", "uvicorn.access", "uvicorn.error",
-           "httpx", "httpcore", "sqlalchemy", "fastapi"]  # fmt: skip
+           "websockets", "httpx", "httpcore", "sqlalchemy", "fastapi"]  # fmt: skip
+MUST_HEAR = ("websockets", "httpx", "httpcore", "uvicorn")
+
+registry = Registry()
+
+
+@registry.register
+def logged_echo(text: str) -> str:
+    """Answer ``text``."""
+    return text
 
 
 class Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
         self.lines: list[str] = []
+        self.saved: dict[str, int] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
+        self.records.append(record)
+        self.lines.append(record.getMessage() + "\n" + (self.format(record) or ""))
+
+    def listen(self) -> None:
+        """(Re)attach to every logger; uvicorn replaces its loggers' handlers when it starts."""
+        for name in LOGGERS:
+            logger = logging.getLogger(name)
+            if name not in self.saved:
+                self.saved[name] = logger.level
+            if self not in logger.handlers:
+                logger.addHandler(self)
+            logger.setLevel(logging.DEBUG)
+
+    def heard(self, prefix: str) -> int:
+        return sum(1 for r in self.records if r.name == prefix or r.name.startswith(prefix + "."))
 
 
 @pytest.fixture
 def captured() -> Iterator[Capture]:
     handler = Capture()
-    saved = []
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        saved.append((logger, logger.level))
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
+    handler.listen()
     yield handler
-    for logger, level in saved:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+    for name, level in handler.saved.items():
+        logging.getLogger(name).removeHandler(handler)
+        logging.getLogger(name).setLevel(level)
 
 
-def test_no_secret_reaches_any_log(
+async def _bearer(app: App) -> str:
+    transport = await app.container.transport()
+    await transport.aconfig()
+    token = transport._token
+    assert token
+    return token
+
+
+@pytest.mark.anyio
+async def test_no_secret_reaches_any_log_in_real_flows_at_debug(
     server_factory: Callable[..., EmbeddedServer], tmp_path: Path, captured: Capture
 ) -> None:
     server = server_factory(auto_approve=True, log_level="debug")
-    app = easy("logged-app", url=server.url, headless=True, cache_dir=tmp_path)
-    with app:
-        whoami()
-        transport = app.runtime.scope.bridge.call(_transport, app)
-        config = app.runtime.scope.bridge.call(transport.aconfig)
-        bearer = transport._token
-    claim_token = app.fakts.cache.load()
+    captured.listen()
+    caller = easy("logged-caller", url=server.url, headless=True, cache_dir=tmp_path / "c")
+    agent = easy("logged-agent", url=server.url, headless=True, cache_dir=tmp_path / "a")
+    agent.rekuest.registry = registry
+    async with agent:
+        await agent.rekuest.astart()  # the agent's websocket (handshake with its bearer)
+        async with caller:
+            assert await acall("logged_echo", text="hi") == "hi"
+            bearer = await _bearer(caller)
+            agent_bearer = await _bearer(agent)
+            config = await (await caller.container.transport()).aconfig()
+            async with httpx.AsyncClient(base_url=server.url) as http:
+                # A token sent where it does not belong (a query string) is logged by httpx
+                # and by uvicorn's access log.
+                await http.get("/health/", params={"token": bearer})
+    claim_token = caller.fakts.cache.load()
     assert claim_token is not None
     secrets = {
         "claim token": claim_token.token,
         "client secret": config["lok"]["client_secret"],
         "bearer token": bearer,
+        "agent's bearer token": agent_bearer,
     }
-    assert len(captured.lines) > 10  # the loggers were listening
+    for name in MUST_HEAR:  # the guard saw the loggers that leaked before
+        assert captured.heard(name) > 0, f"nothing was captured from {name!r}"
     for name, secret in secrets.items():
         assert secret
         leaks = [line for line in captured.lines if secret in line]
-        assert not leaks, f"the {name} was logged: {leaks[0]}"
+        assert not leaks, f"the {name} was logged ({len(leaks)} records): {leaks[0]}"
+    assert any(REDACTED in line for line in captured.lines)  # and they were there to redact
 
 
-async def _transport(app: object) -> object:
-    from arkitekt import App
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("> Authorization: Bearer abc.def-123_456", "abc.def-123_456"),
+        ("[(b'authorization', b'Basic Y2xpZW50OnNlY3JldA==')]", "Y2xpZW50OnNlY3JldA=="),
+        ("GET /x?a=1&access_token=tok123&b=2 HTTP/1.1", "tok123"),
+        ("grant_type=client_credentials&client_secret=s3cr3t", "s3cr3t"),
+        ('{"status": "granted", "token": "claimtok"}', "claimtok"),
+        ("{'client_secret': 'abc'}", "abc"),
+        ("/f/configure/?device_code=ABCDEFGH", "ABCDEFGH"),
+        ("Cookie: arkitekt_operator=sess1on", "sess1on"),
+        ("Authorization: rawtoken", "rawtoken"),
+    ],
+)
+def test_redact_removes_credentials(text: str, secret: str) -> None:
+    assert secret not in redact(text)
+    assert REDACTED in redact(text)
 
-    assert isinstance(app, App)
-    return await app.container.transport()
+
+def test_prose_and_numbers_stay_readable() -> None:
+    for text in ("the bearer token is invalid", "token_url=http://x/lok/token/", "tokens=5"):
+        assert redact(text) == text
+
+
+def test_secrets_joined_from_message_and_arguments_are_redacted(captured: Capture) -> None:
+    install_redaction()
+    install_redaction()  # idempotent
+    log = logging.getLogger("a.library.created.later")
+    log.debug("> %s: %s", "Authorization", "raw-secret-value")
+    log.debug("headers %r", {"authorization": "Bearer abcdefgh12345"})
+    log.debug("%(who)s asked with token=%(token)s", {"who": "x", "token": "mapped-secret"})
+    log.debug("%d calls", 3)
+    lines = [r.getMessage() for r in captured.records if r.name == "a.library.created.later"]
+    assert len(lines) == 4
+    assert not [line for line in lines if "secret" in line or "abcdefgh12345" in line]
+    assert lines[-1] == "3 calls"
+
+
+def test_tracebacks_are_scrubbed_too(captured: Capture) -> None:
+    install_redaction()
+    log = logging.getLogger("a.library.failing")
+    try:
+        raise ValueError("GET /x?access_token=in-a-traceback failed")
+    except ValueError:
+        log.exception("request failed")
+    (record,) = [r for r in captured.records if r.name == "a.library.failing"]
+    text = logging.Formatter().format(record)
+    assert "Traceback" in text
+    assert "in-a-traceback" not in text

@@ -6,13 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import anyio.to_thread
 from fastapi import FastAPI
 
 from arkitekt_server._periodic import every
 from arkitekt_server.db import Database
 from arkitekt_server.fakts import logic
+from arkitekt_server.fakts.operator import OperatorSessions, operator_secret
 from arkitekt_server.fakts.routes import router
-from arkitekt_server.service import ServerService
+from arkitekt_server.service import SMALL_BODY_BYTES, ServerService
 
 PRUNE_EVERY_SECONDS = 600.0
 
@@ -29,6 +31,8 @@ async def _prune(database: Database) -> None:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     database: Database = app.state.database
+    secret = await anyio.to_thread.run_sync(operator_secret, app.state.settings)
+    app.state.operator_sessions = OperatorSessions(secret)
 
     async def pruner() -> None:
         await every(
@@ -45,19 +49,23 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks.cancel_scope.cancel()
 
 
+_PUBLIC = (
+    "/.well-known/fakts",
+    "/f/start/",
+    "/f/challenge/",
+    "/f/claim/",
+    "/f/redeem/",
+    "/f/retrieve/",
+    "/f/configure/",
+    "/f/signin/",
+)
+
 service = ServerService(
     name="fakts",
     router=router,
     lifespan=_lifespan,
-    public_paths=(
-        "/.well-known/fakts",
-        "/f/start/",
-        "/f/challenge/",
-        "/f/claim/",
-        "/f/redeem/",
-        "/f/retrieve/",
-        "/f/configure/",
-    ),
+    public_paths=_PUBLIC,
+    body_limits=dict.fromkeys(_PUBLIC, SMALL_BODY_BYTES),
 )
 
 __all__ = ["service"]

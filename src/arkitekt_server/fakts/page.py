@@ -6,12 +6,13 @@ from html import escape
 
 from arkitekt_server.fakts.models import DeviceCode
 
-__all__ = ["approval_page", "message_page"]
+__all__ = ["approval_page", "message_page", "signin_page"]
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 36rem; margin: 4rem auto; padding: 0 1rem; }
 h1 { font-size: 1.4rem; } code { background: #eee; padding: 0 .3rem; }
 button { font-size: 1rem; padding: .5rem 1.5rem; margin-right: 1rem; }
+input[type=password] { font-size: 1rem; padding: .4rem; width: 100%; margin: .5rem 0 1rem; }
 """
 
 
@@ -45,3 +46,22 @@ def approval_page(row: DeviceCode, code: str, nonce: str, deployment: str) -> st
         "</form>"
     )
     return _page("Approve app", body)
+
+
+def signin_page(code: str, deployment: str, error: str = "") -> str:
+    """The operator's sign-in form, shown instead of the decision until the operator signed in."""
+    problem = f"<p><strong>{escape(error)}</strong></p>" if error else ""
+    body = (
+        f"<h1>Sign in to decide for {escape(deployment)}</h1>{problem}"
+        "<p>An app asks for access. Only the operator of this server may decide: enter the "
+        "operator secret that <code>arkitekt server</code> printed when it started (it is also "
+        "in the file <code>operator-secret</code> in the server's data directory), or decide "
+        f"with <code>arkitekt approve {escape(code)}</code> on the server's machine.</p>"
+        "<form method='post' action='../signin/'>"
+        f"<input type='hidden' name='device_code' value='{escape(code, quote=True)}'>"
+        "<label>Operator secret<input type='password' name='secret' autocomplete='off' "
+        "required autofocus></label>"
+        "<button type='submit'>Sign in</button>"
+        "</form>"
+    )
+    return _page("Sign in", body)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request, status
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import arkitekt
@@ -29,7 +29,8 @@ from arkitekt_server._net import base_url
 from arkitekt_server._secrets import hash_secret, new_secret, normalize_code
 from arkitekt_server.db import get_session, utcnow
 from arkitekt_server.fakts import logic
-from arkitekt_server.fakts.page import approval_page, message_page
+from arkitekt_server.fakts.operator import OPERATOR_COOKIE, SESSION_SECONDS, OperatorSessions
+from arkitekt_server.fakts.page import approval_page, message_page, signin_page
 from arkitekt_server.settings import ServerSettings
 
 __all__ = ["router"]
@@ -42,6 +43,31 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 def _settings(request: Request) -> ServerSettings:
     settings: ServerSettings = request.app.state.settings
     return settings
+
+
+def _signed_in(request: Request) -> bool:
+    sessions: OperatorSessions = request.app.state.operator_sessions
+    return sessions.valid(request.cookies.get(OPERATOR_COOKIE))
+
+
+_PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY"}
+_PAGE_ANSWERS = {
+    400: "No device code given.",
+    403: "Not allowed: not signed in as the operator, a wrong secret, a stale form, another "
+    "origin or another machine.",
+    404: "Unknown device code.",
+    409: "The code cannot be decided (expired or already decided).",
+}
+
+
+def _pages(*codes: int, sign_in: str = "") -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of the HTML pages: each code answers a page saying why."""
+    answers: dict[int | str, dict[str, Any]] = {
+        code: {"description": _PAGE_ANSWERS[code], "content": {"text/html": {}}} for code in codes
+    }
+    if sign_in:
+        answers[200] = {"description": f"The approval page, or {sign_in}."}
+    return answers
 
 
 def _client_host(request: Request) -> str | None:
@@ -68,9 +94,9 @@ async def start(body: StartRequest, request: Request, session: Session) -> Start
     code = await logic.start(session, body, auto_approve=auto, settings=settings)
     if not auto:
         log.info(
-            "device code requested by %s@%s; approve it at %sf/configure/?device_code=%s "
-            "or with `arkitekt approve %s`",
-            body.manifest.identifier, body.manifest.version, base_url(request), code, code,
+            "%s@%s asks for access; the operator approves it on the page the app shows "
+            "(signed in with the operator secret) or with `arkitekt approve CODE`",
+            body.manifest.identifier, body.manifest.version,
         )  # fmt: skip
     return StartResponse(status="granted", code=code)
 
@@ -106,7 +132,11 @@ def _html(title: str, message: str, code: int = status.HTTP_200_OK) -> HTMLRespo
     return HTMLResponse(message_page(title, message), status_code=code)
 
 
-@router.get("/f/configure/", response_class=HTMLResponse)
+@router.get(
+    "/f/configure/",
+    response_class=HTMLResponse,
+    responses=_pages(400, 404, sign_in="the operator's sign-in form until they signed in"),
+)
 async def configure_page(
     request: Request, session: Session, device_code: str = "", grant: str = "device_code"
 ) -> HTMLResponse:
@@ -120,16 +150,68 @@ async def configure_page(
         return _html("Expired", "This device code expired; start the app again.")
     if row.status != "pending":
         return _html("Already decided", f"This request was already {row.status}.")
+    row.seen_at = row.seen_at or utcnow()
+    deployment = _settings(request).deployment_name
+    if not _signed_in(request):  # no form (and no nonce) for whoever merely fetches the page
+        await session.commit()
+        page = signin_page(normalize_code(device_code), deployment)
+        return HTMLResponse(page, headers=_PAGE_HEADERS)
     nonce = new_secret()
     row.nonce_hash = hash_secret(nonce)
-    row.seen_at = row.seen_at or utcnow()
     await session.commit()
-    deployment = _settings(request).deployment_name
     page = approval_page(row, normalize_code(device_code), nonce, deployment)
-    return HTMLResponse(page, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
+    return HTMLResponse(page, headers=_PAGE_HEADERS)
 
 
-@router.post("/f/configure/", response_class=HTMLResponse)
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host")
+
+
+@router.post(
+    "/f/signin/",
+    response_class=HTMLResponse,
+    response_model=None,
+    responses={
+        303: {"description": "Signed in: back to the approval page, with a session cookie."},
+        **_pages(403),
+    },
+)
+async def signin(
+    request: Request,
+    device_code: Annotated[str, Form(max_length=100)],
+    secret: Annotated[str, Form(max_length=1000)],
+) -> HTMLResponse | RedirectResponse:
+    """Sign the operator in with the operator secret; back to the approval page of the code."""
+    if not _same_origin(request):
+        return _html(
+            "Not allowed here", "Sign in on the approval page itself.", status.HTTP_403_FORBIDDEN
+        )
+    sessions: OperatorSessions = request.app.state.operator_sessions
+    session_id = sessions.sign_in(secret.strip())
+    code = normalize_code(device_code)
+    if session_id is None:
+        log.warning("a sign-in on the approval page with a wrong operator secret was refused")
+        page = signin_page(code, _settings(request).deployment_name, "Wrong operator secret.")
+        return HTMLResponse(page, status.HTTP_403_FORBIDDEN, headers=_PAGE_HEADERS)
+    back = RedirectResponse(
+        f"../configure/?device_code={quote(code)}&grant=device_code",
+        status.HTTP_303_SEE_OTHER,
+        headers=_PAGE_HEADERS,
+    )
+    back.set_cookie(
+        OPERATOR_COOKIE,
+        session_id,
+        max_age=int(SESSION_SECONDS),
+        path="/f/",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return back
+
+
+@router.post("/f/configure/", response_class=HTMLResponse, responses=_pages(403, 404, 409))
 async def configure_decide(
     request: Request,
     session: Session,
@@ -137,9 +219,8 @@ async def configure_decide(
     nonce: Annotated[str, Form()],
     action: Annotated[Literal["approve", "deny"], Form()],
 ) -> HTMLResponse:
-    """Approve or deny from the page. Only from this machine; elsewhere use the CLI."""
-    origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+    """Approve or deny from the page: only the signed-in operator, only from this machine."""
+    if not _same_origin(request):
         return _html(
             "Not allowed here",
             "This form can only be sent from the approval page itself.",
@@ -149,6 +230,13 @@ async def configure_decide(
         return _html(
             "Not allowed here",
             "Approve from the server's machine, or run `arkitekt approve CODE` there.",
+            status.HTTP_403_FORBIDDEN,
+        )
+    if not _signed_in(request):
+        return _html(
+            "Sign in first",
+            "Only the operator of this server may decide: open the approval link again and sign "
+            "in with the operator secret, or run `arkitekt approve CODE` on the server's machine.",
             status.HTTP_403_FORBIDDEN,
         )
     row = await logic.find_code(session, device_code)

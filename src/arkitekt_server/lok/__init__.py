@@ -1,8 +1,13 @@
 """The OAuth2 token side of the server (lok)."""
 
 from arkitekt_server.lok.routes import router
-from arkitekt_server.service import ServerService
+from arkitekt_server.service import SMALL_BODY_BYTES, ServerService
 
-service = ServerService(name="lok", router=router, public_paths=("/lok/token/",))
+service = ServerService(
+    name="lok",
+    router=router,
+    public_paths=("/lok/token/",),
+    body_limits={"/lok/token/": SMALL_BODY_BYTES},
+)
 
 __all__ = ["service"]

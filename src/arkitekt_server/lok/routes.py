@@ -45,7 +45,14 @@ def _basic(header: str | None) -> tuple[str, str] | None:
     return (client_id, secret) if sep else None
 
 
-@router.post("/token/", response_model=TokenResponse)
+@router.post(
+    "/token/",
+    response_model=TokenResponse,
+    responses={
+        400: {"description": "An unsupported grant type (OAuth2 error)."},
+        401: {"description": "Unknown, revoked or expired client, or no client credentials."},
+    },
+)
 async def token(
     request: Request,
     session: Session,

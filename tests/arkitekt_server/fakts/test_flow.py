@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from arkitekt_server import EmbeddedServer
+from arkitekt_server.fakts.operator import operator_secret
 
 
 def test_well_known_names_the_fakts_root(fakts: Any) -> None:
@@ -158,6 +159,9 @@ async def test_page_refuses_decisions_from_other_machines(
         transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 4000))
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
             code = (await http.post("/f/start/", json={"manifest": manifest})).json()["code"]
+            secret = operator_secret(manual_server.settings)
+            signed = await http.post("/f/signin/", data={"device_code": code, "secret": secret})
+            assert signed.status_code == 303
             page = await http.get("/f/configure/", params={"device_code": code})
             nonce = page.text.split("name='nonce' value='")[1].split("'")[0]
             decided = await http.post(

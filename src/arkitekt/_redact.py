@@ -1,0 +1,130 @@
+"""Secrets never reach a log: every log record of the process is scrubbed when it is created.
+
+:func:`install_redaction` wraps the logging record factory, so it covers every logger, also
+loggers created later and those of third-party libraries (``websockets``, ``httpx``,
+``httpcore``, ``uvicorn``). A record's message and its arguments are scrubbed of HTTP
+credentials (``Authorization: Bearer ...``, ``Basic ...``, cookies) and of secret parameters in
+query strings, forms and JSON-like text (``token=``, ``access_token=``, ``client_secret=``,
+``device_code=``, ...). The client installs it when an app is built, the server when it starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["REDACTED", "install_redaction", "redact"]
+
+REDACTED = "[redacted]"
+
+# Names whose values are secrets wherever they appear as name=value, "name": "value", name: value.
+_SECRET_NAMES = "|".join(
+    ("access_token", "refresh_token", "id_token", "claim_token", "token", "client_secret",
+     "secret", "password", "device_code", "nonce", "operator_secret", "arkitekt_operator",
+     "api_key", "apikey")
+)  # fmt: skip
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Authorization header values: "Bearer abc", "Basic abc=", also inside reprs of header lists.
+    # (a value of 8 or more token characters, so prose such as "bearer token" stays readable).
+    (
+        re.compile(r"\b([Bb]earer|[Bb]asic|BEARER|BASIC)(\s+)[A-Za-z0-9._~+/=-]{8,}"),
+        rf"\1\2{REDACTED}",
+    ),
+    # Whole header values that carry credentials without a scheme (cookies, raw authorization).
+    (
+        re.compile(
+            r"(?i)\b((?:proxy-)?authorization|(?:set-)?cookie|x-api-key)"
+            r"(['\"]?\s*[:=,]\s*(?-i:b)?['\"]?)(?!\[redacted\])[^\r\n'\"]+"
+        ),
+        rf"\1\2{REDACTED}",
+    ),
+    # name=value in query strings, forms, cookies; "name": "value" in JSON and dict reprs.
+    (
+        re.compile(
+            rf"(?i)(?<![\w-])((?:{_SECRET_NAMES})(?:['\"])?(?:\s*[:=]\s*)(?-i:b)?['\"]?)"
+            r"(?!\[redacted\])[^\s&'\",;)\]}]+"
+        ),
+        rf"\1{REDACTED}",
+    ),
+)
+_SIMPLE = (int, float, bool, type(None))
+_lock = threading.Lock()
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential and secret parameter replaced by ``[redacted]``.
+
+    Example:
+        >>> redact("GET /ws?token=abc&x=1 HTTP/1.1")
+        'GET /ws?token=[redacted]&x=1 HTTP/1.1'
+        >>> redact("('authorization', 'Bearer abc.def.ghi')")
+        "('authorization', '[redacted]')"
+
+    """
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _scrub_arg(value: Any) -> Any:
+    if isinstance(value, _SIMPLE):
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, (bytes, bytearray)):
+        text = bytes(value).decode("utf-8", "replace")
+        return value if redact(text) == text else redact(text).encode("utf-8")
+    try:
+        text = str(value)
+    except Exception:  # a broken __str__ must not break logging
+        return value
+    cleaned = redact(text)
+    return value if cleaned == text else cleaned
+
+
+_FORMATTER = logging.Formatter()
+
+
+def _scrub(record: logging.LogRecord) -> None:
+    if record.exc_info and not record.exc_text:
+        # Formatters reuse exc_text: the traceback is rendered (and scrubbed) once, here.
+        record.exc_text = redact(_FORMATTER.formatException(record.exc_info))
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    if isinstance(record.msg, str):
+        record.msg = redact(record.msg)
+    args = record.args
+    if isinstance(args, Mapping):
+        record.args = {key: _scrub_arg(value) for key, value in args.items()}
+    elif isinstance(args, tuple) and args:
+        record.args = tuple(_scrub_arg(value) for value in args)
+    if not record.args:
+        return
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string is for the handler to report
+        return
+    cleaned = redact(message)
+    if cleaned != message:  # a secret formed only once message and arguments were joined
+        record.msg, record.args = cleaned, None
+
+
+def _redacting(factory: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        _scrub(record)
+        return record
+
+    make.arkitekt_redacting = True  # type: ignore[attr-defined]
+    return make
+
+
+def install_redaction() -> None:
+    """Scrub secrets from every log record this process creates from now on (idempotent)."""
+    with _lock:
+        current = logging.getLogRecordFactory()
+        if not getattr(current, "arkitekt_redacting", False):
+            logging.setLogRecordFactory(_redacting(current))

@@ -1,0 +1,192 @@
+"""Authenticate before anything of a request's body is read, and bound the body's size.
+
+FastAPI reads and parses a route's body before it resolves the route's dependencies, so a
+route's ``require_principal`` dependency alone would let anyone make the server read and parse
+a large body. :class:`RequestGate` runs before routing:
+
+1. A request to a path that is not declared public (:attr:`ServerService.public_paths`) needs a
+   valid bearer token; without one it is answered 401 and its body is never read. The route's
+   dependency then finds the principal in the request's state. Deny by default: a path that
+   names no route needs a token too (and then gets its 404).
+2. Every request body is bounded: by the route's declared limit
+   (:attr:`ServerService.body_limits`) or the server's ``max_body_bytes``. A ``Content-Length``
+   over the limit is answered 413 at once; a body without one is counted while it streams and
+   cut off with 413 at the limit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from arkitekt_server.auth import PRINCIPAL_STATE, authenticate
+
+__all__ = ["BodyTooLargeError", "RequestGate", "document_gate", "http_routes"]
+
+
+def http_routes(app_routes: Sequence[BaseRoute]) -> list[RouteContext]:
+    """Every HTTP route of an app, with its full path, also those of included routers."""
+    return [
+        context
+        for context in iter_route_contexts(app_routes)
+        if isinstance(context.original_route, APIRoute)
+    ]
+
+
+class BodyTooLargeError(HTTPException):
+    """A request body is larger than its route accepts (answered 413)."""
+
+    def __init__(self, method: str, path: str, limit: int) -> None:
+        super().__init__(
+            413,
+            f"the request body is larger than the {limit} bytes that {method} {path} accepts; "
+            "send a smaller one",
+        )
+
+
+def _patterns(paths: Iterable[str], known: set[str], what: str) -> list[re.Pattern[str]]:
+    unknown = set(paths) - known
+    if unknown:
+        raise ValueError(f"{what} without a route: {', '.join(sorted(unknown))}")
+    return [compile_path(path)[0] for path in paths]
+
+
+class RequestGate:
+    """ASGI middleware: bearer token before the body, and a bounded body, for every request.
+
+    Args:
+        app: the application to protect.
+        public: the declared paths (``/f/start/``, ``/mikro/images/{image_id}/thumbnail.png``)
+            that answer without a bearer token.
+        routes: every route of the app; each declared path must name one of them.
+        max_body_bytes: the largest body of a route that declares no limit of its own.
+        body_limits: declared path -> largest body (bytes) of that route.
+
+    Raises:
+        ValueError: a declared path names no route (a typo would leave a route unprotected,
+            a public one unreachable or a limit unapplied).
+
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        public: Iterable[str],
+        routes: Sequence[BaseRoute],
+        max_body_bytes: int,
+        body_limits: Mapping[str, int],
+    ) -> None:
+        self.app = app
+        known = {str(context.path) for context in http_routes(routes)}
+        self.public = _patterns(sorted(set(public)), known, "public paths")
+        paths = sorted(body_limits)
+        self.limits = list(
+            zip(
+                _patterns(paths, known, "body limits"), [body_limits[p] for p in paths], strict=True
+            )
+        )
+        self.max_body_bytes = max_body_bytes
+
+    def is_public(self, path: str) -> bool:
+        """Whether ``path`` (a request path) is one of the public routes."""
+        return any(pattern.fullmatch(path) for pattern in self.public)
+
+    def body_limit(self, path: str) -> int:
+        """The largest body a request to ``path`` may send."""
+        for pattern, limit in self.limits:
+            if pattern.fullmatch(path):
+                return limit
+        return self.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # websockets authenticate in their handler (close 4401)
+            await self.app(scope, receive, send)
+            return
+        path, headers = scope["path"], Headers(scope=scope)
+        if not self.is_public(path):
+            try:
+                principal = await authenticate(scope["app"].state, headers.get("authorization"))
+            except HTTPException as refused:
+                await _answer(refused, scope, receive, send)
+                return
+            scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
+        limit = self.body_limit(path)
+        too_large = BodyTooLargeError(scope["method"], path, limit)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            await _answer(too_large, scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise too_large
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, tracked_send)
+        except BodyTooLargeError as error:  # raised where no handler turned it into a response
+            if started:
+                raise
+            await _answer(error, scope, receive, send)
+
+
+async def _answer(error: HTTPException, scope: Scope, receive: Receive, send: Send) -> None:
+    response = JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)
+    await response(scope, receive, send)
+
+
+def document_gate(schema: dict[str, Any], public: Iterable[str]) -> dict[str, Any]:
+    """Add what the gate answers to an app's OpenAPI ``schema``: 401 on every operation of a
+    path that is not public, 413 on every operation that takes a body (declared, or read raw by
+    a POST, PUT or PATCH). Returns ``schema``."""
+    patterns = [compile_path(path)[0] for path in public]
+    for path, item in schema.get("paths", {}).items():
+        # the schema writes "{key}" where the route declared "{key:path}"; a placeholder that
+        # matches either form decides whether the path is public
+        probe = re.sub(r"\{[^}]+\}", "x", path)
+        protected = not any(pattern.fullmatch(probe) for pattern in patterns)
+        for method, operation in item.items():
+            responses = operation.setdefault("responses", {})
+            if protected:
+                responses.setdefault("401", _described(_UNAUTHORIZED))
+            if "requestBody" in operation or method in ("post", "put", "patch"):
+                responses.setdefault("413", _described(_TOO_LARGE))
+    return schema
+
+
+_UNAUTHORIZED = "No valid bearer token (missing, unknown, expired or revoked); nothing was read."
+_TOO_LARGE = "The request body is larger than this route accepts."
+
+
+def _described(text: str) -> dict[str, Any]:
+    return {
+        "description": text,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"detail": {"type": "string"}},
+                    "required": ["detail"],
+                }
+            }
+        },
+    }

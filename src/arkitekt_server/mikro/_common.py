@@ -4,11 +4,14 @@ per-server caches (on ``app.state.mikro``, so several servers in one process nev
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request, status
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +21,7 @@ from arkitekt.protocol.mikro import ImageRecord
 from arkitekt_server._net import base_url
 from arkitekt_server.auth import Principal
 from arkitekt_server.mikro import storage
+from arkitekt_server.mikro.chunks import META_MAX_BYTES
 from arkitekt_server.mikro.models import ImageRow
 from arkitekt_server.settings import ServerSettings
 
@@ -29,6 +33,7 @@ __all__ = [
     "MikroState",
     "StoreInfo",
     "UploadState",
+    "delete_image_row",
     "find_image",
     "layout",
     "mikro_state",
@@ -41,12 +46,10 @@ __all__ = [
 DEFAULT_DATALAYER = "local"
 """The datalayer of loopback clients that do not ask for one (others always get ``http``);
 advertised as ``datalayer`` in the claimed ``mikro`` config group."""
-GRANT_TTL = dt.timedelta(hours=6)
-"""An upload not finished within this time is abandoned and swept."""
+GRANT_TTL = dt.timedelta(hours=1)
+"""An upload not finished within this time is abandoned and swept (at 50 MB/s, 180 GB)."""
 MAX_CHUNKS = 1_000_000
 """The most chunks one image may have (a bound on verification work)."""
-META_MAX_BYTES = 1 << 20
-"""The largest ``zarr.json`` (and metadata) accepted."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class UploadState:
     finishing: bool = False
     drained: anyio.Event | None = None
     """Set when ``writers`` drops to zero (only while a finish waits for that)."""
+    settled: anyio.Event | None = None
+    """Set when a finish has ended, either way (an abort waits for that)."""
 
 
 @dataclass
@@ -87,6 +92,8 @@ class MikroState:
 
     stores: dict[str, StoreInfo] = field(default_factory=dict)
     uploads: dict[str, UploadState] = field(default_factory=dict)
+    reported: set[Path] = field(default_factory=set)
+    """Unknown directories the sweep has logged already (each is logged once)."""
 
 
 def mikro_state(app: FastAPI) -> MikroState:
@@ -175,3 +182,30 @@ def record(row: ImageRow, request: Request) -> ImageRecord:
         store=base_url(request) + f"mikro/images/{row.id}/store/",
         local_path=str(path) if is_loopback(host) else None,
     )
+
+
+def _move(source: Path, target: Path) -> None:
+    if source.exists():
+        os.replace(source, target)
+
+
+async def delete_image_row(request: Request, session: AsyncSession, row: ImageRow) -> None:
+    """Delete an image and its files, crash-safe.
+
+    The store moves to ``trash/`` first (and back if the delete does not commit); the row
+    goes; then the files. A crash in between leaves either the image whole, or a trash entry
+    whose row is gone (the start-up check empties it) — never a store the database forgot.
+    """
+    dirs = layout(request)
+    store, trashed = dirs.store(row.id), dirs.trash / row.id
+    await anyio.to_thread.run_sync(_move, store, trashed)
+    try:
+        await session.delete(row)
+        await session.commit()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_move, trashed, store)
+        raise
+    mikro_state(request.app).stores.pop(row.id, None)
+    for path in (trashed, dirs.thumb(row.id), dirs.record(row.id)):
+        await anyio.to_thread.run_sync(storage.remove, path)

@@ -17,6 +17,7 @@ from arkitekt_server.db import get_session, utcnow
 from arkitekt_server.mikro import storage
 from arkitekt_server.mikro._common import (
     StoreInfo,
+    delete_image_row,
     find_image,
     layout,
     mikro_state,
@@ -84,12 +85,7 @@ async def delete_image(
     row = await find_image(session, image_id, principal)
     if row.owner_pk != principal.client_pk:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only the app that stored it may delete it")
-    await session.delete(row)
-    await session.commit()
-    mikro_state(request.app).stores.pop(row.id, None)
-    dirs = layout(request)
-    await anyio.to_thread.run_sync(storage.remove, dirs.store(row.id))
-    await anyio.to_thread.run_sync(storage.remove, dirs.thumb(row.id))
+    await delete_image_row(request, session, row)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -6,8 +6,10 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,10 +23,11 @@ from zarr.storage import LocalStore
 
 from arkitekt import App
 from arkitekt.mikro.upload import codec
-from arkitekt_server import EmbeddedServer, mikro
+from arkitekt_server import EmbeddedServer
 from arkitekt_server.db import Database, utcnow
-from arkitekt_server.mikro import sweep
+from arkitekt_server.mikro import housekeeping, sweep
 from arkitekt_server.mikro._common import GRANT_TTL
+from arkitekt_server.mikro.chunks import max_encoded_bytes
 from arkitekt_server.mikro.storage import Layout
 
 SHAPE = [1, 1, 2, 8, 8]
@@ -142,7 +145,7 @@ def test_finish_refuses_undecodable_chunks(http: httpx.Client) -> None:
     http.put(f"/uploads/{grant['id']}/store/c/0/0/1/0/1", content=b"not blosc")
     refused = http.post(f"/uploads/{grant['id']}/finish/")
     assert refused.status_code == 400
-    assert "cannot be read" in refused.json()["detail"]
+    assert "chunk 'c/0/0/1/0/1'" in refused.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -156,7 +159,7 @@ def test_keys_outside_the_grid_are_refused(http: httpx.Client, key: str) -> None
 
 def test_oversized_chunks_are_refused(http: httpx.Client) -> None:
     grant = _grant(http)
-    big = os.urandom(8 * 4 * 2 + (1 << 16) + 1)
+    big = os.urandom(max_encoded_bytes(8 * 4 * 2) + 1)
     response = http.put(f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=big)
     assert response.status_code == 413
 
@@ -216,31 +219,45 @@ def test_bad_grant_requests(http: httpx.Client) -> None:
     assert http.post("/uploads/", json=body | {"dataset": "nope"}).status_code == 404
 
 
-def test_sweep_removes_abandoned_grants(http: httpx.Client, server: EmbeddedServer) -> None:
-    grant = _grant(http)
-    _put_all(http, grant, skip={"c/0/0/0/0/0"})
-    layout = Layout(server.settings.data_dir)
-    orphan = layout.uploads / "00000000-0000-4000-8000-000000000000"
-    orphan.mkdir()
-    an_hour_ago = (utcnow() - dt.timedelta(hours=1)).timestamp()
-    os.utime(orphan, (an_hour_ago, an_hour_ago))
-
-    async def run(now: dt.datetime) -> int:
+def _sweep(server: EmbeddedServer, now: dt.datetime | None = None) -> int:
+    async def run() -> int:
         database = Database.in_dir(server.settings.data_dir)
         try:
-            return await sweep(database, layout, now=now)
+            return await sweep(database, Layout(server.settings.data_dir), now=now)
         finally:
             await database.dispose()
 
-    asyncio.run(run(utcnow()))  # not expired yet: only the orphan goes
-    assert not orphan.exists()
+    return asyncio.run(run())
+
+
+def test_sweep_removes_expired_grants_and_leaves_unknown_directories_alone(
+    http: httpx.Client,
+    server: EmbeddedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    grant = _grant(http)
+    _put_all(http, grant, skip={"c/0/0/0/0/0"})
+    layout = Layout(server.settings.data_dir)
+    unknown = [layout.uploads / str(uuid.uuid4()), layout.stores / str(uuid.uuid4())]
+    for directory in unknown:
+        directory.mkdir()
+        (directory / "zarr.json").write_text("{}")
+    monkeypatch.setattr(housekeeping, "UNKNOWN_MIN_AGE", dt.timedelta(0))
+    _sweep(server)  # nothing expired: nothing goes
+    assert all(directory.is_dir() for directory in unknown)
     assert layout.upload(grant["id"]).is_dir()
-    assert asyncio.run(run(utcnow() + GRANT_TTL + dt.timedelta(seconds=1))) >= 1
+    assert _sweep(server, utcnow() + GRANT_TTL + dt.timedelta(seconds=1)) >= 1
     assert not layout.upload(grant["id"]).exists()
+    assert all((directory / "zarr.json").is_file() for directory in unknown)  # never deleted
+    logged = caplog.text
+    assert all(str(directory) in logged for directory in unknown)  # but reported
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 404
     late = http.put(f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=b"x")
     assert late.status_code == 404
     assert not layout.upload(grant["id"]).exists()
+    for directory in unknown:
+        shutil.rmtree(directory)
 
 
 def test_store_reads_only_visible_images_and_known_keys(
@@ -290,26 +307,19 @@ def test_finish_refuses_a_malformed_chunk_key_encoding_and_stays_retryable(
 def test_sweep_spares_a_grant_created_after_it_read_the_grants(
     http: httpx.Client, server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    layout = Layout(server.settings.data_dir)
     made: list[dict[str, Any]] = []
-    original = mikro._orphans
+    original = housekeeping._unknown
 
-    def racing(*args: Any) -> int:  # a grant is committed between the snapshot and the scan
-        made.append(_grant(http))
+    def racing(*args: Any) -> list[Path]:  # a grant is committed between the snapshot and the scan
+        if not made:
+            made.append(_grant(http))
         return original(*args)
 
-    monkeypatch.setattr(mikro, "_orphans", racing)
-
-    async def run() -> int:
-        database = Database.in_dir(server.settings.data_dir)
-        try:
-            return await sweep(database, layout)
-        finally:
-            await database.dispose()
-
-    asyncio.run(run())
+    monkeypatch.setattr(housekeeping, "_unknown", racing)
+    monkeypatch.setattr(housekeeping, "UNKNOWN_MIN_AGE", dt.timedelta(0))
+    _sweep(server)
     (grant,) = made
-    assert layout.upload(grant["id"]).is_dir()
+    assert Layout(server.settings.data_dir).upload(grant["id"]).is_dir()
     _put_all(http, grant)
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201
 

@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request, status
+from pydantic import BaseModel
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,11 +30,13 @@ __all__ = [
     "DEFAULT_DATALAYER",
     "GRANT_TTL",
     "MAX_CHUNKS",
+    "MAX_OFFSET",
     "META_MAX_BYTES",
     "MikroState",
     "StoreInfo",
     "UploadState",
     "delete_image_row",
+    "documented",
     "find_image",
     "layout",
     "mikro_state",
@@ -50,6 +53,32 @@ GRANT_TTL = dt.timedelta(hours=1)
 """An upload not finished within this time is abandoned and swept (at 50 MB/s, 180 GB)."""
 MAX_CHUNKS = 1_000_000
 """The most chunks one image may have (a bound on verification work)."""
+
+
+MAX_OFFSET = 1_000_000_000
+"""The largest ``offset`` of a page (a bound far beyond any listing, inside SQL's integers)."""
+
+_REASONS = {
+    400: "The request does not fit the upload or the store (the detail names what).",
+    401: "No valid bearer token.",
+    403: "Not the owner.",
+    404: "No such image, upload or dataset (or it is not visible to you).",
+    409: "The upload is being finished, was finished, or its directory is gone.",
+    410: "The upload grant expired; start again.",
+    413: "The body is larger than the chunk (or document) can be.",
+    422: "A parameter or body field is invalid (the detail names it and the limit).",
+}
+
+
+class ErrorBody(BaseModel):
+    """What every refusal answers: a ``detail`` saying what was wrong."""
+
+    detail: str | list[dict[str, Any]]
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route that may refuse with these status codes."""
+    return {code: {"model": ErrorBody, "description": _REASONS[code]} for code in codes}
 
 
 @dataclass(frozen=True)

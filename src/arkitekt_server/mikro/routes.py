@@ -16,8 +16,10 @@ from arkitekt_server.auth import CurrentPrincipal, Principal
 from arkitekt_server.db import get_session, utcnow
 from arkitekt_server.mikro import storage
 from arkitekt_server.mikro._common import (
+    MAX_OFFSET,
     StoreInfo,
     delete_image_row,
+    documented,
     find_image,
     layout,
     mikro_state,
@@ -35,16 +37,16 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 
 
 # -- images --------------------------------------------------------------------------------
-@router.get("/images/")
+@router.get("/images/", responses=documented(401, 422))
 async def search_images(
     request: Request,
     principal: CurrentPrincipal,
     session: Session,
-    name: str | None = None,
-    tag: str | None = None,
-    dataset: str | None = None,
+    name: Annotated[str | None, Query(max_length=500)] = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
+    dataset: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ImagePage:
     """Images visible to the caller, newest first, filtered by name part, tag and dataset."""
     where = [visible(principal)]
@@ -69,7 +71,7 @@ async def search_images(
     return ImagePage(items=items, total=total or 0, offset=offset, limit=limit)
 
 
-@router.get("/images/{image_id}")
+@router.get("/images/{image_id}", responses=documented(401, 404))
 async def get_image(
     image_id: str, request: Request, principal: CurrentPrincipal, session: Session
 ) -> ImageRecord:
@@ -77,7 +79,11 @@ async def get_image(
     return record(await find_image(session, image_id, principal), request)
 
 
-@router.delete("/images/{image_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/images/{image_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=documented(401, 403, 404),
+)
 async def delete_image(
     image_id: str, request: Request, principal: CurrentPrincipal, session: Session
 ) -> Response:
@@ -111,7 +117,11 @@ async def _readable(request: Request, image_id: str, principal: Principal) -> St
     return store
 
 
-@router.get("/images/{image_id}/store/{key:path}")
+@router.get(
+    "/images/{image_id}/store/{key:path}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, **documented(401, 404)},
+)
 async def get_key(
     image_id: str, key: str, request: Request, principal: CurrentPrincipal
 ) -> Response:
@@ -139,7 +149,7 @@ def _dataset(row: DatasetRow) -> DatasetRecord:
     )
 
 
-@router.post("/datasets/", status_code=status.HTTP_201_CREATED)
+@router.post("/datasets/", status_code=status.HTTP_201_CREATED, responses=documented(401, 413, 422))
 async def create_dataset(
     body: DatasetIn, principal: CurrentPrincipal, session: Session
 ) -> DatasetRecord:
@@ -157,7 +167,7 @@ async def create_dataset(
     return _dataset(row)
 
 
-@router.get("/datasets/")
+@router.get("/datasets/", responses=documented(401))
 async def list_datasets(principal: CurrentPrincipal, session: Session) -> list[DatasetRecord]:
     """Every dataset, newest first."""
     rows = await session.scalars(select(DatasetRow).order_by(DatasetRow.created_at.desc()))

@@ -29,6 +29,7 @@ from arkitekt_server.mikro._common import (
     META_MAX_BYTES,
     UploadState,
     delete_image_row,
+    documented,
     find_image,
     layout,
     mikro_state,
@@ -45,7 +46,9 @@ router = APIRouter(tags=["mikro"])
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 
-@router.post("/uploads/", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/uploads/", status_code=status.HTTP_201_CREATED, responses=documented(400, 401, 404, 413, 422)
+)
 async def create_upload(
     body: UploadRequest, request: Request, principal: CurrentPrincipal, session: Session
 ) -> UploadGrant:
@@ -177,7 +180,11 @@ def _parents(directory: Path, key: str) -> None:
         current.mkdir(exist_ok=True)
 
 
-@router.put("/uploads/{grant_id}/store/{key:path}", status_code=status.HTTP_204_NO_CONTENT)
+@router.put(
+    "/uploads/{grant_id}/store/{key:path}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=documented(400, 401, 404, 409, 410, 413),
+)
 async def put_key(
     grant_id: str, key: str, request: Request, principal: CurrentPrincipal
 ) -> Response:
@@ -248,7 +255,11 @@ async def _drain(upload: UploadState) -> None:
         )
 
 
-@router.post("/uploads/{grant_id}/finish/", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/uploads/{grant_id}/finish/",
+    status_code=status.HTTP_201_CREATED,
+    responses=documented(400, 401, 404, 409, 410),
+)
 async def finish_upload(
     grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
 ) -> ImageRecord:
@@ -344,7 +355,11 @@ def _image_row(grant: GrantRow, body: UploadRequest) -> ImageRow:
     )
 
 
-@router.delete("/uploads/{grant_id}/", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/uploads/{grant_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=documented(401, 404, 409),
+)
 async def abort_upload(
     grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
 ) -> Response:

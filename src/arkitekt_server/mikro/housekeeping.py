@@ -32,6 +32,7 @@ __all__ = [
     "ADOPTED_OWNER",
     "AdoptReport",
     "UnknownStoresError",
+    "adopt_command",
     "adopt_stores",
     "check_stores",
     "sweep",
@@ -283,3 +284,14 @@ async def _adopt(session: AsyncSession, layout: storage.Layout, entry: Path) -> 
     )
     await session.commit()
     return None
+
+
+async def adopt_command(session: AsyncSession, data_dir: Path, *, quarantine: bool) -> str:
+    """Run :func:`adopt_stores` on a data directory; the report ``arkitekt adopt-stores`` prints."""
+    layout = storage.Layout(data_dir)
+    report = await adopt_stores(session, layout, quarantine=quarantine)
+    lines = [f"adopted {len(report.adopted)} store(s) as images"]
+    lines += [f"  {image_id}" for image_id in report.adopted]
+    lines.append(f"moved {len(report.quarantined)} to {layout.quarantine}")
+    lines += [f"  {name}: {report.reasons[name]}" for name in report.quarantined]
+    return "\n".join(lines)

@@ -23,14 +23,21 @@ from arkitekt_server._hosts import host_of
 from arkitekt_server.auth import Principal, require_principal
 from arkitekt_server.db import get_session
 from arkitekt_server.mikro import storage
-from arkitekt_server.mikro._common import MAX_OFFSET, documented, find_image, layout, visible
+from arkitekt_server.mikro._common import (
+    MAX_OFFSET,
+    MikroRoute,
+    documented,
+    find_image,
+    layout,
+    visible,
+)
 from arkitekt_server.mikro.chunks import ChunkRefused
 from arkitekt_server.mikro.models import ImageRow
 from arkitekt_server.settings import ServerSettings
 
 __all__ = ["PUBLIC_PATHS", "router", "viewer"]
 
-router = APIRouter(tags=["mikro"])
+router = APIRouter(tags=["mikro"], route_class=MikroRoute)
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 PUBLIC_PATHS = ("/mikro/", "/mikro/images/{image_id}/thumbnail.png")

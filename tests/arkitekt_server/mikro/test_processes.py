@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
@@ -207,30 +206,30 @@ def test_server_memory_stays_bounded_under_hostile_chunks_and_bodies(
     assert http.post(f"/uploads/{warm}/finish/").status_code == 201
     assert http.get(f"/images/{warm}/thumbnail.png").status_code == 200
     baseline = peak_rss_mib(server_process.pid)
+    print(f"\nserver peak RSS after warm-up: {baseline:.0f} MiB")
     bomb = zstd_bomb(1 << 30, 1 << 30)  # 33 KB -> 1 GiB
     answers: dict[str, int] = {}
 
+    def record(what: str, response: httpx.Response) -> None:
+        answers[what] = response.status_code
+        peak = peak_rss_mib(server_process.pid)
+        print(f"{what}: HTTP {response.status_code}, peak RSS +{peak - baseline:.0f} MiB")
+
     grant = _upload(http, keys | {"c/0/0/1/0/0": bomb})
-    answers["zstd bomb at finish"] = http.post(f"/uploads/{grant}/finish/").status_code
+    record("zstd bomb at finish", http.post(f"/uploads/{grant}/finish/"))
     hidden = zstd_bomb(64 * 64, 64 * 64) + bomb  # a small first frame, then the bomb
     grant = _upload(http, keys | {"c/0/0/1/0/0": hidden})
-    answers["second-frame bomb at finish"] = http.post(f"/uploads/{grant}/finish/").status_code
+    record("second-frame bomb at finish", http.post(f"/uploads/{grant}/finish/"))
     local = _upload(http, keys, datalayer="local")
     assert http.post(f"/uploads/{local}/finish/").status_code == 201
     store = Layout(server_process.data_dir).store(local)
     (store / "c/0/0/1/0/0").write_bytes(bomb)  # tampered after finish
-    answers["zstd bomb at thumbnail"] = http.get(f"/images/{local}/thumbnail.png").status_code
+    record("zstd bomb at thumbnail", http.get(f"/images/{local}/thumbnail.png"))
     grant = _upload(http, {})
-    answers["200 MiB streamed PUT"] = http.put(
-        f"/uploads/{grant}/store/c/0/0/0/0/0", content=_huge_body(200 << 20)
-    ).status_code
-    answers["200 MiB declared PUT"] = http.put(
-        f"/uploads/{grant}/store/c/0/0/0/0/0", content=bytes(200 << 20)
-    ).status_code
-
+    url = f"/uploads/{grant}/store/c/0/0/0/0/0"
+    record("200 MiB streamed PUT", http.put(url, content=_huge_body(200 << 20)))
+    record("200 MiB declared PUT", http.put(url, content=bytes(200 << 20)))
     peak = peak_rss_mib(server_process.pid)
-    print(f"\nserver peak RSS {baseline:.0f} MiB -> {peak:.0f} MiB (+{peak - baseline:.0f} MiB)")
-    print(json.dumps(answers, indent=1))
     assert answers == {
         "zstd bomb at finish": 400,
         "second-frame bomb at finish": 400,

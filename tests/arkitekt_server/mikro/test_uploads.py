@@ -364,3 +364,55 @@ def test_finish_waits_for_chunk_writes_in_progress_and_refuses_new_ones(
     store = layout.store(grant["id"])
     assert not [p for p in store.rglob("*") if p.name.endswith(".partial")]
     assert http.get(f"/images/{grant['id']}/store/c/0/0/0/0/0").content == chunk
+
+
+def test_an_abort_that_meets_a_finish_waits_for_it_and_undoes_the_image(
+    http: httpx.Client, server: EmbeddedServer
+) -> None:
+    grant = _grant(http)
+    _put_all(http, grant)
+    chunk = _store_bytes()["c/0/0/0/0/0"]
+    release = threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        yield chunk[:10]
+        release.wait(10)
+        yield chunk[10:]
+
+    def client() -> httpx.Client:
+        return httpx.Client(base_url=str(http.base_url), headers=http.headers, timeout=20)
+
+    layout = Layout(server.settings.data_dir)
+    with client() as slow, client() as finisher, client() as aborter, ThreadPoolExecutor(3) as pool:
+        writing = pool.submit(
+            slow.put, f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=slow_body()
+        )
+        deadline = time.monotonic() + 10
+        while not list(layout.upload(grant["id"]).rglob("*.partial")):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        finishing = pool.submit(finisher.post, f"/uploads/{grant['id']}/finish/")
+        late = f"/uploads/{grant['id']}/store/c/0/0/1/0/0"
+        while http.put(late, content=chunk).status_code == 204:
+            assert time.monotonic() < deadline  # until the finish has started
+        aborting = pool.submit(aborter.delete, f"/uploads/{grant['id']}/")  # it waits for it
+        release.set()
+        assert writing.result().status_code == 204
+        assert finishing.result().status_code == 201  # this answer never reached the client
+        assert aborting.result().status_code == 204
+    assert not _visible(http, grant["id"])
+    assert not layout.store(grant["id"]).exists()
+    assert not layout.record(grant["id"]).exists()
+    assert not layout.upload(grant["id"]).exists()
+
+
+def test_existing_mikro_directories_are_made_owner_only(
+    server_factory: Callable[..., EmbeddedServer], tmp_path: Path
+) -> None:
+    layout = Layout(tmp_path / "loose")
+    for directory in (layout.root, layout.uploads, layout.stores, layout.thumbs):
+        directory.mkdir(parents=True, mode=0o755)
+        directory.chmod(0o755)
+    server_factory(data_dir=tmp_path / "loose")
+    for directory in (layout.root, layout.uploads, layout.stores, layout.thumbs, layout.records):
+        assert directory.stat().st_mode & 0o777 == 0o700, directory

@@ -24,6 +24,7 @@ from zarr.storage import LocalStore
 from arkitekt import App
 from arkitekt.mikro.upload import codec
 from arkitekt_server import EmbeddedServer
+from arkitekt_server.app import load_services
 from arkitekt_server.db import Database, utcnow
 from arkitekt_server.mikro import housekeeping, sweep
 from arkitekt_server.mikro._common import GRANT_TTL
@@ -416,3 +417,32 @@ def test_existing_mikro_directories_are_made_owner_only(
     server_factory(data_dir=tmp_path / "loose")
     for directory in (layout.root, layout.uploads, layout.stores, layout.thumbs, layout.records):
         assert directory.stat().st_mode & 0o777 == 0o700, directory
+
+
+def test_adopting_sets_aside_what_fails_verification_and_deletes_nothing(tmp_path: Path) -> None:
+    load_services()
+    layout = Layout(tmp_path)
+    layout.create()
+    broken, unfinished = layout.stores / str(uuid.uuid4()), layout.uploads / str(uuid.uuid4())
+    for directory in (broken, unfinished):
+        directory.mkdir()
+        (directory / "zarr.json").write_text('{"zarr_format": 3}')
+
+    async def run() -> housekeeping.AdoptReport:
+        database = Database.in_dir(tmp_path)
+        try:
+            await database.create_tables()
+            async with database.sessions() as session:
+                return await housekeeping.adopt_stores(session, layout)
+        finally:
+            await database.dispose()
+
+    report = asyncio.run(run())
+    assert report.adopted == []
+    assert sorted(report.quarantined) == sorted([broken.name, unfinished.name])
+    assert "KeyError" in report.reasons[broken.name]
+    assert not broken.exists()
+    assert not unfinished.exists()
+    kept = sorted(p.name for p in layout.quarantine.iterdir())
+    assert kept == sorted([f"stores-{broken.name}", f"uploads-{unfinished.name}"])
+    assert all((layout.quarantine / name / "zarr.json").is_file() for name in kept)

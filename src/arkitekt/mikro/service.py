@@ -6,11 +6,10 @@ every method runs on the app's event loop and resolves the transport per call.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -26,7 +25,7 @@ from arkitekt.mikro.errors import (
 )
 from arkitekt.mikro.models import Dataset, Image, ImagePage
 from arkitekt.mikro.normalize import Prepared
-from arkitekt.mikro.upload import UploadProgress, write_array
+from arkitekt.mikro.upload import UploadProgress, UploadsInProgress, write_array
 from arkitekt.protocol.mikro import (
     DIMS,
     Datalayer,
@@ -72,8 +71,8 @@ class Mikro(Service):
         self.datalayer: Datalayer | None = None
         self._uploads = object()  # the scope's key of the uploads in progress
 
-    async def _guard(self) -> _Uploads:
-        return _Uploads(self.settings.timeout)
+    async def _guard(self) -> UploadsInProgress:
+        return UploadsInProgress(self.settings.timeout)
 
     # -- plumbing --------------------------------------------------------------------------
     async def _connect(self) -> tuple[Transport, str]:
@@ -370,37 +369,3 @@ async def _abort(client: httpx.AsyncClient, endpoint: str, grant_id: str) -> str
         f"the server did not confirm the abort of upload {grant_id} ({problem}); it removes "
         "the upload when its grant expires"
     )
-
-
-class _Uploads:
-    """The uploads of one app in progress.
-
-    The app's scope waits for them before it closes the HTTP client, so a cancelled upload
-    can still abort its grant.
-    """
-
-    def __init__(self, wait: float) -> None:
-        self._wait = wait
-        self._count = 0
-        self._idle = anyio.Event()
-        self._idle.set()
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[None]:
-        """Count one upload (including its abort) as in progress."""
-        if not self._count:
-            self._idle = anyio.Event()
-        self._count += 1
-        try:
-            yield
-        finally:
-            self._count -= 1
-            if not self._count:
-                self._idle.set()
-
-    async def __aenter__(self) -> _Uploads:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        with anyio.move_on_after(self._wait):
-            await self._idle.wait()

@@ -60,15 +60,17 @@ def peak_rss_mib() -> Callable[[int], float]:
 class ServerProcess:
     """``arkitekt server`` in its own process (auto-approving, on loopback)."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.port = 0
+        self.url = ""
         self.process: subprocess.Popen[str] | None = None
         self.output = ""
 
     def start(self, *, wait: bool = True) -> subprocess.Popen[str]:
-        """Start the server; with ``wait``, return once it answers (fail if it exits)."""
+        """Start the server on a free port; with ``wait``, return once it answers."""
+        self.port = _free_port()  # a new one each time: another server may hold the last one
+        self.url = f"http://127.0.0.1:{self.port}"
         command = [
             sys.executable, "-m", "arkitekt.cli", "server", "--port", str(self.port),
             "--data-dir", str(self.data_dir), "--auto-approve",
@@ -117,7 +119,7 @@ class ServerProcess:
 @pytest.fixture
 def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
     """An ``arkitekt server`` subprocess on its own data dir and port (not started yet)."""
-    server = ServerProcess(tmp_path / "data", _free_port())
+    server = ServerProcess(tmp_path / "data")
     yield server
     if server.process is not None and server.process.poll() is None:
         server.process.kill()

@@ -63,7 +63,7 @@ MAX_OFFSET = 1_000_000_000
 """The largest ``offset`` of a page (a bound far beyond any listing, inside SQL's integers)."""
 
 _REASONS = {
-    400: "The request does not fit the upload or the store (the detail names what).",
+    400: "The body is not JSON, or does not fit the upload or the store (the detail says).",
     401: "No valid bearer token.",
     403: "Not the owner.",
     404: "No such image, upload or dataset (or it is not visible to you).",

@@ -150,7 +150,9 @@ def _dataset(row: DatasetRow) -> DatasetRecord:
     )
 
 
-@router.post("/datasets/", status_code=status.HTTP_201_CREATED, responses=documented(401, 413, 422))
+@router.post(
+    "/datasets/", status_code=status.HTTP_201_CREATED, responses=documented(400, 401, 413, 422)
+)
 async def create_dataset(
     body: DatasetIn, principal: CurrentPrincipal, session: Session
 ) -> DatasetRecord:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from arkitekt import App
+from arkitekt_server import EmbeddedServer
 
 
 def zstd_rle_frame(declared: int, total: int) -> bytes:
@@ -138,3 +139,31 @@ def bearer() -> Callable[[App], str]:
         return app.runtime.scope.bridge.call(get)
 
     return token
+
+
+@pytest.fixture
+def http(
+    server: EmbeddedServer, connect: Callable[..., App], bearer: Callable[[App], str]
+) -> Iterator[httpx.Client]:
+    """An HTTP client on the session server's ``/mikro`` with the bearer token of a fresh app."""
+    with (
+        connect() as app,
+        httpx.Client(
+            base_url=server.url + "/mikro", headers={"Authorization": f"Bearer {bearer(app)}"}
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def other(
+    server: EmbeddedServer, connect: Callable[..., App], bearer: Callable[[App], str]
+) -> Iterator[httpx.Client]:
+    """Like ``http``, for a second app."""
+    with (
+        connect() as app,
+        httpx.Client(
+            base_url=server.url + "/mikro", headers={"Authorization": f"Bearer {bearer(app)}"}
+        ) as client,
+    ):
+        yield client

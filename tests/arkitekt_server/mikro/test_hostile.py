@@ -6,7 +6,7 @@ import gzip
 import json
 import shutil
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec
 
-from arkitekt import App
 from arkitekt.mikro.upload import codec
 from arkitekt_server import EmbeddedServer
 from arkitekt_server.mikro.chunks import ChunkRefused, Pipeline, check_key, chunk_index
@@ -27,19 +26,6 @@ from arkitekt_server.mikro.storage import Layout
 SHAPE = [1, 1, 2, 8, 8]
 CHUNKS = [1, 1, 1, 8, 4]  # 4 chunks of 64 bytes (uint16)
 RAW = 64
-
-
-@pytest.fixture
-def http(
-    server: EmbeddedServer, connect: Callable[..., App], bearer: Callable[[App], str]
-) -> Iterator[httpx.Client]:
-    with (
-        connect() as app,
-        httpx.Client(
-            base_url=server.url + "/mikro", headers={"Authorization": f"Bearer {bearer(app)}"}
-        ) as client,
-    ):
-        yield client
 
 
 def _grant(http: httpx.Client, datalayer: str = "http") -> dict[str, Any]:

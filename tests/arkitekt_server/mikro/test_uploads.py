@@ -21,7 +21,6 @@ import pytest
 import zarr
 from zarr.storage import LocalStore
 
-from arkitekt import App
 from arkitekt.mikro.upload import codec
 from arkitekt_server import EmbeddedServer
 from arkitekt_server.app import load_services
@@ -33,38 +32,6 @@ from arkitekt_server.mikro.storage import Layout
 
 SHAPE = [1, 1, 2, 8, 8]
 CHUNKS = [1, 1, 1, 8, 4]  # 4 chunks
-
-
-def _token(app: App) -> str:
-    async def get() -> str:
-        transport = await app.container.transport()
-        return await transport.atoken()
-
-    return app.runtime.scope.bridge.call(get)
-
-
-@pytest.fixture
-def http(server: EmbeddedServer, connect: Callable[..., App]) -> Iterator[httpx.Client]:
-    """An HTTP client with the bearer token of a fresh app."""
-    with (
-        connect() as app,
-        httpx.Client(
-            base_url=server.url + "/mikro", headers={"Authorization": f"Bearer {_token(app)}"}
-        ) as client,
-    ):
-        yield client
-
-
-@pytest.fixture
-def other(server: EmbeddedServer, connect: Callable[..., App]) -> Iterator[httpx.Client]:
-    """Like ``http``, for a second app."""
-    with (
-        connect() as app,
-        httpx.Client(
-            base_url=server.url + "/mikro", headers={"Authorization": f"Bearer {_token(app)}"}
-        ) as client,
-    ):
-        yield client
 
 
 def _grant(http: httpx.Client, datalayer: str = "http", **extra: Any) -> dict[str, Any]:

@@ -117,6 +117,8 @@ class StoreInfo:
     owner_pk: int
     private: bool
     counts: list[int]
+    max_chunk_bytes: int
+    """The largest chunk file the store may hold (a larger one is not read)."""
 
 
 @dataclass

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import uuid
+from pathlib import Path
 from typing import Annotated
 
 import anyio.to_thread
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +33,7 @@ from arkitekt_server.mikro._common import (
     record,
     visible,
 )
+from arkitekt_server.mikro.chunks import META_MAX_BYTES, max_encoded_bytes
 from arkitekt_server.mikro.models import DatasetRow, ImageRow, TagRow
 
 __all__ = ["router"]
@@ -110,18 +115,31 @@ async def _readable(request: Request, image_id: str, principal: Principal) -> St
             raise not_found()
         if len(stores) >= _STORES_MAX:
             stores.clear()
+        raw = math.prod(row.chunks) * np.dtype(row.dtype).itemsize
         store = stores[key] = StoreInfo(
-            row.id, row.owner_pk, row.private, storage.grid(row.shape, row.chunks)
+            row.id,
+            row.owner_pk,
+            row.private,
+            storage.grid(row.shape, row.chunks),
+            max(META_MAX_BYTES, max_encoded_bytes(raw)),  # zarr.json may be up to 1 MiB
         )
     if store.private and store.owner_pk != principal.client_pk:
         raise not_found()
     return store
 
 
+def _read_bounded(path: Path, limit: int) -> bytes | None:
+    """The file's bytes, or ``None`` when it is larger than ``limit`` (then it is not read)."""
+    with path.open("rb") as source:
+        if os.fstat(source.fileno()).st_size > limit:
+            return None
+        return source.read()
+
+
 @router.get(
     "/images/{image_id}/store/{key:path}",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, **documented(401, 404)},
+    responses={200: {"content": {"application/octet-stream": {}}}, **documented(401, 404, 422)},
 )
 async def get_key(
     image_id: str, key: str, request: Request, principal: CurrentPrincipal
@@ -132,9 +150,14 @@ async def get_key(
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such key")
     path = layout(request).store(store.id) / key
     try:  # chunks are a few MiB at most: one read beats streaming it in 64 KiB pieces
-        data = await anyio.to_thread.run_sync(path.read_bytes)
+        data = await anyio.to_thread.run_sync(_read_bounded, path, store.max_chunk_bytes)
     except OSError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such key") from None
+    if data is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"the stored {key!r} is larger than any key of this image can be; it is not served",
+        )
     media = "application/json" if key == "zarr.json" else "application/octet-stream"
     return Response(data, media_type=media)
 

@@ -158,6 +158,18 @@ def test_a_tampered_store_is_not_decoded_for_its_thumbnail(
     assert "'c/0/0/0/0/0'" in refused.json()["detail"]
 
 
+def test_a_grown_chunk_file_is_not_served(http: httpx.Client, server: EmbeddedServer) -> None:
+    grant = _grant(http, datalayer="local")
+    _write_local(Path(grant["path"]), _store())
+    assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201
+    store = Layout(server.settings.data_dir).store(grant["id"])
+    (store / "c/0/0/0/0/0").write_bytes(bytes(2 << 20))  # after finish, beyond any chunk
+    refused = http.get(f"/images/{grant['id']}/store/c/0/0/0/0/0")
+    assert refused.status_code == 422, refused.text
+    assert "'c/0/0/0/0/0' is larger than any key" in refused.json()["detail"]
+    assert http.get(f"/images/{grant['id']}/store/c/0/0/0/0/1").status_code == 200
+
+
 def test_every_chunk_file_is_size_checked_before_it_is_read(http: httpx.Client) -> None:
     grant = _grant(http, datalayer="local")
     keys = _store()

@@ -115,7 +115,9 @@ class ImageFields(BaseModel):
     origins: list[str] = Field(
         default_factory=list, max_length=1000, description="Ids of the images it derives from."
     )
-    channel_names: list[str] = Field(default_factory=list)
+    channel_names: list[Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=list, max_length=100_000
+    )
     pixel_size: PixelSize = Field(default_factory=PixelSize)
     metadata: dict[str, Any] = Field(default_factory=dict)
     private: bool = Field(

@@ -216,6 +216,7 @@ def _nested(depth: int) -> Any:
         ({"chunks": [1, 1, 1, 8192, 8192], "dtype": "uint16"}, "at most 67108864"),
         ({"shape": [1, 1, 1, 8, 1 << 41]}, "less than or equal to 1099511627776"),
         ({"pixel_size": {"x": "inf"}}, "finite"),
+        ({"channel_names": ["c" * 501]}, "at most 500 characters"),
     ],
 )
 def test_grant_requests_beyond_the_bounds_are_422_naming_the_field(

@@ -160,6 +160,22 @@ def token_create(
     typer.echo(token)
 
 
+def adopt_stores(
+    quarantine: Annotated[
+        bool, typer.Option("--quarantine", help="Move unknown stores aside instead of adopting.")
+    ] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Register image stores the database does not know as images (server stopped)."""
+    from arkitekt_server.mikro.housekeeping import adopt_command
+
+    settings = _settings(config, data_dir=data_dir)
+    typer.echo(
+        _with_db(settings, lambda s: adopt_command(s, settings.data_dir, quarantine=quarantine))
+    )
+
+
 def register(cli: typer.Typer) -> None:
     """Add the server's commands to the ``arkitekt`` CLI."""
     cli.command("server")(server)
@@ -167,6 +183,7 @@ def register(cli: typer.Typer) -> None:
     cli.command("deny")(deny)
     cli.command("revoke")(revoke)
     cli.command("clients")(clients)
+    cli.command("adopt-stores")(adopt_stores)
     tokens = typer.Typer(help="Static tokens for CI and headless machines.", no_args_is_help=True)
     tokens.command("create")(token_create)
     cli.add_typer(tokens, name="token")

@@ -28,7 +28,7 @@ from arkitekt.mikro.errors import (
 )
 from arkitekt.mikro.models import Dataset, Image, ImagePage
 from arkitekt.mikro.normalize import Prepared
-from arkitekt.mikro.upload import UploadProgress, write_array
+from arkitekt.mikro.upload import UploadProgress, UploadsInProgress, write_array
 from arkitekt.protocol.mikro import (
     DIMS,
     Datalayer,
@@ -73,6 +73,10 @@ class Mikro(Service):
         self.fakts = fakts
         self.settings = settings
         self.datalayer: Datalayer | None = None
+        self._uploads = object()  # the scope's key of the uploads in progress
+
+    async def _guard(self) -> UploadsInProgress:
+        return UploadsInProgress(self.settings.timeout)
 
     # -- plumbing --------------------------------------------------------------------------
     async def _connect(self) -> tuple[Transport, str]:
@@ -193,26 +197,34 @@ class Mikro(Service):
         )
         transport, endpoint = await self._connect()
         client = transport.client
-        response = await client.post(endpoint + "uploads/", json=request.model_dump(mode="json"))
-        _raise_for(response)
-        grant = UploadGrant.model_validate_json(response.content)
-        try:
-            store = self._upload_store(grant)
-            concurrency = self.settings.mikro.upload_concurrency
-            enabled = self.settings.mikro.progress
-            with UploadProgress(fields.name, prepared.nbytes, enabled=enabled) as progress:
-                await write_array(prepared, store, concurrency=concurrency, progress=progress)
-            response = await client.post(endpoint + f"uploads/{grant.id}/finish/")
-            _raise_for(response, UploadError)
-        except BaseException as error:
-            with anyio.CancelScope(shield=True):
-                await _abort(client, endpoint, grant.id)
-            if isinstance(error, Exception) and not isinstance(error, UploadError):
-                raise UploadError(
-                    f"uploading {fields.name!r} failed, nothing was stored: "
-                    f"{type(error).__name__}: {error}"
-                ) from error
-            raise
+        # opened after the transport, so the app closes it first: its exit waits for this
+        # upload's abort while the HTTP client still works (Ctrl+C in `with app:` included)
+        uploads = await self.runtime.scope.resource(self._uploads, "mikro uploads", self._guard)
+        with uploads.running():
+            response = await client.post(
+                endpoint + "uploads/", json=request.model_dump(mode="json")
+            )
+            _raise_for(response)
+            grant = UploadGrant.model_validate_json(response.content)
+            try:
+                store = self._upload_store(grant)
+                concurrency = self.settings.mikro.upload_concurrency
+                enabled = self.settings.mikro.progress
+                with UploadProgress(fields.name, prepared.nbytes, enabled=enabled) as progress:
+                    await write_array(prepared, store, concurrency=concurrency, progress=progress)
+                response = await client.post(endpoint + f"uploads/{grant.id}/finish/")
+                _raise_for(response, UploadError)
+            except BaseException as error:
+                with anyio.CancelScope(shield=True):
+                    aborted = await _abort(client, endpoint, grant.id)
+                if isinstance(error, Exception) and not isinstance(error, UploadError):
+                    raise UploadError(
+                        f"uploading {fields.name!r} failed, {aborted}: "
+                        f"{type(error).__name__}: {error}"
+                    ) from error
+                if isinstance(error, UploadError):
+                    raise UploadError(f"{error} ({aborted})") from error
+                raise
         record = ImageRecord.model_validate_json(response.content)
         zarr_json = store.cached("zarr.json") if hasattr(store, "cached") else None
         return self._image(record, zarr_json)
@@ -369,8 +381,18 @@ def _raise_for(response: httpx.Response, default: type[MikroError] = MikroError)
     raise default(f"{request.method} {request.url} answered HTTP {status}{hint}: {detail}")
 
 
-async def _abort(client: httpx.AsyncClient, endpoint: str, grant_id: str) -> None:
+async def _abort(client: httpx.AsyncClient, endpoint: str, grant_id: str) -> str:
+    """Abort a grant on the server; what became of the upload, for the error message."""
     try:
-        await client.delete(endpoint + f"uploads/{grant_id}/")
-    except Exception as error:  # the server sweeps abandoned grants anyway
-        log.warning("could not abort upload grant %s: %s", grant_id, error)
+        answer = await client.delete(endpoint + f"uploads/{grant_id}/")
+    except Exception as error:
+        problem = f"{type(error).__name__}: {error}"
+    else:
+        if answer.status_code in (204, 404):  # 404: nothing of it is left either
+            return "nothing was stored"
+        problem = f"HTTP {answer.status_code}: {_detail(answer)}"
+    log.warning("could not abort upload grant %s: %s", grant_id, problem)
+    return (
+        f"the server did not confirm the abort of upload {grant_id} ({problem}); it removes "
+        "the upload when its grant expires"
+    )

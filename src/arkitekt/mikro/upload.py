@@ -7,8 +7,10 @@ memory stays near ``concurrency x unit`` bytes, not the array's size.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -18,7 +20,7 @@ import anyio.to_thread
 from arkitekt.mikro.normalize import Prepared
 from arkitekt.protocol.mikro import DIMS
 
-__all__ = ["LAZY_BUDGET_BYTES", "UploadProgress", "codec", "write_array"]
+__all__ = ["LAZY_BUDGET_BYTES", "UploadProgress", "UploadsInProgress", "codec", "write_array"]
 
 LAZY_BUDGET_BYTES = 128 << 20
 """At most this many bytes of computed dask blocks are held at once."""
@@ -151,3 +153,37 @@ def _compute(data: Any, region: tuple[slice, ...]) -> Any:
     import numpy as np
 
     return np.asarray(data[region].compute())
+
+
+class UploadsInProgress:
+    """The uploads of one app in progress.
+
+    The app's scope waits for them before it closes the HTTP client, so a cancelled upload
+    can still abort its grant.
+    """
+
+    def __init__(self, wait: float) -> None:
+        self._wait = wait
+        self._count = 0
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Count one upload (including its abort) as in progress."""
+        if not self._count:
+            self._idle = anyio.Event()
+        self._count += 1
+        try:
+            yield
+        finally:
+            self._count -= 1
+            if not self._count:
+                self._idle.set()
+
+    async def __aenter__(self) -> UploadsInProgress:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with anyio.move_on_after(self._wait):
+            await self._idle.wait()

@@ -7,14 +7,19 @@ Pixels never travel in these models: they are written as a zarr v3 array into th
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+import json
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "DIMS",
     "DTYPES",
+    "MAX_AXIS",
+    "MAX_CHUNK_BYTES",
     "MAX_METADATA_BYTES",
+    "MAX_METADATA_DEPTH",
     "Datalayer",
     "DatasetIn",
     "DatasetRecord",
@@ -25,6 +30,7 @@ __all__ = [
     "Shape5",
     "UploadGrant",
     "UploadRequest",
+    "check_metadata",
 ]
 
 DIMS: tuple[str, str, str, str, str] = ("c", "t", "z", "y", "x")
@@ -35,15 +41,56 @@ DTYPES: frozenset[str] = frozenset(
     | {"float16", "float32", "float64"}
 )
 """The numpy dtypes an image may have (no object, string, complex or datetime)."""
+_ITEMSIZES = {name: 1 if name == "bool" else int(name.strip("uintfloa")) // 8 for name in DTYPES}
 
 MAX_METADATA_BYTES = 1 << 20
 """The largest free-form metadata (as JSON) an image may carry."""
+MAX_METADATA_DEPTH = 32
+"""How deeply free-form metadata may nest (objects and lists; the top-level object is 1)."""
+MAX_AXIS = 1 << 40
+"""The largest size of one axis of an image (and of a chunk)."""
+MAX_CHUNK_BYTES = 64 << 20
+"""The largest decoded size of one chunk (chunk shape x item size); the client writes
+chunks of about 16 MiB."""
+
+
+def check_metadata(value: object) -> None:
+    """Check free-form metadata: JSON types only, finite numbers, bounded depth and size.
+
+    Raises:
+        ValueError: naming the path of the first offending value and the limit.
+
+    """
+    stack: list[tuple[object, str, int]] = [(value, "metadata", 1)]
+    while stack:  # iterative: a deeply nested document must not exhaust the Python stack
+        item, path, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_METADATA_DEPTH:
+                raise ValueError(
+                    f"{path} nests deeper than {MAX_METADATA_DEPTH} levels of objects and lists"
+                )
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        raise ValueError(f"{path}: keys must be strings, not {key!r}")
+                    stack.append((child, f"{path}.{key}", depth + 1))
+            else:
+                stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"{path} is {item}; JSON numbers must be finite")
+        elif not isinstance(item, str | int | float | bool) and item is not None:
+            raise ValueError(f"{path} is a {type(item).__name__}, not a JSON value")
+    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is {size} bytes as JSON, more than {MAX_METADATA_BYTES}")
+
 
 Datalayer = Literal["local", "http"]
 """Where pixels are written: ``local`` (a directory on a disk the client shares with the
 server) or ``http`` (chunks PUT through the server)."""
 
-Shape5 = tuple[int, int, int, int, int]
+Axis = Annotated[int, Field(ge=1, le=MAX_AXIS)]
+Shape5 = tuple[Axis, Axis, Axis, Axis, Axis]
 
 
 class PixelSize(BaseModel):
@@ -51,10 +98,10 @@ class PixelSize(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    x: float | None = Field(default=None, gt=0)
-    y: float | None = Field(default=None, gt=0)
-    z: float | None = Field(default=None, gt=0)
-    t: float | None = Field(default=None, gt=0)
+    x: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    y: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    z: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    t: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
 class ImageFields(BaseModel):
@@ -68,7 +115,9 @@ class ImageFields(BaseModel):
     origins: list[str] = Field(
         default_factory=list, max_length=1000, description="Ids of the images it derives from."
     )
-    channel_names: list[str] = Field(default_factory=list)
+    channel_names: list[Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=list, max_length=100_000
+    )
     pixel_size: PixelSize = Field(default_factory=PixelSize)
     metadata: dict[str, Any] = Field(default_factory=dict)
     private: bool = Field(
@@ -89,6 +138,12 @@ class ImageFields(BaseModel):
             if not tag.strip() or len(tag) > 100:
                 raise ValueError("tags must be non-blank and at most 100 characters")
         return list(dict.fromkeys(value))
+
+    @field_validator("metadata")
+    @classmethod
+    def _check_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_metadata(value)
+        return value
 
 
 class UploadRequest(ImageFields):
@@ -121,6 +176,16 @@ class UploadRequest(ImageFields):
         if value not in DTYPES:
             raise ValueError(f"unsupported dtype {value!r}; one of {', '.join(sorted(DTYPES))}")
         return value
+
+    @model_validator(mode="after")
+    def _check_chunk_bytes(self) -> UploadRequest:
+        itemsize = _ITEMSIZES[self.dtype]
+        if math.prod(self.chunks) * itemsize > MAX_CHUNK_BYTES:
+            raise ValueError(
+                f"chunks {self.chunks} of {self.dtype} are {math.prod(self.chunks) * itemsize} "
+                f"bytes; one chunk may hold at most {MAX_CHUNK_BYTES}"
+            )
+        return self
 
 
 class UploadGrant(BaseModel):

@@ -4,12 +4,19 @@ per-server caches (on ``app.state.mikro``, so several servers in one process nev
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
-from fastapi import FastAPI, HTTPException, Request, status
+import anyio.to_thread
+from fastapi import FastAPI, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +25,7 @@ from arkitekt.protocol.mikro import ImageRecord
 from arkitekt_server._net import base_url
 from arkitekt_server.auth import Principal
 from arkitekt_server.mikro import storage
+from arkitekt_server.mikro.chunks import META_MAX_BYTES
 from arkitekt_server.mikro.models import ImageRow
 from arkitekt_server.settings import ServerSettings
 
@@ -25,10 +33,14 @@ __all__ = [
     "DEFAULT_DATALAYER",
     "GRANT_TTL",
     "MAX_CHUNKS",
+    "MAX_OFFSET",
     "META_MAX_BYTES",
+    "MikroRoute",
     "MikroState",
     "StoreInfo",
     "UploadState",
+    "delete_image_row",
+    "documented",
     "find_image",
     "layout",
     "mikro_state",
@@ -41,12 +53,60 @@ __all__ = [
 DEFAULT_DATALAYER = "local"
 """The datalayer of loopback clients that do not ask for one (others always get ``http``);
 advertised as ``datalayer`` in the claimed ``mikro`` config group."""
-GRANT_TTL = dt.timedelta(hours=6)
-"""An upload not finished within this time is abandoned and swept."""
+GRANT_TTL = dt.timedelta(hours=1)
+"""An upload not finished within this time is abandoned and swept (at 50 MB/s, 180 GB)."""
 MAX_CHUNKS = 1_000_000
 """The most chunks one image may have (a bound on verification work)."""
-META_MAX_BYTES = 1 << 20
-"""The largest ``zarr.json`` (and metadata) accepted."""
+
+
+MAX_OFFSET = 1_000_000_000
+"""The largest ``offset`` of a page (a bound far beyond any listing, inside SQL's integers)."""
+
+_REASONS = {
+    400: "The body is not JSON, or does not fit the upload or the store (the detail says).",
+    401: "No valid bearer token.",
+    403: "Not the owner.",
+    404: "No such image, upload or dataset (or it is not visible to you).",
+    409: "The upload is being finished, was finished, or its directory is gone.",
+    410: "The upload grant expired; start again.",
+    413: "The body is larger than the chunk (or document) can be.",
+    422: "A parameter or body field is invalid (the detail names it and the limit).",
+}
+
+
+class ErrorBody(BaseModel):
+    """What every refusal answers: a ``detail`` saying what was wrong."""
+
+    detail: str | list[dict[str, Any]]
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route that may refuse with these status codes."""
+    return {code: {"model": ErrorBody, "description": _REASONS[code]} for code in codes}
+
+
+class MikroRoute(APIRoute):
+    """The routes of mikro: a refused request body is named, never echoed.
+
+    FastAPI's 422 answer repeats the offending input, which may hold what JSON cannot carry
+    back (``NaN``, which ``json.loads`` accepts) and would turn the refusal into a 500.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The handler, with validation errors stripped of their inputs."""
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as error:
+                errors = [
+                    {"loc": e.get("loc", ()), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                    for e in error.errors()
+                ]
+                raise RequestValidationError(errors) from None
+
+        return route
 
 
 @dataclass(frozen=True)
@@ -57,6 +117,8 @@ class StoreInfo:
     owner_pk: int
     private: bool
     counts: list[int]
+    max_chunk_bytes: int
+    """The largest chunk file the store may hold (a larger one is not read)."""
 
 
 @dataclass
@@ -78,6 +140,8 @@ class UploadState:
     finishing: bool = False
     drained: anyio.Event | None = None
     """Set when ``writers`` drops to zero (only while a finish waits for that)."""
+    settled: anyio.Event | None = None
+    """Set when a finish has ended, either way (an abort waits for that)."""
 
 
 @dataclass
@@ -87,6 +151,8 @@ class MikroState:
 
     stores: dict[str, StoreInfo] = field(default_factory=dict)
     uploads: dict[str, UploadState] = field(default_factory=dict)
+    reported: set[Path] = field(default_factory=set)
+    """Unknown directories the sweep has logged already (each is logged once)."""
 
 
 def mikro_state(app: FastAPI) -> MikroState:
@@ -175,3 +241,30 @@ def record(row: ImageRow, request: Request) -> ImageRecord:
         store=base_url(request) + f"mikro/images/{row.id}/store/",
         local_path=str(path) if is_loopback(host) else None,
     )
+
+
+def _move(source: Path, target: Path) -> None:
+    if source.exists():
+        os.replace(source, target)
+
+
+async def delete_image_row(request: Request, session: AsyncSession, row: ImageRow) -> None:
+    """Delete an image and its files, crash-safe.
+
+    The store moves to ``trash/`` first (and back if the delete does not commit); the row
+    goes; then the files. A crash in between leaves either the image whole, or a trash entry
+    whose row is gone (the start-up check empties it) — never a store the database forgot.
+    """
+    dirs = layout(request)
+    store, trashed = dirs.store(row.id), dirs.trash / row.id
+    await anyio.to_thread.run_sync(_move, store, trashed)
+    try:
+        await session.delete(row)
+        await session.commit()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_move, trashed, store)
+        raise
+    mikro_state(request.app).stores.pop(row.id, None)
+    for path in (trashed, dirs.thumb(row.id), dirs.record(row.id)):
+        await anyio.to_thread.run_sync(storage.remove, path)

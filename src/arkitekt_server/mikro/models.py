@@ -67,8 +67,8 @@ class TagRow(Base):
 class GrantRow(Base):
     """An upload in progress: the directory ``uploads/<id>`` the pixels are written to.
 
-    ``state`` is ``open`` while chunks arrive and ``finishing`` while the store is verified.
-    Grants past ``expires_at`` are removed with their directory by the sweeper.
+    ``state`` is ``open`` while chunks arrive, ``finishing`` while the store is verified, and
+    ``abandoned`` once aborted or expired: only then may the sweeper remove its directory.
     """
 
     __tablename__ = "mikro_upload_grants"

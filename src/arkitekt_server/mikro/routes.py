@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import uuid
+from pathlib import Path
 from typing import Annotated
 
 import anyio.to_thread
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +20,11 @@ from arkitekt_server.auth import CurrentPrincipal, Principal
 from arkitekt_server.db import get_session, utcnow
 from arkitekt_server.mikro import storage
 from arkitekt_server.mikro._common import (
+    MAX_OFFSET,
+    MikroRoute,
     StoreInfo,
+    delete_image_row,
+    documented,
     find_image,
     layout,
     mikro_state,
@@ -25,25 +33,26 @@ from arkitekt_server.mikro._common import (
     record,
     visible,
 )
+from arkitekt_server.mikro.chunks import META_MAX_BYTES, max_encoded_bytes
 from arkitekt_server.mikro.models import DatasetRow, ImageRow, TagRow
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["mikro"])
+router = APIRouter(tags=["mikro"], route_class=MikroRoute)
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 
 # -- images --------------------------------------------------------------------------------
-@router.get("/images/")
+@router.get("/images/", responses=documented(401, 422))
 async def search_images(
     request: Request,
     principal: CurrentPrincipal,
     session: Session,
-    name: str | None = None,
-    tag: str | None = None,
-    dataset: str | None = None,
+    name: Annotated[str | None, Query(max_length=500)] = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
+    dataset: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ImagePage:
     """Images visible to the caller, newest first, filtered by name part, tag and dataset."""
     where = [visible(principal)]
@@ -68,7 +77,7 @@ async def search_images(
     return ImagePage(items=items, total=total or 0, offset=offset, limit=limit)
 
 
-@router.get("/images/{image_id}")
+@router.get("/images/{image_id}", responses=documented(401, 404))
 async def get_image(
     image_id: str, request: Request, principal: CurrentPrincipal, session: Session
 ) -> ImageRecord:
@@ -76,7 +85,11 @@ async def get_image(
     return record(await find_image(session, image_id, principal), request)
 
 
-@router.delete("/images/{image_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/images/{image_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=documented(401, 403, 404),
+)
 async def delete_image(
     image_id: str, request: Request, principal: CurrentPrincipal, session: Session
 ) -> Response:
@@ -84,12 +97,7 @@ async def delete_image(
     row = await find_image(session, image_id, principal)
     if row.owner_pk != principal.client_pk:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only the app that stored it may delete it")
-    await session.delete(row)
-    await session.commit()
-    mikro_state(request.app).stores.pop(row.id, None)
-    dirs = layout(request)
-    await anyio.to_thread.run_sync(storage.remove, dirs.store(row.id))
-    await anyio.to_thread.run_sync(storage.remove, dirs.thumb(row.id))
+    await delete_image_row(request, session, row)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -107,15 +115,32 @@ async def _readable(request: Request, image_id: str, principal: Principal) -> St
             raise not_found()
         if len(stores) >= _STORES_MAX:
             stores.clear()
+        raw = math.prod(row.chunks) * np.dtype(row.dtype).itemsize
         store = stores[key] = StoreInfo(
-            row.id, row.owner_pk, row.private, storage.grid(row.shape, row.chunks)
+            row.id,
+            row.owner_pk,
+            row.private,
+            storage.grid(row.shape, row.chunks),
+            max(META_MAX_BYTES, max_encoded_bytes(raw)),  # zarr.json may be up to 1 MiB
         )
     if store.private and store.owner_pk != principal.client_pk:
         raise not_found()
     return store
 
 
-@router.get("/images/{image_id}/store/{key:path}")
+def _read_bounded(path: Path, limit: int) -> bytes | None:
+    """The file's bytes, or ``None`` when it is larger than ``limit`` (then it is not read)."""
+    with path.open("rb") as source:
+        if os.fstat(source.fileno()).st_size > limit:
+            return None
+        return source.read()
+
+
+@router.get(
+    "/images/{image_id}/store/{key:path}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, **documented(401, 404, 422)},
+)
 async def get_key(
     image_id: str, key: str, request: Request, principal: CurrentPrincipal
 ) -> Response:
@@ -125,9 +150,14 @@ async def get_key(
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such key")
     path = layout(request).store(store.id) / key
     try:  # chunks are a few MiB at most: one read beats streaming it in 64 KiB pieces
-        data = await anyio.to_thread.run_sync(path.read_bytes)
+        data = await anyio.to_thread.run_sync(_read_bounded, path, store.max_chunk_bytes)
     except OSError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such key") from None
+    if data is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"the stored {key!r} is larger than any key of this image can be; it is not served",
+        )
     media = "application/json" if key == "zarr.json" else "application/octet-stream"
     return Response(data, media_type=media)
 
@@ -143,7 +173,9 @@ def _dataset(row: DatasetRow) -> DatasetRecord:
     )
 
 
-@router.post("/datasets/", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/datasets/", status_code=status.HTTP_201_CREATED, responses=documented(400, 401, 413, 422)
+)
 async def create_dataset(
     body: DatasetIn, principal: CurrentPrincipal, session: Session
 ) -> DatasetRecord:
@@ -161,7 +193,7 @@ async def create_dataset(
     return _dataset(row)
 
 
-@router.get("/datasets/")
+@router.get("/datasets/", responses=documented(401))
 async def list_datasets(principal: CurrentPrincipal, session: Session) -> list[DatasetRecord]:
     """Every dataset, newest first."""
     rows = await session.scalars(select(DatasetRow).order_by(DatasetRow.created_at.desc()))

@@ -1,7 +1,9 @@
 """Stores on disk: where uploads and images live, chunk keys, verification, thumbnails, sweeping.
 
 Layout under ``<data_dir>/mikro``: ``uploads/<grant id>/`` (a zarr v3 store being written),
-``stores/<image id>/`` (finished stores; an image keeps its grant's id), ``thumbs/<id>.png``.
+``stores/<image id>/`` (finished stores; an image keeps its grant's id), ``records/<id>.json``
+(each store's image record, to adopt stores after a lost database), ``thumbs/<id>.png``,
+``trash/`` (stores being deleted) and ``quarantine/`` (stores an operator set aside).
 Everything here is blocking file work: call it in a worker thread.
 """
 
@@ -10,24 +12,36 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from zarr.abc.store import ByteRequest
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import LocalStore
+
 from arkitekt.protocol.mikro import DIMS
+from arkitekt_server.mikro.chunks import (
+    HEADER_BYTES,
+    META_MAX_BYTES,
+    ChunkRefused,
+    Pipeline,
+    check_key,
+)
 
 __all__ = [
+    "BoundedStore",
     "Layout",
     "StoreInvalid",
     "check_key",
+    "open_bounded",
     "render_thumbnail",
     "verify_store",
     "write_key",
 ]
 
-_CHUNK_KEY = re.compile(r"c/(\d{1,9})/(\d{1,9})/(\d{1,9})/(\d{1,9})/(\d{1,9})")
 THUMBNAIL_SIZE = 256
 _THUMBNAIL_MAX_PLANES = 64
 
@@ -44,11 +58,15 @@ class Layout:
         self.uploads = self.root / "uploads"
         self.stores = self.root / "stores"
         self.thumbs = self.root / "thumbs"
+        self.records = self.root / "records"
+        self.trash = self.root / "trash"
+        self.quarantine = self.root / "quarantine"
 
     def create(self) -> None:
-        """Create the directories (owner-only permissions)."""
-        for path in (self.root, self.uploads, self.stores, self.thumbs):
+        """Create the directories, owner-only (also those that existed with other modes)."""
+        for path in (self.root, self.uploads, self.stores, self.thumbs, self.records, self.trash):
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.chmod(0o700)
 
     def upload(self, grant_id: str) -> Path:
         """The directory an upload is written to."""
@@ -62,6 +80,10 @@ class Layout:
         """The cached thumbnail of an image."""
         return self.thumbs / f"{_safe_id(image_id)}.png"
 
+    def record(self, image_id: str) -> Path:
+        """The image record kept next to a store (what adopting the store restores)."""
+        return self.records / f"{_safe_id(image_id)}.json"
+
 
 def _safe_id(value: str) -> str:
     return str(uuid.UUID(value))  # raises ValueError for anything but a UUID
@@ -70,16 +92,6 @@ def _safe_id(value: str) -> str:
 def grid(shape: list[int] | tuple[int, ...], chunks: list[int] | tuple[int, ...]) -> list[int]:
     """Chunks per axis."""
     return [-(-s // c) for s, c in zip(shape, chunks, strict=True)]
-
-
-def check_key(key: str, counts: list[int]) -> bool:
-    """Whether ``key`` is ``zarr.json`` or a chunk key inside the grid ``counts``."""
-    if key == "zarr.json":
-        return True
-    match = _CHUNK_KEY.fullmatch(key)
-    if match is None:
-        return False
-    return all(int(i) < n for i, n in zip(match.groups(), counts, strict=True))
 
 
 def write_key(directory: Path, key: str, data: bytes) -> None:
@@ -134,19 +146,94 @@ def _check_metadata(meta: object, shape: list[int], chunks: list[int], dtype: st
         )
 
 
+class BoundedStore(LocalStore):
+    """A read-only local store that checks every chunk before zarr decodes it.
+
+    A chunk file larger than any encoding of a chunk is not read; a chunk that declares (or
+    inflates to) more than the chunk's raw size is refused (:class:`ChunkRefused`), so a read
+    never allocates more than the chunks it asked for.
+    """
+
+    def __init__(self, root: Path, pipeline: Pipeline) -> None:
+        super().__init__(root, read_only=True)
+        self.pipeline = pipeline
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        """Read one key; a chunk is checked (size, then header or bounded inflate) first."""
+        if key != "zarr.json":
+            try:
+                size = (self.root / key).stat().st_size
+            except OSError:
+                return None
+            self.pipeline.check_size(key, size)
+        value = await super().get(key, prototype, byte_range)
+        if value is not None and key != "zarr.json" and byte_range is None:
+            self.pipeline.check_chunk(key, value.to_bytes())
+        return value
+
+
+def _read_meta(directory: Path) -> Any:
+    path = directory / "zarr.json"
+    try:
+        if path.stat().st_size > META_MAX_BYTES:
+            raise StoreInvalid(f"zarr.json is larger than {META_MAX_BYTES} bytes")
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError) as error:
+        raise StoreInvalid(f"the store has no valid zarr.json: {error}") from None
+
+
+def _pipeline(meta: Any) -> Pipeline:
+    try:
+        return Pipeline.from_metadata(meta, np.dtype(meta["data_type"]).itemsize)
+    except ChunkRefused as error:
+        raise StoreInvalid(str(error)) from None
+    except (TypeError, KeyError, ValueError, AttributeError) as error:
+        raise StoreInvalid(f"zarr.json is malformed: {type(error).__name__}: {error}") from None
+
+
+def open_bounded(directory: Path) -> Any:
+    """Open a store's array for reading through a :class:`BoundedStore`.
+
+    Raises:
+        StoreInvalid: no readable ``zarr.json``, or codecs whose chunk sizes cannot be bounded.
+
+    """
+    import zarr
+
+    store = BoundedStore(directory, _pipeline(_read_meta(directory)))
+    return zarr.open_array(store, mode="r", zarr_format=3)
+
+
+def _check_chunk_file(path: Path, key: str, pipeline: Pipeline) -> None:
+    size = path.stat().st_size
+    pipeline.check_size(key, size)
+    if pipeline.header_suffices:
+        with path.open("rb") as source:
+            pipeline.check_header(key, source.read(HEADER_BYTES), size)
+    else:
+        pipeline.check_chunk(key, path.read_bytes())
+
+
 def verify_store(directory: Path, shape: list[int], chunks: list[int], dtype: str) -> None:
     """Check an uploaded store before it becomes an image.
 
     Checks: ``zarr.json`` describes a zarr v3 array of the announced shape, dtype, chunks and
-    dims; the store holds exactly one file per chunk and nothing else (no symlinks, no
-    leftovers); the last chunk decodes.
+    dims, with codecs whose decoded sizes can be bounded; the store holds exactly one file per
+    chunk under its canonical key and nothing else (no symlinks, no leftovers, no missing
+    chunk: fill-value chunks must be written too); every chunk declares exactly the chunk's
+    raw size (checked before anything is decoded); the last chunk decodes.
 
     Raises:
-        StoreInvalid: naming the first problem found.
+        StoreInvalid: naming the first problem found (and the chunk key, for a chunk).
 
     """
     counts = grid(shape, chunks)
-    found = 0
+    found: list[tuple[Path, str]] = []
     for current, dirnames, filenames in os.walk(directory, followlinks=False):
         base = Path(current)
         for name in dirnames:
@@ -158,27 +245,34 @@ def verify_store(directory: Path, shape: list[int], chunks: list[int], dtype: st
             if path.is_symlink() or not path.is_file():
                 raise StoreInvalid(f"the store holds a link or special file: {key!r}")
             if not check_key(key, counts):
-                raise StoreInvalid(f"the store holds an unexpected file {key!r}")
+                raise StoreInvalid(
+                    f"the store holds an unexpected file {key!r} (chunk keys are c/i/j/k/l/m "
+                    "in ASCII digits without leading zeros, inside the grid)"
+                )
             if key != "zarr.json":
-                found += 1
+                found.append((path, key))
     expected = math.prod(counts)
-    if found != expected:
-        raise StoreInvalid(f"the store holds {found} chunk(s); {expected} expected")
-    try:
-        meta = json.loads((directory / "zarr.json").read_bytes())
-    except (OSError, ValueError) as error:
-        raise StoreInvalid(f"the store has no valid zarr.json: {error}") from None
+    if len(found) != expected:
+        raise StoreInvalid(f"the store holds {len(found)} chunk(s); {expected} expected")
+    meta = _read_meta(directory)
     try:
         _check_metadata(meta, shape, chunks, dtype)
     except (TypeError, AttributeError, ValueError, KeyError) as error:  # a malformed document
         raise StoreInvalid(f"zarr.json is malformed: {type(error).__name__}: {error}") from None
+    pipeline = _pipeline(meta)
     try:
-        import zarr
-        from zarr.storage import LocalStore
-
-        array = zarr.open_array(LocalStore(directory, read_only=True), mode="r", zarr_format=3)
+        for path, key in found:
+            _check_chunk_file(path, key, pipeline)
+    except ChunkRefused as error:
+        raise StoreInvalid(str(error)) from None
+    except OSError as error:
+        raise StoreInvalid(f"a chunk cannot be read: {error}") from None
+    try:
+        array = open_bounded(directory)
         last = tuple(slice((n - 1) * c, None) for n, c in zip(counts, chunks, strict=True))
         array[last]
+    except StoreInvalid:
+        raise
     except Exception as error:
         raise StoreInvalid(f"the store cannot be read: {error}") from None
 
@@ -187,34 +281,51 @@ def render_thumbnail(directory: Path, shape: list[int], size: int = THUMBNAIL_SI
     """A PNG of the max projection (over t and z) of the first channel, at most ``size`` px.
 
     At most about 64 planes are read (whole chunks along z, evenly spaced), so huge stacks stay
-    cheap; intensities are stretched between the 0.5th and 99.5th percentile.
+    cheap; one chunk is decoded at a time (through :class:`BoundedStore`), so memory stays
+    near one chunk plus the thumbnail; intensities are stretched between the 0.5th and 99.5th
+    percentile.
+
+    Raises:
+        StoreInvalid: the store cannot be read within its bounds.
+        ChunkRefused: a chunk declares more than the chunk's raw size.
+
     """
     import io
 
-    import numpy as np
-    import zarr
     from PIL import Image
-    from zarr.storage import LocalStore
 
-    array = zarr.open_array(LocalStore(directory, read_only=True), mode="r", zarr_format=3)
+    array = open_bounded(directory)
     _, t, z, y, x = shape
     step = max(1, math.ceil(max(y, x) / size))
-    depth = int(array.chunks[2])
+    depth, height, width = (int(c) for c in array.chunks[2:])
     slabs = [(ti, z0) for ti in range(t) for z0 in range(0, z, depth)]  # whole chunks at once
     if len(slabs) * depth > _THUMBNAIL_MAX_PLANES:
         keep = max(1, _THUMBNAIL_MAX_PLANES // depth)
         picks = np.linspace(0, len(slabs) - 1, keep).round().astype(int)
         slabs = [slabs[i] for i in sorted(set(picks.tolist()))]
-    projection: Any = None
+    projection = np.full((len(range(0, y, step)), len(range(0, x, step))), -np.inf)
     for ti, z0 in slabs:
-        slab = np.asarray(array[0, ti, z0 : z0 + depth])[:, ::step, ::step]
-        plane = slab.max(axis=0).astype(np.float64)
-        projection = plane if projection is None else np.maximum(projection, plane)
+        for y0 in range(0, y, height):
+            ys = y0 + (-y0) % step  # the first sampled row inside this chunk
+            for x0 in range(0, x, width):
+                xs = x0 + (-x0) % step
+                if ys >= min(y0 + height, y) or xs >= min(x0 + width, x):
+                    continue
+                region = (0, ti, slice(z0, z0 + depth))
+                block = np.asarray(
+                    array[(*region, slice(ys, y0 + height, step), slice(xs, x0 + width, step))]
+                )
+                plane = block.max(axis=0).astype(np.float64)
+                rows, cols = (
+                    slice(ys // step, ys // step + plane.shape[0]),
+                    slice(xs // step, xs // step + plane.shape[1]),
+                )
+                projection[rows, cols] = np.fmax(projection[rows, cols], plane)
     finite = projection[np.isfinite(projection)]
     low, high = np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0)
     if high <= low:
         high = low + 1
-    scaled = np.clip((np.nan_to_num(projection, nan=low) - low) / (high - low), 0, 1)
+    scaled = np.clip((np.nan_to_num(projection, nan=low, neginf=low) - low) / (high - low), 0, 1)
     buffer = io.BytesIO()
     Image.fromarray((scaled * 255).astype(np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()

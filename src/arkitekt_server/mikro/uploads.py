@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import uuid
@@ -26,7 +27,10 @@ from arkitekt_server.mikro._common import (
     GRANT_TTL,
     MAX_CHUNKS,
     META_MAX_BYTES,
+    MikroRoute,
     UploadState,
+    delete_image_row,
+    documented,
     find_image,
     layout,
     mikro_state,
@@ -34,15 +38,18 @@ from arkitekt_server.mikro._common import (
     parse_id,
     record,
 )
+from arkitekt_server.mikro.chunks import max_encoded_bytes
 from arkitekt_server.mikro.models import DatasetRow, GrantRow, ImageRow, TagRow
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["mikro"])
+router = APIRouter(tags=["mikro"], route_class=MikroRoute)
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 
-@router.post("/uploads/", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/uploads/", status_code=status.HTTP_201_CREATED, responses=documented(400, 401, 404, 413, 422)
+)
 async def create_upload(
     body: UploadRequest, request: Request, principal: CurrentPrincipal, session: Session
 ) -> UploadGrant:
@@ -60,8 +67,6 @@ async def create_upload(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "a chunk is larger than the array")
     if body.channel_names and len(body.channel_names) != body.shape[0]:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "one channel name per channel")
-    if len(body.model_dump_json(include={"metadata"})) > META_MAX_BYTES:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "metadata too large")
     body = await _resolve_links(session, body, principal)
     grant = GrantRow(
         id=str(uuid.uuid4()),
@@ -122,7 +127,7 @@ async def _resolve_links(
 
 async def _grant(session: AsyncSession, grant_id: str, principal: Principal) -> GrantRow:
     row = await session.get(GrantRow, parse_id(grant_id, "upload"))
-    if row is None or row.owner_pk != principal.client_pk:
+    if row is None or row.owner_pk != principal.client_pk or row.state == "abandoned":
         raise not_found("upload")
     if row.expires_at <= utcnow():
         raise HTTPException(status.HTTP_410_GONE, "the upload grant expired; start again")
@@ -176,7 +181,11 @@ def _parents(directory: Path, key: str) -> None:
         current.mkdir(exist_ok=True)
 
 
-@router.put("/uploads/{grant_id}/store/{key:path}", status_code=status.HTTP_204_NO_CONTENT)
+@router.put(
+    "/uploads/{grant_id}/store/{key:path}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=documented(400, 401, 404, 409, 410, 413),
+)
 async def put_key(
     grant_id: str, key: str, request: Request, principal: CurrentPrincipal
 ) -> Response:
@@ -185,8 +194,8 @@ async def put_key(
     shape, chunks = grant.shape, grant.chunks
     if not storage.check_key(key, storage.grid(shape, chunks)):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{key!r} is not a key of this array")
-    limit = META_MAX_BYTES if key == "zarr.json" else math.prod(chunks) * grant.itemsize
-    limit += 1 << 16  # blosc's header and incompressible-block overhead
+    raw = math.prod(chunks) * grant.itemsize
+    limit = META_MAX_BYTES if key == "zarr.json" else max_encoded_bytes(raw)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "chunk too large")
@@ -247,7 +256,11 @@ async def _drain(upload: UploadState) -> None:
         )
 
 
-@router.post("/uploads/{grant_id}/finish/", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/uploads/{grant_id}/finish/",
+    status_code=status.HTTP_201_CREATED,
+    responses=documented(400, 401, 404, 409, 410),
+)
 async def finish_upload(
     grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
 ) -> ImageRecord:
@@ -261,11 +274,14 @@ async def finish_upload(
     if upload.finishing:
         raise HTTPException(status.HTTP_409_CONFLICT, "this upload is already being finished")
     upload.finishing = True
+    upload.settled = anyio.Event()
     try:
         image = await _finish(grant, request, session, upload)
     except BaseException:
         upload.finishing = False
         raise
+    finally:
+        upload.settled.set()
     uploads.pop(grant.id, None)
     return image
 
@@ -286,9 +302,16 @@ async def _finish(
     dirs = layout(request)
     source, target = dirs.upload(grant.id), dirs.store(grant.id)
     grant_key, moved = grant.id, False
+    kept = json.dumps(
+        {"request": grant.request, "owner": grant.owner, "created_at": utcnow().isoformat()}
+    )
     try:
         await anyio.to_thread.run_sync(
             storage.verify_store, source, list(body.shape), list(body.chunks), body.dtype
+        )
+        # the record first: a store in stores/ always has what adopting it needs
+        await anyio.to_thread.run_sync(
+            storage.write_key, dirs.records, f"{grant.id}.json", kept.encode()
         )
         await anyio.to_thread.run_sync(source.rename, target)
         moved = True
@@ -302,6 +325,7 @@ async def _finish(
             await session.rollback()
             if moved:
                 target.rename(source)
+            storage.remove(dirs.record(grant_key))
             reopen = update(GrantRow).where(GrantRow.id == grant_key).values(state="open")
             await session.execute(reopen)
             await session.commit()
@@ -332,20 +356,46 @@ def _image_row(grant: GrantRow, body: UploadRequest) -> ImageRow:
     )
 
 
-@router.delete("/uploads/{grant_id}/", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/uploads/{grant_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=documented(401, 404, 409),
+)
 async def abort_upload(
     grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
 ) -> Response:
-    """Abandon an upload: its directory is removed at once."""
-    row = await session.get(GrantRow, parse_id(grant_id, "upload"))
-    if row is None or row.owner_pk != principal.client_pk:
+    """Abandon an upload: its directory is removed at once.
+
+    An abort that meets a finish in progress waits for it: a finish that failed is aborted
+    as usual; one that created the image deletes it again (the client aborts only when it
+    never saw the finish succeed, so it has told its caller nothing was stored).
+    """
+    key = parse_id(grant_id, "upload")
+    row = await session.get(GrantRow, key)
+    if row is None or row.owner_pk != principal.client_pk or row.state == "abandoned":
         raise not_found("upload")
     uploads = mikro_state(request.app).uploads
     upload = uploads.get(row.id)
+    if upload is not None and upload.finishing and upload.settled is not None:
+        with anyio.move_on_after(_DRAIN_SECONDS):
+            await upload.settled.wait()
+        row = await session.get(GrantRow, key, populate_existing=True)
+        if row is None:
+            image = await session.get(ImageRow, key)
+            if image is None or image.owner_pk != principal.client_pk:
+                raise not_found("upload")
+            await delete_image_row(request, session, image)
+            return Response(status_code=status.HTTP_204_NO_CONTENT)
     if row.state != "open" or (upload is not None and upload.finishing):
         raise HTTPException(status.HTTP_409_CONFLICT, "this upload is being finished")
-    uploads.pop(row.id, None)
-    await session.delete(row)
+    # abandoned first: should the removal not complete, the sweep finishes it (the directory
+    # is never left to a grant the database forgot)
+    row.state = "abandoned"
     await session.commit()
-    await anyio.to_thread.run_sync(storage.remove, layout(request).upload(row.id))
+    uploads.pop(row.id, None)
+    directory = layout(request).upload(row.id)
+    await anyio.to_thread.run_sync(storage.remove, directory)
+    if not directory.exists():
+        await session.delete(row)
+        await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

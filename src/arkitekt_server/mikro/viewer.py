@@ -23,13 +23,21 @@ from arkitekt_server._hosts import host_of
 from arkitekt_server.auth import Principal, require_principal
 from arkitekt_server.db import get_session
 from arkitekt_server.mikro import storage
-from arkitekt_server.mikro._common import find_image, layout, visible
+from arkitekt_server.mikro._common import (
+    MAX_OFFSET,
+    MikroRoute,
+    documented,
+    find_image,
+    layout,
+    visible,
+)
+from arkitekt_server.mikro.chunks import ChunkRefused
 from arkitekt_server.mikro.models import ImageRow
 from arkitekt_server.settings import ServerSettings
 
 __all__ = ["PUBLIC_PATHS", "router", "viewer"]
 
-router = APIRouter(tags=["mikro"])
+router = APIRouter(tags=["mikro"], route_class=MikroRoute)
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 PUBLIC_PATHS = ("/mikro/", "/mikro/images/{image_id}/thumbnail.png")
@@ -78,7 +86,11 @@ async def viewer(request: Request) -> Principal | None:
 Viewer = Annotated[Principal | None, Depends(viewer)]
 
 
-@router.get("/images/{image_id}/thumbnail.png")
+@router.get(
+    "/images/{image_id}/thumbnail.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, **documented(401, 404, 422)},
+)
 async def thumbnail(image_id: str, request: Request, who: Viewer, session: Session) -> Response:
     """A PNG thumbnail: the max projection of the first channel (cached after the first call)."""
     row = await find_image(session, image_id, who)
@@ -93,7 +105,12 @@ async def thumbnail(image_id: str, request: Request, who: Viewer, session: Sessi
         storage.write_key(path.parent, path.name, png)
         return png
 
-    png = await anyio.to_thread.run_sync(build)
+    try:
+        png = await anyio.to_thread.run_sync(build)
+    except (storage.StoreInvalid, ChunkRefused) as error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"the image's store cannot be rendered: {error}"
+        ) from None
     return Response(png, media_type="image/png", headers=_HEADERS)
 
 
@@ -109,11 +126,11 @@ def _row(row: ImageRow) -> str:
     )
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse, responses=documented(401, 422))
 async def page(
     who: Viewer,
     session: Session,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> HTMLResponse:
     """The image list, newest first."""

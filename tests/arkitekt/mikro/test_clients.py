@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +34,7 @@ from arkitekt.mikro import (
     get_image,
     search_images,
 )
+from arkitekt_server import EmbeddedServer
 
 
 def _array() -> xr.DataArray:
@@ -152,3 +157,37 @@ async def test_cancelled_upload_leaves_nothing_and_can_be_retried(
         image = await afrom_xarray(xr.DataArray(source, dims=["z", "y", "x"]), name="interrupted")
         assert (await asearch_images("interrupted")).total == 1
         assert image.shape == (1, 1, 40, 16, 16)
+
+
+SCRIPT = Path(__file__).with_name("upload_process.py")
+
+
+@pytest.mark.parametrize("datalayer", ["local", "http"])
+def test_ctrl_c_mid_upload_aborts_the_grant_before_the_app_closes(
+    server: EmbeddedServer, new_uploads: Callable[[], set[Path]], tmp_path: Path, datalayer: str
+) -> None:
+    env = {
+        **os.environ,
+        "FAKTS_URL": server.url,
+        "ARKITEKT_HEADLESS": "true",
+        "ARKITEKT_CACHE_DIR": str(tmp_path / "cache"),
+        "UPLOAD_IDENTIFIER": f"ctrl-c-{datalayer}-{tmp_path.name}",
+        "UPLOAD_DATALAYER": datalayer,
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not any(p.is_file() for d in new_uploads() for p in d.rglob("c/*/*/*/*/*")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the upload did not start writing chunks"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert "interrupted" in out
+    assert new_uploads() == set()  # aborted on the server before the app closed its client

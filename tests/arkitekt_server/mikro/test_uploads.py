@@ -6,8 +6,10 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,48 +21,17 @@ import pytest
 import zarr
 from zarr.storage import LocalStore
 
-from arkitekt import App
 from arkitekt.mikro.upload import codec
-from arkitekt_server import EmbeddedServer, mikro
+from arkitekt_server import EmbeddedServer
+from arkitekt_server.app import load_services
 from arkitekt_server.db import Database, utcnow
-from arkitekt_server.mikro import sweep
+from arkitekt_server.mikro import housekeeping, sweep
 from arkitekt_server.mikro._common import GRANT_TTL
+from arkitekt_server.mikro.chunks import max_encoded_bytes
 from arkitekt_server.mikro.storage import Layout
 
 SHAPE = [1, 1, 2, 8, 8]
 CHUNKS = [1, 1, 1, 8, 4]  # 4 chunks
-
-
-def _token(app: App) -> str:
-    async def get() -> str:
-        transport = await app.container.transport()
-        return await transport.atoken()
-
-    return app.runtime.scope.bridge.call(get)
-
-
-@pytest.fixture
-def http(server: EmbeddedServer, connect: Callable[..., App]) -> Iterator[httpx.Client]:
-    """An HTTP client with the bearer token of a fresh app."""
-    with (
-        connect() as app,
-        httpx.Client(
-            base_url=server.url + "/mikro", headers={"Authorization": f"Bearer {_token(app)}"}
-        ) as client,
-    ):
-        yield client
-
-
-@pytest.fixture
-def other(server: EmbeddedServer, connect: Callable[..., App]) -> Iterator[httpx.Client]:
-    """Like ``http``, for a second app."""
-    with (
-        connect() as app,
-        httpx.Client(
-            base_url=server.url + "/mikro", headers={"Authorization": f"Bearer {_token(app)}"}
-        ) as client,
-    ):
-        yield client
 
 
 def _grant(http: httpx.Client, datalayer: str = "http", **extra: Any) -> dict[str, Any]:
@@ -142,7 +113,7 @@ def test_finish_refuses_undecodable_chunks(http: httpx.Client) -> None:
     http.put(f"/uploads/{grant['id']}/store/c/0/0/1/0/1", content=b"not blosc")
     refused = http.post(f"/uploads/{grant['id']}/finish/")
     assert refused.status_code == 400
-    assert "cannot be read" in refused.json()["detail"]
+    assert "chunk 'c/0/0/1/0/1'" in refused.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -156,7 +127,7 @@ def test_keys_outside_the_grid_are_refused(http: httpx.Client, key: str) -> None
 
 def test_oversized_chunks_are_refused(http: httpx.Client) -> None:
     grant = _grant(http)
-    big = os.urandom(8 * 4 * 2 + (1 << 16) + 1)
+    big = os.urandom(max_encoded_bytes(8 * 4 * 2) + 1)
     response = http.put(f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=big)
     assert response.status_code == 413
 
@@ -216,31 +187,45 @@ def test_bad_grant_requests(http: httpx.Client) -> None:
     assert http.post("/uploads/", json=body | {"dataset": "nope"}).status_code == 404
 
 
-def test_sweep_removes_abandoned_grants(http: httpx.Client, server: EmbeddedServer) -> None:
-    grant = _grant(http)
-    _put_all(http, grant, skip={"c/0/0/0/0/0"})
-    layout = Layout(server.settings.data_dir)
-    orphan = layout.uploads / "00000000-0000-4000-8000-000000000000"
-    orphan.mkdir()
-    an_hour_ago = (utcnow() - dt.timedelta(hours=1)).timestamp()
-    os.utime(orphan, (an_hour_ago, an_hour_ago))
-
-    async def run(now: dt.datetime) -> int:
+def _sweep(server: EmbeddedServer, now: dt.datetime | None = None) -> int:
+    async def run() -> int:
         database = Database.in_dir(server.settings.data_dir)
         try:
-            return await sweep(database, layout, now=now)
+            return await sweep(database, Layout(server.settings.data_dir), now=now)
         finally:
             await database.dispose()
 
-    asyncio.run(run(utcnow()))  # not expired yet: only the orphan goes
-    assert not orphan.exists()
+    return asyncio.run(run())
+
+
+def test_sweep_removes_expired_grants_and_leaves_unknown_directories_alone(
+    http: httpx.Client,
+    server: EmbeddedServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    grant = _grant(http)
+    _put_all(http, grant, skip={"c/0/0/0/0/0"})
+    layout = Layout(server.settings.data_dir)
+    unknown = [layout.uploads / str(uuid.uuid4()), layout.stores / str(uuid.uuid4())]
+    for directory in unknown:
+        directory.mkdir()
+        (directory / "zarr.json").write_text("{}")
+    monkeypatch.setattr(housekeeping, "UNKNOWN_MIN_AGE", dt.timedelta(0))
+    _sweep(server)  # nothing expired: nothing goes
+    assert all(directory.is_dir() for directory in unknown)
     assert layout.upload(grant["id"]).is_dir()
-    assert asyncio.run(run(utcnow() + GRANT_TTL + dt.timedelta(seconds=1))) >= 1
+    assert _sweep(server, utcnow() + GRANT_TTL + dt.timedelta(seconds=1)) >= 1
     assert not layout.upload(grant["id"]).exists()
+    assert all((directory / "zarr.json").is_file() for directory in unknown)  # never deleted
+    logged = caplog.text
+    assert all(str(directory) in logged for directory in unknown)  # but reported
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 404
     late = http.put(f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=b"x")
     assert late.status_code == 404
     assert not layout.upload(grant["id"]).exists()
+    for directory in unknown:
+        shutil.rmtree(directory)
 
 
 def test_store_reads_only_visible_images_and_known_keys(
@@ -290,26 +275,19 @@ def test_finish_refuses_a_malformed_chunk_key_encoding_and_stays_retryable(
 def test_sweep_spares_a_grant_created_after_it_read_the_grants(
     http: httpx.Client, server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    layout = Layout(server.settings.data_dir)
     made: list[dict[str, Any]] = []
-    original = mikro._orphans
+    original = housekeeping._unknown
 
-    def racing(*args: Any) -> int:  # a grant is committed between the snapshot and the scan
-        made.append(_grant(http))
+    def racing(*args: Any) -> list[Path]:  # a grant is committed between the snapshot and the scan
+        if not made:
+            made.append(_grant(http))
         return original(*args)
 
-    monkeypatch.setattr(mikro, "_orphans", racing)
-
-    async def run() -> int:
-        database = Database.in_dir(server.settings.data_dir)
-        try:
-            return await sweep(database, layout)
-        finally:
-            await database.dispose()
-
-    asyncio.run(run())
+    monkeypatch.setattr(housekeeping, "_unknown", racing)
+    monkeypatch.setattr(housekeeping, "UNKNOWN_MIN_AGE", dt.timedelta(0))
+    _sweep(server)
     (grant,) = made
-    assert layout.upload(grant["id"]).is_dir()
+    assert Layout(server.settings.data_dir).upload(grant["id"]).is_dir()
     _put_all(http, grant)
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201
 
@@ -354,3 +332,84 @@ def test_finish_waits_for_chunk_writes_in_progress_and_refuses_new_ones(
     store = layout.store(grant["id"])
     assert not [p for p in store.rglob("*") if p.name.endswith(".partial")]
     assert http.get(f"/images/{grant['id']}/store/c/0/0/0/0/0").content == chunk
+
+
+def test_an_abort_that_meets_a_finish_waits_for_it_and_undoes_the_image(
+    http: httpx.Client, server: EmbeddedServer
+) -> None:
+    grant = _grant(http)
+    _put_all(http, grant)
+    chunk = _store_bytes()["c/0/0/0/0/0"]
+    release = threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        yield chunk[:10]
+        release.wait(10)
+        yield chunk[10:]
+
+    def client() -> httpx.Client:
+        return httpx.Client(base_url=str(http.base_url), headers=http.headers, timeout=20)
+
+    layout = Layout(server.settings.data_dir)
+    with client() as slow, client() as finisher, client() as aborter, ThreadPoolExecutor(3) as pool:
+        writing = pool.submit(
+            slow.put, f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=slow_body()
+        )
+        deadline = time.monotonic() + 10
+        while not list(layout.upload(grant["id"]).rglob("*.partial")):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        finishing = pool.submit(finisher.post, f"/uploads/{grant['id']}/finish/")
+        late = f"/uploads/{grant['id']}/store/c/0/0/1/0/0"
+        while http.put(late, content=chunk).status_code == 204:
+            assert time.monotonic() < deadline  # until the finish has started
+        aborting = pool.submit(aborter.delete, f"/uploads/{grant['id']}/")  # it waits for it
+        release.set()
+        assert writing.result().status_code == 204
+        assert finishing.result().status_code == 201  # this answer never reached the client
+        assert aborting.result().status_code == 204
+    assert not _visible(http, grant["id"])
+    assert not layout.store(grant["id"]).exists()
+    assert not layout.record(grant["id"]).exists()
+    assert not layout.upload(grant["id"]).exists()
+
+
+def test_existing_mikro_directories_are_made_owner_only(
+    server_factory: Callable[..., EmbeddedServer], tmp_path: Path
+) -> None:
+    layout = Layout(tmp_path / "loose")
+    for directory in (layout.root, layout.uploads, layout.stores, layout.thumbs):
+        directory.mkdir(parents=True, mode=0o755)
+        directory.chmod(0o755)
+    server_factory(data_dir=tmp_path / "loose")
+    for directory in (layout.root, layout.uploads, layout.stores, layout.thumbs, layout.records):
+        assert directory.stat().st_mode & 0o777 == 0o700, directory
+
+
+def test_adopting_sets_aside_what_fails_verification_and_deletes_nothing(tmp_path: Path) -> None:
+    load_services()
+    layout = Layout(tmp_path)
+    layout.create()
+    broken, unfinished = layout.stores / str(uuid.uuid4()), layout.uploads / str(uuid.uuid4())
+    for directory in (broken, unfinished):
+        directory.mkdir()
+        (directory / "zarr.json").write_text('{"zarr_format": 3}')
+
+    async def run() -> housekeeping.AdoptReport:
+        database = Database.in_dir(tmp_path)
+        try:
+            await database.create_tables()
+            async with database.sessions() as session:
+                return await housekeeping.adopt_stores(session, layout)
+        finally:
+            await database.dispose()
+
+    report = asyncio.run(run())
+    assert report.adopted == []
+    assert sorted(report.quarantined) == sorted([broken.name, unfinished.name])
+    assert "KeyError" in report.reasons[broken.name]
+    assert not broken.exists()
+    assert not unfinished.exists()
+    kept = sorted(p.name for p in layout.quarantine.iterdir())
+    assert kept == sorted([f"stores-{broken.name}", f"uploads-{unfinished.name}"])
+    assert all((layout.quarantine / name / "zarr.json").is_file() for name in kept)

@@ -15,14 +15,6 @@ from arkitekt.mikro import from_xarray
 from arkitekt_server import EmbeddedServer
 
 
-def _token(app: App) -> str:
-    async def get() -> str:
-        transport = await app.container.transport()
-        return await transport.atoken()
-
-    return app.runtime.scope.bridge.call(get)
-
-
 def _stack() -> xr.DataArray:
     data = np.zeros((2, 3, 40, 60), dtype=np.uint16)  # c, z, y, x
     data[0, 2, 10, 20] = 1000  # bright spot in the first channel, on the last plane
@@ -31,11 +23,11 @@ def _stack() -> xr.DataArray:
 
 
 def test_thumbnail_is_the_max_projection_of_the_first_channel(
-    server: EmbeddedServer, connect: Callable[..., App]
+    server: EmbeddedServer, connect: Callable[..., App], bearer: Callable[[App], str]
 ) -> None:
     with connect() as app:
         image = from_xarray(_stack(), name="spots")
-        headers = {"Authorization": f"Bearer {_token(app)}"}
+        headers = {"Authorization": f"Bearer {bearer(app)}"}
         url = f"{server.url}/mikro/images/{image.id}/thumbnail.png"
         response = httpx.get(url, headers=headers)
         assert response.status_code == 200
@@ -49,12 +41,12 @@ def test_thumbnail_is_the_max_projection_of_the_first_channel(
 
 
 def test_page_lists_names_and_tags_escaped_and_hides_private_images(
-    server: EmbeddedServer, connect: Callable[..., App]
+    server: EmbeddedServer, connect: Callable[..., App], bearer: Callable[[App], str]
 ) -> None:
     with connect() as app:
         shown = from_xarray(_stack(), name="<b>bold</b>", tags=["<raw>"])
         hidden = from_xarray(_stack(), name="hidden-from-browser", private=True)
-        token = _token(app)
+        token = bearer(app)
     page = httpx.get(f"{server.url}/mikro/")  # tokenless: loopback + auto_approve server
     assert page.status_code == 200
     assert "&lt;b&gt;bold&lt;/b&gt;" in page.text

@@ -1,0 +1,297 @@
+"""Housekeeping of mikro's directories: sweeping abandoned uploads, the start-up check, adopting.
+
+The rule: a directory is deleted only when the database records it as the server's own
+leftover — an upload grant in state ``abandoned`` (aborted, or expired and marked so by the
+sweep), or a store in ``trash/`` whose image row is gone. A directory nothing in the database
+knows is never deleted: the sweep logs it; at start-up an unknown *store* means the database
+is not the one the stores were written with (deleted, or restored from an older backup), and
+the server refuses to start until an operator runs ``arkitekt adopt-stores``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio.to_thread
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arkitekt.protocol.mikro import UploadRequest
+from arkitekt_server.db import Database, utcnow
+from arkitekt_server.mikro import storage
+from arkitekt_server.mikro._common import MikroState
+from arkitekt_server.mikro.models import DatasetRow, GrantRow, ImageRow, TagRow
+
+__all__ = [
+    "ADOPTED_OWNER",
+    "AdoptReport",
+    "UnknownStoresError",
+    "adopt_command",
+    "adopt_stores",
+    "check_stores",
+    "sweep",
+]
+
+log = logging.getLogger("arkitekt_server.mikro")
+
+ADOPTED_OWNER = 0
+"""The owner of adopted images: no app (client primary keys start at 1), so no app may
+delete them and private ones are visible to none (the apps of a lost database are gone)."""
+FINISH_GRACE = dt.timedelta(hours=1)
+"""A finish in progress past its grant's expiry gets this long more (it takes seconds; one that
+never ended was interrupted by a crash)."""
+UNKNOWN_MIN_AGE = dt.timedelta(minutes=5)
+"""A directory nothing knows is not even reported before this age (its grant or image may be
+committed after the sweep read the tables)."""
+
+
+class UnknownStoresError(RuntimeError):
+    """Image stores exist that the database does not know: the server must not start."""
+
+
+async def _known(session: AsyncSession) -> tuple[set[str], set[str]]:
+    # grants first: a finish commits its image and drops its grant at once, so a store read
+    # between the two queries is still known (by one or the other)
+    grants = set(await session.scalars(select(GrantRow.id)))
+    images = set(await session.scalars(select(ImageRow.id)))
+    return grants, images
+
+
+def _unknown(parent: Path, known: set[str], min_age: dt.timedelta | None) -> list[Path]:
+    cutoff = None if min_age is None else (utcnow() - min_age).timestamp()
+    found = []
+    for entry in sorted(parent.iterdir()):
+        if entry.name in known:
+            continue
+        try:  # ctime: a rename (a finish moving a store) updates it, mtime does not
+            if cutoff is not None and entry.lstat().st_ctime > cutoff:
+                continue
+        except FileNotFoundError:
+            continue
+        found.append(entry)
+    return found
+
+
+def _remove_abandoned(layout: storage.Layout, grant_id: str, image_exists: bool) -> None:
+    storage.remove(layout.upload(grant_id))
+    if not image_exists:  # a finish that crashed after moving the store: take it too
+        storage.remove(layout.store(grant_id))
+        storage.remove(layout.record(grant_id))
+
+
+def _empty_trash(layout: storage.Layout, images: set[str]) -> int:
+    removed = 0
+    for entry in layout.trash.iterdir():
+        if entry.name in images:  # a delete that crashed before its commit: the image stays
+            os.replace(entry, layout.stores / entry.name)
+            continue
+        storage.remove(entry)
+        removed += 1
+    return removed
+
+
+async def sweep(
+    database: Database,
+    layout: storage.Layout,
+    now: dt.datetime | None = None,
+    state: MikroState | None = None,
+) -> int:
+    """Mark expired grants abandoned, then remove every abandoned grant with its directory.
+
+    Directories no grant or image owns are left alone and logged (see the module docstring).
+
+    Args:
+        database: the server's database.
+        layout: the mikro directories.
+        now: the time to compare expiry with (default: now; tests pass a later time).
+        state: the server's mikro caches, to drop the removed grants from.
+
+    Returns:
+        How many grants were removed.
+
+    """
+    moment = utcnow() if now is None else now
+    async with database.sessions() as session:
+        await session.execute(
+            update(GrantRow)
+            .where(
+                GrantRow.expires_at <= moment,
+                or_(GrantRow.state == "open", GrantRow.expires_at <= moment - FINISH_GRACE),
+            )
+            .values(state="abandoned")
+        )
+        await session.commit()
+        abandoned = list(
+            await session.scalars(select(GrantRow.id).where(GrantRow.state == "abandoned"))
+        )
+        for grant_id in abandoned:
+            if state is not None:
+                state.uploads.pop(grant_id, None)
+            exists = await session.get(ImageRow, grant_id) is not None
+            await anyio.to_thread.run_sync(_remove_abandoned, layout, grant_id, exists)
+            await session.execute(delete(GrantRow).where(GrantRow.id == grant_id))
+            await session.commit()
+        grants, images = await _known(session)
+    for parent, known in ((layout.uploads, grants), (layout.stores, grants | images)):
+        stray = await anyio.to_thread.run_sync(_unknown, parent, known, UNKNOWN_MIN_AGE)
+        for entry in stray:
+            if state is None or entry not in state.reported:
+                log.warning(
+                    "mikro: %s is not known to the database; it is left alone "
+                    "(see `arkitekt adopt-stores`)",
+                    entry,
+                )
+                if state is not None:
+                    state.reported.add(entry)
+    if abandoned:
+        log.info("mikro: removed %d abandoned upload(s)", len(abandoned))
+    return len(abandoned)
+
+
+async def check_stores(database: Database, layout: storage.Layout) -> None:
+    """At start-up: put back stores whose delete never committed, empty the trash, and
+    refuse to start when stores exist that the database does not know.
+
+    Raises:
+        UnknownStoresError: naming how many stores, where, and what to do.
+
+    """
+    async with database.sessions() as session:
+        grants, images = await _known(session)
+    await anyio.to_thread.run_sync(_empty_trash, layout, images)
+    stray = await anyio.to_thread.run_sync(_unknown, layout.stores, grants | images, None)
+    if stray:
+        where = database.engine.url.render_as_string(hide_password=True)
+        message = (
+            f"{len(stray)} image store(s) in {layout.stores} are not in the database "
+            f"{where} (was it deleted, or restored from an older backup?). Nothing was "
+            "deleted. Stop here and run `arkitekt adopt-stores --data-dir <data dir>` to "
+            "register them as images again, or `arkitekt adopt-stores --quarantine` to move "
+            f"them to {layout.quarantine}; then start the server again."
+        )
+        log.error("mikro: %s", message)
+        raise UnknownStoresError(message)
+
+
+@dataclass
+class AdoptReport:
+    """What :func:`adopt_stores` did."""
+
+    adopted: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+def _read_record(layout: storage.Layout, image_id: str) -> dict[str, object]:
+    try:
+        data = json.loads(layout.record(image_id).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _quarantine(layout: storage.Layout, entry: Path) -> None:
+    layout.quarantine.mkdir(mode=0o700, exist_ok=True)
+    target = layout.quarantine / f"{entry.parent.name}-{entry.name}"
+    os.replace(entry, target)
+
+
+async def adopt_stores(
+    session: AsyncSession, layout: storage.Layout, *, quarantine: bool = False
+) -> AdoptReport:
+    """Register the stores the database does not know as images again (or set them aside).
+
+    A store is adopted when it passes the same verification as a finished upload; its name,
+    tags and metadata come from the record written at finish (``records/<id>.json``; a store
+    without one is adopted as ``adopted <id>``). Adopted images belong to no app
+    (:data:`ADOPTED_OWNER`); a dataset that no longer exists is dropped. A store that fails
+    verification, every unknown upload directory, and with ``quarantine`` every unknown store
+    are moved to ``quarantine/`` instead. Nothing is deleted.
+
+    Args:
+        session: a session on the server's database (the server must not be running).
+        layout: the mikro directories.
+        quarantine: set every unknown store aside instead of adopting it.
+
+    Returns:
+        What was adopted and what was quarantined (with the reasons).
+
+    """
+    layout.create()
+    report = AdoptReport()
+    grants, images = await _known(session)
+    for entry in _unknown(layout.uploads, grants, None):
+        _quarantine(layout, entry)
+        report.quarantined.append(entry.name)
+        report.reasons[entry.name] = "an unfinished upload no grant knows"
+    for entry in _unknown(layout.stores, grants | images, None):
+        reason = "--quarantine" if quarantine else await _adopt(session, layout, entry)
+        if reason is None:
+            report.adopted.append(entry.name)
+            continue
+        _quarantine(layout, entry)
+        report.quarantined.append(entry.name)
+        report.reasons[entry.name] = reason
+    return report
+
+
+async def _adopt(session: AsyncSession, layout: storage.Layout, entry: Path) -> str | None:
+    """Adopt one store; the reason it cannot be adopted, else ``None``."""
+    try:
+        image_id = str(uuid.UUID(entry.name))
+        if image_id != entry.name:
+            raise ValueError(f"{entry.name!r} is not an image id in canonical form")
+        meta = json.loads((entry / "zarr.json").read_bytes())
+        record = _read_record(layout, image_id)
+        fields = dict(record.get("request") or {})  # type: ignore[call-overload]
+        fields.update(
+            shape=meta["shape"], chunks=meta["chunk_grid"]["configuration"]["chunk_shape"]
+        )
+        fields.update(dtype=meta["data_type"])
+        fields.setdefault("name", f"adopted {image_id}")
+        body = UploadRequest.model_validate(fields)
+        storage.verify_store(entry, list(body.shape), list(body.chunks), body.dtype)
+    except (ValueError, KeyError, TypeError, OSError, storage.StoreInvalid) as error:
+        return f"{type(error).__name__}: {error}"
+    dataset = body.dataset
+    if dataset is not None and await session.get(DatasetRow, dataset) is None:
+        dataset = None
+    created = record.get("created_at")
+    session.add(
+        ImageRow(
+            id=image_id,
+            name=body.name,
+            owner_pk=ADOPTED_OWNER,
+            owner=str(record.get("owner") or "unknown (adopted)"),
+            private=body.private,
+            dataset_id=dataset,
+            shape=list(body.shape),
+            chunks=list(body.chunks),
+            dtype=body.dtype,
+            origins=body.origins,
+            channel_names=body.channel_names,
+            pixel_size=body.pixel_size.model_dump(exclude_none=True),
+            extra=body.metadata,
+            created_at=dt.datetime.fromisoformat(created) if isinstance(created, str) else utcnow(),
+            tags=[TagRow(tag=tag, position=i) for i, tag in enumerate(body.tags)],
+        )
+    )
+    await session.commit()
+    return None
+
+
+async def adopt_command(session: AsyncSession, data_dir: Path, *, quarantine: bool) -> str:
+    """Run :func:`adopt_stores` on a data directory; the report ``arkitekt adopt-stores`` prints."""
+    layout = storage.Layout(data_dir)
+    report = await adopt_stores(session, layout, quarantine=quarantine)
+    lines = [f"adopted {len(report.adopted)} store(s) as images"]
+    lines += [f"  {image_id}" for image_id in report.adopted]
+    lines.append(f"moved {len(report.quarantined)} to {layout.quarantine}")
+    lines += [f"  {name}: {report.reasons[name]}" for name in report.quarantined]
+    return "\n".join(lines)

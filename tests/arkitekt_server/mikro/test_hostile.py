@@ -1,0 +1,236 @@
+"""Hostile input to mikro: non-canonical keys, decompression bombs, unbounded parameters."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec
+
+from arkitekt.mikro.upload import codec
+from arkitekt_server import EmbeddedServer
+from arkitekt_server.mikro.chunks import ChunkRefused, Pipeline, check_key, chunk_index
+from arkitekt_server.mikro.storage import Layout
+
+SHAPE = [1, 1, 2, 8, 8]
+CHUNKS = [1, 1, 1, 8, 4]  # 4 chunks of 64 bytes (uint16)
+RAW = 64
+
+
+def _grant(http: httpx.Client, datalayer: str = "http") -> dict[str, Any]:
+    body = {"name": "hostile", "shape": SHAPE, "chunks": CHUNKS, "dtype": "uint16"}
+    response = http.post("/uploads/", json={**body, "datalayer": datalayer})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def _store(compressor: Any = None) -> dict[str, bytes]:
+    store: dict[str, Any] = {}
+    array = zarr.create_array(
+        store,
+        shape=SHAPE,
+        dtype="uint16",
+        chunks=CHUNKS,
+        compressors=[compressor or codec(2)],
+        dimension_names=["c", "t", "z", "y", "x"],
+        config={"write_empty_chunks": True},
+    )
+    array[:] = np.arange(128, dtype=np.uint16).reshape(SHAPE)
+    return {key: value.to_bytes() for key, value in store.items()}
+
+
+def _write_local(directory: Path, keys: dict[str, bytes]) -> None:
+    for key, value in keys.items():
+        (directory / key).parent.mkdir(parents=True, exist_ok=True)
+        (directory / key).write_bytes(value)
+
+
+# -- chunk keys ------------------------------------------------------------------------------
+@given(index=st.tuples(*[st.integers(0, 3)] * 5))
+@settings(max_examples=50, deadline=None)
+def test_the_canonical_key_of_every_grid_index_is_accepted(index: tuple[int, ...]) -> None:
+    key = "c/" + "/".join(map(str, index))
+    assert chunk_index(key, [4] * 5) == index
+
+
+# ASCII, Arabic-Indic, Devanagari and fullwidth digits
+_DIGITS = st.sampled_from("0123456789\u0660\u0661\u0968\u0969\u096a\u096b\uff16\uff17")
+
+
+@given(parts=st.lists(st.text(_DIGITS, min_size=1, max_size=3), min_size=5, max_size=5))
+@settings(max_examples=200, deadline=None)
+def test_only_canonical_keys_name_a_chunk(parts: list[str]) -> None:
+    key = "c/" + "/".join(parts)
+    canonical = all(p.isascii() and (p == "0" or not p.startswith("0")) for p in parts)
+    assert check_key(key, [1000] * 5) is canonical
+    if canonical:  # one chunk, one key: the key is the index written back
+        index = chunk_index(key, [1000] * 5)
+        assert index is not None
+        assert "c/" + "/".join(map(str, index)) == key
+
+
+@pytest.mark.parametrize(
+    "key", ["c/00/0/0/0/0", "c/\u0660/0/0/0/0", "c/0/0/0/0/01", "c/+1/0/0/0/0"]
+)
+def test_non_canonical_keys_are_refused_at_put_and_at_finish(
+    http: httpx.Client, key: str, server: EmbeddedServer
+) -> None:
+    grant = _grant(http)
+    assert http.put(f"/uploads/{grant['id']}/store/{key}", content=b"x").status_code == 400
+    local = _grant(http, datalayer="local")
+    keys = _store()
+    keys[key] = keys.pop("c/0/0/0/0/0")  # the chunk under another spelling: one is missing
+    _write_local(Path(local["path"]), keys)
+    refused = http.post(f"/uploads/{local['id']}/finish/")
+    assert refused.status_code == 400, refused.text
+    assert "unexpected file" in refused.json()["detail"]
+    assert http.get(f"/images/{local['id']}").status_code == 404  # no half image
+
+
+# -- decoded sizes ---------------------------------------------------------------------------
+def _meta_with(compressor: Any) -> dict[str, Any]:
+    return dict(json.loads(_store(compressor)["zarr.json"]))
+
+
+def test_the_pipeline_bounds_every_accepted_codec(zstd_bomb: Callable[[int, int], bytes]) -> None:
+    blosc = Pipeline.from_metadata(_meta_with(None), 2)
+    good = _store()["c/0/0/0/0/0"]
+    blosc.check_chunk("c/0/0/0/0/0", good)
+    lying = good[:4] + struct.pack("<I", 1 << 30) + good[8:]
+    with pytest.raises(ChunkRefused, match=r"'c/0/0/0/0/0' declares 1073741824"):
+        blosc.check_chunk("c/0/0/0/0/0", lying)
+    zstd = Pipeline.from_metadata(_meta_with(ZstdCodec()), 2)
+    zstd.check_chunk("k", _store(ZstdCodec())["c/0/0/0/0/0"])
+    with pytest.raises(ChunkRefused, match="declares 1073741824"):
+        zstd.check_chunk("k", zstd_bomb(1 << 30, 1 << 30))
+    with pytest.raises(ChunkRefused, match="exactly one zstd frame"):  # a second frame hides
+        zstd.check_chunk("k", zstd_bomb(RAW, RAW) + zstd_bomb(1 << 30, 1 << 30)[:1000])
+    zipped = Pipeline.from_metadata(_meta_with(GzipCodec()), 2)
+    zipped.check_chunk("k", _store(GzipCodec())["c/0/0/0/0/0"])
+    with pytest.raises(ChunkRefused, match="exactly one gzip member"):
+        zipped.check_chunk("k", gzip.compress(bytes(1 << 20)))
+    with pytest.raises(ChunkRefused, match="more than"):
+        zipped.check_chunk("k", bytes(1 << 20))
+    meta = _meta_with(None) | {"codecs": [BytesCodec().to_dict(), {"name": "transpose"}]}
+    with pytest.raises(ChunkRefused, match="are not accepted"):
+        Pipeline.from_metadata(meta, 2)
+
+
+def test_a_zstd_bomb_is_refused_at_finish_naming_the_chunk_and_the_upload_stays_retryable(
+    http: httpx.Client, zstd_bomb: Callable[[int, int], bytes]
+) -> None:
+    grant = _grant(http)
+    keys = _store(ZstdCodec())
+    for key, value in keys.items():
+        assert http.put(f"/uploads/{grant['id']}/store/{key}", content=value).status_code == 204
+    bomb = zstd_bomb(1 << 30, 1 << 30)  # 33 KB that decode to 1 GiB
+    put = http.put(f"/uploads/{grant['id']}/store/c/0/0/1/0/1", content=bomb)
+    assert put.status_code == 204  # within the chunk's encoded bound: finish decides
+    refused = http.post(f"/uploads/{grant['id']}/finish/")
+    assert refused.status_code == 400, refused.text
+    assert "chunk 'c/0/0/1/0/1' declares 1073741824 decoded bytes" in refused.json()["detail"]
+    assert http.get(f"/images/{grant['id']}").status_code == 404
+    http.put(f"/uploads/{grant['id']}/store/c/0/0/1/0/1", content=keys["c/0/0/1/0/1"])
+    assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201
+
+
+def test_a_tampered_store_is_not_decoded_for_its_thumbnail(
+    http: httpx.Client, server: EmbeddedServer, zstd_bomb: Callable[[int, int], bytes]
+) -> None:
+    grant = _grant(http, datalayer="local")
+    _write_local(Path(grant["path"]), _store(ZstdCodec()))
+    assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201
+    store = Layout(server.settings.data_dir).store(grant["id"])
+    (store / "c/0/0/0/0/0").write_bytes(zstd_bomb(1 << 30, 1 << 30))  # after finish
+    refused = http.get(f"/images/{grant['id']}/thumbnail.png")
+    assert refused.status_code == 422, refused.text
+    assert "'c/0/0/0/0/0'" in refused.json()["detail"]
+
+
+def test_a_grown_chunk_file_is_not_served(http: httpx.Client, server: EmbeddedServer) -> None:
+    grant = _grant(http, datalayer="local")
+    _write_local(Path(grant["path"]), _store())
+    assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201
+    store = Layout(server.settings.data_dir).store(grant["id"])
+    (store / "c/0/0/0/0/0").write_bytes(bytes(2 << 20))  # after finish, beyond any chunk
+    refused = http.get(f"/images/{grant['id']}/store/c/0/0/0/0/0")
+    assert refused.status_code == 422, refused.text
+    assert "'c/0/0/0/0/0' is larger than any key" in refused.json()["detail"]
+    assert http.get(f"/images/{grant['id']}/store/c/0/0/0/0/1").status_code == 200
+
+
+def test_every_chunk_file_is_size_checked_before_it_is_read(http: httpx.Client) -> None:
+    grant = _grant(http, datalayer="local")
+    keys = _store()
+    keys["c/0/0/0/0/1"] = bytes(1 << 20)
+    _write_local(Path(grant["path"]), keys)
+    refused = http.post(f"/uploads/{grant['id']}/finish/")
+    assert refused.status_code == 400
+    assert "chunk 'c/0/0/0/0/1' is 1048576 bytes" in refused.json()["detail"]
+    shutil.rmtree(grant["path"])
+
+
+# -- parameters and metadata -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [
+        ("/images/?offset=9223372036854775808", "offset"),
+        ("/images/?limit=9223372036854775808", "limit"),
+        ("/?offset=9223372036854775808", "offset"),
+        ("/images/?name=" + "n" * 501, "name"),
+        ("/images/?tag=" + "t" * 101, "tag"),
+    ],
+)
+def test_unbounded_query_parameters_are_422_naming_them(
+    http: httpx.Client, path: str, param: str
+) -> None:
+    response = http.get(path)
+    assert response.status_code == 422, response.text
+    assert param in json.dumps(response.json()["detail"])
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"metadata": _nested(400)}, "nests deeper than 32 levels"),
+        ({"metadata": {"a": [_nested(32)]}}, "metadata.a[0]"),
+        ({"metadata": {"blob": "x" * (1 << 20)}}, "more than 1048576"),
+        ({"chunks": [1, 1, 1, 8192, 8192], "dtype": "uint16"}, "at most 67108864"),
+        ({"shape": [1, 1, 1, 8, 1 << 41]}, "less than or equal to 1099511627776"),
+        ({"pixel_size": {"x": "inf"}}, "finite"),
+        ({"channel_names": ["c" * 501]}, "at most 500 characters"),
+    ],
+)
+def test_grant_requests_beyond_the_bounds_are_422_naming_the_field(
+    http: httpx.Client, change: dict[str, Any], words: str
+) -> None:
+    body = {"name": "bounded", "shape": [1, 1, 1, 8192, 8192], "chunks": CHUNKS, "dtype": "uint8"}
+    response = http.post("/uploads/", json=body | change)
+    assert response.status_code == 422, response.text
+    assert words in json.dumps(response.json()["detail"])
+
+
+def test_non_finite_metadata_is_refused(http: httpx.Client) -> None:
+    body = {"name": "nan", "shape": SHAPE, "chunks": CHUNKS, "dtype": "uint16"}
+    text = json.dumps(body | {"metadata": {"x": float("nan")}})  # NaN: what json.loads accepts
+    response = http.post("/uploads/", content=text, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert "metadata.x is nan" in response.text

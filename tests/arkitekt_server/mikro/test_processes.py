@@ -1,0 +1,240 @@
+"""mikro with the server in its own process: a lost database, a kill -9, a memory budget."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dask.array as da
+import httpx
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from zarr.codecs import ZstdCodec
+
+from arkitekt import App, easy
+from arkitekt.mikro import UploadError, from_xarray, get_image, search_images
+from arkitekt_server.mikro.storage import Layout
+
+if TYPE_CHECKING:
+    from conftest import ServerProcess
+
+BUDGET_MIB = 150
+
+
+def _app(server: ServerProcess, tmp_path: Path, name: str) -> App:
+    return easy(name, url=server.url, headless=True, cache_dir=tmp_path / f"cache-{name}")
+
+
+def _stack(seed: int) -> xr.DataArray:
+    values = np.random.default_rng(seed).integers(0, 4000, (3, 32, 24), dtype=np.uint16)
+    return xr.DataArray(values, dims=["z", "y", "x"])
+
+
+def _files(directory: Path) -> dict[str, int]:
+    return {
+        p.relative_to(directory).as_posix(): p.stat().st_size
+        for p in directory.rglob("*")
+        if p.is_file()
+    }
+
+
+def test_a_lost_database_refuses_to_start_deletes_nothing_and_adopting_brings_images_back(
+    server_process: ServerProcess, tmp_path: Path
+) -> None:
+    server_process.start()
+    with _app(server_process, tmp_path, "before-loss"):
+        local = from_xarray(_stack(1), name="kept local", tags=["kept"], metadata={"k": 1})
+        remote = from_xarray(_stack(2), name="kept http", datalayer="http", private=True)
+    server_process.stop()
+    layout = Layout(server_process.data_dir)
+    before = {i: _files(layout.store(i)) for i in (local.id, remote.id)}
+    for suffix in ("", "-wal", "-shm"):
+        (server_process.data_dir / f"arkitekt.sqlite3{suffix}").unlink(missing_ok=True)
+
+    server_process.start(wait=False)
+    output = server_process.finish()
+    assert server_process.process is not None
+    assert server_process.process.returncode != 0
+    assert "2 image store(s)" in output
+    assert "not in the database" in output
+    assert "arkitekt adopt-stores" in output
+    assert {i: _files(layout.store(i)) for i in before} == before  # nothing deleted
+
+    adopt = subprocess.run(
+        [sys.executable, "-m", "arkitekt.cli", "adopt-stores", "--data-dir",
+         str(server_process.data_dir)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert adopt.returncode == 0, adopt.stderr
+    assert "adopted 2 store(s)" in adopt.stdout
+    server_process.start()
+    with _app(server_process, tmp_path, "after-loss"):
+        back = get_image(local.id)
+        assert (back.name, back.tags, back.metadata) == ("kept local", ["kept"], {"k": 1})
+        assert np.array_equal(back.data.values[0, 0], _stack(1).values)
+        assert search_images("kept http").total == 0  # private: its app is gone with the db
+    server_process.stop()
+    print(f"\nlost database: refused to start, 2 stores kept, 2 adopted: {adopt.stdout!r}")
+
+
+def _slow(block: np.ndarray) -> np.ndarray:
+    time.sleep(0.05)
+    return block
+
+
+def test_kill_9_mid_upload_leaves_no_half_image_and_loses_nothing_finished(
+    server_process: ServerProcess, tmp_path: Path
+) -> None:
+    server_process.start()
+    layout = Layout(server_process.data_dir)
+    source = np.arange(60 * 16 * 16, dtype=np.uint16).reshape(60, 16, 16)
+    slow = da.from_array(source, chunks=(1, 16, 16)).map_blocks(_slow, dtype=np.uint16)
+    errors: list[BaseException] = []
+    with _app(server_process, tmp_path, "crash") as app:
+        finished = from_xarray(_stack(3), name="finished before the crash")
+
+        def upload() -> None:
+            try:
+                from_xarray(
+                    xr.DataArray(slow, dims=["z", "y", "x"]),
+                    name="killed",
+                    datalayer="http",
+                    mikro=app.mikro,
+                )
+            except BaseException as error:
+                errors.append(error)
+
+        writer = threading.Thread(target=upload)
+        writer.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            written = [p for p in layout.uploads.rglob("c/*/*/*/*/*") if p.is_file()]
+            if len(written) >= 5:
+                break
+            time.sleep(0.02)
+        server_process.kill()
+        writer.join(60)
+    assert not writer.is_alive()
+    (error,) = errors
+    assert isinstance(error, UploadError), repr(error)
+    assert "did not confirm the abort" in str(error)
+
+    server_process.start()  # the same data dir: it knows the grant, so it starts
+    with _app(server_process, tmp_path, "after-crash"):
+        assert search_images("killed").total == 0  # no half image
+        again = get_image(finished.id)
+        assert np.array_equal(again.data.values[0, 0], _stack(3).values)
+        retried = from_xarray(xr.DataArray(source, dims=["z", "y", "x"]), name="killed")
+        assert np.array_equal(get_image(retried.id).data.values[0, 0], source)
+    server_process.stop()
+    print(
+        f"\nkill -9 mid-upload: {len(written)} chunk(s) written before the kill; client: "
+        f"{type(error).__name__}; finished images kept 1/1; retry after restart: ok"
+    )
+
+
+# -- memory budget ---------------------------------------------------------------------------
+SHAPE = [1, 1, 2, 64, 64]
+CHUNKS = [1, 1, 1, 64, 64]  # 2 chunks of 4 KiB (uint8)
+
+
+def _zstd_store() -> dict[str, bytes]:
+    store: dict[str, Any] = {}
+    array = zarr.create_array(
+        store,
+        shape=SHAPE,
+        dtype="uint8",
+        chunks=CHUNKS,
+        compressors=[ZstdCodec()],
+        dimension_names=["c", "t", "z", "y", "x"],
+        config={"write_empty_chunks": True},
+    )
+    array[:] = np.arange(2 * 64 * 64, dtype=np.uint8).reshape(SHAPE)
+    return {key: value.to_bytes() for key, value in store.items()}
+
+
+@pytest.fixture
+def raw_http(
+    server_process: ServerProcess, tmp_path: Path, bearer: Callable[[App], str]
+) -> Iterator[httpx.Client]:
+    server_process.start()
+    with (
+        _app(server_process, tmp_path, "memory") as app,
+        httpx.Client(
+            base_url=server_process.url + "/mikro",
+            headers={"Authorization": f"Bearer {bearer(app)}"},
+            timeout=60,
+        ) as client,
+    ):
+        yield client
+
+
+def _upload(http: httpx.Client, keys: dict[str, bytes], datalayer: str = "http") -> str:
+    body = {"name": "budget", "shape": SHAPE, "chunks": CHUNKS, "dtype": "uint8"}
+    grant = http.post("/uploads/", json=body | {"datalayer": datalayer}).json()
+    for key, value in keys.items():
+        if datalayer == "local":
+            (Path(grant["path"]) / key).parent.mkdir(parents=True, exist_ok=True)
+            (Path(grant["path"]) / key).write_bytes(value)
+        else:
+            assert http.put(f"/uploads/{grant['id']}/store/{key}", content=value).is_success
+    return str(grant["id"])
+
+
+def _huge_body(total: int) -> Iterator[bytes]:
+    part = bytes(1 << 20)
+    for _ in range(total >> 20):
+        yield part
+
+
+def test_server_memory_stays_bounded_under_hostile_chunks_and_bodies(
+    server_process: ServerProcess,
+    raw_http: httpx.Client,
+    zstd_bomb: Callable[[int, int], bytes],
+    peak_rss_mib: Callable[[int], float],
+) -> None:
+    http = raw_http
+    keys = _zstd_store()
+    warm = _upload(http, keys)  # everything a finish and a thumbnail import is loaded now
+    assert http.post(f"/uploads/{warm}/finish/").status_code == 201
+    assert http.get(f"/images/{warm}/thumbnail.png").status_code == 200
+    baseline = peak_rss_mib(server_process.pid)
+    print(f"\nserver peak RSS after warm-up: {baseline:.0f} MiB")
+    bomb = zstd_bomb(1 << 30, 1 << 30)  # 33 KB -> 1 GiB
+    answers: dict[str, int] = {}
+
+    def record(what: str, response: httpx.Response) -> None:
+        answers[what] = response.status_code
+        peak = peak_rss_mib(server_process.pid)
+        print(f"{what}: HTTP {response.status_code}, peak RSS +{peak - baseline:.0f} MiB")
+
+    grant = _upload(http, keys | {"c/0/0/1/0/0": bomb})
+    record("zstd bomb at finish", http.post(f"/uploads/{grant}/finish/"))
+    hidden = zstd_bomb(64 * 64, 64 * 64) + bomb  # a small first frame, then the bomb
+    grant = _upload(http, keys | {"c/0/0/1/0/0": hidden})
+    record("second-frame bomb at finish", http.post(f"/uploads/{grant}/finish/"))
+    local = _upload(http, keys, datalayer="local")
+    assert http.post(f"/uploads/{local}/finish/").status_code == 201
+    store = Layout(server_process.data_dir).store(local)
+    (store / "c/0/0/1/0/0").write_bytes(bomb)  # tampered after finish
+    record("zstd bomb at thumbnail", http.get(f"/images/{local}/thumbnail.png"))
+    grant = _upload(http, {})
+    url = f"/uploads/{grant}/store/c/0/0/0/0/0"
+    record("200 MiB streamed PUT", http.put(url, content=_huge_body(200 << 20)))
+    record("200 MiB declared PUT", http.put(url, content=bytes(200 << 20)))
+    peak = peak_rss_mib(server_process.pid)
+    assert answers == {
+        "zstd bomb at finish": 400,
+        "second-frame bomb at finish": 400,
+        "zstd bomb at thumbnail": 422,
+        "200 MiB streamed PUT": 413,
+        "200 MiB declared PUT": 413,
+    }
+    assert peak - baseline < BUDGET_MIB

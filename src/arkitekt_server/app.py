@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 import arkitekt
 from arkitekt._redact import install_redaction
@@ -42,6 +44,24 @@ _health = APIRouter(tags=["health"])
 async def health() -> dict[str, str]:
     """Liveness: answers without a token."""
     return {"status": "ok", "version": arkitekt.__version__}
+
+
+async def _refused(request: Request, error: Exception) -> JSONResponse:
+    """A 422 that names each problem's place and reason, never the input.
+
+    FastAPI's default answer repeats the offending input, which may hold what JSON cannot carry
+    back (``NaN``, which ``json.loads`` accepts): the refusal itself would become a 500.
+    """
+    assert isinstance(error, RequestValidationError)
+    problems = [
+        {
+            "loc": list(e.get("loc", ())),
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
+        for e in error.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": problems})
 
 
 def load_services(names: Sequence[str] = SERVICES) -> list[ServerService]:
@@ -96,6 +116,7 @@ def create_app(settings: ServerSettings, services: Sequence[str] = SERVICES) -> 
         redoc_url=None,
         openapi_url=None,
     )
+    app.add_exception_handler(RequestValidationError, _refused)
     app.state.settings = settings
     app.state.principal_cache = PrincipalCache(settings.auth_cache_seconds)
     app.state.services = loaded

@@ -6,16 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
-from fastapi import FastAPI, HTTPException, Request, Response, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
+from fastapi import FastAPI, HTTPException, Request, status
 from pydantic import BaseModel
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +32,6 @@ __all__ = [
     "MAX_CHUNKS",
     "MAX_OFFSET",
     "META_MAX_BYTES",
-    "MikroRoute",
     "MikroState",
     "StoreInfo",
     "UploadState",
@@ -83,30 +79,6 @@ class ErrorBody(BaseModel):
 def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route that may refuse with these status codes."""
     return {code: {"model": ErrorBody, "description": _REASONS[code]} for code in codes}
-
-
-class MikroRoute(APIRoute):
-    """The routes of mikro: a refused request body is named, never echoed.
-
-    FastAPI's 422 answer repeats the offending input, which may hold what JSON cannot carry
-    back (``NaN``, which ``json.loads`` accepts) and would turn the refusal into a 500.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """The handler, with validation errors stripped of their inputs."""
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as error:
-                errors = [
-                    {"loc": e.get("loc", ()), "msg": e.get("msg", ""), "type": e.get("type", "")}
-                    for e in error.errors()
-                ]
-                raise RequestValidationError(errors) from None
-
-        return route
 
 
 @dataclass(frozen=True)

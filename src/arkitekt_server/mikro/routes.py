@@ -21,7 +21,6 @@ from arkitekt_server.db import get_session, utcnow
 from arkitekt_server.mikro import storage
 from arkitekt_server.mikro._common import (
     MAX_OFFSET,
-    MikroRoute,
     StoreInfo,
     delete_image_row,
     documented,
@@ -38,7 +37,7 @@ from arkitekt_server.mikro.models import DatasetRow, ImageRow, TagRow
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["mikro"], route_class=MikroRoute)
+router = APIRouter(tags=["mikro"])
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 

@@ -27,7 +27,6 @@ from arkitekt_server.mikro._common import (
     GRANT_TTL,
     MAX_CHUNKS,
     META_MAX_BYTES,
-    MikroRoute,
     UploadState,
     delete_image_row,
     documented,
@@ -43,7 +42,7 @@ from arkitekt_server.mikro.models import DatasetRow, GrantRow, ImageRow, TagRow
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["mikro"], route_class=MikroRoute)
+router = APIRouter(tags=["mikro"])
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 

@@ -25,7 +25,6 @@ from arkitekt_server.db import get_session
 from arkitekt_server.mikro import storage
 from arkitekt_server.mikro._common import (
     MAX_OFFSET,
-    MikroRoute,
     documented,
     find_image,
     layout,
@@ -37,7 +36,7 @@ from arkitekt_server.settings import ServerSettings
 
 __all__ = ["PUBLIC_PATHS", "router", "viewer"]
 
-router = APIRouter(tags=["mikro"], route_class=MikroRoute)
+router = APIRouter(tags=["mikro"])
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 PUBLIC_PATHS = ("/mikro/", "/mikro/images/{image_id}/thumbnail.png")

@@ -4,7 +4,10 @@ Each assignment runs in its own task and TASK scope: async functions on the app'
 functions (and each step of sync generators) in worker threads bounded by
 ``settings.rekuest.max_workers``; the threads see the TASK scope, so the app's sync API works
 there through the bridge. Terminal results and stream items are kept until the server
-acknowledges them, and sent again after a reconnect.
+acknowledges them, and sent again after a reconnect. They are encoded (and checked against the
+limits of :mod:`arkitekt.protocol.rekuest`) before they are kept: a result that cannot travel
+(too big, a NaN) becomes that assignment's error, so a kept message is always one the server
+accepts; and the server acknowledges even a message it refuses, so none is resent forever.
 """
 
 from __future__ import annotations
@@ -23,7 +26,15 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from arkitekt.errors import ConfigError
-from arkitekt.protocol.rekuest import dumps, loads
+from arkitekt.protocol.rekuest import (
+    MAX_MESSAGE_BYTES,
+    MessageError,
+    clip,
+    encode,
+    frames,
+    loads,
+    problem,
+)
 from arkitekt.rekuest._threads import DaemonThreads
 from arkitekt.rekuest._ws import endpoint, open_socket
 from arkitekt.rekuest.context import AssignmentContext, _current
@@ -83,21 +94,24 @@ class Agent:
         self.connections = 0
         self._threads = DaemonThreads(anyio.CapacityLimiter(max_workers), "rekuest-worker")
         self._running: dict[str, AssignmentContext] = {}
-        self._held: dict[str, list[dict[str, Any]]] = {}
-        self._outbox: list[dict[str, Any]] = []
+        self._held: dict[str, list[str]] = {}  # encoded messages, until acknowledged
+        self._outbox: list[dict[str, Any] | str] = []
         self._wake = anyio.Event()
         self._connected = False
         self._tasks: TaskGroup | None = None
         self._socket: ClientConnection | None = None
 
     # -- outgoing ------------------------------------------------------------------------------
-    def send(self, message: dict[str, Any]) -> None:
-        """Queue a message; dropped while disconnected (held messages are resent anyway)."""
+    def send(self, message: dict[str, Any] | str) -> None:
+        """Queue a message (or an encoded one); dropped while disconnected.
+
+        Held messages are resent after a reconnect anyway.
+        """
         if self._connected:
             self._outbox.append(message)
             self._wake.set()
 
-    def _hold(self, id: str, message: dict[str, Any]) -> None:
+    def _hold(self, id: str, message: str) -> None:
         self._held.setdefault(id, []).append(message)
         self.send(message)
 
@@ -195,9 +209,14 @@ class Agent:
             "definitions": [entry.definition.model_dump() for entry in self.registry],
             "holding": self.holding,
         }
+        try:
+            encoded = encode(register)
+        except MessageError as error:
+            raise AgentRefusedError(f"the registration cannot be sent: {error}") from None
         resend = [message for messages in self._held.values() for message in messages]
-        await socket.send(dumps([register, *resend]))
-        first, *rest = loads(await socket.recv())
+        for frame in frames([encoded, *resend], _unsendable):
+            await socket.send(frame)
+        first, *rest = loads(await socket.recv()) or [{}]
         if first.get("t") == "fatal":
             raise AgentRefusedError(f"the server refused the agent: {first.get('m')}")
         if first.get("t") != "registered":
@@ -216,7 +235,8 @@ class Agent:
                 self._wake = anyio.Event()
                 if self._outbox:
                     batch, self._outbox = self._outbox, []
-                    await socket.send(dumps(batch))
+                    for frame in frames(batch, _unsendable):
+                        await socket.send(frame)
         except ConnectionClosed:
             pass
 
@@ -228,8 +248,11 @@ class Agent:
     # -- incoming ------------------------------------------------------------------------------
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("t")
+        if (why := problem(message)) is not None:
+            log.warning("rekuest agent: ignored a %r message of the server: %s", kind, why)
+            return
         if kind == "assign":
-            id = str(message["id"])
+            id = str(message.get("id"))
             if id in self._running or id in self._held:
                 return  # a duplicate delivery of what runs (or ran) here
             assert self._tasks is not None
@@ -244,6 +267,8 @@ class Agent:
         elif kind == "ack":
             for id in message.get("ids") or []:
                 self._held.pop(id, None)
+        elif kind == "refused":  # a bug of this agent, or of the server; the call failed
+            log.warning("rekuest agent: the server refused a message: %s", message.get("m"))
         elif kind == "fatal":
             raise AgentRefusedError(f"the server refused the agent: {message.get('m')}")
 
@@ -251,7 +276,8 @@ class Agent:
     async def _execute(self, context: AssignmentContext, args: dict[str, Any]) -> None:
         id, name = context.id, context.function
         token = _current.set(context)
-        outcome: dict[str, Any] = {"t": "cancelled", "id": id}
+        cancelled = encode({"t": "cancelled", "id": id})
+        outcome = cancelled
         try:
             with anyio.CancelScope() as cancel_scope:
                 context.cancel_scope = cancel_scope
@@ -263,7 +289,7 @@ class Agent:
                 else:
                     outcome = await self._invoke(entry, context, args)
             if context.cancelled:
-                outcome = {"t": "cancelled", "id": id}
+                outcome = cancelled
         finally:
             _current.reset(token)
             del self._running[id]
@@ -271,7 +297,7 @@ class Agent:
 
     async def _invoke(
         self, entry: Registered, context: AssignmentContext, args: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> str:
         id = context.id
         async with self.scope.task():
             try:
@@ -282,17 +308,18 @@ class Agent:
                 }
                 if entry.definition.stream:
                     await self._stream(entry, context, kwargs)
-                    return {"t": "done", "id": id}
+                    return encode({"t": "done", "id": id})
                 if entry.is_async:
                     value = await entry.fn(**kwargs)
                 else:
                     call = functools.partial(entry.fn, **kwargs)
                     value = await self._in_thread(call)
                 if entry.result is None:
-                    return {"t": "done", "id": id, "v": None}
-                return {"t": "done", "id": id, "v": entry.result.shrink(value, "return value")}
+                    return encode({"t": "done", "id": id, "v": None})
+                done = {"t": "done", "id": id, "v": entry.result.shrink(value, "return value")}
+                return _sendable(done, "the return value")
             except AssignmentCancelledError:
-                return {"t": "cancelled", "id": id}
+                return encode({"t": "cancelled", "id": id})
             except Exception as error:
                 return _error(id, error)
 
@@ -305,7 +332,8 @@ class Agent:
         def emit(item: Any) -> None:
             nonlocal n
             value = codec.shrink(item, f"item {n}") if codec is not None else None
-            self._hold(context.id, {"t": "yield", "id": context.id, "n": n, "v": value})
+            message = {"t": "yield", "id": context.id, "n": n, "v": value}
+            self._hold(context.id, _sendable(message, f"item {n}"))
             n += 1
 
         if entry.is_async:
@@ -342,10 +370,36 @@ def backoff(failures: int, cap: float, draw: Callable[[], float] = random.random
     return step * (0.5 + 0.5 * draw())
 
 
-def _error(id: str, error: BaseException) -> dict[str, Any]:
-    return {
-        "t": "error",
-        "id": id,
-        "m": f"{type(error).__name__}: {error}",
-        "tb": "".join(traceback.format_exception(error)),
-    }
+def _error(id: str, error: BaseException) -> str:
+    """The ``error`` message of an assignment, its texts cut to ``MAX_TEXT_CHARS``."""
+    message = clip(f"{type(error).__name__}: {error}")
+    return encode(
+        {
+            "t": "error",
+            "id": id,
+            "m": message,
+            "tb": clip("".join(traceback.format_exception(error))),
+        }
+    )
+
+
+def _sendable(message: dict[str, Any], what: str) -> str:
+    """``message`` encoded, or (it cannot travel) an error for its assignment.
+
+    Raises:
+        RekuestError: naming ``what``, why, and what to do instead.
+
+    """
+    try:
+        return encode(message)
+    except MessageError as error:
+        raise RekuestError(
+            f"{what} cannot be sent: {error} (a value travels as JSON of at most "
+            f"{MAX_MESSAGE_BYTES // (1024 * 1024)} MiB with finite numbers; return large data as "
+            "a structure, such as an image, instead)"
+        ) from None
+
+
+def _unsendable(message: Any, error: MessageError) -> None:
+    """Drop a progress or log message that cannot be encoded (results are checked before)."""
+    log.warning("rekuest agent: dropped a %r message: %s", message.get("t"), error)

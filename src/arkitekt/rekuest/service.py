@@ -18,10 +18,10 @@ import anyio
 
 from arkitekt.errors import BridgeError
 from arkitekt.fakts import Fakts
-from arkitekt.protocol.rekuest import MAX_SECONDS
+from arkitekt.protocol.rekuest import MAX_SECONDS, MessageError, encode
 from arkitekt.rekuest.agent import Agent
 from arkitekt.rekuest.caller import CallerChannel, Event, Pending, error_of, expand
-from arkitekt.rekuest.errors import CallTimeoutError, RekuestError
+from arkitekt.rekuest.errors import BadArgumentsError, CallTimeoutError, RekuestError
 from arkitekt.rekuest.handle import Assignment
 from arkitekt.rekuest.registry import Registry, default_registry
 from arkitekt.rekuest.structures import shrink_any
@@ -230,12 +230,13 @@ class Rekuest(Service):
         if timeout is not None:
             _check_seconds("timeout", timeout, zero=False)
         id = uuid.uuid4().hex
+        name = self._name(function)
         message: dict[str, Any] = {
             "t": "call",
             "id": id,
-            "f": self._name(function),
-            "args": shrink_any(list(args)),
-            "kwargs": shrink_any(dict(kwargs)),
+            "f": name,
+            "args": [_shrink(name, f"positional argument {n}", v) for n, v in enumerate(args)],
+            "kwargs": {key: _shrink(name, f"argument {key!r}", v) for key, v in kwargs.items()},
         }
         if stream:
             message["stream"] = True
@@ -247,9 +248,10 @@ class Rekuest(Service):
             message["agent"] = agent
         if timeout is not None:
             message["timeout"] = timeout  # the server enforces it too (if this caller vanishes)
+        encoded = _encode_call(name, message)
         channel = await self._channel()
         pending = Pending(id, stream=stream, on_event=on_event)
-        await channel.submit(message, pending)
+        await channel.submit(encoded, pending)
         return channel, pending
 
     async def asubmit(
@@ -355,12 +357,49 @@ def _settle(outcome: concurrent.futures.Future[None], task: asyncio.Task[None]) 
         outcome.set_result(None)
 
 
+def _shrink(function: str, where: str, value: Any) -> Any:
+    """One argument as JSON (structures as ids); refused naming the argument."""
+    try:
+        return shrink_any(value)
+    except (TypeError, RecursionError) as error:
+        problem = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise BadArgumentsError(f"{function}(): {where}: {problem}") from None
+
+
+def _encode_call(function: str, message: dict[str, Any]) -> str:
+    """The ``call`` message encoded, before anything is sent; refused naming the argument.
+
+    Raises:
+        BadArgumentsError: an argument holds a non-finite number or nests too deeply, or the
+            call is bigger than ``MAX_MESSAGE_BYTES``.
+
+    """
+    try:
+        return encode(message)
+    except MessageError as error:
+        named = [(f"positional argument {n}", v) for n, v in enumerate(message["args"])]
+        named += [(f"argument {key!r}", v) for key, v in message["kwargs"].items()]
+        for where, value in named:
+            try:
+                encode(value)
+            except MessageError as culprit:
+                raise BadArgumentsError(
+                    f"{function}(): {where} cannot be sent: {culprit}"
+                ) from None
+        raise BadArgumentsError(f"{function}(): the call cannot be sent: {error}") from None
+
+
 def _check_seconds(name: str, value: float, *, zero: bool) -> None:
     """Refuse a ``wait``/``timeout`` the server would refuse, before anything is sent."""
-    low = value >= 0 if zero else value > 0
-    if not (math.isfinite(value) and low and value <= MAX_SECONDS):
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (
+        number
+        and math.isfinite(value)
+        and (value >= 0 if zero else value > 0)
+        and value <= MAX_SECONDS
+    ):
         above = "0 or more" if zero else "above 0"
-        raise ValueError(
+        raise BadArgumentsError(
             f"{name} must be a finite number of seconds, {above} and at most {MAX_SECONDS:g} "
             f"(one day); got {value!r}"
         )

@@ -82,7 +82,11 @@ async def test_a_reused_call_id_is_refused_and_later_calls_are_stored(
         _socket(server, agent_token, "agent") as agent,
         _socket(server, token, "caller") as caller,
     ):
-        await _register(agent, _definition("dup_echo", ("x", "int")))
+        echo = _definition("dup_echo", ("x", "int"))
+        echo["returns"] = [
+            {"key": "return", "kind": "dict", "children": [{"key": "v", "kind": "int"}]}
+        ]
+        await _register(agent, echo)
 
         async def answer() -> None:
             message = (await _recv(agent))[0]

@@ -1,4 +1,5 @@
-"""What the hub does besides routing: enforcing time limits, refusing reused call ids."""
+"""What the hub does besides routing: enforcing time limits, refusing reused call ids, and
+deleting finished assignments after the retention time."""
 
 from __future__ import annotations
 
@@ -10,10 +11,21 @@ import anyio
 
 if TYPE_CHECKING:
     from arkitekt_server.rekuest.hub import Hub
+    from arkitekt_server.rekuest.store import Store
 
-__all__ = ["reap", "refuse_duplicate"]
+__all__ = ["PRUNE_EVERY_SECONDS", "prune", "reap", "refuse_duplicate"]
 
 log = logging.getLogger("arkitekt_server.rekuest")
+
+PRUNE_EVERY_SECONDS = 600.0
+"""How often finished assignments older than ``rekuest_retention_seconds`` are deleted."""
+
+
+async def prune(store: Store, retention_seconds: float) -> None:
+    """One round of pruning: delete assignments finished more than ``retention_seconds`` ago."""
+    removed = await store.prune(retention_seconds)
+    if removed:
+        log.info("rekuest: pruned %d finished assignments", removed)
 
 
 async def reap(hub: Hub, interval: float) -> None:

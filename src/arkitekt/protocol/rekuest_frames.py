@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
@@ -96,12 +97,20 @@ class _NonFinite:
         return self.name
 
 
+def _not_finite(value: Any) -> str | None:
+    if isinstance(value, _NonFinite):
+        name = value.name
+    elif isinstance(value, float) and not math.isfinite(value):
+        name = repr(value)
+    else:
+        return None
+    return f"a number that is not finite ({name}); JSON numbers must be finite"
+
+
 def problem(value: Any) -> str | None:
     """Why a decoded ``value`` may not be used (too deep, a non-finite number), or ``None``."""
-    if isinstance(value, _NonFinite):
-        return f"a number that is not finite ({value.name}); JSON numbers must be finite"
     if not isinstance(value, dict | list | tuple):
-        return None
+        return _not_finite(value)
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -110,8 +119,8 @@ def problem(value: Any) -> str | None:
         for child in item.values() if isinstance(item, dict) else item:
             if isinstance(child, dict | list | tuple):
                 stack.append((child, depth + 1))
-            elif isinstance(child, _NonFinite):
-                return f"a number that is not finite ({child.name}); JSON numbers must be finite"
+            elif isinstance(child, float | _NonFinite) and (why := _not_finite(child)):
+                return why
     return None
 
 

@@ -249,11 +249,15 @@ async def create_assignment(
     """Call a function without a websocket.
 
     Answers 422 for a malformed call (``wait`` and ``timeout`` must be finite, and at most
-    :data:`~arkitekt.protocol.rekuest.MAX_SECONDS`; ``timeout`` above 0), 400 for bad
+    :data:`~arkitekt.protocol.rekuest.MAX_SECONDS`; ``timeout`` above 0; arguments finite and
+    nested at most :data:`~arkitekt.protocol.rekuest.MAX_DEPTH` deep), 400 for bad
     arguments, 404 for a function no agent (matching ``agent``) ever
     registered, 503 for a registered function with no agent online (after ``wait``).
     """
     hub = _hub(request)
+    why = problem([body.positional, body.arguments])
+    if why is not None:  # as on the websocket: depth and finite numbers
+        raise HTTPException(422, detail={"kind": "refused", "message": f"invalid call: {why}"})
     id = uuid.uuid4().hex
     message = {
         "t": "call",

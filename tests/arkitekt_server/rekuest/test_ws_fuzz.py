@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import uvicorn
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -204,3 +205,8 @@ def test_a_frame_above_the_frame_limit_closes_with_1009(
 ) -> None:
     assert _announce_oversized_frame(server, wire.token(connect()), kind) == 1009
     bystander()
+
+
+def test_the_frame_limit_is_the_servers_websocket_limit() -> None:
+    # The server runs uvicorn with its default ws_max_size; both sides bound frames by it.
+    assert uvicorn.Config(app="arkitekt_server.app:create_app").ws_max_size == MAX_FRAME_BYTES

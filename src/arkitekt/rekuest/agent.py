@@ -51,6 +51,11 @@ log = logging.getLogger("arkitekt.rekuest.agent")
 
 _END = object()
 _BACKOFF_START = 0.1
+MAX_RESENDS = 3
+"""How often the agent sends a kept message again after reconnecting before it gives up on it:
+then an error for its assignment is sent instead, and if that does not arrive either, nothing
+(the server fails or re-delivers the assignment). A message the server keeps closing the
+connection over (a proxy with a smaller frame limit) must not keep the agent offline."""
 
 
 class AgentRefusedError(RekuestError):
@@ -95,6 +100,7 @@ class Agent:
         self._threads = DaemonThreads(anyio.CapacityLimiter(max_workers), "rekuest-worker")
         self._running: dict[str, AssignmentContext] = {}
         self._held: dict[str, list[str]] = {}  # encoded messages, until acknowledged
+        self._resends: dict[str, int] = {}  # reconnections each held id was sent again on
         self._outbox: list[dict[str, Any] | str] = []
         self._wake = anyio.Event()
         self._connected = False
@@ -202,7 +208,29 @@ class Agent:
             raise
         return socket
 
+    def _bound_resends(self) -> None:
+        """Count the resends of what is held; give up on what was sent too often."""
+        for id in list(self._held):
+            count = self._resends[id] = self._resends.get(id, 0) + 1
+            if count <= MAX_RESENDS:
+                continue
+            if count == MAX_RESENDS + 1:
+                log.error(
+                    "rekuest agent: sent %s again %d times; sending an error", id, MAX_RESENDS
+                )
+                reason = (
+                    f"its result could not be delivered: the connection closed each of the "
+                    f"{MAX_RESENDS} times it was sent again"
+                )
+                self._held[id] = [_error(id, RekuestError(reason))]
+                if (running := self._running.get(id)) is not None:
+                    running.cancel()
+            else:
+                log.error("rekuest agent: could not deliver anything of %s; dropped it", id)
+                del self._held[id], self._resends[id]
+
     async def _register(self, socket: ClientConnection) -> None:
+        self._bound_resends()
         register = {
             "t": "register",
             "instance": self.instance,
@@ -265,8 +293,11 @@ class Agent:
             if running is not None:
                 running.cancel()
         elif kind == "ack":
-            for id in message.get("ids") or []:
-                self._held.pop(id, None)
+            ids = message.get("ids")
+            for id in ids if isinstance(ids, list) else []:
+                if isinstance(id, str):
+                    self._held.pop(id, None)
+                    self._resends.pop(id, None)
         elif kind == "refused":  # a bug of this agent, or of the server; the call failed
             log.warning("rekuest agent: the server refused a message: %s", message.get("m"))
         elif kind == "fatal":

@@ -11,7 +11,8 @@ import pytest
 
 from arkitekt import App
 from arkitekt.errors import ArkitektError
-from arkitekt.protocol.rekuest import MAX_DEPTH, MAX_MESSAGE_BYTES, MAX_TEXT_CHARS
+from arkitekt.protocol import rekuest_frames
+from arkitekt.protocol.rekuest import MAX_DEPTH, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_TEXT_CHARS
 from arkitekt.rekuest import (
     BadArgumentsError,
     ConnectionLostError,
@@ -226,3 +227,21 @@ async def test_an_unreadable_answer_fails_its_own_call(connect: Callable[..., Ap
 def test_unbounded_timeouts_are_arkitekt_errors(connect: Callable[..., App], value: Any) -> None:
     with connect(), pytest.raises(ArkitektError, match="timeout must be a finite number"):
         call("l_echo", 1.0, timeout=value)
+
+
+@pytest.mark.anyio
+async def test_a_kept_result_the_server_keeps_closing_over_is_not_resent_forever(
+    connect: Callable[..., App], serve: Any, until: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An agent whose message limit is above the server's frame limit (as behind a proxy with
+    # a smaller limit): the server closes the socket (1009) each time the result arrives.
+    monkeypatch.setattr(rekuest_frames, "MAX_MESSAGE_BYTES", 4 * MAX_FRAME_BYTES)
+    fast = connect(rekuest={"reconnect_max_seconds": 0.2})
+    async with serve(fast, registry) as agent, connect() as app:
+        with anyio.fail_after(30), pytest.raises(RemoteError, match="could not be delivered"):
+            await acall("l_big", MAX_FRAME_BYTES + 1000, rekuest=app.rekuest)
+        # the first connection, and the one that delivered the error (the server closed each
+        # of the MAX_RESENDS reconnections that sent the result again during registration)
+        assert agent.connections == 2
+        assert await acall("l_echo", 5.0, rekuest=app.rekuest) == 5.0  # serving again
+        await until(lambda: not agent.holding)

@@ -16,7 +16,6 @@ import contextlib
 import functools
 import logging
 import random
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -26,15 +25,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from arkitekt.errors import ConfigError
-from arkitekt.protocol.rekuest import (
-    MAX_MESSAGE_BYTES,
-    MessageError,
-    clip,
-    encode,
-    frames,
-    loads,
-    problem,
-)
+from arkitekt.protocol.rekuest import MessageError, encode, frames, loads, problem
+from arkitekt.rekuest._outgoing import error_message, sendable, unsendable
 from arkitekt.rekuest._threads import DaemonThreads
 from arkitekt.rekuest._ws import endpoint, open_socket
 from arkitekt.rekuest.context import AssignmentContext, _current
@@ -222,7 +214,7 @@ class Agent:
                     f"its result could not be delivered: the connection closed each of the "
                     f"{MAX_RESENDS} times it was sent again"
                 )
-                self._held[id] = [_error(id, RekuestError(reason))]
+                self._held[id] = [error_message(id, RekuestError(reason))]
                 if (running := self._running.get(id)) is not None:
                     running.cancel()
             else:
@@ -242,7 +234,7 @@ class Agent:
         except MessageError as error:
             raise AgentRefusedError(f"the registration cannot be sent: {error}") from None
         resend = [message for messages in self._held.values() for message in messages]
-        for frame in frames([encoded, *resend], _unsendable):
+        for frame in frames([encoded, *resend], unsendable):
             await socket.send(frame)
         first, *rest = loads(await socket.recv()) or [{}]
         if first.get("t") == "fatal":
@@ -263,7 +255,7 @@ class Agent:
                 self._wake = anyio.Event()
                 if self._outbox:
                     batch, self._outbox = self._outbox, []
-                    for frame in frames(batch, _unsendable):
+                    for frame in frames(batch, unsendable):
                         await socket.send(frame)
         except ConnectionClosed:
             pass
@@ -316,7 +308,9 @@ class Agent:
                     cancel_scope.cancel()
                 entry = self.registry.get(name)
                 if entry is None:
-                    outcome = _error(id, RekuestError(f"this agent has no function {name!r}"))
+                    outcome = error_message(
+                        id, RekuestError(f"this agent has no function {name!r}")
+                    )
                 else:
                     outcome = await self._invoke(entry, context, args)
             if context.cancelled:
@@ -348,11 +342,11 @@ class Agent:
                 if entry.result is None:
                     return encode({"t": "done", "id": id, "v": None})
                 done = {"t": "done", "id": id, "v": entry.result.shrink(value, "return value")}
-                return _sendable(done, "the return value")
+                return sendable(done, "the return value")
             except AssignmentCancelledError:
                 return encode({"t": "cancelled", "id": id})
             except Exception as error:
-                return _error(id, error)
+                return error_message(id, error)
 
     async def _stream(
         self, entry: Registered, context: AssignmentContext, kwargs: dict[str, Any]
@@ -364,7 +358,7 @@ class Agent:
             nonlocal n
             value = codec.shrink(item, f"item {n}") if codec is not None else None
             message = {"t": "yield", "id": context.id, "n": n, "v": value}
-            self._hold(context.id, _sendable(message, f"item {n}"))
+            self._hold(context.id, sendable(message, f"item {n}"))
             n += 1
 
         if entry.is_async:
@@ -399,38 +393,3 @@ def backoff(failures: int, cap: float, draw: Callable[[], float] = random.random
     """
     step: float = min(cap, _BACKOFF_START * 2.0 ** min(failures, 30))
     return step * (0.5 + 0.5 * draw())
-
-
-def _error(id: str, error: BaseException) -> str:
-    """The ``error`` message of an assignment, its texts cut to ``MAX_TEXT_CHARS``."""
-    message = clip(f"{type(error).__name__}: {error}")
-    return encode(
-        {
-            "t": "error",
-            "id": id,
-            "m": message,
-            "tb": clip("".join(traceback.format_exception(error))),
-        }
-    )
-
-
-def _sendable(message: dict[str, Any], what: str) -> str:
-    """``message`` encoded, or (it cannot travel) an error for its assignment.
-
-    Raises:
-        RekuestError: naming ``what``, why, and what to do instead.
-
-    """
-    try:
-        return encode(message)
-    except MessageError as error:
-        raise RekuestError(
-            f"{what} cannot be sent: {error} (a value travels as JSON of at most "
-            f"{MAX_MESSAGE_BYTES // (1024 * 1024)} MiB with finite numbers; return large data as "
-            "a structure, such as an image, instead)"
-        ) from None
-
-
-def _unsendable(message: Any, error: MessageError) -> None:
-    """Drop a progress or log message that cannot be encoded (results are checked before)."""
-    log.warning("rekuest agent: dropped a %r message: %s", message.get("t"), error)

@@ -28,10 +28,11 @@ from arkitekt.protocol.rekuest_frames import Cancelled, Done, Failed, Log, Yield
 from arkitekt_server.db import utcnow
 from arkitekt_server.rekuest.binding import bind, check_result, choose
 from arkitekt_server.rekuest.peer import Peer
+from arkitekt_server.rekuest.refusals import refuse_agent_message, refuse_duplicate
 from arkitekt_server.rekuest.restore import restore
 from arkitekt_server.rekuest.state import AgentState, Job
 from arkitekt_server.rekuest.store import Store
-from arkitekt_server.rekuest.upkeep import reap, refuse_duplicate
+from arkitekt_server.rekuest.upkeep import reap
 
 __all__ = ["GRACE_SECONDS", "MAX_ATTEMPTS", "AgentState", "Hub", "HubError", "Job"]
 
@@ -244,25 +245,8 @@ class Hub:
             caller.send({"t": "progress", "id": job.id, "p": msg.p, "m": msg.m})
 
     def agent_refused(self, agent: AgentState, message: dict[str, Any], reason: str) -> None:
-        """An agent sent a message that breaks the protocol: it fails its assignment only.
-
-        The agent is told (``refused``); a terminal message is acknowledged, so that an agent
-        that keeps it does not send it again forever.
-        """
-        id, kind = message.get("id"), str(message.get("t"))[:20]
-        id = id if isinstance(id, str) else None
-        log.warning("rekuest: refused a %r message of agent %s: %s", kind, agent.key, reason)
-        if agent.peer is not None:
-            agent.peer.send({"t": "refused", "id": id, "m": reason})
-        job = self.jobs.get(id) if id is not None else None
-        if job is None or agent.key not in job.tried:
-            if id is not None and kind in ("done", "error", "cancelled") and agent.peer:
-                agent.peer.send({"t": "ack", "ids": [id]})
-            return
-        if job.agent is agent and agent.peer is not None and kind not in ("done", "error"):
-            agent.peer.send({"t": "cancel", "id": id})  # it may still run: stop it
-        text = f"agent {agent.name!r} sent an invalid {kind!r} message: {reason}"
-        self._finish(job, "error", kind="remote", message=text, by=agent)
+        """An agent sent a message that breaks the protocol: it fails its assignment only."""
+        refuse_agent_message(self, agent, message, reason)
 
     def agent_gone(self, agent: AgentState, peer: Peer) -> None:
         """An agent's connection closed: its assignments wait for it (or another) to come."""

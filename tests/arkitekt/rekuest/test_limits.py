@@ -245,3 +245,22 @@ async def test_a_kept_result_the_server_keeps_closing_over_is_not_resent_forever
         assert agent.connections == 2
         assert await acall("l_echo", 5.0, rekuest=app.rekuest) == 5.0  # serving again
         await until(lambda: not agent.holding)
+
+
+@pytest.mark.anyio
+async def test_the_callers_writer_fails_an_unencodable_message_alone(
+    connect: Callable[..., App],
+) -> None:
+    # Calls are encoded before they are queued; the writer copes with one that is not.
+    async with connect() as app:
+        channel = await app.rekuest._channel()
+        bad, good = Pending("writer-bad-1", stream=False), Pending("writer-good", stream=False)
+        await channel.submit({"t": "call", "id": bad.id, "f": "w_f", "args": [math.nan]}, bad)
+        await channel.submit({"t": "call", "id": good.id, "f": "w_f"}, good)
+        with anyio.fail_after(10):
+            refused, answered = await bad.future, await good.future
+        assert (refused["kind"], refused["id"]) == ("invalid", bad.id)
+        assert "not finite" in refused["m"]
+        assert answered["kind"] == "no_agent"  # the other call went out and was answered
+        with pytest.raises(NoAgentError):  # and the app works on
+            await acall("w_f", rekuest=app.rekuest)

@@ -10,25 +10,29 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from arkitekt.protocol.rekuest import (
     MAX_DEPTH,
     MAX_FRAME_BYTES,
     MAX_TEXT_CHARS,
     ArgumentsInvalid,
+    CallMessage,
     Definition,
     MessageError,
     Port,
+    RegisterMessage,
     agent_message,
     bind_arguments,
     clip,
     encode,
+    explain,
     frames,
     loads,
     problem,
 )
 
-PROPERTY = settings(max_examples=150, deadline=None, database=None)
+PROPERTY = settings(max_examples=100, deadline=None, database=None)
 
 finite = (
     st.none()
@@ -165,3 +169,31 @@ def test_arguments_are_accepted_or_refused_naming_the_argument(port: Port, value
         encode(bound)  # what is accepted can travel
         return
     assert "argument 'a'" in refusal
+
+
+_call_fields = st.sampled_from(["id", "f", "args", "agent", "wait", "stream", "events", "timeout"])
+
+
+@PROPERTY
+@given(_call_fields, json_values | non_finite)
+def test_call_messages_are_refused_naming_the_field(field: str, value: Any) -> None:
+    message = {"t": "call", "id": "call-00001", "f": "f", field: value}
+    try:
+        CallMessage.model_validate(message)
+    except ValidationError as error:
+        refusal = explain(error)
+    else:
+        return
+    assert refusal.startswith(field)
+
+
+@PROPERTY
+@given(st.sampled_from(["instance", "definitions", "holding"]), json_values)
+def test_registrations_are_refused_naming_the_field(field: str, value: Any) -> None:
+    try:
+        RegisterMessage.model_validate({"t": "register", field: value})
+    except ValidationError as error:
+        refusal = explain(error)
+    else:
+        return
+    assert refusal.startswith(field)

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from arkitekt.protocol.rekuest import MessageError, Port, frames, loads, problem
+from arkitekt.protocol.rekuest import MessageError, Port, explain, frames, loads, problem
 from arkitekt.rekuest._ws import endpoint, open_socket
 from arkitekt.rekuest.errors import (
     AgentLostError,
@@ -89,9 +90,13 @@ async def expand(value: Any, hint: dict[str, Any] | None, scope: Scope) -> Any:
     """
     if hint is None or value is None:
         return value
+    try:
+        port = Port.model_validate(hint)
+    except ValidationError as error:
+        raise RekuestError(f"the server sent an invalid result port: {explain(error)}") from None
     token = bind(scope)
     try:
-        return await _expand(Port.model_validate(hint), value)
+        return await _expand(port, value)
     finally:
         unbind(token)
 
@@ -102,10 +107,12 @@ async def _expand(port: Port, value: Any) -> Any:
     if port.kind == "structure" and port.identifier is not None:
         structure = structure_for_identifier(port.identifier)
         return value if structure is None else await structure.aexpand(value)
-    if port.kind == "list":
+    if port.kind == "list" and isinstance(value, list):
         return [await _expand(port.children[0], item) for item in value]
-    if port.kind == "dict":
+    if port.kind == "dict" and isinstance(value, dict):
         return {key: await _expand(port.children[0], item) for key, item in value.items()}
+    if port.kind in ("list", "dict"):
+        raise RekuestError(f"the server sent a result that does not fit its port ({port.kind})")
     return value
 
 

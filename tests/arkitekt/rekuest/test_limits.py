@@ -19,13 +19,14 @@ from arkitekt.rekuest import (
     DefinitionError,
     NoAgentError,
     Registry,
+    RekuestError,
     RemoteError,
     acall,
     aiterate,
     call,
     register,
 )
-from arkitekt.rekuest.caller import CallerChannel, Pending
+from arkitekt.rekuest.caller import CallerChannel, Pending, expand
 
 registry = Registry()
 
@@ -264,3 +265,23 @@ async def test_the_callers_writer_fails_an_unencodable_message_alone(
         assert answered["kind"] == "no_agent"  # the other call went out and was answered
         with pytest.raises(NoAgentError):  # and the app works on
             await acall("w_f", rekuest=app.rekuest)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("value", "hint", "problem"),
+    [
+        (1, {"key": "return", "kind": "list"}, "invalid result port"),
+        (
+            {"a": 1},
+            {"key": "return", "kind": "list", "children": [{"key": "i", "kind": "int"}]},
+            "does not fit",
+        ),
+    ],
+)
+async def test_a_hostile_result_port_is_a_rekuest_error(
+    connect: Callable[..., App], value: Any, hint: dict[str, Any], problem: str
+) -> None:
+    async with connect() as app:
+        with pytest.raises(RekuestError, match=problem):
+            await expand(value, hint, app.rekuest.runtime.scope)

@@ -110,6 +110,11 @@ async def agent_socket(websocket: WebSocket) -> None:
         (first, *rest), big = frame
         try:
             why = problem(first)
+            if why is None and big:
+                try:
+                    encode(first)  # at most MAX_MESSAGE_BYTES, as every message
+                except MessageError as error:
+                    why = str(error)
             if why is not None:
                 raise HubError(f"invalid registration: {why}")
             agent = await hub.agent_connected(
@@ -147,14 +152,15 @@ def _caller_message(
 ) -> None:
     kind = message.get("t")
     id = message.get("id")
+    what = kind if kind in ("call", "cancel") else "message"
     try:
         if (why := problem(message)) is not None:
-            raise HubError(f"invalid {kind if kind in ('call', 'cancel') else 'message'}: {why}")
+            raise HubError(f"invalid {what}: {why}")
         if big:
             try:
                 encode(message)  # a call bigger than MAX_MESSAGE_BYTES could not be assigned
             except MessageError as error:
-                raise HubError(f"invalid {kind}: {error}") from None
+                raise HubError(f"invalid {what}: {error}") from None
         if kind == "call":
             hub.call(peer, client_pk, message)
         elif kind == "cancel":

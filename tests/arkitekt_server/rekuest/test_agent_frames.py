@@ -97,3 +97,15 @@ def test_a_deep_or_non_finite_call_is_refused_and_the_socket_kept(
     assert "not finite (NaN)" in refused["m"]
     id = wire.call(caller, "af_nowhere")
     assert wire.answer(caller, id)["kind"] == "no_agent"
+
+
+def test_a_registration_above_the_message_limit_is_refused(
+    wire: Wire, connect: Callable[..., App]
+) -> None:
+    agent = wire.open(wire.token(connect()), "agent")
+    holding = ["assignment-id"] * (MAX_MESSAGE_BYTES // 15)
+    agent.send(json.dumps([{"t": "register", "definitions": [ECHO], "holding": holding}]))
+    refused = wire.recv(agent)[0]
+    assert refused["t"] == "fatal"
+    assert "invalid registration" in refused["m"]
+    assert "per message" in refused["m"]

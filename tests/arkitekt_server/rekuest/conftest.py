@@ -36,12 +36,16 @@ class Wire:
         with app:
             return str(app.rekuest.runtime.scope.bridge.call(get))
 
-    def open(self, token: str, kind: str) -> ClientConnection:
-        """An open ``agent`` or ``caller`` socket (a caller's ``ready`` is read)."""
+    def socket(self, token: str, kind: str) -> ClientConnection:
+        """A new ``agent`` or ``caller`` socket, to use as a context manager."""
         url = self.server.url.replace("http://", "ws://") + f"/rekuest/{kind}/ws"
         headers = {"Authorization": f"Bearer {token}"}
-        opening = connect(url, additional_headers=headers, max_size=None, compression=None)
-        socket = self.sockets.enter_context(opening)
+        return connect(url, additional_headers=headers, max_size=None, compression=None)
+
+    def open(self, token: str, kind: str) -> ClientConnection:
+        """An open ``agent`` or ``caller`` socket (a caller's ``ready`` is read), closed after
+        the test."""
+        socket = self.sockets.enter_context(self.socket(token, kind))
         if kind == "caller":
             assert self.recv(socket) == [{"t": "ready"}]
         return socket

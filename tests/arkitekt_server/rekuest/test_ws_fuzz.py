@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed
 
 from arkitekt import App
 from arkitekt.protocol.rekuest import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
@@ -162,6 +163,49 @@ def test_fuzzed_frames_to_the_agent_socket(
     fuzz()
     print(f"\nrekuest agent socket: {sent[0]} frames fuzzed, the agent served a call after each")
     assert sent[0] > EXAMPLES // 2
+
+
+_registrations = st.fixed_dictionaries(
+    {"t": st.just("register")},
+    optional={
+        "instance": st.text(max_size=120) | _json,
+        "definitions": st.lists(
+            st.fixed_dictionaries(
+                {"name": st.text(max_size=8)},
+                optional={"args": _json, "returns": _json, "stream": _json, "description": _json},
+            ),
+            max_size=3,
+        )
+        | _json,
+        "holding": st.lists(st.text(max_size=70), max_size=3) | _json,
+    },
+).map(lambda message: _dumps([message]))
+
+
+def test_fuzzed_first_frames_of_agents(
+    wire: Wire, connect: Callable[..., App], bystander: Callable[[], None]
+) -> None:
+    token = wire.token(connect())
+    outcomes = {"registered": 0, "fatal": 0}
+
+    @FUZZ
+    @given(frame=_registrations | FRAMES)
+    def fuzz(frame: str | bytes) -> None:
+        with wire.socket(token, "agent") as agent:
+            agent.send(frame)
+            answer = wire.recv(agent)[0]
+            assert answer["t"] in outcomes, answer
+            outcomes[answer["t"]] += 1
+            if answer["t"] == "fatal":  # the documented refusal: fatal, then close 4400
+                with pytest.raises(ConnectionClosed) as closed:
+                    wire.recv(agent)
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == 4400
+        bystander()
+
+    fuzz()
+    print(f"\nrekuest agent registration: {sum(outcomes.values())} first frames fuzzed {outcomes}")
+    assert outcomes["fatal"] > 0
 
 
 def _announce_oversized_frame(server: EmbeddedServer, token: str, kind: str) -> int:

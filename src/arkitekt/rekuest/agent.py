@@ -269,7 +269,10 @@ class Agent:
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("t")
         if (why := problem(message)) is not None:
-            log.warning("rekuest agent: ignored a %r message of the server: %s", kind, why)
+            log.warning("rekuest agent: refused a %r message of the server: %s", kind, why)
+            id = message.get("id")
+            if kind == "assign" and isinstance(id, str) and id not in self._held:
+                self._hold(id, error_message(id, RekuestError(f"unreadable assignment: {why}")))
             return
         if kind == "assign":
             id = str(message.get("id"))

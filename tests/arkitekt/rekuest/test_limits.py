@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -12,7 +13,13 @@ import pytest
 from arkitekt import App
 from arkitekt.errors import ArkitektError
 from arkitekt.protocol import rekuest_frames
-from arkitekt.protocol.rekuest import MAX_DEPTH, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, MAX_TEXT_CHARS
+from arkitekt.protocol.rekuest import (
+    MAX_DEPTH,
+    MAX_FRAME_BYTES,
+    MAX_MESSAGE_BYTES,
+    MAX_TEXT_CHARS,
+    loads,
+)
 from arkitekt.rekuest import (
     BadArgumentsError,
     ConnectionLostError,
@@ -285,3 +292,17 @@ async def test_a_hostile_result_port_is_a_rekuest_error(
     async with connect() as app:
         with pytest.raises(RekuestError, match=problem):
             await expand(value, hint, app.rekuest.runtime.scope)
+
+
+@pytest.mark.anyio
+async def test_an_unreadable_assignment_is_answered_with_an_error(
+    connect: Callable[..., App], serve: Any, until: Any
+) -> None:
+    async with serve(connect(), registry) as agent, connect() as app:
+        (hostile,) = loads('[{"t": "assign", "id": "hostile-001", "f": "l_echo", "a": {"x": NaN}}]')
+        agent._handle(hostile)  # as if the server had sent it
+        (held,) = agent._held["hostile-001"]
+        assert json.loads(held)["t"] == "error"
+        assert "unreadable assignment" in json.loads(held)["m"]
+        await until(lambda: "hostile-001" not in agent.holding)  # delivered, acknowledged
+        assert await acall("l_echo", 6.0, rekuest=app.rekuest) == 6.0

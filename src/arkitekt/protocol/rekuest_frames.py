@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 __all__ = [
     "MAX_DEPTH",
@@ -231,7 +231,10 @@ def loads(frame: str | bytes) -> list[dict[str, Any]]:
 
 # -- what agents send (after ``register``) ----------------------------------------------------
 _Id = Annotated[str, Field(min_length=1, max_length=64)]
-_Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+_Text = Annotated[
+    str, BeforeValidator(lambda value: clip(value) if isinstance(value, str) else value)
+]
+"""A text cut to ``MAX_TEXT_CHARS`` (an agent that sends more is not refused for it)."""
 
 
 class _Message(BaseModel):

@@ -24,6 +24,7 @@ class Wire:
     def __init__(self, server: EmbeddedServer) -> None:
         self.server = server
         self.sockets = contextlib.ExitStack()
+        self._unread: dict[ClientConnection, list[dict[str, Any]]] = {}
 
     @staticmethod
     def token(app: App) -> str:
@@ -50,18 +51,21 @@ class Wire:
             assert self.recv(socket) == [{"t": "ready"}]
         return socket
 
-    @staticmethod
-    def recv(socket: ClientConnection) -> list[dict[str, Any]]:
-        """The messages of the next frame (10 s at most)."""
-        return list(json.loads(socket.recv(timeout=10)))
+    def recv(self, socket: ClientConnection) -> list[dict[str, Any]]:
+        """The messages left unread by :meth:`until`, or those of the next frame (10 s at most)."""
+        unread = self._unread.pop(socket, [])
+        return unread or list(json.loads(socket.recv(timeout=10)))
 
     def until(
         self, socket: ClientConnection, wanted: Callable[[dict[str, Any]], bool]
     ) -> dict[str, Any]:
-        """Read until a message ``wanted`` accepts; return it."""
+        """Read until a message ``wanted`` accepts; return it (later ones stay unread)."""
         while True:
-            for message in self.recv(socket):
+            messages = self.recv(socket)
+            for n, message in enumerate(messages):
                 if wanted(message):
+                    if messages[n + 1 :]:
+                        self._unread[socket] = messages[n + 1 :]
                     return message
 
     def register(self, socket: ClientConnection, *definitions: dict[str, Any]) -> None:

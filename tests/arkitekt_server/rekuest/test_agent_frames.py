@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from arkitekt import App
-from arkitekt.protocol.rekuest import MAX_MESSAGE_BYTES
+from arkitekt.protocol.rekuest import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS
 
 if TYPE_CHECKING:
     from .conftest import Wire
@@ -109,3 +109,25 @@ def test_a_registration_above_the_message_limit_is_refused(
     assert refused["t"] == "fatal"
     assert "invalid registration" in refused["m"]
     assert "per message" in refused["m"]
+
+
+def test_long_texts_of_an_agent_are_cut_not_refused(
+    wire: Wire, connect: Callable[..., App]
+) -> None:
+    agent = wire.open(wire.token(connect()), "agent")
+    caller = wire.open(wire.token(connect()), "caller")
+    wire.register(agent, ECHO)
+    id = wire.call(caller, "af_echo", kwargs={"x": 1}, events=True)
+    assert wire.assignment(agent)["id"] == id
+    text = "e" * (3 * MAX_TEXT_CHARS)
+    agent.send(
+        json.dumps(
+            [{"t": "log", "id": id, "m": text}, {"t": "error", "id": id, "m": text, "tb": text}]
+        )
+    )
+    logged = wire.until(caller, lambda message: message["t"] == "log")
+    failed = wire.answer(caller, id)
+    for cut in (logged["m"], failed["m"], failed["tb"]):
+        assert len(cut) <= MAX_TEXT_CHARS
+        assert cut.startswith("eeee")
+        assert "texts are limited to" in cut

@@ -76,6 +76,11 @@ class ServerSettings(BaseSettings):
         ge=0,
         description="Lifetime of an approval (claim token and client credentials); 0: no expiry.",
     )
+    rekuest_retention_seconds: float = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        description="How long finished rekuest assignments (results, errors, logs) are kept.",
+    )
     auth_cache_seconds: float = Field(
         default=5.0,
         ge=0,

@@ -16,6 +16,8 @@ Agent to server:
 Server to agent:
     ``registered`` (``agent``), ``assign`` (``id``, ``f``, ``a``: validated arguments),
     ``cancel`` (``id``), ``ack`` (``ids``: results now stored; the agent forgets them),
+    ``refused`` (``id``: the assignment concerned or ``null``, ``m``: why a message or frame of
+    the agent was refused; the assignment, if any, failed and is acknowledged),
     ``fatal`` (``m``: the server refuses the agent; it closes the socket).
 
 Caller to server:
@@ -27,32 +29,65 @@ Server to caller:
     ``events``), ``yield`` (``id``, ``v``), ``done`` (``id``, ``v``), ``error`` (``id``,
     ``kind``: one of :data:`ERROR_KINDS`, ``m``, ``tb``). Results whose port holds a structure
     also carry ``r``, the return port, so the caller can fetch the structures back.
+
+Limits (:mod:`arkitekt.protocol.rekuest_frames`, re-exported here): frames of at most
+:data:`MAX_FRAME_BYTES`, messages of at most :data:`MAX_MESSAGE_BYTES` encoded, values nested
+at most :data:`MAX_DEPTH` deep, finite numbers only, texts cut to :data:`MAX_TEXT_CHARS`. The
+server validates every message of an agent (:func:`agent_message`, and results against the
+definition's return port); a bad one fails its own assignment only.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from arkitekt.protocol.rekuest_frames import (
+    MAX_DEPTH,
+    MAX_FRAME_BYTES,
+    MAX_MESSAGE_BYTES,
+    MAX_TEXT_CHARS,
+    AgentMessage,
+    MessageError,
+    agent_message,
+    clip,
+    dumps,
+    encode,
+    explain,
+    frames,
+    loads,
+    problem,
+)
 
 __all__ = [
     "ERROR_KINDS",
+    "MAX_DEPTH",
+    "MAX_FRAME_BYTES",
+    "MAX_MESSAGE_BYTES",
     "MAX_SECONDS",
+    "MAX_TEXT_CHARS",
+    "AgentMessage",
     "ArgumentsInvalid",
     "CallMessage",
     "Definition",
+    "MessageError",
     "Port",
     "PortKind",
     "RegisterMessage",
+    "agent_message",
     "bind_arguments",
     "check_value",
+    "clip",
     "dumps",
+    "encode",
     "explain",
+    "frames",
     "has_structure",
     "loads",
+    "problem",
 ]
 
 PortKind = Literal["int", "float", "str", "bool", "list", "dict", "enum", "structure"]
@@ -85,15 +120,15 @@ class Port(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    key: str
+    key: str = Field(min_length=1, max_length=200)
     kind: PortKind
     nullable: bool = False
     required: bool = True
     default: Any = None
     children: list[Port] = Field(default_factory=list)
-    choices: list[str] | None = None
-    identifier: str | None = None
-    description: str | None = None
+    choices: list[str] | None = Field(default=None, max_length=1000)
+    identifier: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
 
     @model_validator(mode="after")
     def _check_structure(self) -> Port:
@@ -129,9 +164,9 @@ class Definition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    description: str | None = None
-    args: list[Port] = Field(default_factory=list)
-    returns: list[Port] = Field(default_factory=list)
+    description: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    args: list[Port] = Field(default_factory=list, max_length=200)
+    returns: list[Port] = Field(default_factory=list, max_length=1)
     stream: bool = False
 
 
@@ -186,37 +221,8 @@ class CallMessage(BaseModel):
     timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
 
 
-def explain(error: ValidationError) -> str:
-    """A short, readable account of a validation error (one line per problem)."""
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "message"
-        lines.append(f"{where}: {item['msg']}")
-    return "; ".join(lines)
-
-
 class ArgumentsInvalid(ValueError):
     """Arguments do not match a definition (the message says which and why)."""
-
-
-def dumps(messages: Sequence[Mapping[str, Any]]) -> str:
-    """Encode one frame (a batch of messages)."""
-    return json.dumps(messages, separators=(",", ":"), allow_nan=False)
-
-
-def loads(frame: str | bytes) -> list[dict[str, Any]]:
-    """Decode one frame; a single object is accepted as a batch of one.
-
-    Raises:
-        ValueError: the frame is not JSON, or not objects.
-
-    """
-    data = json.loads(frame)
-    if isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise ValueError("a frame must be a JSON array of message objects")
-    return data
 
 
 def has_structure(port: Port) -> bool:

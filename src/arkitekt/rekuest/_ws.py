@@ -9,11 +9,10 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from arkitekt.errors import ConfigError
 from arkitekt.fakts._http import check_secure
+from arkitekt.protocol.rekuest import MAX_FRAME_BYTES
 from arkitekt.transport import Transport
 
 __all__ = ["endpoint", "open_socket"]
-
-MAX_FRAME = 64 * 1024 * 1024
 
 
 async def endpoint(transport: Transport, role: str) -> str:
@@ -53,7 +52,7 @@ async def open_socket(transport: Transport, url: str, token: str | None = None) 
         url,
         additional_headers={"Authorization": f"Bearer {token}"},
         compression=None,
-        max_size=MAX_FRAME,
+        max_size=MAX_FRAME_BYTES,
         open_timeout=transport.settings.timeout,
         ping_interval=20,
         ping_timeout=20,

@@ -4,7 +4,10 @@ Each assignment runs in its own task and TASK scope: async functions on the app'
 functions (and each step of sync generators) in worker threads bounded by
 ``settings.rekuest.max_workers``; the threads see the TASK scope, so the app's sync API works
 there through the bridge. Terminal results and stream items are kept until the server
-acknowledges them, and sent again after a reconnect.
+acknowledges them, and sent again after a reconnect. They are encoded (and checked against the
+limits of :mod:`arkitekt.protocol.rekuest`) before they are kept: a result that cannot travel
+(too big, a NaN) becomes that assignment's error, so a kept message is always one the server
+accepts; and the server acknowledges even a message it refuses, so none is resent forever.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import contextlib
 import functools
 import logging
 import random
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +25,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from arkitekt.errors import ConfigError
-from arkitekt.protocol.rekuest import dumps, loads
+from arkitekt.protocol.rekuest import MessageError, encode, frames, loads, problem
+from arkitekt.rekuest._outgoing import error_message, sendable, unsendable
 from arkitekt.rekuest._threads import DaemonThreads
 from arkitekt.rekuest._ws import endpoint, open_socket
 from arkitekt.rekuest.context import AssignmentContext, _current
@@ -40,6 +43,11 @@ log = logging.getLogger("arkitekt.rekuest.agent")
 
 _END = object()
 _BACKOFF_START = 0.1
+MAX_RESENDS = 3
+"""How often the agent sends a kept message again after reconnecting before it gives up on it:
+then an error for its assignment is sent instead, and if that does not arrive either, nothing
+(the server fails or re-delivers the assignment). A message the server keeps closing the
+connection over (a proxy with a smaller frame limit) must not keep the agent offline."""
 
 
 class AgentRefusedError(RekuestError):
@@ -83,21 +91,25 @@ class Agent:
         self.connections = 0
         self._threads = DaemonThreads(anyio.CapacityLimiter(max_workers), "rekuest-worker")
         self._running: dict[str, AssignmentContext] = {}
-        self._held: dict[str, list[dict[str, Any]]] = {}
-        self._outbox: list[dict[str, Any]] = []
+        self._held: dict[str, list[str]] = {}  # encoded messages, until acknowledged
+        self._resends: dict[str, int] = {}  # reconnections each held id was sent again on
+        self._outbox: list[dict[str, Any] | str] = []
         self._wake = anyio.Event()
         self._connected = False
         self._tasks: TaskGroup | None = None
         self._socket: ClientConnection | None = None
 
     # -- outgoing ------------------------------------------------------------------------------
-    def send(self, message: dict[str, Any]) -> None:
-        """Queue a message; dropped while disconnected (held messages are resent anyway)."""
+    def send(self, message: dict[str, Any] | str) -> None:
+        """Queue a message (or an encoded one); dropped while disconnected.
+
+        Held messages are resent after a reconnect anyway.
+        """
         if self._connected:
             self._outbox.append(message)
             self._wake.set()
 
-    def _hold(self, id: str, message: dict[str, Any]) -> None:
+    def _hold(self, id: str, message: str) -> None:
         self._held.setdefault(id, []).append(message)
         self.send(message)
 
@@ -188,16 +200,43 @@ class Agent:
             raise
         return socket
 
+    def _bound_resends(self) -> None:
+        """Count the resends of what is held; give up on what was sent too often."""
+        for id in list(self._held):
+            count = self._resends[id] = self._resends.get(id, 0) + 1
+            if count <= MAX_RESENDS:
+                continue
+            if count == MAX_RESENDS + 1:
+                log.error(
+                    "rekuest agent: sent %s again %d times; sending an error", id, MAX_RESENDS
+                )
+                reason = (
+                    f"its result could not be delivered: the connection closed each of the "
+                    f"{MAX_RESENDS} times it was sent again"
+                )
+                self._held[id] = [error_message(id, RekuestError(reason))]
+                if (running := self._running.get(id)) is not None:
+                    running.cancel()
+            else:
+                log.error("rekuest agent: could not deliver anything of %s; dropped it", id)
+                del self._held[id], self._resends[id]
+
     async def _register(self, socket: ClientConnection) -> None:
+        self._bound_resends()
         register = {
             "t": "register",
             "instance": self.instance,
             "definitions": [entry.definition.model_dump() for entry in self.registry],
             "holding": self.holding,
         }
+        try:
+            encoded = encode(register)
+        except MessageError as error:
+            raise AgentRefusedError(f"the registration cannot be sent: {error}") from None
         resend = [message for messages in self._held.values() for message in messages]
-        await socket.send(dumps([register, *resend]))
-        first, *rest = loads(await socket.recv())
+        for frame in frames([encoded, *resend], unsendable):
+            await socket.send(frame)
+        first, *rest = loads(await socket.recv()) or [{}]
         if first.get("t") == "fatal":
             raise AgentRefusedError(f"the server refused the agent: {first.get('m')}")
         if first.get("t") != "registered":
@@ -216,7 +255,8 @@ class Agent:
                 self._wake = anyio.Event()
                 if self._outbox:
                     batch, self._outbox = self._outbox, []
-                    await socket.send(dumps(batch))
+                    for frame in frames(batch, unsendable):
+                        await socket.send(frame)
         except ConnectionClosed:
             pass
 
@@ -228,8 +268,14 @@ class Agent:
     # -- incoming ------------------------------------------------------------------------------
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("t")
+        if (why := problem(message)) is not None:
+            log.warning("rekuest agent: refused a %r message of the server: %s", kind, why)
+            id = message.get("id")
+            if kind == "assign" and isinstance(id, str) and id not in self._held:
+                self._hold(id, error_message(id, RekuestError(f"unreadable assignment: {why}")))
+            return
         if kind == "assign":
-            id = str(message["id"])
+            id = str(message.get("id"))
             if id in self._running or id in self._held:
                 return  # a duplicate delivery of what runs (or ran) here
             assert self._tasks is not None
@@ -242,8 +288,13 @@ class Agent:
             if running is not None:
                 running.cancel()
         elif kind == "ack":
-            for id in message.get("ids") or []:
-                self._held.pop(id, None)
+            ids = message.get("ids")
+            for id in ids if isinstance(ids, list) else []:
+                if isinstance(id, str):
+                    self._held.pop(id, None)
+                    self._resends.pop(id, None)
+        elif kind == "refused":  # a bug of this agent, or of the server; the call failed
+            log.warning("rekuest agent: the server refused a message: %s", message.get("m"))
         elif kind == "fatal":
             raise AgentRefusedError(f"the server refused the agent: {message.get('m')}")
 
@@ -251,7 +302,8 @@ class Agent:
     async def _execute(self, context: AssignmentContext, args: dict[str, Any]) -> None:
         id, name = context.id, context.function
         token = _current.set(context)
-        outcome: dict[str, Any] = {"t": "cancelled", "id": id}
+        cancelled = encode({"t": "cancelled", "id": id})
+        outcome = cancelled
         try:
             with anyio.CancelScope() as cancel_scope:
                 context.cancel_scope = cancel_scope
@@ -259,11 +311,13 @@ class Agent:
                     cancel_scope.cancel()
                 entry = self.registry.get(name)
                 if entry is None:
-                    outcome = _error(id, RekuestError(f"this agent has no function {name!r}"))
+                    outcome = error_message(
+                        id, RekuestError(f"this agent has no function {name!r}")
+                    )
                 else:
                     outcome = await self._invoke(entry, context, args)
             if context.cancelled:
-                outcome = {"t": "cancelled", "id": id}
+                outcome = cancelled
         finally:
             _current.reset(token)
             del self._running[id]
@@ -271,7 +325,7 @@ class Agent:
 
     async def _invoke(
         self, entry: Registered, context: AssignmentContext, args: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> str:
         id = context.id
         async with self.scope.task():
             try:
@@ -282,19 +336,20 @@ class Agent:
                 }
                 if entry.definition.stream:
                     await self._stream(entry, context, kwargs)
-                    return {"t": "done", "id": id}
+                    return encode({"t": "done", "id": id})
                 if entry.is_async:
                     value = await entry.fn(**kwargs)
                 else:
                     call = functools.partial(entry.fn, **kwargs)
                     value = await self._in_thread(call)
                 if entry.result is None:
-                    return {"t": "done", "id": id, "v": None}
-                return {"t": "done", "id": id, "v": entry.result.shrink(value, "return value")}
+                    return encode({"t": "done", "id": id, "v": None})
+                done = {"t": "done", "id": id, "v": entry.result.shrink(value, "return value")}
+                return sendable(done, "the return value")
             except AssignmentCancelledError:
-                return {"t": "cancelled", "id": id}
+                return encode({"t": "cancelled", "id": id})
             except Exception as error:
-                return _error(id, error)
+                return error_message(id, error)
 
     async def _stream(
         self, entry: Registered, context: AssignmentContext, kwargs: dict[str, Any]
@@ -305,7 +360,8 @@ class Agent:
         def emit(item: Any) -> None:
             nonlocal n
             value = codec.shrink(item, f"item {n}") if codec is not None else None
-            self._hold(context.id, {"t": "yield", "id": context.id, "n": n, "v": value})
+            message = {"t": "yield", "id": context.id, "n": n, "v": value}
+            self._hold(context.id, sendable(message, f"item {n}"))
             n += 1
 
         if entry.is_async:
@@ -340,12 +396,3 @@ def backoff(failures: int, cap: float, draw: Callable[[], float] = random.random
     """
     step: float = min(cap, _BACKOFF_START * 2.0 ** min(failures, 30))
     return step * (0.5 + 0.5 * draw())
-
-
-def _error(id: str, error: BaseException) -> dict[str, Any]:
-    return {
-        "t": "error",
-        "id": id,
-        "m": f"{type(error).__name__}: {error}",
-        "tb": "".join(traceback.format_exception(error)),
-    }

@@ -55,12 +55,14 @@ async def acall(
 
     Raises:
         RemoteError: the function raised; ``remote_traceback`` has the agent's traceback.
-        BadArgumentsError: the server refused the arguments (nothing ran).
+        BadArgumentsError: the arguments were refused (nothing ran): by the server, or before
+            sending (a non-finite number, nesting deeper than ``MAX_DEPTH``, a call bigger
+            than ``MAX_MESSAGE_BYTES``, a value JSON cannot carry; the message names the
+            argument); or ``wait``/``timeout`` is not a finite number, is negative
+            (``timeout``: not above 0), or more than a day.
         NoAgentError: no agent provides the function (within ``wait``).
         AgentLostError: its agent disconnected and none took the assignment over in time.
         CallTimeoutError: ``timeout`` passed (the assignment was cancelled).
-        ValueError: ``wait`` or ``timeout`` is not finite, negative (``timeout``: not above 0),
-            or more than a day.
         AssignmentCancelledError: someone cancelled the assignment.
         ConnectionLostError: the connection to the server broke.
 

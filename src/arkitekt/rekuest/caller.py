@@ -2,7 +2,10 @@
 
 Calls are multiplexed by assignment id (chosen here, a uuid), and messages queued while a frame
 is being written leave together in the next one. If the connection breaks, waiting calls fail
-with :class:`~arkitekt.rekuest.errors.ConnectionLostError`; the next call reconnects.
+with :class:`~arkitekt.rekuest.errors.ConnectionLostError`; the next call reconnects. Nothing
+one message holds stops the reader or the writer: a call that cannot be encoded fails alone,
+an unreadable answer fails its own call, and an unreadable frame ends the connection (its calls
+fail with ``ConnectionLostError``; the app keeps working).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from arkitekt.protocol.rekuest import Port, dumps, loads
+from arkitekt.protocol.rekuest import MessageError, Port, explain, frames, loads, problem
 from arkitekt.rekuest._ws import endpoint, open_socket
 from arkitekt.rekuest.errors import (
     AgentLostError,
@@ -86,9 +90,13 @@ async def expand(value: Any, hint: dict[str, Any] | None, scope: Scope) -> Any:
     """
     if hint is None or value is None:
         return value
+    try:
+        port = Port.model_validate(hint)
+    except ValidationError as error:
+        raise RekuestError(f"the server sent an invalid result port: {explain(error)}") from None
     token = bind(scope)
     try:
-        return await _expand(Port.model_validate(hint), value)
+        return await _expand(port, value)
     finally:
         unbind(token)
 
@@ -99,10 +107,12 @@ async def _expand(port: Port, value: Any) -> Any:
     if port.kind == "structure" and port.identifier is not None:
         structure = structure_for_identifier(port.identifier)
         return value if structure is None else await structure.aexpand(value)
-    if port.kind == "list":
+    if port.kind == "list" and isinstance(value, list):
         return [await _expand(port.children[0], item) for item in value]
-    if port.kind == "dict":
+    if port.kind == "dict" and isinstance(value, dict):
         return {key: await _expand(port.children[0], item) for key, item in value.items()}
+    if port.kind in ("list", "dict"):
+        raise RekuestError(f"the server sent a result that does not fit its port ({port.kind})")
     return value
 
 
@@ -162,13 +172,13 @@ class CallerChannel:
         self.transport = transport
         self._socket: ClientConnection | None = None
         self._pending: dict[str, Pending] = {}
-        self._outbox: list[dict[str, Any]] = []
+        self._outbox: list[dict[str, Any] | str] = []
         self._wake = anyio.Event()
         self._lock = anyio.Lock()
         self._closed = False
 
-    async def submit(self, message: dict[str, Any], pending: Pending) -> None:
-        """Send a ``call`` and route its answers to ``pending``."""
+    async def submit(self, message: dict[str, Any] | str, pending: Pending) -> None:
+        """Send a ``call`` (or an encoded one) and route its answers to ``pending``."""
         if self._socket is None:
             await self._connect()
         if self._socket is None:  # it broke at once
@@ -176,7 +186,7 @@ class CallerChannel:
         self._pending[pending.id] = pending
         self.send(message)
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any] | str) -> None:
         """Queue a message for the next frame."""
         self._outbox.append(message)
         self._wake.set()
@@ -219,12 +229,18 @@ class CallerChannel:
             raise ConnectionLostError(f"cannot reach rekuest at {url}: {error}") from error
         try:
             first = loads(await socket.recv())
+        except MessageError as error:
+            await socket.close()
+            raise ConnectionLostError(
+                f"rekuest at {url} sent an unreadable frame: {error}"
+            ) from None
         except BaseException:
             await socket.close()
             raise
         if not first or first[0].get("t") != "ready":
             await socket.close()
-            raise ConnectionLostError(f"rekuest at {url} did not answer as expected: {first!r}")
+            answer = repr(first)[:200]
+            raise ConnectionLostError(f"rekuest at {url} did not answer as expected: {answer}")
         return socket
 
     async def _read(self, socket: ClientConnection) -> None:
@@ -232,17 +248,47 @@ class CallerChannel:
         try:
             async for frame in socket:
                 for message in loads(frame):
-                    pending = self._pending.get(message.get("id"))  # type: ignore[arg-type]
-                    if pending is not None and pending.feed(message):
-                        del self._pending[pending.id]
+                    self._route(message)
         except ConnectionClosed as error:
             reason = f"the connection to the server broke ({error})"
+        except MessageError as error:
+            log.warning("rekuest: the server sent an unreadable frame: %s", error)
+            reason = f"the server sent a frame that cannot be read ({error})"
+            with anyio.CancelScope(shield=True):
+                await socket.close(1007, "unreadable frame")
+        except Exception as error:  # never let one frame take the app down
+            log.exception("rekuest: reading from the server failed")
+            reason = f"reading from the server failed ({type(error).__name__}: {error})"
+            with anyio.CancelScope(shield=True):
+                await socket.close(1011, "client error")
         finally:
             self._socket = None
             self._wake.set()
             pending_calls, self._pending = self._pending, {}
             for pending in pending_calls.values():
                 pending.fail(ConnectionLostError(reason, pending.id))
+
+    def _route(self, message: dict[str, Any]) -> None:
+        """Hand one message of the server to the call it belongs to."""
+        id = message.get("id")
+        pending = self._pending.get(id) if isinstance(id, str) else None
+        if pending is None:
+            return
+        why = problem(message)
+        if why is not None:
+            log.warning("rekuest: the server sent an unreadable answer: %s", why)
+            message = {"t": "error", "id": id, "kind": "refused", "m": f"unreadable answer: {why}"}
+        if pending.feed(message):
+            del self._pending[pending.id]
+
+    def _unsendable(self, message: Any, error: MessageError) -> None:
+        """Fail the call whose message cannot be encoded (the others go on)."""
+        pending = self._pending.pop(str(message.get("id")), None)
+        if pending is not None and message.get("t") == "call":
+            reason = f"the call cannot be sent: {error}"
+            pending.feed({"t": "error", "id": pending.id, "kind": "invalid", "m": reason})
+        else:
+            log.warning("rekuest: dropped a %r message: %s", message.get("t"), error)
 
     async def _pump(self, socket: ClientConnection) -> None:
         try:
@@ -251,7 +297,8 @@ class CallerChannel:
                 self._wake = anyio.Event()
                 if self._outbox and self._socket is socket:
                     batch, self._outbox = self._outbox, []
-                    await socket.send(dumps(batch))
+                    for frame in frames(batch, self._unsendable):
+                        await socket.send(frame)
         except ConnectionClosed:
             pass
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -15,7 +16,8 @@ from typing import Any
 
 import anyio
 
-from arkitekt.rekuest.errors import AssignmentCancelledError
+from arkitekt.protocol.rekuest import clip
+from arkitekt.rekuest.errors import AssignmentCancelledError, RekuestError
 
 __all__ = ["AssignmentContext", "current_assignment", "log", "progress"]
 
@@ -90,9 +92,10 @@ def progress(percent: int | float | None = None, message: str | None = None) -> 
 
     Args:
         percent: how far, clamped to 0..100.
-        message: a short status text.
+        message: a short status text (cut to ``MAX_TEXT_CHARS``).
 
     Raises:
+        RekuestError: ``percent`` is not a finite number.
         AssignmentCancelledError: in a sync function's worker thread, once the assignment was
             cancelled (so that a loop calling ``progress`` stops).
 
@@ -100,7 +103,10 @@ def progress(percent: int | float | None = None, message: str | None = None) -> 
     context = _current.get()
     if context is None:
         return
+    if percent is not None and not (isinstance(percent, int | float) and math.isfinite(percent)):
+        raise RekuestError(f"progress(): percent must be a finite number, got {percent!r}")
     value = None if percent is None else max(0, min(100, round(percent)))
+    message = None if message is None else clip(str(message))
     if context.last_progress == (value, message) and not context.cancelled:
         return  # nothing new (a tight loop reporting the same percentage sends it once)
     context.last_progress = (value, message)
@@ -113,7 +119,7 @@ def log(message: str, level: str = "info") -> None:
     Outside an assignment it goes to the ``arkitekt.rekuest.functions`` logger only.
 
     Args:
-        message: the text.
+        message: the text (cut to ``MAX_TEXT_CHARS`` for the server).
         level: ``debug``, ``info``, ``warning``, ``error`` or ``critical``.
 
     Raises:
@@ -126,4 +132,4 @@ def log(message: str, level: str = "info") -> None:
     _log.log(_LEVELS[level], "%s", message)
     context = _current.get()
     if context is not None:
-        context.send({"t": "log", "id": context.id, "level": level, "m": str(message)})
+        context.send({"t": "log", "id": context.id, "level": level, "m": clip(str(message))})

@@ -17,8 +17,10 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from arkitekt.inject import _Marker
-from arkitekt.protocol.rekuest import ArgumentsInvalid, Definition, Port, check_value
+from arkitekt.protocol.rekuest import ArgumentsInvalid, Definition, Port, check_value, explain
 from arkitekt.rekuest.errors import DefinitionError
 from arkitekt.rekuest.structures import Structure, structure_for_type
 
@@ -202,10 +204,26 @@ def define(
         (definition, {argument: codec}, result codec or ``None`` when it returns nothing).
 
     Raises:
-        DefinitionError: a parameter or the return value has no or an unsupported annotation.
+        DefinitionError: a parameter or the return value has no or an unsupported annotation,
+            or the definition exceeds a limit of the protocol (e.g. a name of 1 to 200
+            characters); the message names it.
 
     """
-    label = name or getattr(fn, "__name__", None) or repr(fn)
+    if name is not None and not (isinstance(name, str) and name.strip()):
+        raise DefinitionError(
+            f"register(name=...): a name must be a non-empty string, got {name!r}"
+        )
+    label = name if name is not None else (getattr(fn, "__name__", None) or repr(fn))
+    try:
+        return _define(fn, label, description)
+    except ValidationError as error:  # a limit of the protocol (name, description, ports)
+        shown = label if len(label) <= 40 else label[:37] + "..."
+        raise DefinitionError(f"{shown}: cannot be registered: {explain(error)}") from None
+
+
+def _define(
+    fn: Callable[..., Any], label: str, description: str | None
+) -> tuple[Definition, dict[str, Codec], Codec | None]:
     try:
         hints = typing.get_type_hints(inspect.unwrap(fn))
     except Exception as error:

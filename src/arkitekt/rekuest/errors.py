@@ -52,7 +52,11 @@ class RemoteError(RekuestError):
 
 
 class BadArgumentsError(RekuestError, ValueError):
-    """The server refused the arguments: they do not match the function's definition."""
+    """The arguments were refused before anything ran.
+
+    By the server (they do not match the function's definition), or by the caller before
+    sending (a value that cannot travel, or an unbounded ``wait``/``timeout``).
+    """
 
 
 class NoAgentError(RekuestError):

@@ -6,7 +6,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import math
 import threading
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
@@ -18,13 +17,12 @@ import anyio
 
 from arkitekt.errors import BridgeError
 from arkitekt.fakts import Fakts
-from arkitekt.protocol.rekuest import MAX_SECONDS
+from arkitekt.rekuest._checks import check_seconds, encode_call, shrink_argument
 from arkitekt.rekuest.agent import Agent
 from arkitekt.rekuest.caller import CallerChannel, Event, Pending, error_of, expand
 from arkitekt.rekuest.errors import CallTimeoutError, RekuestError
 from arkitekt.rekuest.handle import Assignment
 from arkitekt.rekuest.registry import Registry, default_registry
-from arkitekt.rekuest.structures import shrink_any
 from arkitekt.scope import Runtime
 from arkitekt.service import Service
 from arkitekt.settings import Settings
@@ -226,16 +224,21 @@ class Rekuest(Service):
         on_event: Callable[[Event], Any] | None,
         timeout: float | None,  # noqa: ASYNC109 - passed on to the server
     ) -> tuple[CallerChannel, Pending]:
-        _check_seconds("wait", wait, zero=True)
+        check_seconds("wait", wait, zero=True)
         if timeout is not None:
-            _check_seconds("timeout", timeout, zero=False)
+            check_seconds("timeout", timeout, zero=False)
         id = uuid.uuid4().hex
+        name = self._name(function)
         message: dict[str, Any] = {
             "t": "call",
             "id": id,
-            "f": self._name(function),
-            "args": shrink_any(list(args)),
-            "kwargs": shrink_any(dict(kwargs)),
+            "f": name,
+            "args": [
+                shrink_argument(name, f"positional argument {n}", v) for n, v in enumerate(args)
+            ],
+            "kwargs": {
+                key: shrink_argument(name, f"argument {key!r}", v) for key, v in kwargs.items()
+            },
         }
         if stream:
             message["stream"] = True
@@ -247,9 +250,10 @@ class Rekuest(Service):
             message["agent"] = agent
         if timeout is not None:
             message["timeout"] = timeout  # the server enforces it too (if this caller vanishes)
+        encoded = encode_call(name, message)
         channel = await self._channel()
         pending = Pending(id, stream=stream, on_event=on_event)
-        await channel.submit(message, pending)
+        await channel.submit(encoded, pending)
         return channel, pending
 
     async def asubmit(
@@ -353,14 +357,3 @@ def _settle(outcome: concurrent.futures.Future[None], task: asyncio.Task[None]) 
         outcome.set_exception(error)
     else:
         outcome.set_result(None)
-
-
-def _check_seconds(name: str, value: float, *, zero: bool) -> None:
-    """Refuse a ``wait``/``timeout`` the server would refuse, before anything is sent."""
-    low = value >= 0 if zero else value > 0
-    if not (math.isfinite(value) and low and value <= MAX_SECONDS):
-        above = "0 or more" if zero else "above 0"
-        raise ValueError(
-            f"{name} must be a finite number of seconds, {above} and at most {MAX_SECONDS:g} "
-            f"(one day); got {value!r}"
-        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,13 +11,17 @@ import anyio
 from fastapi import FastAPI
 
 from arkitekt_server._net import ws_url
+from arkitekt_server._periodic import every
 from arkitekt_server.rekuest import models as models
+from arkitekt_server.rekuest import upkeep
 from arkitekt_server.rekuest.hub import Hub
 from arkitekt_server.rekuest.routes import router
 from arkitekt_server.rekuest.store import Store
 from arkitekt_server.service import ServerService
 
 __all__ = ["service"]
+
+log = logging.getLogger("arkitekt_server.rekuest")
 
 
 def _config(base: str) -> dict[str, object]:
@@ -36,6 +42,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(store.run)
         tasks.start_soon(hub.reap)
+        retention = app.state.settings.rekuest_retention_seconds
+        tasks.start_soon(
+            functools.partial(
+                every,
+                upkeep.PRUNE_EVERY_SECONDS,
+                functools.partial(upkeep.prune, store, retention),
+                what="rekuest: pruning finished assignments",
+                log=log,
+            )
+        )
         try:
             yield
         finally:

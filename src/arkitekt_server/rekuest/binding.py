@@ -3,17 +3,19 @@
 Several apps may register functions of the same name, with different definitions. A call is
 therefore bound against the definition of the agent it goes to, never another's: among the
 agents online that match the call's selector, those whose definition accepts the arguments are
-eligible, and the least loaded of them gets it.
+eligible, and the least loaded of them gets it. Results are checked against the definition
+of the agent that sent them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from arkitekt.protocol.rekuest import ArgumentsInvalid, Definition, bind_arguments
+from arkitekt.protocol.rekuest import ArgumentsInvalid, Definition, bind_arguments, check_value
+from arkitekt.protocol.rekuest_frames import Done, Yield
 from arkitekt_server.rekuest.state import AgentState, Job
 
-__all__ = ["bind", "choose"]
+__all__ = ["bind", "check_result", "choose"]
 
 
 def bind(job: Job, definition: Definition) -> dict[str, Any] | str:
@@ -51,3 +53,27 @@ def choose(job: Job, online: list[AgentState]) -> tuple[AgentState, dict[str, An
             return agent, bound  # sorted by load: the first that accepts is the least loaded
         reason = reason or bound
     return reason
+
+
+def check_result(definition: Definition | None, message: Done | Yield) -> Any:
+    """The value of a ``done``/``yield`` checked against the definition's return port.
+
+    Returns:
+        The (normalised) value, or the :class:`ArgumentsInvalid` saying why it does not fit.
+
+    """
+    if definition is None:  # not known here (never happens for an assignment it was given)
+        return message.v
+    item = isinstance(message, Yield)
+    if item and not definition.stream:
+        return ArgumentsInvalid(f"{definition.name!r} is not a stream; it cannot yield")
+    port = definition.returns[0] if definition.returns else None
+    where = "the stream item" if item else "the return value"
+    if port is None or (definition.stream and not item):
+        if message.v is None:
+            return None
+        return ArgumentsInvalid(f"{where}: {definition.name!r} returns nothing, got a value")
+    try:
+        return check_value(port, message.v, where)
+    except ArgumentsInvalid as error:
+        return error

@@ -16,14 +16,23 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from arkitekt.protocol.rekuest import CallMessage, Definition, RegisterMessage, explain
+from arkitekt.protocol.rekuest import (
+    AgentMessage,
+    ArgumentsInvalid,
+    CallMessage,
+    Definition,
+    RegisterMessage,
+    explain,
+)
+from arkitekt.protocol.rekuest_frames import Cancelled, Done, Failed, Log, Yield
 from arkitekt_server.db import utcnow
-from arkitekt_server.rekuest.binding import bind, choose
+from arkitekt_server.rekuest.binding import bind, check_result, choose
 from arkitekt_server.rekuest.peer import Peer
+from arkitekt_server.rekuest.refusals import refuse_agent_message, refuse_duplicate
 from arkitekt_server.rekuest.restore import restore
 from arkitekt_server.rekuest.state import AgentState, Job
 from arkitekt_server.rekuest.store import Store
-from arkitekt_server.rekuest.upkeep import reap, refuse_duplicate
+from arkitekt_server.rekuest.upkeep import reap
 
 __all__ = ["GRACE_SECONDS", "MAX_ATTEMPTS", "AgentState", "Hub", "HubError", "Job"]
 
@@ -197,42 +206,47 @@ class Hub:
         self._pump_waiting()
         return agent
 
-    def agent_message(self, agent: AgentState, msg: dict[str, Any]) -> None:
-        """Handle one message of a registered agent."""
-        kind, id = msg.get("t"), msg.get("id")
-        job = self.jobs.get(id) if isinstance(id, str) else None
+    def agent_message(self, agent: AgentState, msg: AgentMessage) -> None:
+        """Handle one validated message of a registered agent."""
+        job = self.jobs.get(msg.id)
         if job is not None and agent.key not in job.tried:
             return  # not an assignment this agent was ever given
         if job is None:
-            if kind in ("done", "error", "cancelled") and agent.peer is not None:
-                agent.peer.send({"t": "ack", "ids": [id]})  # nothing waits for it any more
+            if isinstance(msg, Done | Failed | Cancelled) and agent.peer is not None:
+                agent.peer.send({"t": "ack", "ids": [msg.id]})  # nothing waits for it any more
             return
         caller = job.caller
-        if kind == "yield":
-            n = int(msg.get("n", job.seq))
+        if isinstance(msg, Yield | Done):
+            value = check_result(agent.definitions.get(job.function), msg)
+            if isinstance(value, ArgumentsInvalid):
+                self.agent_refused(agent, msg.model_dump(), str(value))
+                return
+            if isinstance(msg, Done):
+                self._finish(job, "done", value=value, by=agent)
+                return
+            n = job.seq if msg.n is None else msg.n
             if n < job.seq:
                 return  # a resent item the caller already has
             job.seq = n + 1
             if caller is not None:
-                out = {"t": "yield", "id": job.id, "v": msg.get("v")}
+                out = {"t": "yield", "id": job.id, "v": value}
                 if (hint := agent.hints.get(job.function)) is not None:
                     out["r"] = hint
                 caller.send(out)
-        elif kind == "done":
-            self._finish(job, "done", value=msg.get("v"), by=agent)
-        elif kind == "error":
-            self._finish(
-                job, "error", kind="remote", message=str(msg.get("m")), tb=msg.get("tb"), by=agent
-            )
-        elif kind == "cancelled":
+        elif isinstance(msg, Failed):
+            self._finish(job, "error", kind="remote", message=msg.m, tb=msg.tb, by=agent)
+        elif isinstance(msg, Cancelled):
             self._finish(job, "cancelled", kind="cancelled", message="cancelled", by=agent)
-        elif kind == "log":
-            level, text = str(msg.get("level", "info")), str(msg.get("m", ""))
-            self.store.log(job.id, level, text)
+        elif isinstance(msg, Log):
+            self.store.log(job.id, msg.level, msg.m)
             if caller is not None and job.events:
-                caller.send({"t": "log", "id": job.id, "level": level, "m": text})
-        elif kind == "progress" and caller is not None and job.events:
-            caller.send({"t": "progress", "id": job.id, "p": msg.get("p"), "m": msg.get("m")})
+                caller.send({"t": "log", "id": job.id, "level": msg.level, "m": msg.m})
+        elif caller is not None and job.events:
+            caller.send({"t": "progress", "id": job.id, "p": msg.p, "m": msg.m})
+
+    def agent_refused(self, agent: AgentState, message: dict[str, Any], reason: str) -> None:
+        """An agent sent a message that breaks the protocol: it fails its assignment only."""
+        refuse_agent_message(self, agent, message, reason)
 
     def agent_gone(self, agent: AgentState, peer: Peer) -> None:
         """An agent's connection closed: its assignments wait for it (or another) to come."""

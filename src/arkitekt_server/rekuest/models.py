@@ -14,6 +14,8 @@ __all__ = ["AgentRow", "AssignmentRow", "DefinitionRow", "LogRow"]
 
 ACTIVE = ("queued", "assigned")
 """Statuses of assignments that are not finished: they are loaded again on startup."""
+FINISHED = ("done", "error", "cancelled")
+"""Statuses of finished assignments: deleted after the server's retention time."""
 
 
 class AgentRow(Base):

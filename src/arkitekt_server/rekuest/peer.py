@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
 from fastapi import WebSocket
 
-from arkitekt.protocol.rekuest import dumps
+from arkitekt.protocol.rekuest import MessageError, frames
 
 __all__ = ["Peer"]
 
@@ -19,7 +20,9 @@ class Peer:
     """A connected agent or caller.
 
     :meth:`send` never blocks: it queues. :meth:`pump` writes everything queued as one frame
-    whenever it wakes, so a burst of messages costs one websocket write.
+    whenever it wakes (several, if the frame limit needs it), so a burst of messages costs one
+    websocket write. A message that cannot be encoded never stops the pump: a result or stream
+    item becomes an error for its call, anything else is dropped (both logged).
 
     Args:
         websocket: the accepted websocket.
@@ -56,7 +59,8 @@ class Peer:
                 self._wake = anyio.Event()
                 if self._outbox:
                     batch, self._outbox = self._outbox, []
-                    await self.websocket.send_text(dumps(batch))
+                    for frame in frames(batch, _undeliverable):
+                        await self.websocket.send_text(frame)
                 if self.closing is not None:
                     code, reason = self.closing
                     await self.websocket.close(code, reason)
@@ -65,3 +69,13 @@ class Peer:
             log.debug("rekuest peer send failed: %r", error)
         finally:
             self.closed = True
+
+
+def _undeliverable(message: Mapping[str, Any], error: MessageError) -> dict[str, Any] | None:
+    """What to send instead of a message that cannot be encoded (validation should prevent it)."""
+    kind, id = message.get("t"), message.get("id")
+    log.warning("rekuest: could not send a %r message (%s)", kind, error)
+    if kind in ("done", "yield", "error") and isinstance(id, str):
+        reason = f"the server could not send this call's answer: {error}"
+        return {"t": "error", "id": id, "kind": "refused", "m": reason, "tb": None}
+    return None

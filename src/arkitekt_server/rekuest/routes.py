@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -12,7 +11,14 @@ import anyio
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect, status
 from pydantic import BaseModel, Field
 
-from arkitekt.protocol.rekuest import loads
+from arkitekt.protocol.rekuest import (
+    MAX_MESSAGE_BYTES,
+    MessageError,
+    agent_message,
+    encode,
+    loads,
+    problem,
+)
 from arkitekt_server.auth import CurrentPrincipal, authenticate_websocket
 from arkitekt_server.rekuest.hub import AgentState, Hub, HubError
 from arkitekt_server.rekuest.peer import Peer
@@ -54,8 +60,9 @@ async def _serve(peer: Peer, receive: Callable[[], Awaitable[None]]) -> None:
                 tasks.cancel_scope.cancel()
 
 
-async def _frame(websocket: WebSocket) -> list[dict[str, Any]] | str:
-    """The messages of the next frame, or (it is malformed) why it cannot be read."""
+async def _frame(websocket: WebSocket) -> tuple[list[dict[str, Any]], bool] | str:
+    """The messages of the next frame and whether it is big (its messages' sizes are then
+    checked one by one), or (it is malformed) why it cannot be read."""
     received = await websocket.receive()
     if received["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(received.get("code", 1000), received.get("reason"))
@@ -63,18 +70,24 @@ async def _frame(websocket: WebSocket) -> list[dict[str, Any]] | str:
     if data is None:
         data = received.get("bytes") or b""
     try:
-        return loads(data)
-    except json.JSONDecodeError as error:
-        return f"malformed frame: not JSON ({error})"
-    except (ValueError, TypeError) as error:  # not a list of objects, or not UTF-8
+        return loads(data), len(data) > MAX_MESSAGE_BYTES
+    except MessageError as error:  # too big, too deep, not JSON, not a list of objects
         return f"malformed frame: {error}"
 
 
-def _handle(hub: Hub, agent: AgentState, message: dict[str, Any]) -> None:
+def _handle(hub: Hub, agent: AgentState, message: dict[str, Any], big: bool) -> None:
+    """Validate one message of an agent and act on it; a bad one fails only its assignment."""
     try:
-        hub.agent_message(agent, message)
-    except Exception as error:  # one bad message, not a bad agent
-        log.warning("rekuest: ignored a malformed message of agent %s: %r", agent.key, error)
+        parsed = agent_message(message)
+        if big:
+            encode(message)  # refuses a message bigger than MAX_MESSAGE_BYTES
+    except MessageError as error:
+        hub.agent_refused(agent, message, str(error))
+        return
+    try:
+        hub.agent_message(agent, parsed)
+    except Exception:  # a bug: this message is lost, the agent's socket is kept
+        log.exception("rekuest: a message of agent %s failed", agent.key)
 
 
 @router.websocket("/agent/ws")
@@ -88,14 +101,22 @@ async def agent_socket(websocket: WebSocket) -> None:
 
     async def receive() -> None:
         frame = await _frame(websocket)
-        if isinstance(frame, str) or not frame:
+        if isinstance(frame, str) or not frame[0]:
             reason = frame or "an empty frame: the first message of an agent must be `register`"
             log.warning("rekuest: refused an agent of %s: %s", principal.identifier, reason)
             peer.send({"t": "fatal", "m": reason})
             peer.close(4400, "registration refused")
             return
-        first, *rest = frame
+        (first, *rest), big = frame
         try:
+            why = problem(first)
+            if why is None and big:
+                try:
+                    encode(first)  # at most MAX_MESSAGE_BYTES, as every message
+                except MessageError as error:
+                    why = str(error)
+            if why is not None:
+                raise HubError(f"invalid registration: {why}")
             agent = await hub.agent_connected(
                 peer, principal.client_pk, principal.identifier, first
             )
@@ -105,14 +126,16 @@ async def agent_socket(websocket: WebSocket) -> None:
             peer.close(4400, "registration refused")
             return
         for message in rest:
-            _handle(hub, agent, message)
+            _handle(hub, agent, message, big)
         while True:
             frame = await _frame(websocket)
             if isinstance(frame, str):
-                log.warning("rekuest: ignored a frame of agent %s: %s", agent.key, frame)
+                log.warning("rekuest: refused a frame of agent %s: %s", agent.key, frame)
+                peer.send({"t": "refused", "id": None, "m": frame})
                 continue
-            for message in frame:
-                _handle(hub, agent, message)
+            messages, big = frame
+            for message in messages:
+                _handle(hub, agent, message, big)
 
     try:
         await _serve(peer, receive)
@@ -124,10 +147,20 @@ async def agent_socket(websocket: WebSocket) -> None:
                 await hub.store.mark_disconnected(gone.key)
 
 
-def _caller_message(hub: Hub, peer: Peer, client_pk: int, message: dict[str, Any]) -> None:
+def _caller_message(
+    hub: Hub, peer: Peer, client_pk: int, message: dict[str, Any], big: bool
+) -> None:
     kind = message.get("t")
     id = message.get("id")
+    what = kind if kind in ("call", "cancel") else "message"
     try:
+        if (why := problem(message)) is not None:
+            raise HubError(f"invalid {what}: {why}")
+        if big:
+            try:
+                encode(message)  # a call bigger than MAX_MESSAGE_BYTES could not be assigned
+            except MessageError as error:
+                raise HubError(f"invalid {what}: {error}") from None
         if kind == "call":
             hub.call(peer, client_pk, message)
         elif kind == "cancel":
@@ -162,8 +195,9 @@ async def caller_socket(websocket: WebSocket) -> None:
                 log.warning("rekuest: refused a frame of %s: %s", principal.identifier, frame)
                 peer.send({"t": "error", "id": None, "kind": "refused", "m": frame, "tb": None})
                 continue
-            for message in frame:
-                _caller_message(hub, peer, principal.client_pk, message)
+            messages, big = frame
+            for message in messages:
+                _caller_message(hub, peer, principal.client_pk, message, big)
 
     try:
         await _serve(peer, receive)
@@ -221,11 +255,15 @@ async def create_assignment(
     """Call a function without a websocket.
 
     Answers 422 for a malformed call (``wait`` and ``timeout`` must be finite, and at most
-    :data:`~arkitekt.protocol.rekuest.MAX_SECONDS`; ``timeout`` above 0), 400 for bad
+    :data:`~arkitekt.protocol.rekuest.MAX_SECONDS`; ``timeout`` above 0; arguments finite and
+    nested at most :data:`~arkitekt.protocol.rekuest.MAX_DEPTH` deep), 400 for bad
     arguments, 404 for a function no agent (matching ``agent``) ever
     registered, 503 for a registered function with no agent online (after ``wait``).
     """
     hub = _hub(request)
+    why = problem([body.positional, body.arguments])
+    if why is not None:  # as on the websocket: depth and finite numbers
+        raise HTTPException(422, detail={"kind": "refused", "message": f"invalid call: {why}"})
     id = uuid.uuid4().hex
     message = {
         "t": "call",

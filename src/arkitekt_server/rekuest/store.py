@@ -8,17 +8,25 @@ hub uses them to acknowledge results to agents, which keep results until then.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from typing import Any, cast
 
 import anyio
-from sqlalchemy import Table, Update, bindparam, insert, select, update
+from sqlalchemy import Table, Update, bindparam, delete, insert, select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from arkitekt_server.db import Database, utcnow
-from arkitekt_server.rekuest.models import ACTIVE, AgentRow, AssignmentRow, DefinitionRow, LogRow
+from arkitekt_server.rekuest.models import (
+    ACTIVE,
+    FINISHED,
+    AgentRow,
+    AssignmentRow,
+    DefinitionRow,
+    LogRow,
+)
 
 __all__ = ["Store"]
 
@@ -261,6 +269,28 @@ class Store:
                 )
             )
         return agents, definitions, active
+
+    async def prune(self, retention_seconds: float) -> int:
+        """Delete assignments (and their log lines) finished more than ``retention_seconds`` ago.
+
+        Only finished rows are deleted, and a finished row is stored only once its result was
+        handed on (acknowledged to its agent, sent to a connected caller); unfinished ones are
+        never touched. Returns how many assignments were deleted.
+        """
+        cutoff = utcnow() - dt.timedelta(seconds=retention_seconds)
+        old = (
+            select(AssignmentRow.id)
+            .where(AssignmentRow.status.in_(FINISHED))
+            .where(AssignmentRow.finished_at < cutoff)
+        )
+        async with self.database.engine.begin() as connection:
+            await connection.execute(delete(_LOGS).where(_LOGS.c.assignment_id.in_(old)))
+            result = await connection.execute(
+                delete(_ASSIGNMENTS)
+                .where(_ASSIGNMENTS.c.status.in_(FINISHED))
+                .where(_ASSIGNMENTS.c.finished_at < cutoff)
+            )
+        return int(result.rowcount or 0)
 
     async def get(self, id: str) -> tuple[AssignmentRow | None, list[LogRow]]:
         """An assignment and its logs, after committing what is pending."""

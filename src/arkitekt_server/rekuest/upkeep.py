@@ -1,4 +1,5 @@
-"""What the hub does besides routing: enforcing time limits, refusing reused call ids."""
+"""What the hub does besides routing: enforcing time limits, and deleting finished
+assignments after the retention time."""
 
 from __future__ import annotations
 
@@ -10,10 +11,21 @@ import anyio
 
 if TYPE_CHECKING:
     from arkitekt_server.rekuest.hub import Hub
+    from arkitekt_server.rekuest.store import Store
 
-__all__ = ["reap", "refuse_duplicate"]
+__all__ = ["PRUNE_EVERY_SECONDS", "prune", "reap"]
 
 log = logging.getLogger("arkitekt_server.rekuest")
+
+PRUNE_EVERY_SECONDS = 600.0
+"""How often finished assignments older than ``rekuest_retention_seconds`` are deleted."""
+
+
+async def prune(store: Store, retention_seconds: float) -> None:
+    """One round of pruning: delete assignments finished more than ``retention_seconds`` ago."""
+    removed = await store.prune(retention_seconds)
+    if removed:
+        log.info("rekuest: pruned %d finished assignments", removed)
 
 
 async def reap(hub: Hub, interval: float) -> None:
@@ -38,25 +50,3 @@ async def reap(hub: Hub, interval: float) -> None:
                 job.agent.peer.send({"t": "cancel", "id": job.id})
             message = f"{job.function!r} did not finish within {job.timeout:g} s; cancelled it"
             hub._finish(job, "error", kind="timeout", message=message)
-
-
-def refuse_duplicate(hub: Hub, id: str) -> None:
-    """The store found ``id`` stored before (by an earlier run): refuse that call after all.
-
-    Nothing of it is recorded (that would change the earlier call's row); its agent is told to
-    cancel it, its caller gets a ``refused`` error.
-    """
-    log.warning("rekuest: refused a call whose id %r was used before", id)
-    job = hub.jobs.pop(id, None)
-    if job is None:
-        return
-    hub.waiting.pop(id, None)
-    hub._expiring.pop(id, None)
-    if job.agent is not None:
-        job.agent.running.pop(id, None)
-        if job.agent.peer is not None:
-            job.agent.peer.send({"t": "cancel", "id": id})
-    if job.caller is not None:
-        job.caller.jobs.discard(id)
-        message = f"the call id {id!r} was used before; every call needs a fresh id"
-        job.caller.send({"t": "error", "id": id, "kind": "refused", "m": message, "tb": None})

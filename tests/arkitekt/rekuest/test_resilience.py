@@ -1,20 +1,24 @@
 from __future__ import annotations
 
+import functools
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
+import httpx
 import pytest
 
 import arkitekt_server.rekuest.hub as hub_module
-from arkitekt import App
-from arkitekt.rekuest import AgentLostError, Registry, acall
+from arkitekt import App, easy
+from arkitekt.rekuest import AgentLostError, Registry, RekuestError, acall
 from arkitekt_server import EmbeddedServer
 
 SCRIPT = Path(__file__).with_name("agent_process.py")
@@ -196,3 +200,162 @@ async def test_an_assignment_that_kills_every_agent_is_given_up(
                 await anyio.sleep(0.02)
     assert f"given up after {hub_module.MAX_ATTEMPTS} deliveries" in str(outcome[0])
     assert _lines(marker) == hub_module.MAX_ATTEMPTS
+
+
+class Tally:
+    """Outcomes of a stream of calls around a crash: every call must end, clearly."""
+
+    def __init__(self) -> None:
+        self.returned = 0
+        self.failed: dict[str, int] = {}
+        self.lost: list[str] = []
+
+    async def run(
+        self, n: int, make: Callable[[int], Any], right: Callable[[int, Any], bool]
+    ) -> None:
+        """Await call ``n`` (``make(n)``); a wrong result or no outcome in time counts as lost."""
+        try:
+            with anyio.fail_after(60):
+                value = await make(n)
+        except RekuestError as error:
+            name = type(error).__name__
+            self.failed[name] = self.failed.get(name, 0) + 1
+        except TimeoutError:
+            self.lost.append(f"call {n}: no outcome within 60 s")
+        else:
+            if right(n, value):
+                self.returned += 1
+            else:
+                self.lost.append(f"call {n}: returned {value!r}")
+
+    def report(self, what: str) -> str:
+        failed = sum(self.failed.values())
+        return (
+            f"\n{what}: {self.returned} returned, {failed} failed clearly {self.failed}, "
+            f"{len(self.lost)} lost"
+        )
+
+
+@pytest.mark.anyio
+async def test_kill_9_of_an_agent_mid_burst_loses_no_call(
+    connect: Callable[..., App],
+    start_agent: Callable[..., subprocess.Popen[str]],
+    tmp_path: Path,
+) -> None:
+    marker = str(tmp_path / "runs.txt")
+    first = start_agent(AGENT_FAST="1")
+    tally = Tally()
+
+    def finished(n: int, value: Any) -> bool:
+        return isinstance(value, str) and value.startswith("finished by")
+
+    async with connect():
+        assert await acall("p_double", 0, wait=30) == 0  # the agent is up
+        async with anyio.create_task_group() as tasks:
+            for n in range(BURST):
+                call = functools.partial(acall, "p_slow", seconds=0.02, marker=marker, wait=30)
+                tasks.start_soon(tally.run, n, lambda n, call=call: call(), finished)
+            with anyio.fail_after(30):
+                while tally.returned < BURST // 4:  # noqa: ASYNC110 - mid-burst
+                    await anyio.sleep(0.005)
+            first.kill()
+            at_kill = tally.returned
+            first.wait(timeout=10)
+            start_agent()  # the same agent comes back (sleeping 0.02 s per call): the rest
+    print(tally.report(f"kill -9 of an agent mid-burst of {BURST} calls ({at_kill} before)"))
+    assert at_kill < BURST  # it was killed mid-burst
+    assert tally.returned + sum(tally.failed.values()) == BURST
+    assert tally.lost == []
+    assert set(tally.failed) <= {"AgentLostError"}
+
+
+BURST = 200
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_server(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "arkitekt.cli", "server",
+        "--port", str(port), "--data-dir", str(data_dir), "--auto-approve",
+    ]  # fmt: skip
+    env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning"}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/.well-known/fakts", timeout=1)
+            return process
+        except httpx.TransportError:
+            assert process.poll() is None, "the server stopped"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+
+
+stream_registry = Registry()
+
+
+@stream_registry.register
+async def k_inc(x: int) -> int:
+    await anyio.sleep(0.001)
+    return x + 1
+
+
+@pytest.mark.anyio
+async def test_kill_9_of_the_server_mid_call_stream_loses_no_call(tmp_path: Path) -> None:
+    port, data = _free_port(), tmp_path / "server-data"
+    servers = [await anyio.to_thread.run_sync(_start_server, port, data)]
+    url = f"http://127.0.0.1:{port}"
+    agent_app = easy(
+        "kill-server-agent",
+        url=url,
+        headless=True,
+        cache_dir=tmp_path / "a",
+        rekuest={"reconnect_max_seconds": 0.5},
+    )
+    caller_app = easy("kill-server-caller", url=url, headless=True, cache_dir=tmp_path / "c")
+    agent_app.rekuest.registry = stream_registry
+    tally = Tally()
+    try:
+        async with agent_app, caller_app:
+            await agent_app.rekuest.astart()
+            rekuest = caller_app.rekuest
+
+            async def one(n: int) -> Any:
+                return await acall("k_inc", n, wait=20, rekuest=rekuest)
+
+            async def stream(start: int, count: int) -> None:
+                async with anyio.create_task_group() as tasks:
+                    for n in range(start, start + count):
+                        tasks.start_soon(tally.run, n, one, lambda n, value: value == n + 1)
+                        await anyio.sleep(0.002)  # a steady stream, not one burst
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(stream, 0, STREAM)
+                with anyio.fail_after(30):
+                    while tally.returned < STREAM // 4:  # noqa: ASYNC110 - mid-stream
+                        await anyio.sleep(0.005)
+                servers[0].kill()
+                await anyio.to_thread.run_sync(servers[0].wait)
+                servers.append(await anyio.to_thread.run_sync(_start_server, port, data))
+            # after the restart, calls work again: the agent reconnected, the caller too
+            before = tally.returned
+            await stream(STREAM, 20)
+            assert tally.returned == before + 20
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait(timeout=10)
+    print(tally.report(f"kill -9 of the server mid-stream of {STREAM + 20} calls"))
+    assert tally.returned + sum(tally.failed.values()) == STREAM + 20
+    assert tally.lost == []
+    assert set(tally.failed) <= {"ConnectionLostError", "AgentLostError", "NoAgentError"}
+
+
+STREAM = 300

@@ -82,7 +82,11 @@ async def test_a_reused_call_id_is_refused_and_later_calls_are_stored(
         _socket(server, agent_token, "agent") as agent,
         _socket(server, token, "caller") as caller,
     ):
-        await _register(agent, _definition("dup_echo", ("x", "int")))
+        echo = _definition("dup_echo", ("x", "int"))
+        echo["returns"] = [
+            {"key": "return", "kind": "dict", "children": [{"key": "v", "kind": "int"}]}
+        ]
+        await _register(agent, echo)
 
         async def answer() -> None:
             message = (await _recv(agent))[0]
@@ -326,3 +330,28 @@ async def test_a_row_the_database_refuses_never_stalls_the_writer(tmp_path: Path
         assert [line.message for line in logs] == ["hello"]
     finally:
         await database.dispose()
+
+
+@pytest.mark.anyio
+async def test_http_calls_with_non_finite_or_too_deep_arguments_are_refused(
+    server: EmbeddedServer, connect: Callable[..., App]
+) -> None:
+    async with connect() as app:
+        token = await _token(app)
+    bodies = {
+        '{"function": "f", "positional": [NaN], "wait": 1}': "not finite (nan)",
+        '{"function": "f", "arguments": {"a": [Infinity]}, "wait": 1}': "not finite (inf)",
+        '{"function": "f", "arguments": {"a": ' + "[" * 100 + "]" * 100 + "}, "
+        '"wait": 1}': "nested deeper than 64",
+    }
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+        for body, why in bodies.items():
+            response = await client.post(
+                "/rekuest/assignments/",
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
+            assert response.status_code == 422, body
+            assert why in response.json()["detail"]["message"]

@@ -1,0 +1,316 @@
+"""Frames of the rekuest websockets: the limits, bounded encoding and decoding, message models.
+
+Re-exported by :mod:`arkitekt.protocol.rekuest` (import from there). Both sides use these, so
+what one side sends is what the other accepts:
+
+* a frame (a JSON array of messages) is at most :data:`MAX_FRAME_BYTES`; one message, encoded,
+  at most :data:`MAX_MESSAGE_BYTES` (a sender splits a batch into several frames rather than
+  exceed the frame limit);
+* values nest at most :data:`MAX_DEPTH` arrays/objects deep;
+* numbers are finite (``NaN`` and ``Infinity`` are not JSON; receivers refuse them per message);
+* error messages, tracebacks, log lines and progress texts are cut to :data:`MAX_TEXT_CHARS`.
+
+A sender never lets one message it cannot encode stop the others: :func:`frames` hands such a
+message to a ``refuse`` callback (which answers a replacement, such as an error for its call,
+or drops it). A receiver validates each message (:func:`agent_message`) before acting on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FRAME_BYTES",
+    "MAX_MESSAGE_BYTES",
+    "MAX_TEXT_CHARS",
+    "AgentMessage",
+    "Cancelled",
+    "Done",
+    "Failed",
+    "Log",
+    "MessageError",
+    "Progress",
+    "Yield",
+    "agent_message",
+    "clip",
+    "dumps",
+    "encode",
+    "explain",
+    "frames",
+    "loads",
+    "problem",
+]
+
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+"""The largest frame either side accepts (the server's websocket closes with 1009 above it;
+it equals uvicorn's ``ws_max_size`` default, the client sets it as its ``max_size``)."""
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+"""The largest message, encoded: a result, stream item or call whose JSON is bigger fails its
+own call (return large data as a structure, such as an image, instead)."""
+MAX_DEPTH = 64
+"""How deeply arrays and objects may nest in one message."""
+MAX_TEXT_CHARS = 64 * 1024
+"""Error messages, tracebacks, log lines and progress texts are cut to this many characters."""
+
+
+class MessageError(ValueError):
+    """A message (or frame) that cannot travel: the text says why."""
+
+
+def explain(error: ValidationError) -> str:
+    """A short, readable account of a validation error (one line per problem)."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "message"
+        lines.append(f"{where}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def clip(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """``text`` cut to at most ``limit`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    note = f"\n... [cut {len(text) - limit:,}+ characters: texts are limited to {limit:,}]"
+    return text[: max(0, limit - len(note))] + note
+
+
+def _size(count: int) -> str:
+    return f"{count / (1024 * 1024):.1f} MiB" if count >= 1024 * 1024 else f"{count:,} bytes"
+
+
+class _NonFinite:
+    """What a ``NaN``/``Infinity`` literal decodes to: :func:`problem` refuses the message."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _not_finite(value: Any) -> str | None:
+    if isinstance(value, _NonFinite):
+        name = value.name
+    elif isinstance(value, float) and not math.isfinite(value):
+        name = repr(value)
+    else:
+        return None
+    return f"a number that is not finite ({name}); JSON numbers must be finite"
+
+
+def problem(value: Any) -> str | None:
+    """Why a decoded ``value`` may not be used (too deep, a non-finite number), or ``None``."""
+    if not isinstance(value, dict | list | tuple):
+        return _not_finite(value)
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"values nested deeper than {MAX_DEPTH} levels"
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list | tuple):
+                stack.append((child, depth + 1))
+            elif isinstance(child, float | _NonFinite) and (why := _not_finite(child)):
+                return why
+    return None
+
+
+def encode(message: Any) -> str:
+    """One message (or value) as JSON, checked against the limits.
+
+    Raises:
+        MessageError: it holds a non-finite number or something JSON cannot carry, nests too
+            deeply, or is bigger than :data:`MAX_MESSAGE_BYTES`.
+
+    """
+    try:
+        text = json.dumps(message, separators=(",", ":"), allow_nan=False)
+    except RecursionError:
+        raise MessageError(f"values nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as error:
+        if "JSON compliant" in str(error):
+            raise MessageError("a number that is not finite (NaN or infinity)") from None
+        raise MessageError(str(error)) from None  # a circular reference
+    except TypeError as error:
+        raise MessageError(f"a value JSON cannot carry ({error})") from None
+    if len(text) > MAX_MESSAGE_BYTES:
+        raise MessageError(
+            f"it is {_size(len(text))} encoded, more than the limit of "
+            f"{_size(MAX_MESSAGE_BYTES)} per message"
+        )
+    if text.count("[") + text.count("{") > MAX_DEPTH and (why := problem(message)) is not None:
+        raise MessageError(why)
+    return text
+
+
+def frames(
+    messages: Iterable[Mapping[str, Any] | str],
+    refuse: Callable[[Mapping[str, Any], MessageError], Mapping[str, Any] | None],
+) -> list[str]:
+    """Encode a batch into as few frames as the limits allow; never raises for one message.
+
+    Args:
+        messages: messages, or messages already :func:`encode`-d (strings).
+        refuse: told each message that cannot be encoded, and why; answers a replacement to
+            send instead (for example an error for its call) or ``None`` to drop it.
+
+    """
+    parts: list[str] = []
+    for message in messages:
+        if isinstance(message, str):
+            parts.append(message)
+            continue
+        try:
+            parts.append(encode(message))
+        except MessageError as error:
+            replacement = refuse(message, error)
+            if replacement is not None:
+                with contextlib.suppress(MessageError):  # a bad replacement: drop, never stop
+                    parts.append(encode(replacement))
+    out: list[str] = []
+    batch: list[str] = []
+    size = 2
+    for part in parts:
+        if batch and size + len(part) + 1 > MAX_FRAME_BYTES:
+            out.append("[" + ",".join(batch) + "]")
+            batch, size = [], 2
+        batch.append(part)
+        size += len(part) + 1
+    if batch:
+        out.append("[" + ",".join(batch) + "]")
+    return out
+
+
+def dumps(messages: Iterable[Mapping[str, Any]]) -> str:
+    """Encode one frame (a batch of messages); for small batches of known-good messages.
+
+    Raises:
+        MessageError: a message cannot be encoded, or the frame is too big.
+
+    """
+    encoded = [encode(message) for message in messages]
+    frame = "[" + ",".join(encoded) + "]"
+    if len(frame) > MAX_FRAME_BYTES:
+        raise MessageError(f"the frame is {_size(len(frame))}, more than {_size(MAX_FRAME_BYTES)}")
+    return frame
+
+
+def loads(frame: str | bytes) -> list[dict[str, Any]]:
+    """Decode one frame; a single object is accepted as a batch of one.
+
+    Non-finite numbers do not fail the frame: they decode to a marker that :func:`problem`
+    reports, so that a receiver refuses only the message holding one.
+
+    Raises:
+        MessageError: the frame is too big, not JSON, nested too deeply, or not objects.
+
+    """
+    if len(frame) > MAX_FRAME_BYTES:
+        raise MessageError(f"the frame is {_size(len(frame))}, more than {_size(MAX_FRAME_BYTES)}")
+    try:
+        data = json.loads(frame, parse_constant=_NonFinite)
+    except RecursionError:
+        raise MessageError(f"values nested deeper than {MAX_DEPTH} levels") from None
+    except (ValueError, TypeError) as error:  # JSONDecodeError, or bytes that are not UTF-8
+        raise MessageError(f"not JSON ({error})") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise MessageError("a frame must be a JSON array of message objects")
+    return data
+
+
+# -- what agents send (after ``register``) ----------------------------------------------------
+_Id = Annotated[str, Field(min_length=1, max_length=64)]
+_Text = Annotated[
+    str, BeforeValidator(lambda value: clip(value) if isinstance(value, str) else value)
+]
+"""A text cut to ``MAX_TEXT_CHARS`` (an agent that sends more is not refused for it)."""
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Progress(_Message):
+    """``progress``: how far an assignment is (``p``: 0 to 100) and/or what it does (``m``)."""
+
+    t: Literal["progress"]
+    id: _Id
+    p: int | None = Field(default=None, ge=0, le=100)
+    m: _Text | None = None
+
+
+class Log(_Message):
+    """``log``: a log line of an assignment."""
+
+    t: Literal["log"]
+    id: _Id
+    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    m: _Text = ""
+
+
+class Yield(_Message):
+    """``yield``: stream item ``n`` (numbered from 0) with value ``v``."""
+
+    t: Literal["yield"]
+    id: _Id
+    n: int | None = Field(default=None, ge=0)
+    v: Any = None
+
+
+class Done(_Message):
+    """``done``: the assignment finished with value ``v``."""
+
+    t: Literal["done"]
+    id: _Id
+    v: Any = None
+
+
+class Failed(_Message):
+    """``error``: the function raised (``m``: the message, ``tb``: its traceback)."""
+
+    t: Literal["error"]
+    id: _Id
+    m: _Text
+    tb: _Text | None = None
+
+
+class Cancelled(_Message):
+    """``cancelled``: the assignment stopped after a ``cancel``."""
+
+    t: Literal["cancelled"]
+    id: _Id
+
+
+AgentMessage = Annotated[
+    Progress | Log | Yield | Done | Failed | Cancelled, Field(discriminator="t")
+]
+"""Any message a registered agent sends."""
+
+_AGENT_MESSAGES: TypeAdapter[AgentMessage] = TypeAdapter(AgentMessage)
+
+
+def agent_message(message: dict[str, Any]) -> AgentMessage:
+    """Validate a decoded message of a registered agent.
+
+    Raises:
+        MessageError: it is not one of the agent's messages, or holds values it may not.
+
+    """
+    why = problem(message)
+    if why is not None:
+        raise MessageError(why)
+    try:
+        return _AGENT_MESSAGES.validate_python(message)
+    except ValidationError as error:
+        raise MessageError(explain(error)) from None

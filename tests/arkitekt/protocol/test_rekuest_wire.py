@@ -1,0 +1,199 @@
+"""Properties of the rekuest wire (arkitekt.protocol.rekuest): what is refused, is refused with
+an error naming what was wrong; what is accepted travels unchanged and within the limits."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from arkitekt.protocol.rekuest import (
+    MAX_DEPTH,
+    MAX_FRAME_BYTES,
+    MAX_TEXT_CHARS,
+    ArgumentsInvalid,
+    CallMessage,
+    Definition,
+    MessageError,
+    Port,
+    RegisterMessage,
+    agent_message,
+    bind_arguments,
+    clip,
+    encode,
+    explain,
+    frames,
+    loads,
+    problem,
+)
+
+PROPERTY = settings(max_examples=100, deadline=None, database=None)
+
+finite = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64), 2**64)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+json_values = st.recursive(
+    finite,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+non_finite = st.sampled_from([math.nan, math.inf, -math.inf])
+
+
+@st.composite
+def with_non_finite(draw: st.DrawFn) -> Any:
+    """A JSON value with one non-finite number somewhere inside."""
+    value = draw(non_finite)
+    for _ in range(draw(st.integers(0, 5))):
+        value = [value] if draw(st.booleans()) else {draw(st.text(max_size=4)): value}
+    return value
+
+
+@PROPERTY
+@given(json_values)
+def test_finite_values_travel_unchanged(value: Any) -> None:
+    message = {"t": "done", "id": "an-assignment", "v": value}
+    (frame,) = frames([message], lambda *_: pytest.fail("refused a good message"))
+    assert loads(frame) == [json.loads(encode(message))]
+    assert problem(loads(frame)[0]) is None
+
+
+@PROPERTY
+@given(with_non_finite())
+def test_non_finite_numbers_are_refused_by_sender_and_receiver(value: Any) -> None:
+    with pytest.raises(MessageError, match="not finite"):
+        encode({"t": "done", "id": "x", "v": value})
+    received = loads(json.dumps([{"t": "done", "id": "an-id", "v": value}]))  # NaN literals
+    with pytest.raises(MessageError, match=r"v: |not finite"):
+        agent_message(received[0])
+    assert "not finite" in str(problem(received[0]))
+
+
+@PROPERTY
+@given(st.integers(MAX_DEPTH, 3 * MAX_DEPTH), st.sampled_from(["[]", "{}"]))
+def test_too_deep_values_are_refused(levels: int, brackets: str) -> None:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value] if brackets == "[]" else {"a": value}
+    with pytest.raises(MessageError, match=f"deeper than {MAX_DEPTH}"):
+        encode({"v": value})
+    assert f"deeper than {MAX_DEPTH}" in str(problem(loads(json.dumps({"v": value}))[0]))
+
+
+@PROPERTY
+@given(
+    st.text(max_size=200) | st.binary(max_size=200) | st.integers(1, 20_000).map(lambda n: "[" * n)
+)
+def test_loads_refuses_anything_unreadable_with_a_message_error(frame: str | bytes) -> None:
+    try:
+        messages = loads(frame)
+    except MessageError as error:
+        refusal = str(error)
+    else:
+        assert all(isinstance(message, dict) for message in messages)
+        return
+    assert refusal
+
+
+@PROPERTY
+@given(st.lists(st.one_of(json_values, with_non_finite()), max_size=8))
+def test_frames_send_every_good_message_and_refuse_only_the_bad(values: list[Any]) -> None:
+    messages = [{"t": "yield", "id": f"id-{n}", "v": value} for n, value in enumerate(values)]
+    refused: list[str] = []
+    out = frames(messages, lambda message, error: refused.append(message["id"]))
+    sent = [message["id"] for frame in out for message in loads(frame)]
+    assert all(len(frame) <= MAX_FRAME_BYTES for frame in out)
+    expected_bad = {m["id"] for m in messages if problem(loads(json.dumps(m))[0]) is not None}
+    assert set(refused) == expected_bad
+    assert sent == [m["id"] for m in messages if m["id"] not in expected_bad]
+
+
+_fields = st.sampled_from(["id", "p", "m", "level", "n", "tb"])
+
+
+@PROPERTY
+@given(st.sampled_from(["progress", "log", "yield", "error"]), _fields, json_values)
+def test_agent_messages_are_validated_field_by_field(kind: str, field: str, value: Any) -> None:
+    message = {"t": kind, "id": "assignment-1", "m": "text"}
+    message[field] = value
+    try:
+        parsed = agent_message(message)
+    except MessageError as error:
+        refusal = str(error)
+    else:
+        assert parsed.t == kind
+        return
+    assert field in refusal  # the refusal names the field
+
+
+@PROPERTY
+@given(st.text(max_size=3 * MAX_TEXT_CHARS // 2))
+def test_clip_bounds_texts_and_keeps_their_start(text: str) -> None:
+    clipped = clip(text)
+    assert len(clipped) <= MAX_TEXT_CHARS
+    assert clipped == text or clipped.startswith(text[:1000])
+
+
+_ports = st.sampled_from(
+    [
+        Port(key="a", kind="int"),
+        Port(key="a", kind="float", nullable=True),
+        Port(key="a", kind="list", children=[Port(key="item", kind="float")]),
+        Port(key="a", kind="dict", children=[Port(key="value", kind="str")]),
+        Port(key="a", kind="enum", choices=["ONE", "TWO"]),
+        Port(key="a", kind="structure", identifier="@x/y"),
+    ]
+)
+
+
+@PROPERTY
+@given(_ports, json_values | with_non_finite())
+def test_arguments_are_accepted_or_refused_naming_the_argument(port: Port, value: Any) -> None:
+    definition = Definition(name="f", args=[port])
+    try:
+        bound = bind_arguments(definition, [], {"a": value})
+    except ArgumentsInvalid as error:
+        refusal = str(error)
+    else:
+        encode(bound)  # what is accepted can travel
+        return
+    assert "argument 'a'" in refusal
+
+
+_call_fields = st.sampled_from(["id", "f", "args", "agent", "wait", "stream", "events", "timeout"])
+
+
+@PROPERTY
+@given(_call_fields, json_values | non_finite)
+def test_call_messages_are_refused_naming_the_field(field: str, value: Any) -> None:
+    message = {"t": "call", "id": "call-00001", "f": "f", field: value}
+    try:
+        CallMessage.model_validate(message)
+    except ValidationError as error:
+        refusal = explain(error)
+    else:
+        return
+    assert refusal.startswith(field)
+
+
+@PROPERTY
+@given(st.sampled_from(["instance", "definitions", "holding"]), json_values)
+def test_registrations_are_refused_naming_the_field(field: str, value: Any) -> None:
+    try:
+        RegisterMessage.model_validate({"t": "register", field: value})
+    except ValidationError as error:
+        refusal = explain(error)
+    else:
+        return
+    assert refusal.startswith(field)

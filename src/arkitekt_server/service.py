@@ -13,11 +13,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel
 
-__all__ = ["SMALL_BODY_BYTES", "ConfigGroup", "ServerService"]
+__all__ = ["SMALL_BODY_BYTES", "ConfigGroup", "ErrorBody", "ServerService", "documented"]
 
 SMALL_BODY_BYTES = 64 << 10
 """The body limit of modules whose routes take only small JSON or forms (fakts, lok)."""
+
+
+class ErrorBody(BaseModel):
+    """What a refusal answers: a ``detail`` saying what was wrong."""
+
+    detail: str | list[dict[str, Any]] | dict[str, Any]
+
+
+def documented(reasons: Mapping[int, str], *codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route that may refuse with these status codes.
+
+    Example:
+        >>> documented({404: "No such thing."}, 404)[404]["description"]
+        'No such thing.'
+
+    """
+    return {code: {"model": ErrorBody, "description": reasons[code]} for code in codes}
+
 
 ConfigGroup = Callable[[str], dict[str, Any]]
 """Builds a service's group of the claimed config from the server's base URL (ends in ``/``)."""

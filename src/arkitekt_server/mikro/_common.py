@@ -13,7 +13,6 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request, status
-from pydantic import BaseModel
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +23,7 @@ from arkitekt_server.auth import Principal
 from arkitekt_server.mikro import storage
 from arkitekt_server.mikro.chunks import META_MAX_BYTES
 from arkitekt_server.mikro.models import ImageRow
+from arkitekt_server.service import documented as responses_for
 from arkitekt_server.settings import ServerSettings
 
 __all__ = [
@@ -70,15 +70,9 @@ _REASONS = {
 }
 
 
-class ErrorBody(BaseModel):
-    """What every refusal answers: a ``detail`` saying what was wrong."""
-
-    detail: str | list[dict[str, Any]]
-
-
 def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route that may refuse with these status codes."""
-    return {code: {"model": ErrorBody, "description": _REASONS[code]} for code in codes}
+    return responses_for(_REASONS, *codes)
 
 
 @dataclass(frozen=True)

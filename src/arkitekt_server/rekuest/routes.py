@@ -22,11 +22,19 @@ from arkitekt.protocol.rekuest import (
 from arkitekt_server.auth import CurrentPrincipal, authenticate_websocket
 from arkitekt_server.rekuest.hub import AgentState, Hub, HubError
 from arkitekt_server.rekuest.peer import Peer
+from arkitekt_server.service import documented
 
 __all__ = ["router"]
 
 log = logging.getLogger("arkitekt_server.rekuest")
 router = APIRouter(tags=["rekuest"])
+
+_REASONS = {
+    400: "The arguments do not fit the function (the detail's ``kind`` and ``message`` say how).",
+    404: "No such assignment of yours, or no agent ever registered the function.",
+    422: "A malformed call: unbounded ``wait``/``timeout``, non-finite or too deep arguments.",
+    503: "The function is registered, but no agent of it is online (after ``wait``).",
+}
 
 
 def _hub(request: Request | WebSocket) -> Hub:
@@ -248,7 +256,11 @@ async def agents(request: Request, principal: CurrentPrincipal) -> list[dict[str
     ]
 
 
-@router.post("/assignments/", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/assignments/",
+    status_code=status.HTTP_201_CREATED,
+    responses=documented(_REASONS, 400, 404, 422, 503),
+)
 async def create_assignment(
     body: CallRequest, request: Request, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -291,7 +303,7 @@ async def create_assignment(
     return {"id": id}
 
 
-@router.get("/assignments/{id}")
+@router.get("/assignments/{id}", responses=documented(_REASONS, 404))
 async def get_assignment(id: str, request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
     """An assignment's status, result or error, and its log lines."""
     row, logs = await _hub(request).store.get(id)
@@ -311,7 +323,7 @@ async def get_assignment(id: str, request: Request, principal: CurrentPrincipal)
     }
 
 
-@router.post("/assignments/{id}/cancel")
+@router.post("/assignments/{id}/cancel", responses=documented(_REASONS, 404))
 async def cancel_assignment(
     id: str, request: Request, principal: CurrentPrincipal
 ) -> dict[str, Any]:

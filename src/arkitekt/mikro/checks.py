@@ -8,7 +8,6 @@ the bounds the models do not declare are defined here.
 
 from __future__ import annotations
 
-import json
 import math
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -18,8 +17,12 @@ from annotated_types import MaxLen
 from pydantic import BaseModel
 
 from arkitekt.mikro.errors import InvalidImageError
+from arkitekt.protocol import mikro as wire
 from arkitekt.protocol.mikro import (
-    MAX_METADATA_BYTES,
+    MAX_ID_CHARS,
+    MAX_OFFSET,
+    MAX_PAGE,
+    MAX_TAG_CHARS,
     Datalayer,
     DatasetIn,
     ImageFields,
@@ -28,7 +31,6 @@ from arkitekt.protocol.mikro import (
 
 __all__ = [
     "MAX_ID_CHARS",
-    "MAX_METADATA_DEPTH",
     "MAX_OFFSET",
     "MAX_PAGE",
     "MAX_TAG_CHARS",
@@ -52,22 +54,6 @@ def max_length(model: type[BaseModel], field: str) -> int:
             return int(item.max_length)
     raise LookupError(f"{model.__name__}.{field} declares no max_length")
 
-
-MAX_TAG_CHARS = 100
-"""The longest tag (the server's :class:`~arkitekt.protocol.mikro.ImageFields` check)."""
-
-MAX_ID_CHARS = 100
-"""The longest id accepted (server ids are UUIDs, 36 characters in their canonical form)."""
-
-MAX_METADATA_DEPTH = 32
-"""How deeply metadata may nest (dicts and lists; the metadata object itself is level 1), as
-the server checks it."""
-
-MAX_PAGE = 1000
-"""The largest ``limit`` of one search page (the server's bound)."""
-
-MAX_OFFSET = 1_000_000_000
-"""The largest search ``offset`` the server accepts (far beyond any listing)."""
 
 _LINE_BREAKS = frozenset("\t\n\r")
 
@@ -235,7 +221,8 @@ def check_pixel_size(value: Any) -> PixelSize:
 def check_metadata(value: Any) -> dict[str, Any]:
     """Free-form metadata: a JSON object of plain values, bounded in depth and size.
 
-    Walked without recursion, so a hostile nesting depth (or a cycle) fails here clearly.
+    The wire's own check (:func:`arkitekt.protocol.mikro.check_metadata`), the one the server
+    applies too, so what passes here is what the server accepts.
     """
     if value is None:
         return {}
@@ -245,50 +232,10 @@ def check_metadata(value: Any) -> dict[str, Any]:
             f"({_show(value)}); wrap it, e.g. {{'values': [...]}}"
         )
     metadata = dict(value)
-    stack: list[tuple[Any, str, int]] = [(metadata, "metadata", 1)]
-    while stack:
-        item, where, depth = stack.pop()
-        if isinstance(item, dict | list | tuple) and depth > MAX_METADATA_DEPTH:
-            raise InvalidImageError(
-                f"{where} nests deeper than {MAX_METADATA_DEPTH} levels; flatten the metadata"
-            )
-        if isinstance(item, dict):
-            for key, child in item.items():
-                if not isinstance(key, str):
-                    raise InvalidImageError(
-                        f"{where} has the key {_show(key)} ({type(key).__name__}); metadata keys "
-                        "must be strings (JSON)"
-                    )
-                stack.append((key, f"{where} key {_show(key)}", depth))
-                stack.append((child, f"{where}[{_show(key)}]", depth + 1))
-        elif isinstance(item, list | tuple):
-            stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in enumerate(item))
-        elif isinstance(item, str):
-            if "\0" in item or any(unicodedata.category(char) == "Cs" for char in item):
-                raise InvalidImageError(
-                    f"{where} contains a NUL character or a lone surrogate, which JSON stores "
-                    "cannot keep; remove it"
-                )
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise InvalidImageError(
-                    f"{where} is {item!r}, which JSON cannot carry; use None or a finite number"
-                )
-        elif item is not None and not isinstance(item, bool | int):
-            raise InvalidImageError(
-                f"{where} is a {type(item).__name__}, which is not JSON; use str, int, float, "
-                "bool, None, lists and dicts (numpy values: .item() or .tolist())"
-            )
     try:
-        text = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
-    except ValueError as error:  # an int of more digits than Python converts to text
-        raise InvalidImageError(f"metadata is not JSON-serialisable: {error}") from None
-    size = len(text.encode())
-    if size > MAX_METADATA_BYTES:
-        raise InvalidImageError(
-            f"metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES} are accepted "
-            "(store large data as an image or a file)"
-        )
+        wire.check_metadata(metadata)
+    except ValueError as error:
+        raise InvalidImageError(str(error)) from None
     return metadata
 
 

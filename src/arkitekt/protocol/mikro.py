@@ -18,8 +18,12 @@ __all__ = [
     "DTYPES",
     "MAX_AXIS",
     "MAX_CHUNK_BYTES",
+    "MAX_ID_CHARS",
     "MAX_METADATA_BYTES",
     "MAX_METADATA_DEPTH",
+    "MAX_OFFSET",
+    "MAX_PAGE",
+    "MAX_TAG_CHARS",
     "Datalayer",
     "DatasetIn",
     "DatasetRecord",
@@ -43,6 +47,14 @@ DTYPES: frozenset[str] = frozenset(
 """The numpy dtypes an image may have (no object, string, complex or datetime)."""
 _ITEMSIZES = {name: 1 if name == "bool" else int(name.strip("uintfloa")) // 8 for name in DTYPES}
 
+MAX_TAG_CHARS = 100
+"""The longest tag (also the longest ``tag`` a search filters by)."""
+MAX_ID_CHARS = 100
+"""The longest id a route takes (ids are UUIDs, 36 characters in their canonical form)."""
+MAX_PAGE = 1000
+"""The largest ``limit`` of one page of a listing."""
+MAX_OFFSET = 1_000_000_000
+"""The largest ``offset`` of a page (far beyond any listing, inside SQL's integers)."""
 MAX_METADATA_BYTES = 1 << 20
 """The largest free-form metadata (as JSON) an image may carry."""
 MAX_METADATA_DEPTH = 32
@@ -54,35 +66,75 @@ MAX_CHUNK_BYTES = 64 << 20
 chunks of about 16 MiB."""
 
 
+def _unstorable(text: str) -> bool:
+    """A NUL or a lone surrogate: JSON documents in a database cannot keep them."""
+    return "\0" in text or any("\ud800" <= char <= "\udfff" for char in text)
+
+
 def check_metadata(value: object) -> None:
     """Check free-form metadata: JSON types only, finite numbers, bounded depth and size.
 
+    Walked without recursion, so a hostile nesting depth fails here clearly. The client checks
+    its arguments with it before sending, the server every body it receives.
+
     Raises:
-        ValueError: naming the path of the first offending value and the limit.
+        ValueError: naming the path of the first offending value (``metadata...``) and the limit.
+
+    Example:
+        >>> check_metadata({"a": [1, 2.5, "x", None, True]})
+        >>> check_metadata({"a": float("nan")})
+        Traceback (most recent call last):
+        ...
+        ValueError: metadata.a is nan; JSON numbers must be finite (use None or a number)
 
     """
     stack: list[tuple[object, str, int]] = [(value, "metadata", 1)]
-    while stack:  # iterative: a deeply nested document must not exhaust the Python stack
+    while stack:
         item, path, depth = stack.pop()
-        if isinstance(item, dict | list):
+        if isinstance(item, dict | list | tuple):
             if depth > MAX_METADATA_DEPTH:
                 raise ValueError(
-                    f"{path} nests deeper than {MAX_METADATA_DEPTH} levels of objects and lists"
+                    f"{path} nests deeper than {MAX_METADATA_DEPTH} levels of objects and "
+                    "lists; flatten the metadata"
                 )
             if isinstance(item, dict):
                 for key, child in item.items():
                     if not isinstance(key, str):
-                        raise ValueError(f"{path}: keys must be strings, not {key!r}")
+                        raise ValueError(
+                            f"{path} has the key {key!r} ({type(key).__name__}); keys must be "
+                            "strings (JSON)"
+                        )
+                    if _unstorable(key):
+                        raise ValueError(
+                            f"{path} has a key with a NUL character or a lone surrogate; remove it"
+                        )
                     stack.append((child, f"{path}.{key}", depth + 1))
             else:
                 stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
+        elif isinstance(item, str):
+            if _unstorable(item):
+                raise ValueError(
+                    f"{path} contains a NUL character or a lone surrogate, which stored JSON "
+                    "cannot keep; remove it"
+                )
         elif isinstance(item, float) and not math.isfinite(item):
-            raise ValueError(f"{path} is {item}; JSON numbers must be finite")
-        elif not isinstance(item, str | int | float | bool) and item is not None:
-            raise ValueError(f"{path} is a {type(item).__name__}, not a JSON value")
-    size = len(json.dumps(value, separators=(",", ":")).encode())
+            raise ValueError(
+                f"{path} is {item}; JSON numbers must be finite (use None or a number)"
+            )
+        elif not isinstance(item, int | float | bool) and item is not None:
+            raise ValueError(
+                f"{path} is a {type(item).__name__}, not a JSON value; use str, int, float, "
+                "bool, None, lists and dicts (numpy values: .item() or .tolist())"
+            )
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    except ValueError as error:  # an int of more digits than Python converts to text
+        raise ValueError(f"metadata is not JSON-serialisable: {error}") from None
     if size > MAX_METADATA_BYTES:
-        raise ValueError(f"metadata is {size} bytes as JSON, more than {MAX_METADATA_BYTES}")
+        raise ValueError(
+            f"metadata is {size} bytes as JSON, more than {MAX_METADATA_BYTES} (store large "
+            "data as an image or a file)"
+        )
 
 
 Datalayer = Literal["local", "http"]

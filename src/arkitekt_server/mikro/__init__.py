@@ -17,11 +17,13 @@ import anyio
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
+from arkitekt.protocol.mikro import MAX_CHUNK_BYTES
 from arkitekt_server._periodic import every
 from arkitekt_server.db import Database
 from arkitekt_server.mikro import models as models
 from arkitekt_server.mikro import storage
 from arkitekt_server.mikro._common import DEFAULT_DATALAYER, mikro_state
+from arkitekt_server.mikro.chunks import max_encoded_bytes
 from arkitekt_server.mikro.housekeeping import check_stores, sweep
 from arkitekt_server.mikro.routes import router as api_router
 from arkitekt_server.mikro.uploads import router as upload_router
@@ -78,6 +80,6 @@ service = ServerService(
     config=_config,
     lifespan=_lifespan,
     public_paths=PUBLIC_PATHS,
-    # above the server's default; put_key bounds each chunk by its grant's chunk shape itself
-    body_limits={"/mikro/uploads/{grant_id}/store/{key:path}": 1 << 30},
+    # The largest chunk any grant allows; put_key bounds each chunk by its own grant's shape.
+    body_limits={"/mikro/uploads/{grant_id}/store/{key:path}": max_encoded_bytes(MAX_CHUNK_BYTES)},
 )

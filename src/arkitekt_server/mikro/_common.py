@@ -30,7 +30,6 @@ __all__ = [
     "DEFAULT_DATALAYER",
     "GRANT_TTL",
     "MAX_CHUNKS",
-    "MAX_OFFSET",
     "META_MAX_BYTES",
     "MikroState",
     "StoreInfo",
@@ -54,9 +53,6 @@ GRANT_TTL = dt.timedelta(hours=1)
 MAX_CHUNKS = 1_000_000
 """The most chunks one image may have (a bound on verification work)."""
 
-
-MAX_OFFSET = 1_000_000_000
-"""The largest ``offset`` of a page (a bound far beyond any listing, inside SQL's integers)."""
 
 _REASONS = {
     400: "The body is not JSON, or does not fit the upload or the store (the detail says).",

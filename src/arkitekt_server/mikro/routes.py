@@ -15,12 +15,20 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arkitekt.protocol.mikro import DatasetIn, DatasetRecord, ImagePage, ImageRecord
+from arkitekt.protocol.mikro import (
+    MAX_ID_CHARS,
+    MAX_OFFSET,
+    MAX_PAGE,
+    MAX_TAG_CHARS,
+    DatasetIn,
+    DatasetRecord,
+    ImagePage,
+    ImageRecord,
+)
 from arkitekt_server.auth import CurrentPrincipal, Principal
 from arkitekt_server.db import get_session, utcnow
 from arkitekt_server.mikro import storage
 from arkitekt_server.mikro._common import (
-    MAX_OFFSET,
     StoreInfo,
     delete_image_row,
     documented,
@@ -48,9 +56,9 @@ async def search_images(
     principal: CurrentPrincipal,
     session: Session,
     name: Annotated[str | None, Query(max_length=500)] = None,
-    tag: Annotated[str | None, Query(max_length=100)] = None,
-    dataset: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    tag: Annotated[str | None, Query(max_length=MAX_TAG_CHARS)] = None,
+    dataset: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ImagePage:
     """Images visible to the caller, newest first, filtered by name part, tag and dataset."""

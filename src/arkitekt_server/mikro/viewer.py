@@ -19,12 +19,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arkitekt._net import is_loopback
+from arkitekt.protocol.mikro import MAX_OFFSET
 from arkitekt_server._hosts import host_of
 from arkitekt_server.auth import Principal, require_principal
 from arkitekt_server.db import get_session
 from arkitekt_server.mikro import storage
 from arkitekt_server.mikro._common import (
-    MAX_OFFSET,
     documented,
     find_image,
     layout,

@@ -29,13 +29,12 @@ from arkitekt.mikro import (
 )
 from arkitekt.mikro.checks import (
     MAX_ID_CHARS,
-    MAX_METADATA_DEPTH,
     MAX_OFFSET,
     MAX_PAGE,
     MAX_TAG_CHARS,
     NAME_CHARS,
 )
-from arkitekt.protocol.mikro import MAX_METADATA_BYTES
+from arkitekt.protocol.mikro import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 
 BOUNDED = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -31,13 +31,19 @@ def _depth(value: Any) -> int:
     return 0
 
 
-def _finite(value: Any) -> bool:
+def _storable_text(text: str) -> bool:
+    return "\0" not in text and not any(0xD800 <= ord(char) <= 0xDFFF for char in text)
+
+
+def _storable(value: Any) -> bool:
+    """Finite numbers, and texts (keys too) without NUL or lone surrogates."""
     if isinstance(value, float):
         return math.isfinite(value)
-    children = (
-        value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
-    )
-    return all(_finite(child) for child in children)
+    if isinstance(value, str):
+        return _storable_text(value)
+    if isinstance(value, dict):
+        return all(_storable_text(k) and _storable(v) for k, v in value.items())
+    return all(_storable(child) for child in value) if isinstance(value, list) else True
 
 
 def _chain(depth: int, leaf: Any) -> Any:
@@ -58,16 +64,19 @@ def _chain(depth: int, leaf: Any) -> Any:
     extra=st.integers(0, 40),
 )
 @settings(max_examples=200, deadline=None)
-def test_metadata_is_accepted_exactly_when_finite_and_shallow_enough(tree: Any, extra: int) -> None:
+def test_metadata_is_accepted_exactly_when_storable_and_shallow_enough(
+    tree: Any, extra: int
+) -> None:
     metadata = {"m": _chain(extra, tree)}
-    fits = _depth(metadata) <= MAX_METADATA_DEPTH and _finite(metadata)
+    fits = _depth(metadata) <= MAX_METADATA_DEPTH and _storable(metadata)
     if fits:
         check_metadata(metadata)
         assert ImageFields(name="n", metadata=metadata).metadata == metadata
     else:
         with pytest.raises(ValueError, match=r"^metadata") as caught:
             check_metadata(metadata)
-        assert "nests deeper than 32" in str(caught.value) or "must be finite" in str(caught.value)
+        reasons = ("nests deeper than 32", "must be finite", "NUL character or a lone surrogate")
+        assert any(reason in str(caught.value) for reason in reasons), caught.value
         with pytest.raises(ValidationError, match="metadata"):
             ImageFields(name="n", metadata=metadata)
 

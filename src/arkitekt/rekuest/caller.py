@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from arkitekt.protocol.rekuest import MessageError, Port, explain, frames, loads, problem
 from arkitekt.rekuest._ws import endpoint, open_socket
@@ -225,7 +225,7 @@ class CallerChannel:
         """Connect and wait for the server's ``ready`` (a refused token closes with 4401)."""
         try:
             socket = await open_socket(self.transport, url, token)
-        except (OSError, TimeoutError) as error:
+        except (OSError, TimeoutError, InvalidHandshake) as error:  # e.g. the server died mid-way
             raise ConnectionLostError(f"cannot reach rekuest at {url}: {error}") from error
         try:
             first = loads(await socket.recv())

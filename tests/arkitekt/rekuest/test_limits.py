@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 
 from arkitekt import App
@@ -306,3 +307,24 @@ async def test_an_unreadable_assignment_is_answered_with_an_error(
         assert "unreadable assignment" in json.loads(held)["m"]
         await until(lambda: "hostile-001" not in agent.holding)  # delivered, acknowledged
         assert await acall("l_echo", 6.0, rekuest=app.rekuest) == 6.0
+
+
+@pytest.mark.anyio
+async def test_a_server_that_breaks_the_handshake_is_a_lost_connection(
+    connect: Callable[..., App],
+) -> None:
+    """A server dying mid-handshake (or anything not speaking HTTP) fails the calls clearly."""
+
+    async def garbage(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()
+            await stream.send(b"garbage\r\n\r\n")
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with connect() as app, anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, garbage)
+        channel = CallerChannel(app.rekuest.runtime.scope, await app.rekuest._transport())
+        with pytest.raises(ConnectionLostError, match=f"127.0.0.1:{port}"):
+            await channel._open(f"ws://127.0.0.1:{port}/rekuest/caller/ws", "token")
+        tasks.cancel_scope.cancel()

@@ -3,23 +3,23 @@ from __future__ import annotations
 import functools
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
-import httpx
 import pytest
 
 import arkitekt_server.rekuest.hub as hub_module
 from arkitekt import App, easy
 from arkitekt.rekuest import AgentLostError, Registry, RekuestError, acall
 from arkitekt_server import EmbeddedServer
+
+if TYPE_CHECKING:
+    from conftest import ServerProcess
 
 SCRIPT = Path(__file__).with_name("agent_process.py")
 
@@ -272,32 +272,6 @@ async def test_kill_9_of_an_agent_mid_burst_loses_no_call(
 BURST = 200
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_server(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-m", "arkitekt.cli", "server",
-        "--port", str(port), "--data-dir", str(data_dir), "--auto-approve",
-    ]  # fmt: skip
-    env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning"}
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/.well-known/fakts", timeout=1)
-            return process
-        except httpx.TransportError:
-            assert process.poll() is None, "the server stopped"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
-
-
 stream_registry = Registry()
 
 
@@ -308,10 +282,11 @@ async def k_inc(x: int) -> int:
 
 
 @pytest.mark.anyio
-async def test_kill_9_of_the_server_mid_call_stream_loses_no_call(tmp_path: Path) -> None:
-    port, data = _free_port(), tmp_path / "server-data"
-    servers = [await anyio.to_thread.run_sync(_start_server, port, data)]
-    url = f"http://127.0.0.1:{port}"
+async def test_kill_9_of_the_server_mid_call_stream_loses_no_call(
+    server_process: ServerProcess, tmp_path: Path
+) -> None:
+    await anyio.to_thread.run_sync(server_process.start)
+    url = server_process.url
     agent_app = easy(
         "kill-server-agent",
         url=url,
@@ -322,36 +297,31 @@ async def test_kill_9_of_the_server_mid_call_stream_loses_no_call(tmp_path: Path
     caller_app = easy("kill-server-caller", url=url, headless=True, cache_dir=tmp_path / "c")
     agent_app.rekuest.registry = stream_registry
     tally = Tally()
-    try:
-        async with agent_app, caller_app:
-            await agent_app.rekuest.astart()
-            rekuest = caller_app.rekuest
+    async with agent_app, caller_app:
+        await agent_app.rekuest.astart()
+        rekuest = caller_app.rekuest
 
-            async def one(n: int) -> Any:
-                return await acall("k_inc", n, wait=20, rekuest=rekuest)
+        async def one(n: int) -> Any:
+            return await acall("k_inc", n, wait=20, rekuest=rekuest)
 
-            async def stream(start: int, count: int) -> None:
-                async with anyio.create_task_group() as tasks:
-                    for n in range(start, start + count):
-                        tasks.start_soon(tally.run, n, one, lambda n, value: value == n + 1)
-                        await anyio.sleep(0.002)  # a steady stream, not one burst
-
+        async def stream(start: int, count: int) -> None:
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(stream, 0, STREAM)
-                with anyio.fail_after(30):
-                    while tally.returned < STREAM // 4:  # noqa: ASYNC110 - mid-stream
-                        await anyio.sleep(0.005)
-                servers[0].kill()
-                await anyio.to_thread.run_sync(servers[0].wait)
-                servers.append(await anyio.to_thread.run_sync(_start_server, port, data))
-            # after the restart, calls work again: the agent reconnected, the caller too
-            before = tally.returned
-            await stream(STREAM, 20)
-            assert tally.returned == before + 20
-    finally:
-        for server in servers:
-            server.kill()
-            server.wait(timeout=10)
+                for n in range(start, start + count):
+                    tasks.start_soon(tally.run, n, one, lambda n, value: value == n + 1)
+                    await anyio.sleep(0.002)  # a steady stream, not one burst
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(stream, 0, STREAM)
+            with anyio.fail_after(30):
+                while tally.returned < STREAM // 4:  # noqa: ASYNC110 - mid-stream
+                    await anyio.sleep(0.005)
+            await anyio.to_thread.run_sync(server_process.kill)
+            # on the same port: the agent and the caller find it again by themselves
+            await anyio.to_thread.run_sync(functools.partial(server_process.start, same_port=True))
+        # after the restart, calls work again: the agent reconnected, the caller too
+        before = tally.returned
+        await stream(STREAM, 20)
+        assert tally.returned == before + 20
     print(tally.report(f"kill -9 of the server mid-stream of {STREAM + 20} calls"))
     assert tally.returned + sum(tally.failed.values()) == STREAM + 20
     assert tally.lost == []

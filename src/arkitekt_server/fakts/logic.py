@@ -22,6 +22,7 @@ from arkitekt.protocol.fakts import (
     RedeemResponse,
     StartRequest,
 )
+from arkitekt.protocol.text import echo
 from arkitekt_server._secrets import (
     derive_secret,
     hash_secret,
@@ -232,8 +233,9 @@ async def redeem(
         static.version is not None and static.version != manifest.version
     ):
         wanted = static.identifier + (f"@{static.version}" if static.version else "")
+        theirs = echo(manifest.identifier)
         return RedeemResponse(
-            status="error", message=f"this token is for app {wanted!r}, not {manifest.identifier!r}"
+            status="error", message=f"this token is for app {echo(wanted)}, not {theirs}"
         )
     claim_token = derive_secret(token, f"claim:{manifest.identifier}:{manifest.version}")
     client = await _client_of(session, claim_token)
@@ -255,7 +257,8 @@ async def retrieve(
     """Grant a claim token to a pre-registered public app (``public_apps`` setting)."""
     if manifest.identifier not in settings.public_apps:
         return RedeemResponse(
-            status="error", message=f"{manifest.identifier!r} is not a public app of this server"
+            status="error",
+            message=f"{echo(manifest.identifier)} is not a public app of this server",
         )
     claim_token = new_secret()
     session.add(_new_client(manifest, via="retrieve", claim_token=claim_token, settings=settings))
@@ -271,7 +274,7 @@ async def decide(session: AsyncSession, code: str, *, approve: bool) -> DeviceCo
     """
     row = await find_code(session, code)
     if row is None:
-        raise FaktsError(f"unknown device code {normalize_code(code)!r}")
+        raise FaktsError(f"unknown device code {echo(normalize_code(code))}")
     if row.expires_at <= utcnow():
         raise FaktsError("the device code expired; the app must start again")
     if row.status != "pending":

@@ -105,10 +105,12 @@ class ServerSettings(BaseSettings):
         description="Identifiers of public apps that may use retrieve/ without approval.",
     )
     max_body_bytes: int = Field(
-        default=16 << 20,
+        default=2 << 20,
         ge=1024,
         description="Largest request body (bytes) a route accepts unless it declares its own "
-        "(image chunk uploads do); larger ones are answered 413 before they are read.",
+        "(image chunk uploads and rekuest's HTTP calls do); larger ones are answered 413 before "
+        "they are read. 2 MiB: a parsed JSON body takes up to ~30 times its size in memory, "
+        "and image metadata is at most 1 MiB.",
     )
     log_level: str = Field(default="info", description="Log level of the server process.")
 

@@ -68,6 +68,17 @@ class ServerSettings(BaseSettings):
     device_code_ttl_seconds: float = Field(
         default=300.0, gt=0, description="Longest time a device code waits for approval."
     )
+    max_pending_device_codes: int = Field(
+        default=200,
+        ge=1,
+        description="The most device codes that may wait for a decision at once; more starts "
+        "are answered 429 until some are decided or expire (start/ needs no token).",
+    )
+    max_pending_device_codes_per_address: int = Field(
+        default=10,
+        ge=1,
+        description="The most device codes one client address may have waiting at once.",
+    )
     access_token_ttl_seconds: int = Field(
         default=3600, gt=0, description="Lifetime of a bearer token from the token endpoint."
     )

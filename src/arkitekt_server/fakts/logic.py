@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arkitekt.protocol.fakts import (
@@ -37,6 +37,7 @@ from arkitekt_server.settings import ServerSettings
 
 __all__ = [
     "FaktsError",
+    "TooManyPendingError",
     "build_config",
     "challenge",
     "claim",
@@ -60,6 +61,40 @@ class FaktsError(Exception):
     """An operator command failed (unknown code, code already decided, ...)."""
 
 
+class TooManyPendingError(Exception):
+    """As many device codes as allowed wait for a decision already (answered 429)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+async def _check_pending(
+    session: AsyncSession, address: str | None, now: dt.datetime, settings: ServerSettings
+) -> None:
+    waiting = (
+        select(func.count())
+        .select_from(DeviceCode)
+        .where(DeviceCode.status == "pending", DeviceCode.expires_at > now)
+    )
+    caps = [
+        (waiting, settings.max_pending_device_codes, "on this server"),
+        (
+            waiting.where(DeviceCode.requested_from == address),
+            settings.max_pending_device_codes_per_address,
+            "from your address",
+        ),
+    ]
+    for query, cap, where in caps:
+        if (await session.scalar(query) or 0) >= cap:
+            ttl = settings.device_code_ttl_seconds
+            raise TooManyPendingError(
+                f"{cap} device codes {where} are waiting for a decision already; ask the "
+                f"operator to decide them, or start again once they expired (within {ttl:g} s)",
+                ttl,
+            )
+
+
 def _later(now: dt.datetime, seconds: float) -> dt.datetime:
     return now + dt.timedelta(seconds=seconds)
 
@@ -72,10 +107,30 @@ async def find_code(session: AsyncSession, code: str) -> DeviceCode | None:
 
 
 async def start(
-    session: AsyncSession, body: StartRequest, *, auto_approve: bool, settings: ServerSettings
+    session: AsyncSession,
+    body: StartRequest,
+    *,
+    auto_approve: bool,
+    settings: ServerSettings,
+    address: str | None = None,
 ) -> str:
-    """Create a device code for ``body.manifest``; approve it at once when ``auto_approve``."""
+    """Create a device code for ``body.manifest``; approve it at once when ``auto_approve``.
+
+    Args:
+        session: the database session.
+        body: what the app sent.
+        auto_approve: approve the code at once (a loopback client with ``--auto-approve``).
+        settings: the server's settings (caps and lifetimes).
+        address: the client's address, recorded with the code and counted against the cap
+            of codes waiting per address.
+
+    Raises:
+        TooManyPendingError: ``max_pending_device_codes`` codes (or
+            ``max_pending_device_codes_per_address`` of ``address``) wait for a decision already.
+    """
     now = utcnow()
+    if not auto_approve:
+        await _check_pending(session, address, now, settings)
     code = new_code()
     ttl = min(float(body.expiration_time_seconds), settings.device_code_ttl_seconds)
     row = DeviceCode(
@@ -86,6 +141,7 @@ async def start(
         logo=body.manifest.logo,
         kind=body.requested_client_kind,
         redirect_uris=list(body.redirect_uris),
+        requested_from=address,
         expires_at=_later(now, ttl),
     )
     if auto_approve:

@@ -62,8 +62,8 @@ class ServerSettings(BaseSettings):
     operator_secret: SecretStr | None = Field(
         default=None,
         description="The secret the operator signs in with on the approval page (at least 16 "
-        "characters); default: a random one kept in <data_dir>/operator-secret (mode 0600) and "
-        "printed by `arkitekt server` at start.",
+        "characters); default: a random one kept in <data_dir>/operator-secret (mode 0600), "
+        "printed by `arkitekt server` at start when its output is a terminal.",
     )
     device_code_ttl_seconds: float = Field(
         default=300.0, gt=0, description="Longest time a device code waits for approval."

@@ -72,10 +72,15 @@ class TooManyPendingError(Exception):
 async def _check_pending(
     session: AsyncSession, address: str | None, now: dt.datetime, settings: ServerSettings
 ) -> None:
+    # open: not expired, not denied and not used yet (an approved code waits for its poll)
     waiting = (
         select(func.count())
         .select_from(DeviceCode)
-        .where(DeviceCode.status == "pending", DeviceCode.expires_at > now)
+        .where(
+            DeviceCode.status != "denied",
+            DeviceCode.consumed_at.is_(None),
+            DeviceCode.expires_at > now,
+        )
     )
     caps = [
         (waiting, settings.max_pending_device_codes, "on this server"),
@@ -89,8 +94,9 @@ async def _check_pending(
         if (await session.scalar(query) or 0) >= cap:
             ttl = settings.device_code_ttl_seconds
             raise TooManyPendingError(
-                f"{cap} device codes {where} are waiting for a decision already; ask the "
-                f"operator to decide them, or start again once they expired (within {ttl:g} s)",
+                f"{cap} device codes {where} are open already (waiting for a decision or "
+                "for their app); ask the operator to decide them, or start again once they "
+                f"expired (within {ttl:g} s)",
                 ttl,
             )
 
@@ -126,11 +132,11 @@ async def start(
 
     Raises:
         TooManyPendingError: ``max_pending_device_codes`` codes (or
-            ``max_pending_device_codes_per_address`` of ``address``) wait for a decision already.
+            ``max_pending_device_codes_per_address`` of ``address``) are open already: not
+            expired, denied or used (auto-approved codes count until their app polls).
     """
     now = utcnow()
-    if not auto_approve:
-        await _check_pending(session, address, now, settings)
+    await _check_pending(session, address, now, settings)
     code = new_code()
     ttl = min(float(body.expiration_time_seconds), settings.device_code_ttl_seconds)
     row = DeviceCode(

@@ -333,7 +333,7 @@ def test_codes_waiting_for_a_decision_are_capped_per_address_and_on_the_server(
     first, _ = start().json()["code"], start()
     refused = start()
     assert refused.status_code == 429, refused.text
-    assert "2 device codes from your address are waiting" in refused.json()["detail"]
+    assert "2 device codes from your address are open" in refused.json()["detail"]
     assert refused.headers["retry-after"] == "2"
     asyncio.run(start_from("192.0.2.7"))  # another address: its own cap; the server's 3rd
     with pytest.raises(logic.TooManyPendingError, match="3 device codes on this server"):
@@ -343,3 +343,14 @@ def test_codes_waiting_for_a_decision_are_capped_per_address_and_on_the_server(
     assert start().status_code == 429
     time.sleep(2.1)  # so does expiry
     assert start().status_code == 200
+
+
+def test_auto_approved_codes_count_until_their_app_polls(
+    server_factory: Callable[..., EmbeddedServer], fakts_for: Any, manifest: dict[str, Any]
+) -> None:
+    server = server_factory(auto_approve=True, max_pending_device_codes_per_address=2)
+    fakts = fakts_for(server)
+    first, _ = fakts.start(), fakts.start()  # approved at once, but never polled
+    assert fakts.http.post("/f/start/", json={"manifest": manifest}).status_code == 429
+    assert fakts.challenge(first)["status"] == "granted"  # used: it no longer counts
+    assert fakts.challenge(fakts.start())["status"] == "granted"

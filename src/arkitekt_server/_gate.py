@@ -12,6 +12,11 @@ a large body. :class:`RequestGate` runs before routing:
    (:attr:`ServerService.body_limits`) or the server's ``max_body_bytes``. A ``Content-Length``
    over the limit is answered 413 at once; a body without one is counted while it streams and
    cut off with 413 at the limit.
+3. A body the app parses as JSON (a route whose body is a model, not a form) is bounded in
+   what it expands to as well: a few bytes of JSON (``{}``, ``[]``) become objects of tens of
+   bytes each once parsed, so 16 MiB of ``[{},{},...]`` took 400 MiB to parse. Before the app
+   parses it, the body's objects and arrays are counted (a scan outside strings, no parsing);
+   more than :data:`MAX_JSON_CONTAINERS` is answered 413.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from fastapi import params
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -29,7 +35,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arkitekt_server.auth import PRINCIPAL_STATE, authenticate
 
-__all__ = ["BodyTooLargeError", "RequestGate", "document_gate", "http_routes"]
+__all__ = [
+    "MAX_JSON_CONTAINERS",
+    "BodyTooLargeError",
+    "RequestGate",
+    "document_gate",
+    "http_routes",
+    "too_many_containers",
+]
+
+MAX_JSON_CONTAINERS = 100_000
+"""The most objects and arrays one JSON body may hold (parsed, each costs 60 to 250 bytes;
+1 MiB of metadata as ``[x, y]`` points holds about 90,000)."""
 
 
 def http_routes(app_routes: Sequence[BaseRoute]) -> list[RouteContext]:
@@ -44,12 +61,47 @@ def http_routes(app_routes: Sequence[BaseRoute]) -> list[RouteContext]:
 class BodyTooLargeError(HTTPException):
     """A request body is larger than its route accepts (answered 413)."""
 
-    def __init__(self, method: str, path: str, limit: int) -> None:
-        super().__init__(
-            413,
-            f"the request body is larger than the {limit} bytes that {method} {path} accepts; "
-            "send a smaller one",
-        )
+    def __init__(self, method: str, path: str, limit: int, *, containers: bool = False) -> None:
+        if containers:
+            detail = (
+                f"the request body holds more than the {limit} JSON objects and arrays that "
+                f"{method} {path} accepts (each takes tens of bytes once parsed); send fewer"
+            )
+        else:
+            detail = (
+                f"the request body is larger than the {limit} bytes that {method} {path} "
+                "accepts; send a smaller one"
+            )
+        super().__init__(413, detail)
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def too_many_containers(body: bytes, limit: int = MAX_JSON_CONTAINERS) -> bool:
+    """Whether a JSON document holds more than ``limit`` objects and arrays (brackets outside
+    strings).
+
+    Linear, without parsing: brackets are counted at once, and only when there are more than
+    ``limit`` are the strings (where brackets do not count) cut out and they are counted again.
+
+    Example:
+        >>> too_many_containers(b'{"a": [1, {}], "b": "[{[{"}', limit=3)
+        False
+        >>> too_many_containers(b'[[], {}, [{}]]', limit=3)
+        True
+
+    """
+    if body.count(b"{") + body.count(b"[") <= limit:
+        return False
+    bare = _JSON_STRING.sub(b"", body)
+    return bare.count(b"{") + bare.count(b"[") > limit
+
+
+def _parses_json(context: RouteContext) -> bool:
+    """Whether the app parses this route's body as JSON (a body model, not a form)."""
+    field = getattr(context, "body_field", None)
+    return field is not None and not isinstance(field.field_info, params.Form)
 
 
 def _patterns(paths: Iterable[str], known: set[str], what: str) -> list[re.Pattern[str]]:
@@ -94,10 +146,21 @@ class RequestGate:
             )
         )
         self.max_body_bytes = max_body_bytes
+        self.json_routes = [
+            (compile_path(str(context.path))[0], frozenset(context.methods or ()))
+            for context in http_routes(routes)
+            if _parses_json(context)
+        ]
 
     def is_public(self, path: str) -> bool:
         """Whether ``path`` (a request path) is one of the public routes."""
         return any(pattern.fullmatch(path) for pattern in self.public)
+
+    def parses_json(self, method: str, path: str) -> bool:
+        """Whether the app parses the body of ``method path`` as JSON."""
+        return any(
+            method in methods and pattern.fullmatch(path) for pattern, methods in self.json_routes
+        )
 
     def body_limit(self, path: str) -> int:
         """The largest body a request to ``path`` may send."""
@@ -126,14 +189,25 @@ class RequestGate:
             return
         received = 0
         started = False
+        parts: list[bytes] | None = [] if self.parses_json(scope["method"], path) else None
 
         async def bounded_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                part = message.get("body", b"")
+                received += len(part)
                 if received > limit:
                     raise too_large
+                if parts is not None:  # the app buffers the whole body anyway, then parses
+                    parts.append(part)
+                    if not message.get("more_body", False):
+                        body = b"".join(parts)
+                        parts.clear()
+                        if too_many_containers(body):
+                            raise BodyTooLargeError(
+                                scope["method"], path, MAX_JSON_CONTAINERS, containers=True
+                            )
             return message
 
         async def tracked_send(message: Message) -> None:

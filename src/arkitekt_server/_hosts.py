@@ -14,6 +14,8 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
+from arkitekt.protocol.text import echo
+
 __all__ = ["TrustedHosts", "host_of"]
 
 
@@ -49,7 +51,7 @@ class TrustedHosts:
             await WebSocketClose(code=1008, reason="unknown Host")(scope, receive, send)
         else:
             message = (
-                f"this server does not answer to the host {host!r}; reach it by one of "
+                f"this server does not answer to the host {echo(host)}; reach it by one of "
                 f"{', '.join(sorted(self.hosts))}, or add the name to `allowed_hosts`"
             )
             await PlainTextResponse(message, status_code=400)(scope, receive, send)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -81,19 +83,34 @@ def server(
     typer.echo(
         f"arkitekt server on http://{settings.host}:{settings.port} (data in {settings.data_dir})"
     )
-    # To the terminal only (never to a logger, whose records may be shipped elsewhere).
-    if settings.operator_secret is not None:
-        typer.echo("operator secret for the approval page: the operator_secret setting")
-    else:
-        secret = operator_secret(settings)
-        typer.echo(
-            f"operator secret for the approval page: {secret}\n"
-            f"  (kept in {operator_secret_file(settings.data_dir)}, readable only by you)"
-        )
+    _announce_operator_secret(settings)
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port,
         log_level=settings.log_level, ws="websockets-sansio",
     )  # fmt: skip
+
+
+def _announce_operator_secret(settings: ServerSettings) -> None:
+    """Say where the operator secret is; print the secret itself only to a terminal.
+
+    Never to a logger, and never when stdout is a pipe or a file: a service manager writes
+    stdout into its journal or a log file, where the secret would stay for anyone who reads it.
+    """
+    if settings.operator_secret is not None:
+        typer.echo("operator secret for the approval page: the operator_secret setting")
+        return
+    secret = operator_secret(settings)  # made (mode 0600) on first start
+    where = operator_secret_file(settings.data_dir)
+    if sys.stdout.isatty():
+        typer.echo(
+            f"operator secret for the approval page: {secret}\n"
+            f"  (kept in {where}, readable only by you)"
+        )
+    else:
+        typer.echo(
+            f"operator secret for the approval page: in {where} (mode 0600; not printed, as "
+            f"this output is no terminal); read it with: cat {shlex.quote(str(where))}"
+        )
 
 
 def _decide(code: str, data_dir: Path | None, config: Path | None, *, approve: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -20,6 +21,12 @@ class EmbeddedServer:
     """The server on a loopback port, in a daemon thread, for the length of a ``with`` block.
 
     Port ``0`` (the default here) picks a free port; :attr:`url` says which.
+
+    The host process's logging is left as it is: no handler is added, replaced or closed
+    (uvicorn's own configuration would close every handler of the process, so a host's
+    ``FileHandler`` would drop every later record). Only the levels of the server's loggers
+    (``arkitekt_server``, ``uvicorn.*``) are set, to ``settings.log_level``; their records go
+    wherever the host sends its records.
 
     Example:
         >>> from arkitekt_server import EmbeddedServer, ServerSettings
@@ -51,10 +58,12 @@ class EmbeddedServer:
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             create_app(self.settings),
+            log_config=None,  # never dictConfig: that closes the host's handlers
             log_level=self.settings.log_level,
             lifespan="on",
             ws="websockets-sansio",
         )
+        logging.getLogger("arkitekt_server").setLevel(self.settings.log_level.upper())
         server = uvicorn.Server(config)
         self._server = server
         self._thread = threading.Thread(

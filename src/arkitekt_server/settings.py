@@ -62,11 +62,22 @@ class ServerSettings(BaseSettings):
     operator_secret: SecretStr | None = Field(
         default=None,
         description="The secret the operator signs in with on the approval page (at least 16 "
-        "characters); default: a random one kept in <data_dir>/operator-secret (mode 0600) and "
-        "printed by `arkitekt server` at start.",
+        "characters); default: a random one kept in <data_dir>/operator-secret (mode 0600), "
+        "printed by `arkitekt server` at start when its output is a terminal.",
     )
     device_code_ttl_seconds: float = Field(
         default=300.0, gt=0, description="Longest time a device code waits for approval."
+    )
+    max_pending_device_codes: int = Field(
+        default=200,
+        ge=1,
+        description="The most device codes that may wait for a decision at once; more starts "
+        "are answered 429 until some are decided or expire (start/ needs no token).",
+    )
+    max_pending_device_codes_per_address: int = Field(
+        default=10,
+        ge=1,
+        description="The most device codes one client address may have waiting at once.",
     )
     access_token_ttl_seconds: int = Field(
         default=3600, gt=0, description="Lifetime of a bearer token from the token endpoint."
@@ -105,10 +116,12 @@ class ServerSettings(BaseSettings):
         description="Identifiers of public apps that may use retrieve/ without approval.",
     )
     max_body_bytes: int = Field(
-        default=16 << 20,
+        default=2 << 20,
         ge=1024,
         description="Largest request body (bytes) a route accepts unless it declares its own "
-        "(image chunk uploads do); larger ones are answered 413 before they are read.",
+        "(image chunk uploads and rekuest's HTTP calls do); larger ones are answered 413 before "
+        "they are read. 2 MiB: a parsed JSON body takes up to ~30 times its size in memory, "
+        "and image metadata is at most 1 MiB.",
     )
     log_level: str = Field(default="info", description="Log level of the server process.")
 

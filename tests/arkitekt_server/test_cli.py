@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import socket
 import subprocess
@@ -24,24 +26,32 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_server_command_serves_until_interrupted(tmp_path: Path) -> None:
+def _server(tmp_path: Path, stdout: int) -> tuple[subprocess.Popen[bytes], int]:
+    """``arkitekt server`` in a process, answering (its stdout to ``stdout``)."""
     port = _free_port()
     command = [
         sys.executable, "-m", "arkitekt.cli", "server",
         "--port", str(port), "--data-dir", str(tmp_path / "data"), "--auto-approve",
     ]  # fmt: skip
     env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health/", timeout=1)
+            return process, port
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                _, err = process.communicate(timeout=20)
+                raise AssertionError(f"the server did not start: {err!r}") from None
+            time.sleep(0.1)
+
+
+def test_server_command_serves_until_interrupted(tmp_path: Path) -> None:
+    process, port = _server(tmp_path, subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/.well-known/fakts", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, process.stderr.read() if process.stderr else ""
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.1)
+        answer = httpx.get(f"http://127.0.0.1:{port}/.well-known/fakts", timeout=5)
         assert answer.json()["base_url"] == f"http://127.0.0.1:{port}/f/"
         assert (tmp_path / "data" / "arkitekt.sqlite3").exists()
         assert (tmp_path / "data").stat().st_mode & 0o077 == 0
@@ -50,11 +60,35 @@ def test_server_command_serves_until_interrupted(tmp_path: Path) -> None:
         out, err = process.communicate(timeout=20)
     assert process.returncode == 0, err
     assert b"AUTO-APPROVE IS ON" in err
-    # The operator secret goes to the terminal, never into the log.
+    # stdout is a pipe here (as under a service manager, into a journal or a log file): the
+    # operator secret is not printed, only where it is
+    path = tmp_path / "data" / "operator-secret"
+    secret = path.read_text().strip()
+    assert secret.encode() not in out + err
+    assert f"operator secret for the approval page: in {path} (mode 0600" in out.decode()
+    assert f"cat {path}" in out.decode()
+    assert path.stat().st_mode & 0o077 == 0
+
+
+def test_the_operator_secret_is_printed_to_a_terminal_only(tmp_path: Path) -> None:
+    terminal, side = pty.openpty()
+    try:
+        try:
+            process, _ = _server(tmp_path, side)
+        finally:
+            os.close(side)  # the server holds its own copy
+        shown = b""
+        deadline = time.monotonic() + 20
+        while b"readable only by you" not in shown and time.monotonic() < deadline:
+            if select.select([terminal], [], [], 0.5)[0]:
+                shown += os.read(terminal, 4096)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+    finally:
+        os.close(terminal)
     secret = (tmp_path / "data" / "operator-secret").read_text().strip()
-    assert f"operator secret for the approval page: {secret}" in out.decode()
-    assert secret.encode() not in err
-    assert (tmp_path / "data" / "operator-secret").stat().st_mode & 0o077 == 0
+    assert f"operator secret for the approval page: {secret}".encode() in shown
+    assert secret.encode() not in err  # never into the log
 
 
 def test_bad_settings_name_the_key_and_source(tmp_path: Path) -> None:

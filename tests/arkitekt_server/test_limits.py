@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from arkitekt_server import EmbeddedServer
+from arkitekt_server import EmbeddedServer, ServerSettings
+from arkitekt_server._gate import MAX_JSON_CONTAINERS, too_many_containers
 from arkitekt_server.service import SMALL_BODY_BYTES
 
 LIMIT = 4096
@@ -81,3 +83,23 @@ def test_a_route_declares_its_own_larger_limit(http: httpx.Client) -> None:
     # the body reaches the route, which answers for the unknown grant, not 413.
     response = http.put("/mikro/uploads/nope/store/c/0/0/0/0/0", content=b"x" * (4 * LIMIT))
     assert response.status_code == 404, response.text
+
+
+def test_a_json_body_is_bounded_in_what_it_expands_to(
+    server_factory: Callable[..., EmbeddedServer], fakts_for: Callable[[EmbeddedServer], Any]
+) -> None:
+    server = server_factory(auto_approve=True)  # the default max_body_bytes
+    token = fakts_for(server).auto_bearer("expansion")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    many = b'{"name": "n", "x": [' + b",".join([b"{}"] * (MAX_JSON_CONTAINERS + 1)) + b"]}"
+    assert len(many) < ServerSettings().max_body_bytes  # within the byte limit
+    with httpx.Client(base_url=server.url, headers=headers) as http:
+        detail = _detail(http.post("/mikro/datasets/", content=many))
+        assert f"more than the {MAX_JSON_CONTAINERS} JSON objects and arrays" in detail
+        # brackets inside strings are no containers: a body of a few real ones is parsed
+        brackets = json.dumps({"name": "[{" * 200, "description": "{[" * 4000}).encode()
+        assert too_many_containers(brackets, limit=10) is False
+        assert http.post("/mikro/datasets/", content=brackets).status_code == 201
+        # fewer containers: parsed (and refused for its unknown field)
+        fine = b'{"name": "n", "x": [' + b",".join([b"{}"] * 1000) + b"]}"
+        assert http.post("/mikro/datasets/", content=fine).status_code == 422  # x: extra field

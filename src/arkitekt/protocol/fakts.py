@@ -9,18 +9,27 @@ are exchanged for a bearer token (:class:`TokenResponse`); ``userinfo_url`` answ
 :class:`UserInfo`.
 
 Request models ignore unknown fields, so clients that send more (``supported_layers``,
-``secure``) still work; a missing or mistyped field is a validation error.
+``secure``) still work; a missing or mistyped field is a validation error. Every text the
+server stores is bounded in length (``start/`` needs no token: its rows must stay small) and
+refused when it holds a NUL or a lone surrogate.
 A well-formed request that fails for a reason of the protocol (unknown code, revoked token)
 is answered with HTTP 200 and ``status: "error"`` plus a ``message``, as fakts v1 clients expect.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from arkitekt.protocol.text import STORABLE, StoredText
+
 __all__ = [
+    "MAX_LOGO_CHARS",
+    "MAX_REDIRECT_URIS",
+    "MAX_SCOPES",
+    "MAX_SCOPE_CHARS",
+    "MAX_URI_CHARS",
     "ChallengeRequest",
     "ChallengeResponse",
     "ChallengeStatus",
@@ -38,6 +47,17 @@ __all__ = [
     "UserInfo",
     "WellKnown",
 ]
+
+MAX_SCOPES = 32
+"""The most scopes a manifest may ask for."""
+MAX_SCOPE_CHARS = 64
+"""The longest scope."""
+MAX_LOGO_CHARS = 1000
+"""The longest logo URL."""
+MAX_REDIRECT_URIS = 5
+"""The most redirect URIs of a start request."""
+MAX_URI_CHARS = 500
+"""The longest redirect URI."""
 
 ChallengeStatus = Literal["waiting", "pending", "granted", "denied", "error"]
 """``waiting``: nobody opened the approval page yet; ``pending``: opened, not decided."""
@@ -64,10 +84,12 @@ class Manifest(_Request):
 
     """
 
-    identifier: str = Field(min_length=1, max_length=200)
-    version: str = Field(min_length=1, max_length=100)
-    scopes: list[str] = Field(default_factory=list, max_length=100)
-    logo: str | None = Field(default=None, max_length=2000)
+    identifier: StoredText = Field(min_length=1, max_length=200)
+    version: StoredText = Field(min_length=1, max_length=100)
+    scopes: list[Annotated[str, Field(max_length=MAX_SCOPE_CHARS), STORABLE]] = Field(
+        default_factory=list, max_length=MAX_SCOPES
+    )
+    logo: Annotated[str, Field(max_length=MAX_LOGO_CHARS), STORABLE] | None = None
 
 
 class WellKnown(_Response):
@@ -100,7 +122,9 @@ class StartRequest(_Request):
 
     manifest: Manifest
     expiration_time_seconds: int = Field(default=300, gt=0, le=86_400)
-    redirect_uris: list[str] = Field(default_factory=list, max_length=20)
+    redirect_uris: list[Annotated[str, Field(max_length=MAX_URI_CHARS), STORABLE]] = Field(
+        default_factory=list, max_length=MAX_REDIRECT_URIS
+    )
     requested_client_kind: ClientKind = "development"
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from arkitekt.protocol.text import ECHO_CHARS, STORABLE, StoredText, echo, unstorable
 
 __all__ = [
     "DIMS",
@@ -66,16 +69,47 @@ MAX_CHUNK_BYTES = 64 << 20
 chunks of about 16 MiB."""
 
 
-def _unstorable(text: str) -> bool:
-    """A NUL or a lone surrogate: JSON documents in a database cannot keep them."""
-    return "\0" in text or any("\ud800" <= char <= "\udfff" for char in text)
+def _path(trail: list[str | int]) -> str:
+    """``metadata.key[3].other``, each key cut short (a message never repeats a long key)."""
+    parts = ["metadata"]
+    for key in trail:
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{_short_key(key)}")
+    return "".join(parts)
+
+
+def _short_key(key: str) -> str:
+    return key if len(key) <= ECHO_CHARS else echo(key)
+
+
+def _children(item: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> Iterator[tuple[Any, Any]]:
+    return iter(item.items()) if isinstance(item, dict) else enumerate(item)
+
+
+def _check_leaf(item: object, trail: list[str | int]) -> None:
+    if isinstance(item, str):
+        if unstorable(item):
+            raise ValueError(
+                f"{_path(trail)} contains a NUL character or a lone surrogate, which stored "
+                "JSON cannot keep; remove it"
+            )
+    elif isinstance(item, float) and not math.isfinite(item):
+        raise ValueError(
+            f"{_path(trail)} is {item}; JSON numbers must be finite (use None or a number)"
+        )
+    elif not isinstance(item, int | float | bool) and item is not None:
+        raise ValueError(
+            f"{_path(trail)} is a {type(item).__name__}, not a JSON value; use str, int, "
+            "float, bool, None, lists and dicts (numpy values: .item() or .tolist())"
+        )
 
 
 def check_metadata(value: object) -> None:
     """Check free-form metadata: JSON types only, finite numbers, bounded depth and size.
 
-    Walked without recursion, so a hostile nesting depth fails here clearly. The client checks
-    its arguments with it before sending, the server every body it receives.
+    Walked depth first without recursion, keeping only the containers being walked (memory
+    grows with the depth, not with the number of values), so a hostile nesting depth or
+    width fails here clearly. The client checks its arguments with it before sending, the
+    server every body it receives.
 
     Raises:
         ValueError: naming the path of the first offending value (``metadata...``) and the limit.
@@ -88,44 +122,42 @@ def check_metadata(value: object) -> None:
         ValueError: metadata.a is nan; JSON numbers must be finite (use None or a number)
 
     """
-    stack: list[tuple[object, str, int]] = [(value, "metadata", 1)]
-    while stack:
-        item, path, depth = stack.pop()
+    trail: list[str | int] = []  # the key being walked at each level
+    levels: list[Iterator[tuple[Any, Any]]] = []
+    in_dict: list[bool] = []  # whether each level is an object (its keys must be strings)
+    item: object = value
+    while True:
         if isinstance(item, dict | list | tuple):
-            if depth > MAX_METADATA_DEPTH:
+            if len(levels) + 1 > MAX_METADATA_DEPTH:
                 raise ValueError(
-                    f"{path} nests deeper than {MAX_METADATA_DEPTH} levels of objects and "
-                    "lists; flatten the metadata"
+                    f"{_path(trail)} nests deeper than {MAX_METADATA_DEPTH} levels of objects "
+                    "and lists; flatten the metadata"
                 )
-            if isinstance(item, dict):
-                for key, child in item.items():
-                    if not isinstance(key, str):
-                        raise ValueError(
-                            f"{path} has the key {key!r} ({type(key).__name__}); keys must be "
-                            "strings (JSON)"
-                        )
-                    if _unstorable(key):
-                        raise ValueError(
-                            f"{path} has a key with a NUL character or a lone surrogate; remove it"
-                        )
-                    stack.append((child, f"{path}.{key}", depth + 1))
-            else:
-                stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
-        elif isinstance(item, str):
-            if _unstorable(item):
-                raise ValueError(
-                    f"{path} contains a NUL character or a lone surrogate, which stored JSON "
-                    "cannot keep; remove it"
-                )
-        elif isinstance(item, float) and not math.isfinite(item):
+            levels.append(_children(item))
+            in_dict.append(isinstance(item, dict))
+            trail.append(0)
+        else:
+            _check_leaf(item, trail)
+        while levels:
+            step = next(levels[-1], None)
+            if step is not None:
+                break
+            levels.pop()
+            in_dict.pop()
+            trail.pop()
+        else:
+            break
+        key, item = step
+        if in_dict[-1] and not isinstance(key, str):
             raise ValueError(
-                f"{path} is {item}; JSON numbers must be finite (use None or a number)"
+                f"{_path(trail[:-1])} has the key {echo(key)} ({type(key).__name__}); keys "
+                "must be strings (JSON)"
             )
-        elif not isinstance(item, int | float | bool) and item is not None:
+        if in_dict[-1] and unstorable(key):
             raise ValueError(
-                f"{path} is a {type(item).__name__}, not a JSON value; use str, int, float, "
-                "bool, None, lists and dicts (numpy values: .item() or .tolist())"
+                f"{_path(trail[:-1])} has a key with a NUL character or a lone surrogate; remove it"
             )
+        trail[-1] = key
     try:
         size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     except ValueError as error:  # an int of more digits than Python converts to text
@@ -161,13 +193,15 @@ class ImageFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=500)
-    tags: list[str] = Field(default_factory=list, max_length=200)
-    dataset: str | None = Field(default=None, description="The id of the dataset it belongs to.")
-    origins: list[str] = Field(
+    name: StoredText = Field(min_length=1, max_length=500)
+    tags: list[StoredText] = Field(default_factory=list, max_length=200)
+    dataset: Annotated[str, Field(max_length=MAX_ID_CHARS), STORABLE] | None = Field(
+        default=None, description="The id of the dataset it belongs to."
+    )
+    origins: list[Annotated[str, Field(max_length=MAX_ID_CHARS), STORABLE]] = Field(
         default_factory=list, max_length=1000, description="Ids of the images it derives from."
     )
-    channel_names: list[Annotated[str, Field(max_length=500)]] = Field(
+    channel_names: list[Annotated[str, Field(max_length=500), STORABLE]] = Field(
         default_factory=list, max_length=100_000
     )
     pixel_size: PixelSize = Field(default_factory=PixelSize)
@@ -226,7 +260,7 @@ class UploadRequest(ImageFields):
     @classmethod
     def _check_dtype(cls, value: str) -> str:
         if value not in DTYPES:
-            raise ValueError(f"unsupported dtype {value!r}; one of {', '.join(sorted(DTYPES))}")
+            raise ValueError(f"unsupported dtype {echo(value)}; one of {', '.join(sorted(DTYPES))}")
         return value
 
     @model_validator(mode="after")
@@ -284,8 +318,8 @@ class DatasetIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=500)
-    description: str = Field(default="", max_length=10_000)
+    name: StoredText = Field(min_length=1, max_length=500)
+    description: StoredText = Field(default="", max_length=10_000)
 
 
 class DatasetRecord(DatasetIn):

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arkitekt.protocol.fakts import (
@@ -22,6 +22,7 @@ from arkitekt.protocol.fakts import (
     RedeemResponse,
     StartRequest,
 )
+from arkitekt.protocol.text import echo
 from arkitekt_server._secrets import (
     derive_secret,
     hash_secret,
@@ -36,6 +37,7 @@ from arkitekt_server.settings import ServerSettings
 
 __all__ = [
     "FaktsError",
+    "TooManyPendingError",
     "build_config",
     "challenge",
     "claim",
@@ -59,6 +61,46 @@ class FaktsError(Exception):
     """An operator command failed (unknown code, code already decided, ...)."""
 
 
+class TooManyPendingError(Exception):
+    """As many device codes as allowed wait for a decision already (answered 429)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+async def _check_pending(
+    session: AsyncSession, address: str | None, now: dt.datetime, settings: ServerSettings
+) -> None:
+    # open: not expired, not denied and not used yet (an approved code waits for its poll)
+    waiting = (
+        select(func.count())
+        .select_from(DeviceCode)
+        .where(
+            DeviceCode.status != "denied",
+            DeviceCode.consumed_at.is_(None),
+            DeviceCode.expires_at > now,
+        )
+    )
+    caps = [
+        (waiting, settings.max_pending_device_codes, "on this server"),
+        (
+            waiting.where(DeviceCode.requested_from == address),
+            settings.max_pending_device_codes_per_address,
+            "from your address",
+        ),
+    ]
+    for query, cap, where in caps:
+        if (await session.scalar(query) or 0) >= cap:
+            ttl = settings.device_code_ttl_seconds
+            raise TooManyPendingError(
+                f"{cap} device codes {where} are open already (waiting for a decision or "
+                "for their app); ask the operator to decide them, or start again once they "
+                f"expired (within {ttl:g} s)",
+                ttl,
+            )
+
+
 def _later(now: dt.datetime, seconds: float) -> dt.datetime:
     return now + dt.timedelta(seconds=seconds)
 
@@ -71,10 +113,30 @@ async def find_code(session: AsyncSession, code: str) -> DeviceCode | None:
 
 
 async def start(
-    session: AsyncSession, body: StartRequest, *, auto_approve: bool, settings: ServerSettings
+    session: AsyncSession,
+    body: StartRequest,
+    *,
+    auto_approve: bool,
+    settings: ServerSettings,
+    address: str | None = None,
 ) -> str:
-    """Create a device code for ``body.manifest``; approve it at once when ``auto_approve``."""
+    """Create a device code for ``body.manifest``; approve it at once when ``auto_approve``.
+
+    Args:
+        session: the database session.
+        body: what the app sent.
+        auto_approve: approve the code at once (a loopback client with ``--auto-approve``).
+        settings: the server's settings (caps and lifetimes).
+        address: the client's address, recorded with the code and counted against the cap
+            of codes waiting per address.
+
+    Raises:
+        TooManyPendingError: ``max_pending_device_codes`` codes (or
+            ``max_pending_device_codes_per_address`` of ``address``) are open already: not
+            expired, denied or used (auto-approved codes count until their app polls).
+    """
     now = utcnow()
+    await _check_pending(session, address, now, settings)
     code = new_code()
     ttl = min(float(body.expiration_time_seconds), settings.device_code_ttl_seconds)
     row = DeviceCode(
@@ -85,6 +147,7 @@ async def start(
         logo=body.manifest.logo,
         kind=body.requested_client_kind,
         redirect_uris=list(body.redirect_uris),
+        requested_from=address,
         expires_at=_later(now, ttl),
     )
     if auto_approve:
@@ -232,8 +295,9 @@ async def redeem(
         static.version is not None and static.version != manifest.version
     ):
         wanted = static.identifier + (f"@{static.version}" if static.version else "")
+        theirs = echo(manifest.identifier)
         return RedeemResponse(
-            status="error", message=f"this token is for app {wanted!r}, not {manifest.identifier!r}"
+            status="error", message=f"this token is for app {echo(wanted)}, not {theirs}"
         )
     claim_token = derive_secret(token, f"claim:{manifest.identifier}:{manifest.version}")
     client = await _client_of(session, claim_token)
@@ -255,7 +319,8 @@ async def retrieve(
     """Grant a claim token to a pre-registered public app (``public_apps`` setting)."""
     if manifest.identifier not in settings.public_apps:
         return RedeemResponse(
-            status="error", message=f"{manifest.identifier!r} is not a public app of this server"
+            status="error",
+            message=f"{echo(manifest.identifier)} is not a public app of this server",
         )
     claim_token = new_secret()
     session.add(_new_client(manifest, via="retrieve", claim_token=claim_token, settings=settings))
@@ -271,7 +336,7 @@ async def decide(session: AsyncSession, code: str, *, approve: bool) -> DeviceCo
     """
     row = await find_code(session, code)
     if row is None:
-        raise FaktsError(f"unknown device code {normalize_code(code)!r}")
+        raise FaktsError(f"unknown device code {echo(normalize_code(code))}")
     if row.expires_at <= utcnow():
         raise FaktsError("the device code expired; the app must start again")
     if row.status != "pending":

@@ -4,9 +4,10 @@ A decision on the approval page needs more than the page: any process on the ser
 can fetch the page and post its form, and can send any header it likes. So deciding needs the
 operator secret, which only the operator has: the ``operator_secret`` setting, or else a random
 secret that the server keeps in ``<data_dir>/operator-secret`` (mode 0600, in the 0700 data
-directory, like the database the CLI's ``arkitekt approve`` needs) and ``arkitekt server`` prints
-to its terminal at start. Signing in with it gives the browser a session cookie (random,
-HttpOnly, SameSite=Strict); the server keeps only the session's hash, in memory.
+directory, like the database the CLI's ``arkitekt approve`` needs); ``arkitekt server`` prints it
+at start when its output is a terminal, and otherwise only where the file is. Signing in with
+it gives the browser a session cookie (random, HttpOnly, SameSite=Strict); the server keeps
+only the session's hash, in memory.
 """
 
 from __future__ import annotations

@@ -54,8 +54,9 @@ def signin_page(code: str, deployment: str, error: str = "") -> str:
     body = (
         f"<h1>Sign in to decide for {escape(deployment)}</h1>{problem}"
         "<p>An app asks for access. Only the operator of this server may decide: enter the "
-        "operator secret that <code>arkitekt server</code> printed when it started (it is also "
-        "in the file <code>operator-secret</code> in the server's data directory), or decide "
+        "operator secret that <code>arkitekt server</code> printed to its terminal when it "
+        "started (it is in the file <code>operator-secret</code> in the server's data "
+        "directory), or decide "
         f"with <code>arkitekt approve {escape(code)}</code> on the server's machine.</p>"
         "<form method='post' action='../signin/'>"
         f"<input type='hidden' name='device_code' value='{escape(code, quote=True)}'>"

@@ -7,7 +7,7 @@ import logging
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Depends, Form, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +31,7 @@ from arkitekt_server.db import get_session, utcnow
 from arkitekt_server.fakts import logic
 from arkitekt_server.fakts.operator import OPERATOR_COOKIE, SESSION_SECONDS, OperatorSessions
 from arkitekt_server.fakts.page import approval_page, message_page, signin_page
+from arkitekt_server.service import documented
 from arkitekt_server.settings import ServerSettings
 
 __all__ = ["router"]
@@ -86,12 +87,28 @@ async def well_known(request: Request) -> WellKnown:
     )
 
 
-@router.post("/f/start/", response_model=StartResponse, response_model_exclude_none=True)
+_START_REFUSALS = {
+    429: "Too many device codes wait for a decision (on the server, or from this address); "
+    "`Retry-After` says when the oldest may have expired."
+}
+
+
+@router.post(
+    "/f/start/",
+    response_model=StartResponse,
+    response_model_exclude_none=True,
+    responses=documented(_START_REFUSALS, 429),
+)
 async def start(body: StartRequest, request: Request, session: Session) -> StartResponse:
     """Start a device-code grant; the user approves it on ``configure/``."""
     settings = _settings(request)
-    auto = settings.auto_approve and is_loopback(_client_host(request))
-    code = await logic.start(session, body, auto_approve=auto, settings=settings)
+    host = _client_host(request)
+    auto = settings.auto_approve and is_loopback(host)
+    try:
+        code = await logic.start(session, body, auto_approve=auto, settings=settings, address=host)
+    except logic.TooManyPendingError as error:
+        retry = {"Retry-After": str(max(1, round(error.retry_after)))}
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(error), retry) from None
     if not auto:
         log.info(
             "%s@%s asks for access; the operator approves it on the page the app shows "

@@ -17,6 +17,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from arkitekt.protocol.text import echo
+
 __all__ = [
     "HEADER_BYTES",
     "META_MAX_BYTES",
@@ -96,7 +98,7 @@ class Pipeline:
         crc32c = names[-1] == "crc32c"
         middle = names[1:-1] if crc32c else names[1:]
         if names[0] != "bytes" or len(middle) > 1 or any(n not in _COMPRESSORS for n in middle):
-            raise ChunkRefused(f"zarr.json: codecs {names} are not accepted; use {allowed}")
+            raise ChunkRefused(f"zarr.json: codecs {echo(names)} are not accepted; use {allowed}")
         chunks = meta["chunk_grid"]["configuration"]["chunk_shape"]
         return cls(middle[0] if middle else None, crc32c, math.prod(chunks) * itemsize)
 
@@ -186,7 +188,7 @@ class Pipeline:
 def _codec_name(codec: object) -> str:
     if isinstance(codec, dict) and isinstance(codec.get("name"), str):
         return str(codec["name"])
-    raise ChunkRefused(f"zarr.json: a codec must be an object with a name, not {codec!r}")
+    raise ChunkRefused(f"zarr.json: a codec must be an object with a name, not {echo(codec)}")
 
 
 def _zstd_single_frame(data: bytes) -> int | None:

@@ -23,6 +23,7 @@ from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.storage import LocalStore
 
 from arkitekt.protocol.mikro import DIMS
+from arkitekt.protocol.text import echo
 from arkitekt_server.mikro.chunks import (
     HEADER_BYTES,
     META_MAX_BYTES,
@@ -131,7 +132,7 @@ def _check_metadata(meta: object, shape: list[int], chunks: list[int], dtype: st
         raise StoreInvalid("zarr.json is not an object")
     for key, value in _expected_metadata(shape, chunks, dtype).items():
         if meta.get(key) != value:
-            raise StoreInvalid(f"zarr.json: {key} is {meta.get(key)!r}, expected {value!r}")
+            raise StoreInvalid(f"zarr.json: {key} is {echo(meta.get(key))}, expected {value!r}")
     encoding = meta.get("chunk_key_encoding", {})
     configuration = encoding.get("configuration", {}) if isinstance(encoding, dict) else None
     if (
@@ -142,7 +143,7 @@ def _check_metadata(meta: object, shape: list[int], chunks: list[int], dtype: st
     ):
         raise StoreInvalid(
             "zarr.json: chunk_key_encoding must be an object {'name': 'default', "
-            f"'configuration': {{'separator': '/'}}}}, not {encoding!r}"
+            f"'configuration': {{'separator': '/'}}}}, not {echo(encoding)}"
         )
 
 
@@ -193,7 +194,7 @@ def _pipeline(meta: Any) -> Pipeline:
     except ChunkRefused as error:
         raise StoreInvalid(str(error)) from None
     except (TypeError, KeyError, ValueError, AttributeError) as error:
-        raise StoreInvalid(f"zarr.json is malformed: {type(error).__name__}: {error}") from None
+        raise StoreInvalid(f"zarr.json is malformed: {echo(error)}") from None
 
 
 def open_bounded(directory: Path) -> Any:
@@ -238,15 +239,15 @@ def verify_store(directory: Path, shape: list[int], chunks: list[int], dtype: st
         base = Path(current)
         for name in dirnames:
             if (base / name).is_symlink():
-                raise StoreInvalid(f"the store holds a symlink: {name!r}")
+                raise StoreInvalid(f"the store holds a symlink: {echo(name)}")
         for name in filenames:
             path = base / name
             key = path.relative_to(directory).as_posix()
             if path.is_symlink() or not path.is_file():
-                raise StoreInvalid(f"the store holds a link or special file: {key!r}")
+                raise StoreInvalid(f"the store holds a link or special file: {echo(key)}")
             if not check_key(key, counts):
                 raise StoreInvalid(
-                    f"the store holds an unexpected file {key!r} (chunk keys are c/i/j/k/l/m "
+                    f"the store holds an unexpected file {echo(key)} (chunk keys are c/i/j/k/l/m "
                     "in ASCII digits without leading zeros, inside the grid)"
                 )
             if key != "zarr.json":
@@ -258,7 +259,7 @@ def verify_store(directory: Path, shape: list[int], chunks: list[int], dtype: st
     try:
         _check_metadata(meta, shape, chunks, dtype)
     except (TypeError, AttributeError, ValueError, KeyError) as error:  # a malformed document
-        raise StoreInvalid(f"zarr.json is malformed: {type(error).__name__}: {error}") from None
+        raise StoreInvalid(f"zarr.json is malformed: {echo(error)}") from None
     pipeline = _pipeline(meta)
     try:
         for path, key in found:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from arkitekt._net import is_loopback
 from arkitekt.protocol.mikro import ImageRecord, UploadGrant, UploadRequest
+from arkitekt.protocol.text import echo
 from arkitekt_server._net import base_url
 from arkitekt_server.auth import CurrentPrincipal, Principal
 from arkitekt_server.db import get_session, utcnow
@@ -108,7 +109,7 @@ async def _resolve_links(
             dataset = None
         if dataset is None or await session.get(DatasetRow, dataset) is None:
             raise HTTPException(
-                status.HTTP_404_NOT_FOUND, f"no such dataset {body.dataset!r} (or not visible)"
+                status.HTTP_404_NOT_FOUND, f"no such dataset {echo(body.dataset)} (or not visible)"
             )
     origins = []
     for position, origin in enumerate(body.origins):
@@ -119,7 +120,7 @@ async def _resolve_links(
                 raise
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND,
-                f"origins[{position}]: no such image {origin!r} (or it is not visible to you)",
+                f"origins[{position}]: no such image {echo(origin)} (or it is not visible to you)",
             ) from None
     return body.model_copy(update={"dataset": dataset, "origins": origins})
 
@@ -192,7 +193,7 @@ async def put_key(
     grant = await _open_grant(request, grant_id, principal)
     shape, chunks = grant.shape, grant.chunks
     if not storage.check_key(key, storage.grid(shape, chunks)):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{key!r} is not a key of this array")
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{echo(key)} is not a key of this array")
     raw = math.prod(chunks) * grant.itemsize
     limit = META_MAX_BYTES if key == "zarr.json" else max_encoded_bytes(raw)
     declared = request.headers.get("content-length")

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
+from arkitekt.protocol.rekuest_frames import MAX_MESSAGE_BYTES
 from arkitekt_server._net import ws_url
 from arkitekt_server._periodic import every
 from arkitekt_server.rekuest import models as models
@@ -17,7 +18,7 @@ from arkitekt_server.rekuest import upkeep
 from arkitekt_server.rekuest.hub import Hub
 from arkitekt_server.rekuest.routes import router
 from arkitekt_server.rekuest.store import Store
-from arkitekt_server.service import ServerService
+from arkitekt_server.service import SMALL_BODY_BYTES, ServerService
 
 __all__ = ["service"]
 
@@ -61,5 +62,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 service = ServerService(
-    name="rekuest", router=router, prefix="/rekuest", config=_config, lifespan=_lifespan
+    name="rekuest",
+    router=router,
+    prefix="/rekuest",
+    config=_config,
+    lifespan=_lifespan,
+    # an HTTP call carries up to a message's worth of arguments (more than max_body_bytes)
+    body_limits={"/rekuest/assignments/": MAX_MESSAGE_BYTES + SMALL_BODY_BYTES},
 )

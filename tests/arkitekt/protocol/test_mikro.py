@@ -15,6 +15,7 @@ from arkitekt.protocol.mikro import (
     MAX_CHUNK_BYTES,
     MAX_METADATA_BYTES,
     MAX_METADATA_DEPTH,
+    DatasetIn,
     ImageFields,
     UploadRequest,
     check_metadata,
@@ -106,3 +107,23 @@ def test_a_chunk_decodes_to_at_most_the_chunk_bound(chunks: tuple[int, ...], dty
     else:
         with pytest.raises(ValidationError, match=f"at most {MAX_CHUNK_BYTES}"):
             UploadRequest.model_validate(body)
+
+
+_ANY_CHAR = st.characters(exclude_categories=()) | st.sampled_from(["\0", "\udc00", "\ud800"])
+
+
+@given(text=st.text(alphabet=_ANY_CHAR, min_size=1, max_size=20))
+@settings(max_examples=300, deadline=None)
+def test_a_stored_text_is_accepted_exactly_when_a_database_can_store_it(text: str) -> None:
+    text = text if text.strip() else "n" + text  # names must not be blank
+    texts = {"name": text, "tags": [text], "channel_names": [text], "dataset": text}
+    for field, value in texts.items():
+        body = {"name": "n", "shape": [1] * 5, "chunks": [1] * 5, "dtype": "uint8", field: value}
+        if _storable_text(text):
+            UploadRequest.model_validate(body)
+            DatasetIn(name=text, description=text)
+        else:
+            with pytest.raises(ValidationError, match=field):
+                UploadRequest.model_validate(body)
+            with pytest.raises(ValidationError, match="name"):
+                DatasetIn(name=text)

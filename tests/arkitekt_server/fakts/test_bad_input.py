@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from arkitekt.protocol.fakts import (
+    MAX_LOGO_CHARS,
+    MAX_REDIRECT_URIS,
+    MAX_SCOPE_CHARS,
+    MAX_SCOPES,
+    MAX_URI_CHARS,
+)
 from arkitekt_server import EmbeddedServer
 
 
@@ -66,3 +74,47 @@ def test_the_approval_form_rejects_missing_fields(fakts: Any) -> None:
     )
     assert bad_action.status_code == 422
     assert fakts.http.get("/f/configure/").status_code == 400
+
+
+_FIT = {"identifier": "x", "version": "1"}
+
+
+@pytest.mark.parametrize(
+    ("change", "loc"),
+    [
+        ({"scopes": ["s"] * (MAX_SCOPES + 1)}, ["body", "manifest", "scopes"]),
+        ({"scopes": ["s" * (MAX_SCOPE_CHARS + 1)]}, ["body", "manifest", "scopes", 0]),
+        ({"logo": "l" * (MAX_LOGO_CHARS + 1)}, ["body", "manifest", "logo"]),
+        ({"identifier": "i" * 201}, ["body", "manifest", "identifier"]),
+        ({"version": "v" * 101}, ["body", "manifest", "version"]),
+        ({"identifier": "a\0b"}, ["body", "manifest", "identifier"]),
+        ({"scopes": ["read", "\0"]}, ["body", "manifest", "scopes", 1]),
+    ],
+)
+def test_a_manifest_beyond_its_bounds_is_422_naming_the_field(
+    fakts: Any, change: dict[str, Any], loc: list[Any]
+) -> None:
+    response = fakts.http.post("/f/start/", json={"manifest": _FIT | change})
+    assert response.status_code == 422, response.text
+    assert [problem["loc"] for problem in response.json()["detail"]] == [loc]
+
+
+@pytest.mark.parametrize(
+    "uris", [["u"] * (MAX_REDIRECT_URIS + 1), ["u" * (MAX_URI_CHARS + 1)]], ids=["many", "long"]
+)
+def test_redirect_uris_are_bounded(fakts: Any, uris: list[str]) -> None:
+    response = fakts.http.post("/f/start/", json={"manifest": _FIT, "redirect_uris": uris})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"][:2] == ["body", "redirect_uris"]
+
+
+def test_the_largest_manifest_makes_a_small_row(fakts: Any) -> None:
+    largest = {
+        "identifier": "i" * 200,
+        "version": "v" * 100,
+        "scopes": ["s" * MAX_SCOPE_CHARS] * MAX_SCOPES,
+        "logo": "l" * MAX_LOGO_CHARS,
+    }
+    body = {"manifest": largest, "redirect_uris": ["u" * MAX_URI_CHARS] * MAX_REDIRECT_URIS}
+    assert len(json.dumps(body)) < 8 << 10  # what a code's row holds at most
+    assert fakts.http.post("/f/start/", json=body).json()["status"] == "granted"

@@ -297,3 +297,60 @@ def test_a_decision_posted_from_another_origin_is_refused(fakts: Any) -> None:
     )
     assert same.status_code == 200
     assert fakts.challenge(code)["status"] == "granted"
+
+
+def test_codes_waiting_for_a_decision_are_capped_per_address_and_on_the_server(
+    server_factory: Callable[..., EmbeddedServer], fakts_for: Any
+) -> None:
+    import asyncio
+
+    from arkitekt.protocol.fakts import StartRequest
+    from arkitekt_server.db import Database
+    from arkitekt_server.fakts import logic
+
+    server = server_factory(
+        auto_approve=False,
+        max_pending_device_codes=3,
+        max_pending_device_codes_per_address=2,
+        device_code_ttl_seconds=2,
+    )
+    fakts = fakts_for(server)
+
+    def start() -> httpx.Response:
+        return fakts.http.post("/f/start/", json={"manifest": {"identifier": "c", "version": "1"}})
+
+    async def start_from(address: str) -> str:
+        database = Database.in_dir(server.settings.data_dir)
+        body = StartRequest.model_validate({"manifest": {"identifier": "c", "version": "1"}})
+        try:
+            async with database.sessions() as session:
+                return await logic.start(
+                    session, body, auto_approve=False, settings=server.settings, address=address
+                )
+        finally:
+            await database.dispose()
+
+    first, _ = start().json()["code"], start()
+    refused = start()
+    assert refused.status_code == 429, refused.text
+    assert "2 device codes from your address are open" in refused.json()["detail"]
+    assert refused.headers["retry-after"] == "2"
+    asyncio.run(start_from("192.0.2.7"))  # another address: its own cap; the server's 3rd
+    with pytest.raises(logic.TooManyPendingError, match="3 device codes on this server"):
+        asyncio.run(start_from("192.0.2.8"))
+    assert fakts.decide(first, "deny").status_code == 200  # a decision frees a place
+    assert start().status_code == 200
+    assert start().status_code == 429
+    time.sleep(2.1)  # so does expiry
+    assert start().status_code == 200
+
+
+def test_auto_approved_codes_count_until_their_app_polls(
+    server_factory: Callable[..., EmbeddedServer], fakts_for: Any, manifest: dict[str, Any]
+) -> None:
+    server = server_factory(auto_approve=True, max_pending_device_codes_per_address=2)
+    fakts = fakts_for(server)
+    first, _ = fakts.start(), fakts.start()  # approved at once, but never polled
+    assert fakts.http.post("/f/start/", json={"manifest": manifest}).status_code == 429
+    assert fakts.challenge(first)["status"] == "granted"  # used: it no longer counts
+    assert fakts.challenge(fakts.start())["status"] == "granted"

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec
 
 from arkitekt.mikro.upload import codec
+from arkitekt.protocol.mikro import MAX_ID_CHARS
+from arkitekt.protocol.text import ECHO_CHARS
 from arkitekt_server import EmbeddedServer
 from arkitekt_server.mikro.chunks import ChunkRefused, Pipeline, check_key, chunk_index
 from arkitekt_server.mikro.storage import Layout
@@ -234,3 +236,77 @@ def test_non_finite_metadata_is_refused(http: httpx.Client) -> None:
     response = http.post("/uploads/", content=text, headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text
     assert "metadata.x is nan" in response.text
+
+
+# -- texts -----------------------------------------------------------------------------------
+_GRANT = {"name": "texts", "shape": SHAPE, "chunks": CHUNKS, "dtype": "uint16"}
+
+
+def _post(http: httpx.Client, path: str, body: dict[str, Any]) -> httpx.Response:
+    """POST ``body`` as JSON with every non-ASCII character escaped (lone surrogates too)."""
+    content = json.dumps(body)
+    return http.post(path, content=content, headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize("bad", ["a\0b", "a\ud800b", "\udfff"])
+@pytest.mark.parametrize(
+    ("path", "change", "loc"),
+    [
+        ("/uploads/", {"name": "{}"}, ["body", "name"]),
+        ("/uploads/", {"tags": ["ok", "{}"]}, ["body", "tags", 1]),
+        ("/uploads/", {"channel_names": ["{}"]}, ["body", "channel_names", 0]),
+        ("/uploads/", {"dataset": "{}"}, ["body", "dataset"]),
+        ("/uploads/", {"origins": ["{}"]}, ["body", "origins", 0]),
+        ("/datasets/", {"name": "{}"}, ["body", "name"]),
+        ("/datasets/", {"name": "d", "description": "{}"}, ["body", "description"]),
+    ],
+)
+def test_a_text_a_database_cannot_store_is_422_naming_the_field(
+    http: httpx.Client, bad: str, path: str, change: dict[str, Any], loc: list[Any]
+) -> None:
+    filled = json.loads(json.dumps(change).replace("{}", json.dumps(bad)[1:-1]))
+    response = _post(http, path, (_GRANT if path == "/uploads/" else {}) | filled)
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]
+    assert problem["loc"] == loc
+    # pydantic refuses a lone surrogate in any string already; a NUL only the wire models
+    reasons = ["NUL character or a lone surrogate"]
+    if "\0" not in bad:
+        reasons.append("unable to parse raw data as a unicode string")
+    assert any(reason in problem["msg"] for reason in reasons), problem
+
+
+def test_refusals_repeat_at_most_a_short_prefix_of_the_input(
+    http: httpx.Client, server: EmbeddedServer
+) -> None:
+    long = "z" * MAX_ID_CHARS  # as long as an id may be: the refusal is a 404 naming it
+    shown, too_much = "z" * (ECHO_CHARS - 10), "z" * (ECHO_CHARS + 1)
+    answers = {
+        "dataset": _post(http, "/uploads/", _GRANT | {"dataset": long}),
+        "origin": _post(http, "/uploads/", _GRANT | {"origins": [long]}),
+        "key": http.put(f"/uploads/{_grant(http)['id']}/store/c/{long * 50}", content=b"x"),
+        "host": http.get(server.url + "/health/", headers={"Host": long * 50}),
+        "public app": http.post(
+            server.url + "/f/retrieve/", json={"manifest": {"identifier": long, "version": "1"}}
+        ),
+    }
+    for name, keys in [("data type", {}), ("codec", {"codecs": [{"name": long * 50}]})]:
+        grant, store = _grant(http), _store()
+        meta = json.loads(store["zarr.json"])
+        meta |= keys or {"data_type": long * 50}
+        for key, value in (store | {"zarr.json": json.dumps(meta).encode()}).items():
+            assert http.put(f"/uploads/{grant['id']}/store/{key}", content=value).is_success
+        answers[name] = http.post(f"/uploads/{grant['id']}/finish/")
+    statuses = {name: response.status_code for name, response in answers.items()}
+    assert statuses == {
+        "dataset": 404,
+        "origin": 404,
+        "key": 400,
+        "host": 400,
+        "public app": 200,
+        "data type": 400,
+        "codec": 400,
+    }
+    for name, response in answers.items():
+        assert shown in response.text, (name, response.text)  # it names the input ...
+        assert too_much not in response.text, (name, response.text)  # ... by a short prefix

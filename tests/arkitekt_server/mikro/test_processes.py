@@ -188,6 +188,11 @@ def _upload(http: httpx.Client, keys: dict[str, bytes], datalayer: str = "http")
     return str(grant["id"])
 
 
+def _objects(total: int, wrap: bytes = b'{"name":"a","x":[%s]}') -> bytes:
+    """A JSON body of about ``total`` bytes that is mostly empty objects (``{},{},...``)."""
+    return wrap.replace(b"%s", b",".join([b"{}"] * ((total - len(wrap)) // 3)))
+
+
 def _huge_body(total: int) -> Iterator[bytes]:
     part = bytes(1 << 20)
     for _ in range(total >> 20):
@@ -229,6 +234,17 @@ def test_server_memory_stays_bounded_under_hostile_chunks_and_bodies(
     url = f"/uploads/{grant}/store/c/0/0/0/0/0"
     record("200 MiB streamed PUT", http.put(url, content=_huge_body(200 << 20)))
     record("200 MiB declared PUT", http.put(url, content=bytes(200 << 20)))
+    # JSON that expands when parsed (3 bytes of `{},` are a 64-byte dict): 16 MiB took 400 MiB
+    json_type = {"Content-Type": "application/json"}
+    for what, path, size in [
+        ("16 MiB of JSON objects", "/datasets/", 16 << 20),
+        ("2 MiB of JSON objects", "/datasets/", (2 << 20) - 1024),
+        ("8 MiB of JSON objects in a call", server_process.url + "/rekuest/assignments/", 8 << 20),
+    ]:
+        record(what, http.post(path, content=_objects(size), headers=json_type))
+    floats = b'{"name":"a","shape":[1,1,1,1,1],"chunks":[1,1,1,1,1],"dtype":"uint8",'
+    floats += b'"metadata":{"x":[%s]}}' % b",".join([b"1.5"] * (((2 << 20) - 1024) // 4))
+    record("2 MiB of metadata numbers", http.post("/uploads/", content=floats, headers=json_type))
     peak = peak_rss_mib(server_process.pid)
     assert answers == {
         "zstd bomb at finish": 400,
@@ -236,5 +252,9 @@ def test_server_memory_stays_bounded_under_hostile_chunks_and_bodies(
         "zstd bomb at thumbnail": 422,
         "200 MiB streamed PUT": 413,
         "200 MiB declared PUT": 413,
+        "16 MiB of JSON objects": 413,
+        "2 MiB of JSON objects": 413,
+        "8 MiB of JSON objects in a call": 413,
+        "2 MiB of metadata numbers": 422,
     }
     assert peak - baseline < BUDGET_MIB

@@ -1,0 +1,37 @@
+"""The embedded server inside a host process: it leaves the host's logging alone."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from arkitekt_server import EmbeddedServer
+
+
+def test_the_hosts_log_handlers_keep_working_through_start_and_stop(
+    server_factory: Callable[..., EmbeddedServer], tmp_path: Path
+) -> None:
+    path = tmp_path / "host.log"
+    handler = logging.FileHandler(path, mode="w")  # a closed "w" handler drops every record
+    host = logging.getLogger("host-app")
+    host.addHandler(handler)
+    host.setLevel(logging.INFO)
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    try:
+        host.info("before")
+        server = server_factory(log_level="error")
+        host.info("while")
+        assert httpx.get(server.url + "/health/").status_code == 200
+        server.stop()
+        host.info("after")
+        handler.flush()
+        assert path.read_text().splitlines() == ["before", "while", "after"]
+        assert (list(root.handlers), root.level) == before  # nothing added, removed or set
+        assert logging.getLogger("arkitekt_server").level == logging.ERROR  # its own level
+    finally:
+        host.removeHandler(handler)
+        handler.close()

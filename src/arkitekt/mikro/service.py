@@ -224,7 +224,7 @@ class Mikro(Service):
                 endpoint + "uploads/", json=request.model_dump(mode="json"), extensions=BOUNDED
             )
             raise_for(response)
-            grant = UploadGrant.model_validate_json(response.content)
+            grant = parse(response, UploadGrant, "an upload grant")
             try:
                 store = self._upload_store(grant, await self._disk())
                 concurrency = self.settings.mikro.upload_concurrency
@@ -248,7 +248,7 @@ class Mikro(Service):
                 if isinstance(error, UploadError):
                     raise UploadError(f"{error} ({aborted})") from error
                 raise
-        record = ImageRecord.model_validate_json(response.content)
+        record = parse(response, ImageRecord, "an image record")
         zarr_json = store.cached("zarr.json") if hasattr(store, "cached") else None
         return self._image(record, await self._disk(), zarr_json)
 

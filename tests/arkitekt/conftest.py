@@ -158,7 +158,7 @@ class _RecordingHandler(socketserver.StreamRequestHandler):
     def _drip(self, head: bytes, body: bytes, seconds: float, with_head: bool) -> None:
         if not with_head:
             self.wfile.write(head)
-        for byte in (head + body if with_head else body):
+        for byte in head + body if with_head else body:
             if self.server.closing.wait(seconds):
                 return
             try:

@@ -186,8 +186,8 @@ class Mikro(Service):
         """``zarr.json`` of a store read over http, so ``.data`` opens without a request."""
         from arkitekt.mikro.stores import META_MAX_BYTES
 
-        if self._read_layer(image) != "http":
-            return
+        if self.datalayer == "local" or self._read_layer(image) != "http":
+            return  # read from disk (a forced `local` without a usable path fails at `.data`)
         client = await self._client()
         response = await client.get(
             image.store + "zarr.json", extensions={MAX_BODY: META_MAX_BYTES}

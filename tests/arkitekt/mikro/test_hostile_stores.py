@@ -1,5 +1,6 @@
-"""A hostile server's ``local`` paths: the client neither writes nor reads outside the local
-root the server advertises, and writes only into an empty directory.
+"""A hostile server's stores: the client neither writes nor reads ``local`` paths outside the
+local root the server advertises, writes only into an empty directory, and reads no http chunk
+larger than its encoded bound.
 
 The ``recording_server`` fixture plays the server: it grants ``local`` uploads into whatever
 directory a test names.
@@ -158,3 +159,23 @@ def test_a_root_too_broad_or_unusable_is_refused(advertised: str) -> None:
     assert disk.root is None
     with pytest.raises(LocalPathError, match="refusing the local path"):
         disk.check(str(Path.home() / "x"), fresh=False)
+
+
+def test_a_chunk_over_its_encoded_bound_is_not_read(
+    recording_server: Any, recorded_app: App, tmp_path: Path
+) -> None:
+    import zarr
+
+    from arkitekt.errors import ResponseTooLargeError
+
+    zarr.create_array(tmp_path / "z", shape=(1, 1, 1, 2, 2), chunks=(1, 1, 1, 2, 2), dtype="u1")
+    store = "/mikro/images/i1/store/"
+    answers = recording_server.answers
+    answers["/mikro/images/i1"] = (200, _record(recording_server, None))
+    answers[store + "zarr.json"] = (200, (tmp_path / "z" / "zarr.json").read_bytes())
+    answers[store + "c/0/0/0/0/0"] = (200, bytes(1 << 20))  # 4 pixels may take 64 KiB + 8
+    with recorded_app, pytest.raises(ResponseTooLargeError) as caught:
+        get_image("i1").data.values  # noqa: B018
+    assert f"{recording_server.url}{store}c/0/0/0/0/0 answered more than 65544 bytes" in str(
+        caught.value
+    )

@@ -97,6 +97,7 @@ class RecordingServer(socketserver.ThreadingTCPServer):
 
     Attributes:
         seen: ``(method, path)`` of every request read, in order.
+        bodies: the body of every request read, in the same order.
         answers: path -> (status, body) or (status, body, headers): JSON, or ``bytes`` sent as
             they are, with extra headers (e.g. ``content-encoding``). Tests may set hostile
             answers here.
@@ -111,6 +112,7 @@ class RecordingServer(socketserver.ThreadingTCPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _RecordingHandler)
         self.seen: list[tuple[str, str]] = []
+        self.bodies: list[bytes] = []
         self.answers: dict[str, tuple[Any, ...]] = dict(_ANSWERS)
         self.drip: dict[str, tuple[float, bool]] = {}
         self.closing = threading.Event()
@@ -133,9 +135,10 @@ class _RecordingHandler(socketserver.StreamRequestHandler):
                 name, _, value = header.decode().partition(":")
                 if name.strip().lower() == "content-length":
                     length = int(value)
-            self.rfile.read(length)
+            sent = self.rfile.read(length)
             path = target.split("?")[0]
             self.server.seen.append((method, path))
+            self.server.bodies.append(sent)
             if failed:
                 return  # close without answering
             failed = "fail" in path

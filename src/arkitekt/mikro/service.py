@@ -58,8 +58,9 @@ class Mikro(Service):
 
     Attributes:
         datalayer: force a datalayer for uploads and reads (``"local"`` or ``"http"``); ``None``
-            (default) uses the server's choice: ``local`` when the client runs on the server's
-            machine, else ``http``. Set it before ``with app:``.
+            (default) uses the server's choice (``local`` when the client runs on the server's
+            machine, else ``http``) where a ``local`` grant could be used safely (see
+            :mod:`arkitekt.mikro.localdisk`), else ``http``. Set it before ``with app:``.
 
     """
 
@@ -207,12 +208,15 @@ class Mikro(Service):
             UploadError: writing or verifying the pixels failed (nothing is left behind).
 
         """
+        disk = await self._disk()
+        # the server's choice only where a `local` grant could be used: else ask for http
+        fallback = None if disk.root is not None else "http"
         request = UploadRequest(
             **fields.model_dump(),
             shape=prepared.shape,
             chunks=prepared.chunks,
             dtype=prepared.dtype,
-            datalayer=datalayer or self.datalayer,
+            datalayer=datalayer or self.datalayer or fallback,
         )
         transport, endpoint = await self._connect()
         client = transport.client
@@ -226,7 +230,7 @@ class Mikro(Service):
             raise_for(response)
             grant = parse(response, UploadGrant, "an upload grant")
             try:
-                store = self._upload_store(grant, await self._disk())
+                store = self._upload_store(grant, disk)
                 concurrency = self.settings.mikro.upload_concurrency
                 enabled = self.settings.mikro.progress
                 with UploadProgress(fields.name, prepared.nbytes, enabled=enabled) as progress:
@@ -250,7 +254,7 @@ class Mikro(Service):
                 raise
         record = parse(response, ImageRecord, "an image record")
         zarr_json = store.cached("zarr.json") if hasattr(store, "cached") else None
-        return self._image(record, await self._disk(), zarr_json)
+        return self._image(record, disk, zarr_json)
 
     def _upload_store(self, grant: UploadGrant, disk: LocalDisk) -> Any:
         from arkitekt.mikro.stores import HttpStore

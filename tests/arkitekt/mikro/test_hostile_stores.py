@@ -9,6 +9,7 @@ directory a test names.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,20 @@ def test_an_unsafe_local_grant_writes_nothing(
             assert [p.name for p in directory.iterdir()] in (["zarr.json"], [])
             if (directory / "zarr.json").exists():
                 assert (directory / "zarr.json").read_bytes() == PRECIOUS
+
+
+@pytest.mark.parametrize("advertised", [True, False])
+def test_uploads_ask_for_http_unless_a_local_grant_could_be_used(
+    recording_server: Any, record_app: Callable[..., App], root: Path, advertised: bool
+) -> None:
+    _grant(recording_server, root)  # the root itself: refused, whatever was asked
+    app = record_app(mikro={"local_root": str(root)} if advertised else {})
+    with app, pytest.raises(LocalPathError):
+        _upload()
+    asked = json.loads(
+        recording_server.bodies[recording_server.seen.index(("POST", "/mikro/uploads/"))]
+    )["datalayer"]
+    assert asked == (None if advertised else "http")
 
 
 def test_a_safe_local_grant_is_written_and_read_back_from_the_resolved_path(

@@ -17,6 +17,7 @@ from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Sto
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
 from arkitekt.mikro.errors import MikroError
+from arkitekt.protocol.mikro import DTYPES, MAX_CHUNK_BYTES
 from arkitekt.scope import Runtime
 from arkitekt.transport.wire import MAX_BODY
 
@@ -31,10 +32,14 @@ blocks, a crc32c checksum): the server's bound, too."""
 
 
 def max_chunk_bytes(chunks: Iterable[int], dtype: str) -> int:
-    """The largest encoded chunk of an array with these chunks and dtype."""
+    """The largest encoded chunk of an array with these chunks and dtype.
+
+    As the server's record says, but never more than the largest chunk any upload may have.
+    """
     import numpy as np
 
-    return math.prod(chunks) * np.dtype(dtype).itemsize + _CHUNK_OVERHEAD
+    itemsize = np.dtype(dtype).itemsize if dtype in DTYPES else 8
+    return min(math.prod(chunks) * itemsize, MAX_CHUNK_BYTES) + _CHUNK_OVERHEAD
 
 
 ClientGetter = Callable[[], Awaitable[httpx.AsyncClient]]

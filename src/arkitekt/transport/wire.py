@@ -143,7 +143,11 @@ def _bounded(
     if codings:
         del headers["content-encoding"]  # decoded here, so httpx must not decode it again
         headers.pop("content-length", None)
-    elif (length := headers.get("content-length", "")).isdigit() and int(length) > limit:
+    elif (
+        request.method != "HEAD"  # a HEAD's length is that of the GET it stands for
+        and (length := headers.get("content-length", "")).isdigit()
+        and int(length) > limit
+    ):
         raise _too_large(request, limit)
     assert isinstance(response.stream, httpx.AsyncByteStream)  # an async transport's
     body = _BoundedStream(

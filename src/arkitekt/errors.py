@@ -9,12 +9,14 @@ from __future__ import annotations
 __all__ = [
     "AppClosedError",
     "ArkitektError",
+    "BadResponseError",
     "BridgeError",
     "ConfigError",
     "DiscoveryError",
     "GrantError",
     "InsecureTransportError",
     "NoActiveAppError",
+    "ResponseTooLargeError",
     "ScopeError",
     "ScopeLockedError",
     "ServerUnreachableError",
@@ -71,6 +73,21 @@ class DiscoveryError(ArkitektError):
 
 class ServerUnreachableError(ArkitektError):
     """A request got no answer: the server is down, unreachable, or slower than ``timeout``."""
+
+
+class BadResponseError(ArkitektError):
+    """A server's answer was not read: too large, or in a form the client did not ask for.
+
+    The server (or a proxy in between) is broken or hostile; nothing of the answer was used.
+    """
+
+
+class ResponseTooLargeError(BadResponseError):
+    """An answer was larger (decoded) than the client reads for its kind of request.
+
+    The limits are in the user guide ("Requests and retries"); the message names the request
+    and the limit.
+    """
 
 
 class GrantError(ArkitektError):

@@ -99,7 +99,10 @@ class Settings(BaseSettings):
         description="Allow plain http to hosts other than loopback (credentials in clear text).",
     )
     timeout: float = Field(
-        default=30.0, gt=0, le=_DAY, description="Seconds any single request may take."
+        default=30.0,
+        gt=0,
+        le=_DAY,
+        description="Seconds any single request may take in all, its whole answer included.",
     )
     discovery_timeout: float = Field(
         default=3.0, gt=0, le=_DAY, description="Seconds discovery may take per URL."

@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from arkitekt_server.settings import ServerSettings
 
 __all__ = ["SMALL_BODY_BYTES", "ConfigGroup", "ErrorBody", "ServerService", "documented"]
 
@@ -38,8 +41,9 @@ def documented(reasons: Mapping[int, str], *codes: int) -> dict[int | str, dict[
     return {code: {"model": ErrorBody, "description": reasons[code]} for code in codes}
 
 
-ConfigGroup = Callable[[str], dict[str, Any]]
-"""Builds a service's group of the claimed config from the server's base URL (ends in ``/``)."""
+ConfigGroup = Callable[[str, "ServerSettings"], dict[str, Any]]
+"""Builds a service's group of the claimed config from the server's base URL (ends in ``/``)
+and settings."""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import socketserver
 import threading
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -96,8 +97,12 @@ class RecordingServer(socketserver.ThreadingTCPServer):
 
     Attributes:
         seen: ``(method, path)`` of every request read, in order.
-        answers: path -> (status, body): JSON, or ``bytes`` sent as they are. Tests may set
-            hostile answers here.
+        bodies: the body of every request read, in the same order.
+        answers: path -> (status, body) or (status, body, headers): JSON, or ``bytes`` sent as
+            they are, with extra headers (e.g. ``content-encoding``). Tests may set hostile
+            answers here.
+        drip: path -> (seconds, head): send that answer one byte every ``seconds``, its status
+            line and headers too when ``head``, else only its body (a slow-loris server).
 
     """
 
@@ -107,7 +112,10 @@ class RecordingServer(socketserver.ThreadingTCPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _RecordingHandler)
         self.seen: list[tuple[str, str]] = []
-        self.answers = dict(_ANSWERS)
+        self.bodies: list[bytes] = []
+        self.answers: dict[str, tuple[Any, ...]] = dict(_ANSWERS)
+        self.drip: dict[str, tuple[float, bool]] = {}
+        self.closing = threading.Event()
 
     @property
     def url(self) -> str:
@@ -127,17 +135,39 @@ class _RecordingHandler(socketserver.StreamRequestHandler):
                 name, _, value = header.decode().partition(":")
                 if name.strip().lower() == "content-length":
                     length = int(value)
-            self.rfile.read(length)
+            sent = self.rfile.read(length)
             path = target.split("?")[0]
             self.server.seen.append((method, path))
+            self.server.bodies.append(sent)
             if failed:
                 return  # close without answering
             failed = "fail" in path
             code, payload = (500, b"Internal Server Error") if failed else (200, {})
-            code, payload = self.server.answers.get(path, (code, payload))
+            code, payload, *extra = self.server.answers.get(path, (code, payload))
             body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-            head = f"HTTP/1.1 {code} {HTTPStatus(code).phrase}\r\ncontent-length: {len(body)}\r\n"
-            self.wfile.write(f"{head}content-type: application/json\r\n\r\n".encode() + body)
+            headers = {"content-length": str(len(body)), "content-type": "application/json"}
+            headers.update(extra[0] if extra else {})
+            lines = [f"HTTP/1.1 {code} {HTTPStatus(code).phrase}"]
+            lines += [f"{name}: {value}" for name, value in headers.items()]
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+            if path in self.server.drip:
+                self._drip(head, body, *self.server.drip[path])
+                return
+            try:
+                self.wfile.write(head + body)
+            except OSError:  # the client gave up (e.g. refused a large answer)
+                return
+
+    def _drip(self, head: bytes, body: bytes, seconds: float, with_head: bool) -> None:
+        if not with_head:
+            self.wfile.write(head)
+        for byte in head + body if with_head else body:
+            if self.server.closing.wait(seconds):
+                return
+            try:
+                self.wfile.write(bytes([byte]))
+            except OSError:  # the client gave up
+                return
 
 
 @pytest.fixture
@@ -147,23 +177,47 @@ def recording_server() -> Iterator[RecordingServer]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
+    server.closing.set()
     server.shutdown()
     server.server_close()
     thread.join(10)
 
 
 @pytest.fixture
-def recorded_app(recording_server: RecordingServer, tmp_path: Path) -> App:
-    """An app (not entered) whose static configuration points lok and mikro at
-    :func:`recording_server`: requests reach nothing else."""
+def record_app(recording_server: RecordingServer, tmp_path: Path) -> Callable[..., App]:
+    """Apps (not entered) whose static configuration points lok and mikro at
+    :func:`recording_server`: requests reach nothing else.
+
+    ``record_app(mikro={...}, **settings)``: more of the ``mikro`` group, and settings.
+    """
     server = recording_server
-    app = easy("recorded", url=server.url, headless=True, cache_dir=tmp_path / "recorded")
-    lok = {
-        "base_url": server.url + "/lok",
-        "client_id": "c",
-        "client_secret": "s",
-        "userinfo_url": server.url + "/lok/userinfo/",
-    }
-    mikro = {"endpoint_url": server.url + "/mikro/"}
-    app.fakts.grant = StaticConfigGrant({"lok": lok, "mikro": mikro})
-    return app
+
+    def build(mikro: dict[str, Any] | None = None, **settings: Any) -> App:
+        app = easy(
+            "recorded", url=server.url, headless=True, cache_dir=tmp_path / "recorded", **settings
+        )
+        lok = {
+            "base_url": server.url + "/lok",
+            "client_id": "c",
+            "client_secret": "s",
+            "userinfo_url": server.url + "/lok/userinfo/",
+        }
+        group = {"endpoint_url": server.url + "/mikro/", **(mikro or {})}
+        app.fakts.grant = StaticConfigGrant({"lok": lok, "mikro": group})
+        return app
+
+    return build
+
+
+@pytest.fixture
+def recorded_app(record_app: Callable[..., App]) -> App:
+    """``record_app()``: the recording server's app with default settings."""
+    return record_app()
+
+
+@pytest.fixture(scope="session")
+def gzip_bomb() -> bytes:
+    """512 MiB of zeros, gzip-compressed to about 0.5 MB."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    zeros = bytes(1 << 20)
+    return b"".join(compressor.compress(zeros) for _ in range(512)) + compressor.flush()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from arkitekt.errors import DiscoveryError, GrantError, ServerUnreachableError
+from arkitekt.errors import BadResponseError, DiscoveryError, GrantError, ServerUnreachableError
 from arkitekt.fakts._http import NO_AUTH, check_secure, read_model
 from arkitekt.protocol.fakts import WellKnown
 
@@ -41,7 +41,7 @@ async def discover(
         check_secure(target, allow_insecure)
         try:
             response = await client.get(target, timeout=per_url_timeout, auth=NO_AUTH)
-        except ServerUnreachableError as error:  # the app's transport already says why
+        except (ServerUnreachableError, BadResponseError) as error:  # the transport says why
             tried.append(f"{target} ({error})")
             continue
         except httpx.TimeoutException:  # a plain httpx client (a custom grant's)

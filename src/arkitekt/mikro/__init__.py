@@ -25,6 +25,7 @@ from arkitekt.mikro.api import (
 from arkitekt.mikro.errors import (
     ImageNotFoundError,
     InvalidImageError,
+    LocalPathError,
     MikroError,
     PermissionDeniedError,
     UploadError,
@@ -39,6 +40,7 @@ __all__ = [
     "ImageNotFoundError",
     "ImagePage",
     "InvalidImageError",
+    "LocalPathError",
     "Mikro",
     "MikroError",
     "PermissionDeniedError",

@@ -7,6 +7,7 @@ from arkitekt.errors import ArkitektError
 __all__ = [
     "ImageNotFoundError",
     "InvalidImageError",
+    "LocalPathError",
     "MikroError",
     "PermissionDeniedError",
     "UploadError",
@@ -25,6 +26,14 @@ class UploadError(MikroError):
     """Writing the pixels failed or the server refused the store; no image was created.
 
     The upload can simply be retried.
+    """
+
+
+class LocalPathError(MikroError):
+    """A ``local`` datalayer path from the server is not safe to write or read here.
+
+    The message names the path and why (not this machine, outside the server's advertised
+    local root, not empty); nothing was written to it. Use ``datalayer="http"``.
     """
 
 

@@ -10,22 +10,22 @@ import logging
 import math
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import anyio
 import httpx
-from pydantic import TypeAdapter, ValidationError
 
 from arkitekt.fakts import Fakts
+from arkitekt.mikro.answers import BOUNDED, DatasetList, PageAnswer, detail, parse, raise_for
 from arkitekt.mikro.checks import check_page
 from arkitekt.mikro.errors import (
     ImageNotFoundError,
-    InvalidImageError,
+    LocalPathError,
     MikroError,
-    PermissionDeniedError,
     UploadError,
 )
+from arkitekt.mikro.localdisk import LocalDisk
 from arkitekt.mikro.models import Dataset, Image, ImagePage
 from arkitekt.mikro.normalize import Prepared
 from arkitekt.mikro.upload import UploadProgress, UploadsInProgress, write_array
@@ -38,10 +38,10 @@ from arkitekt.protocol.mikro import (
     UploadGrant,
     UploadRequest,
 )
-from arkitekt.protocol.mikro import ImagePage as ImagePageRecord
 from arkitekt.scope import Runtime
 from arkitekt.service import Service
 from arkitekt.settings import Settings
+from arkitekt.transport.wire import MAX_BODY
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -52,16 +52,15 @@ __all__ = ["Mikro"]
 
 log = logging.getLogger("arkitekt.mikro")
 
-T = TypeVar("T")
-
 
 class Mikro(Service):
     """The image service of an app.
 
     Attributes:
         datalayer: force a datalayer for uploads and reads (``"local"`` or ``"http"``); ``None``
-            (default) uses the server's choice: ``local`` when the client runs on the server's
-            machine, else ``http``. Set it before ``with app:``.
+            (default) uses the server's choice (``local`` when the client runs on the server's
+            machine, else ``http``) where a ``local`` grant could be used safely (see
+            :mod:`arkitekt.mikro.localdisk`), else ``http``. Set it before ``with app:``.
 
     """
 
@@ -87,18 +86,32 @@ class Mikro(Service):
             raise MikroError("the server's 'mikro' configuration has no endpoint_url")
         return transport, endpoint if endpoint.endswith("/") else endpoint + "/"
 
+    async def _disk(self) -> LocalDisk:
+        """Where ``local`` paths of this server may be, on this machine (see localdisk)."""
+        transport, endpoint = await self._connect()
+        return LocalDisk.of(await transport.agroup("mikro"), endpoint)
+
     async def _client(self) -> httpx.AsyncClient:
         transport: Transport = await self._transport()
         return transport.client
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         transport, endpoint = await self._connect()
-        response = await transport.client.request(method, endpoint + path, **kwargs)
-        _raise_for(response)
+        response = await transport.client.request(
+            method, endpoint + path, extensions=BOUNDED, **kwargs
+        )
+        raise_for(response)
         return response
 
-    def _image(self, record: ImageRecord, zarr_json: bytes | None = None) -> Image:
-        image = Image.model_validate(record.model_dump())
+    def _image(self, record: ImageRecord, disk: LocalDisk, zarr_json: bytes | None = None) -> Image:
+        fields = record.model_dump()
+        if record.local_path is not None:
+            try:
+                fields["local_path"] = str(disk.check(record.local_path, fresh=False))
+            except LocalPathError as error:
+                log.warning("image %s: %s; reading it through http", record.id, error)
+                fields["local_path"] = None
+        image = Image.model_validate(fields)
         image._reader = self._open_data
         image._zarr_json = zarr_json
         return image
@@ -108,9 +121,9 @@ class Mikro(Service):
             return "http"
         local = image.local_path is not None and os.path.isdir(image.local_path)
         if self.datalayer == "local" and not local:
-            raise MikroError(
-                f"image {image.id!r} is not on a disk this machine can read; "
-                "read it with datalayer 'http'"
+            raise LocalPathError(
+                f"image {image.id!r} is not on a disk this machine can read (or the server's "
+                "local path was refused, see the log); read it with datalayer 'http'"
             )
         return "local" if local else "http"
 
@@ -120,7 +133,7 @@ class Mikro(Service):
         import zarr
         from zarr.storage import LocalStore
 
-        from arkitekt.mikro.stores import HttpStore
+        from arkitekt.mikro.stores import HttpStore, max_chunk_bytes
 
         store: Any
         if self._read_layer(image) == "local":
@@ -128,12 +141,14 @@ class Mikro(Service):
             store = LocalStore(image.local_path, read_only=True)
         else:
             cache = {"zarr.json": image._zarr_json} if image._zarr_json else None
+            chunk_bytes = max_chunk_bytes(image.chunks, image.dtype)
             store = HttpStore(
                 image.store,
                 runtime=self.runtime,
                 client=self._client,
                 timeout=self.settings.timeout,
                 cache=cache,
+                max_chunk_bytes=chunk_bytes,
             )
             if cache is None:
                 scope = self.runtime.scope
@@ -151,6 +166,7 @@ class Mikro(Service):
                     client=self._client,
                     timeout=self.settings.timeout,
                     cache={"zarr.json": meta.to_bytes()},
+                    max_chunk_bytes=chunk_bytes,
                 )
         array = zarr.open_array(store, mode="r", zarr_format=3)
         name = f"mikro-{image.id}"
@@ -167,14 +183,18 @@ class Mikro(Service):
             },
         )
 
-    async def _prefetch(self, record: ImageRecord) -> bytes | None:
+    async def _prefetch(self, image: Image) -> None:
         """``zarr.json`` of a store read over http, so ``.data`` opens without a request."""
-        probe = self._image(record)
-        if self._read_layer(probe) != "http":
-            return None
+        from arkitekt.mikro.stores import META_MAX_BYTES
+
+        if self.datalayer == "local" or self._read_layer(image) != "http":
+            return  # read from disk (a forced `local` without a usable path fails at `.data`)
         client = await self._client()
-        response = await client.get(record.store + "zarr.json")
-        return response.content if response.status_code == 200 else None
+        response = await client.get(
+            image.store + "zarr.json", extensions={MAX_BODY: META_MAX_BYTES}
+        )
+        if response.status_code == 200:
+            image._zarr_json = response.content
 
     # -- images ----------------------------------------------------------------------------
     async def aupload(
@@ -188,12 +208,15 @@ class Mikro(Service):
             UploadError: writing or verifying the pixels failed (nothing is left behind).
 
         """
+        disk = await self._disk()
+        # the server's choice only where a `local` grant could be used: else ask for http
+        fallback = None if disk.root is not None else "http"
         request = UploadRequest(
             **fields.model_dump(),
             shape=prepared.shape,
             chunks=prepared.chunks,
             dtype=prepared.dtype,
-            datalayer=datalayer or self.datalayer,
+            datalayer=datalayer or self.datalayer or fallback,
         )
         transport, endpoint = await self._connect()
         client = transport.client
@@ -202,21 +225,25 @@ class Mikro(Service):
         uploads = await self.runtime.scope.resource(self._uploads, "mikro uploads", self._guard)
         with uploads.running():
             response = await client.post(
-                endpoint + "uploads/", json=request.model_dump(mode="json")
+                endpoint + "uploads/", json=request.model_dump(mode="json"), extensions=BOUNDED
             )
-            _raise_for(response)
-            grant = UploadGrant.model_validate_json(response.content)
+            raise_for(response)
+            grant = parse(response, UploadGrant, "an upload grant")
             try:
-                store = self._upload_store(grant)
+                store = self._upload_store(grant, disk)
                 concurrency = self.settings.mikro.upload_concurrency
                 enabled = self.settings.mikro.progress
                 with UploadProgress(fields.name, prepared.nbytes, enabled=enabled) as progress:
                     await write_array(prepared, store, concurrency=concurrency, progress=progress)
-                response = await client.post(endpoint + f"uploads/{grant.id}/finish/")
-                _raise_for(response, UploadError)
+                response = await client.post(
+                    endpoint + f"uploads/{grant.id}/finish/", extensions=BOUNDED
+                )
+                raise_for(response, UploadError)
             except BaseException as error:
                 with anyio.CancelScope(shield=True):
                     aborted = await _abort(client, endpoint, grant.id)
+                if isinstance(error, LocalPathError):
+                    raise LocalPathError(f"{error}; {aborted}") from None
                 if isinstance(error, Exception) and not isinstance(error, UploadError):
                     raise UploadError(
                         f"uploading {fields.name!r} failed, {aborted}: "
@@ -225,22 +252,17 @@ class Mikro(Service):
                 if isinstance(error, UploadError):
                     raise UploadError(f"{error} ({aborted})") from error
                 raise
-        record = ImageRecord.model_validate_json(response.content)
+        record = parse(response, ImageRecord, "an image record")
         zarr_json = store.cached("zarr.json") if hasattr(store, "cached") else None
-        return self._image(record, zarr_json)
+        return self._image(record, disk, zarr_json)
 
-    def _upload_store(self, grant: UploadGrant) -> Any:
+    def _upload_store(self, grant: UploadGrant, disk: LocalDisk) -> Any:
         from arkitekt.mikro.stores import HttpStore
 
         if grant.datalayer == "local":
             from zarr.storage import LocalStore
 
-            if grant.path is None or not os.path.isdir(grant.path):
-                raise UploadError(
-                    f"the server granted the local directory {grant.path!r}, which this machine "
-                    "cannot reach; upload with datalayer='http'"
-                )
-            return LocalStore(grant.path)
+            return LocalStore(disk.check(grant.path, fresh=True))
         if grant.url is None:
             raise UploadError("the server's http upload grant has no url")
         return HttpStore(
@@ -260,8 +282,10 @@ class Mikro(Service):
 
         """
         response = await self._request("GET", f"images/{_segment(image_id)}")
-        record = _parse(response, ImageRecord, "an image record")
-        return self._image(record, await self._prefetch(record))
+        record = parse(response, ImageRecord, "an image record")
+        image = self._image(record, await self._disk())
+        await self._prefetch(image)
+        return image
 
     async def asearch(
         self,
@@ -279,9 +303,10 @@ class Mikro(Service):
             if value is not None:
                 params[key] = value
         response = await self._request("GET", "images/", params=params)
-        page = _parse(response, ImagePageRecord, "a page of images")
+        page = parse(response, PageAnswer, "a page of images")
+        disk = await self._disk()
         return ImagePage(
-            items=[self._image(item) for item in page.items],
+            items=[self._image(item, disk) for item in page.items],
             total=page.total,
             offset=page.offset,
             limit=page.limit,
@@ -296,12 +321,12 @@ class Mikro(Service):
         """Create a dataset."""
         body = DatasetIn(name=name, description=description).model_dump()
         response = await self._request("POST", "datasets/", json=body)
-        return _parse(response, Dataset, "a dataset")
+        return parse(response, Dataset, "a dataset")
 
     async def alist_datasets(self) -> list[Dataset]:
         """Every dataset of the deployment, newest first."""
         response = await self._request("GET", "datasets/")
-        return _parse(response, list[Dataset], "a list of datasets")
+        return parse(response, DatasetList, "a list of datasets").root
 
 
 _READ_BLOCK_BYTES = 32 << 20
@@ -328,59 +353,6 @@ def _segment(value: str) -> str:
     return quote(value, safe="")  # "?" or "#" in an id must not become a query or fragment
 
 
-_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
-
-
-def _parse(response: httpx.Response, kind: type[T], what: str) -> T:
-    """The answer as ``kind``, or a :class:`MikroError` naming the request (never pydantic's)."""
-    try:
-        adapter = _ADAPTERS.get(kind) or _ADAPTERS.setdefault(kind, TypeAdapter(kind))
-        return adapter.validate_json(response.content)  # type: ignore[no-any-return]
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the answer"
-        raise MikroError(
-            f"{response.request.method} {response.request.url} did not answer {what} "
-            f"({error.error_count()} problem(s), first: {where}: {first['msg']}); is the "
-            "server an arkitekt server of a matching version?"
-        ) from None
-
-
-def _detail(response: httpx.Response) -> str:
-    """What the server said was wrong (FastAPI's ``detail``), bounded, whatever its shape."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    detail = body.get("detail") if isinstance(body, dict) else None
-    if isinstance(detail, list):  # FastAPI validation errors
-        detail = "; ".join(_problem(item) for item in detail[:10])
-    return str(detail)[:1000] if detail else response.text[:300]
-
-
-def _problem(item: Any) -> str:
-    """One FastAPI validation error as ``field: message`` (any other shape as text)."""
-    if not isinstance(item, dict) or not isinstance(item.get("loc"), list):
-        return str(item)[:200]
-    return f"{'.'.join(str(part) for part in item['loc'][1:])}: {item.get('msg')}"
-
-
-def _raise_for(response: httpx.Response, default: type[MikroError] = MikroError) -> None:
-    if not response.is_error:
-        return
-    detail = _detail(response)
-    status = response.status_code
-    if status == 404:
-        raise ImageNotFoundError(detail)
-    if status == 403:
-        raise PermissionDeniedError(detail)
-    if status in (400, 413, 422) and default is MikroError:
-        raise InvalidImageError(detail)
-    request = response.request
-    hint = " (the server failed; its log says why)" if status >= 500 else ""
-    raise default(f"{request.method} {request.url} answered HTTP {status}{hint}: {detail}")
-
-
 async def _abort(client: httpx.AsyncClient, endpoint: str, grant_id: str) -> str:
     """Abort a grant on the server; what became of the upload, for the error message."""
     try:
@@ -390,7 +362,7 @@ async def _abort(client: httpx.AsyncClient, endpoint: str, grant_id: str) -> str
     else:
         if answer.status_code in (204, 404):  # 404: nothing of it is left either
             return "nothing was stored"
-        problem = f"HTTP {answer.status_code}: {_detail(answer)}"
+        problem = f"HTTP {answer.status_code}: {detail(answer)}"
     log.warning("could not abort upload grant %s: %s", grant_id, problem)
     return (
         f"the server did not confirm the abort of upload {grant_id} ({problem}); it removes "

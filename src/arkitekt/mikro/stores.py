@@ -8,6 +8,7 @@ the request hops over through the app's :class:`~arkitekt.bridge.Bridge`.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
@@ -16,9 +17,30 @@ from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Sto
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
 from arkitekt.mikro.errors import MikroError
+from arkitekt.protocol.mikro import DTYPES, MAX_CHUNK_BYTES
 from arkitekt.scope import Runtime
+from arkitekt.transport.wire import MAX_BODY
 
-__all__ = ["HttpStore"]
+__all__ = ["META_MAX_BYTES", "HttpStore", "max_chunk_bytes"]
+
+META_MAX_BYTES = 1 << 20
+"""The largest ``zarr.json`` the client reads (the server accepts no larger one)."""
+
+_CHUNK_OVERHEAD = (1 << 16) + 4
+"""Encoded bytes a chunk may have beyond its raw size (compressor headers, incompressible
+blocks, a crc32c checksum): the server's bound, too."""
+
+
+def max_chunk_bytes(chunks: Iterable[int], dtype: str) -> int:
+    """The largest encoded chunk of an array with these chunks and dtype.
+
+    As the server's record says, but never more than the largest chunk any upload may have.
+    """
+    import numpy as np
+
+    itemsize = np.dtype(dtype).itemsize if dtype in DTYPES else 8
+    return min(math.prod(chunks) * itemsize, MAX_CHUNK_BYTES) + _CHUNK_OVERHEAD
+
 
 ClientGetter = Callable[[], Awaitable[httpx.AsyncClient]]
 
@@ -36,6 +58,9 @@ class HttpStore(Store):
         cache: keys known in advance (e.g. ``zarr.json``), served without a request.
         fresh: the store is known to be empty (an upload): keys not written yet are missing
             without asking the server.
+        max_chunk_bytes: the largest chunk read (:func:`max_chunk_bytes`); a larger answer
+            fails as :class:`~arkitekt.errors.ResponseTooLargeError`. ``zarr.json`` is read
+            up to :data:`META_MAX_BYTES`.
 
     """
 
@@ -53,9 +78,11 @@ class HttpStore(Store):
         read_only: bool = True,
         cache: dict[str, bytes] | None = None,
         fresh: bool = False,
+        max_chunk_bytes: int = META_MAX_BYTES,
     ) -> None:
         super().__init__(read_only=read_only)
         self._fresh = fresh
+        self._max_chunk_bytes = max_chunk_bytes
         self.url = url
         self._runtime = runtime
         self._client = client
@@ -81,6 +108,7 @@ class HttpStore(Store):
             read_only=read_only,
             cache=self._cache,
             fresh=self._fresh,
+            max_chunk_bytes=self._max_chunk_bytes,
         )
 
     async def _on_app_loop(self, method: str, key: str, body: bytes | None = None) -> Any:
@@ -100,7 +128,10 @@ class HttpStore(Store):
 
     async def _request(self, method: str, key: str, body: bytes | None) -> bytes | None:
         client = await self._client()
-        response = await client.request(method, self.url + key, content=body)
+        limit = META_MAX_BYTES if key.endswith("zarr.json") else self._max_chunk_bytes
+        response = await client.request(
+            method, self.url + key, content=body, extensions={MAX_BODY: limit}
+        )
         if method == "GET" and response.status_code == 404:
             return None
         if response.is_error:

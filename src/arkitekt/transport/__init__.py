@@ -1,6 +1,6 @@
 """The app's HTTP transport: an httpx client with OAuth2 bearer tokens."""
 
-from arkitekt.transport.client import IDEMPOTENT, Transport, open_transport
+from arkitekt.transport.client import IDEMPOTENT, MAX_BODY, Transport, open_transport
 from arkitekt.transport.userinfo import awhoami, whoami
 
-__all__ = ["IDEMPOTENT", "Transport", "awhoami", "open_transport", "whoami"]
+__all__ = ["IDEMPOTENT", "MAX_BODY", "Transport", "awhoami", "open_transport", "whoami"]

@@ -19,13 +19,14 @@ import anyio
 import httpx
 from pydantic import ValidationError
 
-from arkitekt.errors import ConfigError, GrantError, ServerUnreachableError
+from arkitekt.errors import ConfigError, GrantError
 from arkitekt.fakts import Fakts
 from arkitekt.fakts._http import IDEMPOTENT, check_secure
 from arkitekt.protocol.fakts import TokenResponse
 from arkitekt.settings import Settings
+from arkitekt.transport.wire import ACCEPT_ENCODING, MAX_BODY, AppTransport
 
-__all__ = ["IDEMPOTENT", "Transport", "open_transport"]
+__all__ = ["IDEMPOTENT", "MAX_BODY", "Transport", "open_transport"]
 
 log = logging.getLogger("arkitekt.transport")
 
@@ -135,73 +136,6 @@ class Transport:
         return answer.access_token
 
 
-_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
-
-# The connection failed before an answer began: a kept-alive connection the server had closed
-# (RemoteProtocolError "Server disconnected", ReadError/WriteError "connection reset"), or no
-# connection at all (ConnectError). Timeouts are not among them: the server may be working.
-_DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.ConnectError)
-
-
-def _replayable(request: httpx.Request) -> bool:
-    """Whether sending ``request`` again is safe: idempotent, with a body that can be re-read."""
-    idempotent = request.method in _IDEMPOTENT_METHODS or request.extensions.get(IDEMPOTENT)
-    return bool(idempotent) and isinstance(request.stream, httpx.ByteStream)
-
-
-class _Transport(httpx.AsyncHTTPTransport):
-    """httpx's transport: a dropped connection retried once, failures as arkitekt errors.
-
-    A server may close a kept-alive connection at any time (uvicorn does after a 500), and the
-    client only notices when it sends the next request on it. Idempotent requests are then sent
-    once more; the pool has dropped the dead connection, so the retry opens a fresh one.
-    Non-idempotent requests (POST) are not resent: the server may have acted on them.
-    """
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            return await super().handle_async_request(request)
-        except _DROPPED as error:
-            if not _replayable(request):
-                raise _unreachable(request, error) from error
-            log.debug(
-                "%s %s: connection dropped (%r); retrying once",
-                request.method,
-                request.url.path,
-                error,
-            )
-        except httpx.TransportError as error:
-            raise _unreachable(request, error) from error
-        try:
-            return await super().handle_async_request(request)
-        except httpx.TransportError as error:
-            raise _unreachable(request, error) from error
-
-
-def _unreachable(request: httpx.Request, error: httpx.TransportError) -> ServerUnreachableError:
-    """The arkitekt error for a request that got no answer, naming the request and why."""
-    what = f"{request.method} {request.url}"
-    if isinstance(error, httpx.TimeoutException):
-        seconds = request.extensions.get("timeout", {}).get("read")
-        within = f" within {seconds:g} s" if isinstance(seconds, int | float) else ""
-        return ServerUnreachableError(
-            f"{what} got no answer{within}; is the server overloaded? "
-            "(slow networks: raise the `timeout` setting)"
-        )
-    reason = f"{error or type(error).__name__}"
-    if isinstance(error, httpx.ConnectError) or _replayable(request):
-        origin = f"{request.url.scheme}://{request.url.netloc.decode()}"
-        return ServerUnreachableError(
-            f"could not reach {origin} for {request.method} {request.url.path} ({reason}); "
-            "is the server running?"
-        )
-    return ServerUnreachableError(
-        f"the server closed the connection before answering {what} ({reason}); it was not "
-        f"resent because {request.method} is not idempotent and the server may have acted on "
-        "it: check whether it took effect, then retry"
-    )
-
-
 class _BearerAuth(httpx.Auth):
     """Adds the bearer token; on 401, refreshes it and retries once."""
 
@@ -232,7 +166,10 @@ async def open_transport(fakts: Fakts, settings: Settings) -> AsyncIterator[Tran
         check_secure(request.url, allow)
 
     async with httpx.AsyncClient(
-        timeout=settings.timeout, event_hooks={"request": [guard]}, transport=_Transport()
+        timeout=settings.timeout,
+        headers={"Accept-Encoding": ACCEPT_ENCODING},
+        event_hooks={"request": [guard]},
+        transport=AppTransport(),
     ) as client:
         transport = Transport(client, fakts, settings)
         client.auth = _BearerAuth(transport)

@@ -256,7 +256,7 @@ def build_config(
     }
     for service in services:
         if service.config is not None:
-            config[service.name] = service.config(base)
+            config[service.name] = service.config(base, settings)
     return config
 
 

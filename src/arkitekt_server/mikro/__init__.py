@@ -30,6 +30,7 @@ from arkitekt_server.mikro.uploads import router as upload_router
 from arkitekt_server.mikro.viewer import PUBLIC_PATHS
 from arkitekt_server.mikro.viewer import router as viewer_router
 from arkitekt_server.service import ServerService
+from arkitekt_server.settings import ServerSettings
 
 __all__ = ["SWEEP_INTERVAL_SECONDS", "service", "sweep"]
 
@@ -44,8 +45,10 @@ router.include_router(api_router)
 router.include_router(viewer_router)
 
 
-def _config(base: str) -> dict[str, str]:
-    return {"endpoint_url": base + "mikro/", "datalayer": DEFAULT_DATALAYER}
+def _config(base: str, settings: ServerSettings) -> dict[str, str]:
+    # local_root: clients on this machine use `local` paths only inside it
+    root = str(storage.Layout(settings.data_dir).root.resolve())
+    return {"endpoint_url": base + "mikro/", "datalayer": DEFAULT_DATALAYER, "local_root": root}
 
 
 @asynccontextmanager

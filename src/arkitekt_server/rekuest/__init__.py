@@ -19,13 +19,14 @@ from arkitekt_server.rekuest.hub import Hub
 from arkitekt_server.rekuest.routes import router
 from arkitekt_server.rekuest.store import Store
 from arkitekt_server.service import SMALL_BODY_BYTES, ServerService
+from arkitekt_server.settings import ServerSettings
 
 __all__ = ["service"]
 
 log = logging.getLogger("arkitekt_server.rekuest")
 
 
-def _config(base: str) -> dict[str, object]:
+def _config(base: str, settings: ServerSettings) -> dict[str, object]:
     ws = ws_url(base)
     return {
         "endpoint_url": base + "rekuest/",

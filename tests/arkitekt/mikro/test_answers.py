@@ -5,6 +5,7 @@ The ``recording_server`` fixture plays the server and answers what each test set
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -107,3 +108,23 @@ def test_any_answer_is_a_result_or_an_arkitekt_error(
         outcomes: set[str] = set()
         check()
     assert {"MikroError", "GrantError"} <= outcomes  # the guard saw refusals of both kinds
+
+
+@pytest.mark.parametrize(
+    ("path", "call", "wrap"),
+    [
+        ("/mikro/datasets/", list_datasets, lambda items: items),
+        ("/mikro/images/", search_images, lambda items: {"items": items, "total": 1}),
+    ],
+    ids=["list_datasets", "search_images"],
+)
+def test_a_list_of_bad_items_fails_at_the_first(
+    recording_server: Any, recorded_app: App, path: str, call: Any, wrap: Any
+) -> None:
+    # an error object per bad item would cost ~1 KiB each: gigabytes for 8 MiB of `{},`
+    recording_server.answers[path] = (200, wrap([{}] * 30_000))
+    with recorded_app, pytest.raises(MikroError) as caught:
+        call()
+    problems = re.search(r"\((\d+) problem\(s\), first: (items\.)?0\.", str(caught.value))
+    assert problems is not None, caught.value
+    assert int(problems.group(1)) <= 10  # those of the first item only, not 30,000 items'

@@ -28,6 +28,7 @@ from arkitekt.protocol.mikro import (
     ImageFields,
     PixelSize,
 )
+from arkitekt.protocol.text import echo
 
 __all__ = [
     "MAX_ID_CHARS",
@@ -56,11 +57,6 @@ def max_length(model: type[BaseModel], field: str) -> int:
 
 
 _LINE_BREAKS = frozenset("\t\n\r")
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _bad_char(text: str, *, multiline: bool) -> str | None:
@@ -93,7 +89,7 @@ def check_text(
     """
     if not isinstance(value, str):
         raise InvalidImageError(
-            f"{argument} must be a string, not {type(value).__name__} ({_show(value)}): pass a "
+            f"{argument} must be a string, not {type(value).__name__} ({echo(value)}): pass a "
             "non-empty name or text"
         )
     if not blank and not value.strip():
@@ -117,7 +113,7 @@ def check_texts(values: Any, argument: str, *, max_items: int | None, max_chars:
     """A list of non-blank strings (tags, channel names); one string alone is refused."""
     if isinstance(values, str | bytes) or not isinstance(values, Sequence):
         raise InvalidImageError(
-            f"{argument} must be a list of strings, not {type(values).__name__} ({_show(values)})"
+            f"{argument} must be a list of strings, not {type(values).__name__} ({echo(values)})"
         )
     if max_items is not None and len(values) > max_items:
         raise InvalidImageError(f"{argument} has {len(values)} items; at most {max_items}")
@@ -133,7 +129,7 @@ def check_id(value: Any, argument: str, kinds: tuple[type[BaseModel], ...] = ())
         return str(value.id)  # type: ignore[attr-defined]
     if not isinstance(value, str) or not value.strip():
         names = " or ".join(["an id (str)", *(kind.__name__ for kind in kinds)])
-        raise InvalidImageError(f"{argument} must be {names}, not {_show(value)}")
+        raise InvalidImageError(f"{argument} must be {names}, not {echo(value)}")
     return check_text(value, argument, max_chars=MAX_ID_CHARS)
 
 
@@ -154,7 +150,7 @@ def check_bool(value: Any, argument: str) -> bool:
     """A real ``bool`` (``"yes"`` or ``1`` are refused, not guessed at)."""
     if not isinstance(value, bool):
         raise InvalidImageError(
-            f"{argument} must be True or False, not {type(value).__name__} ({_show(value)})"
+            f"{argument} must be True or False, not {type(value).__name__} ({echo(value)})"
         )
     return value
 
@@ -164,7 +160,7 @@ def check_int(value: Any, argument: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidImageError(
             f"{argument} must be an int in {low}..{high}, not {type(value).__name__} "
-            f"({_show(value)})"
+            f"({echo(value)})"
         )
     if not low <= value <= high:
         raise InvalidImageError(f"{argument} must be in {low}..{high}, not {value}")
@@ -181,7 +177,7 @@ def check_datalayer(value: Any) -> Datalayer | None:
     layers = get_args(Datalayer)
     if value is not None and value not in layers:
         raise InvalidImageError(
-            f"datalayer must be {' or '.join(map(repr, layers))} (or None), not {_show(value)}"
+            f"datalayer must be {' or '.join(map(repr, layers))} (or None), not {echo(value)}"
         )
     return value  # type: ignore[no-any-return]
 
@@ -195,20 +191,20 @@ def check_pixel_size(value: Any) -> PixelSize:
     if not isinstance(value, Mapping):
         raise InvalidImageError(
             "pixel_size must be a PixelSize or a mapping like {'x': 0.1, 'y': 0.1} "
-            f"(µm per pixel), not {type(value).__name__} ({_show(value)})"
+            f"(µm per pixel), not {type(value).__name__} ({echo(value)})"
         )
     axes = tuple(PixelSize.model_fields)
     sizes: dict[str, float] = {}
     for axis, size in value.items():
         if axis not in axes:
             raise InvalidImageError(
-                f"pixel_size has the axis {_show(axis)}; the axes are {', '.join(axes)}"
+                f"pixel_size has the axis {echo(axis)}; the axes are {', '.join(axes)}"
             )
         if size is None:
             continue
         if isinstance(size, bool) or not isinstance(size, int | float):
             raise InvalidImageError(
-                f"pixel_size[{axis!r}] must be a number, not {type(size).__name__} ({_show(size)})"
+                f"pixel_size[{axis!r}] must be a number, not {type(size).__name__} ({echo(size)})"
             )
         if not math.isfinite(size) or size <= 0:
             raise InvalidImageError(
@@ -229,7 +225,7 @@ def check_metadata(value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidImageError(
             f"metadata must be a dict (a JSON object), not {type(value).__name__} "
-            f"({_show(value)}); wrap it, e.g. {{'values': [...]}}"
+            f"({echo(value)}); wrap it, e.g. {{'values': [...]}}"
         )
     metadata = dict(value)
     try:

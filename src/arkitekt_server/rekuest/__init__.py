@@ -35,8 +35,13 @@ def _config(base: str) -> dict[str, object]:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = app.state.settings
     store = Store(app.state.database)
-    hub = Hub(store)
+    hub = Hub(
+        store,
+        max_pending_calls=settings.rekuest_max_pending_calls,
+        max_pending_bytes=settings.rekuest_max_pending_argument_bytes,
+    )
     await hub.load()
     app.state.rekuest_hub = hub
     async with anyio.create_task_group() as tasks:

@@ -21,10 +21,13 @@ from arkitekt.protocol.rekuest import (
     ArgumentsInvalid,
     CallMessage,
     Definition,
+    MessageError,
     RegisterMessage,
+    argument_problem,
+    encode,
     explain,
 )
-from arkitekt.protocol.rekuest_frames import Cancelled, Done, Failed, Log, Yield
+from arkitekt.protocol.rekuest_frames import Cancelled, Done, Failed, Log, MessageTooBig, Yield
 from arkitekt_server.db import utcnow
 from arkitekt_server.rekuest.binding import bind, check_result, choose
 from arkitekt_server.rekuest.peer import Peer
@@ -49,7 +52,17 @@ REMEMBERED_IDS = 100_000
 
 
 class HubError(Exception):
-    """A request the hub refuses (the message says why)."""
+    """A request the hub refuses (the message says why).
+
+    Attributes:
+        status: the HTTP status that fits: 422 (malformed), 413 (too big), 429 (over a limit
+            of the caller's app).
+
+    """
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Hub:
@@ -57,11 +70,21 @@ class Hub:
 
     Args:
         store: where changes are recorded.
+        max_pending_calls: unfinished assignments one app (caller) may have at once.
+        max_pending_bytes: their arguments' encoded bytes, summed, per app.
 
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self,
+        store: Store,
+        max_pending_calls: int = 10_000,
+        max_pending_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
         self.store = store
+        self.max_pending_calls = max_pending_calls
+        self.max_pending_bytes = max_pending_bytes
+        self._pending: dict[int, tuple[int, int]] = {}  # per caller app: (calls, bytes)
         self.agents: dict[str, AgentState] = {}
         self.jobs: dict[str, Job] = {}
         self.waiting: dict[str, Job] = {}
@@ -96,7 +119,18 @@ class Hub:
         kwargs = msg.get("kwargs") or {}
         if not isinstance(kwargs, dict):
             raise HubError("invalid call: kwargs: must be an object")
+        culprit = argument_problem(message.args or [], kwargs)
+        if culprit is not None:
+            raise HubError(f"invalid call: {culprit[0]}: {culprit[1]}")
+        try:  # the one size check of a call, whichever way it came
+            size = len(encode(msg))
+        except MessageTooBig as error:
+            raise HubError(f"invalid call: {error}", 413) from None
+        except MessageError as error:
+            raise HubError(f"invalid call: {error}") from None
+        self._check_pending(caller_pk, size)
         job = Job(id, message.f, caller, caller_pk)
+        job.size = size
         job.raw = (message.args or [], kwargs)
         job.selector = message.agent
         job.stream = message.stream
@@ -115,6 +149,7 @@ class Hub:
                 self._reject(job, chosen)
             else:
                 self._dispatch(job, *chosen, new=True)
+                self.admit(job)
             return job
         known = self._known_definitions(job)
         if known:  # refuse bad arguments now, if no known definition accepts them
@@ -124,12 +159,47 @@ class Hub:
                 return job
         if job.wait > 0:
             self.jobs[id] = self.waiting[id] = job
+            self.admit(job)
             job.deadline = time.monotonic() + job.wait
             self._remember(id)
             self.store.insert(self._row(job, "queued"))
         else:
             self._fail_early(job, "no_agent", self._no_agent_message(job))
         return job
+
+    def admit(self, job: Job) -> None:
+        """Count an unfinished assignment against its app's limits (until :meth:`release`)."""
+        if job.id in self.jobs and job.size >= 0:
+            count, held = self._pending.get(job.caller_pk, (0, 0))
+            self._pending[job.caller_pk] = (count + 1, held + job.size)
+
+    def release(self, job: Job) -> None:
+        """Forget a finished (or refused) assignment, and count it no more."""
+        if self.jobs.pop(job.id, None) is None or job.size < 0:
+            return
+        count, held = self._pending.get(job.caller_pk, (1, job.size))
+        if count <= 1:
+            self._pending.pop(job.caller_pk, None)
+        else:
+            self._pending[job.caller_pk] = (count - 1, held - job.size)
+
+    def _check_pending(self, caller_pk: int, size: int) -> None:
+        count, held = self._pending.get(caller_pk, (0, 0))
+        if count >= self.max_pending_calls:
+            raise HubError(
+                f"refused: this app has {count:,} unfinished calls, the limit of the server "
+                f"(rekuest_max_pending_calls) is {self.max_pending_calls:,}; wait for some to "
+                "finish, or cancel them",
+                429,
+            )
+        if held + size > self.max_pending_bytes:
+            raise HubError(
+                f"refused: this app's unfinished calls hold {held:,} bytes of arguments, and "
+                f"this one {size:,} more; the limit of the server "
+                f"(rekuest_max_pending_argument_bytes) is {self.max_pending_bytes:,}; wait for "
+                "some to finish, or pass large data as a structure (such as an image)",
+                429,
+            )
 
     def knows(self, function: str, selector: str | None = None) -> bool:
         """Whether an agent (online or not) matching ``selector`` ever registered ``function``."""
@@ -380,7 +450,7 @@ class Hub:
         tb: str | None = None,
         by: AgentState | None = None,
     ) -> None:
-        self.jobs.pop(job.id, None)
+        self.release(job)
         self.waiting.pop(job.id, None)
         self._expiring.pop(job.id, None)
         if job.agent is not None:

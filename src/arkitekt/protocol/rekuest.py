@@ -34,9 +34,10 @@ Server to caller:
 Limits (:mod:`arkitekt.protocol.rekuest_frames`, re-exported here): frames of at most
 :data:`MAX_FRAME_BYTES` and :data:`MAX_FRAME_MESSAGES` messages, messages of at most
 :data:`MAX_MESSAGE_BYTES` encoded, values nested at most :data:`MAX_DEPTH` deep, finite numbers
-only (integers below :data:`MAX_INT_MAGNITUDE`; ``int`` ports take 64-bit ones), texts cut to :data:`MAX_TEXT_CHARS`. The
-server validates every message of an agent (:func:`agent_message`, and results against the
-definition's return port); a bad one fails its own assignment only.
+only (integers below :data:`MAX_INT_MAGNITUDE`; ``int`` ports take 64-bit ones), texts cut
+to :data:`MAX_TEXT_CHARS`. The server validates every message of an agent
+(:func:`agent_message`, and results against the definition's return port); a bad one fails its
+own assignment only.
 """
 
 from __future__ import annotations

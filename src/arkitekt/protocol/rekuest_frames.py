@@ -131,8 +131,9 @@ def _not_finite(value: Any) -> str | None:
 
 
 def problem(value: Any) -> str | None:
-    """Why a decoded ``value`` may not be used (too deep, a non-finite number, an integer of
-    :data:`MAX_INT_MAGNITUDE` or more), or ``None``.
+    """Why a decoded ``value`` may not be used, or ``None``.
+
+    Too deep, a non-finite number, or an integer of :data:`MAX_INT_MAGNITUDE` or more.
     """
     if not isinstance(value, dict | list | tuple):
         return _not_finite(value)

@@ -47,9 +47,9 @@ def encode_call(function: str, message: dict[str, Any]) -> str:
                     f"{function}(): {where} cannot be sent: {culprit}"
                 ) from None
         raise BadArgumentsError(f"{function}(): the call cannot be sent: {error}") from None
-    named = argument_problem(message["args"], message["kwargs"])
-    if named is not None:
-        raise BadArgumentsError(f"{function}(): {named[0]} cannot be sent: {named[1]}")
+    bad = argument_problem(message["args"], message["kwargs"])
+    if bad is not None:
+        raise BadArgumentsError(f"{function}(): {bad[0]} cannot be sent: {bad[1]}")
     return encoded
 
 

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
+from arkitekt.protocol.rekuest import MAX_MESSAGE_BYTES
 from arkitekt_server._net import ws_url
 from arkitekt_server._periodic import every
 from arkitekt_server.rekuest import models as models
@@ -62,9 +63,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         finally:
             tasks.cancel_scope.cancel()
             with anyio.CancelScope(shield=True):
-                await store.flush()
+                await store.close()
 
 
 service = ServerService(
-    name="rekuest", router=router, prefix="/rekuest", config=_config, lifespan=_lifespan
+    name="rekuest",
+    router=router,
+    prefix="/rekuest",
+    config=_config,
+    lifespan=_lifespan,
+    # a call's body: at most one message (the hub checks the encoded call exactly), with room
+    # for the JSON of the request around it
+    body_limits={"/rekuest/assignments/": MAX_MESSAGE_BYTES + (64 << 10)},
 )

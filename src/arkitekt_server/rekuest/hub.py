@@ -405,7 +405,13 @@ class Hub:
         else:
             fields = {"status": "assigned", "agent_key": agent.key, "attempts": job.attempts}
             self.store.update(job.id, {**fields, "args": bound})
-        agent.peer.send({"t": "assign", "id": job.id, "f": job.function, "a": bound})
+        try:  # bound arguments (defaults filled in) may be bigger than the call was
+            agent.peer.send(
+                {"t": "assign", "id": job.id, "f": job.function, "a": bound}, strict=True
+            )
+        except MessageError as error:
+            reason = f"the arguments cannot be sent to the agent: {error}"
+            self._finish(job, "error", kind="invalid", message=reason)
 
     def _pump_waiting(self) -> None:
         for job in list(self.waiting.values()):

@@ -54,13 +54,21 @@ class Peer:
         self.scope: anyio.CancelScope | None = None
         """Cancelled when the outbox overflows: ends the peer's reader and writer at once."""
 
-    def send(self, message: dict[str, Any]) -> None:
-        """Queue a message (dropped once the peer is closed); close the peer if it overflows."""
+    def send(self, message: dict[str, Any], *, strict: bool = False) -> None:
+        """Queue a message (dropped once the peer is closed); close the peer if it overflows.
+
+        Raises:
+            MessageError: with ``strict``, the message cannot be encoded (else it is replaced
+                or dropped, see the class).
+
+        """
         if self.closed:
             return
         try:
             text = encode(message)
         except MessageError as error:
+            if strict:
+                raise
             replacement = _undeliverable(message, error)
             if replacement is None:
                 return

@@ -11,6 +11,7 @@ import anyio
 from anyio.lowlevel import checkpoint
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect, status
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 
 from arkitekt.protocol.rekuest import (
     CLOSE_OUTBOX_FULL,
@@ -175,7 +176,10 @@ async def agent_socket(websocket: WebSocket) -> None:
         if gone is not None:
             hub.agent_gone(gone, peer)
             with anyio.CancelScope(shield=True):
-                await hub.store.mark_disconnected(gone.key)
+                try:
+                    await hub.store.mark_disconnected(gone.key)
+                except DBAPIError as error:  # e.g. locked: the next start marks it offline too
+                    log.warning("rekuest: could not record agent %s offline: %s", gone.key, error)
 
 
 def _caller_message(hub: Hub, peer: Peer, client_pk: int, message: dict[str, Any]) -> None:

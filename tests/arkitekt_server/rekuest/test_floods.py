@@ -10,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from websockets.exceptions import ConnectionClosed
 
 from arkitekt import App, easy
-from arkitekt.protocol.rekuest import CLOSE_OUTBOX_FULL, MAX_FRAME_MESSAGES
+from arkitekt.protocol.rekuest import CLOSE_OUTBOX_FULL, MAX_FRAME_MESSAGES, MAX_MESSAGE_BYTES
 from arkitekt_server.rekuest.peer import MAX_OUTBOX_MESSAGES
 
 from ...conftest import ServerProcess
@@ -56,6 +57,12 @@ def test_message_floods_are_refused_per_frame_and_a_peer_that_does_not_read_is_c
             _echo_through(wire, bystander, honest, 1)
         refusals = [wire.until(flooder, lambda m: m["t"] == "refused") for _ in range(3)]
         assert all(f"more than {MAX_FRAME_MESSAGES:,} messages" in r["m"] for r in refusals)
+        bad = (
+            "[" + ",".join(['{"t": "done", "id": "fl-none", "v": NaN}'] * MAX_FRAME_MESSAGES) + "]"
+        )
+        for _ in range(2):  # within the cap: each message is refused (and logged, rate-limited)
+            flooder.send(bad)
+            _echo_through(wire, bystander, honest, 1)
 
         caller_token = wire.token(app("fl-caller"))
         flooding_caller = wire.open(caller_token, "caller")
@@ -102,3 +109,71 @@ def test_message_floods_are_refused_per_frame_and_a_peer_that_does_not_read_is_c
     refusals = sum("rekuest: refused" in line for line in log.splitlines())
     print(f"refusal warnings logged: {refusals} ({len(log):,} bytes of log)")
     assert 0 < refusals < 500  # rate-limited (millions of messages were refused)
+
+
+def test_unfinished_calls_are_limited_per_app_in_number_and_bytes(
+    server_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    server = server_factory(
+        auto_approve=True, rekuest_max_pending_calls=3, rekuest_max_pending_argument_bytes=3000
+    )
+    app = _apps(server.url, tmp_path / "cache")
+    wire = Wire(server)
+    hoarder, other = wire.token(app("fl-hoarder")), wire.token(app("fl-other"))
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {hoarder}"}) as http:
+
+        def post(**arguments: Any) -> httpx.Response:
+            call = {"function": "fl_offline", "arguments": arguments, "wait": 600}
+            return http.post("/rekuest/assignments/", json=call)
+
+        held = [post(x=n) for n in range(3)]
+        assert [response.status_code for response in held] == [201] * 3
+        refused = post(x=3)
+        assert refused.status_code == 429
+        assert refused.json()["detail"]["kind"] == "refused"
+        assert "rekuest_max_pending_calls" in refused.json()["detail"]["message"]
+        with wire.sockets:  # the same limit on the websocket, for the same app
+            caller = wire.open(hoarder, "caller")
+            id = wire.call(caller, "fl_offline", wait=600)
+            answer = wire.answer(caller, id)
+            assert answer["kind"] == "refused"
+            assert "rekuest_max_pending_calls" in answer["m"]
+            bystander = wire.open(other, "caller")  # another app is not limited by it
+            id = wire.call(bystander, "fl_offline", wait=600, kwargs={"x": 1})
+            wire.call(bystander, "fl_nowhere")  # answered at once: the one above is held
+            assert wire.recv(bystander)[0]["kind"] == "no_agent"
+        first = held[0].json()["id"]
+        assert http.post(f"/rekuest/assignments/{first}/cancel").status_code == 200
+        big = post(x="y" * 3000)  # one slot is free again, but not 3000 bytes
+        assert big.status_code == 429
+        assert "rekuest_max_pending_argument_bytes" in big.json()["detail"]["message"]
+        assert post(x="y" * 100).status_code == 201
+
+
+def test_http_calls_are_checked_like_websocket_calls(
+    server: Any, connect: Callable[..., App], wire: Wire
+) -> None:
+    token = wire.token(connect())
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as http:
+
+        def post(arguments: dict[str, Any]) -> httpx.Response:
+            call = {"function": "fl_anything", "arguments": arguments, "wait": 1}
+            return http.post("/rekuest/assignments/", json=call)
+
+        wide = post({"x": "é" * (MAX_MESSAGE_BYTES // 2)})  # 8 MiB of body, 24 MiB as sent
+        assert wide.status_code == 413
+        assert "per message" in wide.json()["detail"]["message"]
+        assert post({"x": "y" * (MAX_MESSAGE_BYTES + 100_000)}).status_code == 413  # the gate
+        huge = post({"x": {"a": [10**400]}})
+        assert huge.status_code == 422
+        assert "argument 'x'" in huge.json()["detail"]["message"]
+        assert "too large" in huge.json()["detail"]["message"]
+        agent = wire.open(token, "agent")
+        floats = {"name": "fl_float", "args": [{"key": "x", "kind": "float"}]}
+        wire.register(agent, {**ECHO, "name": "fl_typed"}, floats)
+        for function, value in (("fl_typed", 2**64), ("fl_float", 2**1024 - 1)):  # no float
+            response = http.post(
+                "/rekuest/assignments/", json={"function": function, "arguments": {"x": value}}
+            )
+            assert response.status_code == 400, response.text  # the port refuses it
+            assert "argument 'x'" in response.json()["detail"]["message"]

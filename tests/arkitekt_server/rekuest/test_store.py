@@ -31,8 +31,9 @@ def test_results_recorded_while_the_database_is_locked_are_stored_at_shutdown(
         id = wire.call(caller, "st_f")
         assert wire.assignment(agent)["id"] == id
         other = sqlite3.connect(path, check_same_thread=False)  # another process, say the CLI
-        other.execute("BEGIN IMMEDIATE")  # holds the write lock past the busy timeout
-        release = threading.Timer(BUSY_TIMEOUT_SECONDS + 1.5, other.rollback)
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock past the busy timeout,
+        # twice: shutdown first waits for the agent's socket, whose offline mark waits once
+        release = threading.Timer(2 * BUSY_TIMEOUT_SECONDS + 1.5, other.rollback)
         release.start()
         try:
             agent.send(json.dumps([{"t": "done", "id": id, "v": 7}]))

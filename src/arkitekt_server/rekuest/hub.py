@@ -19,18 +19,17 @@ from pydantic import ValidationError
 from arkitekt.protocol.rekuest import (
     AgentMessage,
     ArgumentsInvalid,
-    CallMessage,
     Definition,
     MessageError,
     RegisterMessage,
-    argument_problem,
-    encode,
     explain,
 )
-from arkitekt.protocol.rekuest_frames import Cancelled, Done, Failed, Log, MessageTooBig, Yield
+from arkitekt.protocol.rekuest_frames import Cancelled, Done, Failed, Log, Yield
 from arkitekt_server.db import utcnow
 from arkitekt_server.rekuest.binding import bind, check_result, choose
+from arkitekt_server.rekuest.calls import HubError, check_call
 from arkitekt_server.rekuest.peer import Peer
+from arkitekt_server.rekuest.quotas import Quotas
 from arkitekt_server.rekuest.refusals import refuse_agent_message, refuse_duplicate
 from arkitekt_server.rekuest.restore import restore
 from arkitekt_server.rekuest.state import AgentState, Job
@@ -51,20 +50,6 @@ REMEMBERED_IDS = 100_000
 (older ones are caught when the store finds them already stored)."""
 
 
-class HubError(Exception):
-    """A request the hub refuses (the message says why).
-
-    Attributes:
-        status: the HTTP status that fits: 422 (malformed), 413 (too big), 429 (over a limit
-            of the caller's app).
-
-    """
-
-    def __init__(self, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 class Hub:
     """Routes calls to agents and results back to callers.
 
@@ -82,9 +67,7 @@ class Hub:
         max_pending_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.store = store
-        self.max_pending_calls = max_pending_calls
-        self.max_pending_bytes = max_pending_bytes
-        self._pending: dict[int, tuple[int, int]] = {}  # per caller app: (calls, bytes)
+        self.quotas = Quotas(max_pending_calls, max_pending_bytes)
         self.agents: dict[str, AgentState] = {}
         self.jobs: dict[str, Job] = {}
         self.waiting: dict[str, Job] = {}
@@ -112,23 +95,9 @@ class Hub:
             raise HubError("a call needs a fresh id (a uuid of 8 to 64 characters)")
         if id in self.jobs or id in self._used:
             raise HubError(f"the call id {id!r} was used before; every call needs a fresh id")
-        try:
-            message = CallMessage.model_validate(msg)
-        except ValidationError as error:
-            raise HubError(f"invalid call: {explain(error)}") from None
-        kwargs = msg.get("kwargs") or {}
-        if not isinstance(kwargs, dict):
-            raise HubError("invalid call: kwargs: must be an object")
-        culprit = argument_problem(message.args or [], kwargs)
-        if culprit is not None:
-            raise HubError(f"invalid call: {culprit[0]}: {culprit[1]}")
-        try:  # the one size check of a call, whichever way it came
-            size = len(encode(msg))
-        except MessageTooBig as error:
-            raise HubError(f"invalid call: {error}", 413) from None
-        except MessageError as error:
-            raise HubError(f"invalid call: {error}") from None
-        self._check_pending(caller_pk, size)
+        message, kwargs, size = check_call(msg)
+        if (refusal := self.quotas.refusal(caller_pk, size)) is not None:
+            raise HubError(refusal, 429)
         job = Job(id, message.f, caller, caller_pk)
         job.size = size
         job.raw = (message.args or [], kwargs)
@@ -168,38 +137,14 @@ class Hub:
         return job
 
     def admit(self, job: Job) -> None:
-        """Count an unfinished assignment against its app's limits (until :meth:`release`)."""
+        """Count an unfinished assignment against its app's quotas (until :meth:`release`)."""
         if job.id in self.jobs and job.size >= 0:
-            count, held = self._pending.get(job.caller_pk, (0, 0))
-            self._pending[job.caller_pk] = (count + 1, held + job.size)
+            self.quotas.add(job.caller_pk, job.size)
 
     def release(self, job: Job) -> None:
         """Forget a finished (or refused) assignment, and count it no more."""
-        if self.jobs.pop(job.id, None) is None or job.size < 0:
-            return
-        count, held = self._pending.get(job.caller_pk, (1, job.size))
-        if count <= 1:
-            self._pending.pop(job.caller_pk, None)
-        else:
-            self._pending[job.caller_pk] = (count - 1, held - job.size)
-
-    def _check_pending(self, caller_pk: int, size: int) -> None:
-        count, held = self._pending.get(caller_pk, (0, 0))
-        if count >= self.max_pending_calls:
-            raise HubError(
-                f"refused: this app has {count:,} unfinished calls, the limit of the server "
-                f"(rekuest_max_pending_calls) is {self.max_pending_calls:,}; wait for some to "
-                "finish, or cancel them",
-                429,
-            )
-        if held + size > self.max_pending_bytes:
-            raise HubError(
-                f"refused: this app's unfinished calls hold {held:,} bytes of arguments, and "
-                f"this one {size:,} more; the limit of the server "
-                f"(rekuest_max_pending_argument_bytes) is {self.max_pending_bytes:,}; wait for "
-                "some to finish, or pass large data as a structure (such as an image)",
-                429,
-            )
+        if self.jobs.pop(job.id, None) is not None and job.size >= 0:
+            self.quotas.remove(job.caller_pk, job.size)
 
     def knows(self, function: str, selector: str | None = None) -> bool:
         """Whether an agent (online or not) matching ``selector`` ever registered ``function``."""

@@ -130,6 +130,19 @@ class ServerProcess:
         self.finish()
 
 
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc/<pid>/status")
+
+
+@pytest.fixture
+def peak_rss_mib() -> Callable[[int], float]:
+    """``peak_rss_mib(pid)``: the peak resident memory (VmHWM) of a process so far, in MiB."""
+    return _peak_rss_mib
+
+
 @pytest.fixture
 def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
     """An ``arkitekt server`` subprocess on its own data dir and port (not started yet)."""

@@ -92,6 +92,18 @@ class ServerSettings(BaseSettings):
         gt=0,
         description="How long finished rekuest assignments (results, errors, logs) are kept.",
     )
+    rekuest_max_pending_calls: int = Field(
+        default=10_000,
+        gt=0,
+        description="Unfinished rekuest assignments one app may have at once (calls waiting "
+        "for an agent or running); more are refused (429 over HTTP, `refused` on the socket).",
+    )
+    rekuest_max_pending_argument_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="The encoded bytes of the arguments of one app's unfinished rekuest "
+        "assignments, summed; a call that would exceed it is refused like one too many.",
+    )
     auth_cache_seconds: float = Field(
         default=5.0,
         ge=0,

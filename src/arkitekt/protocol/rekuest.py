@@ -27,14 +27,17 @@ Caller to server:
 Server to caller:
     ``ready`` (first, once the token is accepted), ``progress`` and ``log`` (only with
     ``events``), ``yield`` (``id``, ``v``), ``done`` (``id``, ``v``), ``error`` (``id``,
-    ``kind``: one of :data:`ERROR_KINDS`, ``m``, ``tb``). Results whose port holds a structure
-    also carry ``r``, the return port, so the caller can fetch the structures back.
+    ``kind``: one of :data:`ERROR_KINDS`, ``m``, ``tb``). Results (``done``, ``yield``) of a
+    function with a return port also carry ``r``, that port: the caller checks the value
+    against it and fetches the structures in it back.
 
 Limits (:mod:`arkitekt.protocol.rekuest_frames`, re-exported here): frames of at most
-:data:`MAX_FRAME_BYTES`, messages of at most :data:`MAX_MESSAGE_BYTES` encoded, values nested
-at most :data:`MAX_DEPTH` deep, finite numbers only, texts cut to :data:`MAX_TEXT_CHARS`. The
-server validates every message of an agent (:func:`agent_message`, and results against the
-definition's return port); a bad one fails its own assignment only.
+:data:`MAX_FRAME_BYTES` and :data:`MAX_FRAME_MESSAGES` messages, messages of at most
+:data:`MAX_MESSAGE_BYTES` encoded, values nested at most :data:`MAX_DEPTH` deep, finite numbers
+only (integers below :data:`MAX_INT_MAGNITUDE`; ``int`` ports take 64-bit ones), texts cut
+to :data:`MAX_TEXT_CHARS`. The server validates every message of an agent
+(:func:`agent_message`, and results against the definition's return port); a bad one fails its
+own assignment only.
 """
 
 from __future__ import annotations
@@ -46,8 +49,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from arkitekt.protocol.rekuest_frames import (
+    CLOSE_OUTBOX_FULL,
     MAX_DEPTH,
     MAX_FRAME_BYTES,
+    MAX_FRAME_MESSAGES,
+    MAX_INT_MAGNITUDE,
     MAX_MESSAGE_BYTES,
     MAX_TEXT_CHARS,
     AgentMessage,
@@ -63,9 +69,14 @@ from arkitekt.protocol.rekuest_frames import (
 )
 
 __all__ = [
+    "CLOSE_OUTBOX_FULL",
     "ERROR_KINDS",
+    "INT_MAX",
+    "INT_MIN",
     "MAX_DEPTH",
     "MAX_FRAME_BYTES",
+    "MAX_FRAME_MESSAGES",
+    "MAX_INT_MAGNITUDE",
     "MAX_MESSAGE_BYTES",
     "MAX_SECONDS",
     "MAX_TEXT_CHARS",
@@ -78,6 +89,7 @@ __all__ = [
     "PortKind",
     "RegisterMessage",
     "agent_message",
+    "argument_problem",
     "bind_arguments",
     "check_value",
     "clip",
@@ -96,6 +108,12 @@ ERROR_KINDS = ("remote", "invalid", "no_agent", "lost", "cancelled", "timeout", 
 """Why an assignment failed: the function raised (``remote``), bad arguments (``invalid``), no
 agent online (``no_agent``), its agent vanished for too long (``lost``), it was cancelled,
 timed out, or the server refused the request (``refused``)."""
+
+INT_MIN = -(2**63)
+"""The smallest value a port of kind ``int`` takes (64-bit, as databases and most languages
+store integers)."""
+INT_MAX = 2**63 - 1
+"""The largest value a port of kind ``int`` takes."""
 
 MAX_SECONDS = 86400.0
 """The longest ``wait`` and ``timeout`` a call may ask for (one day)."""
@@ -249,12 +267,22 @@ def check_value(port: Port, value: Any, where: str) -> Any:
     kind = port.kind
     if kind == "int":
         if isinstance(value, int) and not isinstance(value, bool):
+            if not INT_MIN <= value <= INT_MAX:
+                raise ArgumentsInvalid(
+                    f"{where}: expected a 64-bit integer (-2**63 to 2**63-1), got an integer "
+                    f"of {value.bit_length()} bits"
+                )
             return value
     elif kind == "float":
         if isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise ArgumentsInvalid(f"{where}: expected a finite number, got {value!r}")
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond a float's range
+                number = math.inf
+            if not math.isfinite(number):
+                shown = _describe(value) if isinstance(value, float) else "a larger integer"
+                raise ArgumentsInvalid(f"{where}: expected a finite number, got {shown}")
+            return number
     elif kind == "bool":
         if isinstance(value, bool):
             return value
@@ -285,6 +313,19 @@ def check_value(port: Port, value: Any, where: str) -> Any:
             out[key] = check_value(port.children[0], item, f"{where}[{key!r}]")
         return out
     raise ArgumentsInvalid(f"{where}: expected {kind}, got {_describe(value)}")
+
+
+def argument_problem(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Which argument of a call cannot travel and why (see :func:`problem`), or ``None``.
+
+    Used by callers before sending and by the server for every call it gets.
+    """
+    named = [(f"positional argument {n}", value) for n, value in enumerate(args)]
+    named += [(f"argument {key!r}", value) for key, value in kwargs.items()]
+    for where, value in named:
+        if (why := problem(value)) is not None:
+            return where, why
+    return None
 
 
 def bind_arguments(

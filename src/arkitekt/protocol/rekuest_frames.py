@@ -3,11 +3,13 @@
 Re-exported by :mod:`arkitekt.protocol.rekuest` (import from there). Both sides use these, so
 what one side sends is what the other accepts:
 
-* a frame (a JSON array of messages) is at most :data:`MAX_FRAME_BYTES`; one message, encoded,
-  at most :data:`MAX_MESSAGE_BYTES` (a sender splits a batch into several frames rather than
-  exceed the frame limit);
+* a frame (a JSON array of messages) is at most :data:`MAX_FRAME_BYTES` and holds at most
+  :data:`MAX_FRAME_MESSAGES` messages; one message, encoded, at most :data:`MAX_MESSAGE_BYTES`
+  (a sender splits a batch into several frames rather than exceed a frame limit; a receiver
+  refuses a frame above them once, as a whole, without decoding the messages past the cap);
 * values nest at most :data:`MAX_DEPTH` arrays/objects deep;
-* numbers are finite (``NaN`` and ``Infinity`` are not JSON; receivers refuse them per message);
+* numbers are finite (``NaN`` and ``Infinity`` are not JSON; receivers refuse them per message),
+  and integers fit a float's range (:data:`MAX_INT_MAGNITUDE`);
 * error messages, tracebacks, log lines and progress texts are cut to :data:`MAX_TEXT_CHARS`.
 
 A sender never lets one message it cannot encode stop the others: :func:`frames` hands such a
@@ -20,14 +22,18 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 __all__ = [
+    "CLOSE_OUTBOX_FULL",
     "MAX_DEPTH",
     "MAX_FRAME_BYTES",
+    "MAX_FRAME_MESSAGES",
+    "MAX_INT_MAGNITUDE",
     "MAX_MESSAGE_BYTES",
     "MAX_TEXT_CHARS",
     "AgentMessage",
@@ -36,6 +42,7 @@ __all__ = [
     "Failed",
     "Log",
     "MessageError",
+    "MessageTooBig",
     "Progress",
     "Yield",
     "agent_message",
@@ -54,6 +61,16 @@ it equals uvicorn's ``ws_max_size`` default, the client sets it as its ``max_siz
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 """The largest message, encoded: a result, stream item or call whose JSON is bigger fails its
 own call (return large data as a structure, such as an image, instead)."""
+MAX_FRAME_MESSAGES = 4096
+"""The most messages one frame may hold. A frame with more is refused as a whole, once (never
+once per message); senders split larger batches. An agent's burst of results, or a caller's
+burst of calls, that piles up while one frame is written is far smaller."""
+MAX_INT_MAGNITUDE = 2**1024
+"""Integers must be smaller than this in magnitude (so that every receiver can hold them as a
+float); ports of kind ``int`` take 64-bit integers only (:data:`INT_MIN` .. :data:`INT_MAX`)."""
+CLOSE_OUTBOX_FULL = 4008
+"""The close code the server uses for a peer that does not read what it is sent: its queue of
+outgoing messages overflowed (see the server's documentation for the bounds)."""
 MAX_DEPTH = 64
 """How deeply arrays and objects may nest in one message."""
 MAX_TEXT_CHARS = 64 * 1024
@@ -62,6 +79,10 @@ MAX_TEXT_CHARS = 64 * 1024
 
 class MessageError(ValueError):
     """A message (or frame) that cannot travel: the text says why."""
+
+
+class MessageTooBig(MessageError):
+    """A message bigger than :data:`MAX_MESSAGE_BYTES` (raised by :func:`encode`)."""
 
 
 def explain(error: ValidationError) -> str:
@@ -98,6 +119,8 @@ class _NonFinite:
 
 
 def _not_finite(value: Any) -> str | None:
+    if isinstance(value, int) and not -MAX_INT_MAGNITUDE < value < MAX_INT_MAGNITUDE:
+        return f"an integer of {value.bit_length()} bits, too large for any number (at most 1024)"
     if isinstance(value, _NonFinite):
         name = value.name
     elif isinstance(value, float) and not math.isfinite(value):
@@ -108,7 +131,10 @@ def _not_finite(value: Any) -> str | None:
 
 
 def problem(value: Any) -> str | None:
-    """Why a decoded ``value`` may not be used (too deep, a non-finite number), or ``None``."""
+    """Why a decoded ``value`` may not be used, or ``None``.
+
+    Too deep, a non-finite number, or an integer of :data:`MAX_INT_MAGNITUDE` or more.
+    """
     if not isinstance(value, dict | list | tuple):
         return _not_finite(value)
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -119,7 +145,7 @@ def problem(value: Any) -> str | None:
         for child in item.values() if isinstance(item, dict) else item:
             if isinstance(child, dict | list | tuple):
                 stack.append((child, depth + 1))
-            elif isinstance(child, float | _NonFinite) and (why := _not_finite(child)):
+            elif isinstance(child, float | int | _NonFinite) and (why := _not_finite(child)):
                 return why
     return None
 
@@ -143,7 +169,7 @@ def encode(message: Any) -> str:
     except TypeError as error:
         raise MessageError(f"a value JSON cannot carry ({error})") from None
     if len(text) > MAX_MESSAGE_BYTES:
-        raise MessageError(
+        raise MessageTooBig(
             f"it is {_size(len(text))} encoded, more than the limit of "
             f"{_size(MAX_MESSAGE_BYTES)} per message"
         )
@@ -180,7 +206,7 @@ def frames(
     batch: list[str] = []
     size = 2
     for part in parts:
-        if batch and size + len(part) + 1 > MAX_FRAME_BYTES:
+        if batch and (size + len(part) + 1 > MAX_FRAME_BYTES or len(batch) >= MAX_FRAME_MESSAGES):
             out.append("[" + ",".join(batch) + "]")
             batch, size = [], 2
         batch.append(part)
@@ -198,6 +224,8 @@ def dumps(messages: Iterable[Mapping[str, Any]]) -> str:
 
     """
     encoded = [encode(message) for message in messages]
+    if len(encoded) > MAX_FRAME_MESSAGES:
+        raise MessageError(f"{len(encoded):,} messages, more than {MAX_FRAME_MESSAGES:,} per frame")
     frame = "[" + ",".join(encoded) + "]"
     if len(frame) > MAX_FRAME_BYTES:
         raise MessageError(f"the frame is {_size(len(frame))}, more than {_size(MAX_FRAME_BYTES)}")
@@ -207,26 +235,70 @@ def dumps(messages: Iterable[Mapping[str, Any]]) -> str:
 def loads(frame: str | bytes) -> list[dict[str, Any]]:
     """Decode one frame; a single object is accepted as a batch of one.
 
-    Non-finite numbers do not fail the frame: they decode to a marker that :func:`problem`
-    reports, so that a receiver refuses only the message holding one.
+    Messages are decoded one by one, so that a frame with more than :data:`MAX_FRAME_MESSAGES`
+    is refused before the messages past the cap are built. Non-finite numbers do not fail the
+    frame: they decode to a marker that :func:`problem` reports, so that a receiver refuses
+    only the message holding one.
 
     Raises:
-        MessageError: the frame is too big, not JSON, nested too deeply, or not objects.
+        MessageError: the frame is too big, holds too many messages, is not JSON, is nested
+            too deeply, or is not objects.
 
     """
     if len(frame) > MAX_FRAME_BYTES:
         raise MessageError(f"the frame is {_size(len(frame))}, more than {_size(MAX_FRAME_BYTES)}")
     try:
-        data = json.loads(frame, parse_constant=_NonFinite)
+        text = frame.decode() if isinstance(frame, bytes) else frame
+        data = _messages(text)
+    except MessageError:
+        raise
     except RecursionError:
         raise MessageError(f"values nested deeper than {MAX_DEPTH} levels") from None
     except (ValueError, TypeError) as error:  # JSONDecodeError, or bytes that are not UTF-8
         raise MessageError(f"not JSON ({error})") from None
-    if isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+    if not all(isinstance(item, dict) for item in data):
         raise MessageError("a frame must be a JSON array of message objects")
     return data
+
+
+_DECODER = json.JSONDecoder(parse_constant=_NonFinite)
+_BLANK = re.compile(r"[ \t\n\r]*")
+
+
+def _messages(text: str) -> list[Any]:
+    """The items of the frame ``text`` (a JSON array, or one object), at most the cap."""
+    at = _BLANK.match(text).end()  # type: ignore[union-attr]  # it matches the empty string
+    if text.startswith("{", at) or not text.startswith("[", at):
+        data, end = _DECODER.raw_decode(text, at)
+        _end(text, end)
+        if not isinstance(data, dict):
+            raise MessageError("a frame must be a JSON array of message objects")
+        return [data]
+    items: list[Any] = []
+    at = _BLANK.match(text, at + 1).end()  # type: ignore[union-attr]
+    if text.startswith("]", at):
+        _end(text, at + 1)
+        return items
+    while True:
+        if len(items) == MAX_FRAME_MESSAGES:
+            raise MessageError(
+                f"the frame holds more than {MAX_FRAME_MESSAGES:,} messages (the limit per "
+                "frame; split larger batches)"
+            )
+        item, at = _DECODER.raw_decode(text, at)
+        items.append(item)
+        at = _BLANK.match(text, at).end()  # type: ignore[union-attr]
+        if text.startswith("]", at):
+            _end(text, at + 1)
+            return items
+        if not text.startswith(",", at):
+            raise MessageError(f"not JSON (expected ',' or ']' at character {at})")
+        at = _BLANK.match(text, at + 1).end()  # type: ignore[union-attr]
+
+
+def _end(text: str, at: int) -> None:
+    if _BLANK.match(text, at).end() != len(text):  # type: ignore[union-attr]
+        raise MessageError(f"not JSON (extra data at character {at})")
 
 
 # -- what agents send (after ``register``) ----------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from arkitekt.protocol.rekuest import MAX_SECONDS, MessageError, encode
+from arkitekt.protocol.rekuest import MAX_SECONDS, MessageError, argument_problem, encode
 from arkitekt.rekuest.errors import BadArgumentsError
 from arkitekt.rekuest.structures import shrink_any
 
@@ -29,12 +29,13 @@ def encode_call(function: str, message: dict[str, Any]) -> str:
     """The ``call`` message encoded, before anything is sent; refused naming the argument.
 
     Raises:
-        BadArgumentsError: an argument holds a non-finite number or nests too deeply, or the
-            call is bigger than ``MAX_MESSAGE_BYTES``.
+        BadArgumentsError: an argument holds a non-finite number, an integer too large for
+            any number port, or nests too deeply, or the call is bigger than
+            ``MAX_MESSAGE_BYTES``.
 
     """
     try:
-        return encode(message)
+        encoded = encode(message)
     except MessageError as error:
         named = [(f"positional argument {n}", v) for n, v in enumerate(message["args"])]
         named += [(f"argument {key!r}", v) for key, v in message["kwargs"].items()]
@@ -46,6 +47,10 @@ def encode_call(function: str, message: dict[str, Any]) -> str:
                     f"{function}(): {where} cannot be sent: {culprit}"
                 ) from None
         raise BadArgumentsError(f"{function}(): the call cannot be sent: {error}") from None
+    bad = argument_problem(message["args"], message["kwargs"])
+    if bad is not None:
+        raise BadArgumentsError(f"{function}(): {bad[0]} cannot be sent: {bad[1]}")
+    return encoded
 
 
 def check_seconds(name: str, value: float, *, zero: bool) -> None:

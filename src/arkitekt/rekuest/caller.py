@@ -21,7 +21,17 @@ from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from arkitekt.protocol.rekuest import MessageError, Port, explain, frames, loads, problem
+from arkitekt.protocol.rekuest import (
+    ArgumentsInvalid,
+    MessageError,
+    Port,
+    check_value,
+    explain,
+    frames,
+    has_structure,
+    loads,
+    problem,
+)
 from arkitekt.rekuest._ws import endpoint, open_socket
 from arkitekt.rekuest.errors import (
     AgentLostError,
@@ -83,17 +93,27 @@ def error_of(message: dict[str, Any]) -> RekuestError:
 
 
 async def expand(value: Any, hint: dict[str, Any] | None, scope: Scope) -> Any:
-    """Fetch the structures inside a result back (``hint``: its port, when it has any).
+    """A result checked against its port (``hint``), with its structures fetched back.
 
-    They are fetched by the calling app (``scope``), also when the call was made with an
-    explicit service from a thread where another app, or none, is active.
+    The server sends the return port with every result of a function that has one; a value
+    that does not fit it (a hostile or broken server) raises :class:`RekuestError`, never
+    reaches the caller. Structures are fetched by the calling app (``scope``), also when the
+    call was made with an explicit service from a thread where another app, or none, is active.
     """
-    if hint is None or value is None:
+    if hint is None:  # the function returns nothing (the server checked the value is null)
         return value
     try:
         port = Port.model_validate(hint)
     except ValidationError as error:
         raise RekuestError(f"the server sent an invalid result port: {explain(error)}") from None
+    try:
+        value = check_value(port, value, "the result")
+    except ArgumentsInvalid as error:
+        raise RekuestError(
+            f"the server sent a result that does not fit the function's return port: {error}"
+        ) from None
+    if value is None or not has_structure(port):
+        return value
     token = bind(scope)
     try:
         return await _expand(port, value)
@@ -111,8 +131,6 @@ async def _expand(port: Port, value: Any) -> Any:
         return [await _expand(port.children[0], item) for item in value]
     if port.kind == "dict" and isinstance(value, dict):
         return {key: await _expand(port.children[0], item) for key, item in value.items()}
-    if port.kind in ("list", "dict"):
-        raise RekuestError(f"the server sent a result that does not fit its port ({port.kind})")
     return value
 
 

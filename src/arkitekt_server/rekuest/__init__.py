@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
-from arkitekt.protocol.rekuest_frames import MAX_MESSAGE_BYTES
+from arkitekt.protocol.rekuest import MAX_MESSAGE_BYTES
 from arkitekt_server._net import ws_url
 from arkitekt_server._periodic import every
 from arkitekt_server.rekuest import models as models
@@ -37,8 +37,13 @@ def _config(base: str, settings: ServerSettings) -> dict[str, object]:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = app.state.settings
     store = Store(app.state.database)
-    hub = Hub(store)
+    hub = Hub(
+        store,
+        max_pending_calls=settings.rekuest_max_pending_calls,
+        max_pending_bytes=settings.rekuest_max_pending_argument_bytes,
+    )
     await hub.load()
     app.state.rekuest_hub = hub
     async with anyio.create_task_group() as tasks:
@@ -59,7 +64,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         finally:
             tasks.cancel_scope.cancel()
             with anyio.CancelScope(shield=True):
-                await store.flush()
+                await store.close()
 
 
 service = ServerService(
@@ -68,6 +73,7 @@ service = ServerService(
     prefix="/rekuest",
     config=_config,
     lifespan=_lifespan,
-    # an HTTP call carries up to a message's worth of arguments (more than max_body_bytes)
+    # a call's body: at most one message (the hub checks the encoded call exactly), with room
+    # for the JSON of the request around it
     body_limits={"/rekuest/assignments/": MAX_MESSAGE_BYTES + SMALL_BODY_BYTES},
 )

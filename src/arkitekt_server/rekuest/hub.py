@@ -19,15 +19,17 @@ from pydantic import ValidationError
 from arkitekt.protocol.rekuest import (
     AgentMessage,
     ArgumentsInvalid,
-    CallMessage,
     Definition,
+    MessageError,
     RegisterMessage,
     explain,
 )
 from arkitekt.protocol.rekuest_frames import Cancelled, Done, Failed, Log, Yield
 from arkitekt_server.db import utcnow
 from arkitekt_server.rekuest.binding import bind, check_result, choose
+from arkitekt_server.rekuest.calls import HubError, check_call
 from arkitekt_server.rekuest.peer import Peer
+from arkitekt_server.rekuest.quotas import Quotas
 from arkitekt_server.rekuest.refusals import refuse_agent_message, refuse_duplicate
 from arkitekt_server.rekuest.restore import restore
 from arkitekt_server.rekuest.state import AgentState, Job
@@ -48,20 +50,24 @@ REMEMBERED_IDS = 100_000
 (older ones are caught when the store finds them already stored)."""
 
 
-class HubError(Exception):
-    """A request the hub refuses (the message says why)."""
-
-
 class Hub:
     """Routes calls to agents and results back to callers.
 
     Args:
         store: where changes are recorded.
+        max_pending_calls: unfinished assignments one app (caller) may have at once.
+        max_pending_bytes: their arguments' encoded bytes, summed, per app.
 
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self,
+        store: Store,
+        max_pending_calls: int = 10_000,
+        max_pending_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
         self.store = store
+        self.quotas = Quotas(max_pending_calls, max_pending_bytes)
         self.agents: dict[str, AgentState] = {}
         self.jobs: dict[str, Job] = {}
         self.waiting: dict[str, Job] = {}
@@ -89,14 +95,11 @@ class Hub:
             raise HubError("a call needs a fresh id (a uuid of 8 to 64 characters)")
         if id in self.jobs or id in self._used:
             raise HubError(f"the call id {id!r} was used before; every call needs a fresh id")
-        try:
-            message = CallMessage.model_validate(msg)
-        except ValidationError as error:
-            raise HubError(f"invalid call: {explain(error)}") from None
-        kwargs = msg.get("kwargs") or {}
-        if not isinstance(kwargs, dict):
-            raise HubError("invalid call: kwargs: must be an object")
+        message, kwargs, size = check_call(msg)
+        if (refusal := self.quotas.refusal(caller_pk, size)) is not None:
+            raise HubError(refusal, 429)
         job = Job(id, message.f, caller, caller_pk)
+        job.size = size
         job.raw = (message.args or [], kwargs)
         job.selector = message.agent
         job.stream = message.stream
@@ -115,6 +118,7 @@ class Hub:
                 self._reject(job, chosen)
             else:
                 self._dispatch(job, *chosen, new=True)
+                self.admit(job)
             return job
         known = self._known_definitions(job)
         if known:  # refuse bad arguments now, if no known definition accepts them
@@ -124,12 +128,23 @@ class Hub:
                 return job
         if job.wait > 0:
             self.jobs[id] = self.waiting[id] = job
+            self.admit(job)
             job.deadline = time.monotonic() + job.wait
             self._remember(id)
             self.store.insert(self._row(job, "queued"))
         else:
             self._fail_early(job, "no_agent", self._no_agent_message(job))
         return job
+
+    def admit(self, job: Job) -> None:
+        """Count an unfinished assignment against its app's quotas (until :meth:`release`)."""
+        if job.id in self.jobs and job.size >= 0:
+            self.quotas.add(job.caller_pk, job.size)
+
+    def release(self, job: Job) -> None:
+        """Forget a finished (or refused) assignment, and count it no more."""
+        if self.jobs.pop(job.id, None) is not None and job.size >= 0:
+            self.quotas.remove(job.caller_pk, job.size)
 
     def knows(self, function: str, selector: str | None = None) -> bool:
         """Whether an agent (online or not) matching ``selector`` ever registered ``function``."""
@@ -335,7 +350,13 @@ class Hub:
         else:
             fields = {"status": "assigned", "agent_key": agent.key, "attempts": job.attempts}
             self.store.update(job.id, {**fields, "args": bound})
-        agent.peer.send({"t": "assign", "id": job.id, "f": job.function, "a": bound})
+        try:  # bound arguments (defaults filled in) may be bigger than the call was
+            agent.peer.send(
+                {"t": "assign", "id": job.id, "f": job.function, "a": bound}, strict=True
+            )
+        except MessageError as error:
+            reason = f"the arguments cannot be sent to the agent: {error}"
+            self._finish(job, "error", kind="invalid", message=reason)
 
     def _pump_waiting(self) -> None:
         for job in list(self.waiting.values()):
@@ -380,7 +401,7 @@ class Hub:
         tb: str | None = None,
         by: AgentState | None = None,
     ) -> None:
-        self.jobs.pop(job.id, None)
+        self.release(job)
         self.waiting.pop(job.id, None)
         self._expiring.pop(job.id, None)
         if job.agent is not None:

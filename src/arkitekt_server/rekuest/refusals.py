@@ -1,18 +1,61 @@
 """What the hub refuses after the fact: reused call ids, and messages of agents that break the
-protocol. Either fails only the assignment concerned."""
+protocol. Either fails only the assignment concerned. Refusals are logged through :func:`warn`,
+which is rate-limited, so that a peer sending garbage cannot fill the log."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from arkitekt_server.rekuest.hub import Hub
     from arkitekt_server.rekuest.state import AgentState
 
-__all__ = ["refuse_agent_message", "refuse_duplicate"]
+__all__ = [
+    "WARNINGS_PER_WINDOW",
+    "WINDOW_SECONDS",
+    "refuse_agent_message",
+    "refuse_duplicate",
+    "warn",
+]
 
 log = logging.getLogger("arkitekt_server.rekuest")
+
+WARNINGS_PER_WINDOW = 20
+"""At most this many refusal warnings are logged per :data:`WINDOW_SECONDS`; the rest are
+counted, and the count is logged when the next window starts."""
+WINDOW_SECONDS = 10.0
+
+
+class _Throttle:
+    """A rate-limited ``log.warning``: a burst is logged, the rest is counted."""
+
+    def __init__(self) -> None:
+        self._start = -WINDOW_SECONDS
+        self._count = 0
+        self._suppressed = 0
+
+    def __call__(self, text: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._start >= WINDOW_SECONDS:
+            if self._suppressed:
+                log.warning(
+                    "rekuest: %d more refusal warning(s) were not logged (at most %d per %g s)",
+                    self._suppressed,
+                    WARNINGS_PER_WINDOW,
+                    WINDOW_SECONDS,
+                )
+            self._start, self._count, self._suppressed = now, 0, 0
+        if self._count < WARNINGS_PER_WINDOW:
+            self._count += 1
+            log.warning(text, *args)
+        else:
+            self._suppressed += 1
+
+
+warn = _Throttle()
+"""Log a refusal warning (``text`` and ``args`` as for ``logging``), rate-limited."""
 
 
 def refuse_agent_message(hub: Hub, agent: AgentState, message: dict[str, Any], reason: str) -> None:
@@ -24,7 +67,7 @@ def refuse_agent_message(hub: Hub, agent: AgentState, message: dict[str, Any], r
     """
     id, kind = message.get("id"), str(message.get("t"))[:20]
     id = id if isinstance(id, str) else None
-    log.warning("rekuest: refused a %r message of agent %s: %s", kind, agent.key, reason)
+    warn("rekuest: refused a %r message of agent %s: %s", kind, agent.key, reason)
     if agent.peer is not None:
         agent.peer.send({"t": "refused", "id": id, "m": reason})
     job = hub.jobs.get(id) if id is not None else None
@@ -44,10 +87,11 @@ def refuse_duplicate(hub: Hub, id: str) -> None:
     Nothing of it is recorded (that would change the earlier call's row); its agent is told to
     cancel it, its caller gets a ``refused`` error.
     """
-    log.warning("rekuest: refused a call whose id %r was used before", id)
-    job = hub.jobs.pop(id, None)
+    warn("rekuest: refused a call whose id %r was used before", id)
+    job = hub.jobs.get(id)
     if job is None:
         return
+    hub.release(job)
     hub.waiting.pop(id, None)
     hub._expiring.pop(id, None)
     if job.agent is not None:

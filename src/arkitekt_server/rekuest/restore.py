@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from arkitekt.protocol.rekuest import Definition
+from arkitekt.protocol.rekuest import Definition, MessageError, encode
 from arkitekt_server.rekuest.state import AgentState, Job
 
 if TYPE_CHECKING:
@@ -54,5 +54,10 @@ async def restore(hub: Hub, grace: float) -> None:
             job.tried.add(arow.agent_key)
         job.deadline = deadline
         hub.jobs[job.id] = hub.waiting[job.id] = job
+        try:  # counted against its app's limits, as when it was made
+            job.size = len(encode(arow.args))
+        except MessageError:
+            job.size = 0
+        hub.admit(job)
     if active:
         log.info("rekuest: %d unfinished assignment(s) wait for their agents", len(active))

@@ -8,10 +8,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+from anyio.lowlevel import checkpoint
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect, status
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 
 from arkitekt.protocol.rekuest import (
+    CLOSE_OUTBOX_FULL,
     MAX_MESSAGE_BYTES,
     MessageError,
     agent_message,
@@ -22,6 +25,7 @@ from arkitekt.protocol.rekuest import (
 from arkitekt_server.auth import CurrentPrincipal, authenticate_websocket
 from arkitekt_server.rekuest.hub import AgentState, Hub, HubError
 from arkitekt_server.rekuest.peer import Peer
+from arkitekt_server.rekuest.refusals import warn
 from arkitekt_server.service import documented
 
 __all__ = ["router"]
@@ -29,10 +33,18 @@ __all__ = ["router"]
 log = logging.getLogger("arkitekt_server.rekuest")
 router = APIRouter(tags=["rekuest"])
 
+YIELD_EVERY = 256
+"""Messages of one frame handled between two yields to the event loop (a full frame must not
+hold up other requests)."""
+
 _REASONS = {
     400: "The arguments do not fit the function (the detail's ``kind`` and ``message`` say how).",
     404: "No such assignment of yours, or no agent ever registered the function.",
-    422: "A malformed call: unbounded ``wait``/``timeout``, non-finite or too deep arguments.",
+    413: "The call is bigger than ``MAX_MESSAGE_BYTES`` encoded (as on the websocket).",
+    422: "A malformed call: unbounded ``wait``/``timeout``, non-finite, too large or too deep "
+    "arguments.",
+    429: "The app has too many unfinished calls, or too many bytes of arguments in them "
+    "(settings ``rekuest_max_pending_calls``, ``rekuest_max_pending_argument_bytes``).",
     503: "The function is registered, but no agent of it is online (after ``wait``).",
 }
 
@@ -52,8 +64,13 @@ async def _open(websocket: WebSocket) -> tuple[Peer, Any] | None:
 
 
 async def _serve(peer: Peer, receive: Callable[[], Awaitable[None]]) -> None:
-    """Run ``receive`` (the reading loop) with the peer's writer beside it, until either ends."""
+    """Run ``receive`` (the reading loop) with the peer's writer beside it, until either ends.
+
+    A peer whose outbox overflows is cut off at once (its writer may be stuck on a socket it
+    does not read) and closed with ``CLOSE_OUTBOX_FULL``, as far as the socket still lets us.
+    """
     async with anyio.create_task_group() as tasks:
+        peer.scope = tasks.cancel_scope
         tasks.start_soon(peer.pump)
         try:
             await receive()
@@ -66,6 +83,9 @@ async def _serve(peer: Peer, receive: Callable[[], Awaitable[None]]) -> None:
         finally:
             if peer.closing is None:
                 tasks.cancel_scope.cancel()
+    if peer.closing is not None and peer.closing[0] == CLOSE_OUTBOX_FULL:
+        with anyio.move_on_after(1.0, shield=True):
+            await peer.websocket.close(*peer.closing)
 
 
 async def _frame(websocket: WebSocket) -> tuple[list[dict[str, Any]], bool] | str:
@@ -111,7 +131,7 @@ async def agent_socket(websocket: WebSocket) -> None:
         frame = await _frame(websocket)
         if isinstance(frame, str) or not frame[0]:
             reason = frame or "an empty frame: the first message of an agent must be `register`"
-            log.warning("rekuest: refused an agent of %s: %s", principal.identifier, reason)
+            warn("rekuest: refused an agent of %s: %s", principal.identifier, reason)
             peer.send({"t": "fatal", "m": reason})
             peer.close(4400, "registration refused")
             return
@@ -129,21 +149,25 @@ async def agent_socket(websocket: WebSocket) -> None:
                 peer, principal.client_pk, principal.identifier, first
             )
         except HubError as error:
-            log.warning("rekuest: refused an agent of %s: %s", principal.identifier, error)
+            warn("rekuest: refused an agent of %s: %s", principal.identifier, error)
             peer.send({"t": "fatal", "m": str(error)})
             peer.close(4400, "registration refused")
             return
-        for message in rest:
+        for n, message in enumerate(rest, 1):
             _handle(hub, agent, message, big)
+            if n % YIELD_EVERY == 0:
+                await checkpoint()
         while True:
             frame = await _frame(websocket)
-            if isinstance(frame, str):
-                log.warning("rekuest: refused a frame of agent %s: %s", agent.key, frame)
+            if isinstance(frame, str):  # refused once, as a whole
+                warn("rekuest: refused a frame of agent %s: %s", agent.key, frame)
                 peer.send({"t": "refused", "id": None, "m": frame})
                 continue
             messages, big = frame
-            for message in messages:
+            for n, message in enumerate(messages, 1):
                 _handle(hub, agent, message, big)
+                if n % YIELD_EVERY == 0:
+                    await checkpoint()
 
     try:
         await _serve(peer, receive)
@@ -152,26 +176,23 @@ async def agent_socket(websocket: WebSocket) -> None:
         if gone is not None:
             hub.agent_gone(gone, peer)
             with anyio.CancelScope(shield=True):
-                await hub.store.mark_disconnected(gone.key)
+                try:
+                    await hub.store.mark_disconnected(gone.key)
+                except DBAPIError as error:  # e.g. locked: the next start marks it offline too
+                    log.warning("rekuest: could not record agent %s offline: %s", gone.key, error)
 
 
-def _caller_message(
-    hub: Hub, peer: Peer, client_pk: int, message: dict[str, Any], big: bool
-) -> None:
+def _caller_message(hub: Hub, peer: Peer, client_pk: int, message: dict[str, Any]) -> None:
     kind = message.get("t")
     id = message.get("id")
     what = kind if kind in ("call", "cancel") else "message"
     try:
+        if kind == "call":  # the hub checks a call whole, as for HTTP (sizes too)
+            hub.call(peer, client_pk, message)
+            return
         if (why := problem(message)) is not None:
             raise HubError(f"invalid {what}: {why}")
-        if big:
-            try:
-                encode(message)  # a call bigger than MAX_MESSAGE_BYTES could not be assigned
-            except MessageError as error:
-                raise HubError(f"invalid {what}: {error}") from None
-        if kind == "call":
-            hub.call(peer, client_pk, message)
-        elif kind == "cancel":
+        if kind == "cancel":
             hub.cancel(client_pk, str(id))
         else:
             raise HubError(f"unknown message type {kind!r} (a caller sends `call` or `cancel`)")
@@ -199,13 +220,15 @@ async def caller_socket(websocket: WebSocket) -> None:
     async def receive() -> None:
         while True:
             frame = await _frame(websocket)
-            if isinstance(frame, str):
-                log.warning("rekuest: refused a frame of %s: %s", principal.identifier, frame)
+            if isinstance(frame, str):  # refused once, as a whole
+                warn("rekuest: refused a frame of %s: %s", principal.identifier, frame)
                 peer.send({"t": "error", "id": None, "kind": "refused", "m": frame, "tb": None})
                 continue
-            messages, big = frame
-            for message in messages:
-                _caller_message(hub, peer, principal.client_pk, message, big)
+            messages, _ = frame
+            for n, message in enumerate(messages, 1):
+                _caller_message(hub, peer, principal.client_pk, message)
+                if n % YIELD_EVERY == 0:
+                    await checkpoint()
 
     try:
         await _serve(peer, receive)
@@ -259,23 +282,24 @@ async def agents(request: Request, principal: CurrentPrincipal) -> list[dict[str
 @router.post(
     "/assignments/",
     status_code=status.HTTP_201_CREATED,
-    responses=documented(_REASONS, 400, 404, 422, 503),
+    responses=documented(_REASONS, 400, 404, 413, 422, 429, 503),
 )
 async def create_assignment(
     body: CallRequest, request: Request, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """Call a function without a websocket.
 
-    Answers 422 for a malformed call (``wait`` and ``timeout`` must be finite, and at most
-    :data:`~arkitekt.protocol.rekuest.MAX_SECONDS`; ``timeout`` above 0; arguments finite and
-    nested at most :data:`~arkitekt.protocol.rekuest.MAX_DEPTH` deep), 400 for bad
-    arguments, 404 for a function no agent (matching ``agent``) ever
-    registered, 503 for a registered function with no agent online (after ``wait``).
+    The call is checked exactly as one made on the caller websocket. Answers 422 for a
+    malformed call (``wait`` and ``timeout`` must be finite, and at most
+    :data:`~arkitekt.protocol.rekuest.MAX_SECONDS`; ``timeout`` above 0; arguments finite,
+    integers below :data:`~arkitekt.protocol.rekuest.MAX_INT_MAGNITUDE`, nested at most
+    :data:`~arkitekt.protocol.rekuest.MAX_DEPTH` deep), 413 for a call bigger than
+    :data:`~arkitekt.protocol.rekuest.MAX_MESSAGE_BYTES` encoded, 429 when the app has too many
+    unfinished calls (or bytes of arguments in them), 400 for bad arguments, 404 for a
+    function no agent (matching ``agent``) ever registered, 503 for a registered function
+    with no agent online (after ``wait``).
     """
     hub = _hub(request)
-    why = problem([body.positional, body.arguments])
-    if why is not None:  # as on the websocket: depth and finite numbers
-        raise HTTPException(422, detail={"kind": "refused", "message": f"invalid call: {why}"})
     id = uuid.uuid4().hex
     message = {
         "t": "call",
@@ -291,7 +315,7 @@ async def create_assignment(
         job = hub.call(None, principal.client_pk, message)
     except HubError as error:
         detail = {"kind": "refused", "message": str(error)}  # e.g. an unbounded wait
-        raise HTTPException(422, detail=detail) from None
+        raise HTTPException(error.status, detail=detail) from None
     if job.failure is not None:
         kind, reason = job.failure
         code = status.HTTP_400_BAD_REQUEST

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from arkitekt.protocol.rekuest import Definition, has_structure
+from arkitekt.protocol.rekuest import Definition
 from arkitekt_server.rekuest.peer import Peer
 
 __all__ = ["AgentState", "Job"]
@@ -37,13 +37,11 @@ class AgentState:
         self.running: dict[str, Job] = {}
 
     def set_definitions(self, definitions: list[Definition]) -> None:
-        """Replace the definitions (and the result hints callers get for structures)."""
+        """Replace the definitions (and the return ports callers get with results, ``r``)."""
         self.definitions = {d.name: d for d in definitions}
         self.fingerprints = {d.name: d.model_dump_json() for d in definitions}
         self.hints = {
-            d.name: (
-                d.returns[0].model_dump() if d.returns and has_structure(d.returns[0]) else None
-            )
+            d.name: d.returns[0].model_dump(exclude_defaults=True) if d.returns else None
             for d in definitions
         }
 
@@ -70,6 +68,7 @@ class Job:
         "raw",
         "selector",
         "seq",
+        "size",
         "stream",
         "timeout",
         "tried",
@@ -95,3 +94,4 @@ class Job:
         self.expires = 0.0
         self.tried: set[str] = set()  # keys of the agents it was delivered to
         self.failure: tuple[str, str] | None = None  # (kind, message) when refused at once
+        self.size = -1  # the call's encoded bytes, once counted against its app's limits

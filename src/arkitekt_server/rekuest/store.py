@@ -4,6 +4,11 @@ The hub decides in memory and records here; one background task commits whatever
 one transaction (an assignment that finishes before its insert was committed is inserted
 finished: one write per call). Callbacks registered with a change run once it is committed; the
 hub uses them to acknowledge results to agents, which keep results until then.
+
+Writes are never cancelled half-way (a transaction cancelled on SQLite may keep the database
+locked for the next one), and the store's own writes never overlap. At shutdown, :meth:`close`
+writes what is left, waiting out a database another process keeps locked (up to
+:data:`CLOSE_SECONDS`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any, cast
 
 import anyio
 from sqlalchemy import Table, Update, bindparam, delete, insert, select, update
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from arkitekt_server.db import Database, utcnow
@@ -28,9 +33,12 @@ from arkitekt_server.rekuest.models import (
     LogRow,
 )
 
-__all__ = ["Store"]
+__all__ = ["CLOSE_SECONDS", "Store"]
 
 log = logging.getLogger("arkitekt_server.rekuest")
+
+CLOSE_SECONDS = 60.0
+"""How long the final write at shutdown retries while the database is locked (busy)."""
 
 _ASSIGNMENTS = cast(Table, AssignmentRow.__table__)
 _LOGS = cast(Table, LogRow.__table__)
@@ -100,6 +108,25 @@ class Store:
                 log.exception("could not store rekuest assignments; retrying")
                 await anyio.sleep(1.0)
 
+    async def close(self) -> None:
+        """Write what is left (at shutdown, after :meth:`run` was cancelled).
+
+        A locked database (another process writing, such as the CLI) is waited out, retrying
+        with backoff for up to :data:`CLOSE_SECONDS`.
+        """
+        deadline = anyio.current_time() + CLOSE_SECONDS
+        delay = 0.1
+        while True:
+            try:
+                await self.flush()
+                return
+            except OperationalError as error:
+                if anyio.current_time() + delay > deadline:
+                    raise
+                log.warning("rekuest: the database is busy (%s); writing again", error.orig)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     async def flush(self) -> None:
         """Commit everything recorded so far, then run the callbacks of what was committed.
 
@@ -116,13 +143,16 @@ class Store:
             if not (inserts or updates or logs or callbacks):
                 return
             try:
-                try:
-                    duplicates = await self._write(inserts, updates, logs)
-                except Exception as error:
-                    if not _refused(error):
-                        raise
-                    log.warning("rekuest: a batch was refused (%s); storing it row by row", error)
-                    duplicates = await self._write_each(inserts, updates, logs)
+                with anyio.CancelScope(shield=True):  # never half-way: see the module
+                    try:
+                        duplicates = await self._write(inserts, updates, logs)
+                    except Exception as error:
+                        if not _refused(error):
+                            raise
+                        log.warning(
+                            "rekuest: a batch was refused (%s); storing it row by row", error
+                        )
+                        duplicates = await self._write_each(inserts, updates, logs)
             except BaseException:
                 self._restore(inserts, updates, logs, callbacks)
                 raise
@@ -283,13 +313,15 @@ class Store:
             .where(AssignmentRow.status.in_(FINISHED))
             .where(AssignmentRow.finished_at < cutoff)
         )
-        async with self.database.engine.begin() as connection:
-            await connection.execute(delete(_LOGS).where(_LOGS.c.assignment_id.in_(old)))
-            result = await connection.execute(
-                delete(_ASSIGNMENTS)
-                .where(_ASSIGNMENTS.c.status.in_(FINISHED))
-                .where(_ASSIGNMENTS.c.finished_at < cutoff)
-            )
+        async with self._lock:
+            with anyio.CancelScope(shield=True):  # never half-way: see the module
+                async with self.database.engine.begin() as connection:
+                    await connection.execute(delete(_LOGS).where(_LOGS.c.assignment_id.in_(old)))
+                    result = await connection.execute(
+                        delete(_ASSIGNMENTS)
+                        .where(_ASSIGNMENTS.c.status.in_(FINISHED))
+                        .where(_ASSIGNMENTS.c.finished_at < cutoff)
+                    )
         return int(result.rowcount or 0)
 
     async def get(self, id: str) -> tuple[AssignmentRow | None, list[LogRow]]:

@@ -13,8 +13,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from arkitekt.protocol.rekuest import (
+    INT_MAX,
+    INT_MIN,
     MAX_DEPTH,
     MAX_FRAME_BYTES,
+    MAX_FRAME_MESSAGES,
+    MAX_INT_MAGNITUDE,
     MAX_TEXT_CHARS,
     ArgumentsInvalid,
     CallMessage,
@@ -23,6 +27,7 @@ from arkitekt.protocol.rekuest import (
     Port,
     RegisterMessage,
     agent_message,
+    argument_problem,
     bind_arguments,
     clip,
     encode,
@@ -157,8 +162,17 @@ _ports = st.sampled_from(
 )
 
 
+@st.composite
+def with_huge_int(draw: st.DrawFn) -> Any:
+    """A JSON value with an integer beyond 64 bits (up to beyond a float's range) inside."""
+    value = draw(st.integers(2**63, 2**1100) | st.integers(-(2**1100), -(2**63) - 1))
+    for _ in range(draw(st.integers(0, 3))):
+        value = [value] if draw(st.booleans()) else {draw(st.text(max_size=4)): value}
+    return value
+
+
 @PROPERTY
-@given(_ports, json_values | with_non_finite())
+@given(_ports, json_values | with_non_finite() | with_huge_int())
 def test_arguments_are_accepted_or_refused_naming_the_argument(port: Port, value: Any) -> None:
     definition = Definition(name="f", args=[port])
     try:
@@ -197,3 +211,46 @@ def test_registrations_are_refused_naming_the_field(field: str, value: Any) -> N
     else:
         return
     assert refusal.startswith(field)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "why"),
+    [
+        ("float", 10**400, "expected a finite number, got a larger integer"),
+        ("float", -(10**400), "expected a finite number"),
+        ("int", INT_MAX + 1, "expected a 64-bit integer"),
+        ("int", INT_MIN - 1, "expected a 64-bit integer"),
+    ],
+)
+def test_integers_beyond_a_port_are_refused_naming_the_argument(
+    kind: str, value: int, why: str
+) -> None:
+    definition = Definition(name="f", args=[Port(key="x", kind=kind)])  # type: ignore[arg-type]
+    with pytest.raises(ArgumentsInvalid, match=f"argument 'x': {why}"):
+        bind_arguments(definition, [], {"x": value})
+    nested = Definition(
+        name="f", args=[Port(key="d", kind="dict", children=[Port(key="v", kind=kind)])]
+    )  # type: ignore[arg-type]
+    with pytest.raises(ArgumentsInvalid, match=f"argument 'd'\\['k'\\]: {why}"):
+        bind_arguments(nested, [{"k": value}], {})
+    largest = {"int": INT_MAX, "float": 2**1023}[kind]  # accepted: the port can hold it
+    assert bind_arguments(definition, [], {"x": largest})["x"] == largest
+
+
+def test_integers_no_number_can_hold_are_refused_by_the_wire_naming_the_argument() -> None:
+    assert argument_problem([1, {"a": [MAX_INT_MAGNITUDE]}], {}) == (
+        "positional argument 1",
+        "an integer of 1025 bits, too large for any number (at most 1024)",
+    )
+    assert argument_problem([], {"x": -(MAX_INT_MAGNITUDE - 1)}) is None
+    assert "too large" in str(problem({"t": "done", "id": "i", "v": [MAX_INT_MAGNITUDE]}))
+
+
+def test_a_frame_holds_at_most_max_frame_messages_and_senders_split_batches() -> None:
+    batch = [{"t": "log", "id": f"id-{n}", "m": ""} for n in range(MAX_FRAME_MESSAGES * 2 + 1)]
+    sent = frames(batch, lambda *_: pytest.fail("refused a good message"))
+    assert [len(loads(frame)) for frame in sent] == [MAX_FRAME_MESSAGES] * 2 + [1]
+    with pytest.raises(MessageError, match=f"more than {MAX_FRAME_MESSAGES:,} messages"):
+        loads("[" + ",".join(["{}"] * (MAX_FRAME_MESSAGES + 1)) + "]")
+    with pytest.raises(MessageError, match=f"more than {MAX_FRAME_MESSAGES:,} messages"):
+        loads("[" + "{}," * 600_000 + "{}]")  # refused without building 600,000 objects

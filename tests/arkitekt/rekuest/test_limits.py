@@ -116,6 +116,8 @@ async def test_a_nan_result_fails_its_call_only(connect: Callable[..., App], ser
         ((math.inf,), {}, "positional argument 0"),
         ((), {"x": [[1.0, -math.inf]]}, "argument 'x'"),
         ((), {"x": object()}, "argument 'x'"),
+        ((10**400,), {}, "positional argument 0 cannot be sent: an integer of 1329 bits"),
+        ((), {"x": {"a": [-(10**400)]}}, "argument 'x' cannot be sent: an integer"),
     ],
 )
 async def test_an_unsendable_argument_fails_that_call_before_sending(
@@ -285,6 +287,9 @@ async def test_the_callers_writer_fails_an_unencodable_message_alone(
             {"key": "return", "kind": "list", "children": [{"key": "i", "kind": "int"}]},
             "does not fit",
         ),
+        ({"a": 1}, {"key": "return", "kind": "float"}, "does not fit.*expected float, got dict"),
+        ([1, 2], {"key": "return", "kind": "structure", "identifier": "@mikro/image"}, "fit"),
+        (2**70, {"key": "return", "kind": "int"}, "does not fit.*64-bit"),
     ],
 )
 async def test_a_hostile_result_port_is_a_rekuest_error(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -31,19 +30,6 @@ def zstd_rle_frame(declared: int, total: int) -> bytes:
 def zstd_bomb() -> Callable[[int, int], bytes]:
     """``zstd_bomb(declared, total)``: see :func:`zstd_rle_frame`."""
     return zstd_rle_frame
-
-
-def _peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM in /proc/<pid>/status")
-
-
-@pytest.fixture
-def peak_rss_mib() -> Callable[[int], float]:
-    """``peak_rss_mib(pid)``: the peak resident memory (VmHWM) of a process so far, in MiB."""
-    return _peak_rss_mib
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def test_a_bad_message_of_an_agent_fails_its_assignment_only(
     again = wire.call(caller, "af_echo", kwargs={"x": 2})
     assert wire.assignment(agent)["id"] == again
     agent.send(json.dumps([{"t": "done", "id": again, "v": 4}]))
-    assert wire.answer(caller, again) == {"t": "done", "id": again, "v": 4}
+    assert wire.answer(caller, again) == {"t": "done", "id": again, "v": 4, "r": INT_RESULT[0]}
 
 
 def test_an_unreadable_frame_of_an_agent_is_refused_and_the_socket_kept(

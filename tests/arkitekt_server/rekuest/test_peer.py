@@ -1,4 +1,4 @@
-"""A peer's writer never stops for one message it cannot encode.
+"""A peer's writer never stops for one message it cannot encode, and its queue is bounded.
 
 Validation keeps such messages from reaching it, so the fault is provoked directly here.
 """
@@ -10,10 +10,11 @@ import math
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
-from arkitekt.protocol.rekuest import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
-from arkitekt_server.rekuest.peer import Peer
+from arkitekt.protocol.rekuest import CLOSE_OUTBOX_FULL, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
+from arkitekt_server.rekuest.peer import MAX_OUTBOX_BYTES, MAX_OUTBOX_MESSAGES, Peer
 
 
 class _Socket:
@@ -54,3 +55,37 @@ async def test_the_writer_replaces_an_unencodable_answer_and_goes_on() -> None:
     assert [m["id"] for m in big] == ["big-0", "big-1", "big-2"]
     assert len(socket.frames) >= 2  # split: one frame could not hold them all
     assert socket.closed == (1000, "done")
+
+
+class _Stuck(_Socket):
+    """A socket whose peer never reads: every write blocks."""
+
+    async def send_text(self, frame: str) -> None:
+        await anyio.sleep_forever()
+
+
+@pytest.mark.anyio
+async def test_a_peer_that_does_not_read_is_cut_off_when_its_outbox_overflows() -> None:
+    socket = _Stuck()
+    peer = Peer(socket, 1)  # type: ignore[arg-type]
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tasks:
+            peer.scope = tasks.cancel_scope
+            tasks.start_soon(peer.pump)
+            peer.send({"t": "progress", "id": "first", "p": 1})  # the write that blocks
+            while peer._outbox:
+                await anyio.lowlevel.checkpoint()
+            sent = 0
+            while not peer.closed and sent <= 2 * MAX_OUTBOX_MESSAGES:
+                peer.send({"t": "log", "id": f"call-{sent}", "m": "x" * 100})
+                sent += 1
+    assert sent == MAX_OUTBOX_MESSAGES + 1  # bounded, and the writer was cancelled
+    assert peer.closing == (CLOSE_OUTBOX_FULL, "too many messages queued: the peer does not read")
+    peer.send({"t": "log", "id": "later", "m": ""})  # dropped: nothing queues any more
+    assert peer._outbox == []
+    big = Peer(_Stuck(), 1)  # type: ignore[arg-type]
+    for n in range(MAX_OUTBOX_BYTES // MAX_MESSAGE_BYTES + 1):
+        big.send({"t": "done", "id": f"big-{n}", "v": "y" * (MAX_MESSAGE_BYTES - 100)})
+    assert big.closed
+    assert big.closing is not None
+    assert big.closing[0] == CLOSE_OUTBOX_FULL

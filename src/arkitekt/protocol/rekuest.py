@@ -67,6 +67,7 @@ from arkitekt.protocol.rekuest_frames import (
     loads,
     problem,
 )
+from arkitekt.protocol.text import echo
 
 __all__ = [
     "CLOSE_OUTBOX_FULL",
@@ -249,8 +250,7 @@ def has_structure(port: Port) -> bool:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+    return f"{type(value).__name__} {echo(value)}"
 
 
 def check_value(port: Port, value: Any, where: str) -> Any:

@@ -26,7 +26,7 @@ from arkitekt.protocol.mikro import UploadRequest
 from arkitekt_server.db import Database, utcnow
 from arkitekt_server.mikro import storage
 from arkitekt_server.mikro._common import MikroState
-from arkitekt_server.mikro.models import DatasetRow, GrantRow, ImageRow, TagRow
+from arkitekt_server.mikro.models import DatasetRow, GrantRow, ImageRow, image_row
 
 __all__ = [
     "ADOPTED_OWNER",
@@ -264,22 +264,13 @@ async def _adopt(session: AsyncSession, layout: storage.Layout, entry: Path) -> 
         dataset = None
     created = record.get("created_at")
     session.add(
-        ImageRow(
-            id=image_id,
-            name=body.name,
+        image_row(
+            image_id,
+            body,
             owner_pk=ADOPTED_OWNER,
             owner=str(record.get("owner") or "unknown (adopted)"),
-            private=body.private,
             dataset_id=dataset,
-            shape=list(body.shape),
-            chunks=list(body.chunks),
-            dtype=body.dtype,
-            origins=body.origins,
-            channel_names=body.channel_names,
-            pixel_size=body.pixel_size.model_dump(exclude_none=True),
-            extra=body.metadata,
-            created_at=dt.datetime.fromisoformat(created) if isinstance(created, str) else utcnow(),
-            tags=[TagRow(tag=tag, position=i) for i, tag in enumerate(body.tags)],
+            created_at=dt.datetime.fromisoformat(created) if isinstance(created, str) else None,
         )
     )
     await session.commit()

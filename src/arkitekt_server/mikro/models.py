@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from arkitekt.protocol.mikro import UploadRequest
 from arkitekt_server.db import Base, utcnow
 
 __all__ = ["DatasetRow", "GrantRow", "ImageRow", "TagRow"]
@@ -49,6 +50,35 @@ class ImageRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     tags: Mapped[list[TagRow]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="TagRow.position"
+    )
+
+
+def image_row(
+    image_id: str,
+    body: UploadRequest,
+    *,
+    owner_pk: int,
+    owner: str,
+    dataset_id: str | None,
+    created_at: dt.datetime | None = None,
+) -> ImageRow:
+    """The row of an image whose verified store holds what ``body`` declared."""
+    return ImageRow(
+        id=image_id,
+        name=body.name,
+        owner_pk=owner_pk,
+        owner=owner,
+        private=body.private,
+        dataset_id=dataset_id,
+        shape=list(body.shape),
+        chunks=list(body.chunks),
+        dtype=body.dtype,
+        origins=body.origins,
+        channel_names=body.channel_names,
+        pixel_size=body.pixel_size.model_dump(exclude_none=True),
+        extra=body.metadata,
+        created_at=created_at or utcnow(),
+        tags=[TagRow(tag=tag, position=i) for i, tag in enumerate(body.tags)],
     )
 
 

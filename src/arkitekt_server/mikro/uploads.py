@@ -39,7 +39,7 @@ from arkitekt_server.mikro._common import (
     record,
 )
 from arkitekt_server.mikro.chunks import max_encoded_bytes
-from arkitekt_server.mikro.models import DatasetRow, GrantRow, ImageRow, TagRow
+from arkitekt_server.mikro.models import DatasetRow, GrantRow, ImageRow, image_row
 
 __all__ = ["router"]
 
@@ -315,7 +315,9 @@ async def _finish(
         )
         await anyio.to_thread.run_sync(source.rename, target)
         moved = True
-        image = _image_row(grant, body)
+        image = image_row(
+            grant.id, body, owner_pk=grant.owner_pk, owner=grant.owner, dataset_id=body.dataset
+        )
         session.add(image)
         await session.delete(grant)
         await session.commit()
@@ -334,26 +336,6 @@ async def _finish(
             raise HTTPException(status.HTTP_400_BAD_REQUEST, detail) from None
         raise
     return record(image, request)
-
-
-def _image_row(grant: GrantRow, body: UploadRequest) -> ImageRow:
-    return ImageRow(
-        id=grant.id,
-        name=body.name,
-        owner_pk=grant.owner_pk,
-        owner=grant.owner,
-        private=body.private,
-        dataset_id=body.dataset,
-        shape=list(body.shape),
-        chunks=list(body.chunks),
-        dtype=body.dtype,
-        origins=body.origins,
-        channel_names=body.channel_names,
-        pixel_size=body.pixel_size.model_dump(exclude_none=True),
-        extra=body.metadata,
-        created_at=utcnow(),
-        tags=[TagRow(tag=tag, position=i) for i, tag in enumerate(body.tags)],
-    )
 
 
 @router.delete(

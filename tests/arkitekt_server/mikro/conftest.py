@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -46,11 +47,10 @@ def bearer() -> Callable[[App], str]:
     return token
 
 
-@pytest.fixture
-def http(
+@contextmanager
+def _mikro_client(
     server: EmbeddedServer, connect: Callable[..., App], bearer: Callable[[App], str]
 ) -> Iterator[httpx.Client]:
-    """An HTTP client on the session server's ``/mikro`` with the bearer token of a fresh app."""
     with (
         connect() as app,
         httpx.Client(
@@ -61,14 +61,18 @@ def http(
 
 
 @pytest.fixture
+def http(
+    server: EmbeddedServer, connect: Callable[..., App], bearer: Callable[[App], str]
+) -> Iterator[httpx.Client]:
+    """An HTTP client on the session server's ``/mikro`` with the bearer token of a fresh app."""
+    with _mikro_client(server, connect, bearer) as client:
+        yield client
+
+
+@pytest.fixture
 def other(
     server: EmbeddedServer, connect: Callable[..., App], bearer: Callable[[App], str]
 ) -> Iterator[httpx.Client]:
     """Like ``http``, for a second app."""
-    with (
-        connect() as app,
-        httpx.Client(
-            base_url=server.url + "/mikro", headers={"Authorization": f"Bearer {bearer(app)}"}
-        ) as client,
-    ):
+    with _mikro_client(server, connect, bearer) as client:
         yield client

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from arkitekt.protocol.text import too_many_containers
 from arkitekt_server.auth import PRINCIPAL_STATE, authenticate
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
     "RequestGate",
     "document_gate",
     "http_routes",
-    "too_many_containers",
 ]
 
 MAX_JSON_CONTAINERS = 100_000
@@ -73,29 +73,6 @@ class BodyTooLargeError(HTTPException):
                 "accepts; send a smaller one"
             )
         super().__init__(413, detail)
-
-
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-
-
-def too_many_containers(body: bytes, limit: int = MAX_JSON_CONTAINERS) -> bool:
-    """Whether a JSON document holds more than ``limit`` objects and arrays (brackets outside
-    strings).
-
-    Linear, without parsing: brackets are counted at once, and only when there are more than
-    ``limit`` are the strings (where brackets do not count) cut out and they are counted again.
-
-    Example:
-        >>> too_many_containers(b'{"a": [1, {}], "b": "[{[{"}', limit=3)
-        False
-        >>> too_many_containers(b'[[], {}, [{}]]', limit=3)
-        True
-
-    """
-    if body.count(b"{") + body.count(b"[") <= limit:
-        return False
-    bare = _JSON_STRING.sub(b"", body)
-    return bare.count(b"{") + bare.count(b"[") > limit
 
 
 def _parses_json(context: RouteContext) -> bool:
@@ -204,7 +181,7 @@ class RequestGate:
                     if not message.get("more_body", False):
                         body = b"".join(parts)
                         parts.clear()
-                        if too_many_containers(body):
+                        if too_many_containers(body, MAX_JSON_CONTAINERS):
                             raise BodyTooLargeError(
                                 scope["method"], path, MAX_JSON_CONTAINERS, containers=True
                             )

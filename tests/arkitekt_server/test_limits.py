@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from arkitekt.protocol.text import too_many_containers
 from arkitekt_server import EmbeddedServer, ServerSettings
-from arkitekt_server._gate import MAX_JSON_CONTAINERS, too_many_containers
+from arkitekt_server._gate import MAX_JSON_CONTAINERS
 from arkitekt_server.service import SMALL_BODY_BYTES
 
 LIMIT = 4096

@@ -28,13 +28,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
+from arkitekt.protocol.text import too_many_containers
+
 __all__ = [
     "CLOSE_OUTBOX_FULL",
     "MAX_DEPTH",
     "MAX_FRAME_BYTES",
+    "MAX_FRAME_CONTAINERS",
     "MAX_FRAME_MESSAGES",
     "MAX_INT_MAGNITUDE",
     "MAX_MESSAGE_BYTES",
+    "MAX_MESSAGE_CONTAINERS",
     "MAX_TEXT_CHARS",
     "AgentMessage",
     "Cancelled",
@@ -73,6 +77,13 @@ CLOSE_OUTBOX_FULL = 4008
 outgoing messages overflowed (see the server's documentation for the bounds)."""
 MAX_DEPTH = 64
 """How deeply arrays and objects may nest in one message."""
+MAX_MESSAGE_CONTAINERS = 500_000
+"""The most objects and arrays one message may hold: what bounds the memory a message takes
+once parsed (16 MiB of ``{}`` would take about 400 MiB; half a million take about 35 MiB).
+A result with more fails its own call, like one too big in bytes."""
+MAX_FRAME_CONTAINERS = 2 * MAX_MESSAGE_CONTAINERS
+"""The most objects and arrays one frame may hold, counted before it is decoded (a frame with
+more is refused whole); senders split their batches to stay under it."""
 MAX_TEXT_CHARS = 64 * 1024
 """Error messages, tracebacks, log lines and progress texts are cut to this many characters."""
 
@@ -173,6 +184,11 @@ def encode(message: Any) -> str:
             f"it is {_size(len(text))} encoded, more than the limit of "
             f"{_size(MAX_MESSAGE_BYTES)} per message"
         )
+    if too_many_containers(text, MAX_MESSAGE_CONTAINERS):
+        raise MessageTooBig(
+            f"it holds more than {MAX_MESSAGE_CONTAINERS:,} objects and arrays, the limit per "
+            "message"
+        )
     if text.count("[") + text.count("{") > MAX_DEPTH and (why := problem(message)) is not None:
         raise MessageError(why)
     return text
@@ -204,13 +220,19 @@ def frames(
                     parts.append(encode(replacement))
     out: list[str] = []
     batch: list[str] = []
-    size = 2
+    size = containers = 2
     for part in parts:
-        if batch and (size + len(part) + 1 > MAX_FRAME_BYTES or len(batch) >= MAX_FRAME_MESSAGES):
+        brackets = part.count("[") + part.count("{")  # at least its containers: splits early
+        if batch and (
+            size + len(part) + 1 > MAX_FRAME_BYTES
+            or len(batch) >= MAX_FRAME_MESSAGES
+            or containers + brackets > MAX_FRAME_CONTAINERS
+        ):
             out.append("[" + ",".join(batch) + "]")
-            batch, size = [], 2
+            batch, size, containers = [], 2, 2
         batch.append(part)
         size += len(part) + 1
+        containers += brackets
     if batch:
         out.append("[" + ",".join(batch) + "]")
     return out
@@ -247,6 +269,8 @@ def loads(frame: str | bytes) -> list[dict[str, Any]]:
     """
     if len(frame) > MAX_FRAME_BYTES:
         raise MessageError(f"the frame is {_size(len(frame))}, more than {_size(MAX_FRAME_BYTES)}")
+    if too_many_containers(frame, MAX_FRAME_CONTAINERS):
+        raise MessageError(f"the frame holds more than {MAX_FRAME_CONTAINERS:,} objects and arrays")
     try:
         text = frame.decode() if isinstance(frame, bytes) else frame
         data = _messages(text)

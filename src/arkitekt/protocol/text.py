@@ -11,7 +11,15 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-__all__ = ["ECHO_CHARS", "STORABLE", "StoredText", "check_storable", "echo", "unstorable"]
+__all__ = [
+    "ECHO_CHARS",
+    "STORABLE",
+    "StoredText",
+    "check_storable",
+    "echo",
+    "too_many_containers",
+    "unstorable",
+]
 
 ECHO_CHARS = 40
 """How many characters of an input a message repeats at most."""
@@ -65,3 +73,29 @@ the length, so a long text is refused for its length, not checked first)."""
 
 StoredText = Annotated[str, STORABLE]
 """A text field that is stored: refused when it holds a NUL or a lone surrogate."""
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def too_many_containers(body: bytes | str, limit: int) -> bool:
+    """Whether a JSON document holds more than ``limit`` objects and arrays.
+
+    What bounds the memory that parsing a document takes: each object or array costs about 70
+    bytes parsed, from as few as 2 bytes of JSON. Brackets inside strings do not count.
+
+    Linear, without parsing: brackets are counted at once, and only when there are more than
+    ``limit`` are the strings (where brackets do not count) cut out and they are counted again.
+
+    Example:
+        >>> too_many_containers(b'{"a": [1, {}], "b": "[{[{"}', limit=3)
+        False
+        >>> too_many_containers(b'[[], {}, [{}]]', limit=3)
+        True
+
+    """
+    data = body.encode() if isinstance(body, str) else body
+    if data.count(b"{") + data.count(b"[") <= limit:
+        return False
+    bare = _JSON_STRING.sub(b"", data)
+    return bare.count(b"{") + bare.count(b"[") > limit

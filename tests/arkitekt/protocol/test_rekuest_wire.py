@@ -17,8 +17,10 @@ from arkitekt.protocol.rekuest import (
     INT_MIN,
     MAX_DEPTH,
     MAX_FRAME_BYTES,
+    MAX_FRAME_CONTAINERS,
     MAX_FRAME_MESSAGES,
     MAX_INT_MAGNITUDE,
+    MAX_MESSAGE_CONTAINERS,
     MAX_TEXT_CHARS,
     ArgumentsInvalid,
     CallMessage,
@@ -36,6 +38,7 @@ from arkitekt.protocol.rekuest import (
     loads,
     problem,
 )
+from arkitekt.protocol.rekuest_frames import MessageTooBig
 
 PROPERTY = settings(max_examples=100, deadline=None, database=None)
 
@@ -252,5 +255,22 @@ def test_a_frame_holds_at_most_max_frame_messages_and_senders_split_batches() ->
     assert [len(loads(frame)) for frame in sent] == [MAX_FRAME_MESSAGES] * 2 + [1]
     with pytest.raises(MessageError, match=f"more than {MAX_FRAME_MESSAGES:,} messages"):
         loads("[" + ",".join(["{}"] * (MAX_FRAME_MESSAGES + 1)) + "]")
+
+
+def test_objects_and_arrays_are_bounded_per_message_and_per_frame() -> None:
+    """16 MiB of ``{}`` would take about 400 MiB once parsed: counted before decoding."""
+    many = [{}] * MAX_MESSAGE_CONTAINERS  # with the message itself, one more than allowed
+    with pytest.raises(MessageTooBig, match=f"more than {MAX_MESSAGE_CONTAINERS:,} objects"):
+        encode({"t": "done", "id": "c-1", "v": many})
+    brackets = "[{" * MAX_MESSAGE_CONTAINERS  # inside a string they do not count
+    assert json.loads(encode({"t": "log", "id": "c-1", "m": brackets}))["m"] == brackets
+    # a sender splits so that no frame holds more than the receiver accepts
+    part = {"t": "done", "id": "c-1", "v": [[]] * (MAX_MESSAGE_CONTAINERS - 2)}
+    sent = frames([part, part, part], lambda message, error: None)
+    assert len(sent) == 3
+    assert [len(loads(frame)) for frame in sent] == [1, 1, 1]
+    flood = "[" + ",".join([encode(part)] * 3) + "]"  # a peer that does not split
+    with pytest.raises(MessageError, match=f"more than {MAX_FRAME_CONTAINERS:,} objects"):
+        loads(flood)
     with pytest.raises(MessageError, match=f"more than {MAX_FRAME_MESSAGES:,} messages"):
         loads("[" + "{}," * 600_000 + "{}]")  # refused without building 600,000 objects

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 import arkitekt
 from arkitekt._redact import install_redaction
+from arkitekt.protocol.text import ECHO_CHARS, echo
 from arkitekt_server._gate import RequestGate, document_gate
 from arkitekt_server._hosts import TrustedHosts
 from arkitekt_server.auth import PrincipalCache
@@ -46,21 +48,38 @@ async def health() -> dict[str, str]:
     return {"status": "ok", "version": arkitekt.__version__}
 
 
+MAX_PROBLEMS = 20
+"""The most problems a 422 answer lists (a list of 100,000 bad items has as many)."""
+
+
+def _place(part: object) -> int | str:
+    """One step of a problem's location; a dict key from the input is cut short."""
+    if isinstance(part, int):
+        return part
+    text = str(part)
+    return text if len(text) <= ECHO_CHARS else echo(text)
+
+
 async def _refused(request: Request, error: Exception) -> JSONResponse:
     """A 422 that names each problem's place and reason, never the input.
 
     FastAPI's default answer repeats the offending input, which may hold what JSON cannot carry
-    back (``NaN``, which ``json.loads`` accepts): the refusal itself would become a 500.
+    back (``NaN``, which ``json.loads`` accepts): the refusal itself would become a 500. At
+    most :data:`MAX_PROBLEMS` are listed, then one entry counting the rest.
     """
     assert isinstance(error, RequestValidationError)
-    problems = [
+    errors = error.errors()
+    problems: list[dict[str, Any]] = [
         {
-            "loc": list(e.get("loc", ())),
+            "loc": [_place(part) for part in e.get("loc", ())],
             "msg": str(e.get("msg", "")),
             "type": str(e.get("type", "")),
         }
-        for e in error.errors()
+        for e in itertools.islice(errors, MAX_PROBLEMS)
     ]
+    if len(errors) > MAX_PROBLEMS:
+        more = len(errors) - MAX_PROBLEMS
+        problems.append({"loc": ["body"], "msg": f"and {more:,} more", "type": "more"})
     return JSONResponse(status_code=422, content={"detail": problems})
 
 

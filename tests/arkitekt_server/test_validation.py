@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from arkitekt_server import EmbeddedServer
+from arkitekt_server.app import MAX_PROBLEMS
 
 # Routes of different services that take a JSON body, each given a non-finite value.
 BODIES = [
@@ -43,3 +44,24 @@ def test_a_non_finite_value_is_refused_with_422_naming_the_field(
         assert error["loc"][0] == "body"
     assert "NaN" not in response.text
     assert "Infinity" not in response.text
+
+
+def test_a_refusal_lists_a_bounded_number_of_problems(
+    server: EmbeddedServer, fakts_for: Callable[[EmbeddedServer], Any]
+) -> None:
+    """One bad item per list entry: 100,000 problems would make a 10 MB answer."""
+    token = fakts_for(server).auto_bearer("validation-many")
+    body = {"name": "n", "shape": [1, 1, 1, 2, 2], "dtype": "uint8", "chunks": [1, 1, 1, 2, 2]}
+    body["channel_names"] = list(range(5000))  # each an int where a string is expected
+    response = httpx.post(
+        f"{server.url}/mikro/uploads/", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 422, response.text
+    problems = response.json()["detail"]
+    assert len(problems) == MAX_PROBLEMS + 1
+    assert problems[-1] == {
+        "loc": ["body"],
+        "msg": f"and {5000 - MAX_PROBLEMS:,} more",
+        "type": "more",
+    }
+    assert len(response.content) < 10_000

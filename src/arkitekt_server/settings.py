@@ -92,6 +92,14 @@ class ServerSettings(BaseSettings):
         gt=0,
         description="How long finished rekuest assignments (results, errors, logs) are kept.",
     )
+    rekuest_cancel_grace_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds an agent has to confirm that it cancelled an assignment; then the "
+        "assignment ends as cancelled without it (its caller's slot is free again).",
+    )
     rekuest_max_pending_calls: int = Field(
         default=10_000,
         gt=0,

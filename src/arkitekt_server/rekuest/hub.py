@@ -11,6 +11,7 @@ while still holding an assignment (running, or with a result not yet acknowledge
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -57,6 +58,8 @@ class Hub:
         store: where changes are recorded.
         max_pending_calls: unfinished assignments one app (caller) may have at once.
         max_pending_bytes: their arguments' encoded bytes, summed, per app.
+        cancel_grace: seconds an agent has to confirm a cancel; then the assignment is
+            cancelled without it (its app's slot is free again, its arguments forgotten).
 
     """
 
@@ -65,14 +68,16 @@ class Hub:
         store: Store,
         max_pending_calls: int = 10_000,
         max_pending_bytes: int = 64 * 1024 * 1024,
+        cancel_grace: float = 10.0,
     ) -> None:
         self.store = store
+        self.cancel_grace = cancel_grace
         self.quotas = Quotas(max_pending_calls, max_pending_bytes)
         self.agents: dict[str, AgentState] = {}
         self.jobs: dict[str, Job] = {}
         self.waiting: dict[str, Job] = {}
         self._providers: dict[str, dict[str, AgentState]] = {}
-        self._expiring: dict[str, Job] = {}  # jobs with a timeout
+        self._expiring: dict[str, Job] = {}  # jobs with a timeout, or a cancel to confirm
         self._by_peer: dict[Peer, AgentState] = {}
         self._used: dict[str, None] = {}  # ids stored lately, oldest first
         store.on_duplicate = self._duplicate
@@ -162,6 +167,12 @@ class Hub:
         agent = job.agent
         if agent is not None and agent.peer is not None:
             agent.peer.send({"t": "cancel", "id": id})  # the agent answers `cancelled`
+            # ... within the grace, or the job ends without it: an agent that ignores cancels
+            # must not hold its caller's slots (and the arguments) for as long as it is online
+            if job.cancelled is None:
+                job.cancelled = reason
+                job.expires = min(job.expires or math.inf, time.monotonic() + self.cancel_grace)
+                self._expiring[id] = job
         else:
             self._finish(job, "cancelled", kind="cancelled", message=reason)
         return True

@@ -59,6 +59,7 @@ class Job:
         "bound",
         "caller",
         "caller_pk",
+        "cancelled",
         "deadline",
         "events",
         "expires",
@@ -92,6 +93,7 @@ class Job:
         self.seq = 0
         self.timeout = 0.0
         self.expires = 0.0
+        self.cancelled: str | None = None  # why, once a cancel was sent to its agent
         self.tried: set[str] = set()  # keys of the agents it was delivered to
         self.failure: tuple[str, str] | None = None  # (kind, message) when refused at once
         self.size = -1  # the call's encoded bytes, once counted against its app's limits

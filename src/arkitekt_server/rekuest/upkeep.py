@@ -46,6 +46,12 @@ async def reap(hub: Hub, interval: float) -> None:
                 message = hub._no_agent_message(job)
                 hub._finish(job, "error", kind="no_agent", message=message)
         for job in [job for job in hub._expiring.values() if job.expires <= now]:
+            if job.cancelled is not None:  # its agent did not confirm the cancel in time
+                message = (
+                    f"{job.cancelled} (its agent did not confirm within {hub.cancel_grace:g} s)"
+                )
+                hub._finish(job, "cancelled", kind="cancelled", message=message)
+                continue
             if job.agent is not None and job.agent.peer is not None:
                 job.agent.peer.send({"t": "cancel", "id": job.id})
             message = f"{job.function!r} did not finish within {job.timeout:g} s; cancelled it"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,40 @@ def test_http_calls_are_checked_like_websocket_calls(
             )
             assert response.status_code == 400, response.text  # the port refuses it
             assert "argument 'x'" in response.json()["detail"]["message"]
+
+
+def test_an_agent_that_ignores_cancels_cannot_hold_its_callers_slots(
+    server_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Cancelled calls free their app's slots within the grace, whatever the agent does."""
+    server = server_factory(
+        auto_approve=True, rekuest_max_pending_calls=2, rekuest_cancel_grace_seconds=0.5
+    )
+    app = _apps(server.url, tmp_path / "cache")
+    wire = Wire(server)
+    caller_token, agent_token = wire.token(app("fl-held")), wire.token(app("fl-stubborn"))
+    stubborn = {"name": "fl_stubborn", "args": [{"key": "x", "kind": "int"}]}
+    headers = {"Authorization": f"Bearer {caller_token}"}
+    with wire.sockets, httpx.Client(base_url=server.url, headers=headers) as http:
+        agent = wire.open(agent_token, "agent")
+        wire.register(agent, stubborn)
+
+        def post(x: int) -> httpx.Response:
+            call = {"function": "fl_stubborn", "arguments": {"x": x}, "wait": 60}
+            return http.post("/rekuest/assignments/", json=call)
+
+        held = [post(n).json()["id"] for n in range(2)]
+        for id in held:
+            assert wire.assignment(agent)["id"] == id  # delivered; the agent never answers
+        assert post(2).status_code == 429
+        for id in held:
+            assert http.post(f"/rekuest/assignments/{id}/cancel").status_code == 200
+        assert wire.until(agent, lambda m: m["t"] == "cancel")["id"] in held
+        deadline = time.monotonic() + 10
+        while http.get(f"/rekuest/assignments/{held[-1]}").json()["status"] != "cancelled":
+            assert time.monotonic() < deadline, "the cancel was never completed without the agent"
+            time.sleep(0.1)
+        row = http.get(f"/rekuest/assignments/{held[0]}").json()
+        assert row["status"] == "cancelled"
+        assert "did not confirm within 0.5 s" in row["error"]
+        assert post(3).status_code == 201  # the app's slots are free again

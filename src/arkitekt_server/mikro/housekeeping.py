@@ -127,6 +127,8 @@ async def _complete_finishes(
             log.error(
                 "mikro: interrupted finish %s: store moved to quarantine (%s)", grant.id, error
             )
+            await session.delete(grant)  # its record stays, beside the quarantined store
+            await session.commit()
             continue
         dataset = body.dataset
         if dataset is not None and await session.get(DatasetRow, dataset) is None:

@@ -268,16 +268,22 @@ def test_server_memory_stays_bounded_under_hostile_chunks_and_bodies(
 
 
 # -- a database restored from a backup taken while an upload was open ------------------------
-@pytest.mark.parametrize("grant_state", ["open", "finishing"])
+@pytest.mark.parametrize(
+    ("grant_state", "damaged"), [("open", False), ("finishing", False), ("finishing", True)]
+)
 def test_a_backup_holding_a_finished_uploads_grant_never_costs_its_image(
-    server_process: ServerProcess, raw_http: httpx.Client, tmp_path: Path, grant_state: str
+    server_process: ServerProcess,
+    raw_http: httpx.Client,
+    tmp_path: Path,
+    grant_state: str,
+    damaged: bool,
 ) -> None:
     """The backup's grant (expired long ago) must not let the sweep delete the finished store.
 
     ``open``: the backup was taken during the upload; the store is unknown, so the server
     refuses to start (keeping the trash too) and adopting brings the image back.
     ``finishing``: taken during the finish (or a crash after the store moved); the sweep
-    completes the image.
+    completes the image; a store damaged since goes to quarantine, still not deleted.
     """
     http, layout = raw_http, Layout(server_process.data_dir)
     database = server_process.data_dir / "arkitekt.sqlite3"
@@ -324,11 +330,16 @@ def test_a_backup_holding_a_finished_uploads_grant_never_costs_its_image(
         assert _files(layout.quarantine / f"trash-{trashed.name}") == finished[kept]
     else:
         shutil.rmtree(trashed)  # no unknown store: nothing shows that this database is old
+    if damaged:
+        (layout.store(late) / "c/0/0/1/0/0").unlink()
+        del finished[late]["c/0/0/1/0/0"]
     server_process.start(same_port=True)
-    assert {i: _files(layout.store(i)) for i in finished} == finished  # after the sweep
+    late_at = layout.quarantine / f"stores-{late}" if damaged else layout.store(late)
+    assert _files(late_at) == finished[late]  # after the sweep
+    assert _files(layout.store(kept)) == finished[kept]
     assert layout.record(late).read_bytes() == record
     back = http.get(f"/images/{late}")
-    assert back.status_code == 200, back.text
-    assert back.json()["name"] == "budget"
+    assert back.status_code == (404 if damaged else 200), back.text
+    assert damaged or back.json()["name"] == "budget"
     assert http.get(f"/images/{kept}").status_code == 200
     server_process.stop()

@@ -1,11 +1,16 @@
 """Housekeeping of mikro's directories: sweeping abandoned uploads, the start-up check, adopting.
 
 The rule: a directory is deleted only when the database records it as the server's own
-leftover — an upload grant in state ``abandoned`` (aborted, or expired and marked so by the
-sweep), or a store in ``trash/`` whose image row is gone. A directory nothing in the database
-knows is never deleted: the sweep logs it; at start-up an unknown *store* means the database
-is not the one the stores were written with (deleted, or restored from an older backup), and
-the server refuses to start until an operator runs ``arkitekt adopt-stores``.
+leftover — the upload directory of a grant in state ``abandoned`` (aborted, or expired and
+marked so by the sweep), or a store in ``trash/`` whose image row is gone. A finished store
+(in ``stores/``) is never deleted because of a grant: only an image row or a grant in state
+``finishing`` knows one. A grant still ``open`` beside a finished store comes from a database
+restored from a backup taken during that upload, so the store is unknown like any other. A
+directory nothing in the database knows is never deleted: the sweep logs it; at start-up an
+unknown *store* means the database is not the one the stores were written with (deleted, or
+restored from an older backup), and the server refuses to start until an operator runs
+``arkitekt adopt-stores``. A ``finishing`` grant whose finish never committed (a crash after
+the store moved) is completed by the sweep: the store passed verification before it moved.
 """
 
 from __future__ import annotations
@@ -56,11 +61,17 @@ class UnknownStoresError(RuntimeError):
 
 
 async def _known(session: AsyncSession) -> tuple[set[str], set[str]]:
+    """The ids that know an upload directory (every grant) and those that know a store.
+
+    Only an image or a ``finishing`` grant knows a store: an ``open`` or ``abandoned`` grant
+    never had one (an ``open`` grant beside a store is from a restored backup).
+    """
     # grants first: a finish commits its image and drops its grant at once, so a store read
     # between the two queries is still known (by one or the other)
-    grants = set(await session.scalars(select(GrantRow.id)))
+    rows = (await session.execute(select(GrantRow.id, GrantRow.state))).all()
     images = set(await session.scalars(select(ImageRow.id)))
-    return grants, images
+    finishing = {grant_id for grant_id, state in rows if state == "finishing"}
+    return {grant_id for grant_id, _ in rows}, finishing | images
 
 
 def _unknown(parent: Path, known: set[str], min_age: dt.timedelta | None) -> list[Path]:
@@ -80,20 +91,67 @@ def _unknown(parent: Path, known: set[str], min_age: dt.timedelta | None) -> lis
 
 def _remove_abandoned(layout: storage.Layout, grant_id: str, image_exists: bool) -> None:
     storage.remove(layout.upload(grant_id))
-    if not image_exists:  # a finish that crashed after moving the store: take it too
-        storage.remove(layout.store(grant_id))
+    # the record of a finish that failed before its store moved; a store (never deleted here)
+    # keeps its record, which adopting it needs
+    if not image_exists and not layout.store(grant_id).exists():
         storage.remove(layout.record(grant_id))
 
 
-def _empty_trash(layout: storage.Layout, images: set[str]) -> int:
-    removed = 0
+async def _complete_finishes(
+    session: AsyncSession, layout: storage.Layout, moment: dt.datetime, live: set[str]
+) -> None:
+    """Complete each finish that moved its store but never committed (past its grace).
+
+    The store passed verification before it moved; it is verified again and becomes the image
+    its grant asked for, owned by the grant's app. One that fails goes to ``quarantine/``.
+    ``live`` are the grants a finish of this process is working on (left to it).
+    """
+    stalled = await session.scalars(
+        select(GrantRow).where(
+            GrantRow.state == "finishing", GrantRow.expires_at <= moment - FINISH_GRACE
+        )
+    )
+    for grant in list(stalled):
+        store = layout.store(grant.id)
+        if grant.id in live or not store.exists():  # the store never moved: swept as usual
+            continue
+        if await session.get(ImageRow, grant.id) is not None:  # an image: the grant goes
+            continue
+        body = UploadRequest.model_validate(grant.request)
+        try:
+            await anyio.to_thread.run_sync(
+                storage.verify_store, store, list(body.shape), list(body.chunks), body.dtype
+            )
+        except (OSError, ValueError, storage.StoreInvalid) as error:
+            await anyio.to_thread.run_sync(_quarantine, layout, store)
+            log.error(
+                "mikro: interrupted finish %s: store moved to quarantine (%s)", grant.id, error
+            )
+            await session.delete(grant)  # its record stays, beside the quarantined store
+            await session.commit()
+            continue
+        dataset = body.dataset
+        if dataset is not None and await session.get(DatasetRow, dataset) is None:
+            dataset = None
+        session.add(
+            image_row(
+                grant.id, body, owner_pk=grant.owner_pk, owner=grant.owner, dataset_id=dataset
+            )
+        )
+        await session.delete(grant)
+        await session.commit()
+        log.warning("mikro: completed the interrupted finish of image %s", grant.id)
+
+
+def _restore_trashed(layout: storage.Layout, images: set[str]) -> None:
     for entry in layout.trash.iterdir():
         if entry.name in images:  # a delete that crashed before its commit: the image stays
             os.replace(entry, layout.stores / entry.name)
-            continue
+
+
+def _empty_trash(layout: storage.Layout) -> None:
+    for entry in layout.trash.iterdir():
         storage.remove(entry)
-        removed += 1
-    return removed
 
 
 async def sweep(
@@ -118,6 +176,8 @@ async def sweep(
     """
     moment = utcnow() if now is None else now
     async with database.sessions() as session:
+        live = set() if state is None else {k for k, v in state.uploads.items() if v.finishing}
+        await _complete_finishes(session, layout, moment, live)
         await session.execute(
             update(GrantRow)
             .where(
@@ -137,8 +197,8 @@ async def sweep(
             await anyio.to_thread.run_sync(_remove_abandoned, layout, grant_id, exists)
             await session.execute(delete(GrantRow).where(GrantRow.id == grant_id))
             await session.commit()
-        grants, images = await _known(session)
-    for parent, known in ((layout.uploads, grants), (layout.stores, grants | images)):
+        grants, stores = await _known(session)
+    for parent, known in ((layout.uploads, grants), (layout.stores, stores)):
         stray = await anyio.to_thread.run_sync(_unknown, parent, known, UNKNOWN_MIN_AGE)
         for entry in stray:
             if state is None or entry not in state.reported:
@@ -155,17 +215,18 @@ async def sweep(
 
 
 async def check_stores(database: Database, layout: storage.Layout) -> None:
-    """At start-up: put back stores whose delete never committed, empty the trash, and
-    refuse to start when stores exist that the database does not know.
+    """At start-up: put back stores whose delete never committed, refuse to start when
+    stores exist that the database does not know, else empty the trash.
 
     Raises:
         UnknownStoresError: naming how many stores, where, and what to do.
 
     """
     async with database.sessions() as session:
-        grants, images = await _known(session)
-    await anyio.to_thread.run_sync(_empty_trash, layout, images)
-    stray = await anyio.to_thread.run_sync(_unknown, layout.stores, grants | images, None)
+        _, stores = await _known(session)
+        images = set(await session.scalars(select(ImageRow.id)))
+    await anyio.to_thread.run_sync(_restore_trashed, layout, images)
+    stray = await anyio.to_thread.run_sync(_unknown, layout.stores, stores, None)
     if stray:
         where = database.engine.url.render_as_string(hide_password=True)
         message = (
@@ -177,6 +238,8 @@ async def check_stores(database: Database, layout: storage.Layout) -> None:
         )
         log.error("mikro: %s", message)
         raise UnknownStoresError(message)
+    # only now: with a database that is not the stores' own, a missing row proves nothing
+    await anyio.to_thread.run_sync(_empty_trash, layout)
 
 
 @dataclass
@@ -211,8 +274,9 @@ async def adopt_stores(
     tags and metadata come from the record written at finish (``records/<id>.json``; a store
     without one is adopted as ``adopted <id>``). Adopted images belong to no app
     (:data:`ADOPTED_OWNER`); a dataset that no longer exists is dropped. A store that fails
-    verification, every unknown upload directory, and with ``quarantine`` every unknown store
-    are moved to ``quarantine/`` instead. Nothing is deleted.
+    verification, every unknown upload directory, every store in ``trash/`` whose image the
+    database does not know, and with ``quarantine`` every unknown store are moved to
+    ``quarantine/`` instead. Nothing is deleted.
 
     Args:
         session: a session on the server's database (the server must not be running).
@@ -225,12 +289,17 @@ async def adopt_stores(
     """
     layout.create()
     report = AdoptReport()
-    grants, images = await _known(session)
+    grants, stores = await _known(session)
+    _restore_trashed(layout, stores)
+    for entry in sorted(layout.trash.iterdir()):
+        _quarantine(layout, entry)
+        report.quarantined.append(entry.name)
+        report.reasons[entry.name] = "an image being deleted when the server stopped"
     for entry in _unknown(layout.uploads, grants, None):
         _quarantine(layout, entry)
         report.quarantined.append(entry.name)
         report.reasons[entry.name] = "an unfinished upload no grant knows"
-    for entry in _unknown(layout.stores, grants | images, None):
+    for entry in _unknown(layout.stores, stores, None):
         reason = "--quarantine" if quarantine else await _adopt(session, layout, entry)
         if reason is None:
             report.adopted.append(entry.name)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +48,15 @@ def _files(directory: Path) -> dict[str, int]:
     }
 
 
+def _adopt_stores(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    adopt = subprocess.run(
+        [sys.executable, "-m", "arkitekt.cli", "adopt-stores", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert adopt.returncode == 0, adopt.stderr
+    return adopt
+
+
 def test_a_lost_database_refuses_to_start_deletes_nothing_and_adopting_brings_images_back(
     server_process: ServerProcess, tmp_path: Path
 ) -> None:
@@ -67,12 +79,7 @@ def test_a_lost_database_refuses_to_start_deletes_nothing_and_adopting_brings_im
     assert "arkitekt adopt-stores" in output
     assert {i: _files(layout.store(i)) for i in before} == before  # nothing deleted
 
-    adopt = subprocess.run(
-        [sys.executable, "-m", "arkitekt.cli", "adopt-stores", "--data-dir",
-         str(server_process.data_dir)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert adopt.returncode == 0, adopt.stderr
+    adopt = _adopt_stores(server_process.data_dir)
     assert "adopted 2 store(s)" in adopt.stdout
     server_process.start()
     with _app(server_process, tmp_path, "after-loss"):
@@ -258,3 +265,81 @@ def test_server_memory_stays_bounded_under_hostile_chunks_and_bodies(
         "2 MiB of metadata numbers": 422,
     }
     assert peak - baseline < BUDGET_MIB
+
+
+# -- a database restored from a backup taken while an upload was open ------------------------
+@pytest.mark.parametrize(
+    ("grant_state", "damaged"), [("open", False), ("finishing", False), ("finishing", True)]
+)
+def test_a_backup_holding_a_finished_uploads_grant_never_costs_its_image(
+    server_process: ServerProcess,
+    raw_http: httpx.Client,
+    tmp_path: Path,
+    grant_state: str,
+    damaged: bool,
+) -> None:
+    """The backup's grant (expired long ago) must not let the sweep delete the finished store.
+
+    ``open``: the backup was taken during the upload; the store is unknown, so the server
+    refuses to start (keeping the trash too) and adopting brings the image back.
+    ``finishing``: taken during the finish (or a crash after the store moved); the sweep
+    completes the image; a store damaged since goes to quarantine, still not deleted.
+    """
+    http, layout = raw_http, Layout(server_process.data_dir)
+    database = server_process.data_dir / "arkitekt.sqlite3"
+    kept = _upload(http, _zstd_store())
+    assert http.post(f"/uploads/{kept}/finish/").status_code == 201
+    late = _upload(http, _zstd_store())
+    server_process.stop()
+    backup = tmp_path / "backup.sqlite3"
+    with sqlite3.connect(database) as source, sqlite3.connect(backup) as copy:
+        source.backup(copy)
+    server_process.start(same_port=True)
+    assert http.post(f"/uploads/{late}/finish/").status_code == 201
+    server_process.stop()
+    finished = {i: _files(layout.store(i)) for i in (kept, late)}
+    record = layout.record(late).read_bytes()
+    # an image the backup never knew, being deleted when the server stopped
+    trashed = layout.trash / str(uuid.uuid4())
+    shutil.copytree(layout.store(kept), trashed)
+
+    for suffix in ("", "-wal", "-shm"):  # restore the backup, taken hours ago
+        (server_process.data_dir / f"arkitekt.sqlite3{suffix}").unlink(missing_ok=True)
+    with sqlite3.connect(backup) as copy, sqlite3.connect(database) as restored:
+        copy.backup(restored)
+        changed = restored.execute(
+            "UPDATE mikro_upload_grants SET state = ?, expires_at = datetime(expires_at, "
+            "'-7 hours', '-1 day') WHERE id = ? AND state = 'open'",
+            (grant_state, late),
+        ).rowcount
+    assert changed == 1  # the backup holds the upload's grant
+
+    if grant_state == "open":
+        server_process.start(wait=False, same_port=True)  # the client's port
+        output = server_process.finish()
+        assert server_process.process is not None
+        assert server_process.process.returncode != 0
+        assert "1 image store(s)" in output
+        assert "arkitekt adopt-stores" in output
+        assert {i: _files(layout.store(i)) for i in finished} == finished  # nothing deleted
+        assert layout.record(late).read_bytes() == record
+        assert _files(trashed) == finished[kept]  # the trash waits for a known database
+        adopt = _adopt_stores(server_process.data_dir).stdout
+        assert "adopted 1 store(s)" in adopt
+        assert f"{trashed.name}: an image being deleted when the server stopped" in adopt
+        assert _files(layout.quarantine / f"trash-{trashed.name}") == finished[kept]
+    else:
+        shutil.rmtree(trashed)  # no unknown store: nothing shows that this database is old
+    if damaged:
+        (layout.store(late) / "c/0/0/1/0/0").unlink()
+        del finished[late]["c/0/0/1/0/0"]
+    server_process.start(same_port=True)
+    late_at = layout.quarantine / f"stores-{late}" if damaged else layout.store(late)
+    assert _files(late_at) == finished[late]  # after the sweep
+    assert _files(layout.store(kept)) == finished[kept]
+    assert layout.record(late).read_bytes() == record
+    back = http.get(f"/images/{late}")
+    assert back.status_code == (404 if damaged else 200), back.text
+    assert damaged or back.json()["name"] == "budget"
+    assert http.get(f"/images/{kept}").status_code == 200
+    server_process.stop()

@@ -27,7 +27,8 @@ import anyio.to_thread
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arkitekt.protocol.mikro import UploadRequest
+from arkitekt.protocol.mikro import MAX_METADATA_BYTES, UploadRequest
+from arkitekt.protocol.text import echo
 from arkitekt_server.db import Database, utcnow
 from arkitekt_server.mikro import storage
 from arkitekt_server.mikro._common import MikroState
@@ -252,9 +253,12 @@ class AdoptReport:
 
 
 def _read_record(layout: storage.Layout, image_id: str) -> dict[str, object]:
-    try:
-        data = json.loads(layout.record(image_id).read_bytes())
-    except (OSError, ValueError):
+    path = layout.record(image_id)
+    try:  # a record holds an upload request: at most the metadata's bound and a little
+        if path.stat().st_size > 2 * MAX_METADATA_BYTES:
+            return {}
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):  # a damaged record: adopt without it
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -316,7 +320,7 @@ async def _adopt(session: AsyncSession, layout: storage.Layout, entry: Path) -> 
         image_id = str(uuid.UUID(entry.name))
         if image_id != entry.name:
             raise ValueError(f"{entry.name!r} is not an image id in canonical form")
-        meta = json.loads((entry / "zarr.json").read_bytes())
+        meta = storage.read_meta(entry)
         record = _read_record(layout, image_id)
         fields = dict(record.get("request") or {})  # type: ignore[call-overload]
         fields.update(
@@ -326,20 +330,30 @@ async def _adopt(session: AsyncSession, layout: storage.Layout, entry: Path) -> 
         fields.setdefault("name", f"adopted {image_id}")
         body = UploadRequest.model_validate(fields)
         storage.verify_store(entry, list(body.shape), list(body.chunks), body.dtype)
-    except (ValueError, KeyError, TypeError, OSError, storage.StoreInvalid) as error:
-        return f"{type(error).__name__}: {error}"
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        OSError,
+        RecursionError,
+        storage.StoreInvalid,
+    ) as error:
+        return f"{type(error).__name__}: {echo(str(error), 200)}"
     dataset = body.dataset
     if dataset is not None and await session.get(DatasetRow, dataset) is None:
         dataset = None
-    created = record.get("created_at")
+    try:  # a damaged date in the record costs the date, not the image
+        created = dt.datetime.fromisoformat(str(record["created_at"]))
+    except (KeyError, ValueError):
+        created = None
     session.add(
         image_row(
             image_id,
             body,
             owner_pk=ADOPTED_OWNER,
-            owner=str(record.get("owner") or "unknown (adopted)"),
+            owner=str(record.get("owner") or "unknown (adopted)")[:200],
             dataset_id=dataset,
-            created_at=dt.datetime.fromisoformat(created) if isinstance(created, str) else None,
+            created_at=created,
         )
     )
     await session.commit()

@@ -38,6 +38,7 @@ __all__ = [
     "StoreInvalid",
     "check_key",
     "open_bounded",
+    "read_meta",
     "render_thumbnail",
     "verify_store",
     "write_key",
@@ -178,13 +179,19 @@ class BoundedStore(LocalStore):
         return value
 
 
-def _read_meta(directory: Path) -> Any:
+def read_meta(directory: Path) -> Any:
+    """A store's ``zarr.json``, bounded in size, parsed.
+
+    Raises:
+        StoreInvalid: it is missing, too large, or not JSON (nested too deeply included).
+
+    """
     path = directory / "zarr.json"
     try:
         if path.stat().st_size > META_MAX_BYTES:
             raise StoreInvalid(f"zarr.json is larger than {META_MAX_BYTES} bytes")
         return json.loads(path.read_bytes())
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:
         raise StoreInvalid(f"the store has no valid zarr.json: {error}") from None
 
 
@@ -206,7 +213,7 @@ def open_bounded(directory: Path) -> Any:
     """
     import zarr
 
-    store = BoundedStore(directory, _pipeline(_read_meta(directory)))
+    store = BoundedStore(directory, _pipeline(read_meta(directory)))
     return zarr.open_array(store, mode="r", zarr_format=3)
 
 
@@ -255,7 +262,7 @@ def verify_store(directory: Path, shape: list[int], chunks: list[int], dtype: st
     expected = math.prod(counts)
     if len(found) != expected:
         raise StoreInvalid(f"the store holds {len(found)} chunk(s); {expected} expected")
-    meta = _read_meta(directory)
+    meta = read_meta(directory)
     try:
         _check_metadata(meta, shape, chunks, dtype)
     except (TypeError, AttributeError, ValueError, KeyError) as error:  # a malformed document

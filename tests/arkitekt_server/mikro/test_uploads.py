@@ -22,6 +22,7 @@ import zarr
 from zarr.storage import LocalStore
 
 from arkitekt.mikro.upload import codec
+from arkitekt.protocol.mikro import DIMS
 from arkitekt_server import EmbeddedServer
 from arkitekt_server.app import load_services
 from arkitekt_server.db import Database, utcnow
@@ -413,3 +414,49 @@ def test_adopting_sets_aside_what_fails_verification_and_deletes_nothing(tmp_pat
     kept = sorted(p.name for p in layout.quarantine.iterdir())
     assert kept == sorted([f"stores-{broken.name}", f"uploads-{unfinished.name}"])
     assert all((layout.quarantine / name / "zarr.json").is_file() for name in kept)
+
+
+def _valid_store(directory: Path) -> None:
+    """A finished store as the client writes it: a 5-d uint8 array, every chunk written."""
+    array = zarr.create_array(
+        LocalStore(directory), shape=(1, 1, 1, 2, 2), chunks=(1, 1, 1, 2, 2), dtype="uint8",
+        dimension_names=DIMS, config={"write_empty_chunks": True},
+    )  # fmt: skip
+    array[...] = np.arange(4, dtype=np.uint8).reshape(1, 1, 1, 2, 2)
+
+
+def test_adopting_survives_damaged_records_and_stores(tmp_path: Path) -> None:
+    """One damaged file costs at most its own store (set aside), never the whole run."""
+    load_services()
+    layout = Layout(tmp_path)
+    layout.create()
+    bad_date, deep_record, fine = (str(uuid.uuid4()) for _ in range(3))
+    for image_id in (bad_date, deep_record, fine):
+        _valid_store(layout.stores / image_id)
+    request = {
+        "name": "kept",
+        "shape": [1, 1, 1, 2, 2],
+        "chunks": [1, 1, 1, 2, 2],
+        "dtype": "uint8",
+    }
+    layout.records.mkdir(exist_ok=True)
+    layout.record(bad_date).write_text(json.dumps({"request": request, "created_at": "yesterday"}))
+    layout.record(deep_record).write_text("[" * 100_000 + "]" * 100_000)
+    deep_store = layout.stores / str(uuid.uuid4())
+    deep_store.mkdir()
+    (deep_store / "zarr.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+
+    async def run() -> housekeeping.AdoptReport:
+        database = Database.in_dir(tmp_path)
+        try:
+            await database.create_tables()
+            async with database.sessions() as session:
+                return await housekeeping.adopt_stores(session, layout)
+        finally:
+            await database.dispose()
+
+    report = asyncio.run(run())
+    assert sorted(report.adopted) == sorted([bad_date, deep_record, fine])
+    assert report.quarantined == [deep_store.name]
+    assert "zarr.json" in report.reasons[deep_store.name]
+    assert len(report.reasons[deep_store.name]) < 300

@@ -161,6 +161,11 @@ def problem(value: Any) -> str | None:
     return None
 
 
+_LONG_DIGITS = re.compile(rf"(?<!\d)\d{{{len(str(MAX_INT_MAGNITUDE))}}}")
+"""A run of digits as long as :data:`MAX_INT_MAGNITUDE`'s: the text may hold an integer too
+large (then :func:`problem` decides); shorter runs cannot. Starts only where a run starts."""
+
+
 def encode(message: Any) -> str:
     """One message (or value) as JSON, checked against the limits.
 
@@ -189,7 +194,8 @@ def encode(message: Any) -> str:
             f"it holds more than {MAX_MESSAGE_CONTAINERS:,} objects and arrays, the limit per "
             "message"
         )
-    if text.count("[") + text.count("{") > MAX_DEPTH and (why := problem(message)) is not None:
+    deep = text.count("[") + text.count("{") > MAX_DEPTH
+    if (deep or _LONG_DIGITS.search(text)) and (why := problem(message)) is not None:
         raise MessageError(why)
     return text
 

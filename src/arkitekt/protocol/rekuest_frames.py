@@ -33,6 +33,7 @@ from arkitekt.protocol.text import too_many_containers
 __all__ = [
     "CLOSE_OUTBOX_FULL",
     "MAX_DEPTH",
+    "MAX_ENCODED_GROWTH",
     "MAX_FRAME_BYTES",
     "MAX_FRAME_CONTAINERS",
     "MAX_FRAME_MESSAGES",
@@ -56,6 +57,7 @@ __all__ = [
     "explain",
     "frames",
     "loads",
+    "may_hold_big_messages",
     "problem",
 ]
 
@@ -84,6 +86,11 @@ A result with more fails its own call, like one too big in bytes."""
 MAX_FRAME_CONTAINERS = 2 * MAX_MESSAGE_CONTAINERS
 """The most objects and arrays one frame may hold, counted before it is decoded (a frame with
 more is refused whole); senders split their batches to stay under it."""
+MAX_ENCODED_GROWTH = 12
+"""How many times longer than the received frame a message in it can get when :func:`encode`
+writes it (what a message's size is, on both sides): a character beyond the BMP, received as
+one character, is written as a 12-character escape pair (other growth is smaller: 6 for any
+other non-ASCII character, 4.5 for a number such as ``1e15``)."""
 MAX_TEXT_CHARS = 64 * 1024
 """Error messages, tracebacks, log lines and progress texts are cut to this many characters."""
 
@@ -198,6 +205,15 @@ def encode(message: Any) -> str:
     if (deep or _LONG_DIGITS.search(text)) and (why := problem(message)) is not None:
         raise MessageError(why)
     return text
+
+
+def may_hold_big_messages(frame: str | bytes) -> bool:
+    """Whether a message of the received ``frame`` may exceed :data:`MAX_MESSAGE_BYTES` encoded.
+
+    A message's size is what :func:`encode` writes, on both sides; a receiver measures each
+    message of such a frame with it. Smaller frames cannot hold one, whatever their characters.
+    """
+    return len(frame) * MAX_ENCODED_GROWTH > MAX_MESSAGE_BYTES
 
 
 def frames(

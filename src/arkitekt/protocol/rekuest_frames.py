@@ -148,12 +148,16 @@ def _not_finite(value: Any) -> str | None:
     return f"a number that is not finite ({name}); JSON numbers must be finite"
 
 
+_CONTAINERS = (dict, list, tuple)
+_NUMBERS = (float, int, _NonFinite)  # tuples: ``isinstance`` with a union object is slower
+
+
 def problem(value: Any) -> str | None:
     """Why a decoded ``value`` may not be used, or ``None``.
 
     Too deep, a non-finite number, or an integer of :data:`MAX_INT_MAGNITUDE` or more.
     """
-    if not isinstance(value, dict | list | tuple):
+    if not isinstance(value, _CONTAINERS):
         return _not_finite(value)
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -161,9 +165,9 @@ def problem(value: Any) -> str | None:
         if depth > MAX_DEPTH:
             return f"values nested deeper than {MAX_DEPTH} levels"
         for child in item.values() if isinstance(item, dict) else item:
-            if isinstance(child, dict | list | tuple):
+            if isinstance(child, _CONTAINERS):
                 stack.append((child, depth + 1))
-            elif isinstance(child, float | int | _NonFinite) and (why := _not_finite(child)):
+            elif isinstance(child, _NUMBERS) and (why := _not_finite(child)):
                 return why
     return None
 

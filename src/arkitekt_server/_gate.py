@@ -16,7 +16,8 @@ a large body. :class:`RequestGate` runs before routing:
    what it expands to as well: a few bytes of JSON (``{}``, ``[]``) become objects of tens of
    bytes each once parsed, so 16 MiB of ``[{},{},...]`` took 400 MiB to parse. Before the app
    parses it, the body's objects and arrays are counted (a scan outside strings, no parsing);
-   more than :data:`MAX_JSON_CONTAINERS` is answered 413.
+   more than the route's declared count (:attr:`ServerService.json_containers`) or
+   :data:`MAX_JSON_CONTAINERS` is answered 413.
 """
 
 from __future__ import annotations
@@ -88,6 +89,17 @@ def _patterns(paths: Iterable[str], known: set[str], what: str) -> list[re.Patte
     return [compile_path(path)[0] for path in paths]
 
 
+def _limits(
+    limits: Mapping[str, int], known: set[str], what: str
+) -> list[tuple[re.Pattern[str], int]]:
+    paths = sorted(limits)
+    return list(zip(_patterns(paths, known, what), [limits[p] for p in paths], strict=True))
+
+
+def _limit(limits: list[tuple[re.Pattern[str], int]], path: str, default: int) -> int:
+    return next((limit for pattern, limit in limits if pattern.fullmatch(path)), default)
+
+
 class RequestGate:
     """ASGI middleware: bearer token before the body, and a bounded body, for every request.
 
@@ -98,6 +110,8 @@ class RequestGate:
         routes: every route of the app; each declared path must name one of them.
         max_body_bytes: the largest body of a route that declares no limit of its own.
         body_limits: declared path -> largest body (bytes) of that route.
+        json_containers: declared path -> most JSON objects and arrays in a body of that route
+            (else :data:`MAX_JSON_CONTAINERS`).
 
     Raises:
         ValueError: a declared path names no route (a typo would leave a route unprotected,
@@ -112,16 +126,13 @@ class RequestGate:
         routes: Sequence[BaseRoute],
         max_body_bytes: int,
         body_limits: Mapping[str, int],
+        json_containers: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         known = {str(context.path) for context in http_routes(routes)}
         self.public = _patterns(sorted(set(public)), known, "public paths")
-        paths = sorted(body_limits)
-        self.limits = list(
-            zip(
-                _patterns(paths, known, "body limits"), [body_limits[p] for p in paths], strict=True
-            )
-        )
+        self.limits = _limits(body_limits, known, "body limits")
+        self.container_limits = _limits(json_containers or {}, known, "JSON container limits")
         self.max_body_bytes = max_body_bytes
         self.json_routes = [
             (compile_path(str(context.path))[0], frozenset(context.methods or ()))
@@ -141,10 +152,11 @@ class RequestGate:
 
     def body_limit(self, path: str) -> int:
         """The largest body a request to ``path`` may send."""
-        for pattern, limit in self.limits:
-            if pattern.fullmatch(path):
-                return limit
-        return self.max_body_bytes
+        return _limit(self.limits, path, self.max_body_bytes)
+
+    def container_limit(self, path: str) -> int:
+        """The most JSON objects and arrays a body sent to ``path`` may hold."""
+        return _limit(self.container_limits, path, MAX_JSON_CONTAINERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # websockets authenticate in their handler (close 4401)
@@ -181,9 +193,10 @@ class RequestGate:
                     if not message.get("more_body", False):
                         body = b"".join(parts)
                         parts.clear()
-                        if too_many_containers(body, MAX_JSON_CONTAINERS):
+                        containers = self.container_limit(path)
+                        if too_many_containers(body, containers):
                             raise BodyTooLargeError(
-                                scope["method"], path, MAX_JSON_CONTAINERS, containers=True
+                                scope["method"], path, containers, containers=True
                             )
             return message
 

@@ -158,6 +158,7 @@ def create_app(settings: ServerSettings, services: Sequence[str] = SERVICES) -> 
         routes=app.routes,
         max_body_bytes=settings.max_body_bytes,
         body_limits={k: v for service in loaded for k, v in service.body_limits.items()},
+        json_containers={k: v for service in loaded for k, v in service.json_containers.items()},
     )
     # Requests must name this server in their Host header: a web page whose DNS name was
     # rebound to 127.0.0.1 must not reach the fakts flow (or anything else) through a browser.

@@ -64,6 +64,9 @@ class ServerService:
             (bytes) it accepts, for routes that need more or less than the server's
             ``max_body_bytes`` (chunk uploads more, the public fakts routes less). Larger bodies
             are answered 413 before they are read.
+        json_containers: route path -> the most JSON objects and arrays its body may hold, for
+            routes that need another count than the gate's ``MAX_JSON_CONTAINERS`` (answered
+            413 before the body is parsed).
     """
 
     name: str
@@ -73,3 +76,4 @@ class ServerService:
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
     public_paths: tuple[str, ...] = ()
     body_limits: Mapping[str, int] = field(default_factory=dict)
+    json_containers: Mapping[str, int] = field(default_factory=dict)

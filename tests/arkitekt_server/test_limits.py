@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from arkitekt.protocol.rekuest import MAX_MESSAGE_CONTAINERS
 from arkitekt.protocol.text import too_many_containers
 from arkitekt_server import EmbeddedServer, ServerSettings
 from arkitekt_server._gate import MAX_JSON_CONTAINERS
@@ -104,3 +105,14 @@ def test_a_json_body_is_bounded_in_what_it_expands_to(
         # fewer containers: parsed (and refused for its unknown field)
         fine = b'{"name": "n", "x": [' + b",".join([b"{}"] * 1000) + b"]}"
         assert http.post("/mikro/datasets/", content=fine).status_code == 422  # x: extra field
+
+
+def test_a_route_declares_its_own_container_limit(http: httpx.Client) -> None:
+    """An HTTP call holds as many objects and arrays as a websocket call may."""
+    arguments = {"x": [[]] * (MAX_JSON_CONTAINERS + 1)}  # above the gate's default count
+    call = {"function": "limits_nowhere", "arguments": arguments}
+    response = http.post("/rekuest/assignments/", json=call)
+    assert response.status_code == 404, response.text  # reached the hub: no such function
+    flood = {"function": "limits_nowhere", "arguments": {"x": [[]] * MAX_MESSAGE_CONTAINERS}}
+    detail = _detail(http.post("/rekuest/assignments/", json=flood))
+    assert "objects and arrays" in detail

@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from arkitekt.protocol.rekuest_frames import (
     CLOSE_OUTBOX_FULL,
     MAX_DEPTH,
+    MAX_ENCODED_GROWTH,
     MAX_FRAME_BYTES,
     MAX_FRAME_CONTAINERS,
     MAX_FRAME_MESSAGES,
@@ -67,6 +68,7 @@ from arkitekt.protocol.rekuest_frames import (
     explain,
     frames,
     loads,
+    may_hold_big_messages,
     problem,
 )
 from arkitekt.protocol.text import echo
@@ -77,6 +79,7 @@ __all__ = [
     "INT_MAX",
     "INT_MIN",
     "MAX_DEPTH",
+    "MAX_ENCODED_GROWTH",
     "MAX_FRAME_BYTES",
     "MAX_FRAME_CONTAINERS",
     "MAX_FRAME_MESSAGES",
@@ -104,6 +107,7 @@ __all__ = [
     "frames",
     "has_structure",
     "loads",
+    "may_hold_big_messages",
     "problem",
 ]
 

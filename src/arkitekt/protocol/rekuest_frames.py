@@ -33,6 +33,7 @@ from arkitekt.protocol.text import too_many_containers
 __all__ = [
     "CLOSE_OUTBOX_FULL",
     "MAX_DEPTH",
+    "MAX_ENCODED_GROWTH",
     "MAX_FRAME_BYTES",
     "MAX_FRAME_CONTAINERS",
     "MAX_FRAME_MESSAGES",
@@ -56,6 +57,7 @@ __all__ = [
     "explain",
     "frames",
     "loads",
+    "may_hold_big_messages",
     "problem",
 ]
 
@@ -84,6 +86,11 @@ A result with more fails its own call, like one too big in bytes."""
 MAX_FRAME_CONTAINERS = 2 * MAX_MESSAGE_CONTAINERS
 """The most objects and arrays one frame may hold, counted before it is decoded (a frame with
 more is refused whole); senders split their batches to stay under it."""
+MAX_ENCODED_GROWTH = 12
+"""How many times longer than the received frame a message in it can get when :func:`encode`
+writes it (what a message's size is, on both sides): a character beyond the BMP, received as
+one character, is written as a 12-character escape pair (other growth is smaller: 6 for any
+other non-ASCII character, 4.5 for a number such as ``1e15``)."""
 MAX_TEXT_CHARS = 64 * 1024
 """Error messages, tracebacks, log lines and progress texts are cut to this many characters."""
 
@@ -141,12 +148,16 @@ def _not_finite(value: Any) -> str | None:
     return f"a number that is not finite ({name}); JSON numbers must be finite"
 
 
+_CONTAINERS = (dict, list, tuple)
+_NUMBERS = (float, int, _NonFinite)  # tuples: ``isinstance`` with a union object is slower
+
+
 def problem(value: Any) -> str | None:
     """Why a decoded ``value`` may not be used, or ``None``.
 
     Too deep, a non-finite number, or an integer of :data:`MAX_INT_MAGNITUDE` or more.
     """
-    if not isinstance(value, dict | list | tuple):
+    if not isinstance(value, _CONTAINERS):
         return _not_finite(value)
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -154,11 +165,16 @@ def problem(value: Any) -> str | None:
         if depth > MAX_DEPTH:
             return f"values nested deeper than {MAX_DEPTH} levels"
         for child in item.values() if isinstance(item, dict) else item:
-            if isinstance(child, dict | list | tuple):
+            if isinstance(child, _CONTAINERS):
                 stack.append((child, depth + 1))
-            elif isinstance(child, float | int | _NonFinite) and (why := _not_finite(child)):
+            elif isinstance(child, _NUMBERS) and (why := _not_finite(child)):
                 return why
     return None
+
+
+_LONG_DIGITS = re.compile(rf"(?<!\d)\d{{{len(str(MAX_INT_MAGNITUDE))}}}")
+"""A run of digits as long as :data:`MAX_INT_MAGNITUDE`'s: the text may hold an integer too
+large (then :func:`problem` decides); shorter runs cannot. Starts only where a run starts."""
 
 
 def encode(message: Any) -> str:
@@ -189,9 +205,19 @@ def encode(message: Any) -> str:
             f"it holds more than {MAX_MESSAGE_CONTAINERS:,} objects and arrays, the limit per "
             "message"
         )
-    if text.count("[") + text.count("{") > MAX_DEPTH and (why := problem(message)) is not None:
+    deep = text.count("[") + text.count("{") > MAX_DEPTH
+    if (deep or _LONG_DIGITS.search(text)) and (why := problem(message)) is not None:
         raise MessageError(why)
     return text
+
+
+def may_hold_big_messages(frame: str | bytes) -> bool:
+    """Whether a message of the received ``frame`` may exceed :data:`MAX_MESSAGE_BYTES` encoded.
+
+    A message's size is what :func:`encode` writes, on both sides; a receiver measures each
+    message of such a frame with it. Smaller frames cannot hold one, whatever their characters.
+    """
+    return len(frame) * MAX_ENCODED_GROWTH > MAX_MESSAGE_BYTES
 
 
 def frames(

@@ -1,7 +1,8 @@
 """What a caller checks before sending a call: arguments that can travel, bounded waits.
 
 Each refusal is a :class:`~arkitekt.rekuest.errors.BadArgumentsError` naming the argument (or
-option), raised before anything is sent, so that one bad call never reaches the connection.
+option; a call too big as a whole names its size), raised before anything is sent, so that
+one bad call never reaches the connection.
 """
 
 from __future__ import annotations
@@ -34,23 +35,13 @@ def encode_call(function: str, message: dict[str, Any]) -> str:
             ``MAX_MESSAGE_BYTES``.
 
     """
-    try:
-        encoded = encode(message)
-    except MessageError as error:
-        named = [(f"positional argument {n}", v) for n, v in enumerate(message["args"])]
-        named += [(f"argument {key!r}", v) for key, v in message["kwargs"].items()]
-        for where, value in named:
-            try:
-                encode(value)
-            except MessageError as culprit:
-                raise BadArgumentsError(
-                    f"{function}(): {where} cannot be sent: {culprit}"
-                ) from None
-        raise BadArgumentsError(f"{function}(): the call cannot be sent: {error}") from None
     bad = argument_problem(message["args"], message["kwargs"])
     if bad is not None:
         raise BadArgumentsError(f"{function}(): {bad[0]} cannot be sent: {bad[1]}")
-    return encoded
+    try:
+        return encode(message)
+    except MessageError as error:  # too big, or a value JSON cannot carry
+        raise BadArgumentsError(f"{function}(): the call cannot be sent: {error}") from None
 
 
 def check_seconds(name: str, value: float, *, zero: bool) -> None:

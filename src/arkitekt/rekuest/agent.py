@@ -44,7 +44,8 @@ log = logging.getLogger("arkitekt.rekuest.agent")
 _END = object()
 _BACKOFF_START = 0.1
 MAX_RESENDS = 3
-"""How often the agent sends a kept message again after reconnecting before it gives up on it:
+"""How many connections in a row may close before the server read a kept message sent again
+on them, before the agent gives up on it (a connection that read them all clears the count):
 then an error for its assignment is sent instead, and if that does not arrive either, nothing
 (the server fails or re-delivers the assignment). A message the server keeps closing the
 connection over (a proxy with a smaller frame limit) must not keep the agent offline."""
@@ -92,7 +93,7 @@ class Agent:
         self._threads = DaemonThreads(anyio.CapacityLimiter(max_workers), "rekuest-worker")
         self._running: dict[str, AssignmentContext] = {}
         self._held: dict[str, list[str]] = {}  # encoded messages, until acknowledged
-        self._resends: dict[str, int] = {}  # reconnections each held id was sent again on
+        self._resends: dict[str, int] = {}  # failed deliveries in a row of each held id
         self._outbox: list[dict[str, Any] | str] = []
         self._wake = anyio.Event()
         self._connected = False
@@ -201,7 +202,12 @@ class Agent:
         return socket
 
     def _bound_resends(self) -> None:
-        """Count the resends of what is held; give up on what was sent too often."""
+        """Count the resends of what is held; give up on what failed too often in a row.
+
+        A count is cleared once a connection took everything resent (see :meth:`_register`),
+        so reconnections for other reasons (a long stream's items are held until it ends) never
+        add up to a give-up.
+        """
         for id in list(self._held):
             count = self._resends[id] = self._resends.get(id, 0) + 1
             if count <= MAX_RESENDS:
@@ -241,6 +247,9 @@ class Agent:
             raise AgentRefusedError(f"the server refused the agent: {first.get('m')}")
         if first.get("t") != "registered":
             raise RekuestError(f"unexpected first answer of the server: {first.get('t')!r}")
+        if resend:  # frames are read in order: the pong says the server read every resent one
+            await (await socket.ping())
+        self._resends.clear()  # delivered: only failed deliveries in a row count
         self.key = str(first.get("agent"))
         self._outbox = []
         self._connected = True

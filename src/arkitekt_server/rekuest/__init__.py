@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
-from arkitekt.protocol.rekuest import MAX_MESSAGE_BYTES
+from arkitekt.protocol.rekuest import MAX_MESSAGE_BYTES, MAX_MESSAGE_CONTAINERS
 from arkitekt_server._net import ws_url
 from arkitekt_server._periodic import every
 from arkitekt_server.rekuest import models as models
@@ -77,4 +77,6 @@ service = ServerService(
     # a call's body: at most one message (the hub checks the encoded call exactly), with room
     # for the JSON of the request around it
     body_limits={"/rekuest/assignments/": MAX_MESSAGE_BYTES + SMALL_BODY_BYTES},
+    # and as many objects and arrays as one message (the hub counts the call's exactly)
+    json_containers={"/rekuest/assignments/": MAX_MESSAGE_CONTAINERS + 16},
 )

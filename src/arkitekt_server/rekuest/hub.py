@@ -123,7 +123,6 @@ class Hub:
                 self._reject(job, chosen)
             else:
                 self._dispatch(job, *chosen, new=True)
-                self.admit(job)
             return job
         known = self._known_definitions(job)
         if known:  # refuse bad arguments now, if no known definition accepts them
@@ -132,7 +131,7 @@ class Hub:
                 self._reject(job, str(reasons[0]))
                 return job
         if job.wait > 0:
-            self.jobs[id] = self.waiting[id] = job
+            self.waiting[id] = job
             self.admit(job)
             job.deadline = time.monotonic() + job.wait
             self._remember(id)
@@ -142,9 +141,12 @@ class Hub:
         return job
 
     def admit(self, job: Job) -> None:
-        """Count an unfinished assignment against its app's quotas (until :meth:`release`)."""
-        if job.id in self.jobs and job.size >= 0:
-            self.quotas.add(job.caller_pk, job.size)
+        """Hold an unfinished assignment in :attr:`jobs`, counted against its app's quotas
+        (until :meth:`release`); the one way into :attr:`jobs`, so every release has its count."""
+        if job.id not in self.jobs:
+            self.jobs[job.id] = job
+            if job.size >= 0:
+                self.quotas.add(job.caller_pk, job.size)
 
     def release(self, job: Job) -> None:
         """Forget a finished (or refused) assignment, and count it no more."""
@@ -353,7 +355,7 @@ class Hub:
             return
         job.agent = agent
         job.tried.add(agent.key)
-        self.jobs[job.id] = job
+        self.admit(job)  # before the send: a failed send releases it
         agent.running[job.id] = job
         if new:
             self._remember(job.id)

@@ -53,7 +53,7 @@ async def restore(hub: Hub, grace: float) -> None:
         if arow.agent_key is not None:
             job.tried.add(arow.agent_key)
         job.deadline = deadline
-        hub.jobs[job.id] = hub.waiting[job.id] = job
+        hub.waiting[job.id] = job
         try:  # counted against its app's limits, as when it was made
             job.size = len(encode(arow.args))
         except MessageError:

@@ -15,11 +15,11 @@ from sqlalchemy.exc import DBAPIError
 
 from arkitekt.protocol.rekuest import (
     CLOSE_OUTBOX_FULL,
-    MAX_MESSAGE_BYTES,
     MessageError,
     agent_message,
     encode,
     loads,
+    may_hold_big_messages,
     problem,
 )
 from arkitekt_server.auth import CurrentPrincipal, authenticate_websocket
@@ -98,7 +98,7 @@ async def _frame(websocket: WebSocket) -> tuple[list[dict[str, Any]], bool] | st
     if data is None:
         data = received.get("bytes") or b""
     try:
-        return loads(data), len(data) > MAX_MESSAGE_BYTES
+        return loads(data), may_hold_big_messages(data)
     except MessageError as error:  # too big, too deep, not JSON, not a list of objects
         return f"malformed frame: {error}"
 

@@ -318,9 +318,7 @@ class Store:
                 async with self.database.engine.begin() as connection:
                     await connection.execute(delete(_LOGS).where(_LOGS.c.assignment_id.in_(old)))
                     result = await connection.execute(
-                        delete(_ASSIGNMENTS)
-                        .where(_ASSIGNMENTS.c.status.in_(FINISHED))
-                        .where(_ASSIGNMENTS.c.finished_at < cutoff)
+                        delete(_ASSIGNMENTS).where(_ASSIGNMENTS.c.id.in_(old))
                     )
         return int(result.rowcount or 0)
 

@@ -247,6 +247,10 @@ def test_integers_no_number_can_hold_are_refused_by_the_wire_naming_the_argument
     )
     assert argument_problem([], {"x": -(MAX_INT_MAGNITUDE - 1)}) is None
     assert "too large" in str(problem({"t": "done", "id": "i", "v": [MAX_INT_MAGNITUDE]}))
+    for value in (MAX_INT_MAGNITUDE, -MAX_INT_MAGNITUDE, [10**400]):  # in a small message too
+        with pytest.raises(MessageError, match="too large for any number"):
+            encode({"t": "done", "id": "i", "v": value})
+    assert json.loads(encode({"v": MAX_INT_MAGNITUDE - 1}))["v"] == MAX_INT_MAGNITUDE - 1
 
 
 def test_a_frame_holds_at_most_max_frame_messages_and_senders_split_batches() -> None:

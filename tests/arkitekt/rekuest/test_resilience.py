@@ -5,7 +5,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,9 +13,10 @@ import anyio
 import anyio.to_thread
 import pytest
 
+import arkitekt.rekuest.agent as agent_module
 import arkitekt_server.rekuest.hub as hub_module
 from arkitekt import App, easy
-from arkitekt.rekuest import AgentLostError, Registry, RekuestError, acall
+from arkitekt.rekuest import AgentLostError, Registry, RekuestError, acall, aiterate
 from arkitekt_server import EmbeddedServer
 
 if TYPE_CHECKING:
@@ -31,6 +32,13 @@ release = anyio.Event()
 async def r_hold(x: int) -> int:
     await release.wait()
     return x + 1
+
+
+@registry.register
+async def r_hold_stream(x: int) -> AsyncIterator[int]:
+    yield x
+    await release.wait()
+    yield x + 1
 
 
 @pytest.fixture
@@ -172,6 +180,34 @@ async def test_agent_reconnects_and_delivers_what_it_held(
         assert result == [2]
         assert agent.connections == 2
         await until(lambda: not agent.holding)  # acknowledged after reconnecting
+
+
+@pytest.mark.anyio
+async def test_reconnections_that_deliver_what_is_held_never_give_up_on_it(
+    connect: Callable[..., App], serve: Any, until: Any
+) -> None:
+    """A stream's items are held until it ends; each reconnection that delivers them is a
+    success, so more than MAX_RESENDS of them do not fail a healthy stream."""
+    global release
+    release = anyio.Event()
+    fast = connect(rekuest={"reconnect_max_seconds": 0.2})
+    async with serve(fast, registry) as agent, connect(), anyio.create_task_group() as tasks:
+        items: list[int] = []
+
+        async def caller() -> None:
+            items.extend([item async for item in aiterate("r_hold_stream", 1)])
+
+        tasks.start_soon(caller)
+        await until(lambda: bool(agent._held))  # item 0 is kept until the stream ends
+        for n in range(agent_module.MAX_RESENDS + 2):
+            await agent.disconnect()
+            await until(lambda n=n: agent.connections == n + 2)  # back, item 0 sent again
+        release.set()
+        with anyio.fail_after(20):
+            while len(items) < 2:  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+        assert items == [1, 2]
+        await until(lambda: not agent.holding)
 
 
 @pytest.mark.anyio

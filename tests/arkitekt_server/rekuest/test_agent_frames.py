@@ -34,6 +34,8 @@ STREAM = {"name": "af_stream", "stream": True, "returns": INT_RESULT}
         ("af_echo", '{"t": "yield", "id": "%s", "v": 1}', "is not a stream"),
         ("af_echo", '{"t": "done", "id": "%s", "v": ' + "[" * 200 + "]" * 200 + "}", "deeper"),
         ("af_echo", '{"t": "done", "id": "%s", "v": "%s"}', "per message"),
+        # 1.4 M characters received, but 8 MiB + once encoded (each "é" is written "\\u00e9")
+        ("af_echo", '{"t": "done", "id": "%s", "v": "%s"}', "per message (escaped)"),
     ],
 )
 def test_a_bad_message_of_an_agent_fails_its_assignment_only(
@@ -46,7 +48,10 @@ def test_a_bad_message_of_an_agent_fails_its_assignment_only(
     fields: dict[str, Any] = {"stream": True} if stream else {"kwargs": {"x": 1}, "events": True}
     id = wire.call(caller, function, **fields)
     assert wire.assignment(agent)["id"] == id
-    if "per message" in why:
+    if why == "per message (escaped)":
+        why = "per message"
+        frame = "[" + bad % (id, "\u00e9" * (MAX_MESSAGE_BYTES // 6 + 1)) + "]"
+    elif why == "per message":
         frame = "[" + bad % (id, "x" * MAX_MESSAGE_BYTES) + "]"
     else:
         frame = "[" + bad % id + "]"

@@ -151,6 +151,39 @@ def test_unfinished_calls_are_limited_per_app_in_number_and_bytes(
         assert post(x="y" * 100).status_code == 201
 
 
+def test_a_call_whose_assignment_cannot_be_sent_is_counted_until_it_fails(
+    server_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The quota counts a call from where the hub holds it: a failed delivery gives back only
+    what the call took (it once gave back a slot it never took, so each such call freed one)."""
+    server = server_factory(auto_approve=True, rekuest_max_pending_calls=2)
+    wire = Wire(server)
+    token = wire.token(_apps(server.url, tmp_path / "cache")("fl-unsendable"))
+    half = MAX_MESSAGE_BYTES // 2 + 1024
+    given = {"key": "given", "kind": "str"}
+    padded = {"key": "pad", "kind": "str", "required": False, "default": "d" * half}
+    definition = {"name": "fl_padded", "args": [given, padded], "returns": [INT]}
+    with (
+        wire.sockets,
+        httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as http,
+    ):
+
+        def offline() -> int:
+            call = {"function": "fl_offline", "arguments": {}, "wait": 600}
+            return http.post("/rekuest/assignments/", json=call).status_code
+
+        assert offline() == 201  # one of the app's 2 slots held
+        wire.register(wire.open(token, "agent"), definition)
+        caller = wire.open(token, "caller")
+        for _ in range(3):  # the call fits; with its default filled in, the assignment does not
+            id = wire.call(caller, "fl_padded", kwargs={"given": "g" * half})
+            answer = wire.answer(caller, id)
+            assert answer["kind"] == "invalid"
+            assert "cannot be sent to the agent" in answer["m"]
+        assert offline() == 201  # the second slot
+        assert offline() == 429  # and no more: the failed calls freed none
+
+
 def test_http_calls_are_checked_like_websocket_calls(
     server: Any, connect: Callable[..., App], wire: Wire
 ) -> None:

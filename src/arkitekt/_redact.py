@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["REDACTED", "install_redaction", "redact"]
@@ -50,7 +50,6 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         rf"\1{REDACTED}",
     ),
 )
-_SIMPLE = (int, float, bool, type(None))
 _lock = threading.Lock()
 
 
@@ -69,20 +68,24 @@ def redact(text: str) -> str:
     return text
 
 
-def _scrub_arg(value: Any) -> Any:
-    if isinstance(value, _SIMPLE):
-        return value
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, (bytes, bytearray)):
-        text = bytes(value).decode("utf-8", "replace")
-        return value if redact(text) == text else redact(text).encode("utf-8")
+def _text(value: Any) -> str:
     try:
-        text = str(value)
+        return str(value)
     except Exception:  # a broken __str__ must not break logging
-        return value
-    cleaned = redact(text)
-    return value if cleaned == text else cleaned
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _message(record: logging.LogRecord) -> tuple[str, bool]:
+    """The record's message as handlers will show it, and whether it could be formatted."""
+    try:
+        return record.getMessage(), True
+    except Exception:  # arguments that do not fit the format: keep the record loggable
+        try:
+            args = repr(record.args)
+        except Exception:
+            args = "<unprintable arguments>"
+        text = f"{_text(record.msg)} (log arguments that did not fit the message: {args})"
+        return text, False
 
 
 _FORMATTER = logging.Formatter()
@@ -94,21 +97,11 @@ def _scrub(record: logging.LogRecord) -> None:
         record.exc_text = redact(_FORMATTER.formatException(record.exc_info))
     if record.stack_info:
         record.stack_info = redact(record.stack_info)
-    if isinstance(record.msg, str):
-        record.msg = redact(record.msg)
-    args = record.args
-    if isinstance(args, Mapping):
-        record.args = {key: _scrub_arg(value) for key, value in args.items()}
-    elif isinstance(args, tuple) and args:
-        record.args = tuple(_scrub_arg(value) for value in args)
-    if not record.args:
-        return
-    try:
-        message = record.getMessage()
-    except Exception:  # a bad format string is for the handler to report
-        return
+    # The message is scanned once, as handlers will show it: whatever the type of msg (a dict,
+    # an exception) and whether the secret is in the format, an argument or formed by joining.
+    message, formatted = _message(record)
     cleaned = redact(message)
-    if cleaned != message:  # a secret formed only once message and arguments were joined
+    if cleaned != message or not formatted:
         record.msg, record.args = cleaned, None
 
 

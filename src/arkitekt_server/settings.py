@@ -28,6 +28,11 @@ __all__ = [
 ]
 
 ENV_PREFIX = "ARKITEKT_SERVER_"
+# Durations are finite and bounded: inf, nan or 1e300 seconds would overflow timedelta (and the
+# event loop's clock) where they are used, or keep a revoked token trusted forever.
+_HOUR = 3600
+_DAY = 24 * _HOUR
+_YEAR = 366 * _DAY
 CONFIG_ENV = "ARKITEKT_SERVER_CONFIG"
 
 
@@ -66,7 +71,11 @@ class ServerSettings(BaseSettings):
         "printed by `arkitekt server` at start when its output is a terminal.",
     )
     device_code_ttl_seconds: float = Field(
-        default=300.0, gt=0, description="Longest time a device code waits for approval."
+        default=300.0,
+        gt=0,
+        le=_DAY,
+        allow_inf_nan=False,
+        description="Longest time a device code waits for approval (at most a day).",
     )
     max_pending_device_codes: int = Field(
         default=200,
@@ -80,17 +89,25 @@ class ServerSettings(BaseSettings):
         description="The most device codes one client address may have waiting at once.",
     )
     access_token_ttl_seconds: int = Field(
-        default=3600, gt=0, description="Lifetime of a bearer token from the token endpoint."
+        default=3600,
+        gt=0,
+        le=_YEAR,
+        description="Lifetime of a bearer token from the token endpoint (at most a year).",
     )
     claim_token_ttl_seconds: int = Field(
-        default=30 * 24 * 3600,
+        default=30 * _DAY,
         ge=0,
-        description="Lifetime of an approval (claim token and client credentials); 0: no expiry.",
+        le=10 * _YEAR,
+        description="Lifetime of an approval (claim token and client credentials), at most ten "
+        "years; 0: no expiry.",
     )
     rekuest_retention_seconds: float = Field(
-        default=7 * 24 * 3600,
+        default=7 * _DAY,
         gt=0,
-        description="How long finished rekuest assignments (results, errors, logs) are kept.",
+        le=10 * _YEAR,
+        allow_inf_nan=False,
+        description="How long finished rekuest assignments (results, errors, logs) are kept "
+        "(at most ten years).",
     )
     rekuest_cancel_grace_seconds: float = Field(
         default=10.0,
@@ -115,8 +132,11 @@ class ServerSettings(BaseSettings):
     auth_cache_seconds: float = Field(
         default=5.0,
         ge=0,
+        le=_HOUR,
+        allow_inf_nan=False,
         description="Seconds a checked bearer token is trusted without asking the database "
-        "again; revocations by the CLI take effect within this time (0: check every request).",
+        "again, at most an hour; revocations by the CLI take effect within this time (0: check "
+        "every request).",
     )
     public_url: str | None = Field(
         default=None,

@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from arkitekt.cli import build
+from arkitekt_server.settings import ServerConfigError, load_server_settings
 
 runner = CliRunner()
 
@@ -129,3 +131,25 @@ def test_token_create_prints_a_token_and_stores_only_its_hash(tmp_path: Path) ->
     stored = [path.read_bytes() for path in tmp_path.iterdir() if path.is_file()]
     assert stored
     assert not any(token.encode() in content for content in stored)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("rekuest_retention_seconds", "inf"),
+        ("rekuest_retention_seconds", "1e300"),
+        ("device_code_ttl_seconds", "nan"),
+        ("device_code_ttl_seconds", "inf"),
+        ("auth_cache_seconds", "inf"),
+        ("auth_cache_seconds", "nan"),
+        ("access_token_ttl_seconds", str(10**30)),
+        ("claim_token_ttl_seconds", str(10**30)),
+    ],
+)
+def test_durations_must_be_finite_and_bounded(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str
+) -> None:
+    monkeypatch.setenv(f"ARKITEKT_SERVER_{key.upper()}", value)
+    with pytest.raises(ServerConfigError) as raised:
+        load_server_settings()
+    assert f"{key} (from environment variable ARKITEKT_SERVER_{key.upper()})" in str(raised.value)

@@ -157,3 +157,20 @@ def test_tracebacks_are_scrubbed_too(captured: Capture) -> None:
     text = logging.Formatter().format(record)
     assert "Traceback" in text
     assert "in-a-traceback" not in text
+
+
+def test_messages_that_are_not_strings_are_scrubbed_too(captured: Capture) -> None:
+    install_redaction()
+    log = logging.getLogger("a.library.logging.objects")
+    log.warning({"authorization": "Bearer abcdefghijklmnop"})
+    log.warning(ValueError("token=supersecretvalue"))
+    log.warning("%s and %s", "only one argument")  # does not fit: still logged, and scrubbed
+    log.warning("plain %s", "text")
+    records = [r for r in captured.records if r.name == "a.library.logging.objects"]
+    lines = [r.getMessage() for r in records]
+    assert len(lines) == 4
+    assert not [line for line in lines if "abcdefghijklmnop" in line or "supersecret" in line]
+    assert REDACTED in lines[0]
+    assert REDACTED in lines[1]
+    assert "only one argument" in lines[2]
+    assert (records[3].msg, records[3].args) == ("plain %s", ("text",))  # clean ones untouched

@@ -170,8 +170,9 @@ class DeviceCodeGrant(ClaimGrant):
                 response = await ctx.client.post(
                     base + "challenge/",
                     json=ChallengeRequest(code=started.code).model_dump(),
+                    # Not idempotent: the poll that is answered "granted" uses the code up, so
+                    # a resend after a lost answer could only hear "already used".
                     auth=NO_AUTH,
-                    extensions={IDEMPOTENT: True},  # a poll: asking twice changes nothing
                 )
                 answer = read_model(response, ChallengeResponse, "challenge")
                 if answer.status == "granted" and answer.token:

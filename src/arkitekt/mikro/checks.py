@@ -92,13 +92,13 @@ def check_text(
             f"{argument} must be a string, not {type(value).__name__} ({echo(value)}): pass a "
             "non-empty name or text"
         )
-    if not blank and not value.strip():
-        raise InvalidImageError(
-            f"{argument} must not be blank (a non-empty name or text), got {value!r}"
-        )
     if len(value) > max_chars:
         raise InvalidImageError(
             f"{argument} is {len(value)} characters long; at most {max_chars} are accepted"
+        )
+    if not blank and not value.strip():
+        raise InvalidImageError(
+            f"{argument} must not be blank (a non-empty name or text), got {echo(value)}"
         )
     bad = _bad_char(value, multiline=multiline)
     if bad is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -73,6 +73,7 @@ class Mikro(Service):
         self.settings = settings
         self.datalayer: Datalayer | None = None
         self._uploads = object()  # the scope's key of the uploads in progress
+        self._disk_of: tuple[tuple[str, str | None], LocalDisk] | None = None
 
     async def _guard(self) -> UploadsInProgress:
         return UploadsInProgress(self.settings.timeout)
@@ -89,7 +90,13 @@ class Mikro(Service):
     async def _disk(self) -> LocalDisk:
         """Where ``local`` paths of this server may be, on this machine (see localdisk)."""
         transport, endpoint = await self._connect()
-        return LocalDisk.of(await transport.agroup("mikro"), endpoint)
+        group = await transport.agroup("mikro")
+        raw = group.get("local_root")
+        key = (endpoint, raw if isinstance(raw, str) else None)
+        if self._disk_of is None or self._disk_of[0] != key:  # once per configuration
+            disk = await anyio.to_thread.run_sync(LocalDisk.of, group, endpoint)
+            self._disk_of = (key, disk)
+        return self._disk_of[1]
 
     async def _client(self) -> httpx.AsyncClient:
         transport: Transport = await self._transport()
@@ -103,14 +110,45 @@ class Mikro(Service):
         raise_for(response)
         return response
 
-    def _image(self, record: ImageRecord, disk: LocalDisk, zarr_json: bytes | None = None) -> Image:
+    async def _images(
+        self, records: Sequence[ImageRecord], disk: LocalDisk, zarr_json: bytes | None = None
+    ) -> list[Image]:
+        """The images of ``records``, each ``local_path`` checked (off the loop, in one go)."""
+
+        def check() -> tuple[list[str | None], list[tuple[str, LocalPathError]]]:
+            paths: list[str | None] = []
+            refused: list[tuple[str, LocalPathError]] = []
+            for record in records:
+                path = None
+                if record.local_path is not None:
+                    try:
+                        path = str(disk.check(record.local_path, fresh=False))
+                    except LocalPathError as error:
+                        refused.append((record.id, error))
+                paths.append(path)
+            return paths, refused
+
+        if any(record.local_path is not None for record in records):
+            paths, refused = await anyio.to_thread.run_sync(check)
+        else:
+            paths, refused = [None] * len(records), []
+        if refused:  # one line per answer, however many images it lists
+            first, error = refused[0]
+            log.warning(
+                "%d image(s) of this answer have a local path that was refused, read through "
+                "http instead (image %s: %s)",
+                len(refused),
+                first,
+                error,
+            )
+        return [
+            self._image(record, path, zarr_json)
+            for record, path in zip(records, paths, strict=True)
+        ]
+
+    def _image(self, record: ImageRecord, local_path: str | None, zarr_json: bytes | None) -> Image:
         fields = record.model_dump()
-        if record.local_path is not None:
-            try:
-                fields["local_path"] = str(disk.check(record.local_path, fresh=False))
-            except LocalPathError as error:
-                log.warning("image %s: %s; reading it through http", record.id, error)
-                fields["local_path"] = None
+        fields["local_path"] = local_path
         image = Image.model_validate(fields)
         image._reader = self._open_data
         image._zarr_json = zarr_json
@@ -187,7 +225,7 @@ class Mikro(Service):
         """``zarr.json`` of a store read over http, so ``.data`` opens without a request."""
         from arkitekt.mikro.stores import META_MAX_BYTES
 
-        if self.datalayer == "local" or self._read_layer(image) != "http":
+        if self.datalayer == "local" or (self.datalayer is None and image.local_path is not None):
             return  # read from disk (a forced `local` without a usable path fails at `.data`)
         client = await self._client()
         response = await client.get(
@@ -254,7 +292,8 @@ class Mikro(Service):
                 raise
         record = parse(response, ImageRecord, "an image record")
         zarr_json = store.cached("zarr.json") if hasattr(store, "cached") else None
-        return self._image(record, disk, zarr_json)
+        (image,) = await self._images([record], disk, zarr_json)
+        return image
 
     def _upload_store(self, grant: UploadGrant, disk: LocalDisk) -> Any:
         from arkitekt.mikro.stores import HttpStore
@@ -283,7 +322,7 @@ class Mikro(Service):
         """
         response = await self._request("GET", f"images/{_segment(image_id)}")
         record = parse(response, ImageRecord, "an image record")
-        image = self._image(record, await self._disk())
+        (image,) = await self._images([record], await self._disk())
         await self._prefetch(image)
         return image
 
@@ -306,7 +345,7 @@ class Mikro(Service):
         page = parse(response, PageAnswer, "a page of images")
         disk = await self._disk()
         return ImagePage(
-            items=[self._image(item, disk) for item in page.items],
+            items=await self._images(page.items, disk),
             total=page.total,
             offset=page.offset,
             limit=page.limit,

@@ -25,6 +25,7 @@ from arkitekt.protocol.fakts import (
     StartResponse,
     WellKnown,
 )
+from arkitekt_server._logs import Throttled
 from arkitekt_server._net import base_url
 from arkitekt_server._secrets import hash_secret, new_secret, normalize_code
 from arkitekt_server.db import get_session, utcnow
@@ -37,6 +38,8 @@ from arkitekt_server.settings import ServerSettings
 __all__ = ["router"]
 
 log = logging.getLogger("arkitekt_server.fakts")
+# Anyone may post the sign-in form: its refusals are logged rate-limited.
+_wrong_secret = Throttled(log, "fakts: wrong operator secret")
 router = APIRouter(tags=["fakts"])
 Session = Annotated[AsyncSession, Depends(get_session)]
 
@@ -208,7 +211,7 @@ async def signin(
     session_id = sessions.sign_in(secret.strip())
     code = normalize_code(device_code)
     if session_id is None:
-        log.warning("a sign-in on the approval page with a wrong operator secret was refused")
+        _wrong_secret("a sign-in on the approval page with a wrong operator secret was refused")
         page = signin_page(code, _settings(request).deployment_name, "Wrong operator secret.")
         return HTMLResponse(page, status.HTTP_403_FORBIDDEN, headers=_PAGE_HEADERS)
     back = RedirectResponse(

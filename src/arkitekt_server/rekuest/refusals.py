@@ -5,8 +5,9 @@ which is rate-limited, so that a peer sending garbage cannot fill the log."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any
+
+from arkitekt_server._logs import WARNINGS_PER_WINDOW, WINDOW_SECONDS, Throttled
 
 if TYPE_CHECKING:
     from arkitekt_server.rekuest.hub import Hub
@@ -22,39 +23,7 @@ __all__ = [
 
 log = logging.getLogger("arkitekt_server.rekuest")
 
-WARNINGS_PER_WINDOW = 20
-"""At most this many refusal warnings are logged per :data:`WINDOW_SECONDS`; the rest are
-counted, and the count is logged when the next window starts."""
-WINDOW_SECONDS = 10.0
-
-
-class _Throttle:
-    """A rate-limited ``log.warning``: a burst is logged, the rest is counted."""
-
-    def __init__(self) -> None:
-        self._start = -WINDOW_SECONDS
-        self._count = 0
-        self._suppressed = 0
-
-    def __call__(self, text: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self._start >= WINDOW_SECONDS:
-            if self._suppressed:
-                log.warning(
-                    "rekuest: %d more refusal warning(s) were not logged (at most %d per %g s)",
-                    self._suppressed,
-                    WARNINGS_PER_WINDOW,
-                    WINDOW_SECONDS,
-                )
-            self._start, self._count, self._suppressed = now, 0, 0
-        if self._count < WARNINGS_PER_WINDOW:
-            self._count += 1
-            log.warning(text, *args)
-        else:
-            self._suppressed += 1
-
-
-warn = _Throttle()
+warn = Throttled(log, "rekuest: refusal")
 """Log a refusal warning (``text`` and ``args`` as for ``logging``), rate-limited."""
 
 

@@ -22,6 +22,7 @@ from arkitekt.errors import (
     GrantError,
     InsecureTransportError,
     NoActiveAppError,
+    ServerUnreachableError,
 )
 from arkitekt.fakts import StaticConfigGrant, StaticTokenGrant
 from arkitekt_server import EmbeddedServer
@@ -324,3 +325,30 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
     app = easy("frozen", url="http://127.0.0.1:9", cache_dir=tmp_path)
     with pytest.raises(ValidationError, match="frozen"):
         app.settings.timeout = -5  # type: ignore[misc]
+
+
+def test_a_lost_granted_answer_is_reported_as_such_not_resent(
+    connect: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer "granted" uses the code up: it is lost with the connection, never re-asked."""
+    send = httpx.AsyncHTTPTransport.handle_async_request
+    polls: list[str] = []
+
+    async def drop_the_granted_answer(
+        self: httpx.AsyncHTTPTransport, request: httpx.Request
+    ) -> httpx.Response:
+        response = await send(self, request)
+        if request.url.path.endswith("/challenge/"):
+            polls.append((await response.aread()).decode())
+            await response.aclose()
+            response = httpx.Response(response.status_code, content=polls[-1].encode())
+            if len(polls) == 1 and '"granted"' in polls[0]:  # acted on; the answer is lost
+                raise httpx.ReadError("connection reset", request=request)
+        return response
+
+    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", drop_the_granted_answer)
+    with connect("lost-answer-app") as app, pytest.raises(ServerUnreachableError) as caught:
+        whoami()
+    assert "/challenge/" in str(caught.value)
+    assert len(polls) == 1  # not resent (a resend could only hear "already used")
+    assert app.fakts.cache.load() is None

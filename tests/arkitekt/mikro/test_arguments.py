@@ -33,7 +33,9 @@ from arkitekt.mikro.checks import (
     MAX_PAGE,
     MAX_TAG_CHARS,
     NAME_CHARS,
+    check_text,
 )
+from arkitekt.mikro.errors import InvalidImageError
 from arkitekt.protocol.mikro import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 
 BOUNDED = settings(
@@ -289,3 +291,12 @@ def test_valid_arguments_up_to_the_bounds_are_accepted_by_the_server(
         assert get_image(image).metadata == deepest
         delete_image(image.id)
         assert search_images("n" * NAME_CHARS, tag="t" * MAX_TAG_CHARS).total == 0
+
+
+@pytest.mark.parametrize("value", [" " * (10 << 20), " \t" * 50, "x" * (1 << 20)])
+def test_a_refused_text_is_not_echoed_in_full(value: str) -> None:
+    with pytest.raises(InvalidImageError) as caught:
+        check_text(value, "name", max_chars=NAME_CHARS)
+    message = str(caught.value)
+    assert "name" in message
+    assert len(message) < 300, message[:300]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 import xarray as xr
 
 from arkitekt import App
-from arkitekt.mikro import LocalPathError, from_xarray, get_image
+from arkitekt.mikro import LocalPathError, from_xarray, get_image, search_images
 from arkitekt.mikro.localdisk import LocalDisk
 from arkitekt.protocol.mikro import ImageRecord
 
@@ -194,3 +195,47 @@ def test_a_chunk_over_its_encoded_bound_is_not_read(
     assert f"{recording_server.url}{store}c/0/0/0/0/0 answered more than 65544 bytes" in str(
         caught.value
     )
+
+
+def test_a_page_of_refused_local_paths_logs_one_warning(
+    recording_server: Any,
+    record_app: Callable[..., App],
+    root: Path,
+    victim: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    records = [{**_record(recording_server, victim), "id": f"i{n}"} for n in range(5)]
+    page = {"items": records, "total": 5, "offset": 0, "limit": 50}
+    recording_server.answers["/mikro/images/"] = (200, page)
+    caplog.set_level(logging.WARNING, logger="arkitekt.mikro")
+    with record_app(mikro={"local_root": str(root)}):
+        found = search_images()
+    assert [image.local_path for image in found.items] == [None] * 5
+    refused = [r.getMessage() for r in caplog.records if "local path" in r.getMessage()]
+    assert len(refused) == 1, refused
+    assert "5 image(s)" in refused[0]
+    assert "not inside the server's local root" in refused[0]
+
+
+def test_the_local_root_is_resolved_once_per_configuration(
+    recording_server: Any,
+    record_app: Callable[..., App],
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[str] = []
+    of = LocalDisk.of
+
+    def counted(group: Any, endpoint: str) -> LocalDisk:
+        built.append(endpoint)
+        return of(group, endpoint)
+
+    monkeypatch.setattr(LocalDisk, "of", staticmethod(counted))
+    recording_server.answers["/mikro/images/i1"] = (200, _record(recording_server, None))
+    page = {"items": [], "total": 0, "offset": 0, "limit": 50}
+    recording_server.answers["/mikro/images/"] = (200, page)
+    with record_app(mikro={"local_root": str(root)}):
+        search_images()
+        search_images()
+        assert get_image("i1").local_path is None
+    assert len(built) == 1

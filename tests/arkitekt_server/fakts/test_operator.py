@@ -3,12 +3,15 @@ fetch the page and post its form, with any headers, gets nowhere without the ope
 
 from __future__ import annotations
 
+import logging
 import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from arkitekt_server._logs import WARNINGS_PER_WINDOW, Throttled
+from arkitekt_server.fakts import routes
 from arkitekt_server.fakts.operator import (
     OPERATOR_COOKIE,
     OperatorSessions,
@@ -96,3 +99,14 @@ def test_sessions_expire_and_are_random() -> None:
     assert live.valid(two)
     assert not live.valid("s" * 20)
     assert live.sign_in("wrong") is None
+
+
+def test_wrong_secrets_cannot_flood_the_log(
+    fakts: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(routes, "_wrong_secret", Throttled(routes.log, "fakts: wrong secret"))
+    caplog.set_level(logging.WARNING, logger="arkitekt_server.fakts")
+    for attempt in range(WARNINGS_PER_WINDOW + 10):
+        assert fakts.sign_in(f"wrong-secret-{attempt:04d}-padding").status_code == 403
+    refused = [r for r in caplog.records if "wrong operator secret" in r.getMessage()]
+    assert len(refused) == WARNINGS_PER_WINDOW  # a burst is logged, the rest only counted

@@ -387,6 +387,21 @@ def test_existing_mikro_directories_are_made_owner_only(
         assert directory.stat().st_mode & 0o777 == 0o700, directory
 
 
+def _adopt(data_dir: Path, layout: Layout) -> housekeeping.AdoptReport:
+    """Run adopt-stores on a fresh database in ``data_dir``."""
+
+    async def run() -> housekeeping.AdoptReport:
+        database = Database.in_dir(data_dir)
+        try:
+            await database.create_tables()
+            async with database.sessions() as session:
+                return await housekeeping.adopt_stores(session, layout)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(run())
+
+
 def test_adopting_sets_aside_what_fails_verification_and_deletes_nothing(tmp_path: Path) -> None:
     load_services()
     layout = Layout(tmp_path)
@@ -396,16 +411,7 @@ def test_adopting_sets_aside_what_fails_verification_and_deletes_nothing(tmp_pat
         directory.mkdir()
         (directory / "zarr.json").write_text('{"zarr_format": 3}')
 
-    async def run() -> housekeeping.AdoptReport:
-        database = Database.in_dir(tmp_path)
-        try:
-            await database.create_tables()
-            async with database.sessions() as session:
-                return await housekeeping.adopt_stores(session, layout)
-        finally:
-            await database.dispose()
-
-    report = asyncio.run(run())
+    report = _adopt(tmp_path, layout)
     assert report.adopted == []
     assert sorted(report.quarantined) == sorted([broken.name, unfinished.name])
     assert "KeyError" in report.reasons[broken.name]
@@ -446,16 +452,7 @@ def test_adopting_survives_damaged_records_and_stores(tmp_path: Path) -> None:
     deep_store.mkdir()
     (deep_store / "zarr.json").write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
 
-    async def run() -> housekeeping.AdoptReport:
-        database = Database.in_dir(tmp_path)
-        try:
-            await database.create_tables()
-            async with database.sessions() as session:
-                return await housekeeping.adopt_stores(session, layout)
-        finally:
-            await database.dispose()
-
-    report = asyncio.run(run())
+    report = _adopt(tmp_path, layout)
     assert sorted(report.adopted) == sorted([bad_date, deep_record, fine])
     assert report.quarantined == [deep_store.name]
     assert "zarr.json" in report.reasons[deep_store.name]

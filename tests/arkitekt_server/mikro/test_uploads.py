@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import os
 import shutil
@@ -293,6 +294,18 @@ def test_sweep_spares_a_grant_created_after_it_read_the_grants(
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201
 
 
+def _held_body(chunk: bytes, release: threading.Event) -> Iterator[bytes]:
+    """A chunk PUT's body that stops after 10 bytes until ``release`` is set."""
+    yield chunk[:10]
+    release.wait(10)
+    yield chunk[10:]
+
+
+def _client_like(http: httpx.Client) -> httpx.Client:
+    """Another client of the same app (its own connection), for requests in parallel."""
+    return httpx.Client(base_url=str(http.base_url), headers=http.headers, timeout=20)
+
+
 def test_finish_waits_for_chunk_writes_in_progress_and_refuses_new_ones(
     http: httpx.Client, server: EmbeddedServer
 ) -> None:
@@ -300,14 +313,8 @@ def test_finish_waits_for_chunk_writes_in_progress_and_refuses_new_ones(
     _put_all(http, grant)  # the grant is now cached for chunk PUTs
     chunk = _store_bytes()["c/0/0/0/0/0"]
     release = threading.Event()
-
-    def slow_body() -> Iterator[bytes]:
-        yield chunk[:10]
-        release.wait(10)
-        yield chunk[10:]
-
-    def client() -> httpx.Client:
-        return httpx.Client(base_url=str(http.base_url), headers=http.headers, timeout=20)
+    slow_body = functools.partial(_held_body, chunk, release)
+    client = functools.partial(_client_like, http)
 
     with client() as slow, client() as finisher, ThreadPoolExecutor(2) as pool:
         writing = pool.submit(
@@ -342,14 +349,8 @@ def test_an_abort_that_meets_a_finish_waits_for_it_and_undoes_the_image(
     _put_all(http, grant)
     chunk = _store_bytes()["c/0/0/0/0/0"]
     release = threading.Event()
-
-    def slow_body() -> Iterator[bytes]:
-        yield chunk[:10]
-        release.wait(10)
-        yield chunk[10:]
-
-    def client() -> httpx.Client:
-        return httpx.Client(base_url=str(http.base_url), headers=http.headers, timeout=20)
+    slow_body = functools.partial(_held_body, chunk, release)
+    client = functools.partial(_client_like, http)
 
     layout = Layout(server.settings.data_dir)
     with client() as slow, client() as finisher, client() as aborter, ThreadPoolExecutor(3) as pool:

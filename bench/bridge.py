@@ -4,7 +4,7 @@ Cases, all in one run, interleaved:
 
 - ``arkitekt syncify``: the blocking twin built by :func:`arkitekt.syncify`, called inside
   ``with app:`` (what every sync API function does);
-- ``arkitekt Bridge.call``: the app scope's :class:`~arkitekt.bridge.Bridge` called directly;
+- ``arkitekt Bridge.call``: the app scope's :class:`~arkitekt._bridge.Bridge` called directly;
 - ``raw asyncio``: ``asyncio.run_coroutine_threadsafe(coro, loop).result()`` on a plain
   asyncio loop in a thread: the floor;
 - ``koil unkoil``: koil's bridge (what the public Arkitekt client uses), inside ``with Koil():``.

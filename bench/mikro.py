@@ -115,7 +115,7 @@ def _server_process(data_dir: Path) -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [
-        sys.executable, "-m", "arkitekt.cli", "server", "--port", str(port),
+        sys.executable, "-m", "arkitekt._cli", "server", "--port", str(port),
         "--data-dir", str(data_dir), "--auto-approve",
     ]  # fmt: skip
     env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning"}
@@ -144,8 +144,8 @@ def main() -> None:
 
     from arkitekt import easy
     from arkitekt.mikro import delete_image, from_xarray, get_image
-    from arkitekt.mikro.normalize import choose_chunks
-    from arkitekt.mikro.upload import codec
+    from arkitekt.mikro._normalize import choose_chunks
+    from arkitekt.mikro._upload import codec
     from arkitekt_server import EmbeddedServer, ServerSettings
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-mikro-"))

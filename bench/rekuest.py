@@ -119,9 +119,9 @@ def _run(server: EmbeddedServer, tmp: Path) -> None:
     names = ("raw HTTP", "raw HTTP, no auth", "acall x1", "call x1 (sync)", "acall x16")
     cases = {name: Case(name) for name in names}
     with agent_app:
-        agent_app.runtime.scope.bridge.call(agent_app.rekuest.astart)
+        agent_app.app_slot.scope.bridge.call(agent_app.rekuest.astart)
         with caller_app:
-            bridge = caller_app.runtime.scope.bridge
+            bridge = caller_app.app_slot.scope.bridge
 
             async def token() -> str:
                 transport = await caller_app.rekuest._transport()

@@ -19,7 +19,7 @@ import xarray as xr
 
 from arkitekt import easy
 from arkitekt.mikro import Image, from_xarray
-from arkitekt.rekuest import Event, call, iterate
+from arkitekt.rekuest import CallEvent, call, iterate
 
 AGENT = Path(__file__).with_name("rekuest_agent.py")
 
@@ -30,7 +30,7 @@ try:
         data = np.random.default_rng(1).random((64, 64)).astype(np.float32)
         image = from_xarray(xr.DataArray(data, dims=["y", "x"]), name="noise")
 
-        def show(event: Event) -> None:
+        def show(event: CallEvent) -> None:
             percent = f"{event.progress}% " if event.progress is not None else ""
             print(f"  [{event.kind}] {percent}{event.message or ''}")
 

@@ -86,7 +86,7 @@ class ServerProcess:
             self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [
-            sys.executable, "-m", "arkitekt.cli", "server", "--port", str(self.port),
+            sys.executable, "-m", "arkitekt._cli", "server", "--port", str(self.port),
             "--data-dir", str(self.data_dir), "--auto-approve",
         ]  # fmt: skip
         env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning"}

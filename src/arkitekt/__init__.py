@@ -8,14 +8,14 @@ Example:
 
 """
 
-from arkitekt.app import App, easy
-from arkitekt.bridge import loopsafe, syncify
-from arkitekt.container import ArkitektContainer
+from arkitekt._app import App, easy
+from arkitekt._bridge import loopsafe, syncify
+from arkitekt._container import ArkitektContainer
+from arkitekt._inject import Provide, inject
+from arkitekt._scope import ScopeKind, current_scope
+from arkitekt._settings import Settings, load_settings
 from arkitekt.errors import ArkitektError, NoActiveAppError
-from arkitekt.inject import Provide, inject
 from arkitekt.protocol.fakts import Manifest
-from arkitekt.scope import ScopeKind, current_scope
-from arkitekt.settings import Settings, load_settings
 from arkitekt.transport import awhoami, whoami
 
 __all__ = [

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from arkitekt.app import App, easy
+from arkitekt._app import App, easy
 from arkitekt.errors import ArkitektError, GrantError
 from arkitekt.protocol.fakts import UserInfo
 from arkitekt.transport import awhoami
@@ -31,7 +31,7 @@ async def _userinfo(app: App) -> UserInfo:
 def _run(app: App, work: Any) -> Any:
     try:
         with app:
-            return app.runtime.scope.bridge.call(work, app)
+            return app.app_slot.scope.bridge.call(work, app)
     except ArkitektError as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None

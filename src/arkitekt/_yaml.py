@@ -1,6 +1,6 @@
 """YAML settings files: read one defensively, feed it to pydantic-settings as a source.
 
-Used by the app's settings (:mod:`arkitekt.settings`) and the server's.
+Used by the app's settings (:mod:`arkitekt._settings`) and the server's.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 calls functions through (rekuest). FastAPI on uvicorn, SQLAlchemy async (SQLite by default).
 """
 
-from arkitekt_server.app import create_app
-from arkitekt_server.embedded import EmbeddedServer
-from arkitekt_server.settings import ServerConfigError, ServerSettings, load_server_settings
+from arkitekt_server._app import create_app
+from arkitekt_server._embedded import EmbeddedServer
+from arkitekt_server._settings import ServerConfigError, ServerSettings, load_server_settings
 
 __all__ = [
     "EmbeddedServer",

@@ -35,7 +35,7 @@ from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arkitekt.protocol.text import too_many_containers
-from arkitekt_server.auth import PRINCIPAL_STATE, authenticate
+from arkitekt_server._auth import PRINCIPAL_STATE, authenticate
 
 __all__ = [
     "MAX_JSON_CONTAINERS",

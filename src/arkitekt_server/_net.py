@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from arkitekt_server.settings import ServerSettings
+from arkitekt_server._settings import ServerSettings
 
 __all__ = ["base_url", "ws_url"]
 

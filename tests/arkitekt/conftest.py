@@ -14,9 +14,9 @@ import pytest
 from dependency_injector import providers
 
 from arkitekt import App, ArkitektContainer, Manifest, ScopeKind, easy
+from arkitekt._resources import ScopedResource
+from arkitekt._settings import Settings
 from arkitekt.fakts import StaticConfigGrant
-from arkitekt.resources import ScopedResource
-from arkitekt.settings import Settings
 
 
 @pytest.fixture
@@ -49,14 +49,14 @@ async def tracked(name: str, journal: Journal, **deps: Any) -> AsyncIterator[str
 class TrackedContainer(ArkitektContainer):
     journal = providers.Singleton(Journal)
     first = ScopedResource(
-        tracked, runtime=ArkitektContainer.runtime, name="first", journal=journal
+        tracked, app_slot=ArkitektContainer.app_slot, name="first", journal=journal
     )
     second = ScopedResource(
-        tracked, runtime=ArkitektContainer.runtime, name="second", journal=journal, first=first
+        tracked, app_slot=ArkitektContainer.app_slot, name="second", journal=journal, first=first
     )
     per_task = ScopedResource(
         tracked,
-        runtime=ArkitektContainer.runtime,
+        app_slot=ArkitektContainer.app_slot,
         kind=ScopeKind.TASK,
         name="task",
         journal=journal,

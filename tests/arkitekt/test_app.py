@@ -11,9 +11,9 @@ import anyio.to_thread
 import pytest
 
 from arkitekt import App, NoActiveAppError, current_scope, easy
+from arkitekt._scope import get_scope
 from arkitekt.errors import ArkitektError, ConfigError, ScopeError, ScopeLockedError
 from arkitekt.fakts import StaticConfigGrant
-from arkitekt.scope import get_scope
 
 
 def _arkitekt_threads() -> set[threading.Thread]:
@@ -89,7 +89,7 @@ def test_apps_in_parallel_threads_see_their_own(make_app: Callable[..., App]) ->
         try:
             with app:
                 barrier.wait(timeout=10)  # all four are open at once
-                seen[app.runtime.name] = current_scope().name
+                seen[app.app_slot.name] = current_scope().name
                 barrier.wait(timeout=10)
         except BaseException as error:
             errors.append(error)
@@ -118,12 +118,12 @@ async def test_apps_in_parallel_tasks_see_their_own(make_app: Callable[..., App]
                 ready.set()
             await ready.wait()  # all five are open at once
             await anyio.lowlevel.checkpoint()
-            seen[app.runtime.name] = current_scope().name
+            seen[app.app_slot.name] = current_scope().name
 
     async with anyio.create_task_group() as tg:
         for app in apps:
             tg.start_soon(run, app)
-    assert seen == {app.runtime.name: app.runtime.name for app in apps}
+    assert seen == {app.app_slot.name: app.app_slot.name for app in apps}
 
 
 def test_entering_an_open_app_again_fails(make_app: Callable[..., App]) -> None:
@@ -131,7 +131,7 @@ def test_entering_an_open_app_again_fails(make_app: Callable[..., App]) -> None:
     with app:
         with pytest.raises(ScopeError, match="already open"), app:
             pass
-        assert current_scope().name == app.runtime.name
+        assert current_scope().name == app.app_slot.name
     with app:  # re-entering after exit works
         assert app.is_open
 
@@ -157,7 +157,9 @@ def test_run_in_thread_sees_the_app_but_a_plain_thread_does_not(
     app = make_app()
     plain: list[object] = []
     with app:
-        assert app.run_in_thread(lambda: current_scope().name).result(timeout=5) == app.runtime.name
+        assert (
+            app.run_in_thread(lambda: current_scope().name).result(timeout=5) == app.app_slot.name
+        )
         thread = threading.Thread(target=lambda: plain.append(get_scope()))
         thread.start()
         thread.join()
@@ -191,7 +193,7 @@ async def test_tasks_and_worker_threads_the_app_starts_see_it(make_app: Callable
         scope.task_group.start_soon(background)
         await done.wait()
         seen.append(await anyio.to_thread.run_sync(lambda: current_scope().name))
-    assert seen == [app.runtime.name, app.runtime.name]
+    assert seen == [app.app_slot.name, app.app_slot.name]
 
 
 def test_background_task_of_a_sync_app_sees_it(make_app: Callable[..., App]) -> None:
@@ -207,7 +209,7 @@ def test_background_task_of_a_sync_app_sees_it(make_app: Callable[..., App]) -> 
 
         scope.bridge.loop.call_soon_threadsafe(scope.task_group.start_soon, background)
         assert done.wait(5)
-    assert seen == [app.runtime.name]
+    assert seen == [app.app_slot.name]
 
 
 def test_background_tasks_are_cancelled_before_resources_close(
@@ -263,7 +265,7 @@ def test_each_app_owns_its_container(make_app: Callable[..., App]) -> None:
     assert a.container is not b.container
     assert a.mikro is not b.mikro
     assert a.mikro is a.mikro
-    assert a.mikro.runtime is a.runtime
+    assert a.mikro.app_slot is a.app_slot
 
 
 def test_leaving_in_another_thread_closes_the_app_and_says_so(

@@ -8,8 +8,8 @@ from contextvars import ContextVar
 import pytest
 
 from arkitekt import App, NoActiveAppError, current_scope, loopsafe, syncify
+from arkitekt._service import Service
 from arkitekt.errors import AppClosedError, BridgeError
-from arkitekt.service import Service
 
 marker: ContextVar[str] = ContextVar("marker", default="unset")
 
@@ -17,7 +17,7 @@ marker: ContextVar[str] = ContextVar("marker", default="unset")
 async def awhere(*, service: Service | None = None) -> tuple[str, int, str]:
     """Report which app, thread and context this ran in."""
     return (
-        current_scope().name if service is None else service.runtime.name,
+        current_scope().name if service is None else service.app_slot.name,
         threading.get_ident(),
         marker.get(),
     )
@@ -40,7 +40,7 @@ def test_sync_twin_runs_on_the_app_loop_with_the_callers_context(
     with app:
         marker.set("caller")
         name, thread, seen = where()
-    assert name == app.runtime.name
+    assert name == app.app_slot.name
     assert thread != threading.get_ident()
     assert seen == "caller"
 
@@ -92,7 +92,7 @@ def test_async_twin_hops_to_the_app_loop_from_another_loop(make_app: Callable[..
             return await awhere_safe()
 
         name, thread, _ = asyncio.run(notebook())
-    assert name == app.runtime.name
+    assert name == app.app_slot.name
     assert thread != threading.get_ident()
 
 
@@ -100,7 +100,7 @@ def test_async_twin_hops_to_the_app_loop_from_another_loop(make_app: Callable[..
 async def test_async_twin_on_the_app_loop_is_a_plain_await(make_app: Callable[..., App]) -> None:
     async with make_app() as app:
         name, thread, _ = await awhere_safe()
-    assert (name, thread) == (app.runtime.name, threading.get_ident())
+    assert (name, thread) == (app.app_slot.name, threading.get_ident())
 
 
 def test_cancelling_the_awaiting_task_cancels_the_call_on_the_app_loop(

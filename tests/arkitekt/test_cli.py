@@ -3,7 +3,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 import arkitekt
-from arkitekt.cli import build
+from arkitekt._cli import build
 
 runner = CliRunner()
 

@@ -7,10 +7,10 @@ import pytest
 from dependency_injector import providers
 
 from arkitekt import ArkitektContainer, Manifest, ScopeKind
-from arkitekt.app import App
+from arkitekt._app import App
+from arkitekt._resources import ScopedResource
+from arkitekt._settings import Settings
 from arkitekt.errors import ScopeError
-from arkitekt.resources import ScopedResource
-from arkitekt.settings import Settings
 
 
 @asynccontextmanager
@@ -37,8 +37,8 @@ def test_a_singleton_may_not_capture_a_scoped_resource() -> None:
 
 def test_an_app_resource_may_not_depend_on_a_task_resource() -> None:
     class Bad(ArkitektContainer):
-        per_task = ScopedResource(value, runtime=ArkitektContainer.runtime, kind=ScopeKind.TASK)
-        per_app = ScopedResource(value, runtime=ArkitektContainer.runtime, dep=per_task)
+        per_task = ScopedResource(value, app_slot=ArkitektContainer.app_slot, kind=ScopeKind.TASK)
+        per_app = ScopedResource(value, app_slot=ArkitektContainer.app_slot, dep=per_task)
 
     with pytest.raises(ScopeError, match=r"'per_app' lives longer than 'per_task' \(TASK-scoped\)"):
         App(Manifest(identifier="bad", version="0.1.0"), Settings(), container=Bad)
@@ -46,9 +46,9 @@ def test_an_app_resource_may_not_depend_on_a_task_resource() -> None:
 
 def test_a_task_resource_may_depend_on_an_app_resource() -> None:
     class Good(ArkitektContainer):
-        per_app = ScopedResource(value, runtime=ArkitektContainer.runtime)
+        per_app = ScopedResource(value, app_slot=ArkitektContainer.app_slot)
         per_task = ScopedResource(
-            value, runtime=ArkitektContainer.runtime, kind=ScopeKind.TASK, dep=per_app
+            value, app_slot=ArkitektContainer.app_slot, kind=ScopeKind.TASK, dep=per_app
         )
 
     App(Manifest(identifier="good", version="0.1.0"), Settings(), container=Good)

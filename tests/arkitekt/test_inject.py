@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from arkitekt import App, NoActiveAppError, Provide, current_scope, inject
+from arkitekt._settings import Settings
 from arkitekt.mikro import Mikro
-from arkitekt.settings import Settings
 
 
 @inject

@@ -99,8 +99,8 @@ def test_explicit_service_from_a_plain_thread_uses_its_app(make_app: Callable[..
     got: list[object] = []
 
     def worker() -> None:
-        # No ContextVar here: the resource finds the app through the container's runtime.
-        scope = app.runtime.scope
+        # No ContextVar here: the resource finds the app through the container's app_slot.
+        scope = app.app_slot.scope
         got.append(scope.bridge.call(app.container.first))
 
     with app:
@@ -109,7 +109,7 @@ def test_explicit_service_from_a_plain_thread_uses_its_app(make_app: Callable[..
         thread.join()
     assert got == ["first"]
     with pytest.raises(AppClosedError, match="not open"):
-        app.runtime.scope  # noqa: B018
+        app.app_slot.scope  # noqa: B018
 
 
 @pytest.mark.anyio

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from arkitekt import easy, load_settings
+from arkitekt._settings import DEFAULT_URL
 from arkitekt.errors import ConfigError
-from arkitekt.settings import DEFAULT_URL
 
 
 @pytest.fixture(autouse=True)

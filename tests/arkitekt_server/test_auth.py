@@ -20,7 +20,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from arkitekt_server import EmbeddedServer, ServerSettings
-from arkitekt_server.app import HEALTH_PATH, create_app, load_services
+from arkitekt_server._app import HEALTH_PATH, create_app, load_services
 
 PROTECTED_PREFIXES = ("/lok/", "/mikro/", "/rekuest/")
 MIN_PROTECTED_OPERATIONS = 17  # as of issue 8: lok 2, mikro 10, rekuest 5

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from arkitekt.cli import build
-from arkitekt_server.settings import ServerConfigError, load_server_settings
+from arkitekt._cli import build
+from arkitekt_server._settings import ServerConfigError, load_server_settings
 
 runner = CliRunner()
 
@@ -32,7 +32,7 @@ def _server(tmp_path: Path, stdout: int) -> tuple[subprocess.Popen[bytes], int]:
     """``arkitekt server`` in a process, answering (its stdout to ``stdout``)."""
     port = _free_port()
     command = [
-        sys.executable, "-m", "arkitekt.cli", "server",
+        sys.executable, "-m", "arkitekt._cli", "server",
         "--port", str(port), "--data-dir", str(tmp_path / "data"), "--auto-approve",
     ]  # fmt: skip
     env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning"}

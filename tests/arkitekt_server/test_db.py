@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from arkitekt_server import EmbeddedServer
-from arkitekt_server.db import database_file
+from arkitekt_server._db import database_file
 
 
 def _mode(path: Path) -> int:

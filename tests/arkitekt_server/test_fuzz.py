@@ -22,7 +22,7 @@ from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.specs.openapi.checks import status_code_conformance
 
 from arkitekt_server import EmbeddedServer, ServerSettings
-from arkitekt_server.app import create_app
+from arkitekt_server._app import create_app
 
 EXAMPLES = 20  # per operation, generation mode and token: bounded so the whole run stays short
 SKIP_WITH_TOKEN = {("POST", "/lok/revoke/")}  # would revoke the fuzzer's own token

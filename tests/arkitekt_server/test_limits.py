@@ -14,7 +14,7 @@ from arkitekt.protocol.rekuest import MAX_MESSAGE_CONTAINERS
 from arkitekt.protocol.text import too_many_containers
 from arkitekt_server import EmbeddedServer, ServerSettings
 from arkitekt_server._gate import MAX_JSON_CONTAINERS
-from arkitekt_server.service import SMALL_BODY_BYTES
+from arkitekt_server._service import SMALL_BODY_BYTES
 
 LIMIT = 4096
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from arkitekt_server import EmbeddedServer
-from arkitekt_server.app import MAX_PROBLEMS
+from arkitekt_server._app import MAX_PROBLEMS
 
 # Routes of different services that take a JSON body, each given a non-finite value.
 BODIES = [

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from arkitekt.settings import Settings, load_settings
-from arkitekt_server.settings import ServerSettings, load_server_settings
+from arkitekt._settings import Settings, load_settings
+from arkitekt_server._settings import ServerSettings, load_server_settings
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 

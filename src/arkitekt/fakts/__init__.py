@@ -1,7 +1,7 @@
 """Fakts: discover the backend, get approved, claim the configuration."""
 
-from arkitekt.fakts.cache import TokenCache
-from arkitekt.fakts.grants import (
+from arkitekt.fakts._cache import TokenCache
+from arkitekt.fakts._grants import (
     CachedGrant,
     ClaimGrant,
     DeviceCodeGrant,
@@ -12,7 +12,7 @@ from arkitekt.fakts.grants import (
     StaticTokenGrant,
     default_grant,
 )
-from arkitekt.fakts.service import Fakts
+from arkitekt.fakts._service import Fakts
 
 __all__ = [
     "CachedGrant",

@@ -23,9 +23,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from arkitekt.app import App
-from arkitekt.inject import aresolve
-from arkitekt.scope import Scope, bind, unbind
+from arkitekt._app import App
+from arkitekt._inject import aresolve
+from arkitekt._scope import Scope, activate, deactivate
 
 __all__ = ["lifespan", "request_scope", "service"]
 
@@ -50,13 +50,13 @@ def request_scope(app: App) -> Callable[[], AsyncIterator[Scope]]:
     """
 
     async def dependency() -> AsyncIterator[Scope]:
-        app_scope = app.runtime.scope
-        token = bind(app_scope)
+        app_scope = app.app_slot.scope
+        token = activate(app_scope)
         try:
             async with app_scope.task() as task_scope:
                 yield task_scope
         finally:
-            unbind(token)
+            deactivate(token)
 
     return dependency
 
@@ -72,7 +72,7 @@ def service(app: App, name: str) -> Callable[..., Any]:
     from fastapi import Depends
 
     if name not in app.container.providers:
-        raise ValueError(f"app {app.runtime.name!r} has no provider {name!r}")
+        raise ValueError(f"app {app.app_slot.name!r} has no provider {name!r}")
     scoped = request_scope(app)
 
     async def dependency(scope: Scope = Depends(scoped)) -> Any:

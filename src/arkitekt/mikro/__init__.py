@@ -8,7 +8,7 @@ Example:
 
 """
 
-from arkitekt.mikro.api import (
+from arkitekt.mikro._api import (
     acreate_dataset,
     adelete_image,
     afrom_xarray,
@@ -22,7 +22,7 @@ from arkitekt.mikro.api import (
     list_datasets,
     search_images,
 )
-from arkitekt.mikro.errors import (
+from arkitekt.mikro._errors import (
     ImageNotFoundError,
     InvalidImageError,
     LocalPathError,
@@ -30,8 +30,8 @@ from arkitekt.mikro.errors import (
     PermissionDeniedError,
     UploadError,
 )
-from arkitekt.mikro.models import Dataset, Image, ImagePage
-from arkitekt.mikro.service import Mikro
+from arkitekt.mikro._models import Dataset, Image, ImagePage
+from arkitekt.mikro._service import Mikro
 from arkitekt.protocol.mikro import PixelSize
 
 __all__ = [

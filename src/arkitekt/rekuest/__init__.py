@@ -16,7 +16,7 @@ Serve with ``app.rekuest.run()`` inside ``with app:``; call from another app wit
 """
 
 from arkitekt.protocol.rekuest import Definition, Port
-from arkitekt.rekuest.api import (
+from arkitekt.rekuest._api import (
     acall,
     acancel,
     aiterate,
@@ -26,9 +26,9 @@ from arkitekt.rekuest.api import (
     iterate,
     submit,
 )
-from arkitekt.rekuest.caller import Event
-from arkitekt.rekuest.context import current_assignment, log, progress
-from arkitekt.rekuest.errors import (
+from arkitekt.rekuest._caller import CallEvent
+from arkitekt.rekuest._context import current_assignment, log, progress
+from arkitekt.rekuest._errors import (
     AgentLostError,
     AssignmentCancelledError,
     BadArgumentsError,
@@ -39,21 +39,21 @@ from arkitekt.rekuest.errors import (
     RekuestError,
     RemoteError,
 )
-from arkitekt.rekuest.handle import Assignment
-from arkitekt.rekuest.registry import Registry, default_registry, register
-from arkitekt.rekuest.service import Rekuest
-from arkitekt.rekuest.structures import register_structure
+from arkitekt.rekuest._handle import Assignment
+from arkitekt.rekuest._registry import Registry, default_registry, register
+from arkitekt.rekuest._service import Rekuest
+from arkitekt.rekuest._structures import register_structure
 
 __all__ = [
     "AgentLostError",
     "Assignment",
     "AssignmentCancelledError",
     "BadArgumentsError",
+    "CallEvent",
     "CallTimeoutError",
     "ConnectionLostError",
     "Definition",
     "DefinitionError",
-    "Event",
     "NoAgentError",
     "Port",
     "Registry",

@@ -11,11 +11,11 @@ import traceback
 from typing import Any
 
 from arkitekt.protocol.rekuest import MAX_MESSAGE_BYTES, MessageError, clip, encode
-from arkitekt.rekuest.errors import RekuestError
+from arkitekt.rekuest._errors import RekuestError
 
 __all__ = ["error_message", "sendable", "unsendable"]
 
-log = logging.getLogger("arkitekt.rekuest.agent")
+log = logging.getLogger("arkitekt.rekuest._agent")
 
 
 def error_message(id: str, error: BaseException) -> str:

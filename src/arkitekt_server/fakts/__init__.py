@@ -9,12 +9,12 @@ import anyio
 import anyio.to_thread
 from fastapi import FastAPI
 
+from arkitekt_server._db import Database
 from arkitekt_server._periodic import every
-from arkitekt_server.db import Database
-from arkitekt_server.fakts import logic
-from arkitekt_server.fakts.operator import OperatorSessions, operator_secret
-from arkitekt_server.fakts.routes import router
-from arkitekt_server.service import SMALL_BODY_BYTES, ServerService
+from arkitekt_server._service import SMALL_BODY_BYTES, ServerService
+from arkitekt_server.fakts import _logic as logic
+from arkitekt_server.fakts._operator import OperatorSessions, operator_secret
+from arkitekt_server.fakts._routes import router
 
 PRUNE_EVERY_SECONDS = 600.0
 

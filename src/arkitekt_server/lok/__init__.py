@@ -1,7 +1,7 @@
 """The OAuth2 token side of the server (lok)."""
 
-from arkitekt_server.lok.routes import router
-from arkitekt_server.service import SMALL_BODY_BYTES, ServerService
+from arkitekt_server._service import SMALL_BODY_BYTES, ServerService
+from arkitekt_server.lok._routes import router
 
 service = ServerService(
     name="lok",

@@ -18,19 +18,19 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
 from arkitekt.protocol.mikro import MAX_CHUNK_BYTES
+from arkitekt_server._db import Database
 from arkitekt_server._periodic import every
-from arkitekt_server.db import Database
-from arkitekt_server.mikro import models as models
-from arkitekt_server.mikro import storage
+from arkitekt_server._service import ServerService
+from arkitekt_server._settings import ServerSettings
+from arkitekt_server.mikro import _models  # noqa: F401 -- registers the tables
+from arkitekt_server.mikro import _storage as storage
+from arkitekt_server.mikro._chunks import max_encoded_bytes
 from arkitekt_server.mikro._common import DEFAULT_DATALAYER, mikro_state
-from arkitekt_server.mikro.chunks import max_encoded_bytes
-from arkitekt_server.mikro.housekeeping import check_stores, sweep
-from arkitekt_server.mikro.routes import router as api_router
-from arkitekt_server.mikro.uploads import router as upload_router
-from arkitekt_server.mikro.viewer import PUBLIC_PATHS
-from arkitekt_server.mikro.viewer import router as viewer_router
-from arkitekt_server.service import ServerService
-from arkitekt_server.settings import ServerSettings
+from arkitekt_server.mikro._housekeeping import check_stores, sweep
+from arkitekt_server.mikro._routes import router as api_router
+from arkitekt_server.mikro._uploads import router as upload_router
+from arkitekt_server.mikro._viewer import PUBLIC_PATHS
+from arkitekt_server.mikro._viewer import router as viewer_router
 
 __all__ = ["SWEEP_INTERVAL_SECONDS", "service", "sweep"]
 

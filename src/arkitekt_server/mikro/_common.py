@@ -18,13 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from arkitekt._net import is_loopback
 from arkitekt.protocol.mikro import ImageRecord
+from arkitekt_server._auth import Principal
 from arkitekt_server._net import base_url
-from arkitekt_server.auth import Principal
-from arkitekt_server.mikro import storage
-from arkitekt_server.mikro.chunks import META_MAX_BYTES
-from arkitekt_server.mikro.models import ImageRow
-from arkitekt_server.service import documented as responses_for
-from arkitekt_server.settings import ServerSettings
+from arkitekt_server._service import documented as responses_for
+from arkitekt_server._settings import ServerSettings
+from arkitekt_server.mikro import _storage as storage
+from arkitekt_server.mikro._chunks import META_MAX_BYTES
+from arkitekt_server.mikro._models import ImageRow
 
 __all__ = [
     "DEFAULT_DATALAYER",

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from arkitekt import App, whoami
 from arkitekt.errors import ConfigError, DiscoveryError
 from arkitekt.fakts import TokenCache
-from arkitekt.fakts.cache import CacheEntry
+from arkitekt.fakts._cache import CacheEntry
 from arkitekt_server import EmbeddedServer
 
 BOUNDED = settings(

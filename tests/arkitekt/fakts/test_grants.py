@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from arkitekt import App, easy, whoami
-from arkitekt.cli import build
+from arkitekt._cli import build
 from arkitekt.errors import (
     DiscoveryError,
     GrantError,
@@ -237,7 +237,7 @@ def test_a_static_config_needs_no_server(tmp_path: Path) -> None:
         return await transport.agroup("mikro")
 
     with app:
-        assert app.runtime.scope.bridge.call(group) == {"endpoint_url": "x"}
+        assert app.app_slot.scope.bridge.call(group) == {"endpoint_url": "x"}
 
 
 def test_the_grant_is_swappable_before_entering_only(tmp_path: Path) -> None:

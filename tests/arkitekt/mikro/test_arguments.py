@@ -27,7 +27,7 @@ from arkitekt.mikro import (
     get_image,
     search_images,
 )
-from arkitekt.mikro.checks import (
+from arkitekt.mikro._checks import (
     MAX_ID_CHARS,
     MAX_OFFSET,
     MAX_PAGE,
@@ -35,7 +35,7 @@ from arkitekt.mikro.checks import (
     NAME_CHARS,
     check_text,
 )
-from arkitekt.mikro.errors import InvalidImageError
+from arkitekt.mikro._errors import InvalidImageError
 from arkitekt.protocol.mikro import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 
 BOUNDED = settings(

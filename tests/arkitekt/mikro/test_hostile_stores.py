@@ -21,7 +21,7 @@ import xarray as xr
 
 from arkitekt import App
 from arkitekt.mikro import LocalPathError, from_xarray, get_image, search_images
-from arkitekt.mikro.localdisk import LocalDisk
+from arkitekt.mikro._localdisk import LocalDisk
 from arkitekt.protocol.mikro import ImageRecord
 
 PRECIOUS = b'{"the user\'s": "own file"}'

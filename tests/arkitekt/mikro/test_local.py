@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from arkitekt.mikro.normalize import CHUNK_TARGET_BYTES, choose_chunks, prepare
-from arkitekt.mikro.upload import UploadProgress
+from arkitekt.mikro._normalize import CHUNK_TARGET_BYTES, choose_chunks, prepare
+from arkitekt.mikro._upload import UploadProgress
 
 
 def test_chunks_are_whole_planes_stacked_up_to_the_target() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from arkitekt import App
 from arkitekt.rekuest import Registry
-from arkitekt.rekuest.agent import Agent
+from arkitekt.rekuest._agent import Agent
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ def test_functions_call_functions_and_explicit_services_work_anywhere(
     agent_app, caller_app = connect(), connect()
     agent_app.rekuest.registry = registry
     with agent_app:
-        agent_app.runtime.scope.bridge.call(agent_app.rekuest.astart)
+        agent_app.app_slot.scope.bridge.call(agent_app.rekuest.astart)
         with caller_app:
             assert call("a_outer", 1) == 202  # a sync function calls from its worker thread
             assert call("a_aouter", 1) == 102

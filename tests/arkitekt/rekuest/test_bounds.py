@@ -23,7 +23,7 @@ from arkitekt.rekuest import (
     acall,
     call,
 )
-from arkitekt.rekuest.service import Rekuest
+from arkitekt.rekuest._service import Rekuest
 from arkitekt_server import EmbeddedServer
 
 

@@ -11,11 +11,13 @@ import anyio.lowlevel
 import pytest
 
 from arkitekt import App, Provide, current_scope, inject
+from arkitekt._scope import ScopeKind
+from arkitekt._settings import Settings
 from arkitekt.rekuest import (
     AssignmentCancelledError,
     BadArgumentsError,
+    CallEvent,
     CallTimeoutError,
-    Event,
     NoAgentError,
     Registry,
     RemoteError,
@@ -31,8 +33,6 @@ from arkitekt.rekuest import (
     progress,
     submit,
 )
-from arkitekt.scope import ScopeKind
-from arkitekt.settings import Settings
 from arkitekt_server import EmbeddedServer
 
 registry = Registry()
@@ -163,7 +163,7 @@ def test_sync_twins_in_with_app(connect: Callable[..., App]) -> None:
     agent_app, caller_app = connect(), connect()
     agent_app.rekuest.registry = registry
     with agent_app:
-        agent_app.runtime.scope.bridge.call(agent_app.rekuest.astart)
+        agent_app.app_slot.scope.bridge.call(agent_app.rekuest.astart)
         with caller_app:
             assert call("c_add", 2, 3) == 5
             closed.clear()
@@ -280,7 +280,7 @@ async def test_streams(connect: Callable[..., App], serve: Any, until: Any) -> N
 async def test_progress_and_logs_reach_the_caller_and_the_server(
     connect: Callable[..., App], serve: Any, server: EmbeddedServer
 ) -> None:
-    events: list[Event] = []
+    events: list[CallEvent] = []
     async with serve(connect(), registry), connect() as caller:
         assert await acall("c_chatty", 4, on_event=events.append) == 4
         transport = await caller.rekuest._transport()

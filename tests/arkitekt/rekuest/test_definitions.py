@@ -7,11 +7,11 @@ from typing import Any, Optional
 
 import pytest
 
-from arkitekt.inject import Provide
+from arkitekt._inject import Provide
 from arkitekt.mikro import Image, Mikro
 from arkitekt.protocol.rekuest import ArgumentsInvalid, Definition, bind_arguments
 from arkitekt.rekuest import DefinitionError, Registry, register_structure
-from arkitekt.rekuest.definition import parse_docstring
+from arkitekt.rekuest._definition import parse_docstring
 
 
 class Color(enum.Enum):
@@ -256,7 +256,7 @@ async def test_codecs_round_trip_enums_and_structures() -> None:
 
 
 def test_reconnect_backoff_is_exponential_capped_and_jittered() -> None:
-    from arkitekt.rekuest.agent import backoff
+    from arkitekt.rekuest._agent import backoff
 
     low = [backoff(n, 30.0, lambda: 0.0) for n in range(1, 12)]
     high = [backoff(n, 30.0, lambda: 1.0) for n in range(1, 12)]

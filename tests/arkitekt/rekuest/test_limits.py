@@ -34,7 +34,7 @@ from arkitekt.rekuest import (
     call,
     register,
 )
-from arkitekt.rekuest.caller import CallerChannel, Pending, expand
+from arkitekt.rekuest._caller import CallerChannel, Pending, expand
 
 registry = Registry()
 
@@ -206,7 +206,7 @@ async def test_a_hostile_server_frame_fails_the_calls_not_the_app(
     connect: Callable[..., App], frame: str, lost: bool
 ) -> None:
     async with connect() as app:
-        channel = CallerChannel(app.rekuest.runtime.scope, await app.rekuest._transport())
+        channel = CallerChannel(app.rekuest.app_slot.scope, await app.rekuest._transport())
         waiting = Pending("call-0001", stream=False)
         channel._pending[waiting.id] = waiting
         socket = _Frames(frame, '[{"t": "done", "id": "call-0001", "v": 1}]')
@@ -224,7 +224,7 @@ async def test_a_hostile_server_frame_fails_the_calls_not_the_app(
 @pytest.mark.anyio
 async def test_an_unreadable_answer_fails_its_own_call(connect: Callable[..., App]) -> None:
     async with connect() as app:
-        channel = CallerChannel(app.rekuest.runtime.scope, await app.rekuest._transport())
+        channel = CallerChannel(app.rekuest.app_slot.scope, await app.rekuest._transport())
         bad, good = Pending("call-bad01", stream=False), Pending("call-good1", stream=False)
         channel._pending.update({bad.id: bad, good.id: good})
         frame = '[{"t": "done", "id": "call-bad01", "v": NaN}, {"t": "done", "id": "call-good1"}]'
@@ -298,7 +298,7 @@ async def test_a_hostile_result_port_is_a_rekuest_error(
 ) -> None:
     async with connect() as app:
         with pytest.raises(RekuestError, match=problem):
-            await expand(value, hint, app.rekuest.runtime.scope)
+            await expand(value, hint, app.rekuest.app_slot.scope)
 
 
 @pytest.mark.anyio
@@ -330,7 +330,7 @@ async def test_a_server_that_breaks_the_handshake_is_a_lost_connection(
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
     async with connect() as app, anyio.create_task_group() as tasks:
         tasks.start_soon(listener.serve, garbage)
-        channel = CallerChannel(app.rekuest.runtime.scope, await app.rekuest._transport())
+        channel = CallerChannel(app.rekuest.app_slot.scope, await app.rekuest._transport())
         with pytest.raises(ConnectionLostError, match=f"127.0.0.1:{port}"):
             await channel._open(f"ws://127.0.0.1:{port}/rekuest/caller/ws", "token")
         tasks.cancel_scope.cancel()

@@ -13,8 +13,8 @@ import anyio
 import anyio.to_thread
 import pytest
 
-import arkitekt.rekuest.agent as agent_module
-import arkitekt_server.rekuest.hub as hub_module
+import arkitekt.rekuest._agent as agent_module
+import arkitekt_server.rekuest._hub as hub_module
 from arkitekt import App, easy
 from arkitekt.rekuest import AgentLostError, Registry, RekuestError, acall, aiterate
 from arkitekt_server import EmbeddedServer

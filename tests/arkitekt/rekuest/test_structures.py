@@ -37,7 +37,7 @@ def test_images_travel_as_ids_and_a_worker_thread_stores_one(
     agent_app = connect()
     agent_app.rekuest.registry = registry
     with agent_app:
-        agent_app.runtime.scope.bridge.call(agent_app.rekuest.astart)
+        agent_app.app_slot.scope.bridge.call(agent_app.rekuest.astart)
         with connect():
             image = from_xarray(xr.DataArray(pixels, dims=["y", "x"]), name="input")
             mask = call("m_threshold", image=image, level=0.5)

@@ -24,7 +24,7 @@ def _send(app: App, method: str, path: str, **kwargs: Any) -> int:
         url = transport.settings.url + path
         return (await transport.client.request(method, url, **kwargs)).status_code
 
-    return app.runtime.scope.bridge.call(send)
+    return app.app_slot.scope.bridge.call(send)
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])

@@ -20,7 +20,7 @@ def _transport(app: App) -> Transport:
     async def get() -> Transport:
         return await app.container.transport()
 
-    return app.runtime.scope.bridge.call(get)
+    return app.app_slot.scope.bridge.call(get)
 
 
 def test_transport_opens_lazily_and_closes_with_the_scope(connect: Callable[..., App]) -> None:
@@ -44,7 +44,7 @@ def test_requests_carry_the_bearer_token(
         async def get() -> httpx.Response:
             return await transport.client.get(server.url + "/lok/userinfo/")
 
-        response = app.runtime.scope.bridge.call(get)
+        response = app.app_slot.scope.bridge.call(get)
     assert response.status_code == 200
     assert response.request.headers["authorization"].startswith("Bearer ")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from arkitekt_server.fakts.operator import OPERATOR_COOKIE, operator_secret
+from arkitekt_server.fakts._operator import OPERATOR_COOKIE, operator_secret
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from arkitekt_server import EmbeddedServer
-from arkitekt_server.fakts.operator import operator_secret
+from arkitekt_server.fakts._operator import operator_secret
 
 
 def test_well_known_names_the_fakts_root(fakts: Any) -> None:
@@ -222,8 +222,8 @@ def test_expired_codes_and_tokens_are_pruned(
 ) -> None:
     import asyncio
 
-    from arkitekt_server.db import Database
-    from arkitekt_server.fakts import logic
+    from arkitekt_server._db import Database
+    from arkitekt_server.fakts import _logic as logic
 
     server = server_factory(auto_approve=False, device_code_ttl_seconds=0.1)
     fakts = fakts_for(server)
@@ -248,7 +248,7 @@ def test_a_cli_revocation_counts_within_the_auth_cache_time(
 ) -> None:
     from typer.testing import CliRunner
 
-    from arkitekt.cli import build
+    from arkitekt._cli import build
 
     server = server_factory(auto_approve=False, auth_cache_seconds=0.5)
     fakts = fakts_for(server)
@@ -305,8 +305,8 @@ def test_codes_waiting_for_a_decision_are_capped_per_address_and_on_the_server(
     import asyncio
 
     from arkitekt.protocol.fakts import StartRequest
-    from arkitekt_server.db import Database
-    from arkitekt_server.fakts import logic
+    from arkitekt_server._db import Database
+    from arkitekt_server.fakts import _logic as logic
 
     server = server_factory(
         auto_approve=False,

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from arkitekt_server._logs import WARNINGS_PER_WINDOW, Throttled
-from arkitekt_server.fakts import routes
-from arkitekt_server.fakts.operator import (
+from arkitekt_server._settings import ServerConfigError, ServerSettings, load_server_settings
+from arkitekt_server.fakts import _routes as routes
+from arkitekt_server.fakts._operator import (
     OPERATOR_COOKIE,
     OperatorSessions,
     operator_secret,
     operator_secret_file,
 )
-from arkitekt_server.settings import ServerConfigError, ServerSettings, load_server_settings
 
 
 def test_a_local_process_cannot_approve_by_reading_the_page(fakts: Any) -> None:

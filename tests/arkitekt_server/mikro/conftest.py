@@ -42,7 +42,7 @@ def bearer() -> Callable[[App], str]:
             transport = await app.container.transport()
             return await transport.atoken()
 
-        return app.runtime.scope.bridge.call(get)
+        return app.app_slot.scope.bridge.call(get)
 
     return token
 

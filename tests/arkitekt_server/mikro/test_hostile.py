@@ -18,12 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec
 
-from arkitekt.mikro.upload import codec
+from arkitekt.mikro._upload import codec
 from arkitekt.protocol.mikro import MAX_ID_CHARS
 from arkitekt.protocol.text import ECHO_CHARS
 from arkitekt_server import EmbeddedServer
-from arkitekt_server.mikro.chunks import ChunkRefused, Pipeline, check_key, chunk_index
-from arkitekt_server.mikro.storage import Layout
+from arkitekt_server.mikro._chunks import ChunkRefused, Pipeline, check_key, chunk_index
+from arkitekt_server.mikro._storage import Layout
 
 SHAPE = [1, 1, 2, 8, 8]
 CHUNKS = [1, 1, 1, 8, 4]  # 4 chunks of 64 bytes (uint16)

@@ -23,7 +23,7 @@ from zarr.codecs import ZstdCodec
 
 from arkitekt import App, easy
 from arkitekt.mikro import UploadError, from_xarray, get_image, search_images
-from arkitekt_server.mikro.storage import Layout
+from arkitekt_server.mikro._storage import Layout
 
 if TYPE_CHECKING:
     from conftest import ServerProcess
@@ -50,7 +50,7 @@ def _files(directory: Path) -> dict[str, int]:
 
 def _adopt_stores(data_dir: Path) -> subprocess.CompletedProcess[str]:
     adopt = subprocess.run(
-        [sys.executable, "-m", "arkitekt.cli", "adopt-stores", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "arkitekt._cli", "adopt-stores", "--data-dir", str(data_dir)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert adopt.returncode == 0, adopt.stderr

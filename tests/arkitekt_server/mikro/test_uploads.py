@@ -22,15 +22,16 @@ import pytest
 import zarr
 from zarr.storage import LocalStore
 
-from arkitekt.mikro.upload import codec
+from arkitekt.mikro._upload import codec
 from arkitekt.protocol.mikro import DIMS
 from arkitekt_server import EmbeddedServer
-from arkitekt_server.app import load_services
-from arkitekt_server.db import Database, utcnow
-from arkitekt_server.mikro import housekeeping, sweep
+from arkitekt_server._app import load_services
+from arkitekt_server._db import Database, utcnow
+from arkitekt_server.mikro import _housekeeping as housekeeping
+from arkitekt_server.mikro import sweep
+from arkitekt_server.mikro._chunks import max_encoded_bytes
 from arkitekt_server.mikro._common import GRANT_TTL
-from arkitekt_server.mikro.chunks import max_encoded_bytes
-from arkitekt_server.mikro.storage import Layout
+from arkitekt_server.mikro._storage import Layout
 
 SHAPE = [1, 1, 2, 8, 8]
 CHUNKS = [1, 1, 1, 8, 4]  # 4 chunks

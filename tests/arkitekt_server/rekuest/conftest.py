@@ -35,7 +35,7 @@ class Wire:
             return str(await transport.atoken())
 
         with app:
-            return str(app.rekuest.runtime.scope.bridge.call(get))
+            return str(app.rekuest.app_slot.scope.bridge.call(get))
 
     def socket(self, token: str, kind: str) -> ClientConnection:
         """A new ``agent`` or ``caller`` socket, to use as a context manager."""

@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from arkitekt import App, easy
 from arkitekt.protocol.rekuest import CLOSE_OUTBOX_FULL, MAX_FRAME_MESSAGES, MAX_MESSAGE_BYTES
-from arkitekt_server.rekuest.peer import MAX_OUTBOX_MESSAGES
+from arkitekt_server.rekuest._peer import MAX_OUTBOX_MESSAGES
 
 from ...conftest import ServerProcess
 from .conftest import Wire

@@ -14,7 +14,7 @@ import anyio.lowlevel
 import pytest
 
 from arkitekt.protocol.rekuest import CLOSE_OUTBOX_FULL, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
-from arkitekt_server.rekuest.peer import MAX_OUTBOX_BYTES, MAX_OUTBOX_MESSAGES, Peer
+from arkitekt_server.rekuest._peer import MAX_OUTBOX_BYTES, MAX_OUTBOX_MESSAGES, Peer
 
 
 class _Socket:

@@ -298,8 +298,8 @@ async def test_unknown_functions_are_404_and_offline_ones_503(
 
 @pytest.mark.anyio
 async def test_a_row_the_database_refuses_never_stalls_the_writer(tmp_path: Path) -> None:
-    from arkitekt_server.db import Database
-    from arkitekt_server.rekuest.store import Store
+    from arkitekt_server._db import Database
+    from arkitekt_server.rekuest._store import Store
 
     database = Database.in_dir(tmp_path / "db")
     await database.create_tables()

@@ -10,11 +10,11 @@ import anyio
 import httpx
 import pytest
 
-import arkitekt_server.rekuest.upkeep as upkeep
+import arkitekt_server.rekuest._upkeep as upkeep
 from arkitekt import easy
 from arkitekt_server import EmbeddedServer
-from arkitekt_server.db import Database, utcnow
-from arkitekt_server.rekuest.store import Store
+from arkitekt_server._db import Database, utcnow
+from arkitekt_server.rekuest._store import Store
 
 
 @pytest.mark.anyio

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from arkitekt import easy
-from arkitekt_server.db import database_file
+from arkitekt_server._db import database_file
 
 from .conftest import Wire
 
-BUSY_TIMEOUT_SECONDS = 5.0  # the server's SQLite busy_timeout (arkitekt_server.db)
+BUSY_TIMEOUT_SECONDS = 5.0  # the server's SQLite busy_timeout (arkitekt_server._db)
 
 
 def test_results_recorded_while_the_database_is_locked_are_stored_at_shutdown(

@@ -253,4 +253,4 @@ def test_a_frame_above_the_frame_limit_closes_with_1009(
 
 def test_the_frame_limit_is_the_servers_websocket_limit() -> None:
     # The server runs uvicorn with its default ws_max_size; both sides bound frames by it.
-    assert uvicorn.Config(app="arkitekt_server.app:create_app").ws_max_size == MAX_FRAME_BYTES
+    assert uvicorn.Config(app="arkitekt_server._app:create_app").ws_max_size == MAX_FRAME_BYTES

@@ -1,0 +1,55 @@
+"""The ``arkitekt`` command line.
+
+Client commands (``login``, ``logout``, ``whoami``) live here; the server's commands
+(``server``, ``approve``, ``deny``, ``revoke``, ``token``) are added by
+:mod:`arkitekt_server._cli` when the ``server`` extra is installed.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+import typer
+
+import arkitekt
+from arkitekt._cli_account import register as register_account
+
+__all__ = ["build", "main"]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"arkitekt {arkitekt.__version__}")
+        raise typer.Exit
+
+
+def build() -> typer.Typer:
+    """The ``arkitekt`` typer app with every command that is installed."""
+    cli = typer.Typer(
+        name="arkitekt",
+        help="Connect bioimage apps to a lab backend: discovery, images, remote functions.",
+        no_args_is_help=True,
+        add_completion=False,
+    )
+
+    @cli.callback()
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version."
+        ),
+    ) -> None:
+        """Connect bioimage apps to a lab backend."""
+
+    register_account(cli)
+    for plugin in entry_points(group="arkitekt._cli"):
+        plugin.load()(cli)
+    return cli
+
+
+def main() -> None:
+    """Entry point of the ``arkitekt`` script."""
+    build()()
+
+
+if __name__ == "__main__":
+    main()

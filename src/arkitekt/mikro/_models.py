@@ -1,0 +1,104 @@
+"""The models API functions return: :class:`Image`, :class:`Dataset`, :class:`ImagePage`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, PrivateAttr
+
+from arkitekt.mikro._errors import MikroError
+from arkitekt.protocol.mikro import DatasetRecord, ImageRecord
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["Dataset", "Image", "ImagePage"]
+
+
+class Image(ImageRecord):
+    """A stored image: its metadata, and its pixels through :attr:`data`.
+
+    Attributes:
+        id: the server's id; pass it around (e.g. to another app) and fetch the image back
+            with :func:`~arkitekt.mikro.get_image`.
+        name: a human-readable name.
+        shape: the array's shape in (c, t, z, y, x) order.
+        dims: always ``("c", "t", "z", "y", "x")``.
+        dtype: the numpy dtype name, e.g. ``"uint16"``.
+        chunks: the zarr chunk shape.
+        created_at: when the upload finished (UTC).
+        store: the URL of its zarr v3 store (read through the server).
+        local_path: the store's directory when the server's disk is reachable (else ``None``).
+        tags: labels to search by.
+        dataset: the id of its dataset, or ``None``.
+        origins: ids of the images it was derived from (lineage).
+        channel_names: names of the channels (one per ``c``), or empty.
+        pixel_size: the physical size of a pixel along x, y, z (and t).
+        metadata: free-form JSON.
+        private: visible only to the app that stored it.
+        owner: the identifier of the app that stored it.
+
+    Example:
+        >>> image = get_image(image_id)  # doctest: +SKIP
+        >>> image.data.sel(c=0, t=0).max().compute()  # doctest: +SKIP
+
+    """
+
+    _reader: Any = PrivateAttr(default=None)
+    _data: Any = PrivateAttr(default=None)
+    _zarr_json: bytes | None = PrivateAttr(default=None)
+
+    @property
+    def data(self) -> xr.DataArray:
+        """The pixels as a lazy, dask-backed ``xr.DataArray`` with dims (c, t, z, y, x).
+
+        Nothing is read until values are computed (``.values``, ``.compute()``); then only the
+        chunks needed. Reading through the server (the ``http`` datalayer) needs the app that
+        fetched the image to be open; in async code compute off the event loop, e.g.
+        ``await anyio.to_thread.run_sync(lambda: image.data.values)``.
+
+        Raises:
+            MikroError: the image was not returned by mikro (built by hand or unpickled).
+
+        """
+        if self._data is None:
+            if self._reader is None:
+                raise MikroError(
+                    f"image {self.id!r} has no connection to a server; fetch it with "
+                    "get_image(id) inside `with app:`"
+                )
+            self._data = self._reader(self)
+        return self._data  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(size) for size in self.shape)
+        return f"<Image {self.name!r} {shape} {self.dtype} id={self.id}>"
+
+    __str__ = __repr__
+
+
+class Dataset(DatasetRecord):
+    """A named group of images (:func:`~arkitekt.mikro.create_dataset`)."""
+
+
+class ImagePage(BaseModel):
+    """One page of :func:`~arkitekt.mikro.search_images` results.
+
+    Attributes:
+        items: the images of this page, newest first.
+        total: how many images match in all.
+        offset: the index of the first item among all matches.
+        limit: the page size asked for.
+
+    """
+
+    items: list[Image]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def next_offset(self) -> int | None:
+        """The ``offset`` of the next page, or ``None`` on the last page."""
+        following = self.offset + len(self.items)
+        return following if following < self.total and self.items else None

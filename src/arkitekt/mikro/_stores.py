@@ -1,0 +1,211 @@
+"""A zarr v3 store that reads and writes keys through the mikro server (the ``http`` datalayer).
+
+Every request runs on the app's event loop with the app's HTTP client (bearer token included),
+whichever loop zarr calls the store from: zarr's sync API runs stores on its own I/O loop, and
+the request hops over through the app's :class:`~arkitekt._bridge.Bridge`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import httpx
+from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Store
+from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
+
+from arkitekt._scope import AppSlot
+from arkitekt.mikro._errors import MikroError
+from arkitekt.protocol.mikro import DTYPES, MAX_CHUNK_BYTES
+from arkitekt.transport._wire import MAX_BODY
+
+__all__ = ["META_MAX_BYTES", "HttpStore", "max_chunk_bytes"]
+
+META_MAX_BYTES = 1 << 20
+"""The largest ``zarr.json`` the client reads (the server accepts no larger one)."""
+
+_CHUNK_OVERHEAD = (1 << 16) + 4
+"""Encoded bytes a chunk may have beyond its raw size (compressor headers, incompressible
+blocks, a crc32c checksum): the server's bound, too."""
+
+
+def max_chunk_bytes(chunks: Iterable[int], dtype: str) -> int:
+    """The largest encoded chunk of an array with these chunks and dtype.
+
+    As the server's record says, but never more than the largest chunk any upload may have.
+    """
+    import numpy as np
+
+    itemsize = np.dtype(dtype).itemsize if dtype in DTYPES else 8
+    return min(math.prod(chunks) * itemsize, MAX_CHUNK_BYTES) + _CHUNK_OVERHEAD
+
+
+ClientGetter = Callable[[], Awaitable[httpx.AsyncClient]]
+
+
+class HttpStore(Store):
+    """Keys of one zarr store under ``url`` (``GET``/``PUT url + key``).
+
+    Args:
+        url: the store root, ending in ``/``.
+        app_slot: the app whose loop and client the requests use.
+        client: returns the app's authenticated HTTP client (called on the app's loop).
+        timeout: seconds a request may wait for the app's loop (a blocked loop fails instead of
+            hanging).
+        read_only: refuse writes.
+        cache: keys known in advance (e.g. ``zarr.json``), served without a request.
+        fresh: the store is known to be empty (an upload): keys not written yet are missing
+            without asking the server.
+        max_chunk_bytes: the largest chunk read (:func:`max_chunk_bytes`); a larger answer
+            fails as :class:`~arkitekt.errors.ResponseTooLargeError`. ``zarr.json`` is read
+            up to :data:`META_MAX_BYTES`.
+
+    """
+
+    supports_writes: bool = True
+    supports_deletes: bool = False
+    supports_listing: bool = False
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        app_slot: AppSlot,
+        client: ClientGetter,
+        timeout: float,
+        read_only: bool = True,
+        cache: dict[str, bytes] | None = None,
+        fresh: bool = False,
+        max_chunk_bytes: int = META_MAX_BYTES,
+    ) -> None:
+        super().__init__(read_only=read_only)
+        self._fresh = fresh
+        self._max_chunk_bytes = max_chunk_bytes
+        self.url = url
+        self._runtime = app_slot
+        self._client = client
+        self._timeout = timeout
+        self._cache = dict(cache or {})
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HttpStore) and other.url == self.url
+
+    def __hash__(self) -> int:
+        return hash(self.url)
+
+    def __repr__(self) -> str:
+        return f"HttpStore({self.url!r})"
+
+    def with_read_only(self, read_only: bool = False) -> HttpStore:
+        """The same store, with another write permission."""
+        return HttpStore(
+            self.url,
+            app_slot=self._runtime,
+            client=self._client,
+            timeout=self._timeout,
+            read_only=read_only,
+            cache=self._cache,
+            fresh=self._fresh,
+            max_chunk_bytes=self._max_chunk_bytes,
+        )
+
+    async def _on_app_loop(self, method: str, key: str, body: bytes | None = None) -> Any:
+        bridge = self._runtime.scope.bridge  # AppClosedError once the app has closed
+        if bridge.is_current():
+            return await self._request(method, key, body)
+        try:
+            return await asyncio.wait_for(
+                bridge.acall(self._request, method, key, body), self._timeout
+            )
+        except TimeoutError:
+            raise MikroError(
+                f"reading {self.url}{key} timed out waiting for the app's event loop; in async "
+                "code compute image data off the loop: "
+                "`await anyio.to_thread.run_sync(lambda: image.data.values)`"
+            ) from None
+
+    async def _request(self, method: str, key: str, body: bytes | None) -> bytes | None:
+        client = await self._client()
+        limit = META_MAX_BYTES if key.endswith("zarr.json") else self._max_chunk_bytes
+        response = await client.request(
+            method, self.url + key, content=body, extensions={MAX_BODY: limit}
+        )
+        if method == "GET" and response.status_code == 404:
+            return None
+        if response.is_error:
+            raise MikroError(
+                f"{method} {self.url}{key} failed: HTTP {response.status_code} "
+                f"{response.text[:300]}"
+            )
+        return response.content if method == "GET" else None
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        """Fetch one key (the whole value; a byte range is cut out locally)."""
+        prototype = prototype or default_buffer_prototype()
+        data = self._cache.get(key)
+        if data is None:
+            if self._fresh:
+                return None
+            data = await self._on_app_loop("GET", key)
+            if data is None:
+                return None
+        if byte_range is not None:
+            data = _cut(data, byte_range)
+        return prototype.buffer.from_bytes(data)
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        """Fetch several (possibly partial) keys concurrently."""
+        return list(
+            await asyncio.gather(*(self.get(key, prototype, rng) for key, rng in key_ranges))
+        )
+
+    async def exists(self, key: str) -> bool:
+        """Whether the key exists (one GET)."""
+        return await self.get(key) is not None
+
+    async def set(self, key: str, value: Buffer) -> None:
+        """Upload one key."""
+        self._check_writable()
+        data = value.to_bytes()
+        await self._on_app_loop("PUT", key, data)
+        if key.endswith("zarr.json"):
+            self._cache[key] = data
+
+    async def delete(self, key: str) -> None:
+        """Not supported: an upload is aborted as a whole."""
+        raise NotImplementedError("the mikro http store does not delete keys")
+
+    def list(self) -> AsyncIterator[str]:
+        """Not supported."""
+        raise NotImplementedError("the mikro http store cannot list keys")
+
+    def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        """Not supported."""
+        raise NotImplementedError("the mikro http store cannot list keys")
+
+    def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        """Not supported."""
+        raise NotImplementedError("the mikro http store cannot list keys")
+
+    def cached(self, key: str) -> bytes | None:
+        """A value this store already knows (written or prefetched), without a request."""
+        return self._cache.get(key)
+
+
+def _cut(data: bytes, byte_range: ByteRequest) -> bytes:
+    if isinstance(byte_range, RangeByteRequest):
+        return data[byte_range.start : byte_range.end]
+    if isinstance(byte_range, OffsetByteRequest):
+        return data[byte_range.offset :]
+    return data[-byte_range.suffix :] if byte_range.suffix else b""

@@ -1,0 +1,359 @@
+"""The rekuest service object (``app.rekuest``): serve functions as an agent, call others'."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from contextvars import copy_context
+from typing import Any
+
+import anyio
+
+from arkitekt._scope import AppSlot
+from arkitekt._service import Service
+from arkitekt._settings import Settings
+from arkitekt.errors import BridgeError
+from arkitekt.fakts import Fakts
+from arkitekt.rekuest._agent import Agent
+from arkitekt.rekuest._caller import CallerChannel, CallEvent, Pending, error_of, expand
+from arkitekt.rekuest._checks import check_seconds, encode_call, shrink_argument
+from arkitekt.rekuest._errors import CallTimeoutError, RekuestError
+from arkitekt.rekuest._handle import Assignment
+from arkitekt.rekuest._registry import Registry, default_registry
+
+__all__ = ["Rekuest"]
+
+log = logging.getLogger("arkitekt.rekuest")
+
+SHUTDOWN_SECONDS = 10.0
+"""How long ``run()`` waits for running assignments to stop after Ctrl+C."""
+
+
+class Rekuest(Service):
+    """The function service of an app (``app.rekuest``).
+
+    Configure before entering the app: ``app.rekuest.registry`` (default: the registry
+    ``@register`` fills) and ``app.rekuest.instance`` (the agent's name among this app's agents).
+
+    Args:
+        app_slot: the app's app_slot.
+        transport: the provider of the app's transport (resolved per call).
+        fakts: the app's fakts service.
+        settings: the app's settings.
+
+    """
+
+    def __init__(
+        self, app_slot: AppSlot, transport: Callable[[], Any], fakts: Fakts, settings: Settings
+    ) -> None:
+        super().__init__(app_slot)
+        self._transport = transport
+        self.fakts = fakts
+        self.settings = settings
+        self.registry: Registry = default_registry
+        self.instance = "default"
+
+    # -- agent ---------------------------------------------------------------------------------
+    async def astart(self) -> Agent:
+        """Start serving in the background of the app scope; return once registered.
+
+        The agent keeps serving (and reconnecting) until the app scope ends. Calling this again
+        returns the same agent.
+
+        Raises:
+            AgentRefusedError: the server refused the registration.
+
+        """
+        scope = self.app_slot.scope
+        agent: Agent = await scope.resource(
+            ("rekuest-agent", id(self)), "rekuest agent", self._agent
+        )
+        await agent.registered.wait()
+        if agent.failure is not None:
+            raise agent.failure
+        return agent
+
+    async def _agent(self) -> contextlib.AbstractAsyncContextManager[Agent]:
+        scope = self.app_slot.scope
+        agent = Agent(
+            self.registry,
+            scope,
+            await self._transport(),
+            instance=self.instance,
+            max_workers=self.settings.rekuest.max_workers,
+            reconnect_max=self.settings.rekuest.reconnect_max_seconds,
+        )
+
+        @asynccontextmanager
+        async def serving() -> AsyncIterator[Agent]:
+            cancel = anyio.CancelScope()
+
+            async def serve() -> None:
+                try:
+                    with cancel:
+                        await agent.serve()
+                except Exception as error:
+                    log.error("the rekuest agent stopped: %s", error)
+                    agent.failure = error
+                finally:
+                    agent.registered.set()  # wake whoever waits for the registration
+                    agent.stopped.set()
+
+            scope.task_group.start_soon(serve)
+            try:
+                yield agent
+            finally:
+                cancel.cancel()
+                with anyio.move_on_after(SHUTDOWN_SECONDS, shield=True):
+                    await agent.stopped.wait()
+
+        return serving()
+
+    async def arun(self) -> None:
+        """Serve the registered functions until cancelled.
+
+        Raises:
+            AgentRefusedError: the server refused the registration.
+
+        """
+        agent = await self.astart()
+        log.info("serving %d function(s) as agent %s", len(self.registry), agent.key)
+        await agent.stopped.wait()
+        raise agent.failure or RekuestError("the rekuest agent stopped")
+
+    def start(self) -> Agent:
+        """Blocking twin of :meth:`astart`: serve in the background of a sync ``with app:``.
+
+        Example:
+            >>> with app:  # doctest: +SKIP
+            ...     app.rekuest.start()      # returns once registered; serves until exit
+            ...     call("threshold", image=img)
+
+        """
+        return self.app_slot.scope.bridge.call(self.astart)
+
+    def run(self) -> None:
+        """Serve the registered functions until Ctrl+C, then stop cleanly.
+
+        Blocks the calling thread (not the app's loop). On ``KeyboardInterrupt`` the agent
+        stops: running async functions are cancelled, sync ones are waited for (up to
+        ``SHUTDOWN_SECONDS``); unfinished assignments go back to the server's queue.
+
+        Raises:
+            BridgeError: called on the app's own event loop (use ``await arun()`` there).
+            AgentRefusedError: the server refused the registration.
+
+        """
+        bridge = self.app_slot.scope.bridge
+        if threading.get_ident() == bridge.thread_id:
+            raise BridgeError(
+                "run() blocks; on the app's event loop use `await app.rekuest.arun()`"
+            )
+        outcome: concurrent.futures.Future[None] = concurrent.futures.Future()
+        tasks: list[asyncio.Task[None]] = []
+        context = copy_context()
+
+        def start() -> None:
+            task = bridge.loop.create_task(self.arun(), context=context)
+            tasks.append(task)
+            task.add_done_callback(lambda done: _settle(outcome, done))
+
+        bridge.loop.call_soon_threadsafe(start)
+        try:
+            while True:
+                try:
+                    outcome.result(timeout=0.5)
+                    return
+                except concurrent.futures.TimeoutError:
+                    if bridge.loop.is_closed() or not bridge.loop.is_running():
+                        raise BridgeError("the app's event loop stopped") from None
+        except KeyboardInterrupt:
+            log.info("interrupted: stopping the rekuest agent")
+            if tasks and not bridge.loop.is_closed():
+                bridge.loop.call_soon_threadsafe(tasks[0].cancel)
+            with contextlib.suppress(concurrent.futures.CancelledError, TimeoutError):
+                outcome.result(timeout=SHUTDOWN_SECONDS)
+
+    # -- caller --------------------------------------------------------------------------------
+    async def _channel(self) -> CallerChannel:
+        scope = self.app_slot.scope
+
+        async def opener() -> contextlib.AbstractAsyncContextManager[CallerChannel]:
+            channel = CallerChannel(scope, await self._transport())
+
+            @asynccontextmanager
+            async def opened() -> AsyncIterator[CallerChannel]:
+                try:
+                    yield channel
+                finally:
+                    await channel.aclose()
+
+            return opened()
+
+        channel: CallerChannel = await scope.resource(
+            ("rekuest-caller", id(self)), "rekuest caller", opener
+        )
+        return channel
+
+    def _name(self, function: str | Callable[..., Any]) -> str:
+        if isinstance(function, str):
+            return function
+        name = self.registry.name_of(function)
+        if name is None:
+            raise RekuestError(
+                f"{getattr(function, '__qualname__', function)!r} is not registered; "
+                "call functions by name, or register them with @register"
+            )
+        return name
+
+    async def _submit(
+        self,
+        function: str | Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        *,
+        stream: bool,
+        wait: float,
+        agent: str | None,
+        on_event: Callable[[CallEvent], Any] | None,
+        timeout: float | None,  # noqa: ASYNC109 - passed on to the server
+    ) -> tuple[CallerChannel, Pending]:
+        check_seconds("wait", wait, zero=True)
+        if timeout is not None:
+            check_seconds("timeout", timeout, zero=False)
+        id = uuid.uuid4().hex
+        name = self._name(function)
+        message: dict[str, Any] = {
+            "t": "call",
+            "id": id,
+            "f": name,
+            "args": [
+                shrink_argument(name, f"positional argument {n}", v) for n, v in enumerate(args)
+            ],
+            "kwargs": {
+                key: shrink_argument(name, f"argument {key!r}", v) for key, v in kwargs.items()
+            },
+        }
+        if stream:
+            message["stream"] = True
+        if on_event is not None:
+            message["events"] = True
+        if wait:
+            message["wait"] = wait
+        if agent is not None:
+            message["agent"] = agent
+        if timeout is not None:
+            message["timeout"] = timeout  # the server enforces it too (if this caller vanishes)
+        encoded = encode_call(name, message)
+        channel = await self._channel()
+        pending = Pending(id, stream=stream, on_event=on_event)
+        await channel.submit(encoded, pending)
+        return channel, pending
+
+    async def asubmit(
+        self,
+        function: str | Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+        wait: float = 0.0,
+        agent: str | None = None,
+        on_event: Callable[[CallEvent], Any] | None = None,
+    ) -> Assignment:
+        """Send a call and return its handle; see :func:`arkitekt.rekuest.asubmit`."""
+        channel, pending = await self._submit(
+            function,
+            args,
+            kwargs or {},
+            stream=False,
+            wait=wait,
+            agent=agent,
+            on_event=on_event,
+            timeout=timeout,
+        )
+        return Assignment(channel, pending, self._name(function), timeout, self.app_slot.scope)
+
+    async def acall(
+        self,
+        function: str | Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+        wait: float = 0.0,
+        agent: str | None = None,
+        on_event: Callable[[CallEvent], Any] | None = None,
+    ) -> Any:
+        """Call a function on an agent and return its result; see :func:`arkitekt.rekuest.acall`."""
+        assignment = await self.asubmit(
+            function, args, kwargs, timeout=timeout, wait=wait, agent=agent, on_event=on_event
+        )
+        return await assignment.aresult()
+
+    async def aiterate(
+        self,
+        function: str | Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+        wait: float = 0.0,
+        agent: str | None = None,
+        on_event: Callable[[CallEvent], Any] | None = None,
+    ) -> AsyncGenerator[Any, None]:
+        """Iterate over a stream's items; see :func:`arkitekt.rekuest.aiterate`."""
+        channel, pending = await self._submit(
+            function,
+            args,
+            kwargs or {},
+            stream=True,
+            wait=wait,
+            agent=agent,
+            on_event=on_event,
+            timeout=timeout,
+        )
+        assert pending.queue is not None
+        deadline = None if timeout is None else anyio.current_time() + timeout
+        finished = False
+        try:
+            while True:
+                remaining = None if deadline is None else deadline - anyio.current_time()
+                try:
+                    with anyio.fail_after(remaining):
+                        message = await pending.queue.get()
+                except TimeoutError:
+                    raise CallTimeoutError(
+                        f"{self._name(function)}() did not finish within {timeout:g} s; "
+                        "cancelled it",
+                        pending.id,
+                    ) from None
+                kind = message["t"]
+                if kind == "yield":
+                    yield await expand(message.get("v"), message.get("r"), self.app_slot.scope)
+                elif kind == "done":
+                    finished = True
+                    return
+                else:
+                    finished = True
+                    raise message.get("_exception") or error_of(message)
+        finally:
+            if not finished:
+                channel.cancel(pending.id)
+
+
+def _settle(outcome: concurrent.futures.Future[None], task: asyncio.Task[None]) -> None:
+    if outcome.done():
+        return
+    if task.cancelled():
+        outcome.cancel()
+    elif (error := task.exception()) is not None:
+        outcome.set_exception(error)
+    else:
+        outcome.set_result(None)

@@ -1,0 +1,41 @@
+"""Who the app is connected as: the server's ``userinfo`` for the app's bearer token."""
+
+from __future__ import annotations
+
+from arkitekt._bridge import loopsafe, syncify
+from arkitekt._inject import Provide, inject
+from arkitekt.fakts import Fakts
+from arkitekt.fakts._http import read_model
+from arkitekt.protocol.fakts import UserInfo
+from arkitekt.transport._client import Transport
+
+__all__ = ["awhoami", "whoami"]
+
+
+@loopsafe
+@inject
+async def awhoami(*, fakts: Fakts = Provide("fakts")) -> UserInfo:
+    """Ask the server who the active app's token belongs to.
+
+    The first call in a scope discovers the server and gets the app approved.
+
+    Args:
+        fakts: the app's fakts service (default: the active app's); pass ``fakts=app.fakts``
+            to ask for another open app, from any thread.
+
+    Example:
+        >>> with app:  # doctest: +SKIP
+        ...     print(whoami().client_id)
+
+    Raises:
+        NoActiveAppError: no app is open here.
+        GrantError: the server did not accept the app.
+
+    """
+    transport: Transport = await fakts.app_slot.container.transport()
+    lok = await transport.agroup("lok")
+    url = lok.get("userinfo_url") or str(lok.get("base_url", "")).rstrip("/") + "/userinfo/"
+    return read_model(await transport.client.get(url), UserInfo, "userinfo")
+
+
+whoami = syncify(awhoami)

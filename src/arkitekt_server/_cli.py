@@ -1,0 +1,206 @@
+"""Server commands of the ``arkitekt`` CLI: server, approve, deny, revoke, token, clients.
+
+Plugged into ``arkitekt`` through the ``arkitekt._cli`` entry point group. Commands other than
+``server`` work on the database in ``--data-dir`` directly, so they run on the server's machine
+while the server is up (SQLite in WAL mode allows it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arkitekt_server._app import create_app, load_services
+from arkitekt_server._db import Database
+from arkitekt_server._settings import ServerConfigError, ServerSettings, load_server_settings
+from arkitekt_server.fakts import _logic as logic
+from arkitekt_server.fakts._operator import operator_secret, operator_secret_file
+
+__all__ = ["register"]
+
+T = TypeVar("T")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="The server's data directory (default: per-user data dir)."),
+]
+Config = Annotated[
+    Path | None, typer.Option("--config", help="A server YAML file (see config/server.yaml).")
+]
+
+
+def _settings(config: Path | None, **overrides: object) -> ServerSettings:
+    try:
+        return load_server_settings(config, **overrides)
+    except ServerConfigError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+
+
+def _with_db(settings: ServerSettings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    load_services()  # registers every table
+
+    async def run() -> T:
+        database = Database.in_dir(settings.data_dir)
+        try:
+            await database.create_tables()
+            async with database.sessions() as session:
+                return await work(session)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(run())
+    except logic.FaktsError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+
+
+def server(
+    host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000; 0: any free).")] = None,
+    data_dir: DataDir = None,
+    auto_approve: Annotated[
+        bool | None,
+        typer.Option("--auto-approve/--no-auto-approve", help="Approve loopback apps at once."),
+    ] = None,
+    config: Config = None,
+) -> None:
+    """Run the arkitekt server (FastAPI on uvicorn)."""
+    settings = _settings(config, host=host, port=port, data_dir=data_dir, auto_approve=auto_approve)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    typer.echo(
+        f"arkitekt server on http://{settings.host}:{settings.port} (data in {settings.data_dir})"
+    )
+    _announce_operator_secret(settings)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port,
+        log_level=settings.log_level, ws="websockets-sansio",
+    )  # fmt: skip
+
+
+def _announce_operator_secret(settings: ServerSettings) -> None:
+    """Say where the operator secret is; print the secret itself only to a terminal.
+
+    Never to a logger, and never when stdout is a pipe or a file: a service manager writes
+    stdout into its journal or a log file, where the secret would stay for anyone who reads it.
+    """
+    if settings.operator_secret is not None:
+        typer.echo("operator secret for the approval page: the operator_secret setting")
+        return
+    secret = operator_secret(settings)  # made (mode 0600) on first start
+    where = operator_secret_file(settings.data_dir)
+    if sys.stdout.isatty():
+        typer.echo(
+            f"operator secret for the approval page: {secret}\n"
+            f"  (kept in {where}, readable only by you)"
+        )
+    else:
+        typer.echo(
+            f"operator secret for the approval page: in {where} (mode 0600; not printed, as "
+            f"this output is no terminal); read it with: cat {shlex.quote(str(where))}"
+        )
+
+
+def _decide(code: str, data_dir: Path | None, config: Path | None, *, approve: bool) -> None:
+    settings = _settings(config, data_dir=data_dir)
+    row = _with_db(settings, lambda s: logic.decide(s, code, approve=approve))
+    verb = "approved" if approve else "denied"
+    typer.echo(f"{verb} {row.identifier}@{row.version}")
+
+
+def approve(
+    code: Annotated[str, typer.Argument(help="The device code the app printed.")],
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Approve an app's device code."""
+    _decide(code, data_dir, config, approve=True)
+
+
+def deny(
+    code: Annotated[str, typer.Argument(help="The device code the app printed.")],
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Deny an app's device code."""
+    _decide(code, data_dir, config, approve=False)
+
+
+def revoke(
+    client_id: Annotated[str | None, typer.Argument(help="A client id (see `clients`).")] = None,
+    identifier: Annotated[
+        str | None, typer.Option("--identifier", help="Revoke every approval of this app.")
+    ] = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Revoke approvals: their claim tokens, credentials and bearer tokens stop working."""
+    settings = _settings(config, data_dir=data_dir)
+    count = _with_db(
+        settings, lambda s: logic.revoke(s, client_id=client_id, identifier=identifier)
+    )
+    typer.echo(f"revoked {count} approval(s)")
+
+
+def clients(data_dir: DataDir = None, config: Config = None) -> None:
+    """List approvals (client id, app, how granted, state)."""
+    settings = _settings(config, data_dir=data_dir)
+    rows = _with_db(settings, logic.list_clients)
+    for row in rows:
+        state = "revoked" if row.revoked_at else "active"
+        typer.echo(f"{row.client_id}  {row.identifier}@{row.version}  {row.granted_via}  {state}")
+
+
+def token_create(
+    identifier: Annotated[str, typer.Option("--identifier", help="The app's identifier.")],
+    version: Annotated[
+        str | None, typer.Option("--version", help="Only this version (default: any).")
+    ] = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Create a static token for CI and headless machines (use it as FAKTS_TOKEN)."""
+    settings = _settings(config, data_dir=data_dir)
+    token = _with_db(settings, lambda s: logic.create_static_token(s, identifier, version))
+    typer.echo(token)
+
+
+def adopt_stores(
+    quarantine: Annotated[
+        bool, typer.Option("--quarantine", help="Move unknown stores aside instead of adopting.")
+    ] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Register image stores the database does not know as images (server stopped)."""
+    from arkitekt_server.mikro._housekeeping import adopt_command
+
+    settings = _settings(config, data_dir=data_dir)
+    typer.echo(
+        _with_db(settings, lambda s: adopt_command(s, settings.data_dir, quarantine=quarantine))
+    )
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the server's commands to the ``arkitekt`` CLI."""
+    cli.command("server")(server)
+    cli.command("approve")(approve)
+    cli.command("deny")(deny)
+    cli.command("revoke")(revoke)
+    cli.command("clients")(clients)
+    cli.command("adopt-stores")(adopt_stores)
+    tokens = typer.Typer(help="Static tokens for CI and headless machines.", no_args_is_help=True)
+    tokens.command("create")(token_create)
+    cli.add_typer(tokens, name="token")

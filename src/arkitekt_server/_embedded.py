@@ -1,0 +1,112 @@
+"""Run the server inside this process, in a background thread (tests, demos, notebooks)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from arkitekt_server._app import create_app
+from arkitekt_server._settings import ServerSettings
+
+__all__ = ["EmbeddedServer"]
+
+
+class EmbeddedServer:
+    """The server on a loopback port, in a daemon thread, for the length of a ``with`` block.
+
+    Port ``0`` (the default here) picks a free port; :attr:`url` says which.
+
+    The host process's logging is left as it is: no handler is added, replaced or closed
+    (uvicorn's own configuration would close every handler of the process, so a host's
+    ``FileHandler`` would drop every later record). Only the levels of the server's loggers
+    (``arkitekt_server``, ``uvicorn.*``) are set, to ``settings.log_level``; their records go
+    wherever the host sends its records.
+
+    Example:
+        >>> from arkitekt_server import EmbeddedServer, ServerSettings
+        >>> with EmbeddedServer(ServerSettings(data_dir="/tmp/arkitekt-doc", port=0)) as server:
+        ...     server.url.startswith("http://127.0.0.1:")
+        True
+
+    """
+
+    def __init__(self, settings: ServerSettings, *, start_timeout: float = 20.0) -> None:
+        self.settings = settings
+        self._start_timeout = start_timeout
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """The server's root URL, e.g. ``http://127.0.0.1:54321``."""
+        return f"http://{self.settings.host}:{self.port}"
+
+    def start(self) -> None:
+        """Start serving; returns once the server accepts connections."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.settings.host, self.settings.port))
+        self._socket = sock
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(self.settings),
+            log_config=None,  # never dictConfig: that closes the host's handlers
+            log_level=self.settings.log_level,
+            lifespan="on",
+            ws="websockets-sansio",
+        )
+        logging.getLogger("arkitekt_server").setLevel(self.settings.log_level.upper())
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="arkitekt-server", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + self._start_timeout
+        while not server.started:
+            if not self._thread.is_alive():
+                self.stop()
+                raise RuntimeError("the embedded arkitekt server failed to start (see the log)")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the embedded arkitekt server did not start in time")
+            time.sleep(0.01)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving and wait for the thread (forcing it after ``timeout`` seconds)."""
+        server, thread = self._server, self._thread
+        if server is not None and thread is not None:
+            server.should_exit = True
+            thread.join(timeout)
+            if thread.is_alive():
+                server.force_exit = True
+                thread.join(timeout)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
+
+    def __enter__(self) -> EmbeddedServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<EmbeddedServer {self.url}>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError("an EmbeddedServer cannot be pickled")

@@ -1,0 +1,371 @@
+"""Housekeeping of mikro's directories: sweeping abandoned uploads, the start-up check, adopting.
+
+The rule: a directory is deleted only when the database records it as the server's own
+leftover — the upload directory of a grant in state ``abandoned`` (aborted, or expired and
+marked so by the sweep), or a store in ``trash/`` whose image row is gone. A finished store
+(in ``stores/``) is never deleted because of a grant: only an image row or a grant in state
+``finishing`` knows one. A grant still ``open`` beside a finished store comes from a database
+restored from a backup taken during that upload, so the store is unknown like any other. A
+directory nothing in the database knows is never deleted: the sweep logs it; at start-up an
+unknown *store* means the database is not the one the stores were written with (deleted, or
+restored from an older backup), and the server refuses to start until an operator runs
+``arkitekt adopt-stores``. A ``finishing`` grant whose finish never committed (a crash after
+the store moved) is completed by the sweep: the store passed verification before it moved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio.to_thread
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arkitekt.protocol.mikro import MAX_METADATA_BYTES, UploadRequest
+from arkitekt.protocol.text import echo
+from arkitekt_server._db import Database, utcnow
+from arkitekt_server.mikro import _storage as storage
+from arkitekt_server.mikro._common import MikroState
+from arkitekt_server.mikro._models import DatasetRow, GrantRow, ImageRow, image_row
+
+__all__ = [
+    "ADOPTED_OWNER",
+    "AdoptReport",
+    "UnknownStoresError",
+    "adopt_command",
+    "adopt_stores",
+    "check_stores",
+    "sweep",
+]
+
+log = logging.getLogger("arkitekt_server.mikro")
+
+ADOPTED_OWNER = 0
+"""The owner of adopted images: no app (client primary keys start at 1), so no app may
+delete them and private ones are visible to none (the apps of a lost database are gone)."""
+FINISH_GRACE = dt.timedelta(hours=1)
+"""A finish in progress past its grant's expiry gets this long more (it takes seconds; one that
+never ended was interrupted by a crash)."""
+UNKNOWN_MIN_AGE = dt.timedelta(minutes=5)
+"""A directory nothing knows is not even reported before this age (its grant or image may be
+committed after the sweep read the tables)."""
+
+
+class UnknownStoresError(RuntimeError):
+    """Image stores exist that the database does not know: the server must not start."""
+
+
+async def _known(session: AsyncSession) -> tuple[set[str], set[str]]:
+    """The ids that know an upload directory (every grant) and those that know a store.
+
+    Only an image or a ``finishing`` grant knows a store: an ``open`` or ``abandoned`` grant
+    never had one (an ``open`` grant beside a store is from a restored backup).
+    """
+    # grants first: a finish commits its image and drops its grant at once, so a store read
+    # between the two queries is still known (by one or the other)
+    rows = (await session.execute(select(GrantRow.id, GrantRow.state))).all()
+    images = set(await session.scalars(select(ImageRow.id)))
+    finishing = {grant_id for grant_id, state in rows if state == "finishing"}
+    return {grant_id for grant_id, _ in rows}, finishing | images
+
+
+def _unknown(parent: Path, known: set[str], min_age: dt.timedelta | None) -> list[Path]:
+    cutoff = None if min_age is None else (utcnow() - min_age).timestamp()
+    found = []
+    for entry in sorted(parent.iterdir()):
+        if entry.name in known:
+            continue
+        try:  # ctime: a rename (a finish moving a store) updates it, mtime does not
+            if cutoff is not None and entry.lstat().st_ctime > cutoff:
+                continue
+        except FileNotFoundError:
+            continue
+        found.append(entry)
+    return found
+
+
+def _remove_abandoned(layout: storage.Layout, grant_id: str, image_exists: bool) -> None:
+    storage.remove(layout.upload(grant_id))
+    # the record of a finish that failed before its store moved; a store (never deleted here)
+    # keeps its record, which adopting it needs
+    if not image_exists and not layout.store(grant_id).exists():
+        storage.remove(layout.record(grant_id))
+
+
+async def _complete_finishes(
+    session: AsyncSession, layout: storage.Layout, moment: dt.datetime, live: set[str]
+) -> None:
+    """Complete each finish that moved its store but never committed (past its grace).
+
+    The store passed verification before it moved; it is verified again and becomes the image
+    its grant asked for, owned by the grant's app. One that fails goes to ``quarantine/``.
+    ``live`` are the grants a finish of this process is working on (left to it).
+    """
+    stalled = await session.scalars(
+        select(GrantRow).where(
+            GrantRow.state == "finishing", GrantRow.expires_at <= moment - FINISH_GRACE
+        )
+    )
+    for grant in list(stalled):
+        store = layout.store(grant.id)
+        if grant.id in live or not store.exists():  # the store never moved: swept as usual
+            continue
+        if await session.get(ImageRow, grant.id) is not None:  # an image: the grant goes
+            continue
+        body = UploadRequest.model_validate(grant.request)
+        try:
+            await anyio.to_thread.run_sync(
+                storage.verify_store, store, list(body.shape), list(body.chunks), body.dtype
+            )
+        except (OSError, ValueError, storage.StoreInvalid) as error:
+            await anyio.to_thread.run_sync(_quarantine, layout, store)
+            log.error(
+                "mikro: interrupted finish %s: store moved to quarantine (%s)", grant.id, error
+            )
+            await session.delete(grant)  # its record stays, beside the quarantined store
+            await session.commit()
+            continue
+        dataset = body.dataset
+        if dataset is not None and await session.get(DatasetRow, dataset) is None:
+            dataset = None
+        session.add(
+            image_row(
+                grant.id, body, owner_pk=grant.owner_pk, owner=grant.owner, dataset_id=dataset
+            )
+        )
+        await session.delete(grant)
+        await session.commit()
+        log.warning("mikro: completed the interrupted finish of image %s", grant.id)
+
+
+def _restore_trashed(layout: storage.Layout, images: set[str]) -> None:
+    for entry in layout.trash.iterdir():
+        if entry.name in images:  # a delete that crashed before its commit: the image stays
+            os.replace(entry, layout.stores / entry.name)
+
+
+def _empty_trash(layout: storage.Layout) -> None:
+    for entry in layout.trash.iterdir():
+        storage.remove(entry)
+
+
+async def sweep(
+    database: Database,
+    layout: storage.Layout,
+    now: dt.datetime | None = None,
+    state: MikroState | None = None,
+) -> int:
+    """Mark expired grants abandoned, then remove every abandoned grant with its directory.
+
+    Directories no grant or image owns are left alone and logged (see the module docstring).
+
+    Args:
+        database: the server's database.
+        layout: the mikro directories.
+        now: the time to compare expiry with (default: now; tests pass a later time).
+        state: the server's mikro caches, to drop the removed grants from.
+
+    Returns:
+        How many grants were removed.
+
+    """
+    moment = utcnow() if now is None else now
+    async with database.sessions() as session:
+        live = set() if state is None else {k for k, v in state.uploads.items() if v.finishing}
+        await _complete_finishes(session, layout, moment, live)
+        await session.execute(
+            update(GrantRow)
+            .where(
+                GrantRow.expires_at <= moment,
+                or_(GrantRow.state == "open", GrantRow.expires_at <= moment - FINISH_GRACE),
+            )
+            .values(state="abandoned")
+        )
+        await session.commit()
+        abandoned = list(
+            await session.scalars(select(GrantRow.id).where(GrantRow.state == "abandoned"))
+        )
+        for grant_id in abandoned:
+            if state is not None:
+                state.uploads.pop(grant_id, None)
+            exists = await session.get(ImageRow, grant_id) is not None
+            await anyio.to_thread.run_sync(_remove_abandoned, layout, grant_id, exists)
+            await session.execute(delete(GrantRow).where(GrantRow.id == grant_id))
+            await session.commit()
+        grants, stores = await _known(session)
+    for parent, known in ((layout.uploads, grants), (layout.stores, stores)):
+        stray = await anyio.to_thread.run_sync(_unknown, parent, known, UNKNOWN_MIN_AGE)
+        for entry in stray:
+            if state is None or entry not in state.reported:
+                log.warning(
+                    "mikro: %s is not known to the database; it is left alone "
+                    "(see `arkitekt adopt-stores`)",
+                    entry,
+                )
+                if state is not None:
+                    state.reported.add(entry)
+    if abandoned:
+        log.info("mikro: removed %d abandoned upload(s)", len(abandoned))
+    return len(abandoned)
+
+
+async def check_stores(database: Database, layout: storage.Layout) -> None:
+    """At start-up: put back stores whose delete never committed, refuse to start when
+    stores exist that the database does not know, else empty the trash.
+
+    Raises:
+        UnknownStoresError: naming how many stores, where, and what to do.
+
+    """
+    async with database.sessions() as session:
+        _, stores = await _known(session)
+        images = set(await session.scalars(select(ImageRow.id)))
+    await anyio.to_thread.run_sync(_restore_trashed, layout, images)
+    stray = await anyio.to_thread.run_sync(_unknown, layout.stores, stores, None)
+    if stray:
+        where = database.engine.url.render_as_string(hide_password=True)
+        message = (
+            f"{len(stray)} image store(s) in {layout.stores} are not in the database "
+            f"{where} (was it deleted, or restored from an older backup?). Nothing was "
+            "deleted. Stop here and run `arkitekt adopt-stores --data-dir <data dir>` to "
+            "register them as images again, or `arkitekt adopt-stores --quarantine` to move "
+            f"them to {layout.quarantine}; then start the server again."
+        )
+        log.error("mikro: %s", message)
+        raise UnknownStoresError(message)
+    # only now: with a database that is not the stores' own, a missing row proves nothing
+    await anyio.to_thread.run_sync(_empty_trash, layout)
+
+
+@dataclass
+class AdoptReport:
+    """What :func:`adopt_stores` did."""
+
+    adopted: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+def _read_record(layout: storage.Layout, image_id: str) -> dict[str, object]:
+    path = layout.record(image_id)
+    try:  # a record holds an upload request: at most the metadata's bound and a little
+        if path.stat().st_size > 2 * MAX_METADATA_BYTES:
+            return {}
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):  # a damaged record: adopt without it
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _quarantine(layout: storage.Layout, entry: Path) -> None:
+    layout.quarantine.mkdir(mode=0o700, exist_ok=True)
+    target = layout.quarantine / f"{entry.parent.name}-{entry.name}"
+    os.replace(entry, target)
+
+
+async def adopt_stores(
+    session: AsyncSession, layout: storage.Layout, *, quarantine: bool = False
+) -> AdoptReport:
+    """Register the stores the database does not know as images again (or set them aside).
+
+    A store is adopted when it passes the same verification as a finished upload; its name,
+    tags and metadata come from the record written at finish (``records/<id>.json``; a store
+    without one is adopted as ``adopted <id>``). Adopted images belong to no app
+    (:data:`ADOPTED_OWNER`); a dataset that no longer exists is dropped. A store that fails
+    verification, every unknown upload directory, every store in ``trash/`` whose image the
+    database does not know, and with ``quarantine`` every unknown store are moved to
+    ``quarantine/`` instead. Nothing is deleted.
+
+    Args:
+        session: a session on the server's database (the server must not be running).
+        layout: the mikro directories.
+        quarantine: set every unknown store aside instead of adopting it.
+
+    Returns:
+        What was adopted and what was quarantined (with the reasons).
+
+    """
+    layout.create()
+    report = AdoptReport()
+    grants, stores = await _known(session)
+    _restore_trashed(layout, stores)
+    for entry in sorted(layout.trash.iterdir()):
+        _quarantine(layout, entry)
+        report.quarantined.append(entry.name)
+        report.reasons[entry.name] = "an image being deleted when the server stopped"
+    for entry in _unknown(layout.uploads, grants, None):
+        _quarantine(layout, entry)
+        report.quarantined.append(entry.name)
+        report.reasons[entry.name] = "an unfinished upload no grant knows"
+    for entry in _unknown(layout.stores, stores, None):
+        reason = "--quarantine" if quarantine else await _adopt(session, layout, entry)
+        if reason is None:
+            report.adopted.append(entry.name)
+            continue
+        _quarantine(layout, entry)
+        report.quarantined.append(entry.name)
+        report.reasons[entry.name] = reason
+    return report
+
+
+async def _adopt(session: AsyncSession, layout: storage.Layout, entry: Path) -> str | None:
+    """Adopt one store; the reason it cannot be adopted, else ``None``."""
+    try:
+        image_id = str(uuid.UUID(entry.name))
+        if image_id != entry.name:
+            raise ValueError(f"{entry.name!r} is not an image id in canonical form")
+        meta = storage.read_meta(entry)
+        record = _read_record(layout, image_id)
+        fields = dict(record.get("request") or {})  # type: ignore[call-overload]
+        fields.update(
+            shape=meta["shape"], chunks=meta["chunk_grid"]["configuration"]["chunk_shape"]
+        )
+        fields.update(dtype=meta["data_type"])
+        fields.setdefault("name", f"adopted {image_id}")
+        body = UploadRequest.model_validate(fields)
+        storage.verify_store(entry, list(body.shape), list(body.chunks), body.dtype)
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        OSError,
+        RecursionError,
+        storage.StoreInvalid,
+    ) as error:
+        return f"{type(error).__name__}: {echo(str(error), 200)}"
+    dataset = body.dataset
+    if dataset is not None and await session.get(DatasetRow, dataset) is None:
+        dataset = None
+    try:  # a damaged date in the record costs the date, not the image
+        created = dt.datetime.fromisoformat(str(record["created_at"]))
+    except (KeyError, ValueError):
+        created = None
+    session.add(
+        image_row(
+            image_id,
+            body,
+            owner_pk=ADOPTED_OWNER,
+            owner=str(record.get("owner") or "unknown (adopted)")[:200],
+            dataset_id=dataset,
+            created_at=created,
+        )
+    )
+    await session.commit()
+    return None
+
+
+async def adopt_command(session: AsyncSession, data_dir: Path, *, quarantine: bool) -> str:
+    """Run :func:`adopt_stores` on a data directory; the report ``arkitekt adopt-stores`` prints."""
+    layout = storage.Layout(data_dir)
+    report = await adopt_stores(session, layout, quarantine=quarantine)
+    lines = [f"adopted {len(report.adopted)} store(s) as images"]
+    lines += [f"  {image_id}" for image_id in report.adopted]
+    lines.append(f"moved {len(report.quarantined)} to {layout.quarantine}")
+    lines += [f"  {name}: {report.reasons[name]}" for name in report.quarantined]
+    return "\n".join(lines)

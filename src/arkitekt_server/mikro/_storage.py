@@ -1,0 +1,339 @@
+"""Stores on disk: where uploads and images live, chunk keys, verification, thumbnails, sweeping.
+
+Layout under ``<data_dir>/mikro``: ``uploads/<grant id>/`` (a zarr v3 store being written),
+``stores/<image id>/`` (finished stores; an image keeps its grant's id), ``records/<id>.json``
+(each store's image record, to adopt stores after a lost database), ``thumbs/<id>.png``,
+``trash/`` (stores being deleted) and ``quarantine/`` (stores an operator set aside).
+Everything here is blocking file work: call it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from zarr.abc.store import ByteRequest
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import LocalStore
+
+from arkitekt.protocol.mikro import DIMS
+from arkitekt.protocol.text import echo
+from arkitekt_server.mikro._chunks import (
+    HEADER_BYTES,
+    META_MAX_BYTES,
+    ChunkRefused,
+    Pipeline,
+    check_key,
+)
+
+__all__ = [
+    "BoundedStore",
+    "Layout",
+    "StoreInvalid",
+    "check_key",
+    "open_bounded",
+    "read_meta",
+    "render_thumbnail",
+    "verify_store",
+    "write_key",
+]
+
+THUMBNAIL_SIZE = 256
+_THUMBNAIL_MAX_PLANES = 64
+
+
+class StoreInvalid(Exception):
+    """The store does not hold what the grant announced (or holds something it must not)."""
+
+
+class Layout:
+    """The directories of mikro under a server's data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = data_dir / "mikro"
+        self.uploads = self.root / "uploads"
+        self.stores = self.root / "stores"
+        self.thumbs = self.root / "thumbs"
+        self.records = self.root / "records"
+        self.trash = self.root / "trash"
+        self.quarantine = self.root / "quarantine"
+
+    def create(self) -> None:
+        """Create the directories, owner-only (also those that existed with other modes)."""
+        for path in (self.root, self.uploads, self.stores, self.thumbs, self.records, self.trash):
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.chmod(0o700)
+
+    def upload(self, grant_id: str) -> Path:
+        """The directory an upload is written to."""
+        return self.uploads / _safe_id(grant_id)
+
+    def store(self, image_id: str) -> Path:
+        """The directory of a finished image's store."""
+        return self.stores / _safe_id(image_id)
+
+    def thumb(self, image_id: str) -> Path:
+        """The cached thumbnail of an image."""
+        return self.thumbs / f"{_safe_id(image_id)}.png"
+
+    def record(self, image_id: str) -> Path:
+        """The image record kept next to a store (what adopting the store restores)."""
+        return self.records / f"{_safe_id(image_id)}.json"
+
+
+def _safe_id(value: str) -> str:
+    return str(uuid.UUID(value))  # raises ValueError for anything but a UUID
+
+
+def grid(shape: list[int] | tuple[int, ...], chunks: list[int] | tuple[int, ...]) -> list[int]:
+    """Chunks per axis."""
+    return [-(-s // c) for s, c in zip(shape, chunks, strict=True)]
+
+
+def write_key(directory: Path, key: str, data: bytes) -> None:
+    """Write one key of a store atomically (a temporary file renamed into place)."""
+    target = directory / key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def remove(path: Path) -> None:
+    """Remove a directory tree (or a file) if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _expected_metadata(shape: list[int], chunks: list[int], dtype: str) -> dict[str, Any]:
+    return {
+        "zarr_format": 3,
+        "node_type": "array",
+        "shape": shape,
+        "data_type": dtype,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunks}},
+        "dimension_names": list(DIMS),
+    }
+
+
+def _check_metadata(meta: object, shape: list[int], chunks: list[int], dtype: str) -> None:
+    """Raise :class:`StoreInvalid` unless ``meta`` (a parsed ``zarr.json``) fits the grant."""
+    if not isinstance(meta, dict):
+        raise StoreInvalid("zarr.json is not an object")
+    for key, value in _expected_metadata(shape, chunks, dtype).items():
+        if meta.get(key) != value:
+            raise StoreInvalid(f"zarr.json: {key} is {echo(meta.get(key))}, expected {value!r}")
+    encoding = meta.get("chunk_key_encoding", {})
+    configuration = encoding.get("configuration", {}) if isinstance(encoding, dict) else None
+    if (
+        not isinstance(encoding, dict)
+        or encoding.get("name") != "default"
+        or not isinstance(configuration, dict)
+        or configuration.get("separator", "/") != "/"
+    ):
+        raise StoreInvalid(
+            "zarr.json: chunk_key_encoding must be an object {'name': 'default', "
+            f"'configuration': {{'separator': '/'}}}}, not {echo(encoding)}"
+        )
+
+
+class BoundedStore(LocalStore):
+    """A read-only local store that checks every chunk before zarr decodes it.
+
+    A chunk file larger than any encoding of a chunk is not read; a chunk that declares (or
+    inflates to) more than the chunk's raw size is refused (:class:`ChunkRefused`), so a read
+    never allocates more than the chunks it asked for.
+    """
+
+    def __init__(self, root: Path, pipeline: Pipeline) -> None:
+        super().__init__(root, read_only=True)
+        self.pipeline = pipeline
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        """Read one key; a chunk is checked (size, then header or bounded inflate) first."""
+        if key != "zarr.json":
+            try:
+                size = (self.root / key).stat().st_size
+            except OSError:
+                return None
+            self.pipeline.check_size(key, size)
+        value = await super().get(key, prototype, byte_range)
+        if value is not None and key != "zarr.json" and byte_range is None:
+            self.pipeline.check_chunk(key, value.to_bytes())
+        return value
+
+
+def read_meta(directory: Path) -> Any:
+    """A store's ``zarr.json``, bounded in size, parsed.
+
+    Raises:
+        StoreInvalid: it is missing, too large, or not JSON (nested too deeply included).
+
+    """
+    path = directory / "zarr.json"
+    try:
+        if path.stat().st_size > META_MAX_BYTES:
+            raise StoreInvalid(f"zarr.json is larger than {META_MAX_BYTES} bytes")
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as error:
+        raise StoreInvalid(f"the store has no valid zarr.json: {error}") from None
+
+
+def _pipeline(meta: Any) -> Pipeline:
+    try:
+        return Pipeline.from_metadata(meta, np.dtype(meta["data_type"]).itemsize)
+    except ChunkRefused as error:
+        raise StoreInvalid(str(error)) from None
+    except (TypeError, KeyError, ValueError, AttributeError) as error:
+        raise StoreInvalid(f"zarr.json is malformed: {echo(error)}") from None
+
+
+def open_bounded(directory: Path) -> Any:
+    """Open a store's array for reading through a :class:`BoundedStore`.
+
+    Raises:
+        StoreInvalid: no readable ``zarr.json``, or codecs whose chunk sizes cannot be bounded.
+
+    """
+    import zarr
+
+    store = BoundedStore(directory, _pipeline(read_meta(directory)))
+    return zarr.open_array(store, mode="r", zarr_format=3)
+
+
+def _check_chunk_file(path: Path, key: str, pipeline: Pipeline) -> None:
+    size = path.stat().st_size
+    pipeline.check_size(key, size)
+    if pipeline.header_suffices:
+        with path.open("rb") as source:
+            pipeline.check_header(key, source.read(HEADER_BYTES), size)
+    else:
+        pipeline.check_chunk(key, path.read_bytes())
+
+
+def verify_store(directory: Path, shape: list[int], chunks: list[int], dtype: str) -> None:
+    """Check an uploaded store before it becomes an image.
+
+    Checks: ``zarr.json`` describes a zarr v3 array of the announced shape, dtype, chunks and
+    dims, with codecs whose decoded sizes can be bounded; the store holds exactly one file per
+    chunk under its canonical key and nothing else (no symlinks, no leftovers, no missing
+    chunk: fill-value chunks must be written too); every chunk declares exactly the chunk's
+    raw size (checked before anything is decoded); the last chunk decodes.
+
+    Raises:
+        StoreInvalid: naming the first problem found (and the chunk key, for a chunk).
+
+    """
+    counts = grid(shape, chunks)
+    found: list[tuple[Path, str]] = []
+    for current, dirnames, filenames in os.walk(directory, followlinks=False):
+        base = Path(current)
+        for name in dirnames:
+            if (base / name).is_symlink():
+                raise StoreInvalid(f"the store holds a symlink: {echo(name)}")
+        for name in filenames:
+            path = base / name
+            key = path.relative_to(directory).as_posix()
+            if path.is_symlink() or not path.is_file():
+                raise StoreInvalid(f"the store holds a link or special file: {echo(key)}")
+            if not check_key(key, counts):
+                raise StoreInvalid(
+                    f"the store holds an unexpected file {echo(key)} (chunk keys are c/i/j/k/l/m "
+                    "in ASCII digits without leading zeros, inside the grid)"
+                )
+            if key != "zarr.json":
+                found.append((path, key))
+    expected = math.prod(counts)
+    if len(found) != expected:
+        raise StoreInvalid(f"the store holds {len(found)} chunk(s); {expected} expected")
+    meta = read_meta(directory)
+    try:
+        _check_metadata(meta, shape, chunks, dtype)
+    except (TypeError, AttributeError, ValueError, KeyError) as error:  # a malformed document
+        raise StoreInvalid(f"zarr.json is malformed: {echo(error)}") from None
+    pipeline = _pipeline(meta)
+    try:
+        for path, key in found:
+            _check_chunk_file(path, key, pipeline)
+    except ChunkRefused as error:
+        raise StoreInvalid(str(error)) from None
+    except OSError as error:
+        raise StoreInvalid(f"a chunk cannot be read: {error}") from None
+    try:
+        array = open_bounded(directory)
+        last = tuple(slice((n - 1) * c, None) for n, c in zip(counts, chunks, strict=True))
+        array[last]
+    except StoreInvalid:
+        raise
+    except Exception as error:
+        raise StoreInvalid(f"the store cannot be read: {error}") from None
+
+
+def render_thumbnail(directory: Path, shape: list[int], size: int = THUMBNAIL_SIZE) -> bytes:
+    """A PNG of the max projection (over t and z) of the first channel, at most ``size`` px.
+
+    At most about 64 planes are read (whole chunks along z, evenly spaced), so huge stacks stay
+    cheap; one chunk is decoded at a time (through :class:`BoundedStore`), so memory stays
+    near one chunk plus the thumbnail; intensities are stretched between the 0.5th and 99.5th
+    percentile.
+
+    Raises:
+        StoreInvalid: the store cannot be read within its bounds.
+        ChunkRefused: a chunk declares more than the chunk's raw size.
+
+    """
+    import io
+
+    from PIL import Image
+
+    array = open_bounded(directory)
+    _, t, z, y, x = shape
+    step = max(1, math.ceil(max(y, x) / size))
+    depth, height, width = (int(c) for c in array.chunks[2:])
+    slabs = [(ti, z0) for ti in range(t) for z0 in range(0, z, depth)]  # whole chunks at once
+    if len(slabs) * depth > _THUMBNAIL_MAX_PLANES:
+        keep = max(1, _THUMBNAIL_MAX_PLANES // depth)
+        picks = np.linspace(0, len(slabs) - 1, keep).round().astype(int)
+        slabs = [slabs[i] for i in sorted(set(picks.tolist()))]
+    projection = np.full((len(range(0, y, step)), len(range(0, x, step))), -np.inf)
+    for ti, z0 in slabs:
+        for y0 in range(0, y, height):
+            ys = y0 + (-y0) % step  # the first sampled row inside this chunk
+            for x0 in range(0, x, width):
+                xs = x0 + (-x0) % step
+                if ys >= min(y0 + height, y) or xs >= min(x0 + width, x):
+                    continue
+                region = (0, ti, slice(z0, z0 + depth))
+                block = np.asarray(
+                    array[(*region, slice(ys, y0 + height, step), slice(xs, x0 + width, step))]
+                )
+                plane = block.max(axis=0).astype(np.float64)
+                rows, cols = (
+                    slice(ys // step, ys // step + plane.shape[0]),
+                    slice(xs // step, xs // step + plane.shape[1]),
+                )
+                projection[rows, cols] = np.fmax(projection[rows, cols], plane)
+    finite = projection[np.isfinite(projection)]
+    low, high = np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0)
+    if high <= low:
+        high = low + 1
+    scaled = np.clip((np.nan_to_num(projection, nan=low, neginf=low) - low) / (high - low), 0, 1)
+    buffer = io.BytesIO()
+    Image.fromarray((scaled * 255).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,383 @@
+"""Upload routes of mikro: grants, chunk PUTs (http datalayer), finish (verify) and abort."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import anyio
+import anyio.to_thread
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from arkitekt._net import is_loopback
+from arkitekt.protocol.mikro import ImageRecord, UploadGrant, UploadRequest
+from arkitekt.protocol.text import echo
+from arkitekt_server._auth import CurrentPrincipal, Principal
+from arkitekt_server._db import get_session, utcnow
+from arkitekt_server._net import base_url
+from arkitekt_server.mikro import _storage as storage
+from arkitekt_server.mikro._chunks import max_encoded_bytes
+from arkitekt_server.mikro._common import (
+    DEFAULT_DATALAYER,
+    GRANT_TTL,
+    MAX_CHUNKS,
+    META_MAX_BYTES,
+    UploadState,
+    delete_image_row,
+    documented,
+    find_image,
+    layout,
+    mikro_state,
+    not_found,
+    parse_id,
+    record,
+)
+from arkitekt_server.mikro._models import DatasetRow, GrantRow, ImageRow, image_row
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["mikro"])
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+@router.post(
+    "/uploads/", status_code=status.HTTP_201_CREATED, responses=documented(400, 401, 404, 413, 422)
+)
+async def create_upload(
+    body: UploadRequest, request: Request, principal: CurrentPrincipal, session: Session
+) -> UploadGrant:
+    """Grant an upload: a directory (local) or a store URL (http) to write the zarr array to."""
+    host = request.client.host if request.client is not None else None
+    datalayer = body.datalayer or (DEFAULT_DATALAYER if is_loopback(host) else "http")
+    if datalayer == "local" and not is_loopback(host):
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "the local datalayer is only for clients on the server's machine; use http",
+        )
+    if math.prod(storage.grid(body.shape, body.chunks)) > MAX_CHUNKS:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"more than {MAX_CHUNKS} chunks")
+    if any(c > s for c, s in zip(body.chunks, body.shape, strict=True)):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "a chunk is larger than the array")
+    if body.channel_names and len(body.channel_names) != body.shape[0]:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "one channel name per channel")
+    body = await _resolve_links(session, body, principal)
+    grant = GrantRow(
+        id=str(uuid.uuid4()),
+        owner_pk=principal.client_pk,
+        owner=principal.identifier,
+        datalayer=datalayer,
+        request=body.model_dump(mode="json"),
+        expires_at=utcnow() + GRANT_TTL,
+    )
+    # The directory exists before the grant does (a grant without one would confuse the
+    # sweeper and the chunk PUTs); it goes again if the grant cannot be stored.
+    directory = layout(request).upload(grant.id)
+    await anyio.to_thread.run_sync(lambda: directory.mkdir(parents=True, mode=0o700))
+    try:
+        session.add(grant)
+        await session.commit()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(storage.remove, directory)
+        raise
+    return UploadGrant(
+        id=grant.id,
+        datalayer=datalayer,
+        path=str(directory) if datalayer == "local" else None,
+        url=base_url(request) + f"mikro/uploads/{grant.id}/store/" if datalayer == "http" else None,
+        expires_at=grant.expires_at,
+    )
+
+
+async def _resolve_links(
+    session: AsyncSession, body: UploadRequest, principal: Principal
+) -> UploadRequest:
+    """The request with its dataset and origins checked and in canonical form (404 naming
+    the dataset or the origin that does not exist)."""
+    dataset = None
+    if body.dataset is not None:
+        try:
+            dataset = str(uuid.UUID(body.dataset))
+        except ValueError:
+            dataset = None
+        if dataset is None or await session.get(DatasetRow, dataset) is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"no such dataset {echo(body.dataset)} (or not visible)"
+            )
+    origins = []
+    for position, origin in enumerate(body.origins):
+        try:
+            origins.append((await find_image(session, origin, principal)).id)
+        except HTTPException as error:
+            if error.status_code != status.HTTP_404_NOT_FOUND:
+                raise
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                f"origins[{position}]: no such image {echo(origin)} (or it is not visible to you)",
+            ) from None
+    return body.model_copy(update={"dataset": dataset, "origins": origins})
+
+
+async def _grant(session: AsyncSession, grant_id: str, principal: Principal) -> GrantRow:
+    row = await session.get(GrantRow, parse_id(grant_id, "upload"))
+    if row is None or row.owner_pk != principal.client_pk or row.state == "abandoned":
+        raise not_found("upload")
+    if row.expires_at <= utcnow():
+        raise HTTPException(status.HTTP_410_GONE, "the upload grant expired; start again")
+    return row
+
+
+_DRAIN_SECONDS = 60.0
+"""How long ``finish`` waits for chunk PUTs in progress before it gives up with 409."""
+
+
+def _upload_state(row: GrantRow) -> UploadState:
+    return UploadState(
+        id=row.id,
+        owner_pk=row.owner_pk,
+        datalayer=row.datalayer,
+        shape=row.request["shape"],
+        chunks=row.request["chunks"],
+        itemsize=np.dtype(row.request["dtype"]).itemsize,
+        expires_at=row.expires_at,
+    )
+
+
+async def _open_grant(request: Request, grant_id: str, principal: Principal) -> UploadState:
+    uploads = mikro_state(request.app).uploads
+    cached = uploads.get(grant_id)
+    if cached is None:
+        async with request.app.state.database.sessions() as session:
+            row = await _grant(session, grant_id, principal)
+        if row.state != "open":
+            raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
+        # a finish that started meanwhile has its own entry: use it (it says "finishing")
+        cached = uploads.setdefault(row.id, _upload_state(row))
+    if cached.owner_pk != principal.client_pk:
+        raise not_found("upload")
+    if cached.expires_at <= utcnow():
+        raise HTTPException(status.HTTP_410_GONE, "the upload grant expired; start again")
+    if cached.datalayer != "http":
+        raise HTTPException(status.HTTP_409_CONFLICT, "this upload is not an http upload")
+    return cached
+
+
+_FINISHING = "this upload is being finished (or was finished): it takes no more chunks"
+
+
+def _parents(directory: Path, key: str) -> None:
+    """Create the folders of ``key`` below ``directory``, never ``directory`` itself (gone
+    when the upload was finished or removed: then this raises FileNotFoundError)."""
+    current = directory
+    for part in key.split("/")[:-1]:
+        current = current / part
+        current.mkdir(exist_ok=True)
+
+
+@router.put(
+    "/uploads/{grant_id}/store/{key:path}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=documented(400, 401, 404, 409, 410, 413),
+)
+async def put_key(
+    grant_id: str, key: str, request: Request, principal: CurrentPrincipal
+) -> Response:
+    """Store one key (``zarr.json`` or a chunk) of an http upload."""
+    grant = await _open_grant(request, grant_id, principal)
+    shape, chunks = grant.shape, grant.chunks
+    if not storage.check_key(key, storage.grid(shape, chunks)):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{echo(key)} is not a key of this array")
+    raw = math.prod(chunks) * grant.itemsize
+    limit = META_MAX_BYTES if key == "zarr.json" else max_encoded_bytes(raw)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "chunk too large")
+    if grant.finishing:
+        raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
+    directory = layout(request).upload(grant.id)
+    target = directory / key
+    # Parts (~256 KiB) go straight to a temporary file, renamed into place when complete:
+    # page-cache writes this small are cheaper inline than a thread hand-off per part.
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+    grant.writers += 1  # finish waits for this write to end before it looks at the store
+    try:
+        _parents(directory, key)
+        size = 0
+        with temporary.open("wb") as sink:
+            async for part in request.stream():
+                size += len(part)
+                if size > limit:
+                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "chunk too large")
+                sink.write(part)
+        os.replace(temporary, target)
+    except FileNotFoundError:  # the directory went: finished elsewhere, aborted or swept
+        pass
+    else:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    finally:
+        grant.writers -= 1
+        if not grant.writers and grant.drained is not None:
+            grant.drained.set()
+        temporary.unlink(missing_ok=True)
+    await _gone(request, grant, principal)
+
+
+async def _gone(request: Request, grant: UploadState, principal: Principal) -> NoReturn:
+    """Answer a PUT whose upload directory vanished: 404/410/409 as the grant now is."""
+    uploads = mikro_state(request.app).uploads
+    if grant.finishing:
+        raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
+    if uploads.get(grant.id) is grant:
+        del uploads[grant.id]
+    async with request.app.state.database.sessions() as session:
+        row = await _grant(session, grant.id, principal)  # 404 or 410 when it is gone
+    if row.state != "open":
+        raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
+    raise HTTPException(status.HTTP_409_CONFLICT, "the upload's directory is gone; start again")
+
+
+async def _drain(upload: UploadState) -> None:
+    if upload.writers:
+        upload.drained = anyio.Event()
+        with anyio.move_on_after(_DRAIN_SECONDS):
+            await upload.drained.wait()
+        upload.drained = None
+    if upload.writers:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "chunks of this upload are still being written; finish once every write has ended",
+        )
+
+
+@router.post(
+    "/uploads/{grant_id}/finish/",
+    status_code=status.HTTP_201_CREATED,
+    responses=documented(400, 401, 404, 409, 410),
+)
+async def finish_upload(
+    grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
+) -> ImageRecord:
+    """Verify the store and create the image (it becomes visible now).
+
+    Chunk PUTs that arrive from now on are refused (409); PUTs in progress end first.
+    """
+    grant = await _grant(session, grant_id, principal)
+    uploads = mikro_state(request.app).uploads
+    upload = uploads.setdefault(grant.id, _upload_state(grant))
+    if upload.finishing:
+        raise HTTPException(status.HTTP_409_CONFLICT, "this upload is already being finished")
+    upload.finishing = True
+    upload.settled = anyio.Event()
+    try:
+        image = await _finish(grant, request, session, upload)
+    except BaseException:
+        upload.finishing = False
+        raise
+    finally:
+        upload.settled.set()
+    uploads.pop(grant.id, None)
+    return image
+
+
+async def _finish(
+    grant: GrantRow, request: Request, session: AsyncSession, upload: UploadState
+) -> ImageRecord:
+    await _drain(upload)
+    claimed = await session.execute(
+        update(GrantRow)
+        .where(GrantRow.id == grant.id, GrantRow.state == "open")
+        .values(state="finishing")
+    )
+    await session.commit()
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise HTTPException(status.HTTP_409_CONFLICT, "this upload is already being finished")
+    body = UploadRequest.model_validate(grant.request)
+    dirs = layout(request)
+    source, target = dirs.upload(grant.id), dirs.store(grant.id)
+    grant_key, moved = grant.id, False
+    kept = json.dumps(
+        {"request": grant.request, "owner": grant.owner, "created_at": utcnow().isoformat()}
+    )
+    try:
+        await anyio.to_thread.run_sync(
+            storage.verify_store, source, list(body.shape), list(body.chunks), body.dtype
+        )
+        # the record first: a store in stores/ always has what adopting it needs
+        await anyio.to_thread.run_sync(
+            storage.write_key, dirs.records, f"{grant.id}.json", kept.encode()
+        )
+        await anyio.to_thread.run_sync(source.rename, target)
+        moved = True
+        image = image_row(
+            grant.id, body, owner_pk=grant.owner_pk, owner=grant.owner, dataset_id=body.dataset
+        )
+        session.add(image)
+        await session.delete(grant)
+        await session.commit()
+    except BaseException as error:
+        # Whatever failed, the upload goes back to "open": the client may fix it or abort it.
+        with anyio.CancelScope(shield=True):
+            await session.rollback()
+            if moved:
+                target.rename(source)
+            storage.remove(dirs.record(grant_key))
+            reopen = update(GrantRow).where(GrantRow.id == grant_key).values(state="open")
+            await session.execute(reopen)
+            await session.commit()
+        if isinstance(error, storage.StoreInvalid):
+            detail = f"upload not accepted: {error}"
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail) from None
+        raise
+    return record(image, request)
+
+
+@router.delete(
+    "/uploads/{grant_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=documented(401, 404, 409),
+)
+async def abort_upload(
+    grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
+) -> Response:
+    """Abandon an upload: its directory is removed at once.
+
+    An abort that meets a finish in progress waits for it: a finish that failed is aborted
+    as usual; one that created the image deletes it again (the client aborts only when it
+    never saw the finish succeed, so it has told its caller nothing was stored).
+    """
+    key = parse_id(grant_id, "upload")
+    row = await session.get(GrantRow, key)
+    if row is None or row.owner_pk != principal.client_pk or row.state == "abandoned":
+        raise not_found("upload")
+    uploads = mikro_state(request.app).uploads
+    upload = uploads.get(row.id)
+    if upload is not None and upload.finishing and upload.settled is not None:
+        with anyio.move_on_after(_DRAIN_SECONDS):
+            await upload.settled.wait()
+        row = await session.get(GrantRow, key, populate_existing=True)
+        if row is None:
+            image = await session.get(ImageRow, key)
+            if image is None or image.owner_pk != principal.client_pk:
+                raise not_found("upload")
+            await delete_image_row(request, session, image)
+            return Response(status_code=status.HTTP_204_NO_CONTENT)
+    if row.state != "open" or (upload is not None and upload.finishing):
+        raise HTTPException(status.HTTP_409_CONFLICT, "this upload is being finished")
+    # abandoned first: should the removal not complete, the sweep finishes it (the directory
+    # is never left to a grant the database forgot)
+    row.state = "abandoned"
+    await session.commit()
+    uploads.pop(row.id, None)
+    directory = layout(request).upload(row.id)
+    await anyio.to_thread.run_sync(storage.remove, directory)
+    if not directory.exists():
+        await session.delete(row)
+        await session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

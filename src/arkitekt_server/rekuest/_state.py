@@ -1,0 +1,99 @@
+"""What the hub keeps in memory: agents (online or not) and unfinished assignments (jobs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arkitekt.protocol.rekuest import Definition
+from arkitekt_server.rekuest._peer import Peer
+
+__all__ = ["AgentState", "Assignment"]
+
+
+class AgentState:
+    """An agent the hub knows: online (with a peer) or offline (definitions kept)."""
+
+    __slots__ = (
+        "client_pk",
+        "definitions",
+        "fingerprints",
+        "hints",
+        "instance",
+        "key",
+        "name",
+        "peer",
+        "running",
+    )
+
+    def __init__(self, key: str, client_pk: int, name: str, instance: str) -> None:
+        self.key = key
+        self.client_pk = client_pk
+        self.name = name
+        self.instance = instance
+        self.peer: Peer | None = None
+        self.definitions: dict[str, Definition] = {}
+        self.hints: dict[str, dict[str, Any] | None] = {}
+        self.fingerprints: dict[str, str] = {}  # equal definitions, equal fingerprints
+        self.running: dict[str, Assignment] = {}
+
+    def set_definitions(self, definitions: list[Definition]) -> None:
+        """Replace the definitions (and the return ports callers get with results, ``r``)."""
+        self.definitions = {d.name: d for d in definitions}
+        self.fingerprints = {d.name: d.model_dump_json() for d in definitions}
+        self.hints = {
+            d.name: d.returns[0].model_dump(exclude_defaults=True) if d.returns else None
+            for d in definitions
+        }
+
+    def matches(self, selector: str | None) -> bool:
+        """Whether ``selector`` (an app identifier or an agent key) names this agent."""
+        return selector is None or selector in (self.name, self.key)
+
+
+class Assignment:
+    """One assignment that is not finished yet."""
+
+    __slots__ = (
+        "agent",
+        "attempts",
+        "bound",
+        "caller",
+        "caller_pk",
+        "cancelled",
+        "deadline",
+        "events",
+        "expires",
+        "failure",
+        "function",
+        "id",
+        "raw",
+        "selector",
+        "seq",
+        "size",
+        "stream",
+        "timeout",
+        "tried",
+        "wait",
+    )
+
+    def __init__(self, id: str, function: str, caller: Peer | None, caller_pk: int) -> None:
+        self.id = id
+        self.function = function
+        self.caller = caller
+        self.caller_pk = caller_pk
+        self.selector: str | None = None
+        self.raw: tuple[list[Any], dict[str, Any]] = ([], {})
+        self.bound: dict[str, Any] | None = None
+        self.stream = False
+        self.events = False
+        self.wait = 0.0
+        self.agent: AgentState | None = None
+        self.deadline = 0.0
+        self.attempts = 0
+        self.seq = 0
+        self.timeout = 0.0
+        self.expires = 0.0
+        self.cancelled: str | None = None  # why, once a cancel was sent to its agent
+        self.tried: set[str] = set()  # keys of the agents it was delivered to
+        self.failure: tuple[str, str] | None = None  # (kind, message) when refused at once
+        self.size = -1  # the call's encoded bytes, once counted against its app's limits

@@ -1,0 +1,374 @@
+"""Write-behind persistence of assignments: changes are buffered and committed in batches.
+
+The hub decides in memory and records here; one background task commits whatever piled up in
+one transaction (an assignment that finishes before its insert was committed is inserted
+finished: one write per call). Callbacks registered with a change run once it is committed; the
+hub uses them to acknowledge results to agents, which keep results until then.
+
+Writes are never cancelled half-way (a transaction cancelled on SQLite may keep the database
+locked for the next one), and the store's own writes never overlap. At shutdown, :meth:`close`
+writes what is left, waiting out a database another process keeps locked (up to
+:data:`CLOSE_SECONDS`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+import anyio
+from sqlalchemy import Table, Update, bindparam, delete, insert, select, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from arkitekt_server._db import Database, utcnow
+from arkitekt_server.rekuest._models import (
+    ACTIVE,
+    FINISHED,
+    AgentRow,
+    AssignmentRow,
+    DefinitionRow,
+    LogRow,
+)
+
+__all__ = ["CLOSE_SECONDS", "Store"]
+
+log = logging.getLogger("arkitekt_server.rekuest")
+
+CLOSE_SECONDS = 60.0
+"""How long the final write at shutdown retries while the database is locked (busy)."""
+
+_ASSIGNMENTS = cast(Table, AssignmentRow.__table__)
+_LOGS = cast(Table, LogRow.__table__)
+_COLUMNS = [column.name for column in _ASSIGNMENTS.columns]
+
+
+class Store:
+    """Buffers assignment changes and commits them in batches.
+
+    Args:
+        database: the server's database.
+        interval: how long a batch collects after the first change (seconds).
+
+    """
+
+    def __init__(self, database: Database, interval: float = 0.005) -> None:
+        self.database = database
+        self.interval = interval
+        self._inserts: dict[str, dict[str, Any]] = {}
+        self._updates: dict[str, dict[str, Any]] = {}
+        self._logs: list[dict[str, Any]] = []
+        self._callbacks: list[Callable[[], None]] = []
+        self._dirty = anyio.Event()
+        self._lock = anyio.Lock()
+        self.on_duplicate: Callable[[str], None] | None = None
+        """Told the id of an insert that was not stored: that id was stored before."""
+
+    # -- recording (sync, in memory) ---------------------------------------------------------
+    def insert(self, row: dict[str, Any]) -> None:
+        """Record a new assignment (keys: any columns; the rest take their defaults)."""
+        full = dict.fromkeys(_COLUMNS)
+        full.update(attempts=0, stream=False, created_at=utcnow())
+        full.update(row)
+        self._inserts[row["id"]] = full
+        self._dirty.set()
+
+    def update(
+        self, id: str, fields: dict[str, Any], on_commit: Callable[[], None] | None = None
+    ) -> None:
+        """Record a change of an assignment; ``on_commit`` runs once it is stored."""
+        pending = self._inserts.get(id)
+        if pending is not None:
+            pending.update(fields)
+        else:
+            self._updates.setdefault(id, {}).update(fields)
+        if on_commit is not None:
+            self._callbacks.append(on_commit)
+        self._dirty.set()
+
+    def log(self, assignment_id: str, level: str, message: str) -> None:
+        """Record a log line of an assignment."""
+        self._logs.append(
+            {"assignment_id": assignment_id, "level": level, "message": message, "at": utcnow()}
+        )
+        self._dirty.set()
+
+    # -- committing ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Commit batches until cancelled."""
+        while True:
+            await self._dirty.wait()
+            self._dirty = anyio.Event()  # only this loop replaces it (flush() may run elsewhere)
+            await anyio.sleep(self.interval)
+            try:
+                await self.flush()
+            except Exception:  # keep going: the batch was put back and is retried
+                log.exception("could not store rekuest assignments; retrying")
+                await anyio.sleep(1.0)
+
+    async def close(self) -> None:
+        """Write what is left (at shutdown, after :meth:`run` was cancelled).
+
+        A locked database (another process writing, such as the CLI) is waited out, retrying
+        with backoff for up to :data:`CLOSE_SECONDS`.
+        """
+        deadline = anyio.current_time() + CLOSE_SECONDS
+        delay = 0.1
+        while True:
+            try:
+                await self.flush()
+                return
+            except OperationalError as error:
+                if anyio.current_time() + delay > deadline:
+                    raise
+                log.warning("rekuest: the database is busy (%s); writing again", error.orig)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def flush(self) -> None:
+        """Commit everything recorded so far, then run the callbacks of what was committed.
+
+        A row the database refuses (an id stored before, a value it cannot hold) never stalls
+        the others: the batch is then written change by change, and only the refused change is
+        dropped (and logged; an id stored before is reported to :attr:`on_duplicate`). Other
+        errors (the database is unreachable) put the batch back to be retried.
+        """
+        async with self._lock:
+            inserts, self._inserts = self._inserts, {}
+            updates, self._updates = self._updates, {}
+            logs, self._logs = self._logs, []
+            callbacks, self._callbacks = self._callbacks, []
+            if not (inserts or updates or logs or callbacks):
+                return
+            try:
+                with anyio.CancelScope(shield=True):  # never half-way: see the module
+                    try:
+                        duplicates = await self._write(inserts, updates, logs)
+                    except Exception as error:
+                        if not _refused(error):
+                            raise
+                        log.warning(
+                            "rekuest: a batch was refused (%s); storing it row by row", error
+                        )
+                        duplicates = await self._write_each(inserts, updates, logs)
+            except BaseException:
+                self._restore(inserts, updates, logs, callbacks)
+                raise
+            for id in duplicates:
+                self._updates.pop(id, None)  # changes of the refused call, not of the stored one
+        for id in duplicates:
+            if self.on_duplicate is not None:
+                self.on_duplicate(id)
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("a rekuest commit callback failed")
+
+    async def _write(
+        self,
+        inserts: dict[str, dict[str, Any]],
+        updates: dict[str, dict[str, Any]],
+        logs: list[dict[str, Any]],
+    ) -> list[str]:
+        """Write one batch in one transaction; returns the ids of inserts stored before."""
+        async with self.database.engine.begin() as connection:
+            duplicates = await _stored(connection, list(inserts))
+            rows = [row for id, row in inserts.items() if id not in duplicates]
+            if rows:
+                await connection.execute(insert(_ASSIGNMENTS), rows)
+            for keys, group in _group(updates).items():
+                await connection.execute(_update(keys), group)
+            if logs:
+                await connection.execute(insert(_LOGS), logs)
+        return duplicates
+
+    async def _write_each(
+        self,
+        inserts: dict[str, dict[str, Any]],
+        updates: dict[str, dict[str, Any]],
+        logs: list[dict[str, Any]],
+    ) -> list[str]:
+        """Write change by change, dropping those the database refuses.
+
+        What was written is removed from the arguments, so that after an error they hold
+        exactly what is left to retry.
+        """
+        duplicates: list[str] = []
+        for id, row in list(inserts.items()):
+            try:
+                duplicates += await self._write({id: row}, {}, [])
+            except Exception as error:
+                if not _refused(error):
+                    raise
+                log.error("rekuest: dropped assignment %r the database refused: %s", id, error)
+            del inserts[id]
+        for id, fields in list(updates.items()):
+            try:
+                await self._write({}, {id: fields}, [])
+            except Exception as error:
+                if not _refused(error):
+                    raise
+                log.error("rekuest: dropped a change of %r the database refused: %s", id, error)
+            del updates[id]
+        while logs:
+            try:
+                await self._write({}, {}, logs[:1])
+            except Exception as error:
+                if not _refused(error):
+                    raise
+                log.error("rekuest: dropped a log line the database refused: %s", error)
+            del logs[0]
+        return duplicates
+
+    def _restore(
+        self,
+        inserts: dict[str, dict[str, Any]],
+        updates: dict[str, dict[str, Any]],
+        logs: list[dict[str, Any]],
+        callbacks: list[Callable[[], None]],
+    ) -> None:
+        for id, row in inserts.items():
+            row.update(self._inserts.pop(id, {}))
+            row.update(self._updates.pop(id, {}))
+            self._inserts[id] = row
+        for id, fields in updates.items():
+            fields.update(self._updates.get(id, {}))
+            self._updates[id] = fields
+        self._logs[:0] = logs
+        self._callbacks[:0] = callbacks
+        self._dirty.set()
+
+    # -- direct reads and writes (rare) --------------------------------------------------------
+    async def save_agent(
+        self, key: str, client_pk: int, name: str, instance: str, definitions: list[dict[str, Any]]
+    ) -> None:
+        """Record an agent and replace its definitions."""
+        async with self.database.sessions() as session:
+            row = await session.scalar(select(AgentRow).where(AgentRow.key == key))
+            if row is None:
+                row = AgentRow(key=key, client_pk=client_pk, name=name, instance=instance)
+                session.add(row)
+                await session.flush()
+            row.connected = True
+            row.last_seen = utcnow()
+            existing = {
+                d.name: d
+                for d in await session.scalars(
+                    select(DefinitionRow).where(DefinitionRow.agent_id == row.id)
+                )
+            }
+            for definition in definitions:
+                old = existing.pop(definition["name"], None)
+                if old is None:
+                    session.add(
+                        DefinitionRow(
+                            agent_id=row.id, name=definition["name"], definition=definition
+                        )
+                    )
+                else:
+                    old.definition = definition
+            for stale in existing.values():
+                await session.delete(stale)
+            await session.commit()
+
+    async def mark_disconnected(self, key: str) -> None:
+        """Record that an agent went offline."""
+        async with self.database.sessions() as session:
+            await session.execute(
+                update(AgentRow)
+                .where(AgentRow.key == key)
+                .values(connected=False, last_seen=utcnow())
+            )
+            await session.commit()
+
+    async def load(self) -> tuple[list[AgentRow], list[DefinitionRow], list[AssignmentRow]]:
+        """Every agent, every definition, and the assignments that are not finished."""
+        async with self.database.sessions() as session:
+            await session.execute(update(AgentRow).values(connected=False))
+            await session.commit()
+            agents = list(await session.scalars(select(AgentRow)))
+            definitions = list(await session.scalars(select(DefinitionRow)))
+            active = list(
+                await session.scalars(
+                    select(AssignmentRow)
+                    .where(AssignmentRow.status.in_(ACTIVE))
+                    .order_by(AssignmentRow.created_at)
+                )
+            )
+        return agents, definitions, active
+
+    async def prune(self, retention_seconds: float) -> int:
+        """Delete assignments (and their log lines) finished more than ``retention_seconds`` ago.
+
+        Only finished rows are deleted, and a finished row is stored only once its result was
+        handed on (acknowledged to its agent, sent to a connected caller); unfinished ones are
+        never touched. Returns how many assignments were deleted.
+        """
+        cutoff = utcnow() - dt.timedelta(seconds=retention_seconds)
+        old = (
+            select(AssignmentRow.id)
+            .where(AssignmentRow.status.in_(FINISHED))
+            .where(AssignmentRow.finished_at < cutoff)
+        )
+        async with self._lock:
+            with anyio.CancelScope(shield=True):  # never half-way: see the module
+                async with self.database.engine.begin() as connection:
+                    await connection.execute(delete(_LOGS).where(_LOGS.c.assignment_id.in_(old)))
+                    result = await connection.execute(
+                        delete(_ASSIGNMENTS).where(_ASSIGNMENTS.c.id.in_(old))
+                    )
+        return int(result.rowcount or 0)
+
+    async def get(self, id: str) -> tuple[AssignmentRow | None, list[LogRow]]:
+        """An assignment and its logs, after committing what is pending."""
+        await self.flush()
+        async with self.database.sessions() as session:
+            row = await session.get(AssignmentRow, id)
+            logs = list(
+                await session.scalars(
+                    select(LogRow).where(LogRow.assignment_id == id).order_by(LogRow.id)
+                )
+            )
+        return row, logs
+
+
+def _group(updates: dict[str, dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """Updates grouped by the set of columns they change (one executemany per group)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for id, fields in updates.items():
+        keys = tuple(sorted(fields))
+        row = {f"b_{key}": value for key, value in fields.items()}
+        row["b_id"] = id
+        groups.setdefault(keys, []).append(row)
+    return groups
+
+
+def _update(keys: tuple[str, ...]) -> Update:
+    """An executemany update of the columns ``keys`` (parameters ``b_<column>``, ``b_id``)."""
+    return (
+        update(_ASSIGNMENTS)
+        .where(_ASSIGNMENTS.c.id == bindparam("b_id"))
+        .values({key: bindparam(f"b_{key}") for key in keys})
+    )
+
+
+async def _stored(connection: AsyncConnection, ids: list[str]) -> list[str]:
+    """Which of ``ids`` are stored already."""
+    found: list[str] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        result = await connection.execute(
+            select(_ASSIGNMENTS.c.id).where(_ASSIGNMENTS.c.id.in_(chunk))
+        )
+        found += result.scalars()
+    return found
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether the database refused the data (not: could not be reached)."""
+    if isinstance(error, IntegrityError | DataError):
+        return True
+    return isinstance(error, StatementError) and not isinstance(error, DBAPIError)

@@ -156,6 +156,8 @@ class HttpStore(Store):
             data = await self._on_app_loop("GET", key)
             if data is None:
                 return None
+            if key.endswith("zarr.json"):  # a stored image's metadata never changes
+                self._cache[key] = data
         if byte_range is not None:
             data = _cut(data, byte_range)
         return prototype.buffer.from_bytes(data)

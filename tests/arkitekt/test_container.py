@@ -6,11 +6,10 @@ from contextlib import asynccontextmanager
 import pytest
 from dependency_injector import providers
 
-from arkitekt import ArkitektContainer, Manifest, ScopeKind
-from arkitekt._app import App
-from arkitekt._resources import ScopedResource
+from arkitekt import App, Manifest
 from arkitekt._settings import Settings
 from arkitekt.errors import ScopeError
+from arkitekt.extension import ArkitektContainer, ScopedResource, ScopeKind
 
 
 @asynccontextmanager

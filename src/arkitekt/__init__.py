@@ -59,6 +59,7 @@ from arkitekt.errors import (
 )
 
 if TYPE_CHECKING:
+    __version__: str
     from arkitekt._inject import Provide, inject
     from arkitekt._settings import Settings, load_settings
     from arkitekt.protocol.fakts import Manifest

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -26,6 +25,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from arkitekt.errors import ConfigError, ScopeError, ScopeLockedError, UnknownProviderError
 
 if TYPE_CHECKING:
+    import concurrent.futures
+
     from arkitekt._container import ArkitektContainer
     from arkitekt._host import AppScopeOwner, SyncHost
     from arkitekt._scope import AppSlot, Scope
@@ -258,6 +259,8 @@ class App:
             ...     image = future.result()
 
         """
+        import concurrent.futures
+
         from arkitekt._scope import activate
 
         scope = self.app_slot.scope

@@ -7,7 +7,7 @@ Example:
     ...     ...
 
 An explicit argument always wins. A missing one is resolved from the app that owns the call,
-by the rule of :func:`~arkitekt._owner.owner_scope`: the app of a service passed among the
+by the rule of :func:`~arkitekt.extension.owner_scope`: the app of a service passed among the
 arguments, else the scope active in the calling thread or task (so it follows nested apps,
 threads and tasks).
 
@@ -81,17 +81,17 @@ def _unknown(scope: Scope, name: str, what: str) -> UnknownProviderError:
 
 
 def inject(fn: Callable[P, R]) -> Callable[P, R]:
-    """Fill the parameters whose default is :func:`Provide` from the active app.
+    """Fill the parameters whose default is :func:`Provide` from the app that owns the call.
 
     Works on plain and async functions. Sync functions that need an async resource resolve it
     through the app's bridge, so call them from a thread other than the app's event loop.
 
     The wrapper is generated with the same parameters as ``fn`` (no ``*args, **kwargs``
-    repacking), so an injection adds only the scope lookup and the provider call.
+    repacking), so an injection adds only the owner lookup and the provider call.
 
     Provider names are checked when the function is called, not when an app is built: an
     injected function is not tied to one app, and may be written for another app's container
-    (a subclass of :class:`~arkitekt._container.ArkitektContainer` with more providers).
+    (a subclass of :class:`~arkitekt.extension.ArkitektContainer` with more providers).
 
     Raises:
         TypeError: at decoration time, if a marked parameter is positional-only.

@@ -20,13 +20,15 @@ from arkitekt.errors import NoActiveAppError
 
 __all__ = ["owner_scope"]
 
+_OWNERS = (Service, AppSlot)
+
 
 def owner_scope(values: Iterable[object], what: str) -> Scope:
     """Return the scope a call runs in, given its arguments.
 
     Args:
-        values: the call's arguments; a :class:`~arkitekt._service.Service` (or an
-            :class:`~arkitekt._scope.AppSlot`) among them names the app that owns the call.
+        values: the call's arguments; a :class:`~arkitekt.extension.Service` (or an
+            :class:`~arkitekt.extension.AppSlot`) among them names the app that owns the call.
         what: the call, for the error message (e.g. ``"from_xarray()"``).
 
     Raises:
@@ -36,12 +38,9 @@ def owner_scope(values: Iterable[object], what: str) -> Scope:
     """
     active = _active.get()
     for value in values:
-        if isinstance(value, Service):
-            slot = value.app_slot
-        elif isinstance(value, AppSlot):
-            slot = value
-        else:
+        if not isinstance(value, _OWNERS):
             continue
+        slot = value.app_slot if isinstance(value, Service) else value
         if active is not None and active.app_slot is slot:
             return active
         return slot.scope

@@ -2,8 +2,8 @@
 
 API functions are written once, as coroutines, and exposed twice: :func:`loopsafe` makes the
 coroutine run on its app's loop whichever loop awaits it, :func:`syncify` builds the blocking
-twin. Both find the app with :func:`~arkitekt._owner.owner_scope` (an explicit service argument
-first) and cross over with its :class:`~arkitekt._bridge.Bridge`.
+twin. Both find the app with :func:`~arkitekt.extension.owner_scope` (an explicit service argument
+first) and cross over with its :class:`~arkitekt.extension.Bridge`.
 
 Example:
     >>> from arkitekt.extension import loopsafe, syncify

@@ -104,7 +104,10 @@ class SyncHost:
         try:
             return opened.result()
         except BaseException:
-            self._thread.join()
+            if opened.exception() is None:  # interrupted (Ctrl+C) while opening: close again
+                self.stop(None)
+            else:  # opening failed: the thread ends by itself
+                self._thread.join()
             raise
 
     def _run(self, opened: concurrent.futures.Future[Scope]) -> None:

@@ -22,8 +22,8 @@ import types
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
-from arkitekt._owner import owner_scope
-from arkitekt._scope import Scope
+from arkitekt._owner import NOT_OWNERS, owner_scope
+from arkitekt._scope import Scope, get_scope
 from arkitekt.errors import UnknownProviderError
 
 __all__ = ["Provide", "aresolve", "inject"]
@@ -128,6 +128,8 @@ def _compile(
     namespace: dict[str, Any] = {
         f"{prefix}fn": fn,
         f"{prefix}owner": owner_scope,
+        f"{prefix}get": get_scope,
+        f"{prefix}plain_args": NOT_OWNERS,
         f"{prefix}unknown": _unknown,
         f"{prefix}AttributeError": AttributeError,
         f"{prefix}what": f"{fn.__qualname__}()",
@@ -170,6 +172,19 @@ def _compile(
         everything.append(name)
 
     found = f"({', '.join(everything)},)"
+    # Without *args/**kwargs, when no argument's type can name an app the active scope owns the
+    # call (owner_scope's rule, without its scan); otherwise owner_scope decides.
+    starred = any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters)
+    if starred:
+        find_owner = [f"        {prefix}s = {prefix}owner({found}, {prefix}what)"]
+    else:
+        plain = " and ".join(f"{prefix}type({n}) in {prefix}plain_args" for n in everything)
+        find_owner = [
+            f"        if {plain}:",
+            f"            {prefix}s = {prefix}get()",
+            f"        if {prefix}s is None:",
+            f"            {prefix}s = {prefix}owner({found}, {prefix}what)",
+        ]
     body = [f"{prefix}s = None"]
     for index, param in enumerate(parameters):
         if param.name not in markers:
@@ -185,7 +200,7 @@ def _compile(
         body += [
             f"if {name} is {prefix}d{index}:",
             f"    if {prefix}s is None:",
-            f"        {prefix}s = {prefix}owner({found}, {prefix}what)",
+            *find_owner,
             "    try:",
             f"        {name} = {lookup}",
             f"    except {prefix}AttributeError:",

@@ -18,9 +18,14 @@ from arkitekt._scope import AppSlot, Scope, _active
 from arkitekt._service import Service
 from arkitekt.errors import NoActiveAppError
 
-__all__ = ["owner_scope"]
+__all__ = ["NOT_OWNERS", "owner_scope"]
 
 _OWNERS = (Service, AppSlot)
+
+# Types seen to name no app (neither a Service nor an AppSlot). ``@inject``'s generated code
+# skips the call to owner_scope when every argument's type is here: a scan costs as much as the
+# rest of an injection.
+NOT_OWNERS: set[type] = set()
 
 
 def owner_scope(values: Iterable[object], what: str) -> Scope:
@@ -39,6 +44,7 @@ def owner_scope(values: Iterable[object], what: str) -> Scope:
     active = _active.get()
     for value in values:
         if not isinstance(value, _OWNERS):
+            NOT_OWNERS.add(type(value))
             continue
         slot = value.app_slot if isinstance(value, Service) else value
         if active is not None and active.app_slot is slot:

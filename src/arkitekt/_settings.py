@@ -10,6 +10,7 @@ accepted for ``url`` and ``token``. The YAML file is the one named by the ``conf
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,16 @@ def _source_of(key: str, init: dict[str, Any], yaml_keys: set[str], path: Path |
     return "default"
 
 
+def describe_problems(error: ValidationError, source: Callable[[str], str]) -> str:
+    """One line per problem of ``error``: the key, where its value came from, what is wrong."""
+    problems = []
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"]]
+        key = loc[0] if loc else "?"
+        problems.append(f"  {'.'.join(loc) or '?'} (from {source(key)}): {item['msg']}")
+    return "\n".join(problems)
+
+
 def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     """Build :class:`Settings` from arguments, environment and the YAML config file.
 
@@ -211,12 +222,7 @@ def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any
     try:
         return Settings(**init)
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            loc = [str(part) for part in item["loc"]]
-            key = loc[0] if loc else "?"
-            source = _source_of(key, init, set(data), path)
-            problems.append(f"  {'.'.join(loc) or '?'} (from {source}): {item['msg']}")
-        raise ConfigError("invalid arkitekt settings:\n" + "\n".join(problems)) from None
+        problems = describe_problems(error, lambda key: _source_of(key, init, set(data), path))
+        raise ConfigError("invalid arkitekt settings:\n" + problems) from None
     finally:
         _yaml_data.reset(token)

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from arkitekt._net import is_loopback
-from arkitekt.mikro._errors import LocalPathError
+from arkitekt.errors import LocalPathError
 
 __all__ = ["LocalDisk"]
 

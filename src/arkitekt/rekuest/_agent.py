@@ -25,10 +25,9 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from arkitekt._scope import Scope
-from arkitekt.errors import ConfigError
+from arkitekt.errors import AgentRefusedError, AssignmentCancelledError, ConfigError, RekuestError
 from arkitekt.protocol.rekuest import MessageError, encode, frames, loads, problem
 from arkitekt.rekuest._context import AssignmentContext, _current
-from arkitekt.rekuest._errors import AssignmentCancelledError, RekuestError
 from arkitekt.rekuest._outgoing import error_message, sendable, unsendable
 from arkitekt.rekuest._registry import Registered, Registry
 from arkitekt.rekuest._threads import DaemonThreads
@@ -49,10 +48,6 @@ on them, before the agent gives up on it (a connection that read them all clears
 then an error for its assignment is sent instead, and if that does not arrive either, nothing
 (the server fails or re-delivers the assignment). A message the server keeps closing the
 connection over (a proxy with a smaller frame limit) must not keep the agent offline."""
-
-
-class AgentRefusedError(RekuestError):
-    """The server refused the agent (invalid registration, or not authorised)."""
 
 
 class Agent:

@@ -2,7 +2,7 @@
 
 Calls are multiplexed by assignment id (chosen here, a uuid), and messages queued while a frame
 is being written leave together in the next one. If the connection breaks, waiting calls fail
-with :class:`~arkitekt.rekuest._errors.ConnectionLostError`; the next call reconnects. Nothing
+with :class:`~arkitekt.errors.ConnectionLostError`; the next call reconnects. Nothing
 one message holds stops the reader or the writer: a call that cannot be encoded fails alone,
 an unreadable answer fails its own call, and an unreadable frame ends the connection (its calls
 fail with ``ConnectionLostError``; the app keeps working).
@@ -22,6 +22,17 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from arkitekt._scope import Scope, activate, deactivate
+from arkitekt.errors import (
+    AgentLostError,
+    AssignmentCancelledError,
+    BadArgumentsError,
+    CallTimeoutError,
+    ConnectionLostError,
+    MessageRefusedError,
+    NoAgentError,
+    RekuestError,
+    RemoteError,
+)
 from arkitekt.protocol.rekuest import (
     ArgumentsInvalid,
     MessageError,
@@ -32,16 +43,6 @@ from arkitekt.protocol.rekuest import (
     has_structure,
     loads,
     problem,
-)
-from arkitekt.rekuest._errors import (
-    AgentLostError,
-    AssignmentCancelledError,
-    BadArgumentsError,
-    CallTimeoutError,
-    ConnectionLostError,
-    NoAgentError,
-    RekuestError,
-    RemoteError,
 )
 from arkitekt.rekuest._structures import structure_for_identifier
 from arkitekt.rekuest._ws import endpoint, open_socket
@@ -60,6 +61,7 @@ _ERRORS: dict[str, type[RekuestError]] = {
     "lost": AgentLostError,
     "cancelled": AssignmentCancelledError,
     "timeout": CallTimeoutError,
+    "refused": MessageRefusedError,
 }
 
 

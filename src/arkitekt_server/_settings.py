@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from arkitekt._yaml import YamlSource, read_yaml_mapping
+from arkitekt_server._errors import ArkitektServerError
 
 __all__ = [
     "CONFIG_ENV",
@@ -36,7 +37,7 @@ _YEAR = 366 * _DAY
 CONFIG_ENV = "ARKITEKT_SERVER_CONFIG"
 
 
-class ServerConfigError(Exception):
+class ServerConfigError(ArkitektServerError):
     """The server configuration (arguments, environment or YAML file) is invalid."""
 
 

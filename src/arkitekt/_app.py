@@ -28,13 +28,13 @@ from pydantic import ValidationError
 
 from arkitekt._bridge import Bridge
 from arkitekt._container import ArkitektContainer, check_scopes
-from arkitekt._redact import install_redaction
 from arkitekt._scope import AppSlot, Scope, ScopeKind, activate, deactivate
 from arkitekt._settings import Settings, load_settings
 from arkitekt.errors import ArkitektError, ConfigError, ScopeError, ScopeLockedError
 from arkitekt.fakts import Fakts
 from arkitekt.mikro import Mikro
 from arkitekt.protocol.fakts import Manifest
+from arkitekt.protocol.redact import install_redaction
 from arkitekt.rekuest import Rekuest
 
 __all__ = ["App", "easy"]

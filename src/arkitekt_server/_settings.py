@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from arkitekt.protocol.hosts import host_of
 from arkitekt.protocol.settings_yaml import YAML_FILE, read_yaml_mapping, yaml_file_source
 from arkitekt_server._errors import ArkitektServerError
 
@@ -38,11 +38,6 @@ CONFIG_ENV = "ARKITEKT_SERVER_CONFIG"
 
 class ServerConfigError(ArkitektServerError):
     """The server configuration (arguments, environment or YAML file) is invalid."""
-
-
-def httpx_host(url: str) -> str:
-    """The host part of a URL (``https://lab.example.org:8443/x`` -> ``lab.example.org``)."""
-    return urlsplit(url).hostname or ""
 
 
 def _default_data_dir() -> Path:
@@ -180,7 +175,7 @@ class ServerSettings(BaseSettings):
         if self.host not in ("0.0.0.0", "::", ""):  # noqa: S104  (comparing, not binding)
             hosts.add(self.host)
         if self.public_url is not None:
-            hosts.add(httpx_host(self.public_url))
+            hosts.add(host_of(self.public_url))
         return sorted(hosts)
 
     @field_validator("operator_secret")

@@ -91,9 +91,9 @@ class App:
         from dependency_injector import providers
 
         from arkitekt._container import ArkitektContainer, check_scopes
-        from arkitekt._redact import install_redaction
         from arkitekt._scope import AppSlot
         from arkitekt._settings import load_settings
+        from arkitekt.protocol.redact import install_redaction
 
         install_redaction()  # no credential of this app may reach any log of this process
         app_slot = AppSlot(manifest.identifier)

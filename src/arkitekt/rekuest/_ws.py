@@ -13,8 +13,8 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from arkitekt._http import check_secure
 from arkitekt.errors import ConfigError
-from arkitekt.fakts._http import check_secure
 from arkitekt.protocol.rekuest import CLOSE_TOKEN_REFUSED, MAX_FRAME_BYTES
 from arkitekt.transport import Transport
 

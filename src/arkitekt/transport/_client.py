@@ -19,10 +19,10 @@ import anyio
 import httpx
 from pydantic import ValidationError
 
+from arkitekt._http import IDEMPOTENT, check_secure
 from arkitekt._settings import Settings
 from arkitekt.errors import ConfigError, GrantError
 from arkitekt.fakts import Fakts
-from arkitekt.fakts._http import IDEMPOTENT, check_secure
 from arkitekt.protocol.fakts import TokenResponse
 from arkitekt.transport._wire import ACCEPT_ENCODING, MAX_BODY, BoundedTransport
 

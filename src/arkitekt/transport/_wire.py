@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator
 import anyio
 import httpx
 
+from arkitekt._http import IDEMPOTENT
 from arkitekt.errors import BadResponseError, ResponseTooLargeError, ServerUnreachableError
-from arkitekt.fakts._http import IDEMPOTENT
 
 __all__ = ["ACCEPT_ENCODING", "DEFAULT_MAX_BODY", "MAX_BODY", "BoundedTransport", "size"]
 

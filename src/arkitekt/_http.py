@@ -1,4 +1,4 @@
-"""HTTP helpers of fakts: the loopback/https guard and reading protocol answers."""
+"""HTTP plumbing shared by the services: the loopback/https guard and reading protocol answers."""
 
 from __future__ import annotations
 

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 
+from arkitekt_server._clients import AccessToken
 from arkitekt_server._db import Database, utcnow
 from arkitekt_server._secrets import hash_secret
-from arkitekt_server.fakts._models import AccessToken
 
 __all__ = [
     "PRINCIPAL_STATE",

@@ -28,9 +28,8 @@ from arkitekt.rekuest import Registry, call
 from arkitekt_server import EmbeddedServer
 
 if TYPE_CHECKING:
+    from tests.helpers import Wire
     from websockets.sync.client import ClientConnection
-
-    from .conftest import Wire
 
 EXAMPLES = 80
 FUZZ = settings(

@@ -128,19 +128,19 @@ async def test_killed_agent_gets_the_assignment_again_when_it_is_back(
 async def test_killed_agent_that_stays_away_fails_the_assignment(
     connect: Callable[..., App],
     start_agent: Callable[..., subprocess.Popen[str]],
+    server_factory: Callable[..., EmbeddedServer],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(hub_module, "GRACE_SECONDS", 0.5)
+    server = server_factory(auto_approve=True, rekuest_agent_grace_seconds=0.5)
     marker = tmp_path / "runs.txt"
-    process = start_agent()
-    async with connect(), anyio.create_task_group() as tasks:
+    process = start_agent(FAKTS_URL=server.url)
+    async with connect(url=server.url), anyio.create_task_group() as tasks:
         outcome: list[BaseException] = []
 
         assert await acall("p_double", 1, wait=30) == 2  # the agent is up
 
         async def caller() -> None:
-            try:  # no `wait`: the agent gets GRACE_SECONDS to come back
+            try:  # no `wait`: the agent gets rekuest_agent_grace_seconds to come back
                 await acall("p_slow", seconds=60, marker=str(marker))
             except AgentLostError as error:
                 outcome.append(error)

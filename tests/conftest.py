@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.helpers import ServerProcess
 
 from arkitekt import App, easy
 from arkitekt._net import is_loopback
 from arkitekt_server import EmbeddedServer, ServerSettings
+from tests.helpers import ServerProcess
 
 _counter = itertools.count()
 _real_connect = socket.socket.connect

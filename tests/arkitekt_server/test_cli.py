@@ -13,11 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.helpers import free_port, wait_until
 from typer.testing import CliRunner
 
 from arkitekt._cli import build
 from arkitekt_server._settings import ServerConfigError, load_server_settings
+from tests.helpers import free_port, wait_until
 
 runner = CliRunner()
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.helpers import abearer_token
 
 from arkitekt import easy
 from arkitekt._redact import REDACTED, install_redaction, redact
 from arkitekt.rekuest import Registry, acall
 from arkitekt_server import EmbeddedServer
+from tests.helpers import abearer_token
 
 # Loggers that do not propagate to the root (uvicorn's) get the handler themselves.
 LOGGERS = ["", "arkitekt", "arkitekt_server", "uvicorn", "uvicorn.access", "uvicorn.error",

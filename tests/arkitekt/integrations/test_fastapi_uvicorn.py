@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import Depends, FastAPI
-from tests.helpers import wait_until
 
 from arkitekt import App, awhoami, current_scope
 from arkitekt.integrations.fastapi import lifespan, service
+from tests.helpers import wait_until
 
 
 def test_requests_call_the_api_through_the_lifespan_app(connect: Callable[..., App]) -> None:

@@ -18,7 +18,6 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
-from tests.helpers import wait_until
 
 from arkitekt import App
 from arkitekt.errors import AppClosedError, ArkitektError
@@ -36,6 +35,7 @@ from arkitekt.mikro import (
     search_images,
 )
 from arkitekt_server import EmbeddedServer
+from tests.helpers import wait_until
 
 
 def _array() -> xr.DataArray:

@@ -9,7 +9,6 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from tests.helpers import until
 
 from arkitekt import App, Provide, current_scope, inject
 from arkitekt._scope import ScopeKind
@@ -35,6 +34,7 @@ from arkitekt.rekuest import (
     submit,
 )
 from arkitekt_server import EmbeddedServer
+from tests.helpers import until
 
 registry = Registry()
 invocations: list[str] = []

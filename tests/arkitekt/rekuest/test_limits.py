@@ -10,7 +10,6 @@ from typing import Any
 import anyio
 import anyio.abc
 import pytest
-from tests.helpers import until
 
 from arkitekt import App
 from arkitekt.errors import ArkitektError
@@ -36,6 +35,7 @@ from arkitekt.rekuest import (
     register,
 )
 from arkitekt.rekuest._caller import CallerChannel, Pending, expand
+from tests.helpers import until
 
 registry = Registry()
 

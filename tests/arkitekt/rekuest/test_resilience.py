@@ -12,13 +12,13 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import pytest
-from tests.helpers import ServerProcess, until
 
 import arkitekt.rekuest._agent as agent_module
 import arkitekt_server.rekuest._hub as hub_module
 from arkitekt import App, easy
 from arkitekt.rekuest import AgentLostError, Registry, RekuestError, acall, aiterate
 from arkitekt_server import EmbeddedServer
+from tests.helpers import ServerProcess, until
 
 SCRIPT = Path(__file__).with_name("agent_process.py")
 

@@ -7,10 +7,10 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
-from tests.helpers import bearer_token
 
 from arkitekt import App
 from arkitekt_server import EmbeddedServer
+from tests.helpers import bearer_token
 
 
 def zstd_rle_frame(declared: int, total: int) -> bytes:

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from tests.helpers import ServerProcess, bearer_token, wait_until
 from zarr.codecs import ZstdCodec
 
 from arkitekt import App, easy
 from arkitekt.mikro import UploadError, from_xarray, get_image, search_images
 from arkitekt_server.mikro._storage import Layout
+from tests.helpers import ServerProcess, bearer_token, wait_until
 
 BUDGET_MIB = 150
 

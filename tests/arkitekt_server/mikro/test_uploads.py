@@ -20,7 +20,6 @@ import httpx
 import numpy as np
 import pytest
 import zarr
-from tests.helpers import wait_until
 from zarr.storage import LocalStore
 
 from arkitekt.mikro._upload import codec
@@ -33,6 +32,7 @@ from arkitekt_server.mikro import sweep
 from arkitekt_server.mikro._chunks import max_encoded_bytes
 from arkitekt_server.mikro._common import GRANT_TTL
 from arkitekt_server.mikro._storage import Layout
+from tests.helpers import wait_until
 
 SHAPE = [1, 1, 2, 8, 8]
 CHUNKS = [1, 1, 1, 8, 4]  # 4 chunks

@@ -9,11 +9,11 @@ import httpx
 import numpy as np
 import xarray as xr
 from PIL import Image as PILImage
-from tests.helpers import bearer_token
 
 from arkitekt import App
 from arkitekt.mikro import from_xarray
 from arkitekt_server import EmbeddedServer
+from tests.helpers import bearer_token
 
 
 def _stack() -> xr.DataArray:

@@ -3,9 +3,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tests.helpers import Wire
 
 from arkitekt_server import EmbeddedServer
+from tests.helpers import Wire
 
 
 @pytest.fixture

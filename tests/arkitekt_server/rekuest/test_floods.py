@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.helpers import ServerProcess, Wire, wait_until
 from websockets.exceptions import ConnectionClosed
 
 from arkitekt import App, easy
 from arkitekt.protocol.rekuest import CLOSE_OUTBOX_FULL, MAX_FRAME_MESSAGES, MAX_MESSAGE_BYTES
 from arkitekt_server.rekuest._peer import MAX_OUTBOX_MESSAGES
+from tests.helpers import ServerProcess, Wire, wait_until
 
 BUDGET_MIB = 150
 INT = {"key": "return", "kind": "int"}

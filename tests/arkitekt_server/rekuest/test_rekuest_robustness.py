@@ -11,13 +11,13 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from tests.helpers import abearer_token, until
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from arkitekt import App
 from arkitekt_server import EmbeddedServer
+from tests.helpers import abearer_token, until
 
 
 async def _recv(socket: ClientConnection, count: int = 1) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ import anyio
 import anyio.to_thread
 import httpx
 import pytest
-from tests.helpers import until
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
@@ -17,6 +16,7 @@ from arkitekt import App, easy
 from arkitekt.rekuest import Registry, acall
 from arkitekt.transport import Transport
 from arkitekt_server import EmbeddedServer, ServerSettings
+from tests.helpers import until
 
 registry = Registry()
 release = anyio.Event()

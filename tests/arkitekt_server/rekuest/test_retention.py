@@ -8,13 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.helpers import abearer_token, until
 
 import arkitekt_server.rekuest._upkeep as upkeep
 from arkitekt import easy
 from arkitekt_server import EmbeddedServer
 from arkitekt_server._db import Database, utcnow
 from arkitekt_server.rekuest._store import Store
+from tests.helpers import abearer_token, until
 
 
 @pytest.mark.anyio

@@ -9,10 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import Wire
-
 from arkitekt import easy
 from arkitekt_server._db import database_file
+from tests.helpers import Wire
 
 BUSY_TIMEOUT_SECONDS = 5.0  # the server's SQLite busy_timeout (arkitekt_server._db)
 

@@ -28,8 +28,9 @@ from arkitekt.rekuest import Registry, call
 from arkitekt_server import EmbeddedServer
 
 if TYPE_CHECKING:
-    from tests.helpers import Wire
     from websockets.sync.client import ClientConnection
+
+    from tests.helpers import Wire
 
 EXAMPLES = 80
 FUZZ = settings(

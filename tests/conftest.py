@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from arkitekt import App, easy
-from arkitekt._net import is_loopback
+from arkitekt.protocol.hosts import is_loopback
 from arkitekt_server import EmbeddedServer, ServerSettings
 from tests.helpers import ServerProcess
 

@@ -25,7 +25,8 @@ import anyio
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
-from arkitekt import App, syncify
+from arkitekt import App
+from arkitekt.extension import syncify
 from arkitekt_server import EmbeddedServer
 
 __all__ = [

@@ -4,9 +4,11 @@ calls functions through (rekuest). FastAPI on uvicorn, SQLAlchemy async (SQLite 
 
 from arkitekt_server._app import create_app
 from arkitekt_server._embedded import EmbeddedServer
+from arkitekt_server._errors import ArkitektServerError
 from arkitekt_server._settings import ServerConfigError, ServerSettings, load_server_settings
 
 __all__ = [
+    "ArkitektServerError",
     "EmbeddedServer",
     "ServerConfigError",
     "ServerSettings",

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from arkitekt import easy
-from arkitekt._redact import REDACTED, install_redaction, redact
+from arkitekt.protocol.redact import REDACTED, install_redaction, redact
 from arkitekt.rekuest import Registry, acall
 from arkitekt_server import EmbeddedServer
 from tests.helpers import abearer_token

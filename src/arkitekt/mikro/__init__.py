@@ -8,6 +8,14 @@ Example:
 
 """
 
+from arkitekt.errors import (
+    ImageNotFoundError,
+    InvalidImageError,
+    LocalPathError,
+    MikroError,
+    PermissionDeniedError,
+    UploadError,
+)
 from arkitekt.mikro._api import (
     acreate_dataset,
     adelete_image,
@@ -21,14 +29,6 @@ from arkitekt.mikro._api import (
     get_image,
     list_datasets,
     search_images,
-)
-from arkitekt.mikro._errors import (
-    ImageNotFoundError,
-    InvalidImageError,
-    LocalPathError,
-    MikroError,
-    PermissionDeniedError,
-    UploadError,
 )
 from arkitekt.mikro._models import Dataset, Image, ImagePage
 from arkitekt.mikro._service import Mikro

@@ -19,15 +19,15 @@ import httpx
 from arkitekt._scope import AppSlot
 from arkitekt._service import Service
 from arkitekt._settings import Settings
-from arkitekt.fakts import Fakts
-from arkitekt.mikro._answers import BOUNDED, DatasetList, PageAnswer, detail, parse, raise_for
-from arkitekt.mikro._checks import check_page
-from arkitekt.mikro._errors import (
+from arkitekt.errors import (
     ImageNotFoundError,
     LocalPathError,
     MikroError,
     UploadError,
 )
+from arkitekt.fakts import Fakts
+from arkitekt.mikro._answers import BOUNDED, DatasetList, PageAnswer, detail, parse, raise_for
+from arkitekt.mikro._checks import check_page
 from arkitekt.mikro._localdisk import LocalDisk
 from arkitekt.mikro._models import Dataset, Image, ImagePage
 from arkitekt.mikro._normalize import Prepared

@@ -106,7 +106,7 @@ async def userinfo(principal: CurrentPrincipal, request: Request) -> UserInfo:
         client_id=principal.client_id,
         identifier=principal.identifier,
         version=principal.version,
-        scopes=list(principal.scopes),
+        scopes=list(principal.permissions),
         deployment_name=settings.deployment_name,
     )
 

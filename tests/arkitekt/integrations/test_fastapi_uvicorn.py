@@ -11,7 +11,8 @@ import httpx
 import uvicorn
 from fastapi import Depends, FastAPI
 
-from arkitekt import App, awhoami, current_scope
+from arkitekt import App, awhoami
+from arkitekt.extension import current_scope
 from arkitekt.integrations.fastapi import lifespan, service
 from tests.helpers import wait_until
 

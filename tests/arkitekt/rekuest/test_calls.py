@@ -10,9 +10,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from arkitekt import App, Provide, current_scope, inject
-from arkitekt._scope import ScopeKind
+from arkitekt import App, Provide, inject
 from arkitekt._settings import Settings
+from arkitekt.extension import ScopeKind, current_scope
 from arkitekt.rekuest import (
     AssignmentCancelledError,
     BadArgumentsError,

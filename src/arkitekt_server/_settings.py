@@ -112,6 +112,15 @@ class ServerSettings(BaseSettings):
         description="Seconds an agent has to confirm that it cancelled an assignment; then the "
         "assignment ends as cancelled without it (its caller's slot is free again).",
     )
+    rekuest_agent_grace_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=_DAY,
+        allow_inf_nan=False,
+        description="Seconds the assignments of an agent that disconnected wait at least (or "
+        "their call's `wait`, if longer) for it or another provider; then they fail (at most a "
+        "day).",
+    )
     rekuest_max_pending_calls: int = Field(
         default=10_000,
         gt=0,

@@ -19,11 +19,6 @@ from arkitekt.extension import ArkitektContainer, ScopedResource, ScopeKind
 from arkitekt.fakts import StaticConfigGrant
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Journal:
     """Records what tracked resources did, in order."""
 

@@ -44,6 +44,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_pending_calls=settings.rekuest_max_pending_calls,
         max_pending_bytes=settings.rekuest_max_pending_argument_bytes,
         cancel_grace=settings.rekuest_cancel_grace_seconds,
+        agent_grace=settings.rekuest_agent_grace_seconds,
     )
     await hub.load()
     app.state.rekuest_hub = hub

@@ -22,7 +22,8 @@ from itertools import repeat
 
 from koil import Koil, unkoil
 
-from arkitekt import current_scope, easy, syncify
+from arkitekt import easy
+from arkitekt.extension import current_scope, syncify
 from bench._harness import Runner, fmt, interleaved, print_table, ratio
 
 CALLS = 500

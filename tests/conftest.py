@@ -5,23 +5,18 @@ Tests contact nothing but loopback: a guard refuses any other socket connection.
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from arkitekt import App, easy
+from arkitekt.protocol.hosts import is_loopback
 from arkitekt_server import EmbeddedServer, ServerSettings
+from tests.helpers import ServerProcess
 
 _counter = itertools.count()
 _real_connect = socket.socket.connect
@@ -32,11 +27,7 @@ def _check_loopback(address: Any) -> None:
     if not isinstance(address, tuple):
         return  # AF_UNIX paths
     host = address[0]
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
+    if not is_loopback(host):
         raise ConnectionRefusedError(f"tests may only contact loopback, not {host!r}")
 
 
@@ -50,6 +41,12 @@ def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
     return _real_connect_ex(self, address)
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (``@pytest.mark.anyio``) run on asyncio, the loop the apps run on."""
+    return "asyncio"
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _loopback_only() -> Iterator[None]:
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
@@ -57,77 +54,6 @@ def _loopback_only() -> Iterator[None]:
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago (for servers started in other processes)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServerProcess:
-    """``arkitekt server`` in its own process (auto-approving, on loopback)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = 0
-        self.url = ""
-        self.process: subprocess.Popen[str] | None = None
-        self.output = ""
-
-    def start(self, *, wait: bool = True, same_port: bool = False) -> subprocess.Popen[str]:
-        """Start the server; with ``wait``, return once it answers.
-
-        A free port each time (another server may hold the last one), unless ``same_port``:
-        a restart where its clients find it again.
-        """
-        if not (same_port and self.port):
-            self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        command = [
-            sys.executable, "-m", "arkitekt._cli", "server", "--port", str(self.port),
-            "--data-dir", str(self.data_dir), "--auto-approve",
-        ]  # fmt: skip
-        env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning"}
-        self.process = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        deadline = time.monotonic() + 30
-        while wait:
-            try:
-                httpx.get(self.url + "/.well-known/fakts", timeout=1)
-                break
-            except httpx.TransportError:
-                if self.process.poll() is not None:
-                    raise AssertionError(f"the server exited: {self.finish()}") from None
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.1)
-        return self.process
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def finish(self, timeout: float = 30) -> str:
-        """Wait for the process to end; its output."""
-        assert self.process is not None
-        out, _ = self.process.communicate(timeout=timeout)
-        self.output = out or ""
-        return self.output
-
-    def stop(self) -> str:
-        """Ctrl+C, then wait."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        return self.finish()
-
-    def kill(self) -> None:
-        """``kill -9``."""
-        assert self.process is not None
-        self.process.kill()
-        self.finish()
 
 
 def _peak_rss_mib(pid: int) -> float:

@@ -1,5 +1,14 @@
 """arkitekt: connect bioimage apps to a lab backend without knowing where it is.
 
+The names here are for app authors: declare an app with :func:`easy`, open it with ``with
+app:``, call the services' API functions (:mod:`arkitekt.mikro`, :mod:`arkitekt.rekuest`), write
+injected functions with :func:`inject` and :func:`Provide`, and catch the errors of
+:mod:`arkitekt.errors` (all re-exported here). Service authors use :mod:`arkitekt.extension`;
+every ``_``-prefixed module is private.
+
+Importing this package is cheap: the names that need the HTTP stack, the settings machinery
+or the container are imported when first used.
+
 Example:
     >>> from arkitekt import easy
     >>> app = easy("my-app")
@@ -8,33 +17,122 @@ Example:
 
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from arkitekt._app import App, easy
-from arkitekt._bridge import loopsafe, syncify
-from arkitekt._container import ArkitektContainer
-from arkitekt._inject import Provide, inject
-from arkitekt._scope import ScopeKind, current_scope
-from arkitekt._settings import Settings, load_settings
-from arkitekt.errors import ArkitektError, NoActiveAppError
-from arkitekt.protocol.fakts import Manifest
-from arkitekt.transport import awhoami, whoami
+from arkitekt.errors import (
+    AgentLostError,
+    AgentRefusedError,
+    AppClosedError,
+    ArkitektError,
+    AssignmentCancelledError,
+    BadArgumentsError,
+    BadResponseError,
+    BridgeError,
+    CallTimeoutError,
+    ConfigError,
+    ConnectionLostError,
+    DefinitionError,
+    DiscoveryError,
+    GrantError,
+    ImageNotFoundError,
+    InsecureTransportError,
+    InvalidImageError,
+    LocalPathError,
+    MessageRefusedError,
+    MikroError,
+    NoActiveAppError,
+    NoAgentError,
+    PermissionDeniedError,
+    RekuestError,
+    RemoteError,
+    ResponseTooLargeError,
+    ScopeError,
+    ScopeLockedError,
+    ServerUnreachableError,
+    TeardownError,
+    UnknownProviderError,
+    UploadError,
+)
+
+if TYPE_CHECKING:
+    __version__: str
+    from arkitekt._inject import Provide, inject
+    from arkitekt._settings import Settings, load_settings
+    from arkitekt.protocol.fakts import Manifest
+    from arkitekt.transport import awhoami, whoami
 
 __all__ = [
+    "AgentLostError",
+    "AgentRefusedError",
     "App",
-    "ArkitektContainer",
+    "AppClosedError",
     "ArkitektError",
+    "AssignmentCancelledError",
+    "BadArgumentsError",
+    "BadResponseError",
+    "BridgeError",
+    "CallTimeoutError",
+    "ConfigError",
+    "ConnectionLostError",
+    "DefinitionError",
+    "DiscoveryError",
+    "GrantError",
+    "ImageNotFoundError",
+    "InsecureTransportError",
+    "InvalidImageError",
+    "LocalPathError",
     "Manifest",
+    "MessageRefusedError",
+    "MikroError",
     "NoActiveAppError",
+    "NoAgentError",
+    "PermissionDeniedError",
     "Provide",
-    "ScopeKind",
+    "RekuestError",
+    "RemoteError",
+    "ResponseTooLargeError",
+    "ScopeError",
+    "ScopeLockedError",
+    "ServerUnreachableError",
     "Settings",
+    "TeardownError",
+    "UnknownProviderError",
+    "UploadError",
     "awhoami",
-    "current_scope",
     "easy",
     "inject",
     "load_settings",
-    "loopsafe",
-    "syncify",
     "whoami",
 ]
 
-__version__ = "0.1.0"
+# name -> the module that holds it, imported on first access (PEP 562)
+_LAZY = {
+    "Manifest": "arkitekt.protocol.fakts",
+    "Provide": "arkitekt._inject",
+    "Settings": "arkitekt._settings",
+    "awhoami": "arkitekt.transport",
+    "inject": "arkitekt._inject",
+    "load_settings": "arkitekt._settings",
+    "whoami": "arkitekt.transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        value: Any = version("arkitekt")
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'arkitekt' has no attribute {name!r}")
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY, "__version__"])

@@ -1,5 +1,8 @@
 """``App`` and ``easy()``: declare an app, open its scope, reach its services.
 
+The facade only: where the event loop runs is :mod:`arkitekt._host`; the container (and with it
+dependency-injector and the services) is imported when the first app is built.
+
 Example:
     >>> from arkitekt import easy
     >>> app = easy("my-app", version="0.1.0", url="http://127.0.0.1:8000")
@@ -11,31 +14,27 @@ Example:
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import Token, copy_context
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-import anyio
-import anyio.from_thread
-from anyio.abc import TaskGroup, TaskStatus
-from dependency_injector import providers
-from pydantic import ValidationError
+from arkitekt.errors import ConfigError, ScopeError, ScopeLockedError, UnknownProviderError
 
-from arkitekt._bridge import Bridge
-from arkitekt._container import ArkitektContainer, check_scopes
-from arkitekt._redact import install_redaction
-from arkitekt._scope import AppSlot, Scope, ScopeKind, activate, deactivate
-from arkitekt._settings import Settings, load_settings
-from arkitekt.errors import ArkitektError, ConfigError, ScopeError, ScopeLockedError
-from arkitekt.fakts import Fakts
-from arkitekt.mikro import Mikro
-from arkitekt.protocol.fakts import Manifest
-from arkitekt.rekuest import Rekuest
+if TYPE_CHECKING:
+    import concurrent.futures
+
+    from arkitekt._container import ArkitektContainer
+    from arkitekt._host import AppScopeOwner, SyncHost
+    from arkitekt._scope import AppSlot, Scope
+    from arkitekt._settings import Settings
+    from arkitekt.fakts import Fakts
+    from arkitekt.mikro import Mikro
+    from arkitekt.protocol.fakts import Manifest
+    from arkitekt.rekuest import Rekuest
 
 __all__ = ["App", "easy"]
 
@@ -43,102 +42,21 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class _SyncHost:
-    """The background event loop of a sync ``with app:`` and the task that owns the scope.
+class _AppState:
+    """Everything an app holds, set once in ``App.__init__``.
 
-    The scope's task group must be entered and left by one task, so a host task on the loop
-    holds it for the whole ``with`` block and closes the scope when told to stop.
+    The app's bookkeeping changes attributes of this object, so the app's own lock (no public
+    assignment while open) never gets in its way.
     """
 
-    def __init__(self, app: App) -> None:
-        self._app = app
-        self._portal_cm: AbstractContextManager[anyio.from_thread.BlockingPortal] | None = None
-        self._portal: anyio.from_thread.BlockingPortal | None = None
-        self._done: concurrent.futures.Future[None] | None = None
-        self._stop: anyio.Event | None = None
-        self._error: BaseException | None = None
+    __slots__ = ("app_slot", "async_owner", "container", "sync_host", "token")
 
-    def start(self) -> Scope:
-        self._portal_cm = anyio.from_thread.start_blocking_portal(
-            "asyncio", name=f"arkitekt:{self._app.manifest.identifier}"
-        )
-        self._portal = self._portal_cm.__enter__()
-        try:
-            self._done, scope = self._portal.start_task(self._host)
-            assert isinstance(scope, Scope)
-        except BaseException:
-            self._portal_cm.__exit__(None, None, None)
-            raise
-        return scope
-
-    async def _host(self, *, task_status: TaskStatus[Scope]) -> None:
-        self._stop = anyio.Event()
-        async with _AppScopeOwner(self._app, Bridge.here()) as owner:
-            activate(owner.scope)  # tasks this host spawns see the app
-            task_status.started(owner.scope)
-            await self._stop.wait()
-            owner.error = self._error
-
-    def stop(self, error: BaseException | None) -> None:
-        assert self._portal is not None
-        assert self._done is not None
-        assert self._portal_cm is not None
-        try:
-            self._error = error
-            self._portal.call(self._signal)
-            self._done.result()
-        finally:
-            self._portal_cm.__exit__(None, None, None)
-
-    def _signal(self) -> None:
-        assert self._stop is not None
-        self._stop.set()
-
-
-class _AppScopeOwner:
-    """Opens an APP scope with a task group, and closes it.
-
-    Closing stops background tasks first, then the resources in reverse order, each seeing
-    ``error`` (the exception that ended the body).
-    """
-
-    def __init__(self, app: App, bridge: Bridge) -> None:
-        self._app = app
-        self._bridge = bridge
-        self._task_group: TaskGroup | None = None
-        self.scope: Scope
-        self.error: BaseException | None = None
-
-    async def __aenter__(self) -> _AppScopeOwner:
-        app_slot = self._app.app_slot
-        if app_slot.is_open:
-            raise ScopeError(
-                f"app {app_slot.name!r} is already open; an app can be entered once at a time "
-                "(create a second app with easy(...) to run two side by side)"
-            )
-        task_group = anyio.create_task_group()
-        await task_group.__aenter__()
-        self._task_group = task_group
-        self.scope = Scope(
-            ScopeKind.APP, app_slot=app_slot, bridge=self._bridge, task_group=task_group
-        )
-        app_slot.attach(self.scope)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._task_group is not None
-        error = self.error if exc is None else exc
-        try:
-            self._task_group.cancel_scope.cancel()
-            await self._task_group.__aexit__(None, None, None)
-        finally:
-            self._app.app_slot.detach()
-            await self.scope.aclose(error)
+    def __init__(self, app_slot: AppSlot, container: ArkitektContainer) -> None:
+        self.app_slot = app_slot
+        self.container = container
+        self.sync_host: SyncHost | None = None
+        self.async_owner: AppScopeOwner | None = None
+        self.token: Token[Scope | None] | None = None
 
 
 class App:
@@ -152,89 +70,108 @@ class App:
 
     Args:
         manifest: who the app is (identifier, version, scopes).
-        settings: how it connects; default: :func:`~arkitekt._settings.load_settings`.
-        container: a container class (a subclass of :class:`ArkitektContainer` to add providers).
+        settings: how it connects; default: :func:`~arkitekt.load_settings`.
+        container: a container class (a subclass of
+            :class:`~arkitekt.extension.ArkitektContainer` to add providers).
+
+    Raises:
+        ScopeError: a provider of ``container`` captures a shorter-lived one.
 
     """
+
+    _state: _AppState
 
     def __init__(
         self,
         manifest: Manifest,
         settings: Settings | None = None,
         *,
-        container: type[ArkitektContainer] = ArkitektContainer,
+        container: type[ArkitektContainer] | None = None,
     ) -> None:
+        from dependency_injector import providers
+
+        from arkitekt._container import ArkitektContainer, check_scopes
+        from arkitekt._scope import AppSlot
+        from arkitekt._settings import load_settings
+        from arkitekt.protocol.redact import install_redaction
+
         install_redaction()  # no credential of this app may reach any log of this process
         app_slot = AppSlot(manifest.identifier)
-        built = container(
+        built = (container or ArkitektContainer)(
             app_slot=providers.Object(app_slot),
             manifest=providers.Object(manifest),
             settings=providers.Object(settings if settings is not None else load_settings()),
         )
         app_slot.container = built
         check_scopes(built)
-        object.__setattr__(self, "app_slot", app_slot)
-        object.__setattr__(self, "container", built)
-        object.__setattr__(self, "_sync_host", None)
-        object.__setattr__(self, "_async_owner", None)
-        object.__setattr__(self, "_token", None)
-
-    app_slot: AppSlot
-    container: ArkitektContainer
-    _sync_host: _SyncHost | None
-    _async_owner: _AppScopeOwner | None
-    _token: Token[Scope | None] | None
+        object.__setattr__(self, "_state", _AppState(app_slot, built))
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if self.app_slot.is_open:
+        if self._state.app_slot.is_open:
             raise ScopeLockedError(
-                f"cannot set App.{name} while app {self.app_slot.name!r} is open; "
+                f"cannot set App.{name} while app {self._state.app_slot.name!r} is open; "
                 "configure the app before `with app:`"
             )
         object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
-        state = "open" if self.app_slot.is_open else "closed"
+        state = "open" if self.is_open else "closed"
         return f"<App {self.manifest.identifier}@{self.manifest.version} ({state})>"
+
+    @property
+    def app_slot(self) -> AppSlot:
+        """The app's handle on its open APP scope (for service authors)."""
+        return self._state.app_slot
+
+    @property
+    def container(self) -> ArkitektContainer:
+        """The app's dependency-injection container."""
+        return self._state.container
 
     @property
     def manifest(self) -> Manifest:
         """Who the app is."""
-        return self.container.manifest()
+        manifest: Manifest = self.container.manifest()
+        return manifest
 
     @property
     def settings(self) -> Settings:
         """How the app connects."""
-        return self.container.settings()
+        settings: Settings = self.container.settings()
+        return settings
 
     @property
     def fakts(self) -> Fakts:
         """Discovery and grants (configure before entering: ``app.fakts.grant = ...``)."""
-        return self.container.fakts()
+        fakts: Fakts = self.container.fakts()
+        return fakts
 
     @property
     def mikro(self) -> Mikro:
         """The image service."""
-        return self.container.mikro()
+        mikro: Mikro = self.container.mikro()
+        return mikro
 
     @property
     def rekuest(self) -> Rekuest:
         """The function service."""
-        return self.container.rekuest()
+        rekuest: Rekuest = self.container.rekuest()
+        return rekuest
 
     @property
     def is_open(self) -> bool:
         """Whether the app's scope is open right now."""
-        return self.app_slot.is_open
+        return self._state.app_slot.is_open
 
     # -- scope -----------------------------------------------------------------------------
     def __enter__(self) -> App:
-        if self.app_slot.is_open:
-            raise ScopeError(f"app {self.app_slot.name!r} is already open")
-        host = _SyncHost(self)
-        scope = host.start()
-        object.__setattr__(self, "_sync_host", host)
-        object.__setattr__(self, "_token", activate(scope))
+        from arkitekt._host import SyncHost
+        from arkitekt._scope import activate
+
+        state = self._state
+        host = SyncHost(state.app_slot)
+        scope = host.start()  # raises ScopeError if the app is open already
+        state.sync_host, state.token = host, activate(scope)
         return self
 
     def __exit__(
@@ -243,21 +180,25 @@ class App:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        host, token = self._sync_host, self._token
+        state = self._state
+        host, token = state.sync_host, state.token
         if host is None or token is None:
             raise ScopeError("App.__exit__ without a matching `with app:`")
-        object.__setattr__(self, "_sync_host", None)
-        object.__setattr__(self, "_token", None)
-        misplaced = self._unbind(token)
+        state.sync_host = state.token = None
+        misplaced = self._deactivate(token)
         host.stop(exc)  # also when misplaced: an app must never be stranded open
         if misplaced is not None:
             raise misplaced
 
     async def __aenter__(self) -> App:
-        owner = _AppScopeOwner(self, Bridge.here())
-        await owner.__aenter__()
-        object.__setattr__(self, "_async_owner", owner)
-        object.__setattr__(self, "_token", activate(owner.scope))
+        from arkitekt._bridge import Bridge
+        from arkitekt._host import AppScopeOwner
+        from arkitekt._scope import activate
+
+        state = self._state
+        owner = AppScopeOwner(state.app_slot, Bridge.here())
+        await owner.__aenter__()  # raises ScopeError if the app is open already
+        state.async_owner, state.token = owner, activate(owner.scope)
         return self
 
     async def __aexit__(
@@ -266,18 +207,20 @@ class App:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        owner, token = self._async_owner, self._token
+        state = self._state
+        owner, token = state.async_owner, state.token
         if owner is None or token is None:
             raise ScopeError("App.__aexit__ without a matching `async with app:`")
-        object.__setattr__(self, "_async_owner", None)
-        object.__setattr__(self, "_token", None)
-        misplaced = self._unbind(token)
+        state.async_owner = state.token = None
+        misplaced = self._deactivate(token)
         await owner.__aexit__(exc_type, exc, tb)
         if misplaced is not None:
             raise misplaced
 
-    def _unbind(self, token: Token[Scope | None]) -> ScopeError | None:
+    def _deactivate(self, token: Token[Scope | None]) -> ScopeError | None:
         """Restore the binding ``token`` replaced; the error to raise once the app is closed."""
+        from arkitekt._scope import deactivate
+
         try:
             deactivate(token)
         except ValueError:  # the token belongs to another context
@@ -316,6 +259,10 @@ class App:
             ...     image = future.result()
 
         """
+        import concurrent.futures
+
+        from arkitekt._scope import activate
+
         scope = self.app_slot.scope
         context = copy_context()
         context.run(activate, scope)
@@ -346,10 +293,12 @@ class App:
             ...         assert app.mikro is fake
 
         Raises:
-            ArkitektError: a name is not a provider of the app's container.
+            UnknownProviderError: a name is not a provider of the app's container.
             ScopeLockedError: the app is open (override before entering it).
 
         """
+        from dependency_injector import providers
+
         if self.app_slot.is_open:
             raise ScopeLockedError(
                 f"cannot override providers while app {self.app_slot.name!r} is open; "
@@ -359,10 +308,7 @@ class App:
         with ExitStack() as stack:
             for name, value in replacements.items():
                 if name not in known:
-                    raise ArkitektError(
-                        f"cannot override {name!r}: the app's container has no such provider "
-                        f"(it has: {', '.join(sorted(known))})"
-                    )
+                    raise UnknownProviderError(name, known, f"app {self.app_slot.name!r}")
                 replacement = (
                     value if isinstance(value, providers.Provider) else providers.Object(value)
                 )
@@ -393,19 +339,21 @@ def easy(
         config: a YAML settings file (default: ``$ARKITEKT_CONFIG`` or ``./arkitekt.yaml``).
         scopes: the permissions the app asks for.
         logo: a URL of the app's logo, shown on the approval page.
-        **settings: any other :class:`~arkitekt._settings.Settings` field.
+        **settings: any other :class:`~arkitekt.Settings` field.
 
     Raises:
         ConfigError: a setting is invalid (the message names the key and where it came from).
 
     """
+    from pydantic import ValidationError
+
+    from arkitekt._settings import describe_problems, load_settings
+    from arkitekt.protocol.fakts import Manifest
+
     loaded = load_settings(config, url=url, token=token, headless=headless, **settings)
     try:
         manifest = Manifest(identifier=identifier, version=version, scopes=scopes or [], logo=logo)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
-            for item in error.errors()
-        )
-        raise ConfigError(f"invalid app manifest ({problems})") from None
+        problems = describe_problems(error, lambda key: "argument")
+        raise ConfigError("invalid app manifest:\n" + problems) from None
     return App(manifest, loaded)

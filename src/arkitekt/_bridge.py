@@ -7,13 +7,9 @@ and :class:`Bridge` carries calls to it: :meth:`Bridge.call` from a plain thread
 Calls run in a copy of the caller's :mod:`contextvars` context, so the active app scope travels
 with them.
 
-API functions are written once, as coroutines, and exposed twice with :func:`syncify` and
-:func:`loopsafe`::
-
-    @loopsafe
-    async def aping(*, mikro: Mikro | None = None) -> str: ...
-
-    ping = syncify(aping)
+A leaf: it knows no scope and no service. Which app's bridge a call uses is decided in
+:mod:`arkitekt._owner`; the twins built on it (``syncify``, ``loopsafe``) live in
+:mod:`arkitekt._twins`.
 """
 
 from __future__ import annotations
@@ -27,11 +23,9 @@ from collections.abc import Callable, Coroutine
 from contextvars import Context, copy_context
 from typing import Any, ParamSpec, TypeVar
 
-from arkitekt._scope import current_scope, get_scope
-from arkitekt._service import Service
 from arkitekt.errors import BridgeError
 
-__all__ = ["Bridge", "bridge_for", "loopsafe", "syncify"]
+__all__ = ["Bridge"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -202,70 +196,3 @@ def _copy_outcome(future: concurrent.futures.Future[Any], task: asyncio.Task[Any
         future.set_exception(error)
     else:
         future.set_result(task.result())
-
-
-def bridge_for(kwargs: dict[str, Any], what: str) -> Bridge:
-    """Find the bridge a call should use.
-
-    An explicitly passed service (``mikro=app.mikro``) wins over the active app; otherwise the
-    active scope's bridge is used.
-
-    Raises:
-        NoActiveAppError: there is neither an explicit service nor an active app.
-        AppClosedError: the explicit service's app is not open.
-
-    """
-    for value in kwargs.values():
-        if isinstance(value, Service):
-            return value.app_slot.scope.bridge
-    scope = get_scope()
-    if scope is None:
-        scope = current_scope(what)
-    return scope.bridge
-
-
-def syncify(afn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
-    """Build the blocking twin of an async API function.
-
-    The twin runs ``afn`` on the app's event loop through the :class:`Bridge` and blocks the
-    calling thread until it returns. It works from the thread that opened ``with app:``, from
-    threads the app started, and with an explicit service argument from any thread.
-
-    Example:
-        >>> async def aping(*, mikro: Any = None) -> str:
-        ...     return "pong"
-        >>> ping = syncify(aping)
-        >>> ping.__name__
-        'ping'
-
-    """
-    name = afn.__name__.removeprefix("a")
-
-    @functools.wraps(afn)
-    def twin(*args: P.args, **kwargs: P.kwargs) -> R:
-        return bridge_for(kwargs, f"{name}()").call(afn, *args, **kwargs)
-
-    twin.__name__ = name
-    twin.__qualname__ = (
-        afn.__qualname__.rsplit(".", 1)[0] + "." + name if "." in afn.__qualname__ else name
-    )
-    twin.__doc__ = f"Blocking twin of :func:`{afn.__name__}`; see there.\n\n{afn.__doc__ or ''}"
-    return twin
-
-
-def loopsafe(afn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Make an async API function run on its app's loop, whichever loop awaits it.
-
-    With ``with app:`` the app's loop runs in a background thread; awaiting an API coroutine
-    from another loop (a notebook's) would touch resources bound to the app's loop. The wrapper
-    awaits directly when already on the right loop and hops over the bridge otherwise.
-    """
-
-    @functools.wraps(afn)
-    async def hop(*args: P.args, **kwargs: P.kwargs) -> R:
-        bridge = bridge_for(kwargs, f"{afn.__name__}()")
-        if bridge.is_current():
-            return await afn(*args, **kwargs)
-        return await bridge.acall(afn, *args, **kwargs)
-
-    return hop

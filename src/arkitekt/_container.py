@@ -1,7 +1,7 @@
 """The app's dependency-injection container: what each service is built from.
 
-Each :class:`~arkitekt._app.App` owns one instance. Singletons here live as long as the app
-object and hold configuration; :class:`~arkitekt._resources.ScopedResource` values (the HTTP
+Each :class:`~arkitekt.App` owns one instance. Singletons here live as long as the app
+object and hold configuration; :class:`~arkitekt.extension.ScopedResource` values (the HTTP
 transport, ...) live for one ``with app:`` and are opened lazily. Services receive other
 providers through constructor arguments; a service that needs a scoped resource receives the
 provider itself (``transport.provider``) and resolves it per call.

@@ -1,4 +1,4 @@
-"""``@inject``: fill marked parameters from the active app's container at call time.
+"""``@inject``: fill marked parameters from the owning app's container at call time.
 
 Example:
     >>> from arkitekt import inject, Provide
@@ -6,9 +6,10 @@ Example:
     ... async def count_images(*, mikro: Any = Provide("mikro")) -> int:
     ...     ...
 
-An explicit argument always wins; a missing one is resolved from the scope active in the
-calling thread or task (so it follows nested apps, threads and tasks), or, when no scope is
-active but another argument is a service, from that service's app.
+An explicit argument always wins. A missing one is resolved from the app that owns the call,
+by the rule of :func:`~arkitekt.extension.owner_scope`: the app of a service passed among the
+arguments, else the scope active in the calling thread or task (so it follows nested apps,
+threads and tasks).
 
 """
 
@@ -21,8 +22,9 @@ import types
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
-from arkitekt._scope import Scope, current_scope, get_scope
-from arkitekt._service import Service
+from arkitekt._owner import NOT_OWNERS, owner_scope
+from arkitekt._scope import Scope, get_scope
+from arkitekt.errors import UnknownProviderError
 
 __all__ = ["Provide", "aresolve", "inject"]
 
@@ -72,28 +74,29 @@ def _isawaitable(value: object) -> bool:
     return False
 
 
-def _scope_for(args: tuple[Any, ...], kwargs: dict[str, Any], what: str) -> Scope:
-    scope = get_scope()
-    if scope is not None:
-        return scope
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, Service):
-            return value.app_slot.scope
-    return current_scope(what)
+def _unknown(scope: Scope, name: str, what: str) -> UnknownProviderError:
+    return UnknownProviderError(
+        name, scope.container.providers, f"{what}: the container of app {scope.name!r}"
+    )
 
 
 def inject(fn: Callable[P, R]) -> Callable[P, R]:
-    """Fill the parameters whose default is :func:`Provide` from the active app.
+    """Fill the parameters whose default is :func:`Provide` from the app that owns the call.
 
     Works on plain and async functions. Sync functions that need an async resource resolve it
     through the app's bridge, so call them from a thread other than the app's event loop.
 
     The wrapper is generated with the same parameters as ``fn`` (no ``*args, **kwargs``
-    repacking), so an injection adds only the scope lookup and the provider call.
+    repacking), so an injection adds only the owner lookup and the provider call.
+
+    Provider names are checked when the function is called, not when an app is built: an
+    injected function is not tied to one app, and may be written for another app's container
+    (a subclass of :class:`~arkitekt.extension.ArkitektContainer` with more providers).
 
     Raises:
         TypeError: at decoration time, if a marked parameter is positional-only.
-        NoActiveAppError: at call time, if a value is missing and no app is active.
+        NoActiveAppError: at call time, if a value is missing and no app owns the call.
+        UnknownProviderError: at call time, if the owning app's container has no such provider.
 
     """
     parameters = list(inspect.signature(fn).parameters.values())
@@ -124,8 +127,11 @@ def _compile(
         prefix += "_"
     namespace: dict[str, Any] = {
         f"{prefix}fn": fn,
+        f"{prefix}owner": owner_scope,
         f"{prefix}get": get_scope,
-        f"{prefix}scope_for": _scope_for,
+        f"{prefix}plain_args": NOT_OWNERS,
+        f"{prefix}unknown": _unknown,
+        f"{prefix}AttributeError": AttributeError,
         f"{prefix}what": f"{fn.__qualname__}()",
         f"{prefix}plain": _not_awaitable,
         f"{prefix}isawaitable": _isawaitable,
@@ -166,6 +172,19 @@ def _compile(
         everything.append(name)
 
     found = f"({', '.join(everything)},)"
+    # Without *args/**kwargs, when no argument's type can name an app the active scope owns the
+    # call (owner_scope's rule, without its scan); otherwise owner_scope decides.
+    starred = any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters)
+    if starred:
+        find_owner = [f"        {prefix}s = {prefix}owner({found}, {prefix}what)"]
+    else:
+        plain = " and ".join(f"{prefix}type({n}) in {prefix}plain_args" for n in everything)
+        find_owner = [
+            f"        if {plain}:",
+            f"            {prefix}s = {prefix}get()",
+            f"        if {prefix}s is None:",
+            f"            {prefix}s = {prefix}owner({found}, {prefix}what)",
+        ]
     body = [f"{prefix}s = None"]
     for index, param in enumerate(parameters):
         if param.name not in markers:
@@ -181,10 +200,12 @@ def _compile(
         body += [
             f"if {name} is {prefix}d{index}:",
             f"    if {prefix}s is None:",
-            f"        {prefix}s = {prefix}get()",
-            f"        if {prefix}s is None:",
-            f"            {prefix}s = {prefix}scope_for({found}, {{}}, {prefix}what)",
-            f"    {name} = {lookup}()",
+            *find_owner,
+            "    try:",
+            f"        {name} = {lookup}",
+            f"    except {prefix}AttributeError:",
+            f"        raise {prefix}unknown({prefix}s, {prefix}p{index}, {prefix}what) from None",
+            f"    {name} = {name}()",
             f"    if {prefix}type({name}) not in {prefix}plain and {prefix}isawaitable({name}):",
             f"        {name} = {resolve}",
         ]

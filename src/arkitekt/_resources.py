@@ -14,7 +14,8 @@ from typing import Any, Generic, TypeVar
 from dependency_injector import providers
 
 from arkitekt._inject import aresolve
-from arkitekt._scope import AppSlot, Scope, ScopeKind, get_scope
+from arkitekt._owner import owner_scope
+from arkitekt._scope import AppSlot, ScopeKind
 
 __all__ = ["ScopedResource"]
 
@@ -29,13 +30,13 @@ class ScopedResource(providers.Provider[Awaitable[T]], Generic[T]):
     Args:
         opener: called with the resolved ``deps``; returns an async context manager whose
             ``__aenter__`` yields the resource and whose ``__aexit__`` closes it.
-        app_slot: the provider of the app's :class:`~arkitekt._scope.AppSlot`.
+        app_slot: the provider of the app's :class:`~arkitekt.extension.AppSlot`.
         kind: the scope the value lives in (APP: for the whole ``with app:``; TASK: per task).
         **deps: providers (or plain values) resolved, awaited if async, and passed to ``opener``.
 
     """
 
-    __slots__ = ("_deps", "_kind", "_opener", "_runtime")
+    __slots__ = ("_app_slot", "_deps", "_kind", "_opener")
 
     def __init__(
         self,
@@ -46,7 +47,7 @@ class ScopedResource(providers.Provider[Awaitable[T]], Generic[T]):
         **deps: Any,
     ) -> None:
         self._opener = opener
-        self._runtime = app_slot
+        self._app_slot = app_slot
         self._kind = kind
         self._deps: Mapping[str, providers.Provider[Any]] = {
             name: dep if isinstance(dep, providers.Provider) else providers.Object(dep)
@@ -62,7 +63,7 @@ class ScopedResource(providers.Provider[Awaitable[T]], Generic[T]):
     @property
     def related(self) -> Generator[providers.Provider[Any], None, None]:
         """The providers this one depends on (dependency-injector walks these)."""
-        yield self._runtime
+        yield self._app_slot
         yield from self._deps.values()
         yield from super().related
 
@@ -71,7 +72,7 @@ class ScopedResource(providers.Provider[Awaitable[T]], Generic[T]):
         copied = memo.get(id(self))
         if copied is not None:
             return copied  # type: ignore[no-any-return]
-        app_slot = providers.deepcopy(self._runtime, memo)
+        app_slot = providers.deepcopy(self._app_slot, memo)
         deps = providers.deepcopy(dict(self._deps), memo)
         clone: ScopedResource[T] = type(self)(
             self._opener, app_slot=app_slot, kind=self._kind, **deps
@@ -84,12 +85,10 @@ class ScopedResource(providers.Provider[Awaitable[T]], Generic[T]):
         return self._aprovide()
 
     async def _aprovide(self) -> T:
-        app_slot: AppSlot = self._runtime()
-        scope: Scope | None = get_scope()
-        if scope is None or scope.app_slot is not app_slot:
-            # An explicitly passed service used outside its app's context: use its app scope.
-            scope = app_slot.scope
-        scope = scope.find(self._kind)
+        # The provider belongs to one app: the active scope if it is that app's (it may be a
+        # TASK scope), else that app's APP scope (its service was passed explicitly).
+        app_slot: AppSlot = self._app_slot()
+        scope = owner_scope((app_slot,), self._label).find(self._kind)
         return await scope.resource(self, self._label, self._open)
 
     async def _open(self) -> AbstractAsyncContextManager[T]:

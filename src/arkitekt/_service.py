@@ -2,7 +2,7 @@
 
 A service is configured before its app is entered (``app.fakts.grant = ...``) and frozen while
 the app is open, so configuration cannot change under running code. It carries its app's
-:class:`~arkitekt._scope.AppSlot`, which is how an explicitly passed service finds its app's
+:class:`~arkitekt.extension.AppSlot`, which is how an explicitly passed service finds its app's
 event loop from any thread.
 """
 

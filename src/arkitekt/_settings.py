@@ -10,7 +10,7 @@ accepted for ``url`` and ``token``. The YAML file is the one named by the ``conf
 from __future__ import annotations
 
 import os
-from contextvars import ContextVar
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from arkitekt._yaml import YamlSource, read_yaml_mapping
 from arkitekt.errors import ConfigError
+from arkitekt.protocol.settings_yaml import YAML_FILE, read_yaml_mapping, yaml_file_source
 
 __all__ = ["DEFAULT_URL", "MikroSettings", "RekuestSettings", "Settings", "load_settings"]
 
@@ -148,12 +148,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Order the sources: arguments, then environment, then the YAML file."""
-        return init_settings, env_settings, YamlSource(settings_cls, _yaml_data.get())
+        """Order the sources: arguments, then environment, then the YAML file.
 
-
-# The YAML data of the settings being built right now (set by load_settings, read by the source).
-_yaml_data: ContextVar[dict[str, Any]] = ContextVar("arkitekt_yaml_settings", default={})  # noqa: B039
+        The YAML file is the one :func:`load_settings` found (passed as ``_yaml_file``); built
+        directly, ``Settings(...)`` reads none.
+        """
+        yaml_file = yaml_file_source(settings_cls, init_settings, ConfigError, "config file")
+        return init_settings, env_settings, yaml_file
 
 
 def _config_path(config: str | os.PathLike[str] | None) -> Path | None:
@@ -192,6 +193,16 @@ def _source_of(key: str, init: dict[str, Any], yaml_keys: set[str], path: Path |
     return "default"
 
 
+def describe_problems(error: ValidationError, source: Callable[[str], str]) -> str:
+    """One line per problem of ``error``: the key, where its value came from, what is wrong."""
+    problems = []
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"]]
+        key = loc[0] if loc else "?"
+        problems.append(f"  {'.'.join(loc) or '?'} (from {source(key)}): {item['msg']}")
+    return "\n".join(problems)
+
+
 def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     """Build :class:`Settings` from arguments, environment and the YAML config file.
 
@@ -205,18 +216,11 @@ def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any
 
     """
     path = _config_path(config)
-    data = _read_yaml(path) if path is not None else {}
     init = {key: value for key, value in overrides.items() if value is not None}
-    token = _yaml_data.set(data)
+    values: dict[str, Any] = {**init, YAML_FILE: path}
     try:
-        return Settings(**init)
+        return Settings(**values)
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            loc = [str(part) for part in item["loc"]]
-            key = loc[0] if loc else "?"
-            source = _source_of(key, init, set(data), path)
-            problems.append(f"  {'.'.join(loc) or '?'} (from {source}): {item['msg']}")
-        raise ConfigError("invalid arkitekt settings:\n" + "\n".join(problems)) from None
-    finally:
-        _yaml_data.reset(token)
+        yaml_keys = set(_read_yaml(path)) if path is not None else set()
+        problems = describe_problems(error, lambda key: _source_of(key, init, yaml_keys, path))
+        raise ConfigError("invalid arkitekt settings:\n" + problems) from None

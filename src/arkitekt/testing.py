@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from arkitekt._app import App, easy
+from arkitekt import App, easy
 
 __all__ = ["arkitekt_app", "arkitekt_app_factory", "arkitekt_overrides"]
 

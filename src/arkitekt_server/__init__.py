@@ -7,12 +7,15 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from arkitekt_server._errors import ArkitektServerError
+
 if TYPE_CHECKING:
     from arkitekt_server._app import create_app
     from arkitekt_server._embedded import EmbeddedServer
     from arkitekt_server._settings import ServerConfigError, ServerSettings, load_server_settings
 
 __all__ = [
+    "ArkitektServerError",
     "EmbeddedServer",
     "ServerConfigError",
     "ServerSettings",

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 import arkitekt
-from arkitekt._redact import install_redaction
+from arkitekt.protocol.redact import install_redaction
 from arkitekt.protocol.text import ECHO_CHARS, echo
 from arkitekt_server._auth import PrincipalCache
 from arkitekt_server._db import Database

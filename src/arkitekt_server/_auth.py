@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 
+from arkitekt_server._clients import AccessToken
 from arkitekt_server._db import Database, utcnow
 from arkitekt_server._secrets import hash_secret
-from arkitekt_server.fakts._models import AccessToken
 
 __all__ = [
     "PRINCIPAL_STATE",
@@ -40,7 +40,8 @@ class Principal:
     client_id: str
     identifier: str
     version: str
-    scopes: tuple[str, ...]
+    permissions: tuple[str, ...]
+    """The OAuth scopes granted to the token (the wire calls them ``scope``/``scopes``)."""
 
 
 class PrincipalCache:
@@ -115,7 +116,7 @@ async def principal_of(
         client_id=client.client_id,
         identifier=client.identifier,
         version=client.version,
-        scopes=tuple(row.scopes),
+        permissions=tuple(row.scopes),
     )
     if cache is not None:
         cache.put(token_hash, principal, (row.expires_at - now).total_seconds())

@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arkitekt.protocol.text import too_many_containers
 from arkitekt_server._auth import PRINCIPAL_STATE, authenticate
+from arkitekt_server._errors import ArkitektServerError
 
 __all__ = [
     "MAX_JSON_CONTAINERS",
@@ -59,7 +60,7 @@ def http_routes(app_routes: Sequence[BaseRoute]) -> list[RouteContext]:
     ]
 
 
-class BodyTooLargeError(HTTPException):
+class BodyTooLargeError(ArkitektServerError, HTTPException):
     """A request body is larger than its route accepts (answered 413)."""
 
     def __init__(self, method: str, path: str, limit: int, *, containers: bool = False) -> None:

@@ -14,17 +14,10 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
+from arkitekt.protocol.hosts import host_of
 from arkitekt.protocol.text import echo
 
-__all__ = ["TrustedHosts", "host_of"]
-
-
-def host_of(header: str) -> str:
-    """The host of a ``Host`` header, lowercased, without port or IPv6 brackets."""
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1:].split("]", 1)[0]
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+__all__ = ["TrustedHosts"]
 
 
 class TrustedHosts:

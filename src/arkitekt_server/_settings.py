@@ -8,16 +8,16 @@ implicit default file. ``config/server.yaml`` in the repository documents every 
 from __future__ import annotations
 
 import os
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from arkitekt._yaml import YamlSource, read_yaml_mapping
+from arkitekt.protocol.hosts import host_of
+from arkitekt.protocol.settings_yaml import YAML_FILE, read_yaml_mapping, yaml_file_source
+from arkitekt_server._errors import ArkitektServerError
 
 __all__ = [
     "CONFIG_ENV",
@@ -36,13 +36,8 @@ _YEAR = 366 * _DAY
 CONFIG_ENV = "ARKITEKT_SERVER_CONFIG"
 
 
-class ServerConfigError(Exception):
+class ServerConfigError(ArkitektServerError):
     """The server configuration (arguments, environment or YAML file) is invalid."""
-
-
-def httpx_host(url: str) -> str:
-    """The host part of a URL (``https://lab.example.org:8443/x`` -> ``lab.example.org``)."""
-    return urlsplit(url).hostname or ""
 
 
 def _default_data_dir() -> Path:
@@ -117,6 +112,15 @@ class ServerSettings(BaseSettings):
         description="Seconds an agent has to confirm that it cancelled an assignment; then the "
         "assignment ends as cancelled without it (its caller's slot is free again).",
     )
+    rekuest_agent_grace_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=_DAY,
+        allow_inf_nan=False,
+        description="Seconds the assignments of an agent that disconnected wait at least (or "
+        "their call's `wait`, if longer) for it or another provider; then they fail (at most a "
+        "day).",
+    )
     rekuest_max_pending_calls: int = Field(
         default=10_000,
         gt=0,
@@ -180,7 +184,7 @@ class ServerSettings(BaseSettings):
         if self.host not in ("0.0.0.0", "::", ""):  # noqa: S104  (comparing, not binding)
             hosts.add(self.host)
         if self.public_url is not None:
-            hosts.add(httpx_host(self.public_url))
+            hosts.add(host_of(self.public_url))
         return sorted(hosts)
 
     @field_validator("operator_secret")
@@ -207,19 +211,19 @@ class ServerSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Order the sources: arguments, then environment, then the YAML file."""
-        loaded = _loaded.get()
-        if loaded is None:
-            path = _config_path(None)
-            loaded = (path, _read_yaml(path) if path is not None else {})
-        return init_settings, env_settings, YamlSource(settings_cls, loaded[1])
+        """Order the sources: arguments, then environment, then the YAML file.
 
-
-# The YAML file (and its data) of the settings load_server_settings is building right now;
-# None when ServerSettings() is called directly, which then reads $ARKITEKT_SERVER_CONFIG itself.
-_loaded: ContextVar[tuple[Path | None, dict[str, Any]] | None] = ContextVar(
-    "arkitekt_server_yaml", default=None
-)
+        The YAML file is the one :func:`load_server_settings` found (passed as ``_yaml_file``);
+        built directly, ``ServerSettings(...)`` reads ``$ARKITEKT_SERVER_CONFIG`` if it is set.
+        """
+        yaml_file = yaml_file_source(
+            settings_cls,
+            init_settings,
+            ServerConfigError,
+            "server config file",
+            default=lambda: _config_path(None),
+        )
+        return init_settings, env_settings, yaml_file
 
 
 def _config_path(config: Path | None) -> Path | None:
@@ -266,20 +270,18 @@ def load_server_settings(
             names each bad key, where its value came from and what is wrong.
     """
     path = _config_path(Path(config) if config is not None else None)
-    data = _read_yaml(path) if path is not None else {}
     init = {key: value for key, value in overrides.items() if value is not None}
-    token = _loaded.set((path, data))
+    values: dict[str, Any] = {**init, YAML_FILE: path}
     try:
-        return ServerSettings(**init)
+        return ServerSettings(**values)
     except ValidationError as error:
+        yaml_keys = set(_read_yaml(path)) if path is not None else set()
         problems = []
         for item in error.errors():
             loc = [str(part) for part in item["loc"]]
             key = loc[0] if loc else "?"
-            source = _source_of(key, init, set(data), path)
+            source = _source_of(key, init, yaml_keys, path)
             problems.append(f"  {'.'.join(loc) or '?'} (from {source}): {item['msg']}")
         raise ServerConfigError(
             "invalid arkitekt server settings:\n" + "\n".join(problems)
         ) from None
-    finally:
-        _loaded.reset(token)

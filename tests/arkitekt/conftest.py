@@ -13,15 +13,10 @@ from typing import Any
 import pytest
 from dependency_injector import providers
 
-from arkitekt import App, ArkitektContainer, Manifest, ScopeKind, easy
-from arkitekt._resources import ScopedResource
+from arkitekt import App, Manifest, easy
 from arkitekt._settings import Settings
+from arkitekt.extension import ArkitektContainer, ScopedResource, ScopeKind
 from arkitekt.fakts import StaticConfigGrant
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 class Journal:

@@ -10,9 +10,9 @@ import anyio.lowlevel
 import anyio.to_thread
 import pytest
 
-from arkitekt import App, NoActiveAppError, current_scope, easy
-from arkitekt._scope import get_scope
+from arkitekt import App, NoActiveAppError, easy
 from arkitekt.errors import ArkitektError, ConfigError, ScopeError, ScopeLockedError
+from arkitekt.extension import current_scope, get_scope
 from arkitekt.fakts import StaticConfigGrant
 
 

@@ -7,9 +7,9 @@ from contextvars import ContextVar
 
 import pytest
 
-from arkitekt import App, NoActiveAppError, current_scope, loopsafe, syncify
-from arkitekt._service import Service
+from arkitekt import App, NoActiveAppError
 from arkitekt.errors import AppClosedError, BridgeError
+from arkitekt.extension import Service, current_scope, loopsafe, syncify
 
 marker: ContextVar[str] = ContextVar("marker", default="unset")
 

@@ -6,11 +6,10 @@ from contextlib import asynccontextmanager
 import pytest
 from dependency_injector import providers
 
-from arkitekt import ArkitektContainer, Manifest, ScopeKind
-from arkitekt._app import App
-from arkitekt._resources import ScopedResource
+from arkitekt import App, Manifest
 from arkitekt._settings import Settings
 from arkitekt.errors import ScopeError
+from arkitekt.extension import ArkitektContainer, ScopedResource, ScopeKind, current_scope
 
 
 @asynccontextmanager
@@ -44,11 +43,14 @@ def test_an_app_resource_may_not_depend_on_a_task_resource() -> None:
         App(Manifest(identifier="bad", version="0.1.0"), Settings(), container=Bad)
 
 
-def test_a_task_resource_may_depend_on_an_app_resource() -> None:
+@pytest.mark.anyio
+async def test_a_task_resource_may_depend_on_an_app_resource() -> None:
     class Good(ArkitektContainer):
         per_app = ScopedResource(value, app_slot=ArkitektContainer.app_slot)
         per_task = ScopedResource(
             value, app_slot=ArkitektContainer.app_slot, kind=ScopeKind.TASK, dep=per_app
         )
 
-    App(Manifest(identifier="good", version="0.1.0"), Settings(), container=Good)
+    app = App(Manifest(identifier="good", version="0.1.0"), Settings(), container=Good)
+    async with app, current_scope().task():
+        assert await app.container.per_task() == "v"

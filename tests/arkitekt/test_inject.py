@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from arkitekt import App, NoActiveAppError, Provide, current_scope, inject
+from arkitekt import App, NoActiveAppError, Provide, inject
 from arkitekt._settings import Settings
+from arkitekt.extension import current_scope
 from arkitekt.mikro import Mikro
 
 

@@ -6,8 +6,9 @@ from collections.abc import Callable
 import anyio
 import pytest
 
-from arkitekt import App, current_scope
+from arkitekt import App
 from arkitekt.errors import AppClosedError, ScopeError, TeardownError
+from arkitekt.extension import current_scope
 
 
 def test_resources_open_lazily_and_close_in_reverse_order(make_app: Callable[..., App]) -> None:

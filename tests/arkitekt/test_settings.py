@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from arkitekt import easy, load_settings
-from arkitekt._settings import DEFAULT_URL
+from arkitekt._settings import DEFAULT_URL, Settings
 from arkitekt.errors import ConfigError
 
 
@@ -113,3 +114,21 @@ def test_missing_config_file_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARKITEKT_CONFIG", "/nonexistent/arkitekt.yaml")
     with pytest.raises(ConfigError, match=r"/nonexistent/arkitekt\.yaml.*ARKITEKT_CONFIG"):
         load_settings()
+
+
+def test_settings_built_directly_read_no_yaml_file(tmp_path: Path) -> None:
+    (tmp_path / "arkitekt.yaml").write_text("url: http://from-yaml:1\n")
+    assert Settings().url == DEFAULT_URL  # only load_settings looks for the file
+    assert load_settings().url == "http://from-yaml:1"
+
+
+def test_two_loads_at_once_each_read_their_own_file(tmp_path: Path) -> None:
+    """The file travels with its call (no process-wide state): threads do not mix them up."""
+    paths = []
+    for n in range(8):
+        path = tmp_path / f"app-{n}.yaml"
+        path.write_text(f"url: http://host-{n}:1\n")
+        paths.append(path)
+    with ThreadPoolExecutor(4) as pool:
+        urls = list(pool.map(lambda path: load_settings(path).url, paths * 4))
+    assert urls == [f"http://host-{n}:1" for n in range(8)] * 4

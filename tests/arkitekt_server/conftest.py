@@ -78,11 +78,6 @@ class Fakts:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def manual_server(server_factory: Callable[..., EmbeddedServer]) -> EmbeddedServer:
     """A server that does not auto-approve: a person (page or CLI) must decide."""
     return server_factory(auto_approve=False)

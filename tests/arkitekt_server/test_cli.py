@@ -6,7 +6,6 @@ import os
 import pty
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,36 +17,36 @@ from typer.testing import CliRunner
 
 from arkitekt._cli import build
 from arkitekt_server._settings import ServerConfigError, load_server_settings
+from tests.helpers import free_port, wait_until
 
 runner = CliRunner()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _server(tmp_path: Path, stdout: int) -> tuple[subprocess.Popen[bytes], int]:
     """``arkitekt server`` in a process, answering (its stdout to ``stdout``)."""
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "arkitekt._cli", "server",
         "--port", str(port), "--data-dir", str(tmp_path / "data"), "--auto-approve",
     ]  # fmt: skip
     env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning"}
     process = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
-    while True:
+
+    def answers() -> bool:
+        assert process.poll() is None, "the server exited"
         try:
             httpx.get(f"http://127.0.0.1:{port}/health/", timeout=1)
-            return process, port
         except httpx.TransportError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                _, err = process.communicate(timeout=20)
-                raise AssertionError(f"the server did not start: {err!r}") from None
-            time.sleep(0.1)
+            return False
+        return True
+
+    try:
+        wait_until(answers, 20, interval=0.1)
+    except AssertionError:
+        process.kill()
+        _, err = process.communicate(timeout=20)
+        raise AssertionError(f"the server did not start: {err!r}") from None
+    return process, port
 
 
 def test_server_command_serves_until_interrupted(tmp_path: Path) -> None:

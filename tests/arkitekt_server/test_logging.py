@@ -9,10 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from arkitekt import App, easy
-from arkitekt._redact import REDACTED, install_redaction, redact
+from arkitekt import easy
+from arkitekt.protocol.redact import REDACTED, install_redaction, redact
 from arkitekt.rekuest import Registry, acall
 from arkitekt_server import EmbeddedServer
+from tests.helpers import abearer_token
 
 # Loggers that do not propagate to the root (uvicorn's) get the handler themselves.
 LOGGERS = ["", "arkitekt", "arkitekt_server", "uvicorn", "uvicorn.access", "uvicorn.error",
@@ -63,14 +64,6 @@ def captured() -> Iterator[Capture]:
         logging.getLogger(name).setLevel(level)
 
 
-async def _bearer(app: App) -> str:
-    transport = await app.container.transport()
-    await transport.aconfig()
-    token = transport._token
-    assert token
-    return token
-
-
 @pytest.mark.anyio
 async def test_no_secret_reaches_any_log_in_real_flows_at_debug(
     server_factory: Callable[..., EmbeddedServer], tmp_path: Path, captured: Capture
@@ -84,8 +77,8 @@ async def test_no_secret_reaches_any_log_in_real_flows_at_debug(
         await agent.rekuest.astart()  # the agent's websocket (handshake with its bearer)
         async with caller:
             assert await acall("logged_echo", text="hi") == "hi"
-            bearer = await _bearer(caller)
-            agent_bearer = await _bearer(agent)
+            bearer = await abearer_token(caller)  # the one its calls sent
+            agent_bearer = await abearer_token(agent)
             config = await (await caller.container.transport()).aconfig()
             async with httpx.AsyncClient(base_url=server.url) as http:
                 # A token sent where it does not belong (a query string) is logged by httpx

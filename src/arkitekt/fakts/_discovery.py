@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from arkitekt._http import NO_AUTH, check_secure, read_model
 from arkitekt.errors import BadResponseError, DiscoveryError, GrantError, ServerUnreachableError
-from arkitekt.fakts._http import NO_AUTH, check_secure, read_model
 from arkitekt.protocol.fakts import WellKnown
 
 __all__ = ["candidates", "discover"]

@@ -26,11 +26,11 @@ import anyio
 import anyio.to_thread
 import httpx
 
+from arkitekt._http import IDEMPOTENT, NO_AUTH, read_model
 from arkitekt._settings import Settings
 from arkitekt.errors import ConfigError, DiscoveryError, GrantError, ServerUnreachableError
 from arkitekt.fakts._cache import CacheEntry, TokenCache
 from arkitekt.fakts._discovery import discover
-from arkitekt.fakts._http import IDEMPOTENT, NO_AUTH, read_model
 from arkitekt.protocol.fakts import (
     ChallengeRequest,
     ChallengeResponse,

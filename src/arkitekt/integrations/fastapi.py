@@ -23,9 +23,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from arkitekt._app import App
-from arkitekt._inject import aresolve
-from arkitekt._scope import Scope, activate, deactivate
+from arkitekt import App
+from arkitekt.errors import UnknownProviderError
+from arkitekt.extension import Scope, activate, aresolve, deactivate
 
 __all__ = ["lifespan", "request_scope", "service"]
 
@@ -68,11 +68,15 @@ def service(app: App, name: str) -> Callable[..., Any]:
         app: the app whose container provides it.
         name: a provider name, e.g. ``"mikro"``, ``"settings"`` or a TASK-scoped resource.
 
+    Raises:
+        UnknownProviderError: the app's container has no provider ``name``.
+
     """
     from fastapi import Depends
 
-    if name not in app.container.providers:
-        raise ValueError(f"app {app.app_slot.name!r} has no provider {name!r}")
+    known = app.container.providers
+    if name not in known:
+        raise UnknownProviderError(name, known, f"app {app.app_slot.name!r}")
     scoped = request_scope(app)
 
     async def dependency(scope: Scope = Depends(scoped)) -> Any:

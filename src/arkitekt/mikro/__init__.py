@@ -15,6 +15,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from arkitekt.errors import (
+    ImageNotFoundError,
+    InvalidImageError,
+    LocalPathError,
+    MikroError,
+    PermissionDeniedError,
+    UploadError,
+)
 from arkitekt.mikro._api import (
     acreate_dataset,
     adelete_image,
@@ -28,14 +36,6 @@ from arkitekt.mikro._api import (
     get_image,
     list_datasets,
     search_images,
-)
-from arkitekt.mikro._errors import (
-    ImageNotFoundError,
-    InvalidImageError,
-    LocalPathError,
-    MikroError,
-    PermissionDeniedError,
-    UploadError,
 )
 from arkitekt.mikro._models import Dataset, Image, ImagePage
 from arkitekt.protocol.mikro import PixelSize

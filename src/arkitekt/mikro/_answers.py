@@ -8,7 +8,7 @@ import httpx
 from pydantic import RootModel, TypeAdapter, ValidationError
 from pydantic.types import FailFast
 
-from arkitekt.mikro._errors import (
+from arkitekt.errors import (
     ImageNotFoundError,
     InvalidImageError,
     MikroError,

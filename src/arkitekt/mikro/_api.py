@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from arkitekt._bridge import loopsafe, syncify
 from arkitekt._inject import Provide, inject
+from arkitekt._twins import loopsafe, syncify
+from arkitekt.errors import InvalidImageError
 from arkitekt.mikro._checks import (
     DATASET_NAME_CHARS,
     DESCRIPTION_CHARS,
@@ -35,7 +36,6 @@ from arkitekt.mikro._checks import (
     check_text,
     check_texts,
 )
-from arkitekt.mikro._errors import InvalidImageError
 from arkitekt.mikro._models import Dataset, Image, ImagePage
 from arkitekt.mikro._normalize import prepare
 from arkitekt.protocol.mikro import Datalayer, ImageFields, PixelSize

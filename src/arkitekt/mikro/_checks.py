@@ -1,6 +1,6 @@
 """Checks of the mikro API's arguments: every bad value fails here, before any request.
 
-Each check raises :class:`~arkitekt.mikro._errors.InvalidImageError` naming the argument, what
+Each check raises :class:`~arkitekt.errors.InvalidImageError` naming the argument, what
 was wrong with it and what to pass instead. Bounds are read from the wire models
 (:mod:`arkitekt.protocol.mikro`) where the models declare them, so client and server agree;
 the bounds the models do not declare are defined here.
@@ -16,7 +16,7 @@ from typing import Any, get_args
 from annotated_types import MaxLen
 from pydantic import BaseModel
 
-from arkitekt.mikro._errors import InvalidImageError
+from arkitekt.errors import InvalidImageError
 from arkitekt.protocol import mikro as wire
 from arkitekt.protocol.mikro import (
     MAX_ID_CHARS,

@@ -13,8 +13,8 @@ from typing import Any
 import anyio
 import httpx
 
+from arkitekt.errors import LocalPathError, UploadError
 from arkitekt.mikro._answers import BOUNDED, detail, parse, raise_for
-from arkitekt.mikro._errors import LocalPathError, UploadError
 from arkitekt.protocol.mikro import ImageRecord, UploadGrant, UploadRequest
 
 __all__ = ["abort", "run_grant"]

@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
-from arkitekt._net import is_loopback
-from arkitekt.mikro._errors import LocalPathError
+from arkitekt.errors import LocalPathError
+from arkitekt.protocol.hosts import is_loopback
 
 __all__ = ["LocalDisk"]
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, PrivateAttr
 
-from arkitekt.mikro._errors import MikroError
+from arkitekt.errors import MikroError
 from arkitekt.protocol.mikro import DatasetRecord, ImageRecord
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from arkitekt.mikro._errors import InvalidImageError
+from arkitekt.errors import InvalidImageError
 from arkitekt.protocol.mikro import DIMS, DTYPES, Shape5
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ import math
 import os
 from typing import TYPE_CHECKING, Any
 
-from arkitekt.mikro._errors import ImageNotFoundError, LocalPathError, MikroError
+from arkitekt.errors import ImageNotFoundError, LocalPathError, MikroError
 from arkitekt.protocol.mikro import DIMS, Datalayer
 from arkitekt.transport._wire import MAX_BODY
 

@@ -19,10 +19,10 @@ import httpx
 from arkitekt._scope import AppSlot
 from arkitekt._service import Service
 from arkitekt._settings import Settings
+from arkitekt.errors import ImageNotFoundError, LocalPathError, MikroError, UploadError
 from arkitekt.fakts import Fakts
 from arkitekt.mikro._answers import BOUNDED, DatasetList, PageAnswer, parse, raise_for
 from arkitekt.mikro._checks import check_page
-from arkitekt.mikro._errors import ImageNotFoundError, LocalPathError, MikroError, UploadError
 from arkitekt.mikro._grant import run_grant
 from arkitekt.mikro._localdisk import LocalDisk
 from arkitekt.mikro._models import Dataset, Image, ImagePage

@@ -17,7 +17,7 @@ from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, Sto
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
 from arkitekt._scope import AppSlot
-from arkitekt.mikro._errors import MikroError
+from arkitekt.errors import MikroError
 from arkitekt.protocol.mikro import DTYPES, MAX_CHUNK_BYTES
 from arkitekt.transport._wire import MAX_BODY
 

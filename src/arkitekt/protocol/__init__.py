@@ -1,4 +1,12 @@
-"""Wire models shared by the arkitekt client and server (the only code they share)."""
+"""What the arkitekt client and server share (the only code they share).
+
+Wire models and limits: :mod:`~arkitekt.protocol.fakts`, :mod:`~arkitekt.protocol.mikro`,
+:mod:`~arkitekt.protocol.rekuest` (with its frames), :mod:`~arkitekt.protocol.text`. Small
+helpers both sides need: :mod:`~arkitekt.protocol.outbox` (a websocket's batching writer),
+:mod:`~arkitekt.protocol.hosts` (host names, loopback), :mod:`~arkitekt.protocol.redact` (no
+secret in any log), :mod:`~arkitekt.protocol.settings_yaml` (YAML settings files). The fakts
+models are re-exported here.
+"""
 
 from arkitekt.protocol.fakts import (
     ChallengeRequest,

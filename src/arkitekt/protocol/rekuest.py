@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from arkitekt.protocol.rekuest_frames import (
     CLOSE_OUTBOX_FULL,
+    CLOSE_TOKEN_REFUSED,
     MAX_DEPTH,
     MAX_ENCODED_GROWTH,
     MAX_FRAME_BYTES,
@@ -75,6 +76,7 @@ from arkitekt.protocol.text import echo
 
 __all__ = [
     "CLOSE_OUTBOX_FULL",
+    "CLOSE_TOKEN_REFUSED",
     "ERROR_KINDS",
     "INT_MAX",
     "INT_MIN",

@@ -32,6 +32,7 @@ from arkitekt.protocol.text import too_many_containers
 
 __all__ = [
     "CLOSE_OUTBOX_FULL",
+    "CLOSE_TOKEN_REFUSED",
     "MAX_DEPTH",
     "MAX_ENCODED_GROWTH",
     "MAX_FRAME_BYTES",
@@ -77,6 +78,9 @@ float); ports of kind ``int`` take 64-bit integers only (:data:`INT_MIN` .. :dat
 CLOSE_OUTBOX_FULL = 4008
 """The close code the server uses for a peer that does not read what it is sent: its queue of
 outgoing messages overflowed (see the server's documentation for the bounds)."""
+CLOSE_TOKEN_REFUSED = 4401
+"""The close code the server uses for a websocket without a valid bearer token (revoked or
+expired): a client refreshes its token and connects once more."""
 MAX_DEPTH = 64
 """How deeply arrays and objects may nest in one message."""
 MAX_MESSAGE_CONTAINERS = 500_000

@@ -15,6 +15,19 @@ Serve with ``app.rekuest.run()`` inside ``with app:``; call from another app wit
 
 """
 
+from arkitekt.errors import (
+    AgentLostError,
+    AgentRefusedError,
+    AssignmentCancelledError,
+    BadArgumentsError,
+    CallTimeoutError,
+    ConnectionLostError,
+    DefinitionError,
+    MessageRefusedError,
+    NoAgentError,
+    RekuestError,
+    RemoteError,
+)
 from arkitekt.protocol.rekuest import Definition, Port
 from arkitekt.rekuest._api import (
     acall,
@@ -28,17 +41,6 @@ from arkitekt.rekuest._api import (
 )
 from arkitekt.rekuest._caller import CallEvent
 from arkitekt.rekuest._context import current_assignment, log, progress
-from arkitekt.rekuest._errors import (
-    AgentLostError,
-    AssignmentCancelledError,
-    BadArgumentsError,
-    CallTimeoutError,
-    ConnectionLostError,
-    DefinitionError,
-    NoAgentError,
-    RekuestError,
-    RemoteError,
-)
 from arkitekt.rekuest._handle import Assignment
 from arkitekt.rekuest._registry import Registry, default_registry, register
 from arkitekt.rekuest._service import Rekuest
@@ -46,6 +48,7 @@ from arkitekt.rekuest._structures import register_structure
 
 __all__ = [
     "AgentLostError",
+    "AgentRefusedError",
     "Assignment",
     "AssignmentCancelledError",
     "BadArgumentsError",
@@ -54,6 +57,7 @@ __all__ = [
     "ConnectionLostError",
     "Definition",
     "DefinitionError",
+    "MessageRefusedError",
     "NoAgentError",
     "Port",
     "Registry",

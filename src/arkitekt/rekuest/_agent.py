@@ -25,14 +25,14 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from arkitekt._scope import Scope
-from arkitekt.errors import ConfigError
+from arkitekt.errors import AgentRefusedError, AssignmentCancelledError, ConfigError, RekuestError
+from arkitekt.protocol.outbox import Outbox
 from arkitekt.protocol.rekuest import MessageError, encode, frames, loads, problem
 from arkitekt.rekuest._context import AssignmentContext, _current
-from arkitekt.rekuest._errors import AssignmentCancelledError, RekuestError
 from arkitekt.rekuest._outgoing import error_message, sendable, unsendable
 from arkitekt.rekuest._registry import Registered, Registry
 from arkitekt.rekuest._threads import DaemonThreads
-from arkitekt.rekuest._ws import endpoint, open_socket
+from arkitekt.rekuest._ws import endpoint, open_authorised, open_socket
 
 if TYPE_CHECKING:
     from arkitekt.transport import Transport
@@ -49,10 +49,6 @@ on them, before the agent gives up on it (a connection that read them all clears
 then an error for its assignment is sent instead, and if that does not arrive either, nothing
 (the server fails or re-delivers the assignment). A message the server keeps closing the
 connection over (a proxy with a smaller frame limit) must not keep the agent offline."""
-
-
-class AgentRefusedError(RekuestError):
-    """The server refused the agent (invalid registration, or not authorised)."""
 
 
 class Agent:
@@ -94,8 +90,7 @@ class Agent:
         self._running: dict[str, AssignmentContext] = {}
         self._held: dict[str, list[str]] = {}  # encoded messages, until acknowledged
         self._resends: dict[str, int] = {}  # failed deliveries in a row of each held id
-        self._outbox: list[dict[str, Any] | str] = []
-        self._wake = anyio.Event()
+        self._outbox = Outbox(unsendable)  # a fresh one for each connection
         self._connected = False
         self._tasks: TaskGroup | None = None
         self._socket: ClientConnection | None = None
@@ -107,8 +102,7 @@ class Agent:
         Held messages are resent after a reconnect anyway.
         """
         if self._connected:
-            self._outbox.append(message)
-            self._wake.set()
+            self._outbox.put(message)
 
     def _hold(self, id: str, message: str) -> None:
         self._held.setdefault(id, []).append(message)
@@ -157,14 +151,7 @@ class Agent:
 
     async def _session(self) -> None:
         url = await endpoint(self.transport, "agent")
-        token = await self.transport.atoken()
-        try:
-            socket = await self._open(url, token)
-        except ConnectionClosed as closed:
-            if closed.rcvd is None or closed.rcvd.code != 4401:
-                raise
-            token = await self.transport.arefresh(token)  # refused (revoked): once more
-            socket = await self._open(url, token)
+        socket = await open_authorised(self.transport, functools.partial(self._open, url))
         self._socket = socket
         self.connections += 1
         try:
@@ -251,23 +238,15 @@ class Agent:
             await (await socket.ping())
         self._resends.clear()  # delivered: only failed deliveries in a row count
         self.key = str(first.get("agent"))
-        self._outbox = []
+        self._outbox = Outbox(unsendable)
         self._connected = True
         self.registered.set()
         for message in rest:
             self._handle(message)
 
     async def _pump(self, socket: ClientConnection) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake = anyio.Event()
-                if self._outbox:
-                    batch, self._outbox = self._outbox, []
-                    for frame in frames(batch, unsendable):
-                        await socket.send(frame)
-        except ConnectionClosed:
-            pass
+        with contextlib.suppress(ConnectionClosed):
+            await self._outbox.pump(socket.send)
 
     async def disconnect(self) -> None:
         """Drop the current connection (the agent reconnects); for tests and failover."""

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Any
 
-from arkitekt._bridge import Bridge, loopsafe, syncify
+from arkitekt._bridge import Bridge
 from arkitekt._inject import Provide, inject
-from arkitekt._scope import current_scope, get_scope
-from arkitekt.errors import BridgeError
+from arkitekt._owner import owner_scope
+from arkitekt._twins import loopsafe, syncify
+from arkitekt.errors import BridgeError, RekuestError
 from arkitekt.rekuest._caller import CallEvent
-from arkitekt.rekuest._errors import RekuestError
 from arkitekt.rekuest._handle import Assignment
 from arkitekt.rekuest._service import Rekuest
 
@@ -109,9 +109,9 @@ submit = syncify(asubmit)
 
 
 def _service(rekuest: Rekuest | None, what: str) -> Rekuest:
+    scope = owner_scope((rekuest,), what)
     if rekuest is not None:
         return rekuest
-    scope = get_scope() or current_scope(what)
     service: Rekuest = scope.container.rekuest()
     return service
 

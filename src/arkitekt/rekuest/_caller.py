@@ -2,7 +2,7 @@
 
 Calls are multiplexed by assignment id (chosen here, a uuid), and messages queued while a frame
 is being written leave together in the next one. If the connection breaks, waiting calls fail
-with :class:`~arkitekt.rekuest._errors.ConnectionLostError`; the next call reconnects. Nothing
+with :class:`~arkitekt.errors.ConnectionLostError`; the next call reconnects. Nothing
 one message holds stops the reader or the writer: a call that cannot be encoded fails alone,
 an unreadable answer fails its own call, and an unreadable frame ends the connection (its calls
 fail with ``ConnectionLostError``; the app keeps working).
@@ -11,6 +11,8 @@ fail with ``ConnectionLostError``; the app keeps working).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,29 +24,30 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from arkitekt._scope import Scope, activate, deactivate
+from arkitekt.errors import (
+    AgentLostError,
+    AssignmentCancelledError,
+    BadArgumentsError,
+    CallTimeoutError,
+    ConnectionLostError,
+    MessageRefusedError,
+    NoAgentError,
+    RekuestError,
+    RemoteError,
+)
+from arkitekt.protocol.outbox import Outbox
 from arkitekt.protocol.rekuest import (
     ArgumentsInvalid,
     MessageError,
     Port,
     check_value,
     explain,
-    frames,
     has_structure,
     loads,
     problem,
 )
-from arkitekt.rekuest._errors import (
-    AgentLostError,
-    AssignmentCancelledError,
-    BadArgumentsError,
-    CallTimeoutError,
-    ConnectionLostError,
-    NoAgentError,
-    RekuestError,
-    RemoteError,
-)
 from arkitekt.rekuest._structures import structure_for_identifier
-from arkitekt.rekuest._ws import endpoint, open_socket
+from arkitekt.rekuest._ws import endpoint, open_authorised, open_socket
 
 if TYPE_CHECKING:
     from arkitekt._scope import Scope
@@ -60,6 +63,7 @@ _ERRORS: dict[str, type[RekuestError]] = {
     "lost": AgentLostError,
     "cancelled": AssignmentCancelledError,
     "timeout": CallTimeoutError,
+    "refused": MessageRefusedError,
 }
 
 
@@ -190,8 +194,7 @@ class CallerChannel:
         self.transport = transport
         self._socket: ClientConnection | None = None
         self._pending: dict[str, Pending] = {}
-        self._outbox: list[dict[str, Any] | str] = []
-        self._wake = anyio.Event()
+        self._outbox = Outbox(self._unsendable)  # a fresh one for each connection
         self._lock = anyio.Lock()
         self._closed = False
 
@@ -206,8 +209,7 @@ class CallerChannel:
 
     def send(self, message: dict[str, Any] | str) -> None:
         """Queue a message for the next frame."""
-        self._outbox.append(message)
-        self._wake.set()
+        self._outbox.put(message)
 
     def cancel(self, id: str) -> None:
         """Ask the server to cancel an assignment and stop listening for its answers."""
@@ -226,18 +228,14 @@ class CallerChannel:
             if self._closed:
                 raise ConnectionLostError("the app is closing; no more calls")
             url = await endpoint(self.transport, "caller")
-            token = await self.transport.atoken()
             try:
-                socket = await self._open(url, token)
+                socket = await open_authorised(self.transport, functools.partial(self._open, url))
             except ConnectionClosed as closed:
-                if closed.rcvd is None or closed.rcvd.code != 4401:
-                    raise ConnectionLostError(f"rekuest at {url} closed: {closed}") from None
-                # The token was refused (revoked or expired): once more with a fresh one.
-                socket = await self._open(url, await self.transport.arefresh(token))
+                raise ConnectionLostError(f"rekuest at {url} closed: {closed}") from None
             self._socket = socket
-            self._outbox = []
+            outbox = self._outbox = Outbox(self._unsendable)
             self.scope.task_group.start_soon(self._read, socket)
-            self.scope.task_group.start_soon(self._pump, socket)
+            self.scope.task_group.start_soon(self._pump, socket, outbox)
 
     async def _open(self, url: str, token: str) -> ClientConnection:
         """Connect and wait for the server's ``ready`` (a refused token closes with 4401)."""
@@ -281,7 +279,7 @@ class CallerChannel:
                 await socket.close(1011, "client error")
         finally:
             self._socket = None
-            self._wake.set()
+            self._outbox.stop()  # this connection's: the next one starts only after this
             pending_calls, self._pending = self._pending, {}
             for pending in pending_calls.values():
                 pending.fail(ConnectionLostError(reason, pending.id))
@@ -308,17 +306,10 @@ class CallerChannel:
         else:
             log.warning("rekuest: dropped a %r message: %s", message.get("t"), error)
 
-    async def _pump(self, socket: ClientConnection) -> None:
-        try:
-            while self._socket is socket:
-                await self._wake.wait()
-                self._wake = anyio.Event()
-                if self._outbox and self._socket is socket:
-                    batch, self._outbox = self._outbox, []
-                    for frame in frames(batch, self._unsendable):
-                        await socket.send(frame)
-        except ConnectionClosed:
-            pass
+    @staticmethod
+    async def _pump(socket: ClientConnection, outbox: Outbox) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await outbox.pump(socket.send)
 
     async def aclose(self) -> None:
         """Close the socket (the app's scope is ending)."""

@@ -1,6 +1,6 @@
 """What a caller checks before sending a call: arguments that can travel, bounded waits.
 
-Each refusal is a :class:`~arkitekt.rekuest._errors.BadArgumentsError` naming the argument (or
+Each refusal is a :class:`~arkitekt.errors.BadArgumentsError` naming the argument (or
 option; a call too big as a whole names its size), raised before anything is sent, so that
 one bad call never reaches the connection.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from arkitekt.errors import BadArgumentsError
 from arkitekt.protocol.rekuest import MAX_SECONDS, MessageError, argument_problem, encode
-from arkitekt.rekuest._errors import BadArgumentsError
 from arkitekt.rekuest._structures import shrink_any
 
 __all__ = ["check_seconds", "encode_call", "shrink_argument"]

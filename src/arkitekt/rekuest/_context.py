@@ -16,8 +16,8 @@ from typing import Any
 
 import anyio
 
+from arkitekt.errors import AssignmentCancelledError, RekuestError
 from arkitekt.protocol.rekuest import clip
-from arkitekt.rekuest._errors import AssignmentCancelledError, RekuestError
 
 __all__ = ["AssignmentContext", "current_assignment", "log", "progress"]
 

@@ -20,8 +20,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from arkitekt._inject import _Marker
+from arkitekt.errors import DefinitionError
 from arkitekt.protocol.rekuest import ArgumentsInvalid, Definition, Port, check_value, explain
-from arkitekt.rekuest._errors import DefinitionError
 from arkitekt.rekuest._structures import Structure, structure_for_type
 
 __all__ = ["Codec", "define", "parse_docstring"]

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from arkitekt.errors import CallTimeoutError
 from arkitekt.rekuest._caller import CallerChannel, Pending, error_of, expand
-from arkitekt.rekuest._errors import CallTimeoutError
 
 if TYPE_CHECKING:
     from arkitekt._scope import Scope

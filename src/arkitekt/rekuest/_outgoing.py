@@ -10,8 +10,8 @@ import logging
 import traceback
 from typing import Any
 
+from arkitekt.errors import RekuestError
 from arkitekt.protocol.rekuest import MAX_MESSAGE_BYTES, MessageError, clip, encode
-from arkitekt.rekuest._errors import RekuestError
 
 __all__ = ["error_message", "sendable", "unsendable"]
 

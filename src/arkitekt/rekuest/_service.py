@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import logging
-import threading
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from contextvars import copy_context
 from typing import Any
 
 import anyio
@@ -18,12 +14,11 @@ import anyio
 from arkitekt._scope import AppSlot
 from arkitekt._service import Service
 from arkitekt._settings import Settings
-from arkitekt.errors import BridgeError
+from arkitekt.errors import CallTimeoutError, RekuestError
 from arkitekt.fakts import Fakts
 from arkitekt.rekuest._agent import Agent
 from arkitekt.rekuest._caller import CallerChannel, CallEvent, Pending, error_of, expand
 from arkitekt.rekuest._checks import check_seconds, encode_call, shrink_argument
-from arkitekt.rekuest._errors import CallTimeoutError, RekuestError
 from arkitekt.rekuest._handle import Assignment
 from arkitekt.rekuest._registry import Registry, default_registry
 
@@ -150,35 +145,11 @@ class Rekuest(Service):
             AgentRefusedError: the server refused the registration.
 
         """
-        bridge = self.app_slot.scope.bridge
-        if threading.get_ident() == bridge.thread_id:
-            raise BridgeError(
-                "run() blocks; on the app's event loop use `await app.rekuest.arun()`"
-            )
-        outcome: concurrent.futures.Future[None] = concurrent.futures.Future()
-        tasks: list[asyncio.Task[None]] = []
-        context = copy_context()
-
-        def start() -> None:
-            task = bridge.loop.create_task(self.arun(), context=context)
-            tasks.append(task)
-            task.add_done_callback(lambda done: _settle(outcome, done))
-
-        bridge.loop.call_soon_threadsafe(start)
         try:
-            while True:
-                try:
-                    outcome.result(timeout=0.5)
-                    return
-                except concurrent.futures.TimeoutError:
-                    if bridge.loop.is_closed() or not bridge.loop.is_running():
-                        raise BridgeError("the app's event loop stopped") from None
+            self.app_slot.scope.bridge.call(self.arun)
         except KeyboardInterrupt:
+            # The bridge has cancelled arun(); the agent itself stops with the app scope.
             log.info("interrupted: stopping the rekuest agent")
-            if tasks and not bridge.loop.is_closed():
-                bridge.loop.call_soon_threadsafe(tasks[0].cancel)
-            with contextlib.suppress(concurrent.futures.CancelledError, TimeoutError):
-                outcome.result(timeout=SHUTDOWN_SECONDS)
 
     # -- caller --------------------------------------------------------------------------------
     async def _channel(self) -> CallerChannel:
@@ -346,14 +317,3 @@ class Rekuest(Service):
         finally:
             if not finished:
                 channel.cancel(pending.id)
-
-
-def _settle(outcome: concurrent.futures.Future[None], task: asyncio.Task[None]) -> None:
-    if outcome.done():
-        return
-    if task.cancelled():
-        outcome.cancel()
-    elif (error := task.exception()) is not None:
-        outcome.set_exception(error)
-    else:
-        outcome.set_result(None)

@@ -1,18 +1,26 @@
-"""Opening the rekuest websockets: URL from the claimed config, bearer token, insecure guard."""
+"""Opening the rekuest websockets: URL from the claimed config, bearer token, insecure guard.
+
+Both client sides (the agent and the caller) open their socket through :func:`open_authorised`:
+a token the server refuses (revoked, or expired early) is refreshed and tried once more.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
+from arkitekt._http import check_secure
 from arkitekt.errors import ConfigError
-from arkitekt.fakts._http import check_secure
-from arkitekt.protocol.rekuest import MAX_FRAME_BYTES
+from arkitekt.protocol.rekuest import CLOSE_TOKEN_REFUSED, MAX_FRAME_BYTES
 from arkitekt.transport import Transport
 
-__all__ = ["endpoint", "open_socket"]
+__all__ = ["endpoint", "open_authorised", "open_socket"]
+
+_T = TypeVar("_T")
 
 
 async def endpoint(transport: Transport, role: str) -> str:
@@ -57,3 +65,25 @@ async def open_socket(transport: Transport, url: str, token: str | None = None) 
         ping_interval=20,
         ping_timeout=20,
     )
+
+
+async def open_authorised(transport: Transport, open: Callable[[str], Awaitable[_T]]) -> _T:
+    """``open(token)`` with the app's token; once more with a fresh one if the server refuses it.
+
+    Args:
+        transport: the app's transport (its token, and the refresh).
+        open: connects with a token and waits for the server's first answer; the server
+            refuses a token by closing with :data:`~arkitekt.protocol.rekuest.CLOSE_TOKEN_REFUSED`.
+
+    Raises:
+        ConnectionClosed: the server closed the socket for another reason, or refused the
+            fresh token too.
+
+    """
+    token = await transport.atoken()
+    try:
+        return await open(token)
+    except ConnectionClosed as closed:
+        if closed.rcvd is None or closed.rcvd.code != CLOSE_TOKEN_REFUSED:
+            raise
+    return await open(await transport.arefresh(token))

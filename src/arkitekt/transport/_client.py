@@ -19,12 +19,12 @@ import anyio
 import httpx
 from pydantic import ValidationError
 
+from arkitekt._http import IDEMPOTENT, check_secure
 from arkitekt._settings import Settings
 from arkitekt.errors import ConfigError, GrantError
 from arkitekt.fakts import Fakts
-from arkitekt.fakts._http import IDEMPOTENT, check_secure
 from arkitekt.protocol.fakts import TokenResponse
-from arkitekt.transport._wire import ACCEPT_ENCODING, MAX_BODY, AppTransport
+from arkitekt.transport._wire import ACCEPT_ENCODING, MAX_BODY, BoundedTransport
 
 __all__ = ["IDEMPOTENT", "MAX_BODY", "Transport", "open_transport"]
 
@@ -169,7 +169,7 @@ async def open_transport(fakts: Fakts, settings: Settings) -> AsyncIterator[Tran
         timeout=settings.timeout,
         headers={"Accept-Encoding": ACCEPT_ENCODING},
         event_hooks={"request": [guard]},
-        transport=AppTransport(),
+        transport=BoundedTransport(),
     ) as client:
         transport = Transport(client, fakts, settings)
         client.auth = _BearerAuth(transport)

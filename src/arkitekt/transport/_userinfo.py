@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from arkitekt._bridge import loopsafe, syncify
+from arkitekt._http import read_model
 from arkitekt._inject import Provide, inject
+from arkitekt._twins import loopsafe, syncify
 from arkitekt.fakts import Fakts
-from arkitekt.fakts._http import read_model
 from arkitekt.protocol.fakts import UserInfo
 from arkitekt.transport._client import Transport
 

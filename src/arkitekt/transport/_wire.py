@@ -22,10 +22,10 @@ from collections.abc import AsyncIterator
 import anyio
 import httpx
 
+from arkitekt._http import IDEMPOTENT
 from arkitekt.errors import BadResponseError, ResponseTooLargeError, ServerUnreachableError
-from arkitekt.fakts._http import IDEMPOTENT
 
-__all__ = ["ACCEPT_ENCODING", "DEFAULT_MAX_BODY", "MAX_BODY", "AppTransport", "size"]
+__all__ = ["ACCEPT_ENCODING", "DEFAULT_MAX_BODY", "MAX_BODY", "BoundedTransport", "size"]
 
 log = logging.getLogger("arkitekt.transport")
 
@@ -74,7 +74,7 @@ def _limit(request: httpx.Request) -> int:
     return limit if isinstance(limit, int) and limit >= 0 else DEFAULT_MAX_BODY
 
 
-class AppTransport(httpx.AsyncHTTPTransport):
+class BoundedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport: a total deadline, bounded answers, a dropped connection retried once.
 
     A server may close a kept-alive connection at any time (uvicorn does after a 500), and the

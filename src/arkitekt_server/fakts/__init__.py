@@ -13,7 +13,19 @@ from arkitekt_server._db import Database
 from arkitekt_server._periodic import every
 from arkitekt_server._service import SMALL_BODY_BYTES, ServerService
 from arkitekt_server.fakts import _logic as logic
-from arkitekt_server.fakts._operator import OperatorSessions, operator_secret
+from arkitekt_server.fakts._logic import (
+    FaktsError,
+    TooManyPendingError,
+    create_static_token,
+    decide,
+    list_clients,
+    revoke,
+)
+from arkitekt_server.fakts._operator import (
+    OperatorSessions,
+    operator_secret,
+    operator_secret_file,
+)
 from arkitekt_server.fakts._routes import router
 
 PRUNE_EVERY_SECONDS = 600.0
@@ -68,4 +80,14 @@ service = ServerService(
     body_limits=dict.fromkeys(_PUBLIC, SMALL_BODY_BYTES),
 )
 
-__all__ = ["service"]
+__all__ = [
+    "FaktsError",
+    "TooManyPendingError",
+    "create_static_token",
+    "decide",
+    "list_clients",
+    "operator_secret",
+    "operator_secret_file",
+    "revoke",
+    "service",
+]

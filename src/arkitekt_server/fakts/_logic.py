@@ -24,6 +24,7 @@ from arkitekt.protocol.fakts import (
 )
 from arkitekt.protocol.text import echo
 from arkitekt_server._db import utcnow
+from arkitekt_server._errors import ArkitektServerError
 from arkitekt_server._secrets import (
     derive_secret,
     hash_secret,
@@ -57,11 +58,11 @@ log = logging.getLogger("arkitekt_server.fakts")
 _CLIENT_SECRET = "client_secret"  # noqa: S105  (a derivation label, not a secret)
 
 
-class FaktsError(Exception):
+class FaktsError(ArkitektServerError):
     """An operator command failed (unknown code, code already decided, ...)."""
 
 
-class TooManyPendingError(Exception):
+class TooManyPendingError(ArkitektServerError):
     """As many device codes as allowed wait for a decision already (answered 429)."""
 
     def __init__(self, message: str, retry_after: float) -> None:

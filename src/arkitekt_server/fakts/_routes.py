@@ -12,7 +12,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import arkitekt
-from arkitekt._net import is_loopback
 from arkitekt.protocol.fakts import (
     ChallengeRequest,
     ChallengeResponse,
@@ -25,12 +24,13 @@ from arkitekt.protocol.fakts import (
     StartResponse,
     WellKnown,
 )
+from arkitekt.protocol.hosts import is_loopback
 from arkitekt_server._db import get_session, utcnow
 from arkitekt_server._logs import Throttled
-from arkitekt_server._net import base_url
 from arkitekt_server._secrets import hash_secret, new_secret, normalize_code
 from arkitekt_server._service import documented
 from arkitekt_server._settings import ServerSettings
+from arkitekt_server._urls import base_url
 from arkitekt_server.fakts import _logic as logic
 from arkitekt_server.fakts._operator import OPERATOR_COOKIE, SESSION_SECONDS, OperatorSessions
 from arkitekt_server.fakts._page import approval_page, message_page, signin_page

@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from arkitekt.protocol.fakts import TokenResponse, UserInfo
 from arkitekt_server._auth import CurrentPrincipal
+from arkitekt_server._clients import AccessToken, AppClient
 from arkitekt_server._db import get_session, utcnow
 from arkitekt_server._secrets import hash_secret, new_secret
 from arkitekt_server._settings import ServerSettings
-from arkitekt_server.fakts import _logic as logic
-from arkitekt_server.fakts._models import AccessToken, AppClient
+from arkitekt_server.fakts import revoke
 
 __all__ = ["router"]
 
@@ -106,7 +106,7 @@ async def userinfo(principal: CurrentPrincipal, request: Request) -> UserInfo:
         client_id=principal.client_id,
         identifier=principal.identifier,
         version=principal.version,
-        scopes=list(principal.scopes),
+        scopes=list(principal.permissions),
         deployment_name=settings.deployment_name,
     )
 
@@ -116,6 +116,6 @@ async def revoke_self(
     principal: CurrentPrincipal, session: Session, request: Request
 ) -> dict[str, int]:
     """Revoke the caller's own approval (logout): its claim token and every access token."""
-    revoked = await logic.revoke(session, client_id=principal.client_id)
+    revoked = await revoke(session, client_id=principal.client_id)
     request.app.state.principal_cache.clear()
     return {"revoked": revoked}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from arkitekt.protocol.text import echo
+from arkitekt_server._errors import ArkitektServerError
 
 __all__ = [
     "HEADER_BYTES",
@@ -42,7 +43,7 @@ HEADER_BYTES = 32
 _ZSTD_MAGIC = 0xFD2FB528
 
 
-class ChunkRefused(Exception):
+class ChunkRefused(ArkitektServerError):
     """A key or chunk that must not be stored or decoded (the message names the key)."""
 
 

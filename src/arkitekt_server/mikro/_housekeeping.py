@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from arkitekt.protocol.mikro import MAX_METADATA_BYTES, UploadRequest
 from arkitekt.protocol.text import echo
 from arkitekt_server._db import Database, utcnow
+from arkitekt_server._errors import ArkitektServerError
 from arkitekt_server.mikro import _storage as storage
 from arkitekt_server.mikro._common import MikroState
 from arkitekt_server.mikro._models import DatasetRow, GrantRow, ImageRow, image_row
@@ -57,7 +58,7 @@ UNKNOWN_MIN_AGE = dt.timedelta(minutes=5)
 committed after the sweep read the tables)."""
 
 
-class UnknownStoresError(RuntimeError):
+class UnknownStoresError(ArkitektServerError, RuntimeError):
     """Image stores exist that the database does not know: the server must not start."""
 
 

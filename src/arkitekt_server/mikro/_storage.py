@@ -24,6 +24,7 @@ from zarr.storage import LocalStore
 
 from arkitekt.protocol.mikro import DIMS
 from arkitekt.protocol.text import echo
+from arkitekt_server._errors import ArkitektServerError
 from arkitekt_server.mikro._chunks import (
     HEADER_BYTES,
     META_MAX_BYTES,
@@ -48,7 +49,7 @@ THUMBNAIL_SIZE = 256
 _THUMBNAIL_MAX_PLANES = 64
 
 
-class StoreInvalid(Exception):
+class StoreInvalid(ArkitektServerError):
     """The store does not hold what the grant announced (or holds something it must not)."""
 
 

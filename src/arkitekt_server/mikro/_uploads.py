@@ -16,12 +16,12 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arkitekt._net import is_loopback
+from arkitekt.protocol.hosts import is_loopback
 from arkitekt.protocol.mikro import ImageRecord, UploadGrant, UploadRequest
 from arkitekt.protocol.text import echo
 from arkitekt_server._auth import CurrentPrincipal, Principal
 from arkitekt_server._db import get_session, utcnow
-from arkitekt_server._net import base_url
+from arkitekt_server._urls import base_url
 from arkitekt_server.mikro import _storage as storage
 from arkitekt_server.mikro._chunks import max_encoded_bytes
 from arkitekt_server.mikro._common import (

@@ -18,11 +18,10 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arkitekt._net import is_loopback
+from arkitekt.protocol.hosts import host_of, is_loopback
 from arkitekt.protocol.mikro import MAX_OFFSET
 from arkitekt_server._auth import Principal, require_principal
 from arkitekt_server._db import get_session
-from arkitekt_server._hosts import host_of
 from arkitekt_server._settings import ServerSettings
 from arkitekt_server.mikro import _storage as storage
 from arkitekt_server.mikro._chunks import ChunkRefused

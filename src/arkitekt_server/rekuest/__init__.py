@@ -11,10 +11,10 @@ import anyio
 from fastapi import FastAPI
 
 from arkitekt.protocol.rekuest import MAX_MESSAGE_BYTES, MAX_MESSAGE_CONTAINERS
-from arkitekt_server._net import ws_url
 from arkitekt_server._periodic import every
 from arkitekt_server._service import SMALL_BODY_BYTES, ServerService
 from arkitekt_server._settings import ServerSettings
+from arkitekt_server._urls import ws_url
 from arkitekt_server.rekuest import _models  # noqa: F401 -- registers the tables
 from arkitekt_server.rekuest import _upkeep as upkeep
 from arkitekt_server.rekuest._hub import Hub
@@ -44,6 +44,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_pending_calls=settings.rekuest_max_pending_calls,
         max_pending_bytes=settings.rekuest_max_pending_argument_bytes,
         cancel_grace=settings.rekuest_cancel_grace_seconds,
+        agent_grace=settings.rekuest_agent_grace_seconds,
     )
     await hub.load()
     app.state.rekuest_hub = hub

@@ -14,11 +14,12 @@ from arkitekt.protocol.rekuest import (
     explain,
 )
 from arkitekt.protocol.rekuest_frames import MessageTooBig
+from arkitekt_server._errors import ArkitektServerError
 
 __all__ = ["HubError", "check_call"]
 
 
-class HubError(Exception):
+class HubError(ArkitektServerError):
     """A request the hub refuses (the message says why).
 
     Attributes:

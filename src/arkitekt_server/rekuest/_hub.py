@@ -3,9 +3,10 @@
 Decisions are made in memory on the server's loop (no database round trip on the hot path);
 every change is recorded in the :class:`~arkitekt_server.rekuest._store.Store`, which commits in
 batches. An assignment whose agent disconnects goes back to the waiting queue for
-``max(wait, GRACE_SECONDS)``: it is dispatched again when an agent that provides the function
-(re)connects, or failed explicitly (``lost``) when the time is up. An agent that reconnects
-while still holding an assignment (running, or with a result not yet acknowledged) keeps it.
+``max(wait, agent_grace)`` (the setting ``rekuest_agent_grace_seconds``): it is dispatched again
+when an agent that provides the function (re)connects, or failed explicitly (``lost``) when the
+time is up. An agent that reconnects while still holding an assignment (running, or with a
+result not yet acknowledged) keeps it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ __all__ = ["GRACE_SECONDS", "MAX_ATTEMPTS", "AgentState", "Assignment", "Hub", "
 log = logging.getLogger("arkitekt_server.rekuest")
 
 GRACE_SECONDS = 15.0
-"""How long an assignment waits at least for an agent after its agent disconnected."""
+"""How long an assignment waits at least for an agent after its agent disconnected (default)."""
 MAX_ATTEMPTS = 3
 """Deliveries of one assignment before it is failed (an agent dying on it each time)."""
 REAP_INTERVAL = 0.1
@@ -60,6 +61,8 @@ class Hub:
         max_pending_bytes: their arguments' encoded bytes, summed, per app.
         cancel_grace: seconds an agent has to confirm a cancel; then the assignment is
             cancelled without it (its app's slot is free again, its arguments forgotten).
+        agent_grace: seconds an assignment waits at least for an agent after its agent
+            disconnected (also after a restart).
 
     """
 
@@ -69,9 +72,11 @@ class Hub:
         max_pending_calls: int = 10_000,
         max_pending_bytes: int = 64 * 1024 * 1024,
         cancel_grace: float = 10.0,
+        agent_grace: float = GRACE_SECONDS,
     ) -> None:
         self.store = store
         self.cancel_grace = cancel_grace
+        self.agent_grace = agent_grace
         self.quotas = Quotas(max_pending_calls, max_pending_bytes)
         self.agents: dict[str, AgentState] = {}
         self.jobs: dict[str, Assignment] = {}
@@ -85,7 +90,7 @@ class Hub:
     # -- startup -------------------------------------------------------------------------------
     async def load(self) -> None:
         """Restore agents (offline), their definitions, and unfinished assignments (waiting)."""
-        await restore(self, GRACE_SECONDS)
+        await restore(self, self.agent_grace)
 
     # -- callers -------------------------------------------------------------------------------
     def call(self, caller: Peer | None, caller_pk: int, msg: dict[str, Any]) -> Assignment:
@@ -287,7 +292,7 @@ class Hub:
         now = time.monotonic()
         for job in agent.running.values():
             job.agent = None
-            job.deadline = now + max(job.wait, GRACE_SECONDS)
+            job.deadline = now + max(job.wait, self.agent_grace)
             self.waiting[job.id] = job
             self.store.update(job.id, {"status": "queued"})
         agent.running.clear()

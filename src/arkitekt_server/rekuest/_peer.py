@@ -15,7 +15,8 @@ from typing import Any
 import anyio
 from fastapi import WebSocket
 
-from arkitekt.protocol.rekuest import CLOSE_OUTBOX_FULL, MessageError, encode, frames
+from arkitekt.protocol.outbox import Outbox
+from arkitekt.protocol.rekuest import CLOSE_OUTBOX_FULL, MessageError, encode
 from arkitekt_server.rekuest._refusals import warn
 
 __all__ = ["MAX_OUTBOX_BYTES", "MAX_OUTBOX_MESSAGES", "Peer"]
@@ -31,9 +32,10 @@ MAX_OUTBOX_BYTES = 64 * 1024 * 1024
 class Peer:
     """A connected agent or caller.
 
-    :meth:`send` never blocks: it encodes and queues. :meth:`pump` writes everything queued as
-    one frame whenever it wakes (several, if the frame limits need it), so a burst of messages
-    costs one websocket write. A message that cannot be encoded never stops anything: a result
+    :meth:`send` never blocks: it encodes and queues in the peer's
+    :class:`~arkitekt.protocol.outbox.Outbox`. :meth:`pump` writes everything queued as one frame
+    whenever it wakes (several, if the frame limits need it), so a burst of messages costs one
+    websocket write. A message that cannot be encoded never stops anything: a result
     or stream item becomes an error for its call, anything else is dropped (both logged).
 
     Args:
@@ -47,9 +49,7 @@ class Peer:
         self.client_pk = client_pk
         self.jobs: set[str] = set()  # a caller's unfinished assignments
         self.closed = False
-        self._outbox: list[str] = []
-        self._bytes = 0
-        self._wake = anyio.Event()
+        self._outbox = Outbox()  # holds encoded messages only
         self.closing: tuple[int, str] | None = None
         self.scope: anyio.CancelScope | None = None
         """Cancelled when the outbox overflows: ends the peer's reader and writer at once."""
@@ -76,54 +76,40 @@ class Peer:
                 text = encode(replacement)
             except MessageError:
                 return
-        self._outbox.append(text)
-        self._bytes += len(text)
-        if len(self._outbox) > MAX_OUTBOX_MESSAGES or self._bytes > MAX_OUTBOX_BYTES:
+        self._outbox.put(text)
+        if len(self._outbox) > MAX_OUTBOX_MESSAGES or self._outbox.chars > MAX_OUTBOX_BYTES:
             self._overflow()
-            return
-        self._wake.set()
 
     def _overflow(self) -> None:
         warn(
             "rekuest: closed a peer of app %s that does not read: %d messages (%d bytes) queued",
             self.client_pk,
             len(self._outbox),
-            self._bytes,
+            self._outbox.chars,
         )
-        self._outbox, self._bytes = [], 0
+        self._outbox.clear()
         self.closed = True
         self.closing = (CLOSE_OUTBOX_FULL, "too many messages queued: the peer does not read")
         if self.scope is not None:
             self.scope.cancel()  # the writer may be stuck on a socket nobody reads
-        self._wake.set()
+        self._outbox.finish()
 
     def close(self, code: int, reason: str) -> None:
         """Ask the pump to flush and close the socket with ``code``."""
         self.closing = (code, reason)
-        self._wake.set()
+        self._outbox.finish()
 
     async def pump(self) -> None:
         """Write queued messages until closed; returns when the socket is closed."""
         try:
-            while True:
-                await self._wake.wait()
-                self._wake = anyio.Event()
-                if self._outbox:
-                    batch, self._outbox, self._bytes = self._outbox, [], 0
-                    for frame in frames(batch, _never):
-                        await self.websocket.send_text(frame)
-                if self.closing is not None:
-                    code, reason = self.closing
-                    await self.websocket.close(code, reason)
-                    return
+            await self._outbox.pump(self.websocket.send_text)
+            if self.closing is not None:  # always: the outbox finishes only for a close
+                code, reason = self.closing
+                await self.websocket.close(code, reason)
         except Exception as error:  # the socket went away; the reader notices too
             log.debug("rekuest peer send failed: %r", error)
         finally:
             self.closed = True
-
-
-def _never(message: Mapping[str, Any], error: MessageError) -> None:  # pragma: no cover
-    """Queued messages are encoded already: :func:`frames` never refuses one."""
 
 
 def _undeliverable(message: Mapping[str, Any], error: MessageError) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from arkitekt.protocol.rekuest import (
     CLOSE_OUTBOX_FULL,
+    CLOSE_TOKEN_REFUSED,
     MessageError,
     agent_message,
     encode,
@@ -58,7 +59,7 @@ async def _open(websocket: WebSocket) -> tuple[Peer, Any] | None:
     principal = await authenticate_websocket(websocket)
     await websocket.accept()
     if principal is None:
-        await websocket.close(4401, "a valid bearer token is required")
+        await websocket.close(CLOSE_TOKEN_REFUSED, "a valid bearer token is required")
         return None
     return Peer(websocket, principal.client_pk), principal
 

@@ -7,7 +7,9 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-from arkitekt import App, current_scope
+from arkitekt import App
+from arkitekt.errors import UnknownProviderError
+from arkitekt.extension import current_scope
 from arkitekt.integrations.fastapi import lifespan, service
 
 
@@ -46,5 +48,5 @@ async def test_app_lives_for_the_lifespan_and_each_request_gets_a_task_scope(
 
 
 def test_unknown_service_name_is_refused(make_app: Callable[..., App]) -> None:
-    with pytest.raises(ValueError, match="no provider 'nope'"):
+    with pytest.raises(UnknownProviderError, match="no such provider 'nope'"):
         service(make_app(), "nope")

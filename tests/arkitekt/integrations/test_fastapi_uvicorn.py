@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,8 +11,10 @@ import httpx
 import uvicorn
 from fastapi import Depends, FastAPI
 
-from arkitekt import App, awhoami, current_scope
+from arkitekt import App, awhoami
+from arkitekt.extension import current_scope
 from arkitekt.integrations.fastapi import lifespan, service
+from tests.helpers import wait_until
 
 
 def test_requests_call_the_api_through_the_lifespan_app(connect: Callable[..., App]) -> None:
@@ -32,10 +33,7 @@ def test_requests_call_the_api_through_the_lifespan_app(connect: Callable[..., A
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(lambda: server.started, interval=0.01)
         assert app.is_open
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             answers = [client.get("/me").json() for _ in range(3)]

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arkitekt import App
-from arkitekt.errors import ArkitektError
+from arkitekt.errors import ArkitektError, InvalidImageError
 from arkitekt.mikro import (
     create_dataset,
     delete_image,
@@ -35,7 +35,6 @@ from arkitekt.mikro._checks import (
     NAME_CHARS,
     check_text,
 )
-from arkitekt.mikro._errors import InvalidImageError
 from arkitekt.protocol.mikro import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 
 BOUNDED = settings(

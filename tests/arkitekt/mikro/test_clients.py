@@ -35,6 +35,7 @@ from arkitekt.mikro import (
     search_images,
 )
 from arkitekt_server import EmbeddedServer
+from tests.helpers import wait_until
 
 
 def _array() -> xr.DataArray:
@@ -178,11 +179,12 @@ def test_ctrl_c_mid_upload_aborts_the_grant_before_the_app_closes(
         [sys.executable, str(SCRIPT)], env=env, stdout=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + 30
-        while not any(p.is_file() for d in new_uploads() for p in d.rglob("c/*/*/*/*/*")):
+
+        def writing() -> bool:  # the upload started writing chunks
             assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the upload did not start writing chunks"
-            time.sleep(0.02)
+            return any(p.is_file() for d in new_uploads() for p in d.rglob("c/*/*/*/*/*"))
+
+        wait_until(writing, 30)
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=30)
     finally:

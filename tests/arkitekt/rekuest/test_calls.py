@@ -10,9 +10,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from arkitekt import App, Provide, current_scope, inject
-from arkitekt._scope import ScopeKind
+from arkitekt import App, Provide, inject
 from arkitekt._settings import Settings
+from arkitekt.extension import ScopeKind, current_scope
 from arkitekt.rekuest import (
     AssignmentCancelledError,
     BadArgumentsError,
@@ -34,6 +34,7 @@ from arkitekt.rekuest import (
     submit,
 )
 from arkitekt_server import EmbeddedServer
+from tests.helpers import until
 
 registry = Registry()
 invocations: list[str] = []
@@ -213,7 +214,7 @@ async def test_bad_arguments_never_reach_the_agent(connect: Callable[..., App], 
 
 @pytest.mark.anyio
 async def test_no_agent_fails_at_once_or_waits(
-    connect: Callable[..., App], serve: Any, until: Any, server: EmbeddedServer
+    connect: Callable[..., App], serve: Any, server: EmbeddedServer
 ) -> None:
     late = Registry()
 
@@ -240,7 +241,7 @@ async def test_no_agent_fails_at_once_or_waits(
             async with serve(connect(), late) as agent:
                 await until(lambda: bool(result))
         assert result == [42]
-        client = (await caller_app.rekuest._transport()).client
+        client = (await caller_app.container.transport()).client
         offline: list[bool] = []
 
         async def gone() -> None:  # the server notices the closed socket a moment later
@@ -256,7 +257,7 @@ async def test_no_agent_fails_at_once_or_waits(
 
 
 @pytest.mark.anyio
-async def test_streams(connect: Callable[..., App], serve: Any, until: Any) -> None:
+async def test_streams(connect: Callable[..., App], serve: Any) -> None:
     async with serve(connect(), registry), connect():
         assert [item async for item in aiterate("c_aframes", 3)] == [
             "frame-0",
@@ -283,7 +284,7 @@ async def test_progress_and_logs_reach_the_caller_and_the_server(
     events: list[CallEvent] = []
     async with serve(connect(), registry), connect() as caller:
         assert await acall("c_chatty", 4, on_event=events.append) == 4
-        transport = await caller.rekuest._transport()
+        transport = await caller.container.transport()
         stored = await transport.client.get(
             f"{server.url}/rekuest/assignments/{events[0].assignment_id}"
         )
@@ -300,7 +301,7 @@ async def test_progress_and_logs_reach_the_caller_and_the_server(
 
 @pytest.mark.anyio
 async def test_cancelling_the_awaiting_task_stops_the_function(
-    connect: Callable[..., App], serve: Any, until: Any
+    connect: Callable[..., App], serve: Any
 ) -> None:
     cancelled.clear()
     async with serve(connect(), registry) as agent, connect():
@@ -315,7 +316,7 @@ async def test_cancelling_the_awaiting_task_stops_the_function(
 
 @pytest.mark.anyio
 async def test_cancel_by_id_and_cooperative_sync_cancel(
-    connect: Callable[..., App], serve: Any, until: Any
+    connect: Callable[..., App], serve: Any
 ) -> None:
     cancelled.clear()
     async with serve(connect(), registry), connect(), anyio.create_task_group() as tasks:

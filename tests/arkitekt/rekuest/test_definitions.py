@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import pytest
 
-from arkitekt._inject import Provide
+from arkitekt import Provide
 from arkitekt.mikro import Image, Mikro
 from arkitekt.protocol.rekuest import ArgumentsInvalid, Definition, bind_arguments
 from arkitekt.rekuest import DefinitionError, Registry, register_structure

@@ -35,6 +35,7 @@ from arkitekt.rekuest import (
     register,
 )
 from arkitekt.rekuest._caller import CallerChannel, Pending, expand
+from tests.helpers import until
 
 registry = Registry()
 
@@ -68,7 +69,7 @@ def l_items(size: int) -> Iterator[str]:
 
 @pytest.mark.anyio
 async def test_a_huge_error_is_cut_and_the_agent_stays_online(
-    connect: Callable[..., App], serve: Any, until: Any
+    connect: Callable[..., App], serve: Any
 ) -> None:
     async with serve(connect(), registry) as agent, connect() as app:
         with pytest.raises(RemoteError) as raised:
@@ -83,7 +84,7 @@ async def test_a_huge_error_is_cut_and_the_agent_stays_online(
 
 @pytest.mark.anyio
 async def test_a_result_too_big_to_send_fails_its_call_only(
-    connect: Callable[..., App], serve: Any, until: Any
+    connect: Callable[..., App], serve: Any
 ) -> None:
     async with serve(connect(), registry) as agent, connect() as app:
         with pytest.raises(RemoteError) as raised:
@@ -206,7 +207,7 @@ async def test_a_hostile_server_frame_fails_the_calls_not_the_app(
     connect: Callable[..., App], frame: str, lost: bool
 ) -> None:
     async with connect() as app:
-        channel = CallerChannel(app.rekuest.app_slot.scope, await app.rekuest._transport())
+        channel = CallerChannel(app.rekuest.app_slot.scope, await app.container.transport())
         waiting = Pending("call-0001", stream=False)
         channel._pending[waiting.id] = waiting
         socket = _Frames(frame, '[{"t": "done", "id": "call-0001", "v": 1}]')
@@ -224,7 +225,7 @@ async def test_a_hostile_server_frame_fails_the_calls_not_the_app(
 @pytest.mark.anyio
 async def test_an_unreadable_answer_fails_its_own_call(connect: Callable[..., App]) -> None:
     async with connect() as app:
-        channel = CallerChannel(app.rekuest.app_slot.scope, await app.rekuest._transport())
+        channel = CallerChannel(app.rekuest.app_slot.scope, await app.container.transport())
         bad, good = Pending("call-bad01", stream=False), Pending("call-good1", stream=False)
         channel._pending.update({bad.id: bad, good.id: good})
         frame = '[{"t": "done", "id": "call-bad01", "v": NaN}, {"t": "done", "id": "call-good1"}]'
@@ -242,7 +243,7 @@ def test_unbounded_timeouts_are_arkitekt_errors(connect: Callable[..., App], val
 
 @pytest.mark.anyio
 async def test_a_kept_result_the_server_keeps_closing_over_is_not_resent_forever(
-    connect: Callable[..., App], serve: Any, until: Any, monkeypatch: pytest.MonkeyPatch
+    connect: Callable[..., App], serve: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An agent whose message limit is above the server's frame limit (as behind a proxy with
     # a smaller limit): the server closes the socket (1009) each time the result arrives.
@@ -303,7 +304,7 @@ async def test_a_hostile_result_port_is_a_rekuest_error(
 
 @pytest.mark.anyio
 async def test_an_unreadable_assignment_is_answered_with_an_error(
-    connect: Callable[..., App], serve: Any, until: Any
+    connect: Callable[..., App], serve: Any
 ) -> None:
     async with serve(connect(), registry) as agent, connect() as app:
         (hostile,) = loads('[{"t": "assign", "id": "hostile-001", "f": "l_echo", "a": {"x": NaN}}]')
@@ -330,7 +331,7 @@ async def test_a_server_that_breaks_the_handshake_is_a_lost_connection(
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
     async with connect() as app, anyio.create_task_group() as tasks:
         tasks.start_soon(listener.serve, garbage)
-        channel = CallerChannel(app.rekuest.app_slot.scope, await app.rekuest._transport())
+        channel = CallerChannel(app.rekuest.app_slot.scope, await app.container.transport())
         with pytest.raises(ConnectionLostError, match=f"127.0.0.1:{port}"):
             await channel._open(f"ws://127.0.0.1:{port}/rekuest/caller/ws", "token")
         tasks.cancel_scope.cancel()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -18,9 +18,7 @@ import arkitekt_server.rekuest._hub as hub_module
 from arkitekt import App, easy
 from arkitekt.rekuest import AgentLostError, Registry, RekuestError, acall, aiterate
 from arkitekt_server import EmbeddedServer
-
-if TYPE_CHECKING:
-    from conftest import ServerProcess
+from tests.helpers import ServerProcess, until
 
 SCRIPT = Path(__file__).with_name("agent_process.py")
 
@@ -81,9 +79,7 @@ def _lines(path: Path) -> int:
 
 
 async def _wait_for(path: Path, lines: int) -> None:
-    with anyio.fail_after(20):
-        while _lines(path) < lines:  # noqa: ASYNC110
-            await anyio.sleep(0.02)
+    await until(lambda: _lines(path) >= lines, 20)
 
 
 @pytest.mark.anyio
@@ -122,9 +118,7 @@ async def test_killed_agent_gets_the_assignment_again_when_it_is_back(
         first.wait(timeout=10)
         second = start_agent(AGENT_FAST="1")
         await _wait_for(marker, 2)  # delivered again, to the agent that came back
-        with anyio.fail_after(20):
-            while not result:  # noqa: ASYNC110
-                await anyio.sleep(0.02)
+        await until(lambda: bool(result), 20)
     pids = marker.read_text().split()
     assert pids == [str(first.pid), str(second.pid)]
     assert result == [f"finished by {second.pid}"]
@@ -134,19 +128,19 @@ async def test_killed_agent_gets_the_assignment_again_when_it_is_back(
 async def test_killed_agent_that_stays_away_fails_the_assignment(
     connect: Callable[..., App],
     start_agent: Callable[..., subprocess.Popen[str]],
+    server_factory: Callable[..., EmbeddedServer],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(hub_module, "GRACE_SECONDS", 0.5)
+    server = server_factory(auto_approve=True, rekuest_agent_grace_seconds=0.5)
     marker = tmp_path / "runs.txt"
-    process = start_agent()
-    async with connect(), anyio.create_task_group() as tasks:
+    process = start_agent(FAKTS_URL=server.url)
+    async with connect(url=server.url), anyio.create_task_group() as tasks:
         outcome: list[BaseException] = []
 
         assert await acall("p_double", 1, wait=30) == 2  # the agent is up
 
         async def caller() -> None:
-            try:  # no `wait`: the agent gets GRACE_SECONDS to come back
+            try:  # no `wait`: the agent gets rekuest_agent_grace_seconds to come back
                 await acall("p_slow", seconds=60, marker=str(marker))
             except AgentLostError as error:
                 outcome.append(error)
@@ -154,15 +148,13 @@ async def test_killed_agent_that_stays_away_fails_the_assignment(
         tasks.start_soon(caller)
         await _wait_for(marker, 1)
         process.kill()
-        with anyio.fail_after(10):
-            while not outcome:  # noqa: ASYNC110
-                await anyio.sleep(0.02)
+        await until(lambda: bool(outcome), 10)
     assert "disconnected" in str(outcome[0])
 
 
 @pytest.mark.anyio
 async def test_agent_reconnects_and_delivers_what_it_held(
-    connect: Callable[..., App], serve: Any, until: Any
+    connect: Callable[..., App], serve: Any
 ) -> None:
     global release
     release = anyio.Event()
@@ -184,7 +176,7 @@ async def test_agent_reconnects_and_delivers_what_it_held(
 
 @pytest.mark.anyio
 async def test_reconnections_that_deliver_what_is_held_never_give_up_on_it(
-    connect: Callable[..., App], serve: Any, until: Any
+    connect: Callable[..., App], serve: Any
 ) -> None:
     """A stream's items are held until it ends; each reconnection that delivers them is a
     success, so more than MAX_RESENDS of them do not fail a healthy stream."""
@@ -203,9 +195,7 @@ async def test_reconnections_that_deliver_what_is_held_never_give_up_on_it(
             await agent.disconnect()
             await until(lambda n=n: agent.connections == n + 2)  # back, item 0 sent again
         release.set()
-        with anyio.fail_after(20):
-            while len(items) < 2:  # noqa: ASYNC110
-                await anyio.sleep(0.02)
+        await until(lambda: len(items) >= 2, 20)
         assert items == [1, 2]
         await until(lambda: not agent.holding)
 
@@ -231,9 +221,7 @@ async def test_an_assignment_that_kills_every_agent_is_given_up(
             process.kill()  # the agent dies on it, every time
             process.wait(timeout=10)
             process = start_agent()
-        with anyio.fail_after(20):
-            while not outcome:  # noqa: ASYNC110
-                await anyio.sleep(0.02)
+        await until(lambda: bool(outcome), 20)
     assert f"given up after {hub_module.MAX_ATTEMPTS} deliveries" in str(outcome[0])
     assert _lines(marker) == hub_module.MAX_ATTEMPTS
 
@@ -291,9 +279,7 @@ async def test_kill_9_of_an_agent_mid_burst_loses_no_call(
             for n in range(BURST):
                 call = functools.partial(acall, "p_slow", seconds=0.02, marker=marker, wait=30)
                 tasks.start_soon(tally.run, n, lambda n, call=call: call(), finished)
-            with anyio.fail_after(30):
-                while tally.returned < BURST // 4:  # noqa: ASYNC110 - mid-burst
-                    await anyio.sleep(0.005)
+            await until(lambda: tally.returned >= BURST // 4, 30, interval=0.005)  # mid-burst
             first.kill()
             at_kill = tally.returned
             first.wait(timeout=10)
@@ -348,9 +334,7 @@ async def test_kill_9_of_the_server_mid_call_stream_loses_no_call(
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(stream, 0, STREAM)
-            with anyio.fail_after(30):
-                while tally.returned < STREAM // 4:  # noqa: ASYNC110 - mid-stream
-                    await anyio.sleep(0.005)
+            await until(lambda: tally.returned >= STREAM // 4, 30, interval=0.005)  # mid-stream
             await anyio.to_thread.run_sync(server_process.kill)
             # on the same port: the agent and the caller find it again by themselves
             await anyio.to_thread.run_sync(functools.partial(server_process.start, same_port=True))

@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from arkitekt_server import EmbeddedServer
+from arkitekt_server._db import Database, utcnow
+from arkitekt_server.fakts import _logic as logic
+from arkitekt_server.fakts._models import DeviceCode
 from arkitekt_server.fakts._operator import operator_secret
+
+
+def _expire_device_codes(server: EmbeddedServer) -> None:
+    """Move the expiry of every device code of ``server`` a second into the past.
+
+    As if their time had run out, without waiting for it: the server reads the wall clock,
+    which a test cannot move, so the codes' stored expiry moves instead.
+    """
+
+    async def expire() -> None:
+        database = Database.in_dir(server.settings.data_dir)
+        past = utcnow() - dt.timedelta(seconds=1)
+        try:
+            async with database.sessions() as session:
+                await session.execute(update(DeviceCode).values(expires_at=past))
+                await session.commit()
+        finally:
+            await database.dispose()
+
+    asyncio.run(expire())
 
 
 def test_well_known_names_the_fakts_root(fakts: Any) -> None:
@@ -119,13 +144,10 @@ def test_denied_code_can_never_be_claimed(fakts: Any) -> None:
     assert fakts.challenge(code)["status"] == "denied"
 
 
-def test_expired_code_can_never_be_claimed(
-    server_factory: Callable[..., EmbeddedServer], fakts_for: Any
-) -> None:
-    fakts = fakts_for(server_factory(device_code_ttl_seconds=0.3))
+def test_expired_code_can_never_be_claimed(fakts: Any) -> None:
     code = fakts.start()
     _, nonce = fakts.page(code)
-    time.sleep(0.4)
+    _expire_device_codes(fakts.server)
     answer = fakts.challenge(code)
     assert answer["status"] == "error"
     assert "expired" in answer["message"]
@@ -217,18 +239,10 @@ def test_auto_approve_grants_loopback_clients_at_once(
     assert fakts.challenge(code)["status"] == "granted"
 
 
-def test_expired_codes_and_tokens_are_pruned(
-    server_factory: Callable[..., EmbeddedServer], fakts_for: Any
-) -> None:
-    import asyncio
-
-    from arkitekt_server._db import Database
-    from arkitekt_server.fakts import _logic as logic
-
-    server = server_factory(auto_approve=False, device_code_ttl_seconds=0.1)
-    fakts = fakts_for(server)
+def test_expired_codes_and_tokens_are_pruned(fakts: Any) -> None:
+    server = fakts.server
     old = fakts.start()
-    time.sleep(0.2)
+    _expire_device_codes(server)
 
     async def prune(keep: float) -> int:
         database = Database.in_dir(server.settings.data_dir)
@@ -243,14 +257,24 @@ def test_expired_codes_and_tokens_are_pruned(
     assert fakts.challenge(old)["message"].startswith("unknown device code")
 
 
+@pytest.mark.parametrize(
+    ("cache_seconds", "after"),
+    [(0, 401), (3600, 200)],
+    ids=["refused-at-once-without-a-cache", "trusted-within-the-cache-time"],
+)
 def test_a_cli_revocation_counts_within_the_auth_cache_time(
-    server_factory: Callable[..., EmbeddedServer], fakts_for: Any
+    server_factory: Callable[..., EmbeddedServer],
+    fakts_for: Any,
+    cache_seconds: float,
+    after: int,
 ) -> None:
+    # The CLI writes the database directly: a token checked less than `auth_cache_seconds` ago
+    # is still trusted; past that (here: at once, with no cache) the revocation counts.
     from typer.testing import CliRunner
 
     from arkitekt._cli import build
 
-    server = server_factory(auto_approve=False, auth_cache_seconds=0.5)
+    server = server_factory(auto_approve=False, auth_cache_seconds=cache_seconds)
     fakts = fakts_for(server)
     config = fakts.approved_config()
     headers = {"Authorization": f"Bearer {fakts.bearer(config)}"}
@@ -260,8 +284,7 @@ def test_a_cli_revocation_counts_within_the_auth_cache_time(
         build(), ["revoke", config["lok"]["client_id"], "--data-dir", data_dir]
     )
     assert revoked.exit_code == 0
-    time.sleep(0.6)
-    assert fakts.http.get("/lok/userinfo/", headers=headers).status_code == 401
+    assert fakts.http.get("/lok/userinfo/", headers=headers).status_code == after
 
 
 def test_concurrent_polls_of_an_approved_code_grant_exactly_once(
@@ -302,11 +325,7 @@ def test_a_decision_posted_from_another_origin_is_refused(fakts: Any) -> None:
 def test_codes_waiting_for_a_decision_are_capped_per_address_and_on_the_server(
     server_factory: Callable[..., EmbeddedServer], fakts_for: Any
 ) -> None:
-    import asyncio
-
     from arkitekt.protocol.fakts import StartRequest
-    from arkitekt_server._db import Database
-    from arkitekt_server.fakts import _logic as logic
 
     server = server_factory(
         auto_approve=False,
@@ -341,7 +360,7 @@ def test_codes_waiting_for_a_decision_are_capped_per_address_and_on_the_server(
     assert fakts.decide(first, "deny").status_code == 200  # a decision frees a place
     assert start().status_code == 200
     assert start().status_code == 429
-    time.sleep(2.1)  # so does expiry
+    _expire_device_codes(server)  # so does expiry
     assert start().status_code == 200
 
 

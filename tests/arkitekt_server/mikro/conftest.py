@@ -1,4 +1,4 @@
-"""Shared by the mikro server tests: hostile chunks, a server process's memory, raw HTTP."""
+"""Fixtures of the mikro server tests: hostile chunks, raw HTTP with an app's bearer token."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from arkitekt import App
 from arkitekt_server import EmbeddedServer
+from tests.helpers import bearer_token
 
 
 def zstd_rle_frame(declared: int, total: int) -> bytes:
@@ -33,46 +34,27 @@ def zstd_bomb() -> Callable[[int, int], bytes]:
     return zstd_rle_frame
 
 
-@pytest.fixture
-def bearer() -> Callable[[App], str]:
-    """The bearer token of an open app (for raw HTTP requests next to the client)."""
-
-    def token(app: App) -> str:
-        async def get() -> str:
-            transport = await app.container.transport()
-            return await transport.atoken()
-
-        return app.app_slot.scope.bridge.call(get)
-
-    return token
-
-
 @contextmanager
-def _mikro_client(
-    server: EmbeddedServer, connect: Callable[..., App], bearer: Callable[[App], str]
-) -> Iterator[httpx.Client]:
+def _mikro_client(server: EmbeddedServer, connect: Callable[..., App]) -> Iterator[httpx.Client]:
     with (
         connect() as app,
         httpx.Client(
-            base_url=server.url + "/mikro", headers={"Authorization": f"Bearer {bearer(app)}"}
+            base_url=server.url + "/mikro",
+            headers={"Authorization": f"Bearer {bearer_token(app)}"},
         ) as client,
     ):
         yield client
 
 
 @pytest.fixture
-def http(
-    server: EmbeddedServer, connect: Callable[..., App], bearer: Callable[[App], str]
-) -> Iterator[httpx.Client]:
+def http(server: EmbeddedServer, connect: Callable[..., App]) -> Iterator[httpx.Client]:
     """An HTTP client on the session server's ``/mikro`` with the bearer token of a fresh app."""
-    with _mikro_client(server, connect, bearer) as client:
+    with _mikro_client(server, connect) as client:
         yield client
 
 
 @pytest.fixture
-def other(
-    server: EmbeddedServer, connect: Callable[..., App], bearer: Callable[[App], str]
-) -> Iterator[httpx.Client]:
+def other(server: EmbeddedServer, connect: Callable[..., App]) -> Iterator[httpx.Client]:
     """Like ``http``, for a second app."""
-    with _mikro_client(server, connect, bearer) as client:
+    with _mikro_client(server, connect) as client:
         yield client

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dask.array as da
 import httpx
@@ -24,9 +24,7 @@ from zarr.codecs import ZstdCodec
 from arkitekt import App, easy
 from arkitekt.mikro import UploadError, from_xarray, get_image, search_images
 from arkitekt_server.mikro._storage import Layout
-
-if TYPE_CHECKING:
-    from conftest import ServerProcess
+from tests.helpers import ServerProcess, bearer_token, wait_until
 
 BUDGET_MIB = 150
 
@@ -120,12 +118,12 @@ def test_kill_9_mid_upload_leaves_no_half_image_and_loses_nothing_finished(
 
         writer = threading.Thread(target=upload)
         writer.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            written = [p for p in layout.uploads.rglob("c/*/*/*/*/*") if p.is_file()]
-            if len(written) >= 5:
-                break
-            time.sleep(0.02)
+
+        def written() -> list[Path]:
+            return [p for p in layout.uploads.rglob("c/*/*/*/*/*") if p.is_file()]
+
+        wait_until(lambda: len(written()) >= 5, 30)
+        chunks = len(written())
         server_process.kill()
         writer.join(60)
     assert not writer.is_alive()
@@ -142,7 +140,7 @@ def test_kill_9_mid_upload_leaves_no_half_image_and_loses_nothing_finished(
         assert np.array_equal(get_image(retried.id).data.values[0, 0], source)
     server_process.stop()
     print(
-        f"\nkill -9 mid-upload: {len(written)} chunk(s) written before the kill; client: "
+        f"\nkill -9 mid-upload: {chunks} chunk(s) written before the kill; client: "
         f"{type(error).__name__}; finished images kept 1/1; retry after restart: ok"
     )
 
@@ -168,15 +166,13 @@ def _zstd_store() -> dict[str, bytes]:
 
 
 @pytest.fixture
-def raw_http(
-    server_process: ServerProcess, tmp_path: Path, bearer: Callable[[App], str]
-) -> Iterator[httpx.Client]:
+def raw_http(server_process: ServerProcess, tmp_path: Path) -> Iterator[httpx.Client]:
     server_process.start()
     with (
         _app(server_process, tmp_path, "memory") as app,
         httpx.Client(
             base_url=server_process.url + "/mikro",
-            headers={"Authorization": f"Bearer {bearer(app)}"},
+            headers={"Authorization": f"Bearer {bearer_token(app)}"},
             timeout=60,
         ) as client,
     ):

@@ -32,6 +32,7 @@ from arkitekt_server.mikro import sweep
 from arkitekt_server.mikro._chunks import max_encoded_bytes
 from arkitekt_server.mikro._common import GRANT_TTL
 from arkitekt_server.mikro._storage import Layout
+from tests.helpers import wait_until
 
 SHAPE = [1, 1, 2, 8, 8]
 CHUNKS = [1, 1, 1, 8, 4]  # 4 chunks
@@ -322,9 +323,9 @@ def test_finish_waits_for_chunk_writes_in_progress_and_refuses_new_ones(
             slow.put, f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=slow_body()
         )
         directory = Layout(server.settings.data_dir).upload(grant["id"])
+        # until the PUT is in progress (its temporary file exists)
+        wait_until(lambda: list(directory.rglob("*.partial")), interval=0.01)
         deadline = time.monotonic() + 10
-        while not list(directory.rglob("*.partial")) and time.monotonic() < deadline:
-            time.sleep(0.01)  # until the PUT is in progress (its temporary file exists)
         finishing = pool.submit(finisher.post, f"/uploads/{grant['id']}/finish/")
         while time.monotonic() < deadline:  # until finish has started and refuses new chunks
             late = http.put(f"/uploads/{grant['id']}/store/c/0/0/1/0/0", content=chunk)
@@ -358,10 +359,8 @@ def test_an_abort_that_meets_a_finish_waits_for_it_and_undoes_the_image(
         writing = pool.submit(
             slow.put, f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=slow_body()
         )
+        wait_until(lambda: list(layout.upload(grant["id"]).rglob("*.partial")), interval=0.01)
         deadline = time.monotonic() + 10
-        while not list(layout.upload(grant["id"]).rglob("*.partial")):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
         finishing = pool.submit(finisher.post, f"/uploads/{grant['id']}/finish/")
         late = f"/uploads/{grant['id']}/store/c/0/0/1/0/0"
         while http.put(late, content=chunk).status_code == 204:

@@ -13,6 +13,7 @@ from PIL import Image as PILImage
 from arkitekt import App
 from arkitekt.mikro import from_xarray
 from arkitekt_server import EmbeddedServer
+from tests.helpers import bearer_token
 
 
 def _stack() -> xr.DataArray:
@@ -23,11 +24,11 @@ def _stack() -> xr.DataArray:
 
 
 def test_thumbnail_is_the_max_projection_of_the_first_channel(
-    server: EmbeddedServer, connect: Callable[..., App], bearer: Callable[[App], str]
+    server: EmbeddedServer, connect: Callable[..., App]
 ) -> None:
     with connect() as app:
         image = from_xarray(_stack(), name="spots")
-        headers = {"Authorization": f"Bearer {bearer(app)}"}
+        headers = {"Authorization": f"Bearer {bearer_token(app)}"}
         url = f"{server.url}/mikro/images/{image.id}/thumbnail.png"
         response = httpx.get(url, headers=headers)
         assert response.status_code == 200
@@ -41,12 +42,12 @@ def test_thumbnail_is_the_max_projection_of_the_first_channel(
 
 
 def test_page_lists_names_and_tags_escaped_and_hides_private_images(
-    server: EmbeddedServer, connect: Callable[..., App], bearer: Callable[[App], str]
+    server: EmbeddedServer, connect: Callable[..., App]
 ) -> None:
     with connect() as app:
         shown = from_xarray(_stack(), name="<b>bold</b>", tags=["<raw>"])
         hidden = from_xarray(_stack(), name="hidden-from-browser", private=True)
-        token = bearer(app)
+        token = bearer_token(app)
     page = httpx.get(f"{server.url}/mikro/")  # tokenless: loopback + auto_approve server
     assert page.status_code == 200
     assert "&lt;b&gt;bold&lt;/b&gt;" in page.text

@@ -13,7 +13,7 @@ from arkitekt import App
 from arkitekt.protocol.rekuest import MAX_MESSAGE_BYTES, MAX_TEXT_CHARS
 
 if TYPE_CHECKING:
-    from .conftest import Wire
+    from tests.helpers import Wire
 
 INT_RESULT = [{"key": "return", "kind": "int"}]
 ECHO = {"name": "af_echo", "args": [{"key": "x", "kind": "int"}], "returns": INT_RESULT}

@@ -16,13 +16,8 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from arkitekt import App
-from arkitekt.transport import Transport
 from arkitekt_server import EmbeddedServer
-
-
-async def _token(app: App) -> str:
-    transport: Transport = await app.rekuest._transport()
-    return await transport.atoken()
+from tests.helpers import abearer_token, until
 
 
 async def _recv(socket: ClientConnection, count: int = 1) -> list[dict[str, Any]]:
@@ -63,12 +58,14 @@ async def _refused(socket: ClientConnection) -> tuple[str, int | None]:
 
 async def _status(client: httpx.AsyncClient, id: str, wanted: str) -> dict[str, Any]:
     body: dict[str, Any] = {}
-    with anyio.fail_after(10):
-        while body.get("status") != wanted:
-            response = await client.get(f"/rekuest/assignments/{id}")
-            assert response.status_code == 200, response.text
-            body = response.json()
-            await anyio.sleep(0.02)
+
+    async def reached() -> bool:
+        response = await client.get(f"/rekuest/assignments/{id}")
+        assert response.status_code == 200, response.text
+        body.update(response.json())
+        return body["status"] == wanted
+
+    await until(reached)
     return body
 
 
@@ -77,7 +74,7 @@ async def test_a_reused_call_id_is_refused_and_later_calls_are_stored(
     server: EmbeddedServer, connect: Callable[..., App]
 ) -> None:
     async with connect() as agent_app, connect() as caller_app:
-        agent_token, token = await _token(agent_app), await _token(caller_app)
+        agent_token, token = await abearer_token(agent_app), await abearer_token(caller_app)
     async with (
         _socket(server, agent_token, "agent") as agent,
         _socket(server, token, "caller") as caller,
@@ -123,7 +120,7 @@ async def test_an_id_stored_before_a_restart_is_refused(
     first = server_factory(data_dir=data_dir, auto_approve=True)
     app = easy("restart-dup", url=first.url, headless=True, cache_dir=tmp_path / "cache")
     async with app:
-        token = await _token(app)
+        token = await abearer_token(app)
     http = {"Authorization": f"Bearer {token}"}
     async with _socket(first, token, "caller") as caller:  # stored, then failed: no agent
         await caller.send(json.dumps([{"t": "call", "id": "restart-0001", "f": "r", "wait": 0.1}]))
@@ -150,7 +147,7 @@ async def test_a_malformed_registration_leaves_no_ghost_agent(
     server: EmbeddedServer, connect: Callable[..., App]
 ) -> None:
     async with connect() as app:
-        token = await _token(app)
+        token = await abearer_token(app)
     register = {"t": "register", "definitions": [_definition("ghost_g")], "holding": 5}
     async with _socket(server, token, "agent") as agent:
         await agent.send(json.dumps([register]))
@@ -181,7 +178,7 @@ async def test_definitions_that_cannot_describe_values_are_refused(
     server: EmbeddedServer, connect: Callable[..., App], port: dict[str, Any], problem: str
 ) -> None:
     async with connect() as app:
-        token = await _token(app)
+        token = await abearer_token(app)
     register = {"t": "register", "definitions": [{"name": "bad_ports", "args": [port]}]}
     async with _socket(server, token, "agent") as agent:
         await agent.send(json.dumps([register]))
@@ -196,7 +193,7 @@ async def test_a_call_is_bound_to_the_definition_of_the_agent_it_goes_to(
     server: EmbeddedServer, connect: Callable[..., App]
 ) -> None:
     async with connect("bind-one") as one, connect("bind-two") as two, connect() as caller_app:
-        tokens = [await _token(app) for app in (one, two, caller_app)]
+        tokens = [await abearer_token(app) for app in (one, two, caller_app)]
     async with (
         _socket(server, tokens[0], "agent") as first,
         _socket(server, tokens[1], "agent") as second,
@@ -226,7 +223,7 @@ async def test_wait_and_timeout_must_be_finite_positive_and_bounded(
     server: EmbeddedServer, connect: Callable[..., App]
 ) -> None:
     async with connect() as app:
-        token = await _token(app)
+        token = await abearer_token(app)
     bad = ['"wait": 1e400', '"wait": -1', '"wait": 100000', '"timeout": -1', '"timeout": 0']
     bad += ['"timeout": 1e400', '"timeout": 86401']
     async with httpx.AsyncClient(
@@ -254,7 +251,7 @@ async def test_malformed_frames_are_refused_and_the_socket_survives(
     server: EmbeddedServer, connect: Callable[..., App]
 ) -> None:
     async with connect() as app:
-        token = await _token(app)
+        token = await abearer_token(app)
     async with _socket(server, token, "caller") as caller:
         for frame in ("5", '"x"', "[5]", "not json", '{"t": "dance"}'):
             await caller.send(frame)
@@ -281,7 +278,7 @@ async def test_unknown_functions_are_404_and_offline_ones_503(
     server: EmbeddedServer, connect: Callable[..., App]
 ) -> None:
     async with connect() as app:
-        token = await _token(app)
+        token = await abearer_token(app)
     async with _socket(server, token, "agent") as agent:
         await _register(agent, _definition("offline_fn"))
     async with httpx.AsyncClient(
@@ -337,7 +334,7 @@ async def test_http_calls_with_non_finite_or_too_deep_arguments_are_refused(
     server: EmbeddedServer, connect: Callable[..., App]
 ) -> None:
     async with connect() as app:
-        token = await _token(app)
+        token = await abearer_token(app)
     bodies = {
         '{"function": "f", "positional": [NaN], "wait": 1}': "not finite (nan)",
         '{"function": "f", "arguments": {"a": [Infinity]}, "wait": 1}': "not finite (inf)",

@@ -16,6 +16,7 @@ from arkitekt import App, easy
 from arkitekt.rekuest import Registry, acall
 from arkitekt.transport import Transport
 from arkitekt_server import EmbeddedServer, ServerSettings
+from tests.helpers import until
 
 registry = Registry()
 release = anyio.Event()
@@ -32,14 +33,8 @@ async def s_hold(x: int) -> int:
     return x * 3
 
 
-async def _until(check: Callable[[], Any], seconds: float = 10.0) -> None:
-    with anyio.fail_after(seconds):
-        while not check():  # noqa: ASYNC110
-            await anyio.sleep(0.02)
-
-
 async def _transport(app: App) -> Transport:
-    transport: Transport = await app.rekuest._transport()
+    transport: Transport = await app.container.transport()
     return transport
 
 
@@ -122,9 +117,7 @@ async def test_http_api_lists_calls_and_cancels(
                 body.update((await client.get(base + f"assignments/{id}")).json())
                 return body["status"] == "done"
 
-            with anyio.fail_after(10):
-                while not await finished():  # noqa: ASYNC110
-                    await anyio.sleep(0.02)
+            await until(finished)
             assert body["result"] == 42
             assert body["agent"] == agent.key
 
@@ -134,10 +127,10 @@ async def test_http_api_lists_calls_and_cancels(
                 base + "assignments/", json={"function": "s_hold", "arguments": {"x": 1}}
             )
             held_id = held.json()["id"]
-            await _until(lambda: bool(agent.holding))
+            await until(lambda: bool(agent.holding))
             cancelled = await client.post(base + f"assignments/{held_id}/cancel")
             assert cancelled.status_code == 200
-            await _until(lambda: not agent.holding)
+            await until(lambda: not agent.holding)
             status = (await client.get(base + f"assignments/{held_id}")).json()
             assert status["status"] == "cancelled"
             assert (await client.post(base + f"assignments/{held_id}/cancel")).status_code == 404
@@ -146,8 +139,8 @@ async def test_http_api_lists_calls_and_cancels(
                 base + "assignments/",
                 json={"function": "s_hold", "arguments": {"x": 1}, "timeout": 0.2},
             )
-            await _until(lambda: bool(agent.holding))
-            await _until(lambda: not agent.holding)  # the server cancelled it on the agent
+            await until(lambda: bool(agent.holding))
+            await until(lambda: not agent.holding)  # the server cancelled it on the agent
             status = (await client.get(base + f"assignments/{timed.json()['id']}")).json()
             assert status["status"] == "error"
             assert status["error_kind"] == "timeout"
@@ -192,11 +185,11 @@ async def test_assignment_survives_a_server_restart(tmp_path: Path) -> None:
                 json={"function": "s_hold", "arguments": {"x": 5}},
             )
             id = made.json()["id"]
-            await _until(lambda: bool(agent.holding))
+            await until(lambda: bool(agent.holding))
             await anyio.to_thread.run_sync(first.stop)
             second = await anyio.to_thread.run_sync(_server, data_dir, first.port)
             servers.append(second)
-            await _until(lambda: agent.connections == 2)  # reconnected (backoff, jitter)
+            await until(lambda: agent.connections == 2)  # reconnected (backoff, jitter)
             release.set()
             body: dict[str, Any] = {}
 
@@ -204,9 +197,7 @@ async def test_assignment_survives_a_server_restart(tmp_path: Path) -> None:
                 body.update((await client.get(f"{second.url}/rekuest/assignments/{id}")).json())
                 return body["status"] == "done"
 
-            with anyio.fail_after(10):
-                while not await finished():  # noqa: ASYNC110
-                    await anyio.sleep(0.02)
+            await until(finished)
             assert body["result"] == 15
     finally:
         for server in servers:
@@ -253,5 +244,5 @@ async def test_refused_tokens_are_renewed_by_callers_and_agents(
         assert channel._socket is not None
         await channel._socket.close()  # the next call reconnects, with a refused token
         await agent.disconnect()  # so does the agent
-        await _until(lambda: agent.connections == 2)
+        await until(lambda: agent.connections == 2)
         assert await acall("s_add", 2, agent=agent_app.manifest.identifier) == 4

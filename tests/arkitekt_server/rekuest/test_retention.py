@@ -6,7 +6,6 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-import anyio
 import httpx
 import pytest
 
@@ -15,6 +14,7 @@ from arkitekt import easy
 from arkitekt_server import EmbeddedServer
 from arkitekt_server._db import Database, utcnow
 from arkitekt_server.rekuest._store import Store
+from tests.helpers import abearer_token, until
 
 
 @pytest.mark.anyio
@@ -57,18 +57,19 @@ async def test_the_server_prunes_finished_assignments_periodically(
     server = server_factory(auto_approve=True, rekuest_retention_seconds=0.2)
     app = easy("retention", url=server.url, headless=True, cache_dir=tmp_path / "cache")
     async with app:
-        transport = await app.rekuest._transport()
-        token = await transport.atoken()
+        token = await abearer_token(app)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=server.url, headers=headers) as client:
         body = {"function": "nowhere", "wait": 0.05}
         id = (await client.post("/rekuest/assignments/", json=body)).json()["id"]
         statuses = []
-        with anyio.fail_after(10):
-            while True:
-                response = await client.get(f"/rekuest/assignments/{id}")
-                if response.status_code == 404:
-                    break
-                statuses.append(response.json()["status"])
-                await anyio.sleep(0.02)
+
+        async def pruned() -> bool:
+            response = await client.get(f"/rekuest/assignments/{id}")
+            if response.status_code == 404:
+                return True
+            statuses.append(response.json()["status"])
+            return False
+
+        await until(pruned)
     assert "error" in statuses  # it was stored finished first, then pruned

@@ -11,8 +11,7 @@ from typing import Any
 
 from arkitekt import easy
 from arkitekt_server._db import database_file
-
-from .conftest import Wire
+from tests.helpers import Wire
 
 BUSY_TIMEOUT_SECONDS = 5.0  # the server's SQLite busy_timeout (arkitekt_server._db)
 

@@ -30,7 +30,7 @@ from arkitekt_server import EmbeddedServer
 if TYPE_CHECKING:
     from websockets.sync.client import ClientConnection
 
-    from .conftest import Wire
+    from tests.helpers import Wire
 
 EXAMPLES = 80
 FUZZ = settings(

@@ -1,4 +1,4 @@
-"""HTTP helpers of fakts: the loopback/https guard and reading protocol answers."""
+"""HTTP plumbing shared by the services: the loopback/https guard and reading protocol answers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from arkitekt._net import is_loopback
 from arkitekt.errors import GrantError, InsecureTransportError
+from arkitekt.protocol.hosts import is_loopback
 
 __all__ = ["IDEMPOTENT", "NO_AUTH", "check_secure", "read_model"]
 

@@ -1,4 +1,4 @@
-"""Where a request came from and which URL the server was reached at."""
+"""The URLs of the server: the root a request reached it at, and the websocket twin of a URL."""
 
 from __future__ import annotations
 

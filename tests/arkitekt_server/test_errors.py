@@ -1,0 +1,37 @@
+"""Every exception the server raises on purpose is an ``ArkitektServerError``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from arkitekt_server import ArkitektServerError, ServerConfigError, load_server_settings
+from arkitekt_server._gate import BodyTooLargeError
+from arkitekt_server.fakts._logic import FaktsError, TooManyPendingError
+from arkitekt_server.mikro._chunks import ChunkRefused
+from arkitekt_server.mikro._housekeeping import UnknownStoresError
+from arkitekt_server.mikro._storage import StoreInvalid
+from arkitekt_server.rekuest._calls import HubError
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        BodyTooLargeError,
+        ChunkRefused,
+        FaktsError,
+        HubError,
+        ServerConfigError,
+        StoreInvalid,
+        TooManyPendingError,
+        UnknownStoresError,
+    ],
+)
+def test_each_deliberate_server_error_is_an_arkitekt_server_error(error: type) -> None:
+    assert issubclass(error, ArkitektServerError)
+
+
+def test_a_bad_configuration_is_caught_as_an_arkitekt_server_error(tmp_path: Path) -> None:
+    with pytest.raises(ArkitektServerError, match="port"):
+        load_server_settings(port=70000, data_dir=tmp_path)

@@ -51,7 +51,7 @@ def _settings(config: Path | None, **overrides: object) -> ServerSettings:
 def _with_db(settings: ServerSettings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     from arkitekt_server._app import load_services
     from arkitekt_server._db import Database
-    from arkitekt_server.fakts._logic import FaktsError
+    from arkitekt_server.fakts import FaktsError
 
     load_services()  # registers every table
 
@@ -106,7 +106,7 @@ def _announce_operator_secret(settings: ServerSettings) -> None:
     Never to a logger, and never when stdout is a pipe or a file: a service manager writes
     stdout into its journal or a log file, where the secret would stay for anyone who reads it.
     """
-    from arkitekt_server.fakts._operator import operator_secret, operator_secret_file
+    from arkitekt_server.fakts import operator_secret, operator_secret_file
 
     if settings.operator_secret is not None:
         typer.echo("operator secret for the approval page: the operator_secret setting")
@@ -126,10 +126,10 @@ def _announce_operator_secret(settings: ServerSettings) -> None:
 
 
 def _decide(code: str, data_dir: Path | None, config: Path | None, *, approve: bool) -> None:
-    from arkitekt_server.fakts import _logic as logic
+    from arkitekt_server import fakts
 
     settings = _settings(config, data_dir=data_dir)
-    row = _with_db(settings, lambda s: logic.decide(s, code, approve=approve))
+    row = _with_db(settings, lambda s: fakts.decide(s, code, approve=approve))
     verb = "approved" if approve else "denied"
     typer.echo(f"{verb} {row.identifier}@{row.version}")
 
@@ -161,21 +161,21 @@ def revoke(
     config: Config = None,
 ) -> None:
     """Revoke approvals: their claim tokens, credentials and bearer tokens stop working."""
-    from arkitekt_server.fakts import _logic as logic
+    from arkitekt_server import fakts
 
     settings = _settings(config, data_dir=data_dir)
     count = _with_db(
-        settings, lambda s: logic.revoke(s, client_id=client_id, identifier=identifier)
+        settings, lambda s: fakts.revoke(s, client_id=client_id, identifier=identifier)
     )
     typer.echo(f"revoked {count} approval(s)")
 
 
 def clients(data_dir: DataDir = None, config: Config = None) -> None:
     """List approvals (client id, app, how granted, state)."""
-    from arkitekt_server.fakts import _logic as logic
+    from arkitekt_server import fakts
 
     settings = _settings(config, data_dir=data_dir)
-    rows = _with_db(settings, logic.list_clients)
+    rows = _with_db(settings, fakts.list_clients)
     for row in rows:
         state = "revoked" if row.revoked_at else "active"
         typer.echo(f"{row.client_id}  {row.identifier}@{row.version}  {row.granted_via}  {state}")
@@ -190,10 +190,10 @@ def token_create(
     config: Config = None,
 ) -> None:
     """Create a static token for CI and headless machines (use it as FAKTS_TOKEN)."""
-    from arkitekt_server.fakts import _logic as logic
+    from arkitekt_server import fakts
 
     settings = _settings(config, data_dir=data_dir)
-    token = _with_db(settings, lambda s: logic.create_static_token(s, identifier, version))
+    token = _with_db(settings, lambda s: fakts.create_static_token(s, identifier, version))
     typer.echo(token)
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from arkitekt.errors import ImageNotFoundError, LocalPathError, MikroError
 from arkitekt.protocol.mikro import DIMS, Datalayer
-from arkitekt.transport._wire import MAX_BODY
+from arkitekt.transport import MAX_BODY
 
 if TYPE_CHECKING:
     import httpx

@@ -19,7 +19,7 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from arkitekt._scope import AppSlot
 from arkitekt.errors import MikroError
 from arkitekt.protocol.mikro import DTYPES, MAX_CHUNK_BYTES
-from arkitekt.transport._wire import MAX_BODY
+from arkitekt.transport import MAX_BODY
 
 __all__ = ["META_MAX_BYTES", "HttpStore", "max_chunk_bytes"]
 

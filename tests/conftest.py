@@ -97,20 +97,6 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., EmbeddedServer]]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
-    """One auto-approving server for the whole session (use unique app identifiers)."""
-    settings = ServerSettings(
-        host="127.0.0.1",
-        port=0,
-        data_dir=tmp_path_factory.mktemp("server"),
-        auto_approve=True,
-        log_level="warning",
-    )
-    with EmbeddedServer(settings) as running:
-        yield running
-
-
 @pytest.fixture
 def connect(server: EmbeddedServer, tmp_path: Path) -> Callable[..., App]:
     """Build apps that find the session server: ``connect()`` or ``connect("name", ...)``."""

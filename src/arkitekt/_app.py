@@ -7,7 +7,7 @@ Example:
     >>> from arkitekt import easy
     >>> app = easy("my-app", version="0.1.0", url="http://127.0.0.1:8000")
     >>> with app:          # a scope opens; nothing is contacted until the first call
-    ...     app.fakts      # doctest: +ELLIPSIS
+    ...     app.fakts
     <Fakts of app 'my-app'>
 
 """
@@ -235,8 +235,10 @@ class App:
         """Serve the app's registered functions until Ctrl+C (``app.rekuest.run()``).
 
         Example:
-            >>> with app:  # doctest: +SKIP
-            ...     app.run()
+            A script that serves until Ctrl+C::
+
+                with app:
+                    app.run()
 
         """
         self.rekuest.run()
@@ -254,9 +256,12 @@ class App:
         the active app; this does. The app must be open.
 
         Example:
-            >>> with app:  # doctest: +SKIP
+            >>> from arkitekt.mikro import from_xarray
+            >>> array = xr.DataArray(np.zeros((4, 4)), dims=["y", "x"])
+            >>> with app:
             ...     future = app.run_in_thread(from_xarray, array, name="in a thread")
-            ...     image = future.result()
+            ...     future.result().name
+            'in a thread'
 
         """
         import concurrent.futures
@@ -288,9 +293,13 @@ class App:
         Values that are not providers are wrapped in ``providers.Object``.
 
         Example:
-            >>> with app.override(mikro=FakeMikro()):  # doctest: +SKIP
+            >>> class FakeMikro:
+            ...     '''Stands in for the image service in a test.'''
+            >>> fake = FakeMikro()
+            >>> with app.override(mikro=fake):
             ...     with app:
-            ...         assert app.mikro is fake
+            ...         app.mikro is fake
+            True
 
         Raises:
             UnknownProviderError: a name is not a provider of the app's container.

@@ -224,9 +224,14 @@ class Scope:
         """Open a TASK scope nested in this APP scope and make it active while inside.
 
         Example:
-            >>> async def handle(scope: Scope) -> None:  # doctest: +SKIP
-            ...     async with scope.task() as task_scope:
-            ...         ...  # TASK-scoped resources open here and close on exit
+            >>> import anyio
+            >>> from arkitekt.extension import current_scope
+            >>> async def handle() -> str:
+            ...     async with app:
+            ...         async with current_scope().task() as task_scope:
+            ...             return task_scope.kind.name  # TASK-scoped resources close on exit
+            >>> anyio.run(handle)
+            'TASK'
 
         """
         async with anyio.create_task_group() as task_group:

@@ -1,16 +1,26 @@
 """pytest plugin: fixtures for testing code that uses an arkitekt app.
 
 Registered as the ``arkitekt`` pytest plugin (entry point), so the fixtures are available
-wherever arkitekt is installed. Redefine ``arkitekt_overrides`` to replace services:
+wherever arkitekt is installed. Redefine ``arkitekt_overrides`` to replace services.
 
 Example:
-    >>> import pytest
-    >>> @pytest.fixture
-    ... def arkitekt_overrides():
-    ...     return {"mikro": FakeMikro()}  # doctest: +SKIP
-    >>> def test_counts(arkitekt_app):
-    ...     with arkitekt_app:
-    ...         assert isinstance(arkitekt_app.mikro, FakeMikro)  # doctest: +SKIP
+    A test module (pytest runs it; ``tests/arkitekt/test_testing_plugin.py`` does so)::
+
+        import pytest
+
+
+        class FakeMikro:
+            '''Stands in for the image service.'''
+
+
+        @pytest.fixture
+        def arkitekt_overrides():
+            return {"mikro": FakeMikro()}
+
+
+        def test_counts(arkitekt_app):
+            with arkitekt_app:
+                assert isinstance(arkitekt_app.mikro, FakeMikro)
 
 The app is headless, caches nothing outside ``tmp_path``, and contacts nothing unless a test
 calls a service that is not overridden.

@@ -29,9 +29,11 @@ class EmbeddedServer:
     wherever the host sends its records.
 
     Example:
+        >>> import tempfile
         >>> from arkitekt_server import EmbeddedServer, ServerSettings
-        >>> with EmbeddedServer(ServerSettings(data_dir="/tmp/arkitekt-doc", port=0)) as server:
-        ...     server.url.startswith("http://127.0.0.1:")
+        >>> with tempfile.TemporaryDirectory() as data_dir:
+        ...     with EmbeddedServer(ServerSettings(data_dir=data_dir, port=0)) as server:
+        ...         server.url.startswith("http://127.0.0.1:")
         True
 
     """

@@ -4,14 +4,23 @@ The app scope lives as long as the web application (its lifespan); each request 
 scope nested in it, and endpoints receive services through ``Depends``.
 
 Example:
+    >>> import anyio
+    >>> import httpx
     >>> from fastapi import Depends, FastAPI
-    >>> from arkitekt import easy
     >>> from arkitekt.integrations.fastapi import lifespan, service
-    >>> app = easy("my-web-app")
-    >>> web = FastAPI(lifespan=lifespan(app))
+    >>> from arkitekt.mikro import Mikro, asearch_images
+    >>> web = FastAPI(lifespan=lifespan(app))  # app: the arkitekt app, open while web runs
     >>> @web.get("/images/count")
-    ... async def count(mikro=Depends(service(app, "mikro"))) -> int:  # doctest: +SKIP
-    ...     ...
+    ... async def count(tag: str, mikro: Mikro = Depends(service(app, "mikro"))) -> int:
+    ...     return (await asearch_images(tag=tag, mikro=mikro)).total
+    >>> async def ask() -> object:
+    ...     async with web.router.lifespan_context(web):  # what a web server runs around it
+    ...         transport = httpx.ASGITransport(app=web)
+    ...         async with httpx.AsyncClient(transport=transport, base_url="http://web") as client:
+    ...             response = await client.get("/images/count", params={"tag": "never-used"})
+    ...             return response.json()
+    >>> anyio.run(ask)
+    0
 
 Requires the ``fastapi`` package (``pip install arkitekt[server]`` brings it).
 

@@ -2,9 +2,11 @@
 
 Example:
     >>> from arkitekt.mikro import from_xarray, get_image
-    >>> with app:  # doctest: +SKIP
+    >>> data = np.zeros((4, 3, 2))
+    >>> with app:
     ...     image = from_xarray(xr.DataArray(data, dims=["x", "y", "z"]), name="blank")
-    ...     get_image(image.id).data.sel(c=0, t=0).values
+    ...     get_image(image.id).data.sel(c=0, t=0).values.shape  # stored as (c, t, z, y, x)
+    (2, 3, 4)
 
 Importing it imports neither the service (:class:`Mikro`, loaded on first use) nor xarray,
 zarr, dask or numpy (loaded when an image is stored or its pixels are read).

@@ -4,10 +4,13 @@ Inside ``with app:`` (or ``async with app:``) they use the active app; pass ``mi
 to use a particular app from any thread while it is open.
 
 Example:
-    >>> with app:  # doctest: +SKIP
+    >>> from arkitekt.mikro import from_xarray, get_image
+    >>> data = np.arange(24).reshape(2, 3, 4)
+    >>> with app:
     ...     image = from_xarray(xr.DataArray(data, dims=["z", "y", "x"]), name="stack")
     ...     again = get_image(image.id)
-    ...     again.data.sel(c=0, t=0).max().compute()
+    ...     int(again.data.sel(c=0, t=0).max().compute())
+    23
 
 """
 
@@ -199,9 +202,19 @@ async def asearch_images(
         mikro: the image service (default: the active app's).
 
     Example:
-        >>> page = search_images(tag="raw", limit=10)  # doctest: +SKIP
-        >>> while page.next_offset is not None:  # doctest: +SKIP
-        ...     page = search_images(tag="raw", limit=10, offset=page.next_offset)
+        >>> from arkitekt.mikro import delete_image, from_xarray, search_images
+        >>> tile = xr.DataArray(np.zeros((8, 8)), dims=["y", "x"])
+        >>> with app:
+        ...     stored = [from_xarray(tile, name=f"tile {n}", tags=["tiles"]) for n in range(3)]
+        ...     page = search_images(tag="tiles", limit=2)
+        ...     found = list(page.items)
+        ...     while page.next_offset is not None:
+        ...         page = search_images(tag="tiles", limit=2, offset=page.next_offset)
+        ...         found += page.items
+        ...     for image in stored:
+        ...         delete_image(image)
+        >>> sorted(image.name for image in found)
+        ['tile 0', 'tile 1', 'tile 2']
 
     """
     limit, offset = check_page(limit, offset)

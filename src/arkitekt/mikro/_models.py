@@ -39,8 +39,13 @@ class Image(ImageRecord):
         owner: the identifier of the app that stored it.
 
     Example:
-        >>> image = get_image(image_id)  # doctest: +SKIP
-        >>> image.data.sel(c=0, t=0).max().compute()  # doctest: +SKIP
+        >>> from arkitekt.mikro import from_xarray, get_image
+        >>> data = np.ones((2, 8, 8), dtype="uint8")
+        >>> with app:
+        ...     stored = from_xarray(xr.DataArray(data, dims=["z", "y", "x"]), name="ones")
+        ...     image = get_image(stored.id)
+        ...     int(image.data.sel(c=0, t=0).max().compute())
+        1
 
     """
 

@@ -39,8 +39,15 @@ async def acall(
     """Call a registered function on whichever agent provides it, and return its result.
 
     Example:
-        >>> with app:  # doctest: +SKIP
-        ...     mask = call("threshold", image=image, level=0.3)
+        >>> from arkitekt.rekuest import call, register
+        >>> @register
+        ... def scale(value: float, factor: float = 2.0) -> float:
+        ...     '''Multiply a value by a factor.'''
+        ...     return value * factor
+        >>> with app:
+        ...     agent = app.rekuest.start()  # this app serves scale(); any app may call it
+        ...     call("scale", value=1.5, factor=3)
+        4.5
 
     Args:
         function: its name (or the registered function object).
@@ -91,10 +98,16 @@ async def asubmit(
     """Send a call without waiting for it: returns an :class:`Assignment` handle.
 
     Example:
-        >>> with app:  # doctest: +SKIP
-        ...     job = submit("segment", image=image)
-        ...     print(job.id)
-        ...     job.cancel()        # or: mask = job.result()
+        >>> from arkitekt.rekuest import register, submit
+        >>> @register
+        ... def shout(text: str) -> str:
+        ...     '''Upper-case a text.'''
+        ...     return text.upper()
+        >>> with app:
+        ...     agent = app.rekuest.start()
+        ...     job = submit("shout", text="hi")  # returns at once; job.cancel() would stop it
+        ...     job.result()  # waits for the answer
+        'HI'
 
     Arguments and errors are those of :func:`acall` (the errors are raised by
     :meth:`Assignment.aresult`, except those of sending).
@@ -133,9 +146,20 @@ def aiterate(
     of :func:`acall`; ``timeout`` bounds the whole stream.
 
     Example:
-        >>> async with app:  # doctest: +SKIP
-        ...     async for frame in aiterate("frames", count=3):
-        ...         print(frame)
+        >>> import anyio
+        >>> from collections.abc import AsyncIterator
+        >>> from arkitekt.rekuest import aiterate, register
+        >>> @register
+        ... async def ticks(count: int) -> AsyncIterator[int]:
+        ...     '''Yield 0, 1, ... count - 1.'''
+        ...     for tick in range(count):
+        ...         yield tick
+        >>> async def main() -> list[int]:
+        ...     async with app:
+        ...         await app.rekuest.astart()
+        ...         return [tick async for tick in aiterate("ticks", count=3)]
+        >>> anyio.run(main)
+        [0, 1, 2]
 
     """
     service = _service(rekuest, "aiterate()")  # at once: not at the first item
@@ -175,9 +199,19 @@ def iterate(
     """Blocking twin of :func:`aiterate`: a plain iterator over a remote generator's items.
 
     Example:
-        >>> with app:  # doctest: +SKIP
-        ...     for frame in iterate("frames", count=3):
-        ...         print(frame)
+        >>> from collections.abc import Iterator
+        >>> from arkitekt.rekuest import iterate, register
+        >>> @register
+        ... def countdown(start: int) -> Iterator[int]:
+        ...     '''Count down to zero.'''
+        ...     yield from range(start, -1, -1)
+        >>> with app:
+        ...     agent = app.rekuest.start()
+        ...     for value in iterate("countdown", start=2):
+        ...         print(value)
+        2
+        1
+        0
 
     """
     service = _service(rekuest, "iterate()")  # at once: not at the first item

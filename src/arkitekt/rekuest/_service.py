@@ -126,9 +126,15 @@ class Rekuest(Service):
         """Blocking twin of :meth:`astart`: serve in the background of a sync ``with app:``.
 
         Example:
-            >>> with app:  # doctest: +SKIP
-            ...     app.rekuest.start()      # returns once registered; serves until exit
-            ...     call("threshold", image=img)
+            >>> from arkitekt.rekuest import call, register
+            >>> @register
+            ... def negate(value: int) -> int:
+            ...     '''Flip the sign.'''
+            ...     return -value
+            >>> with app:
+            ...     agent = app.rekuest.start()  # returns once registered; serves until exit
+            ...     call("negate", value=7)
+            -7
 
         """
         return self.app_slot.scope.bridge.call(self.astart)

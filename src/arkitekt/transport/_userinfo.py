@@ -24,8 +24,10 @@ async def awhoami(*, fakts: Fakts = Provide("fakts")) -> UserInfo:
             to ask for another open app, from any thread.
 
     Example:
-        >>> with app:  # doctest: +SKIP
-        ...     print(whoami().client_id)
+        >>> from arkitekt import whoami
+        >>> with app:
+        ...     whoami().identifier
+        'doc-app'
 
     Raises:
         NoActiveAppError: no app is open here.

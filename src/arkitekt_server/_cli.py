@@ -205,7 +205,7 @@ def adopt_stores(
     config: Config = None,
 ) -> None:
     """Register image stores the database does not know as images (server stopped)."""
-    from arkitekt_server.mikro._housekeeping import adopt_command
+    from arkitekt_server.mikro import adopt_command
 
     settings = _settings(config, data_dir=data_dir)
     typer.echo(

@@ -2,7 +2,8 @@
 
 Client commands (``login``, ``logout``, ``whoami``) live here; the server's commands
 (``server``, ``approve``, ``deny``, ``revoke``, ``token``) are added by
-:mod:`arkitekt_server._cli` when the ``server`` extra is installed.
+:mod:`arkitekt_server._cli` when the ``server`` extra is installed. Building the CLI imports
+only typer and the command modules: each command imports what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from importlib.metadata import entry_points
 
 import typer
 
-import arkitekt
 from arkitekt._cli_account import register as register_account
 
 __all__ = ["build", "main"]
@@ -19,6 +19,8 @@ __all__ = ["build", "main"]
 
 def _version(value: bool) -> None:
     if value:
+        import arkitekt
+
         typer.echo(f"arkitekt {arkitekt.__version__}")
         raise typer.Exit
 

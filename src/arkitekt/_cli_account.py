@@ -1,15 +1,20 @@
-"""``arkitekt login``, ``logout`` and ``whoami``: an app's approval, from a terminal."""
+"""``arkitekt login``, ``logout`` and ``whoami``: an app's approval, from a terminal.
+
+Building the CLI imports none of the app's machinery (container, services, httpx): each
+command imports what it needs when it runs, so ``arkitekt --help`` stays quick.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from arkitekt._app import App, easy
 from arkitekt.errors import ArkitektError, GrantError
-from arkitekt.protocol.fakts import UserInfo
-from arkitekt.transport import awhoami
+
+if TYPE_CHECKING:
+    from arkitekt._app import App
+    from arkitekt.protocol.fakts import UserInfo
 
 __all__ = ["register"]
 
@@ -25,7 +30,15 @@ _CLI_APP = "arkitekt-cli"
 
 
 async def _userinfo(app: App) -> UserInfo:
+    from arkitekt.transport import awhoami
+
     return await awhoami()
+
+
+def _app(identifier: str, version: str, url: str | None, headless: bool | None) -> App:
+    from arkitekt._app import easy
+
+    return easy(identifier, version, url=url, headless=headless)
 
 
 def _run(app: App, work: Any) -> Any:
@@ -44,7 +57,7 @@ def login(
     headless: Annotated[bool, typer.Option(help="Print the approval link only.")] = False,
 ) -> None:
     """Get an app approved now, so that scripts using it start without asking."""
-    app = easy(identifier, version, url=url, headless=headless or None)
+    app = _app(identifier, version, url, headless or None)
     info: UserInfo = _run(app, _userinfo)
     typer.echo(
         f"logged in to {info.deployment_name} as {info.identifier}@{info.version} "
@@ -54,7 +67,7 @@ def login(
 
 def whoami(url: Url = None, identifier: Identifier = _CLI_APP, version: Version = "0.1.0") -> None:
     """Show which approval an app has (never asks for a new one)."""
-    app = easy(identifier, version, url=url, headless=True)
+    app = _app(identifier, version, url, True)
     if app.fakts.cache.load() is None and app.settings.token is None:
         typer.echo(f"{identifier}@{version} is not logged in at {app.settings.url}")
         raise typer.Exit(1)
@@ -75,7 +88,7 @@ async def _revoke(app: App) -> None:
 
 def logout(url: Url = None, identifier: Identifier = _CLI_APP, version: Version = "0.1.0") -> None:
     """Revoke an app's approval on the server and forget it here."""
-    app = easy(identifier, version, url=url, headless=True)
+    app = _app(identifier, version, url, True)
     if app.fakts.cache.load() is None:
         typer.echo(f"{identifier}@{version} is not logged in at {app.settings.url}")
         return

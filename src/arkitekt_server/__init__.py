@@ -2,10 +2,17 @@
 calls functions through (rekuest). FastAPI on uvicorn, SQLAlchemy async (SQLite by default).
 """
 
-from arkitekt_server._app import create_app
-from arkitekt_server._embedded import EmbeddedServer
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from arkitekt_server._errors import ArkitektServerError
-from arkitekt_server._settings import ServerConfigError, ServerSettings, load_server_settings
+
+if TYPE_CHECKING:
+    from arkitekt_server._app import create_app
+    from arkitekt_server._embedded import EmbeddedServer
+    from arkitekt_server._settings import ServerConfigError, ServerSettings, load_server_settings
 
 __all__ = [
     "ArkitektServerError",
@@ -15,3 +22,26 @@ __all__ = [
     "create_app",
     "load_server_settings",
 ]
+
+# Imported on first use (PEP 562): the CLI imports this package to add its commands, and
+# must not pay for FastAPI, uvicorn and SQLAlchemy then.
+_HOMES = {
+    "create_app": "arkitekt_server._app",
+    "EmbeddedServer": "arkitekt_server._embedded",
+    "ServerConfigError": "arkitekt_server._settings",
+    "ServerSettings": "arkitekt_server._settings",
+    "load_server_settings": "arkitekt_server._settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'arkitekt_server' has no attribute {name!r}")
+    value = getattr(import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

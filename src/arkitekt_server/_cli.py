@@ -1,8 +1,10 @@
 """Server commands of the ``arkitekt`` CLI: server, approve, deny, revoke, token, clients.
 
-Plugged into ``arkitekt`` through the ``arkitekt._cli`` entry point group. Commands other than
-``server`` work on the database in ``--data-dir`` directly, so they run on the server's machine
-while the server is up (SQLite in WAL mode allows it).
+Plugged into ``arkitekt`` through the ``arkitekt._cli`` entry point group, when the ``server``
+extra is installed. :func:`register` imports none of the server (FastAPI, uvicorn,
+SQLAlchemy): each command imports what it needs when it runs, so ``arkitekt --help`` stays
+quick. Commands other than ``server`` work on the database in ``--data-dir`` directly, so they
+run on the server's machine while the server is up (SQLite in WAL mode allows it).
 """
 
 from __future__ import annotations
@@ -12,18 +14,16 @@ import logging
 import shlex
 import sys
 from collections.abc import Awaitable, Callable
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-import uvicorn
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from arkitekt_server._app import create_app, load_services
-from arkitekt_server._db import Database
-from arkitekt_server._settings import ServerConfigError, ServerSettings, load_server_settings
-from arkitekt_server.fakts import _logic as logic
-from arkitekt_server.fakts._operator import operator_secret, operator_secret_file
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from arkitekt_server._settings import ServerSettings
 
 __all__ = ["register"]
 
@@ -39,6 +39,8 @@ Config = Annotated[
 
 
 def _settings(config: Path | None, **overrides: object) -> ServerSettings:
+    from arkitekt_server._settings import ServerConfigError, load_server_settings
+
     try:
         return load_server_settings(config, **overrides)
     except ServerConfigError as error:
@@ -47,6 +49,10 @@ def _settings(config: Path | None, **overrides: object) -> ServerSettings:
 
 
 def _with_db(settings: ServerSettings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    from arkitekt_server._app import load_services
+    from arkitekt_server._db import Database
+    from arkitekt_server.fakts import FaktsError
+
     load_services()  # registers every table
 
     async def run() -> T:
@@ -60,7 +66,7 @@ def _with_db(settings: ServerSettings, work: Callable[[AsyncSession], Awaitable[
 
     try:
         return asyncio.run(run())
-    except logic.FaktsError as error:
+    except FaktsError as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
 
@@ -76,6 +82,10 @@ def server(
     config: Config = None,
 ) -> None:
     """Run the arkitekt server (FastAPI on uvicorn)."""
+    import uvicorn
+
+    from arkitekt_server._app import create_app
+
     settings = _settings(config, host=host, port=port, data_dir=data_dir, auto_approve=auto_approve)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
@@ -96,6 +106,8 @@ def _announce_operator_secret(settings: ServerSettings) -> None:
     Never to a logger, and never when stdout is a pipe or a file: a service manager writes
     stdout into its journal or a log file, where the secret would stay for anyone who reads it.
     """
+    from arkitekt_server.fakts import operator_secret, operator_secret_file
+
     if settings.operator_secret is not None:
         typer.echo("operator secret for the approval page: the operator_secret setting")
         return
@@ -114,8 +126,10 @@ def _announce_operator_secret(settings: ServerSettings) -> None:
 
 
 def _decide(code: str, data_dir: Path | None, config: Path | None, *, approve: bool) -> None:
+    from arkitekt_server import fakts
+
     settings = _settings(config, data_dir=data_dir)
-    row = _with_db(settings, lambda s: logic.decide(s, code, approve=approve))
+    row = _with_db(settings, lambda s: fakts.decide(s, code, approve=approve))
     verb = "approved" if approve else "denied"
     typer.echo(f"{verb} {row.identifier}@{row.version}")
 
@@ -147,17 +161,21 @@ def revoke(
     config: Config = None,
 ) -> None:
     """Revoke approvals: their claim tokens, credentials and bearer tokens stop working."""
+    from arkitekt_server import fakts
+
     settings = _settings(config, data_dir=data_dir)
     count = _with_db(
-        settings, lambda s: logic.revoke(s, client_id=client_id, identifier=identifier)
+        settings, lambda s: fakts.revoke(s, client_id=client_id, identifier=identifier)
     )
     typer.echo(f"revoked {count} approval(s)")
 
 
 def clients(data_dir: DataDir = None, config: Config = None) -> None:
     """List approvals (client id, app, how granted, state)."""
+    from arkitekt_server import fakts
+
     settings = _settings(config, data_dir=data_dir)
-    rows = _with_db(settings, logic.list_clients)
+    rows = _with_db(settings, fakts.list_clients)
     for row in rows:
         state = "revoked" if row.revoked_at else "active"
         typer.echo(f"{row.client_id}  {row.identifier}@{row.version}  {row.granted_via}  {state}")
@@ -172,8 +190,10 @@ def token_create(
     config: Config = None,
 ) -> None:
     """Create a static token for CI and headless machines (use it as FAKTS_TOKEN)."""
+    from arkitekt_server import fakts
+
     settings = _settings(config, data_dir=data_dir)
-    token = _with_db(settings, lambda s: logic.create_static_token(s, identifier, version))
+    token = _with_db(settings, lambda s: fakts.create_static_token(s, identifier, version))
     typer.echo(token)
 
 
@@ -185,7 +205,7 @@ def adopt_stores(
     config: Config = None,
 ) -> None:
     """Register image stores the database does not know as images (server stopped)."""
-    from arkitekt_server.mikro._housekeeping import adopt_command
+    from arkitekt_server.mikro import adopt_command
 
     settings = _settings(config, data_dir=data_dir)
     typer.echo(
@@ -194,7 +214,9 @@ def adopt_stores(
 
 
 def register(cli: typer.Typer) -> None:
-    """Add the server's commands to the ``arkitekt`` CLI."""
+    """Add the server's commands to the ``arkitekt`` CLI (none without the ``server`` extra)."""
+    if find_spec("fastapi") is None:  # a library-only install: no server to run
+        return
     cli.command("server")(server)
     cli.command("approve")(approve)
     cli.command("deny")(deny)

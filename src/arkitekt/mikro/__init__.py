@@ -8,7 +8,14 @@ Example:
     ...     get_image(image.id).data.sel(c=0, t=0).values.shape  # stored as (c, t, z, y, x)
     (2, 3, 4)
 
+Importing it imports neither the service (:class:`Mikro`, loaded on first use) nor xarray,
+zarr, dask or numpy (loaded when an image is stored or its pixels are read).
+
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from arkitekt.errors import (
     ImageNotFoundError,
@@ -33,8 +40,10 @@ from arkitekt.mikro._api import (
     search_images,
 )
 from arkitekt.mikro._models import Dataset, Image, ImagePage
-from arkitekt.mikro._service import Mikro
 from arkitekt.protocol.mikro import PixelSize
+
+if TYPE_CHECKING:
+    from arkitekt.mikro._service import Mikro
 
 __all__ = [
     "Dataset",
@@ -61,3 +70,12 @@ __all__ = [
     "list_datasets",
     "search_images",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Mikro":  # PEP 562: the service module imports the app's settings and fakts
+        from arkitekt.mikro._service import Mikro
+
+        globals()["Mikro"] = Mikro
+        return Mikro
+    raise AttributeError(f"module 'arkitekt.mikro' has no attribute {name!r}")

@@ -17,7 +17,7 @@ from arkitekt.errors import (
 from arkitekt.mikro._models import Dataset
 from arkitekt.protocol.mikro import ImagePage as ImagePageRecord
 from arkitekt.protocol.mikro import ImageRecord
-from arkitekt.transport._wire import MAX_BODY
+from arkitekt.transport import MAX_BODY
 
 __all__ = [
     "ANSWER_MAX_BYTES",

@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arkitekt._inject import Provide, inject
 from arkitekt._twins import loopsafe, syncify
@@ -41,8 +41,10 @@ from arkitekt.mikro._checks import (
 )
 from arkitekt.mikro._models import Dataset, Image, ImagePage
 from arkitekt.mikro._normalize import prepare
-from arkitekt.mikro._service import Mikro
 from arkitekt.protocol.mikro import Datalayer, ImageFields, PixelSize
+
+if TYPE_CHECKING:
+    from arkitekt.mikro._service import Mikro  # the service is built by the app, not here
 
 __all__ = [
     "acreate_dataset",

@@ -1,14 +1,14 @@
-"""The mikro service object (``app.mikro``): talks to the server's image API.
+"""The mikro service object (``app.mikro``): the image API's HTTP calls, one method each.
 
 API functions (:mod:`arkitekt.mikro._api`) are thin wrappers around the ``a*`` methods here;
-every method runs on the app's event loop and resolves the transport per call.
+every method runs on the app's event loop and resolves the transport per call. The read path
+of pixels is in :mod:`arkitekt.mikro._read`, an upload grant's life in
+:mod:`arkitekt.mikro._grant`, the mapping of answers to errors in :mod:`arkitekt.mikro._answers`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -19,21 +19,17 @@ import httpx
 from arkitekt._scope import AppSlot
 from arkitekt._service import Service
 from arkitekt._settings import Settings
-from arkitekt.errors import (
-    ImageNotFoundError,
-    LocalPathError,
-    MikroError,
-    UploadError,
-)
+from arkitekt.errors import ImageNotFoundError, LocalPathError, MikroError, UploadError
 from arkitekt.fakts import Fakts
-from arkitekt.mikro._answers import BOUNDED, DatasetList, PageAnswer, detail, parse, raise_for
+from arkitekt.mikro._answers import BOUNDED, DatasetList, PageAnswer, parse, raise_for
 from arkitekt.mikro._checks import check_page
+from arkitekt.mikro._grant import run_grant
 from arkitekt.mikro._localdisk import LocalDisk
 from arkitekt.mikro._models import Dataset, Image, ImagePage
 from arkitekt.mikro._normalize import Prepared
+from arkitekt.mikro._read import open_data, prefetch, read_layer, read_store
 from arkitekt.mikro._upload import UploadProgress, UploadsInProgress, write_array
 from arkitekt.protocol.mikro import (
-    DIMS,
     Datalayer,
     DatasetIn,
     ImageFields,
@@ -41,7 +37,6 @@ from arkitekt.protocol.mikro import (
     UploadGrant,
     UploadRequest,
 )
-from arkitekt.transport._wire import MAX_BODY
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -155,84 +150,25 @@ class Mikro(Service):
         return image
 
     def _read_layer(self, image: Image) -> Datalayer:
-        if self.datalayer == "http":
-            return "http"
-        local = image.local_path is not None and os.path.isdir(image.local_path)
-        if self.datalayer == "local" and not local:
-            raise LocalPathError(
-                f"image {image.id!r} is not on a disk this machine can read (or the server's "
-                "local path was refused, see the log); read it with datalayer 'http'"
-            )
-        return "local" if local else "http"
+        return read_layer(self.datalayer, image)
 
     def _open_data(self, image: Image) -> xr.DataArray:
-        import dask.array as da
-        import xarray as xr
-        import zarr
-        from zarr.storage import LocalStore
-
-        from arkitekt.mikro._stores import HttpStore, max_chunk_bytes
-
         store: Any
         if self._read_layer(image) == "local":
-            assert image.local_path is not None
+            from zarr.storage import LocalStore
+
+            assert image.local_path is not None  # read_layer chose local: the path is a dir
             store = LocalStore(image.local_path, read_only=True)
         else:
-            cache = {"zarr.json": image._zarr_json} if image._zarr_json else None
-            chunk_bytes = max_chunk_bytes(image.chunks, image.dtype)
-            store = HttpStore(
-                image.store,
-                app_slot=self.app_slot,
-                client=self._client,
-                timeout=self.settings.timeout,
-                cache=cache,
-                max_chunk_bytes=chunk_bytes,
+            store = read_store(
+                image, app_slot=self.app_slot, client=self._client, timeout=self.settings.timeout
             )
-            if cache is None:
-                scope = self.app_slot.scope
-                if scope.bridge.is_current():
-                    raise MikroError(
-                        "opening image data over http from the app's event loop would block it; "
-                        "use `image = await aget_image(id)` first, or open it off the loop"
-                    )
-                meta = scope.bridge.call(store.get, "zarr.json")
-                if meta is None:
-                    raise ImageNotFoundError(f"image {image.id!r} has no store on the server")
-                store = HttpStore(
-                    image.store,
-                    app_slot=self.app_slot,
-                    client=self._client,
-                    timeout=self.settings.timeout,
-                    cache={"zarr.json": meta.to_bytes()},
-                    max_chunk_bytes=chunk_bytes,
-                )
-        array = zarr.open_array(store, mode="r", zarr_format=3)
-        name = f"mikro-{image.id}"
-        blocks = _read_blocks(tuple(array.chunks), tuple(array.shape), array.dtype.itemsize)
-        lazy = da.from_array(array, chunks=blocks, lock=False, name=name)  # type: ignore[no-untyped-call]
-        return xr.DataArray(
-            lazy,
-            dims=DIMS,
-            name=image.name,
-            attrs={
-                "mikro_id": image.id,
-                "channel_names": list(image.channel_names),
-                "pixel_size": image.pixel_size.model_dump(exclude_none=True),
-            },
-        )
+        return open_data(image, store)
 
     async def _prefetch(self, image: Image) -> None:
-        """``zarr.json`` of a store read over http, so ``.data`` opens without a request."""
-        from arkitekt.mikro._stores import META_MAX_BYTES
-
         if self.datalayer == "local" or (self.datalayer is None and image.local_path is not None):
             return  # read from disk (a forced `local` without a usable path fails at `.data`)
-        client = await self._client()
-        response = await client.get(
-            image.store + "zarr.json", extensions={MAX_BODY: META_MAX_BYTES}
-        )
-        if response.status_code == 200:
-            image._zarr_json = response.content
+        await prefetch(image, await self._client())
 
     # -- images ----------------------------------------------------------------------------
     async def aupload(
@@ -257,40 +193,24 @@ class Mikro(Service):
             datalayer=datalayer or self.datalayer or fallback,
         )
         transport, endpoint = await self._connect()
-        client = transport.client
         # opened after the transport, so the app closes it first: its exit waits for this
         # upload's abort while the HTTP client still works (Ctrl+C in `with app:` included)
         uploads = await self.app_slot.scope.resource(self._uploads, "mikro uploads", self._guard)
+
+        async def write(store: Any) -> None:
+            concurrency = self.settings.mikro.upload_concurrency
+            enabled = self.settings.mikro.progress
+            with UploadProgress(fields.name, prepared.nbytes, enabled=enabled) as progress:
+                await write_array(prepared, store, concurrency=concurrency, progress=progress)
+
         with uploads.running():
-            response = await client.post(
-                endpoint + "uploads/", json=request.model_dump(mode="json"), extensions=BOUNDED
+            record, store = await run_grant(
+                transport.client,
+                endpoint,
+                request,
+                store_for=lambda grant: self._upload_store(grant, disk),
+                write=write,
             )
-            raise_for(response)
-            grant = parse(response, UploadGrant, "an upload grant")
-            try:
-                store = self._upload_store(grant, disk)
-                concurrency = self.settings.mikro.upload_concurrency
-                enabled = self.settings.mikro.progress
-                with UploadProgress(fields.name, prepared.nbytes, enabled=enabled) as progress:
-                    await write_array(prepared, store, concurrency=concurrency, progress=progress)
-                response = await client.post(
-                    endpoint + f"uploads/{grant.id}/finish/", extensions=BOUNDED
-                )
-                raise_for(response, UploadError)
-            except BaseException as error:
-                with anyio.CancelScope(shield=True):
-                    aborted = await _abort(client, endpoint, grant.id)
-                if isinstance(error, LocalPathError):
-                    raise LocalPathError(f"{error}; {aborted}") from None
-                if isinstance(error, Exception) and not isinstance(error, UploadError):
-                    raise UploadError(
-                        f"uploading {fields.name!r} failed, {aborted}: "
-                        f"{type(error).__name__}: {error}"
-                    ) from error
-                if isinstance(error, UploadError):
-                    raise UploadError(f"{error} ({aborted})") from error
-                raise
-        record = parse(response, ImageRecord, "an image record")
         zarr_json = store.cached("zarr.json") if hasattr(store, "cached") else None
         (image,) = await self._images([record], disk, zarr_json)
         return image
@@ -368,42 +288,7 @@ class Mikro(Service):
         return parse(response, DatasetList, "a list of datasets").root
 
 
-_READ_BLOCK_BYTES = 32 << 20
-
-
-def _read_blocks(chunks: tuple[int, ...], shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
-    """Blocks (for dask) of whole zarr chunks, grown along z, t, c up to about 32 MiB.
-
-    Fewer, larger blocks let zarr fetch and decode their chunks concurrently in one call.
-    """
-    blocks = list(chunks)
-    for axis in (2, 1, 0):
-        while blocks[axis] < shape[axis]:
-            grown = min(shape[axis], blocks[axis] + chunks[axis])
-            if math.prod(blocks) // blocks[axis] * grown * itemsize > _READ_BLOCK_BYTES:
-                return tuple(blocks)
-            blocks[axis] = grown
-    return tuple(blocks)
-
-
 def _segment(value: str) -> str:
     if not value or "/" in value or value in {".", ".."}:
         raise ImageNotFoundError(f"{value!r} is not an image id")
     return quote(value, safe="")  # "?" or "#" in an id must not become a query or fragment
-
-
-async def _abort(client: httpx.AsyncClient, endpoint: str, grant_id: str) -> str:
-    """Abort a grant on the server; what became of the upload, for the error message."""
-    try:
-        answer = await client.delete(endpoint + f"uploads/{grant_id}/")
-    except Exception as error:
-        problem = f"{type(error).__name__}: {error}"
-    else:
-        if answer.status_code in (204, 404):  # 404: nothing of it is left either
-            return "nothing was stored"
-        problem = f"HTTP {answer.status_code}: {detail(answer)}"
-    log.warning("could not abort upload grant %s: %s", grant_id, problem)
-    return (
-        f"the server did not confirm the abort of upload {grant_id} ({problem}); it removes "
-        "the upload when its grant expires"
-    )

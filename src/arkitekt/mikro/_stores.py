@@ -19,7 +19,7 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from arkitekt._scope import AppSlot
 from arkitekt.errors import MikroError
 from arkitekt.protocol.mikro import DTYPES, MAX_CHUNK_BYTES
-from arkitekt.transport._wire import MAX_BODY
+from arkitekt.transport import MAX_BODY
 
 __all__ = ["META_MAX_BYTES", "HttpStore", "max_chunk_bytes"]
 
@@ -156,6 +156,8 @@ class HttpStore(Store):
             data = await self._on_app_loop("GET", key)
             if data is None:
                 return None
+            if key.endswith("zarr.json"):  # a stored image's metadata never changes
+                self._cache[key] = data
         if byte_range is not None:
             data = _cut(data, byte_range)
         return prototype.buffer.from_bytes(data)

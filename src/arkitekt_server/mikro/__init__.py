@@ -26,13 +26,13 @@ from arkitekt_server.mikro import _models  # noqa: F401 -- registers the tables
 from arkitekt_server.mikro import _storage as storage
 from arkitekt_server.mikro._chunks import max_encoded_bytes
 from arkitekt_server.mikro._common import DEFAULT_DATALAYER, mikro_state
-from arkitekt_server.mikro._housekeeping import check_stores, sweep
+from arkitekt_server.mikro._housekeeping import adopt_command, check_stores, sweep
 from arkitekt_server.mikro._routes import router as api_router
 from arkitekt_server.mikro._uploads import router as upload_router
 from arkitekt_server.mikro._viewer import PUBLIC_PATHS
 from arkitekt_server.mikro._viewer import router as viewer_router
 
-__all__ = ["SWEEP_INTERVAL_SECONDS", "service", "sweep"]
+__all__ = ["SWEEP_INTERVAL_SECONDS", "adopt_command", "service", "sweep"]
 
 log = logging.getLogger("arkitekt_server.mikro")
 

@@ -1,0 +1,133 @@
+"""The read path of an image's pixels: which datalayer, which store, the lazy array.
+
+An image is read from the server's disk (``local``) when this machine may use its path, else
+through the server (``http``) with one :class:`~arkitekt.mikro._stores.HttpStore`, whose
+``zarr.json`` is known in advance (prefetched by :func:`prefetch`, or written by the upload)
+or fetched once when the data is first opened.
+
+xarray, dask and zarr are imported when pixels are first read, not when mikro is imported.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING, Any
+
+from arkitekt.errors import ImageNotFoundError, LocalPathError, MikroError
+from arkitekt.protocol.mikro import DIMS, Datalayer
+from arkitekt.transport import MAX_BODY
+
+if TYPE_CHECKING:
+    import httpx
+    import xarray as xr
+
+    from arkitekt._scope import AppSlot
+    from arkitekt.mikro._models import Image
+    from arkitekt.mikro._stores import ClientGetter, HttpStore
+
+__all__ = ["READ_BLOCK_BYTES", "open_data", "prefetch", "read_blocks", "read_layer", "read_store"]
+
+READ_BLOCK_BYTES = 32 << 20
+"""dask blocks of a read image grow (along z, t, c) up to about this many bytes."""
+
+
+def read_layer(forced: Datalayer | None, image: Image) -> Datalayer:
+    """The datalayer ``image`` is read through: ``forced``, else ``local`` where usable.
+
+    Raises:
+        LocalPathError: ``local`` is forced but the image is on no disk this machine can read.
+
+    """
+    if forced == "http":
+        return "http"
+    local = image.local_path is not None and os.path.isdir(image.local_path)
+    if forced == "local" and not local:
+        raise LocalPathError(
+            f"image {image.id!r} is not on a disk this machine can read (or the server's "
+            "local path was refused, see the log); read it with datalayer 'http'"
+        )
+    return "local" if local else "http"
+
+
+def read_store(
+    image: Image, *, app_slot: AppSlot, client: ClientGetter, timeout: float
+) -> HttpStore:
+    """The one store ``image`` is read through over http, its ``zarr.json`` known.
+
+    Blocks the calling thread while ``zarr.json`` is fetched (when it was not prefetched).
+
+    Raises:
+        MikroError: called on the app's event loop without a prefetched ``zarr.json`` (the
+            fetch would block the loop).
+        ImageNotFoundError: the server has no store for the image.
+
+    """
+    from arkitekt.mikro._stores import HttpStore, max_chunk_bytes
+
+    store = HttpStore(
+        image.store,
+        app_slot=app_slot,
+        client=client,
+        timeout=timeout,
+        cache={"zarr.json": image._zarr_json} if image._zarr_json else None,
+        max_chunk_bytes=max_chunk_bytes(image.chunks, image.dtype),
+    )
+    if store.cached("zarr.json") is None:
+        bridge = app_slot.scope.bridge
+        if bridge.is_current():
+            raise MikroError(
+                "opening image data over http from the app's event loop would block it; "
+                "use `image = await aget_image(id)` first, or open it off the loop"
+            )
+        if bridge.call(store.get, "zarr.json") is None:  # the store keeps what it read
+            raise ImageNotFoundError(f"image {image.id!r} has no store on the server")
+    return store
+
+
+async def prefetch(image: Image, client: httpx.AsyncClient) -> None:
+    """Fetch the ``zarr.json`` of ``image`` (on the app's loop), so reading needs no request.
+
+    A refusal is not an error here: opening the data asks again and reports it.
+    """
+    from arkitekt.mikro._stores import META_MAX_BYTES
+
+    response = await client.get(image.store + "zarr.json", extensions={MAX_BODY: META_MAX_BYTES})
+    if response.status_code == 200:
+        image._zarr_json = response.content
+
+
+def open_data(image: Image, store: Any) -> xr.DataArray:
+    """The pixels of ``image`` in ``store`` as a lazy, dask-backed (c, t, z, y, x) array."""
+    import dask.array as da
+    import xarray as xr
+    import zarr
+
+    array = zarr.open_array(store, mode="r", zarr_format=3)
+    blocks = read_blocks(tuple(array.chunks), tuple(array.shape), array.dtype.itemsize)
+    lazy = da.from_array(array, chunks=blocks, lock=False, name=f"mikro-{image.id}")  # type: ignore[no-untyped-call]
+    return xr.DataArray(
+        lazy,
+        dims=DIMS,
+        name=image.name,
+        attrs={
+            "mikro_id": image.id,
+            "channel_names": list(image.channel_names),
+            "pixel_size": image.pixel_size.model_dump(exclude_none=True),
+        },
+    )
+
+
+def read_blocks(chunks: tuple[int, ...], shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """Blocks (for dask) of whole zarr chunks, grown along z, t, c up to about 32 MiB.
+
+    Fewer, larger blocks let zarr fetch and decode their chunks concurrently in one call.
+    """
+    blocks = list(chunks)
+    for axis in (2, 1, 0):
+        while blocks[axis] < shape[axis]:
+            grown = min(shape[axis], blocks[axis] + chunks[axis])
+            if math.prod(blocks) // blocks[axis] * grown * itemsize > READ_BLOCK_BYTES:
+                return tuple(blocks)
+            blocks[axis] = grown
+    return tuple(blocks)

@@ -93,13 +93,17 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def _lazy(name: str) -> Any:
     if name not in _LAZY:
-        raise AttributeError(f"module 'arkitekt.extension' has no attribute {name!r}")
+        raise AttributeError(f"module 'arkitekt.extension' has no attribute {name!r}", name=name)
     value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
     return value
 
 
+if not TYPE_CHECKING:  # a typed __getattr__ would make every misspelt name pass mypy
+    __getattr__ = _lazy
+
+
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})

@@ -12,6 +12,7 @@ import pytest
 import arkitekt
 import arkitekt.extension
 import arkitekt.rekuest
+import arkitekt.transport
 
 COSTLY = ("httpx", "pydantic_settings", "dependency_injector", "xarray", "zarr", "dask", "numpy")
 
@@ -39,6 +40,7 @@ def test_the_extension_module_holds_the_service_authors_names() -> None:
         assert getattr(arkitekt.extension, name) is not None
     assert "Service" in arkitekt.extension.__all__
     assert "ScopedResource" in arkitekt.extension.__all__
+    assert arkitekt.extension.Transport is arkitekt.transport.Transport
 
 
 def test_service_author_names_are_not_at_the_top_level() -> None:

@@ -120,19 +120,38 @@ _LAZY = {
     "whoami": "arkitekt.transport",
 }
 
+# Names that were here before the public surface was split by audience, and where they went.
+_MOVED = {
+    "ArkitektContainer": "arkitekt.extension",
+    "ScopeKind": "arkitekt.extension",
+    "current_scope": "arkitekt.extension",
+    "loopsafe": "arkitekt.extension",
+    "syncify": "arkitekt.extension",
+}
 
-def __getattr__(name: str) -> Any:
+
+def _lazy(name: str) -> Any:
     if name == "__version__":
         from importlib.metadata import version
 
         value: Any = version("arkitekt")
     elif name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _MOVED:
+        raise AttributeError(
+            f"module 'arkitekt' has no attribute {name!r}: it moved to {_MOVED[name]} "
+            f"(from {_MOVED[name]} import {name})",
+            name=name,
+        )
     else:
-        raise AttributeError(f"module 'arkitekt' has no attribute {name!r}")
+        raise AttributeError(f"module 'arkitekt' has no attribute {name!r}", name=name)
     globals()[name] = value  # once: later lookups do not come here
     return value
 
 
+if not TYPE_CHECKING:  # a typed __getattr__ would make every misspelt name pass mypy
+    __getattr__ = _lazy
+
+
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY, "__version__"])
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__")), "__version__"})

@@ -9,7 +9,7 @@ provider itself (``transport.provider``) and resolves it per call.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from dependency_injector import containers, providers
@@ -60,27 +60,55 @@ def _direct(provider: providers.Provider[Any]) -> Iterable[providers.Provider[An
             yield dep
 
 
+def _captured(
+    provider: providers.Provider[Any],
+) -> Iterator[tuple[providers.Provider[Any], list[providers.Provider[Any]]]]:
+    """Yield every provider whose value ``provider`` holds, with the providers in between.
+
+    The walk goes through arguments of arguments (a Factory passed to a Singleton is called
+    when the Singleton is built, and its value kept), and stops at Delegates.
+    """
+    seen = {id(provider)}
+    stack = [(dep, list[providers.Provider[Any]]()) for dep in reversed(list(_direct(provider)))]
+    while stack:
+        dep, between = stack.pop()
+        if id(dep) in seen:
+            continue
+        seen.add(id(dep))
+        yield dep, between
+        stack.extend((inner, [*between, dep]) for inner in reversed(list(_direct(dep))))
+
+
 def check_scopes(container: containers.Container) -> None:
     """Check that no provider captures a value that lives shorter than itself.
 
-    A singleton may not take a scoped resource as a plain argument (it would keep a value that
-    closes with the scope): pass ``resource.provider`` instead. An APP-scoped resource may not
-    depend on a TASK-scoped one.
+    A singleton may not take a scoped resource as an argument, directly or through other
+    providers (a Factory argument of its own): it would keep a value that closes with the
+    scope. Pass ``resource.provider`` instead. An APP-scoped resource may not depend on a
+    TASK-scoped one.
 
     Raises:
-        ScopeError: naming the two providers.
+        ScopeError: naming the two providers (and the ones in between).
 
     """
     names = {id(p): n for n, p in container.providers.items()}
+
+    def label(provider: providers.Provider[Any]) -> str:
+        if id(provider) in names:
+            return names[id(provider)]
+        provides = getattr(provider, "provides", None)
+        made = getattr(provides, "__qualname__", None)
+        return f"{type(provider).__name__}({made})" if made else type(provider).__name__
+
     for name, provider in container.providers.items():
         mine = _lifetime(provider)
-        for dep in _direct(provider):
+        for dep, between in _captured(provider):
             theirs = _lifetime(dep)
-            if theirs is None:
+            if theirs is None or (mine is not None and mine >= theirs):
                 continue
-            if mine is None or mine < theirs:
-                dep_name = names.get(id(dep), repr(dep))
-                raise ScopeError(
-                    f"provider {name!r} lives longer than {dep_name!r} ({theirs.name}-scoped) but "
-                    f"captures it; pass `{dep_name}.provider` and resolve it per call instead"
-                )
+            dep_name = label(dep)
+            via = f" through {' -> '.join(label(p) for p in between)}" if between else ""
+            raise ScopeError(
+                f"provider {name!r} lives longer than {dep_name!r} ({theirs.name}-scoped) but "
+                f"captures it{via}; pass `{dep_name}.provider` and resolve it per call instead"
+            )

@@ -3,9 +3,11 @@
 Every API function, ``@inject``, the sync and async twins and the scoped resources ask
 :func:`owner_scope`, so they all agree:
 
-1. an explicit service among the arguments (``mikro=app_b.mikro``) names its app: the call runs
-   in that app's scope, even inside ``with app_a:``; when the active scope belongs to that same
-   app, the active one is used (it may be a TASK scope nested in the app's);
+1. an explicit service among the arguments (``mikro=app_b.mikro``, or passed positionally) names
+   its app: the call runs in that app's scope, even inside ``with app_a:`` (the twins run it on
+   that app's loop with its scope active, so calls nested in it resolve there too; ``@inject``
+   resolves its parameters there); when the active scope belongs to that same app, the active
+   one is used (it may be a TASK scope nested in the app's);
 2. otherwise the scope active in this thread or task;
 3. otherwise :class:`~arkitekt.errors.NoActiveAppError`.
 """
@@ -43,8 +45,11 @@ def owner_scope(values: Iterable[object], what: str) -> Scope:
     """
     active = _active.get()
     for value in values:
+        cls = type(value)
+        if cls in NOT_OWNERS:
+            continue
         if not isinstance(value, _OWNERS):
-            NOT_OWNERS.add(type(value))
+            NOT_OWNERS.add(cls)
             continue
         slot = value.app_slot if isinstance(value, Service) else value
         if active is not None and active.app_slot is slot:

@@ -16,6 +16,7 @@ from dependency_injector import providers
 from arkitekt._inject import aresolve
 from arkitekt._owner import owner_scope
 from arkitekt._scope import AppSlot, ScopeKind
+from arkitekt.errors import ConfigError
 
 __all__ = ["ScopedResource"]
 
@@ -34,6 +35,9 @@ class ScopedResource(providers.Provider[Awaitable[T]], Generic[T]):
         kind: the scope the value lives in (APP: for the whole ``with app:``; TASK: per task).
         **deps: providers (or plain values) resolved, awaited if async, and passed to ``opener``.
 
+    Raises:
+        ConfigError: ``kind`` is not a :class:`~arkitekt.extension.ScopeKind`.
+
     """
 
     __slots__ = ("_app_slot", "_deps", "_kind", "_opener")
@@ -48,7 +52,7 @@ class ScopedResource(providers.Provider[Awaitable[T]], Generic[T]):
     ) -> None:
         self._opener = opener
         self._app_slot = app_slot
-        self._kind = kind
+        self._kind = _scope_kind(kind)
         self._deps: Mapping[str, providers.Provider[Any]] = {
             name: dep if isinstance(dep, providers.Provider) else providers.Object(dep)
             for name, dep in deps.items()
@@ -98,3 +102,11 @@ class ScopedResource(providers.Provider[Awaitable[T]], Generic[T]):
     @property
     def _label(self) -> str:
         return getattr(self._opener, "__qualname__", repr(self._opener))
+
+
+def _scope_kind(kind: object) -> ScopeKind:
+    # A string ("TASK") is refused rather than looked up by name: the enum is the one spelling.
+    if isinstance(kind, ScopeKind):
+        return kind
+    valid = ", ".join(f"ScopeKind.{k.name}" for k in ScopeKind)
+    raise ConfigError(f"ScopedResource(kind={kind!r}): the kind of scope must be one of {valid}")

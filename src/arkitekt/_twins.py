@@ -2,8 +2,10 @@
 
 API functions are written once, as coroutines, and exposed twice: :func:`loopsafe` makes the
 coroutine run on its app's loop whichever loop awaits it, :func:`syncify` builds the blocking
-twin. Both find the app with :func:`~arkitekt.extension.owner_scope` (an explicit service argument
-first) and cross over with its :class:`~arkitekt.extension.Bridge`.
+twin. Both find the app with :func:`~arkitekt.extension.owner_scope` (an explicit service argument,
+positional or keyword, first) and cross over with its :class:`~arkitekt.extension.Bridge`. When
+that app's scope is not the active one (``with b: with a: f(mikro=b.mikro)``), the call runs
+with it active, so what the call resolves inside it comes from the same app.
 
 Example:
     >>> from arkitekt.extension import loopsafe, syncify
@@ -23,6 +25,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 from arkitekt._owner import owner_scope
+from arkitekt._scope import Scope, activate, deactivate, get_scope
 
 __all__ = ["loopsafe", "syncify"]
 
@@ -48,9 +51,14 @@ def syncify(afn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
     """
     name = afn.__name__.removeprefix("a")
 
+    what = f"{name}()"
+
     @functools.wraps(afn)
     def twin(*args: P.args, **kwargs: P.kwargs) -> R:
-        return owner_scope(kwargs.values(), f"{name}()").bridge.call(afn, *args, **kwargs)
+        scope = owner_scope((*args, *kwargs.values()), what)
+        if scope is get_scope():
+            return scope.bridge.call(afn, *args, **kwargs)
+        return scope.bridge.call(_in_scope, scope, afn, *args, **kwargs)
 
     twin.__name__ = name
     twin.__qualname__ = (
@@ -71,12 +79,27 @@ def loopsafe(afn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[
         NoActiveAppError: at call time, with no explicit service and no active app.
 
     """
+    what = f"{afn.__name__}()"
 
     @functools.wraps(afn)
     async def hop(*args: P.args, **kwargs: P.kwargs) -> R:
-        bridge = owner_scope(kwargs.values(), f"{afn.__name__}()").bridge
+        scope = owner_scope((*args, *kwargs.values()), what)
+        if scope is not get_scope():
+            return await scope.bridge.acall(_in_scope, scope, afn, *args, **kwargs)
+        bridge = scope.bridge
         if bridge.is_current():
             return await afn(*args, **kwargs)
         return await bridge.acall(afn, *args, **kwargs)
 
     return hop
+
+
+async def _in_scope(
+    scope: Scope, afn: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+) -> R:
+    """Await ``afn`` with ``scope`` active (the scope of an explicit service's app)."""
+    token = activate(scope)
+    try:
+        return await afn(*args, **kwargs)
+    finally:
+        deactivate(token)

@@ -9,6 +9,9 @@ app should reach a new backend the way it reaches ``mikro`` and ``rekuest``:
   :func:`check_scopes` is what the app runs on it when it is built.
 - :class:`ScopedResource`, :class:`ScopeKind`: a value opened lazily once per scope (APP:
   ``with app:``; TASK: one rekuest assignment or web request) and closed with it.
+- :class:`Transport`: the app's authenticated HTTP session (``ArkitektContainer.transport``, an
+  APP-scoped resource): the claimed configuration, bearer tokens, an ``httpx.AsyncClient``.
+  Its request extensions (``MAX_BODY``, ``IDEMPOTENT``) are in :mod:`arkitekt.transport`.
 - :func:`syncify`, :func:`loopsafe`: the blocking and the loop-safe twin of an async API
   function, so each function is written once, as a coroutine.
 - :func:`owner_scope`: the one rule for which app owns a call (an explicit service among the
@@ -21,7 +24,7 @@ app should reach a new backend the way it reaches ``mikro`` and ``rekuest``:
 Example:
     A tiny service, its provider, and an API function with its blocking twin:
 
-    >>> from arkitekt import App, Manifest, Provide, Settings, inject
+    >>> from arkitekt import App, Manifest, Provide, inject
     >>> from arkitekt.extension import ArkitektContainer, Service, loopsafe, syncify
     >>> from dependency_injector import providers
     >>> class Echo(Service):
@@ -34,7 +37,7 @@ Example:
     ... async def asay(text: str, *, echo: Echo = Provide("echo")) -> str:
     ...     return await echo.asay(text)
     >>> say = syncify(asay)
-    >>> app = App(Manifest(identifier="echo-app", version="1"), Settings(), container=EchoContainer)
+    >>> app = App(Manifest(identifier="echo-app", version="1"), container=EchoContainer)
     >>> with app:
     ...     say("hello")
     'echo-app says hello'
@@ -64,6 +67,7 @@ from arkitekt._twins import loopsafe, syncify
 if TYPE_CHECKING:
     from arkitekt._container import ArkitektContainer, check_scopes
     from arkitekt._resources import ScopedResource
+    from arkitekt.transport import Transport
 
 __all__ = [
     "AppSlot",
@@ -73,6 +77,7 @@ __all__ = [
     "ScopeKind",
     "ScopedResource",
     "Service",
+    "Transport",
     "activate",
     "aresolve",
     "check_scopes",
@@ -84,22 +89,27 @@ __all__ = [
     "syncify",
 ]
 
-# name -> the module that holds it: these import dependency-injector (and the container, the
-# services), so they are imported on first use (PEP 562).
+# name -> the module that holds it: these import dependency-injector or httpx (and the
+# container, the services), so they are imported on first use (PEP 562).
 _LAZY = {
     "ArkitektContainer": "arkitekt._container",
     "ScopedResource": "arkitekt._resources",
+    "Transport": "arkitekt.transport",
     "check_scopes": "arkitekt._container",
 }
 
 
-def __getattr__(name: str) -> Any:
+def _lazy(name: str) -> Any:
     if name not in _LAZY:
-        raise AttributeError(f"module 'arkitekt.extension' has no attribute {name!r}")
+        raise AttributeError(f"module 'arkitekt.extension' has no attribute {name!r}", name=name)
     value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
     return value
 
 
+if not TYPE_CHECKING:  # a typed __getattr__ would make every misspelt name pass mypy
+    __getattr__ = _lazy
+
+
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})

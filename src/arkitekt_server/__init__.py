@@ -34,14 +34,18 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def _lazy(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
-        raise AttributeError(f"module 'arkitekt_server' has no attribute {name!r}")
+        raise AttributeError(f"module 'arkitekt_server' has no attribute {name!r}", name=name)
     value = getattr(import_module(home), name)
     globals()[name] = value
     return value
 
 
+if not TYPE_CHECKING:  # a typed __getattr__ would make every misspelt name pass mypy
+    __getattr__ = _lazy
+
+
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})

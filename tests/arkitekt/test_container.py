@@ -34,12 +34,47 @@ def test_a_singleton_may_not_capture_a_scoped_resource() -> None:
         App(Manifest(identifier="bad", version="0.1.0"), Settings(), container=Bad)
 
 
+def test_a_singleton_may_not_capture_a_scoped_resource_through_a_factory() -> None:
+    class Bad(ArkitektContainer):
+        leaky = providers.Singleton(
+            dict, inner=providers.Factory(dict, t=providers.List(ArkitektContainer.transport))
+        )
+
+    with pytest.raises(
+        ScopeError, match=r"'leaky' lives longer than 'transport'.*through Factory\(dict\) -> List;"
+    ):
+        App(Manifest(identifier="bad", version="0.1.0"), Settings(), container=Bad)
+
+
+def test_a_singleton_may_hold_a_factory_of_the_resources_provider() -> None:
+    class Good(ArkitektContainer):
+        holder = providers.Singleton(
+            dict, inner=providers.Factory(dict, t=ArkitektContainer.transport.provider)
+        )
+
+    app = App(Manifest(identifier="good", version="0.1.0"), Settings(), container=Good)
+    assert set(app.container.holder()["inner"]) == {"t"}
+
+
 def test_an_app_resource_may_not_depend_on_a_task_resource() -> None:
     class Bad(ArkitektContainer):
         per_task = ScopedResource(value, app_slot=ArkitektContainer.app_slot, kind=ScopeKind.TASK)
         per_app = ScopedResource(value, app_slot=ArkitektContainer.app_slot, dep=per_task)
 
     with pytest.raises(ScopeError, match=r"'per_app' lives longer than 'per_task' \(TASK-scoped\)"):
+        App(Manifest(identifier="bad", version="0.1.0"), Settings(), container=Bad)
+
+
+def test_an_app_resource_may_not_reach_a_task_resource_through_a_factory() -> None:
+    class Bad(ArkitektContainer):
+        per_task = ScopedResource(value, app_slot=ArkitektContainer.app_slot, kind=ScopeKind.TASK)
+        per_app = ScopedResource(
+            value, app_slot=ArkitektContainer.app_slot, dep=providers.Factory(dict, t=per_task)
+        )
+
+    with pytest.raises(
+        ScopeError, match=r"'per_app' lives longer than 'per_task' .* through Factory\(dict\);"
+    ):
         App(Manifest(identifier="bad", version="0.1.0"), Settings(), container=Bad)
 
 

@@ -22,7 +22,28 @@ async def aloop(*, service: Service | None = None) -> asyncio.AbstractEventLoop:
 
 
 loop_of = syncify(aloop)
+
+
+async def aloop_positional(service: Service | None = None) -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
+
+
+positional_loop_of = syncify(aloop_positional)
 aloop_safe = loopsafe(aloop)
+
+
+async def awhere(service: Service | None = None) -> tuple[str, Settings]:
+    """The active scope's app, and the settings an injected call nested here resolves."""
+    return current_scope().name, settings_here()
+
+
+where = syncify(awhere)
+awhere_safe = loopsafe(awhere)
+
+
+@inject
+def settings_here(settings: Settings = Provide("settings")) -> Settings:
+    return settings
 
 
 @inject
@@ -59,6 +80,40 @@ def test_sync_twin_uses_the_explicit_services_app(make_app: Callable[..., App]) 
     with b, a:
         assert loop_of() is a.app_slot.scope.bridge.loop
         assert loop_of(service=b.mikro) is b.app_slot.scope.bridge.loop
+
+
+def test_sync_twin_finds_a_positional_service(make_app: Callable[..., App]) -> None:
+    a, b = make_app("a"), make_app("b")
+    with b, a:
+        assert positional_loop_of(b.mikro) is b.app_slot.scope.bridge.loop
+        assert positional_loop_of() is a.app_slot.scope.bridge.loop
+
+
+def test_twins_run_the_call_in_the_explicit_services_scope(
+    make_app: Callable[..., App],
+) -> None:
+    a, b = make_app("a"), make_app("b")
+    with b, a:
+        assert where() == ("a", a.settings)
+        assert where(b.mikro) == ("b", b.settings)  # nested injection resolves against b
+        assert where(service=b.mikro) == ("b", b.settings)
+        assert where(a.mikro) == ("a", a.settings)
+        assert current_scope().name == "a"
+
+        async def cell() -> list[tuple[str, Settings]]:  # a notebook's loop: the calls hop
+            return [await awhere_safe(), await awhere_safe(b.mikro)]
+
+        assert asyncio.run(cell()) == [("a", a.settings), ("b", b.settings)]
+
+
+@pytest.mark.anyio
+async def test_loopsafe_on_a_shared_loop_activates_the_services_scope_for_the_call(
+    make_app: Callable[..., App],
+) -> None:
+    async with make_app("b") as b, make_app("a") as a:
+        assert await awhere_safe(b.mikro) == ("b", b.settings)
+        assert await awhere_safe() == ("a", a.settings)
+        assert current_scope().name == "a"  # restored after the call
 
 
 def test_loopsafe_twin_uses_the_explicit_services_app(make_app: Callable[..., App]) -> None:

@@ -7,8 +7,8 @@ import anyio
 import pytest
 
 from arkitekt import App
-from arkitekt.errors import AppClosedError, ScopeError, TeardownError
-from arkitekt.extension import current_scope
+from arkitekt.errors import AppClosedError, ConfigError, ScopeError, TeardownError
+from arkitekt.extension import ArkitektContainer, ScopedResource, ScopeKind, current_scope
 
 
 def test_resources_open_lazily_and_close_in_reverse_order(make_app: Callable[..., App]) -> None:
@@ -120,3 +120,10 @@ async def test_resources_cannot_open_after_the_scope_closed(make_app: Callable[.
         scope = current_scope()
     with pytest.raises(AppClosedError, match="already closed"):
         await scope.resource("late", "late", app.container.first)
+
+
+@pytest.mark.parametrize("kind", ["TASK", 2, None])
+def test_the_kind_must_be_a_scope_kind(kind: object) -> None:
+    with pytest.raises(ConfigError, match=r"must be one of ScopeKind\.APP, ScopeKind\.TASK"):
+        ScopedResource(dict, app_slot=ArkitektContainer.app_slot, kind=kind)  # type: ignore[arg-type]
+    assert ScopedResource(dict, app_slot=ArkitektContainer.app_slot, kind=ScopeKind.TASK).kind == 2

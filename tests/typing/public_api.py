@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 import arkitekt
+import arkitekt.extension
 from arkitekt import (
     App,
     ArkitektError,
@@ -130,3 +131,15 @@ async def service_author() -> None:
     assert_type(scope.bridge, Bridge)
     assert_type(scope.app_slot, AppSlot)
     assert_type(owner_scope([], "say()"), Scope)
+
+
+def names_that_do_not_exist() -> None:
+    """mypy must refuse these: a lazy module's ``__getattr__`` is hidden from it (if it saw one,
+    any name would pass as ``Any`` and these ignores would be reported as unused)."""
+    from arkitekt import Provid  # type: ignore[attr-defined]
+    from arkitekt.mikro import Mikr  # type: ignore[attr-defined]
+    from arkitekt.rekuest import Event  # type: ignore[attr-defined]
+    from arkitekt_server import EmbeddedServr  # type: ignore[attr-defined]
+
+    _ = arkitekt.extension.ScopedResourse  # type: ignore[attr-defined]
+    _ = Provid, Mikr, Event, EmbeddedServr

@@ -72,10 +72,18 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def _lazy(name: str) -> Any:
     if name == "Mikro":  # PEP 562: the service module imports the app's settings and fakts
         from arkitekt.mikro._service import Mikro
 
         globals()["Mikro"] = Mikro
         return Mikro
-    raise AttributeError(f"module 'arkitekt.mikro' has no attribute {name!r}")
+    raise AttributeError(f"module 'arkitekt.mikro' has no attribute {name!r}", name=name)
+
+
+if not TYPE_CHECKING:  # a typed __getattr__ would make every misspelt name pass mypy
+    __getattr__ = _lazy
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})

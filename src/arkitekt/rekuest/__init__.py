@@ -15,6 +15,8 @@ Serve with ``app.rekuest.run()`` inside ``with app:``; call from another app wit
 
 """
 
+from typing import TYPE_CHECKING, Any
+
 from arkitekt.errors import (
     AgentLostError,
     AgentRefusedError,
@@ -79,3 +81,21 @@ __all__ = [
     "register_structure",
     "submit",
 ]
+
+
+def _renamed(name: str) -> Any:
+    if name == "Event":
+        raise AttributeError(
+            "module 'arkitekt.rekuest' has no attribute 'Event': it was renamed to CallEvent "
+            "(from arkitekt.rekuest import CallEvent)",
+            name=name,
+        )
+    raise AttributeError(f"module 'arkitekt.rekuest' has no attribute {name!r}", name=name)
+
+
+if not TYPE_CHECKING:  # a typed __getattr__ would make every misspelt name pass mypy
+    __getattr__ = _renamed
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, *(name for name in globals() if name.startswith("__"))})

@@ -1,4 +1,13 @@
-"""The app's HTTP transport: an httpx client with OAuth2 bearer tokens."""
+"""The app's HTTP transport: an httpx client with OAuth2 bearer tokens (for service authors).
+
+- :class:`Transport`: the authenticated session a service resolves per call (also in
+  :mod:`arkitekt.extension`); :func:`open_transport` is the opener behind
+  ``ArkitektContainer.transport``.
+- :data:`MAX_BODY`, :data:`IDEMPOTENT`: request extensions for ``transport.client``
+  (``extensions={MAX_BODY: n}`` bounds an answer; ``{IDEMPOTENT: True}`` lets a POST be resent).
+- :func:`whoami`, :func:`awhoami`: who the app's token belongs to (app authors import them from
+  :mod:`arkitekt`).
+"""
 
 from arkitekt.transport._client import IDEMPOTENT, MAX_BODY, Transport, open_transport
 from arkitekt.transport._userinfo import awhoami, whoami

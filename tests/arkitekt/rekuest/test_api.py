@@ -62,7 +62,7 @@ def test_progress_and_log_outside_an_assignment_do_nothing() -> None:
     assert current_assignment() is None
     progress(50, "nothing happens")
     log("only to the local logger")
-    with pytest.raises(ValueError, match="unknown log level"):
+    with pytest.raises(RekuestError, match="unknown log level"):
         log("x", level="loud")
 
 

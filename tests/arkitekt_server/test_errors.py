@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from arkitekt_server import ArkitektServerError, ServerConfigError, load_server_settings
+from arkitekt_server import (
+    ArkitektServerError,
+    ServerConfigError,
+    ServerStartError,
+    load_server_settings,
+)
 from arkitekt_server._gate import BodyTooLargeError
 from arkitekt_server.fakts._logic import FaktsError, TooManyPendingError
 from arkitekt_server.mikro._chunks import ChunkRefused
@@ -23,6 +28,7 @@ from arkitekt_server.rekuest._calls import HubError
         FaktsError,
         HubError,
         ServerConfigError,
+        ServerStartError,
         StoreInvalid,
         TooManyPendingError,
         UnknownStoresError,

@@ -11,8 +11,8 @@ it)::
     ├── FaktsError             an operator command failed (unknown code, already decided, ...)
     ├── TooManyPendingError    too many device codes wait for a decision (429)
     ├── UnknownStoresError     image stores the database does not know (also a RuntimeError)
-    ├── ChunkRefused           a mikro key or chunk that must not be stored or decoded
-    └── StoreInvalid           a mikro store that does not hold what its grant announced
+    ├── ChunkRefusedError      a mikro key or chunk that must not be stored or decoded
+    └── StoreInvalidError      a mikro store that does not hold what its grant announced
 
 Only :class:`ServerConfigError` (``load_server_settings``, ``create_app``, the CLI) and
 :class:`ServerStartError` (``EmbeddedServer``) leave the server's public API; the others are

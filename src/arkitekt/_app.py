@@ -356,8 +356,9 @@ def easy(
     """
     from pydantic import ValidationError
 
-    from arkitekt._settings import describe_problems, load_settings
+    from arkitekt._settings import load_settings
     from arkitekt.protocol.fakts import Manifest
+    from arkitekt.protocol.settings_yaml import describe_problems
 
     loaded = load_settings(config, url=url, token=token, headless=headless, **settings)
     try:

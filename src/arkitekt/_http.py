@@ -7,7 +7,7 @@ from typing import TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from arkitekt.errors import GrantError, InsecureTransportError
+from arkitekt.errors import ArkitektError, GrantError, InsecureTransportError
 from arkitekt.protocol.hosts import is_loopback
 
 __all__ = ["IDEMPOTENT", "NO_AUTH", "check_secure", "read_model"]
@@ -38,22 +38,43 @@ def check_secure(url: httpx.URL, allow_insecure: bool) -> None:
         )
 
 
-def read_model(response: httpx.Response, model: type[M], what: str) -> M:
-    """Parse a fakts answer, or fail naming the step and the server's words.
+def read_model(
+    response: httpx.Response,
+    model: type[M],
+    what: str,
+    off_protocol: type[ArkitektError] = GrantError,
+) -> M:
+    """Parse a protocol answer, or fail naming the step and the server's words.
+
+    Args:
+        response: the server's answer.
+        model: the protocol model it must match.
+        what: the step, for messages (e.g. ``"claim"``).
+        off_protocol: the error for an answer that is not 2xx or does not match ``model``:
+            :class:`~arkitekt.errors.GrantError` in the grant flow (where any such answer
+            means "not granted"), :class:`~arkitekt.errors.BadResponseError` outside it.
 
     Raises:
-        GrantError: the answer is not 2xx or does not match the protocol.
+        GrantError: the answer is 401 or 403 (the server did not accept the app), or, in the
+            grant flow, any other refusal.
+        ArkitektError: ``off_protocol``, for any other non-2xx answer, or one that does not
+            match the protocol.
 
     """
-    if response.is_error:
+    if response.status_code in (401, 403):
         raise GrantError(
+            f"{what}: {response.request.url} refused the app (HTTP {response.status_code}): "
+            f"{response.text[:300]}"
+        )
+    if response.is_error:
+        raise off_protocol(
             f"{what}: {response.request.url} answered HTTP {response.status_code}: "
             f"{response.text[:300]}"
         )
     try:
         return model.model_validate_json(response.content)
     except ValidationError as error:
-        raise GrantError(
+        raise off_protocol(
             f"{what}: {response.request.url} did not answer fakts v1 ({error.error_count()} "
             f"problem(s), first: {error.errors()[0]['msg']})"
         ) from None

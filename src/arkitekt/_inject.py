@@ -24,7 +24,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from arkitekt._owner import NOT_OWNERS, owner_scope
 from arkitekt._scope import Scope, get_scope
-from arkitekt.errors import UnknownProviderError
+from arkitekt.errors import InjectionError, UnknownProviderError
 
 __all__ = ["Provide", "aresolve", "inject"]
 
@@ -94,7 +94,8 @@ def inject(fn: Callable[P, R]) -> Callable[P, R]:
     (a subclass of :class:`~arkitekt.extension.ArkitektContainer` with more providers).
 
     Raises:
-        TypeError: at decoration time, if a marked parameter is positional-only.
+        InjectionError: at decoration time, if a marked parameter is positional-only (also a
+            ``TypeError``).
         NoActiveAppError: at call time, if a value is missing and no app owns the call.
         UnknownProviderError: at call time, if the owning app's container has no such provider.
 
@@ -105,7 +106,7 @@ def inject(fn: Callable[P, R]) -> Callable[P, R]:
         return fn
     for param in parameters:
         if param.name in markers and param.kind is param.POSITIONAL_ONLY:
-            raise TypeError(
+            raise InjectionError(
                 f"{fn.__qualname__}: injected parameter {param.name!r} cannot be positional-only"
             )
     is_async = inspect.iscoroutinefunction(fn)

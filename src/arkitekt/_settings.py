@@ -10,23 +10,14 @@ accepted for ``url`` and ``token``. The YAML file is the one named by the ``conf
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-)
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
 
 from arkitekt.errors import ConfigError
-from arkitekt.protocol.settings_yaml import YAML_FILE, read_yaml_mapping, yaml_file_source
+from arkitekt.protocol.settings_yaml import LayeredSettings
 
 __all__ = ["DEFAULT_URL", "MikroSettings", "RekuestSettings", "Settings", "load_settings"]
 
@@ -63,8 +54,11 @@ class RekuestSettings(BaseModel):
     )
 
 
-class Settings(BaseSettings):
+class Settings(LayeredSettings):
     """Everything an app can be configured with. All fields have sane defaults.
+
+    Built directly, ``Settings(...)`` reads no YAML file (:func:`load_settings` looks for one);
+    either way an invalid value raises :class:`~arkitekt.errors.ConfigError`.
 
     Example:
         >>> Settings(url="http://127.0.0.1:9000", headless=True).url
@@ -80,6 +74,11 @@ class Settings(BaseSettings):
         validate_default=True,
         frozen=True,  # settings are values: build another app to change them
     )
+    config_error = ConfigError
+    config_title = "invalid arkitekt settings"
+    config_label = "config file"
+    config_env = CONFIG_ENV
+    config_default_name = DEFAULT_CONFIG_FILE
 
     url: str = Field(
         default=DEFAULT_URL,
@@ -139,69 +138,6 @@ class Settings(BaseSettings):
             raise ValueError("must not contain a NUL character")
         return value
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Order the sources: arguments, then environment, then the YAML file.
-
-        The YAML file is the one :func:`load_settings` found (passed as ``_yaml_file``); built
-        directly, ``Settings(...)`` reads none.
-        """
-        yaml_file = yaml_file_source(settings_cls, init_settings, ConfigError, "config file")
-        return init_settings, env_settings, yaml_file
-
-
-def _config_path(config: str | os.PathLike[str] | None) -> Path | None:
-    if config is not None:
-        path = Path(config)
-        if not path.is_file():
-            raise ConfigError(
-                f"config file {str(path)!r} does not exist (given as the `config` argument)"
-            )
-        return path
-    if env := os.environ.get(CONFIG_ENV):
-        path = Path(env)
-        if not path.is_file():
-            raise ConfigError(f"config file {env!r} does not exist (named by ${CONFIG_ENV})")
-        return path
-    path = Path.cwd() / DEFAULT_CONFIG_FILE
-    return path if path.is_file() else None
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    return read_yaml_mapping(path, ConfigError, "config file")
-
-
-def _source_of(key: str, init: dict[str, Any], yaml_keys: set[str], path: Path | None) -> str:
-    if key in init:
-        return "argument"
-    field = Settings.model_fields.get(key)
-    names = [f"ARKITEKT_{key.upper()}"]
-    if field is not None and isinstance(field.validation_alias, AliasChoices):
-        names = [n for n in field.validation_alias.choices if isinstance(n, str) and n.isupper()]
-    for name in names:
-        if name in os.environ or any(env.startswith(f"{name}__") for env in os.environ):
-            return f"environment variable {name}"
-    if key in yaml_keys and path is not None:
-        return f"config file {str(path)!r}"
-    return "default"
-
-
-def describe_problems(error: ValidationError, source: Callable[[str], str]) -> str:
-    """One line per problem of ``error``: the key, where its value came from, what is wrong."""
-    problems = []
-    for item in error.errors():
-        loc = [str(part) for part in item["loc"]]
-        key = loc[0] if loc else "?"
-        problems.append(f"  {'.'.join(loc) or '?'} (from {source(key)}): {item['msg']}")
-    return "\n".join(problems)
-
 
 def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     """Build :class:`Settings` from arguments, environment and the YAML config file.
@@ -215,12 +151,4 @@ def load_settings(config: str | os.PathLike[str] | None = None, **overrides: Any
             the key, the value's source (argument, environment variable or file) and the problem.
 
     """
-    path = _config_path(config)
-    init = {key: value for key, value in overrides.items() if value is not None}
-    values: dict[str, Any] = {**init, YAML_FILE: path}
-    try:
-        return Settings(**values)
-    except ValidationError as error:
-        yaml_keys = set(_read_yaml(path)) if path is not None else set()
-        problems = describe_problems(error, lambda key: _source_of(key, init, yaml_keys, path))
-        raise ConfigError("invalid arkitekt settings:\n" + problems) from None
+    return Settings.load(config, **overrides)

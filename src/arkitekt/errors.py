@@ -13,7 +13,8 @@ working::
     ├── BridgeError                 a sync call could not reach the app's event loop
     ├── TeardownError               resources failed to close [ExceptionGroup]
     ├── ConfigError                 invalid settings, arguments or YAML
-    │   └── InsecureTransportError  credentials would travel over plain http
+    │   ├── InsecureTransportError  credentials would travel over plain http
+    │   └── InjectionError          ``@inject`` cannot fill a marked parameter [TypeError]
     ├── DiscoveryError              no fakts server at the configured URL
     ├── GrantError                  access not granted (denied, expired, revoked)
     ├── ServerUnreachableError      no answer from the server [ConnectionError]
@@ -39,6 +40,17 @@ working::
 
 ``arkitekt`` re-exports every class; ``arkitekt.mikro`` and ``arkitekt.rekuest`` re-export
 their branch.
+
+Two exceptions of the wire layer are outside the tree, on purpose: :mod:`arkitekt.protocol` is pure
+code shared with the server, so its exceptions are plain :class:`ValueError` subclasses that never
+reach an app as such. ``ArgumentsInvalid`` (a value that does not fit a port) surfaces as
+:class:`BadArgumentsError` (the server refused the call's arguments), as :class:`DefinitionError`
+(a default that does not fit, at registration) or as :class:`RekuestError` (a result that does not
+fit its port). ``MessageError`` (a frame that cannot be encoded or decoded) surfaces as
+:class:`BadArgumentsError` (a call that cannot be sent), :class:`MessageRefusedError` (the server
+refused a message), :class:`AgentRefusedError` (a registration that cannot be sent),
+:class:`ConnectionLostError` (the server sent an unreadable frame) or :class:`RekuestError` (a
+result that cannot be sent).
 """
 
 from __future__ import annotations
@@ -61,6 +73,7 @@ __all__ = [
     "DiscoveryError",
     "GrantError",
     "ImageNotFoundError",
+    "InjectionError",
     "InsecureTransportError",
     "InvalidImageError",
     "LocalPathError",
@@ -158,6 +171,14 @@ class InsecureTransportError(ConfigError):
 
     Use https, or set ``allow_insecure=True`` (``ARKITEKT_ALLOW_INSECURE=1``) if the network is
     trusted.
+    """
+
+
+class InjectionError(ConfigError, TypeError):
+    """:func:`~arkitekt.inject` cannot fill a parameter marked with :func:`~arkitekt.Provide`.
+
+    Raised when the function is decorated (a marked parameter is positional-only, so no
+    keyword can fill it). Also a :class:`TypeError`, as it was before it had a class.
     """
 
 

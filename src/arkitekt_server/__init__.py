@@ -7,7 +7,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from arkitekt_server._errors import ArkitektServerError
+from arkitekt_server._errors import ArkitektServerError, ServerStartError
 
 if TYPE_CHECKING:
     from arkitekt_server._app import create_app
@@ -19,6 +19,7 @@ __all__ = [
     "EmbeddedServer",
     "ServerConfigError",
     "ServerSettings",
+    "ServerStartError",
     "create_app",
     "load_server_settings",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -12,9 +13,16 @@ from typing import Any
 import uvicorn
 
 from arkitekt_server._app import create_app
+from arkitekt_server._errors import ServerStartError
 from arkitekt_server._settings import ServerSettings
 
 __all__ = ["EmbeddedServer"]
+
+
+def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
+    # uvicorn exits the thread when its startup fails (and logs why); start() raises for it
+    with contextlib.suppress(SystemExit):
+        server.run(sockets=[sock])
 
 
 class EmbeddedServer:
@@ -52,7 +60,13 @@ class EmbeddedServer:
         return f"http://{self.settings.host}:{self.port}"
 
     def start(self) -> None:
-        """Start serving; returns once the server accepts connections."""
+        """Start serving; returns once the server accepts connections.
+
+        Raises:
+            ServerStartError: the server failed to start (its log says why) or did not start
+                within ``start_timeout`` seconds; it is stopped again.
+
+        """
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.settings.host, self.settings.port))
@@ -69,17 +83,19 @@ class EmbeddedServer:
         server = uvicorn.Server(config)
         self._server = server
         self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="arkitekt-server", daemon=True
+            target=_serve, args=(server, sock), name="arkitekt-server", daemon=True
         )
         self._thread.start()
         deadline = time.monotonic() + self._start_timeout
         while not server.started:
             if not self._thread.is_alive():
                 self.stop()
-                raise RuntimeError("the embedded arkitekt server failed to start (see the log)")
+                raise ServerStartError("the embedded arkitekt server failed to start (see the log)")
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError("the embedded arkitekt server did not start in time")
+                raise ServerStartError(
+                    f"the embedded arkitekt server did not start within {self._start_timeout} s"
+                )
             time.sleep(0.01)
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -1,25 +1,35 @@
 """The base of every exception the server raises on purpose.
 
-The tree (each class is defined beside the code that raises it)::
+The tree (each class but :class:`ServerStartError` is defined beside the code that raises
+it)::
 
     ArkitektServerError
     ├── ServerConfigError      the configuration (arguments, environment, YAML) is invalid
+    ├── ServerStartError       an EmbeddedServer did not start (also a RuntimeError)
     ├── BodyTooLargeError      a request body over its route's limit (also an HTTPException: 413)
     ├── HubError               rekuest refuses a call (its status: 413, 422 or 429)
     ├── FaktsError             an operator command failed (unknown code, already decided, ...)
     ├── TooManyPendingError    too many device codes wait for a decision (429)
     ├── UnknownStoresError     image stores the database does not know (also a RuntimeError)
-    ├── ChunkRefused           a mikro key or chunk that must not be stored or decoded
-    └── StoreInvalid           a mikro store that does not hold what its grant announced
+    ├── ChunkRefusedError      a mikro key or chunk that must not be stored or decoded
+    └── StoreInvalidError      a mikro store that does not hold what its grant announced
 
-Only :class:`ServerConfigError` leaves the server's public API (``load_server_settings``,
-``create_app``, the CLI); the others are answered as HTTP errors or stop the server at start.
+Only :class:`ServerConfigError` (``load_server_settings``, ``create_app``, the CLI) and
+:class:`ServerStartError` (``EmbeddedServer``) leave the server's public API; the others are
+answered as HTTP errors or stop the server at start.
 """
 
 from __future__ import annotations
 
-__all__ = ["ArkitektServerError"]
+__all__ = ["ArkitektServerError", "ServerStartError"]
 
 
 class ArkitektServerError(Exception):
     """Base of the exceptions the server raises on purpose (see the module for the tree)."""
+
+
+class ServerStartError(ArkitektServerError, RuntimeError):
+    """An :class:`~arkitekt_server.EmbeddedServer` did not start: it failed or took too long.
+
+    Also a :class:`RuntimeError`, as it was before it had a class. The server's log says why.
+    """

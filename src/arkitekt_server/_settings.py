@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
 
 from arkitekt.protocol.hosts import host_of
-from arkitekt.protocol.settings_yaml import YAML_FILE, read_yaml_mapping, yaml_file_source
+from arkitekt.protocol.settings_yaml import LayeredSettings
 from arkitekt_server._errors import ArkitektServerError
 
 __all__ = [
@@ -44,10 +44,18 @@ def _default_data_dir() -> Path:
     return platformdirs.user_data_path("arkitekt-server")
 
 
-class ServerSettings(BaseSettings):
-    """Everything the server can be configured with. Every field has a sane default."""
+class ServerSettings(LayeredSettings):
+    """Everything the server can be configured with. Every field has a sane default.
+
+    Built directly or by :func:`load_server_settings`, an invalid value raises
+    :class:`ServerConfigError`.
+    """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+    config_error = ServerConfigError
+    config_title = "invalid arkitekt server settings"
+    config_label = "server config file"
+    config_env = CONFIG_ENV
 
     host: str = Field(default="127.0.0.1", description="Interface to listen on.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port (0: any free port).")
@@ -203,57 +211,9 @@ class ServerSettings(BaseSettings):
         return value.lower()
 
     @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Order the sources: arguments, then environment, then the YAML file.
-
-        The YAML file is the one :func:`load_server_settings` found (passed as ``_yaml_file``);
-        built directly, ``ServerSettings(...)`` reads ``$ARKITEKT_SERVER_CONFIG`` if it is set.
-        """
-        yaml_file = yaml_file_source(
-            settings_cls,
-            init_settings,
-            ServerConfigError,
-            "server config file",
-            default=lambda: _config_path(None),
-        )
-        return init_settings, env_settings, yaml_file
-
-
-def _config_path(config: Path | None) -> Path | None:
-    if config is not None:
-        if not config.is_file():
-            raise ServerConfigError(f"server config file {str(config)!r} does not exist")
-        return config
-    if env := os.environ.get(CONFIG_ENV):
-        path = Path(env)
-        if not path.is_file():
-            raise ServerConfigError(
-                f"server config file {env!r} (named by ${CONFIG_ENV}) does not exist"
-            )
-        return path
-    return None
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    return read_yaml_mapping(path, ServerConfigError, "server config file")
-
-
-def _source_of(key: str, init: dict[str, Any], yaml_keys: set[str], path: Path | None) -> str:
-    if key in init:
-        return "argument"
-    env = f"{ENV_PREFIX}{key.upper()}"
-    if any(name.upper() == env for name in os.environ):
-        return f"environment variable {env}"
-    if path is not None and key in yaml_keys:
-        return f"config file {str(path)!r}"
-    return "default"
+    def default_config_file(cls) -> Path | None:
+        """Built directly, ``ServerSettings(...)`` reads ``$ARKITEKT_SERVER_CONFIG`` if set."""
+        return cls.find_config_file(None)
 
 
 def load_server_settings(
@@ -269,19 +229,4 @@ def load_server_settings(
         ServerConfigError: the file cannot be read or parsed, or a value is invalid. The message
             names each bad key, where its value came from and what is wrong.
     """
-    path = _config_path(Path(config) if config is not None else None)
-    init = {key: value for key, value in overrides.items() if value is not None}
-    values: dict[str, Any] = {**init, YAML_FILE: path}
-    try:
-        return ServerSettings(**values)
-    except ValidationError as error:
-        yaml_keys = set(_read_yaml(path)) if path is not None else set()
-        problems = []
-        for item in error.errors():
-            loc = [str(part) for part in item["loc"]]
-            key = loc[0] if loc else "?"
-            source = _source_of(key, init, yaml_keys, path)
-            problems.append(f"  {'.'.join(loc) or '?'} (from {source}): {item['msg']}")
-        raise ServerConfigError(
-            "invalid arkitekt server settings:\n" + "\n".join(problems)
-        ) from None
+    return ServerSettings.load(config, **overrides)

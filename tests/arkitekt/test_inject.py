@@ -8,6 +8,7 @@ import pytest
 
 from arkitekt import App, NoActiveAppError, Provide, inject
 from arkitekt._settings import Settings
+from arkitekt.errors import InjectionError
 from arkitekt.extension import current_scope
 from arkitekt.mikro import Mikro
 
@@ -94,10 +95,12 @@ def test_resolves_from_an_explicit_service_when_no_app_is_active(
 
 
 def test_positional_only_markers_are_refused() -> None:
-    with pytest.raises(TypeError, match="positional-only"):
+    with pytest.raises(InjectionError, match="positional-only") as caught:
 
         @inject
         def bad(mikro: Mikro = Provide("mikro"), /) -> None: ...
+
+    assert isinstance(caught.value, TypeError)  # `except TypeError` written before keeps working
 
 
 def test_functions_without_markers_are_returned_unchanged() -> None:

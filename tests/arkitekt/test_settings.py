@@ -132,3 +132,27 @@ def test_two_loads_at_once_each_read_their_own_file(tmp_path: Path) -> None:
     with ThreadPoolExecutor(4) as pool:
         urls = list(pool.map(lambda path: load_settings(path).url, paths * 4))
     assert urls == [f"http://host-{n}:1" for n in range(8)] * 4
+
+
+def test_settings_built_directly_refuse_invalid_values_as_config_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Settings(...)`` fails like ``load_settings``: a ConfigError naming key and source."""
+    with pytest.raises(ConfigError, match=r"url \(from argument\): .*spaces") as caught:
+        Settings(url="bad url")
+    assert str(caught.value).startswith("invalid arkitekt settings:\n")
+    monkeypatch.setenv("FAKTS_URL", "bad url")
+    with pytest.raises(ConfigError, match=r"url \(from environment variable FAKTS_URL\)"):
+        Settings()
+    monkeypatch.delenv("FAKTS_URL")
+    monkeypatch.setenv("ARKITEKT_MIKRO__UPLOAD_CONCURRENCY", "0")
+    with pytest.raises(
+        ConfigError,
+        match=r"mikro\.upload_concurrency \(from environment variable ARKITEKT_MIKRO\)",
+    ):
+        Settings()
+
+
+def test_a_missing_config_file_given_as_argument_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"'/nonexistent/a\.yaml' does not exist \(given as"):
+        load_settings("/nonexistent/a.yaml")

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
-from arkitekt_server import EmbeddedServer
+from arkitekt_server import ArkitektServerError, EmbeddedServer, ServerSettings, ServerStartError
 
 
 def test_the_hosts_log_handlers_keep_working_through_start_and_stop(
@@ -35,3 +36,21 @@ def test_the_hosts_log_handlers_keep_working_through_start_and_stop(
     finally:
         host.removeHandler(handler)
         handler.close()
+
+
+def test_a_server_that_cannot_start_is_a_server_start_error(tmp_path: Path) -> None:
+    """Its data dir is a file: the database cannot open, the server thread ends at start."""
+    (tmp_path / "not-a-dir").write_text("")
+    server = EmbeddedServer(
+        ServerSettings(data_dir=tmp_path / "not-a-dir", port=0, log_level="critical")
+    )
+    with pytest.raises(ServerStartError, match="failed to start") as caught:
+        server.start()
+    assert isinstance(caught.value, RuntimeError)  # `except RuntimeError` keeps working
+    assert isinstance(caught.value, ArkitektServerError)
+
+
+def test_a_server_not_started_within_its_timeout_is_a_server_start_error(tmp_path: Path) -> None:
+    server = EmbeddedServer(ServerSettings(data_dir=tmp_path, port=0), start_timeout=0)
+    with pytest.raises(ServerStartError, match="did not start within 0 s"):
+        server.start()

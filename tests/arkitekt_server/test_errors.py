@@ -6,12 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from arkitekt_server import ArkitektServerError, ServerConfigError, load_server_settings
+from arkitekt_server import (
+    ArkitektServerError,
+    ServerConfigError,
+    ServerStartError,
+    load_server_settings,
+)
 from arkitekt_server._gate import BodyTooLargeError
 from arkitekt_server.fakts._logic import FaktsError, TooManyPendingError
-from arkitekt_server.mikro._chunks import ChunkRefused
+from arkitekt_server.mikro._chunks import ChunkRefusedError
 from arkitekt_server.mikro._housekeeping import UnknownStoresError
-from arkitekt_server.mikro._storage import StoreInvalid
+from arkitekt_server.mikro._storage import StoreInvalidError
 from arkitekt_server.rekuest._calls import HubError
 
 
@@ -19,11 +24,12 @@ from arkitekt_server.rekuest._calls import HubError
     "error",
     [
         BodyTooLargeError,
-        ChunkRefused,
+        ChunkRefusedError,
         FaktsError,
         HubError,
         ServerConfigError,
-        StoreInvalid,
+        ServerStartError,
+        StoreInvalidError,
         TooManyPendingError,
         UnknownStoresError,
     ],

@@ -22,7 +22,7 @@ class Fakts(Service):
 
     Attributes:
         grant: how the configuration is obtained (default: from the settings, see
-            :func:`~arkitekt.fakts._grants.default_grant`). Assign another before entering.
+            :func:`~arkitekt.fakts.default_grant`). Assign another before entering.
 
     """
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from arkitekt._inject import Provide, inject
 from arkitekt._twins import loopsafe, syncify
-from arkitekt.errors import InvalidImageError
+from arkitekt.errors import InvalidImageError, MikroError
 from arkitekt.mikro._checks import (
     DATASET_NAME_CHARS,
     DESCRIPTION_CHARS,
@@ -253,13 +253,17 @@ async def acreate_dataset(
         mikro: the image service (default: the active app's).
 
     Raises:
-        InvalidImageError: a bad argument (nothing is sent).
+        MikroError: a bad name or description (nothing is sent; the message names which);
+            :class:`~arkitekt.errors.InvalidImageError` (a subclass) if the server refuses them.
 
     """
-    name = check_text(name, "name", max_chars=DATASET_NAME_CHARS)
-    description = check_text(
-        description, "description", max_chars=DESCRIPTION_CHARS, blank=True, multiline=True
-    )
+    try:
+        name = check_text(name, "name", max_chars=DATASET_NAME_CHARS)
+        description = check_text(
+            description, "description", max_chars=DESCRIPTION_CHARS, blank=True, multiline=True
+        )
+    except InvalidImageError as error:  # the checks are the images' ones; no image is involved
+        raise MikroError(f"create_dataset(): the dataset's {error}") from None
     return await mikro.acreate_dataset(name, description)
 
 

@@ -54,8 +54,10 @@ class Mikro(Service):
     Attributes:
         datalayer: force a datalayer for uploads and reads (``"local"`` or ``"http"``); ``None``
             (default) uses the server's choice (``local`` when the client runs on the server's
-            machine, else ``http``) where a ``local`` grant could be used safely (see
-            :mod:`arkitekt.mikro._localdisk`), else ``http``. Set it before ``with app:``.
+            machine, else ``http``) where a ``local`` grant could be used safely (the server
+            is this machine and the path lies inside the local root it advertises), else
+            ``http``. A ``local`` path that is not safe is refused with
+            :class:`~arkitekt.errors.LocalPathError`. Set it before ``with app:``.
 
     """
 

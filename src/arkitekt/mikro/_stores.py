@@ -84,7 +84,7 @@ class HttpStore(Store):
         self._fresh = fresh
         self._max_chunk_bytes = max_chunk_bytes
         self.url = url
-        self._runtime = app_slot
+        self._app_slot = app_slot
         self._client = client
         self._timeout = timeout
         self._cache = dict(cache or {})
@@ -102,7 +102,7 @@ class HttpStore(Store):
         """The same store, with another write permission."""
         return HttpStore(
             self.url,
-            app_slot=self._runtime,
+            app_slot=self._app_slot,
             client=self._client,
             timeout=self._timeout,
             read_only=read_only,
@@ -112,7 +112,7 @@ class HttpStore(Store):
         )
 
     async def _on_app_loop(self, method: str, key: str, body: bytes | None = None) -> Any:
-        bridge = self._runtime.scope.bridge  # AppClosedError once the app has closed
+        bridge = self._app_slot.scope.bridge  # AppClosedError once the app has closed
         if bridge.is_current():
             return await self._request(method, key, body)
         try:

@@ -11,7 +11,6 @@ from typing import Any
 
 from arkitekt._bridge import Bridge
 from arkitekt._inject import Provide, inject
-from arkitekt._owner import owner_scope
 from arkitekt._twins import loopsafe, syncify
 from arkitekt.errors import BridgeError, RekuestError
 from arkitekt.rekuest._caller import CallEvent
@@ -121,14 +120,9 @@ async def asubmit(
 submit = syncify(asubmit)
 
 
-def _service(rekuest: Rekuest | None, what: str) -> Rekuest:
-    scope = owner_scope((rekuest,), what)
-    if rekuest is not None:
-        return rekuest
-    service: Rekuest = scope.container.rekuest()
-    return service
-
-
+# iterate/aiterate are plain functions, not generators: @inject resolves the service when they
+# are called, so a missing app fails at once, not at the first item.
+@inject
 def aiterate(
     function: str | Callable[..., Any],
     /,
@@ -137,7 +131,7 @@ def aiterate(
     wait: float = 0.0,
     agent: str | None = None,
     on_event: Callable[[CallEvent], Any] | None = None,
-    rekuest: Rekuest | None = None,
+    rekuest: Rekuest = Provide("rekuest"),
     **kwargs: Any,
 ) -> AsyncIterator[Any]:
     """Iterate over the items a registered generator yields on its agent.
@@ -162,9 +156,8 @@ def aiterate(
         [0, 1, 2]
 
     """
-    service = _service(rekuest, "aiterate()")  # at once: not at the first item
-    bridge = service.app_slot.scope.bridge
-    stream = service.aiterate(
+    bridge = rekuest.app_slot.scope.bridge
+    stream = rekuest.aiterate(
         function, args, kwargs, timeout=timeout, wait=wait, agent=agent, on_event=on_event
     )
     return _aiterate(bridge, stream)
@@ -185,6 +178,7 @@ async def _aiterate(bridge: Bridge, stream: AsyncGenerator[Any, None]) -> AsyncI
         await bridge.acall(stream.aclose)
 
 
+@inject
 def iterate(
     function: str | Callable[..., Any],
     /,
@@ -193,7 +187,7 @@ def iterate(
     wait: float = 0.0,
     agent: str | None = None,
     on_event: Callable[[CallEvent], Any] | None = None,
-    rekuest: Rekuest | None = None,
+    rekuest: Rekuest = Provide("rekuest"),
     **kwargs: Any,
 ) -> Iterator[Any]:
     """Blocking twin of :func:`aiterate`: a plain iterator over a remote generator's items.
@@ -214,14 +208,13 @@ def iterate(
         0
 
     """
-    service = _service(rekuest, "iterate()")  # at once: not at the first item
-    bridge = service.app_slot.scope.bridge
+    bridge = rekuest.app_slot.scope.bridge
     if bridge.is_current():
         raise BridgeError(
             "iterate() blocks, and this is the app's own event loop; in async code use "
             "`async for item in aiterate(...)`"
         )
-    return _iterate(bridge, service, function, args, kwargs, timeout, wait, agent, on_event)
+    return _iterate(bridge, rekuest, function, args, kwargs, timeout, wait, agent, on_event)
 
 
 def _iterate(

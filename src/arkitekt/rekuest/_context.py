@@ -123,12 +123,12 @@ def log(message: str, level: str = "info") -> None:
         level: ``debug``, ``info``, ``warning``, ``error`` or ``critical``.
 
     Raises:
-        ValueError: an unknown level.
+        RekuestError: an unknown level (like a bad ``percent`` of :func:`progress`).
         AssignmentCancelledError: in a worker thread, once the assignment was cancelled.
 
     """
     if level not in _LEVELS:
-        raise ValueError(f"unknown log level {level!r}; use one of {', '.join(_LEVELS)}")
+        raise RekuestError(f"log(): unknown log level {level!r}; use one of {', '.join(_LEVELS)}")
     _log.log(_LEVELS[level], "%s", message)
     context = _current.get()
     if context is not None:

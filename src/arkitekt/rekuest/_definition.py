@@ -2,7 +2,7 @@
 
 Supported annotations: ``int``, ``float``, ``str``, ``bool``, ``list[X]``, ``dict[str, X]``,
 ``Enum`` subclasses (travel as member names), ``X | None`` (nullable), and structures (types
-registered with :func:`~arkitekt.rekuest._structures.register_structure`, e.g. ``Image``; they
+registered with :func:`~arkitekt.rekuest.register_structure`, e.g. ``Image``; they
 travel as ids). Generators (sync or async) register as streams of their item type.
 """
 

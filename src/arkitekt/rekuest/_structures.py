@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from arkitekt.errors import DefinitionError
+
 __all__ = [
     "Structure",
     "register_structure",
@@ -72,7 +74,8 @@ def register_structure(
 
     Args:
         cls: the type (subclasses are found too).
-        identifier: its wire name; unique.
+        identifier: its wire name; unique (arkitekt's own, such as ``"@mikro/image"``, are
+            taken).
         aexpand: fetches a value back from its id (runs on the app's loop, in its scope).
         shrink: the value's id; default: ``value.id``.
 
@@ -80,18 +83,23 @@ def register_structure(
         The registered structure.
 
     Raises:
-        ValueError: the identifier already belongs to another type.
+        DefinitionError: the identifier already belongs to another type.
 
     """
-    structure = Structure(cls, identifier, shrink, aexpand)
+    _load_builtins()  # first: a user type must not take the identifier of a builtin one
+    return _register(Structure(cls, identifier, shrink, aexpand))
+
+
+def _register(structure: Structure) -> Structure:
     with _lock:
-        other = _by_identifier.get(identifier)
-        if other is not None and other.type is not cls:
-            raise ValueError(
-                f"structure identifier {identifier!r} already belongs to {other.type.__qualname__}"
+        other = _by_identifier.get(structure.identifier)
+        if other is not None and other.type is not structure.type:
+            raise DefinitionError(
+                f"structure identifier {structure.identifier!r} already belongs to "
+                f"{other.type.__qualname__}"
             )
-        _by_type[cls] = structure
-        _by_identifier[identifier] = structure
+        _by_type[structure.type] = structure
+        _by_identifier[structure.identifier] = structure
     return structure
 
 
@@ -100,10 +108,10 @@ def _load_builtins() -> None:
     global _builtins_loaded
     if _builtins_loaded:
         return
-    _builtins_loaded = True
     try:
         from arkitekt.mikro import Image, aget_image
     except ImportError:  # pragma: no cover - mikro is part of arkitekt
+        _builtins_loaded = True
         return
 
     async def aexpand_image(id: str) -> Any:
@@ -112,7 +120,8 @@ def _load_builtins() -> None:
     with _lock:
         known = Image in _by_type
     if not known:
-        register_structure(Image, "@mikro/image", aexpand=aexpand_image)
+        _register(Structure(Image, "@mikro/image", _shrink_by_id, aexpand_image))
+    _builtins_loaded = True  # only now: a failed registration is tried again, not skipped
 
 
 def structure_for_type(cls: Any) -> Structure | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from arkitekt._http import read_model
 from arkitekt._inject import Provide, inject
 from arkitekt._twins import loopsafe, syncify
+from arkitekt.errors import BadResponseError
 from arkitekt.fakts import Fakts
 from arkitekt.protocol.fakts import UserInfo
 from arkitekt.transport._client import Transport
@@ -32,12 +33,15 @@ async def awhoami(*, fakts: Fakts = Provide("fakts")) -> UserInfo:
     Raises:
         NoActiveAppError: no app is open here.
         GrantError: the server did not accept the app.
+        BadResponseError: the server's answer is not a ``userinfo`` (an error status other
+            than 401/403, or another shape).
 
     """
     transport: Transport = await fakts.app_slot.container.transport()
     lok = await transport.agroup("lok")
     url = lok.get("userinfo_url") or str(lok.get("base_url", "")).rstrip("/") + "/userinfo/"
-    return read_model(await transport.client.get(url), UserInfo, "userinfo")
+    response = await transport.client.get(url)
+    return read_model(response, UserInfo, "userinfo", off_protocol=BadResponseError)
 
 
 whoami = syncify(awhoami)

@@ -23,7 +23,7 @@ from arkitekt_server._errors import ArkitektServerError
 __all__ = [
     "HEADER_BYTES",
     "META_MAX_BYTES",
-    "ChunkRefused",
+    "ChunkRefusedError",
     "Pipeline",
     "check_key",
     "chunk_index",
@@ -43,7 +43,7 @@ HEADER_BYTES = 32
 _ZSTD_MAGIC = 0xFD2FB528
 
 
-class ChunkRefused(ArkitektServerError):
+class ChunkRefusedError(ArkitektServerError):
     """A key or chunk that must not be stored or decoded (the message names the key)."""
 
 
@@ -88,18 +88,20 @@ class Pipeline:
         """The pipeline of a parsed ``zarr.json`` (already checked for shape and chunks).
 
         Raises:
-            ChunkRefused: a codec (or an order of codecs) whose output size cannot be bounded.
+            ChunkRefusedError: a codec (or an order of codecs) whose output size cannot be bounded.
 
         """
         codecs = meta.get("codecs")
         if not isinstance(codecs, list) or not codecs:
-            raise ChunkRefused("zarr.json: codecs must be a non-empty list")
+            raise ChunkRefusedError("zarr.json: codecs must be a non-empty list")
         names = [_codec_name(codec) for codec in codecs]
         allowed = "'bytes', then at most one of 'blosc', 'zstd', 'gzip', then optionally 'crc32c'"
         crc32c = names[-1] == "crc32c"
         middle = names[1:-1] if crc32c else names[1:]
         if names[0] != "bytes" or len(middle) > 1 or any(n not in _COMPRESSORS for n in middle):
-            raise ChunkRefused(f"zarr.json: codecs {echo(names)} are not accepted; use {allowed}")
+            raise ChunkRefusedError(
+                f"zarr.json: codecs {echo(names)} are not accepted; use {allowed}"
+            )
         chunks = meta["chunk_grid"]["configuration"]["chunk_shape"]
         return cls(middle[0] if middle else None, crc32c, math.prod(chunks) * itemsize)
 
@@ -107,7 +109,7 @@ class Pipeline:
         """Refuse a chunk file larger than any encoding of a chunk could be."""
         limit = max_encoded_bytes(self.raw)
         if size > limit:
-            raise ChunkRefused(f"chunk {key!r} is {size} bytes, more than the {limit} allowed")
+            raise ChunkRefusedError(f"chunk {key!r} is {size} bytes, more than the {limit} allowed")
 
     def check_header(self, key: str, head: bytes, size: int) -> None:
         """Check what a chunk declares about its decoded size, from its first bytes.
@@ -118,7 +120,7 @@ class Pipeline:
             size: the chunk's whole encoded size.
 
         Raises:
-            ChunkRefused: the chunk would decode to more (or other) than the chunk's raw size,
+            ChunkRefusedError: the chunk would decode to more (or other) than the chunk's raw size,
                 or declares nothing this module can bound.
 
         """
@@ -126,7 +128,7 @@ class Pipeline:
         payload = size - 4 if self.crc32c else size
         if self.compressor is None:
             if payload != self.raw:
-                raise ChunkRefused(f"chunk {key!r} holds {payload} bytes, not {self.raw}")
+                raise ChunkRefusedError(f"chunk {key!r} holds {payload} bytes, not {self.raw}")
         elif self.compressor == "blosc":
             self._check_blosc(key, head, payload)
 
@@ -143,7 +145,7 @@ class Pipeline:
         are inflated within the bound, exactly one member.
 
         Raises:
-            ChunkRefused: see :meth:`check_header`.
+            ChunkRefusedError: see :meth:`check_header`.
 
         """
         self.check_header(key, data[:HEADER_BYTES], len(data))
@@ -155,10 +157,10 @@ class Pipeline:
 
     def _check_blosc(self, key: str, head: bytes, payload: int) -> None:
         if len(head) < 16:
-            raise ChunkRefused(f"chunk {key!r} is too short for a blosc header")
+            raise ChunkRefusedError(f"chunk {key!r} is too short for a blosc header")
         nbytes, _, cbytes = struct.unpack_from("<III", head, 4)
         if nbytes != self.raw or cbytes != payload:
-            raise ChunkRefused(
+            raise ChunkRefusedError(
                 f"chunk {key!r} declares {nbytes} decoded bytes in {cbytes}; the chunk has "
                 f"{self.raw} decoded bytes and its file {payload}"
             )
@@ -166,11 +168,11 @@ class Pipeline:
     def _check_zstd(self, key: str, data: bytes) -> None:
         declared = _zstd_single_frame(data)
         if declared is None:
-            raise ChunkRefused(
+            raise ChunkRefusedError(
                 f"chunk {key!r} is not exactly one zstd frame that declares its content size"
             )
         if declared != self.raw:
-            raise ChunkRefused(
+            raise ChunkRefusedError(
                 f"chunk {key!r} declares {declared} decoded bytes; the chunk has {self.raw}"
             )
 
@@ -179,9 +181,9 @@ class Pipeline:
         try:
             out = inflater.decompress(data, self.raw + 1)
         except zlib.error as error:
-            raise ChunkRefused(f"chunk {key!r} is not gzip data: {error}") from None
+            raise ChunkRefusedError(f"chunk {key!r} is not gzip data: {error}") from None
         if len(out) != self.raw or not inflater.eof or inflater.unused_data:
-            raise ChunkRefused(
+            raise ChunkRefusedError(
                 f"chunk {key!r} does not inflate to exactly one gzip member of {self.raw} bytes"
             )
 
@@ -189,7 +191,7 @@ class Pipeline:
 def _codec_name(codec: object) -> str:
     if isinstance(codec, dict) and isinstance(codec.get("name"), str):
         return str(codec["name"])
-    raise ChunkRefused(f"zarr.json: a codec must be an object with a name, not {echo(codec)}")
+    raise ChunkRefusedError(f"zarr.json: a codec must be an object with a name, not {echo(codec)}")
 
 
 def _zstd_single_frame(data: bytes) -> int | None:

@@ -124,7 +124,7 @@ async def _complete_finishes(
             await anyio.to_thread.run_sync(
                 storage.verify_store, store, list(body.shape), list(body.chunks), body.dtype
             )
-        except (OSError, ValueError, storage.StoreInvalid) as error:
+        except (OSError, ValueError, storage.StoreInvalidError) as error:
             await anyio.to_thread.run_sync(_quarantine, layout, store)
             log.error(
                 "mikro: interrupted finish %s: store moved to quarantine (%s)", grant.id, error
@@ -337,7 +337,7 @@ async def _adopt(session: AsyncSession, layout: storage.Layout, entry: Path) -> 
         TypeError,
         OSError,
         RecursionError,
-        storage.StoreInvalid,
+        storage.StoreInvalidError,
     ) as error:
         return f"{type(error).__name__}: {echo(str(error), 200)}"
     dataset = body.dataset

@@ -28,7 +28,7 @@ from arkitekt_server._errors import ArkitektServerError
 from arkitekt_server.mikro._chunks import (
     HEADER_BYTES,
     META_MAX_BYTES,
-    ChunkRefused,
+    ChunkRefusedError,
     Pipeline,
     check_key,
 )
@@ -36,7 +36,7 @@ from arkitekt_server.mikro._chunks import (
 __all__ = [
     "BoundedStore",
     "Layout",
-    "StoreInvalid",
+    "StoreInvalidError",
     "check_key",
     "open_bounded",
     "read_meta",
@@ -49,7 +49,7 @@ THUMBNAIL_SIZE = 256
 _THUMBNAIL_MAX_PLANES = 64
 
 
-class StoreInvalid(ArkitektServerError):
+class StoreInvalidError(ArkitektServerError):
     """The store does not hold what the grant announced (or holds something it must not)."""
 
 
@@ -129,12 +129,14 @@ def _expected_metadata(shape: list[int], chunks: list[int], dtype: str) -> dict[
 
 
 def _check_metadata(meta: object, shape: list[int], chunks: list[int], dtype: str) -> None:
-    """Raise :class:`StoreInvalid` unless ``meta`` (a parsed ``zarr.json``) fits the grant."""
+    """Raise :class:`StoreInvalidError` unless ``meta`` (a parsed ``zarr.json``) fits the grant."""
     if not isinstance(meta, dict):
-        raise StoreInvalid("zarr.json is not an object")
+        raise StoreInvalidError("zarr.json is not an object")
     for key, value in _expected_metadata(shape, chunks, dtype).items():
         if meta.get(key) != value:
-            raise StoreInvalid(f"zarr.json: {key} is {echo(meta.get(key))}, expected {value!r}")
+            raise StoreInvalidError(
+                f"zarr.json: {key} is {echo(meta.get(key))}, expected {value!r}"
+            )
     encoding = meta.get("chunk_key_encoding", {})
     configuration = encoding.get("configuration", {}) if isinstance(encoding, dict) else None
     if (
@@ -143,7 +145,7 @@ def _check_metadata(meta: object, shape: list[int], chunks: list[int], dtype: st
         or not isinstance(configuration, dict)
         or configuration.get("separator", "/") != "/"
     ):
-        raise StoreInvalid(
+        raise StoreInvalidError(
             "zarr.json: chunk_key_encoding must be an object {'name': 'default', "
             f"'configuration': {{'separator': '/'}}}}, not {echo(encoding)}"
         )
@@ -153,7 +155,7 @@ class BoundedStore(LocalStore):
     """A read-only local store that checks every chunk before zarr decodes it.
 
     A chunk file larger than any encoding of a chunk is not read; a chunk that declares (or
-    inflates to) more than the chunk's raw size is refused (:class:`ChunkRefused`), so a read
+    inflates to) more than the chunk's raw size is refused (:class:`ChunkRefusedError`), so a read
     never allocates more than the chunks it asked for.
     """
 
@@ -184,32 +186,32 @@ def read_meta(directory: Path) -> Any:
     """A store's ``zarr.json``, bounded in size, parsed.
 
     Raises:
-        StoreInvalid: it is missing, too large, or not JSON (nested too deeply included).
+        StoreInvalidError: it is missing, too large, or not JSON (nested too deeply included).
 
     """
     path = directory / "zarr.json"
     try:
         if path.stat().st_size > META_MAX_BYTES:
-            raise StoreInvalid(f"zarr.json is larger than {META_MAX_BYTES} bytes")
+            raise StoreInvalidError(f"zarr.json is larger than {META_MAX_BYTES} bytes")
         return json.loads(path.read_bytes())
     except (OSError, ValueError, RecursionError) as error:
-        raise StoreInvalid(f"the store has no valid zarr.json: {error}") from None
+        raise StoreInvalidError(f"the store has no valid zarr.json: {error}") from None
 
 
 def _pipeline(meta: Any) -> Pipeline:
     try:
         return Pipeline.from_metadata(meta, np.dtype(meta["data_type"]).itemsize)
-    except ChunkRefused as error:
-        raise StoreInvalid(str(error)) from None
+    except ChunkRefusedError as error:
+        raise StoreInvalidError(str(error)) from None
     except (TypeError, KeyError, ValueError, AttributeError) as error:
-        raise StoreInvalid(f"zarr.json is malformed: {echo(error)}") from None
+        raise StoreInvalidError(f"zarr.json is malformed: {echo(error)}") from None
 
 
 def open_bounded(directory: Path) -> Any:
     """Open a store's array for reading through a :class:`BoundedStore`.
 
     Raises:
-        StoreInvalid: no readable ``zarr.json``, or codecs whose chunk sizes cannot be bounded.
+        StoreInvalidError: no readable ``zarr.json``, or codecs whose chunk sizes cannot be bounded.
 
     """
     import zarr
@@ -238,7 +240,7 @@ def verify_store(directory: Path, shape: list[int], chunks: list[int], dtype: st
     raw size (checked before anything is decoded); the last chunk decodes.
 
     Raises:
-        StoreInvalid: naming the first problem found (and the chunk key, for a chunk).
+        StoreInvalidError: naming the first problem found (and the chunk key, for a chunk).
 
     """
     counts = grid(shape, chunks)
@@ -247,14 +249,14 @@ def verify_store(directory: Path, shape: list[int], chunks: list[int], dtype: st
         base = Path(current)
         for name in dirnames:
             if (base / name).is_symlink():
-                raise StoreInvalid(f"the store holds a symlink: {echo(name)}")
+                raise StoreInvalidError(f"the store holds a symlink: {echo(name)}")
         for name in filenames:
             path = base / name
             key = path.relative_to(directory).as_posix()
             if path.is_symlink() or not path.is_file():
-                raise StoreInvalid(f"the store holds a link or special file: {echo(key)}")
+                raise StoreInvalidError(f"the store holds a link or special file: {echo(key)}")
             if not check_key(key, counts):
-                raise StoreInvalid(
+                raise StoreInvalidError(
                     f"the store holds an unexpected file {echo(key)} (chunk keys are c/i/j/k/l/m "
                     "in ASCII digits without leading zeros, inside the grid)"
                 )
@@ -262,28 +264,28 @@ def verify_store(directory: Path, shape: list[int], chunks: list[int], dtype: st
                 found.append((path, key))
     expected = math.prod(counts)
     if len(found) != expected:
-        raise StoreInvalid(f"the store holds {len(found)} chunk(s); {expected} expected")
+        raise StoreInvalidError(f"the store holds {len(found)} chunk(s); {expected} expected")
     meta = read_meta(directory)
     try:
         _check_metadata(meta, shape, chunks, dtype)
     except (TypeError, AttributeError, ValueError, KeyError) as error:  # a malformed document
-        raise StoreInvalid(f"zarr.json is malformed: {echo(error)}") from None
+        raise StoreInvalidError(f"zarr.json is malformed: {echo(error)}") from None
     pipeline = _pipeline(meta)
     try:
         for path, key in found:
             _check_chunk_file(path, key, pipeline)
-    except ChunkRefused as error:
-        raise StoreInvalid(str(error)) from None
+    except ChunkRefusedError as error:
+        raise StoreInvalidError(str(error)) from None
     except OSError as error:
-        raise StoreInvalid(f"a chunk cannot be read: {error}") from None
+        raise StoreInvalidError(f"a chunk cannot be read: {error}") from None
     try:
         array = open_bounded(directory)
         last = tuple(slice((n - 1) * c, None) for n, c in zip(counts, chunks, strict=True))
         array[last]
-    except StoreInvalid:
+    except StoreInvalidError:
         raise
     except Exception as error:
-        raise StoreInvalid(f"the store cannot be read: {error}") from None
+        raise StoreInvalidError(f"the store cannot be read: {error}") from None
 
 
 def render_thumbnail(directory: Path, shape: list[int], size: int = THUMBNAIL_SIZE) -> bytes:
@@ -295,8 +297,8 @@ def render_thumbnail(directory: Path, shape: list[int], size: int = THUMBNAIL_SI
     percentile.
 
     Raises:
-        StoreInvalid: the store cannot be read within its bounds.
-        ChunkRefused: a chunk declares more than the chunk's raw size.
+        StoreInvalidError: the store cannot be read within its bounds.
+        ChunkRefusedError: a chunk declares more than the chunk's raw size.
 
     """
     import io

@@ -331,7 +331,7 @@ async def _finish(
             reopen = update(GrantRow).where(GrantRow.id == grant_key).values(state="open")
             await session.execute(reopen)
             await session.commit()
-        if isinstance(error, storage.StoreInvalid):
+        if isinstance(error, storage.StoreInvalidError):
             detail = f"upload not accepted: {error}"
             raise HTTPException(status.HTTP_400_BAD_REQUEST, detail) from None
         raise

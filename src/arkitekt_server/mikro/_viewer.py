@@ -24,7 +24,7 @@ from arkitekt_server._auth import Principal, require_principal
 from arkitekt_server._db import get_session
 from arkitekt_server._settings import ServerSettings
 from arkitekt_server.mikro import _storage as storage
-from arkitekt_server.mikro._chunks import ChunkRefused
+from arkitekt_server.mikro._chunks import ChunkRefusedError
 from arkitekt_server.mikro._common import (
     documented,
     find_image,
@@ -105,7 +105,7 @@ async def thumbnail(image_id: str, request: Request, who: Viewer, session: Sessi
 
     try:
         png = await anyio.to_thread.run_sync(build)
-    except (storage.StoreInvalid, ChunkRefused) as error:
+    except (storage.StoreInvalidError, ChunkRefusedError) as error:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"the image's store cannot be rendered: {error}"
         ) from None

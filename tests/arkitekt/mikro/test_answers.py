@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arkitekt import App, whoami
-from arkitekt.errors import ArkitektError, GrantError
+from arkitekt.errors import ArkitektError, BadResponseError, GrantError
 from arkitekt.mikro import (
     InvalidImageError,
     MikroError,
@@ -72,13 +72,24 @@ def test_refusals_of_any_shape_are_described(recording_server: Any, recorded_app
             create_dataset("n")
 
 
-def test_a_malformed_userinfo_is_a_grant_error_naming_the_url(
+@pytest.mark.parametrize("answer", [(200, {"sub": 1}), (500, "boom"), (404, {"detail": "no"})])
+def test_a_userinfo_off_the_protocol_is_a_bad_response_naming_the_url(
+    recording_server: Any, recorded_app: App, answer: tuple[int, Any]
+) -> None:
+    """Outside the grant flow, an answer the client cannot read is not a refused grant."""
+    recording_server.answers["/lok/userinfo/"] = answer
+    with recorded_app, pytest.raises(BadResponseError) as caught:
+        whoami()
+    assert not isinstance(caught.value, GrantError)
+    assert f"{recording_server.url}/lok/userinfo/" in str(caught.value)
+
+
+def test_a_userinfo_refused_with_403_is_a_grant_error(
     recording_server: Any, recorded_app: App
 ) -> None:
-    recording_server.answers["/lok/userinfo/"] = (200, {"sub": 1})
-    with recorded_app, pytest.raises(GrantError) as caught:
+    recording_server.answers["/lok/userinfo/"] = (403, {"detail": "revoked"})
+    with recorded_app, pytest.raises(GrantError, match=r"refused the app \(HTTP 403\)"):
         whoami()
-    assert f"{recording_server.url}/lok/userinfo/" in str(caught.value)
 
 
 def test_any_answer_is_a_result_or_an_arkitekt_error(
@@ -107,7 +118,7 @@ def test_any_answer_is_a_result_or_an_arkitekt_error(
 
         outcomes: set[str] = set()
         check()
-    assert {"MikroError", "GrantError"} <= outcomes  # the guard saw refusals of both kinds
+    assert {"MikroError", "BadResponseError"} <= outcomes  # the guard saw refusals of both kinds
 
 
 @pytest.mark.parametrize(

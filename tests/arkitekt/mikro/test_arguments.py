@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arkitekt import App
-from arkitekt.errors import ArkitektError, InvalidImageError
+from arkitekt.errors import ArkitektError, InvalidImageError, MikroError
 from arkitekt.mikro import (
     create_dataset,
     delete_image,
@@ -207,6 +207,24 @@ def test_id_and_dataset_functions_reject_bad_arguments_before_any_request(
             _rejects(recording_server, call, argument, value, **extra)
 
         check()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        ({"name": ""}, "the dataset's name must not be blank"),
+        ({"name": 5}, "the dataset's name must be a string"),
+        ({"name": "ok", "description": "a\0b"}, "the dataset's description contains"),
+    ],
+)
+def test_a_bad_dataset_name_is_named_as_such_not_as_an_image(
+    recording_server: Any, recorded_app: App, arguments: dict[str, Any], said: str
+) -> None:
+    with recorded_app, pytest.raises(MikroError) as caught:
+        create_dataset(**arguments)
+    assert not isinstance(caught.value, InvalidImageError)  # no image is involved
+    assert str(caught.value).startswith(f"create_dataset(): {said}")
+    assert recording_server.seen == []
 
 
 def test_the_reported_cases_fail_clearly_before_any_request(

@@ -58,11 +58,19 @@ def test_calls_need_an_app_or_an_explicit_service() -> None:
         list(iterate("a_count", 1))
 
 
+def test_iterators_fail_when_called_not_at_their_first_item() -> None:
+    """``iterate``/``aiterate`` find their app by the one owner rule of ``@inject``, at once."""
+    with pytest.raises(NoActiveAppError, match=r"iterate\(\)"):
+        iterate("a_count", 1)
+    with pytest.raises(NoActiveAppError, match=r"aiterate\(\)"):
+        aiterate("a_count", 1)
+
+
 def test_progress_and_log_outside_an_assignment_do_nothing() -> None:
     assert current_assignment() is None
     progress(50, "nothing happens")
     log("only to the local logger")
-    with pytest.raises(ValueError, match="unknown log level"):
+    with pytest.raises(RekuestError, match="unknown log level"):
         log("x", level="loud")
 
 

@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from arkitekt import App
+from arkitekt.errors import DefinitionError
 from arkitekt.mikro import Image, from_xarray
-from arkitekt.rekuest import Registry, call, iterate, progress
+from arkitekt.rekuest import Registry, _structures, call, iterate, progress, register_structure
 
 registry = Registry()
 threads: list[str] = []
@@ -81,3 +84,42 @@ def _capture(fn: Callable[[], object]) -> object:
         return fn()
     except Exception as error:  # handed to the test thread
         return error
+
+
+@dataclass
+class _Sample:
+    id: str
+
+
+async def _aget_sample(id: str) -> _Sample:
+    return _Sample(id)
+
+
+@pytest.fixture
+def fresh_structures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry as in a new process: empty, arkitekt's own structures not yet loaded."""
+    monkeypatch.setattr(_structures, "_by_type", {})
+    monkeypatch.setattr(_structures, "_by_identifier", {})
+    monkeypatch.setattr(_structures, "_builtins_loaded", False)
+
+
+@pytest.mark.usefixtures("fresh_structures")
+def test_a_taken_identifier_is_a_definition_error() -> None:
+    register_structure(_Sample, "@lab/sample", aexpand=_aget_sample)
+
+    class Other(_Sample):
+        pass
+
+    with pytest.raises(DefinitionError, match="'@lab/sample' already belongs to _Sample"):
+        register_structure(Other, "@lab/sample", aexpand=_aget_sample)
+
+
+@pytest.mark.usefixtures("fresh_structures")
+def test_a_user_structure_cannot_take_the_identifier_of_a_builtin_one() -> None:
+    """Registered first thing in a process, a user type under ``@mikro/image`` is refused."""
+    with pytest.raises(DefinitionError, match="'@mikro/image' already belongs to Image"):
+        register_structure(_Sample, "@mikro/image", aexpand=_aget_sample)
+    image = _structures.structure_for_type(Image)
+    assert image is not None
+    assert image.identifier == "@mikro/image"
+    assert _structures.structure_for_type(_Sample) is None

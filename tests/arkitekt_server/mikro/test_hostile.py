@@ -22,7 +22,7 @@ from arkitekt.mikro._upload import codec
 from arkitekt.protocol.mikro import MAX_ID_CHARS
 from arkitekt.protocol.text import ECHO_CHARS
 from arkitekt_server import EmbeddedServer
-from arkitekt_server.mikro._chunks import ChunkRefused, Pipeline, check_key, chunk_index
+from arkitekt_server.mikro._chunks import ChunkRefusedError, Pipeline, check_key, chunk_index
 from arkitekt_server.mikro._storage import Layout
 
 SHAPE = [1, 1, 2, 8, 8]
@@ -110,22 +110,22 @@ def test_the_pipeline_bounds_every_accepted_codec(zstd_bomb: Callable[[int, int]
     good = _store()["c/0/0/0/0/0"]
     blosc.check_chunk("c/0/0/0/0/0", good)
     lying = good[:4] + struct.pack("<I", 1 << 30) + good[8:]
-    with pytest.raises(ChunkRefused, match=r"'c/0/0/0/0/0' declares 1073741824"):
+    with pytest.raises(ChunkRefusedError, match=r"'c/0/0/0/0/0' declares 1073741824"):
         blosc.check_chunk("c/0/0/0/0/0", lying)
     zstd = Pipeline.from_metadata(_meta_with(ZstdCodec()), 2)
     zstd.check_chunk("k", _store(ZstdCodec())["c/0/0/0/0/0"])
-    with pytest.raises(ChunkRefused, match="declares 1073741824"):
+    with pytest.raises(ChunkRefusedError, match="declares 1073741824"):
         zstd.check_chunk("k", zstd_bomb(1 << 30, 1 << 30))
-    with pytest.raises(ChunkRefused, match="exactly one zstd frame"):  # a second frame hides
+    with pytest.raises(ChunkRefusedError, match="exactly one zstd frame"):  # a second frame hides
         zstd.check_chunk("k", zstd_bomb(RAW, RAW) + zstd_bomb(1 << 30, 1 << 30)[:1000])
     zipped = Pipeline.from_metadata(_meta_with(GzipCodec()), 2)
     zipped.check_chunk("k", _store(GzipCodec())["c/0/0/0/0/0"])
-    with pytest.raises(ChunkRefused, match="exactly one gzip member"):
+    with pytest.raises(ChunkRefusedError, match="exactly one gzip member"):
         zipped.check_chunk("k", gzip.compress(bytes(1 << 20)))
-    with pytest.raises(ChunkRefused, match="more than"):
+    with pytest.raises(ChunkRefusedError, match="more than"):
         zipped.check_chunk("k", bytes(1 << 20))
     meta = _meta_with(None) | {"codecs": [BytesCodec().to_dict(), {"name": "transpose"}]}
-    with pytest.raises(ChunkRefused, match="are not accepted"):
+    with pytest.raises(ChunkRefusedError, match="are not accepted"):
         Pipeline.from_metadata(meta, 2)
 
 

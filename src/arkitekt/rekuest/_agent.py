@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Agent", "AgentRefusedError", "backoff"]
 
-log = logging.getLogger("arkitekt.rekuest._agent")
+log = logging.getLogger("arkitekt.rekuest.agent")
 
 _END = object()
 _BACKOFF_START = 0.1

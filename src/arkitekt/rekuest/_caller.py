@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CallEvent", "CallerChannel", "Pending", "expand"]
 
-log = logging.getLogger("arkitekt.rekuest._caller")
+log = logging.getLogger("arkitekt.rekuest.caller")
 
 _ERRORS: dict[str, type[RekuestError]] = {
     "invalid": BadArgumentsError,

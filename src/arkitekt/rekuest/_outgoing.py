@@ -15,7 +15,7 @@ from arkitekt.protocol.rekuest import MAX_MESSAGE_BYTES, MessageError, clip, enc
 
 __all__ = ["error_message", "sendable", "unsendable"]
 
-log = logging.getLogger("arkitekt.rekuest._agent")
+log = logging.getLogger("arkitekt.rekuest.agent")
 
 
 def error_message(id: str, error: BaseException) -> str:

@@ -43,7 +43,7 @@ def build() -> typer.Typer:
         """Connect bioimage apps to a lab backend."""
 
     register_account(cli)
-    for plugin in entry_points(group="arkitekt._cli"):
+    for plugin in entry_points(group="arkitekt.cli"):
         plugin.load()(cli)
     return cli
 

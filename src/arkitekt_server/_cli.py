@@ -1,6 +1,6 @@
 """Server commands of the ``arkitekt`` CLI: server, approve, deny, revoke, token, clients.
 
-Plugged into ``arkitekt`` through the ``arkitekt._cli`` entry point group, when the ``server``
+Plugged into ``arkitekt`` through the ``arkitekt.cli`` entry point group, when the ``server``
 extra is installed. :func:`register` imports none of the server (FastAPI, uvicorn,
 SQLAlchemy): each command imports what it needs when it runs, so ``arkitekt --help`` stays
 quick. Commands other than ``server`` work on the database in ``--data-dir`` directly, so they

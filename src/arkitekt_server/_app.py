@@ -12,12 +12,14 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import arkitekt
 from arkitekt.protocol.redact import install_redaction
 from arkitekt.protocol.text import ECHO_CHARS, echo
 from arkitekt_server._auth import PrincipalCache
 from arkitekt_server._db import Database
+from arkitekt_server._errors import ArkitektServerError
 from arkitekt_server._gate import RequestGate, document_gate
 from arkitekt_server._hosts import TrustedHosts
 from arkitekt_server._service import ServerService
@@ -109,19 +111,26 @@ def create_app(settings: ServerSettings, services: Sequence[str] = SERVICES) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Services start in order and stop in reverse; a service that refuses to start stops
+        # those before it (each cancels and awaits its background tasks), then the database
+        # closes, then the refusal propagates.
         database = Database.in_dir(settings.data_dir)
-        await database.create_tables()
         app.state.database = database
-        if settings.auto_approve:
-            log.warning(
-                "AUTO-APPROVE IS ON: every app asking from this machine (loopback) is approved "
-                "without asking. Use it only on a single-user machine."
-            )
         try:
+            await database.create_tables()
+            if settings.auto_approve:
+                log.warning(
+                    "AUTO-APPROVE IS ON: every app asking from this machine (loopback) is "
+                    "approved without asking. Use it only on a single-user machine."
+                )
             async with AsyncExitStack() as stack:
                 for service in loaded:
                     if service.lifespan is not None:
-                        await stack.enter_async_context(service.lifespan(app))
+                        try:
+                            await stack.enter_async_context(service.lifespan(app))
+                        except ArkitektServerError as error:
+                            app.state.refusal = f"{service.name}: {error}"
+                            raise
                 yield
         finally:
             await database.dispose()
@@ -163,4 +172,31 @@ def create_app(settings: ServerSettings, services: Sequence[str] = SERVICES) -> 
     # Requests must name this server in their Host header: a web page whose DNS name was
     # rebound to 127.0.0.1 must not reach the fakts flow (or anything else) through a browser.
     app.add_middleware(TrustedHosts, hosts=settings.trusted_hosts())
+    app.add_middleware(_RefusalInOneLine)
     return app
+
+
+class _RefusalInOneLine:
+    """ASGI middleware: a service's deliberate refusal to start is reported in one line.
+
+    Starlette reports a failed startup with the whole traceback (an exception group of every
+    lifespan it passed through). A refusal (an :class:`ArkitektServerError`, such as unknown
+    image stores) is no bug: the server says which service refused and why, and exits.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        state = scope["app"].state
+
+        async def report(message: Message) -> None:
+            refusal = getattr(state, "refusal", None)
+            if message["type"] == "lifespan.startup.failed" and refusal is not None:
+                message = {**message, "message": f"arkitekt server refused to start: {refusal}"}
+            await send(message)
+
+        await self.app(scope, receive, report)

@@ -55,7 +55,10 @@ class ServerService:
         router: its routes, mounted under ``prefix``.
         prefix: where the routes live, e.g. ``"/mikro"`` (``""`` for the root).
         config: its group of the claimed fakts config, or ``None`` for no group.
-        lifespan: resources the module holds while the server runs (background cleanup, ...).
+        lifespan: resources the module holds while the server runs. Its background tasks run
+            in :func:`arkitekt_server._periodic.background` (periodic ones as
+            :func:`~arkitekt_server._periodic.every`), so that when a later module refuses to
+            start they stop, a round in progress finished, before the database closes.
         public_paths: route paths (as declared, with the prefix) that answer without a bearer
             token. Everything else must depend on :func:`arkitekt_server._auth.require_principal`;
             the server refuses requests to it without a valid token before reading their body,

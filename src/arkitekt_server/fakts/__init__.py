@@ -10,7 +10,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from arkitekt_server._db import Database
-from arkitekt_server._periodic import every
+from arkitekt_server._periodic import background, every
 from arkitekt_server._service import SMALL_BODY_BYTES, ServerService
 from arkitekt_server.fakts import _logic as logic
 from arkitekt_server.fakts._logic import (
@@ -55,10 +55,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             at_once=True,
         )
 
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(pruner)
+    async with background(pruner):
         yield
-        tasks.cancel_scope.cancel()
 
 
 _PUBLIC = (

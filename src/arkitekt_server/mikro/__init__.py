@@ -13,13 +13,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
-import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
 from arkitekt.protocol.mikro import MAX_CHUNK_BYTES
 from arkitekt_server._db import Database
-from arkitekt_server._periodic import every
+from arkitekt_server._periodic import background, every
 from arkitekt_server._service import ServerService
 from arkitekt_server._settings import ServerSettings
 from arkitekt_server.mikro import _models  # noqa: F401 -- registers the tables
@@ -68,12 +66,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             log=log,
         )
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(sweeper)
-        try:
-            yield
-        finally:
-            group.cancel_scope.cancel()
+    async with background(sweeper):
+        yield
 
 
 service = ServerService(

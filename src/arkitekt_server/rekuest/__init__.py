@@ -11,7 +11,7 @@ import anyio
 from fastapi import FastAPI
 
 from arkitekt.protocol.rekuest import MAX_MESSAGE_BYTES, MAX_MESSAGE_CONTAINERS
-from arkitekt_server._periodic import every
+from arkitekt_server._periodic import background, every
 from arkitekt_server._service import SMALL_BODY_BYTES, ServerService
 from arkitekt_server._settings import ServerSettings
 from arkitekt_server._urls import ws_url
@@ -48,25 +48,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     await hub.load()
     app.state.rekuest_hub = hub
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(store.run)
-        tasks.start_soon(hub.reap)
-        retention = app.state.settings.rekuest_retention_seconds
-        tasks.start_soon(
-            functools.partial(
-                every,
-                upkeep.PRUNE_EVERY_SECONDS,
-                functools.partial(upkeep.prune, store, retention),
-                what="rekuest: pruning finished assignments",
-                log=log,
-            )
-        )
-        try:
+    retention = settings.rekuest_retention_seconds
+    prune = functools.partial(
+        every,
+        upkeep.PRUNE_EVERY_SECONDS,
+        functools.partial(upkeep.prune, store, retention),
+        what="rekuest: pruning finished assignments",
+        log=log,
+    )
+    try:
+        async with background(store.run, hub.reap, prune):
             yield
-        finally:
-            tasks.cancel_scope.cancel()
-            with anyio.CancelScope(shield=True):
-                await store.close()
+    finally:  # once store.run has stopped: what it had not written yet
+        with anyio.CancelScope(shield=True):
+            await store.close()
 
 
 service = ServerService(

@@ -75,6 +75,8 @@ def test_a_lost_database_refuses_to_start_deletes_nothing_and_adopting_brings_im
     assert "2 image store(s)" in output
     assert "not in the database" in output
     assert "arkitekt adopt-stores" in output
+    assert "arkitekt server refused to start: mikro: 2 image store(s)" in output  # one line
+    assert "Traceback" not in output
     assert {i: _files(layout.store(i)) for i in before} == before  # nothing deleted
 
     adopt = _adopt_stores(server_process.data_dir)

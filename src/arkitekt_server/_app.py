@@ -23,7 +23,7 @@ from arkitekt_server._errors import ArkitektServerError
 from arkitekt_server._gate import RequestGate, document_gate
 from arkitekt_server._hosts import TrustedHosts
 from arkitekt_server._service import ServerService
-from arkitekt_server._settings import ServerSettings
+from arkitekt_server._settings import ServerConfigError, ServerSettings
 
 __all__ = ["HEALTH_PATH", "SERVICES", "create_app", "load_services"]
 
@@ -91,7 +91,7 @@ def load_services(names: Sequence[str] = SERVICES) -> list[ServerService]:
     for name in names:
         service = getattr(importlib.import_module(name), "service", None)
         if not isinstance(service, ServerService):
-            raise TypeError(f"module {name!r} has no `service = ServerService(...)`")
+            raise ServerConfigError(f"module {name!r} has no `service = ServerService(...)`")
         services.append(service)
     return services
 

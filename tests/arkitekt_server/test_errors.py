@@ -41,3 +41,11 @@ def test_each_deliberate_server_error_is_an_arkitekt_server_error(error: type) -
 def test_a_bad_configuration_is_caught_as_an_arkitekt_server_error(tmp_path: Path) -> None:
     with pytest.raises(ArkitektServerError, match="port"):
         load_server_settings(port=70000, data_dir=tmp_path)
+
+
+def test_a_service_module_without_a_service_is_a_config_error() -> None:
+    from arkitekt_server._app import load_services
+    from arkitekt_server._settings import ServerConfigError
+
+    with pytest.raises(ServerConfigError, match="has no `service = ServerService"):
+        load_services(["arkitekt_server._errors"])

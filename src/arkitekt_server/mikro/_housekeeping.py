@@ -238,8 +238,7 @@ async def check_stores(database: Database, layout: storage.Layout) -> None:
             "register them as images again, or `arkitekt adopt-stores --quarantine` to move "
             f"them to {layout.quarantine}; then start the server again."
         )
-        log.error("mikro: %s", message)
-        raise UnknownStoresError(message)
+        raise UnknownStoresError(message)  # the server reports it in one line
     # only now: with a database that is not the stores' own, a missing row proves nothing
     await anyio.to_thread.run_sync(_empty_trash, layout)
 

@@ -103,7 +103,10 @@ class Store:
             self._dirty = anyio.Event()  # only this loop replaces it (flush() may run elsewhere)
             await anyio.sleep(self.interval)
             try:
-                await self.flush()
+                # A round that began finishes: a cancelled query would orphan its connection
+                # (see _periodic.every); a cancel lands in the pauses.
+                with anyio.CancelScope(shield=True):
+                    await self.flush()
             except Exception:  # keep going: the batch was put back and is retried
                 log.exception("could not store rekuest assignments; retrying")
                 await anyio.sleep(1.0)

@@ -30,4 +30,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench-lib build dist .mypy_cache .ruff_cache

@@ -129,6 +129,13 @@ class ServerSettings(LayeredSettings):
         "their call's `wait`, if longer) for it or another provider; then they fail (at most a "
         "day).",
     )
+    rekuest_max_attempts: int = Field(
+        default=3,
+        gt=0,
+        le=1000,
+        description="Deliveries of one rekuest assignment before it is failed as lost (its agent "
+        "disconnected while running it each time).",
+    )
     rekuest_max_pending_calls: int = Field(
         default=10_000,
         gt=0,

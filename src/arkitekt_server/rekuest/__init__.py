@@ -17,7 +17,7 @@ from arkitekt_server._settings import ServerSettings
 from arkitekt_server._urls import ws_url
 from arkitekt_server.rekuest import _models  # noqa: F401 -- registers the tables
 from arkitekt_server.rekuest import _upkeep as upkeep
-from arkitekt_server.rekuest._hub import Hub
+from arkitekt_server.rekuest._hub import EXPIRE_EVERY_SECONDS, Hub
 from arkitekt_server.rekuest._routes import router
 from arkitekt_server.rekuest._store import Store
 
@@ -45,6 +45,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_pending_bytes=settings.rekuest_max_pending_argument_bytes,
         cancel_grace=settings.rekuest_cancel_grace_seconds,
         agent_grace=settings.rekuest_agent_grace_seconds,
+        max_attempts=settings.rekuest_max_attempts,
     )
     await hub.load()
     app.state.rekuest_hub = hub
@@ -56,8 +57,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         what="rekuest: pruning finished assignments",
         log=log,
     )
+
+    async def expire() -> None:
+        hub.expire(hub.clock())
+
+    expiring = functools.partial(
+        every, EXPIRE_EVERY_SECONDS, expire, what="rekuest: enforcing time limits", log=log
+    )
     try:
-        async with background(store.run, hub.reap, prune):
+        async with background(store.run, expiring, prune):
             yield
     finally:  # once store.run has stopped: what it had not written yet
         with anyio.CancelScope(shield=True):

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from arkitekt.protocol.rekuest import (
     CallMessage,
     MessageError,
+    RegisterMessage,
     argument_problem,
     encode,
     explain,
@@ -16,7 +17,7 @@ from arkitekt.protocol.rekuest import (
 from arkitekt.protocol.rekuest_frames import MessageTooBig
 from arkitekt_server._errors import ArkitektServerError
 
-__all__ = ["HubError", "check_call"]
+__all__ = ["HubError", "check_call", "check_register"]
 
 
 class HubError(ArkitektServerError):
@@ -58,3 +59,20 @@ def check_call(msg: dict[str, Any]) -> tuple[CallMessage, dict[str, Any], int]:
     except MessageError as error:
         raise HubError(f"invalid call: {error}") from None
     return message, kwargs, size
+
+
+def check_register(msg: dict[str, Any]) -> RegisterMessage:
+    """Validate an agent's first message, ``register``, all of it.
+
+    Raises:
+        HubError: it is not ``register``, or it is invalid (the message says which part).
+
+    """
+    if msg.get("t") != "register":
+        raise HubError("the first message of an agent must be `register`")
+    try:
+        return RegisterMessage.model_validate(msg)
+    except ValidationError as error:
+        only = all(item["loc"][:1] == ("definitions",) for item in error.errors())
+        what = "definitions" if only else "registration"
+        raise HubError(f"invalid {what}: {explain(error)}") from None

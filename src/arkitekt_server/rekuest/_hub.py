@@ -7,46 +7,47 @@ batches. An assignment whose agent disconnects goes back to the waiting queue fo
 when an agent that provides the function (re)connects, or failed explicitly (``lost``) when the
 time is up. An agent that reconnects while still holding an assignment (running, or with a
 result not yet acknowledged) keeps it.
+
+Time comes from the injected ``clock``; the time limits are enforced by :meth:`Hub.expire`,
+which the service's periodic loop calls.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import ValidationError
-
-from arkitekt.protocol.rekuest import (
-    AgentMessage,
-    ArgumentsInvalid,
-    Definition,
-    MessageError,
-    RegisterMessage,
-    explain,
-)
+from arkitekt.protocol.rekuest import AgentMessage, ArgumentsInvalid, MessageError
 from arkitekt.protocol.rekuest_frames import Cancelled, Done, Failed, Log, Yield
 from arkitekt_server._db import utcnow
+from arkitekt_server.rekuest._agents import Agents
 from arkitekt_server.rekuest._binding import bind, check_result, choose
-from arkitekt_server.rekuest._calls import HubError, check_call
+from arkitekt_server.rekuest._calls import HubError, check_call, check_register
 from arkitekt_server.rekuest._peer import Peer
 from arkitekt_server.rekuest._quotas import Quotas
 from arkitekt_server.rekuest._refusals import refuse_agent_message, refuse_duplicate
 from arkitekt_server.rekuest._restore import restore
 from arkitekt_server.rekuest._state import AgentState, Assignment
 from arkitekt_server.rekuest._store import Store
-from arkitekt_server.rekuest._upkeep import reap
 
-__all__ = ["GRACE_SECONDS", "MAX_ATTEMPTS", "AgentState", "Assignment", "Hub", "HubError"]
-
-log = logging.getLogger("arkitekt_server.rekuest")
+__all__ = [
+    "EXPIRE_EVERY_SECONDS",
+    "GRACE_SECONDS",
+    "MAX_ATTEMPTS",
+    "AgentState",
+    "Assignment",
+    "Hub",
+    "HubError",
+]
 
 GRACE_SECONDS = 15.0
 """How long an assignment waits at least for an agent after its agent disconnected (default)."""
 MAX_ATTEMPTS = 3
-"""Deliveries of one assignment before it is failed (an agent dying on it each time)."""
-REAP_INTERVAL = 0.1
+"""Deliveries of one assignment before it is failed (an agent dying on it each time; default)."""
+EXPIRE_EVERY_SECONDS = 0.1
+"""How often the service calls :meth:`Hub.expire`."""
 REMEMBERED_IDS = 100_000
 """How many stored call ids the hub remembers to refuse reused ids without asking the database
 (older ones are caught when the store finds them already stored)."""
@@ -63,6 +64,8 @@ class Hub:
             cancelled without it (its app's slot is free again, its arguments forgotten).
         agent_grace: seconds an assignment waits at least for an agent after its agent
             disconnected (also after a restart).
+        max_attempts: deliveries of one assignment before it is failed (``lost``).
+        clock: the time in seconds, monotonic; deadlines and :meth:`expire` use it.
 
     """
 
@@ -73,24 +76,31 @@ class Hub:
         max_pending_bytes: int = 64 * 1024 * 1024,
         cancel_grace: float = 10.0,
         agent_grace: float = GRACE_SECONDS,
+        max_attempts: int = MAX_ATTEMPTS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        self.clock = clock
+        self.max_attempts = max_attempts
         self.cancel_grace = cancel_grace
         self.agent_grace = agent_grace
         self.quotas = Quotas(max_pending_calls, max_pending_bytes)
-        self.agents: dict[str, AgentState] = {}
+        self.agents = Agents()
         self.jobs: dict[str, Assignment] = {}
         self.waiting: dict[str, Assignment] = {}
-        self._providers: dict[str, dict[str, AgentState]] = {}
         self._expiring: dict[str, Assignment] = {}  # jobs with a timeout, or a cancel to confirm
-        self._by_peer: dict[Peer, AgentState] = {}
         self._used: dict[str, None] = {}  # ids stored lately, oldest first
         store.on_duplicate = self._duplicate
 
     # -- startup -------------------------------------------------------------------------------
     async def load(self) -> None:
         """Restore agents (offline), their definitions, and unfinished assignments (waiting)."""
-        await restore(self, self.agent_grace)
+        agents, definitions, active = await self.store.load()
+        restored = restore(agents, definitions, active, self.clock() + self.agent_grace)
+        self.agents.add(restored.agents)
+        for job in restored.waiting:
+            self.waiting[job.id] = job
+            self.admit(job)
 
     # -- callers -------------------------------------------------------------------------------
     def call(self, caller: Peer | None, caller_pk: int, msg: dict[str, Any]) -> Assignment:
@@ -117,11 +127,11 @@ class Hub:
         job.wait = message.wait or 0.0
         if message.timeout is not None:
             job.timeout = message.timeout
-            job.expires = time.monotonic() + job.timeout
+            job.expires = self.clock() + job.timeout
             self._expiring[id] = job
         if caller is not None:
             caller.jobs.add(id)
-        online = self._online(job)
+        online = self.agents.providing(job.function, job.selector)
         if online:
             chosen = choose(job, online)
             if isinstance(chosen, str):
@@ -129,7 +139,7 @@ class Hub:
             else:
                 self._dispatch(job, *chosen, new=True)
             return job
-        known = self._known_definitions(job)
+        known = self.agents.definitions(job.function, job.selector)
         if known:  # refuse bad arguments now, if no known definition accepts them
             reasons = [bind(job, definition) for definition in known]
             if all(isinstance(reason, str) for reason in reasons):
@@ -138,9 +148,9 @@ class Hub:
         if job.wait > 0:
             self.waiting[id] = job
             self.admit(job)
-            job.deadline = time.monotonic() + job.wait
+            job.deadline = self.clock() + job.wait
             self._remember(id)
-            self.store.insert(self._row(job, "queued"))
+            self.store.insert(job.row("queued"))
         else:
             self._fail_early(job, "no_agent", self._no_agent_message(job))
         return job
@@ -160,9 +170,7 @@ class Hub:
 
     def knows(self, function: str, selector: str | None = None) -> bool:
         """Whether an agent (online or not) matching ``selector`` ever registered ``function``."""
-        probe = Assignment("", function, None, 0)
-        probe.selector = selector
-        return bool(self._known_definitions(probe))
+        return bool(self.agents.definitions(function, selector))
 
     def cancel(
         self, caller_pk: int | None, id: str, reason: str = "cancelled by its caller"
@@ -178,7 +186,7 @@ class Hub:
             # must not hold its caller's slots (and the arguments) for as long as it is online
             if job.cancelled is None:
                 job.cancelled = reason
-                job.expires = min(job.expires or math.inf, time.monotonic() + self.cancel_grace)
+                job.expires = min(job.expires or math.inf, self.clock() + self.cancel_grace)
                 self._expiring[id] = job
         else:
             self._finish(job, "cancelled", kind="cancelled", message=reason)
@@ -200,19 +208,10 @@ class Hub:
             HubError: the registration is invalid.
 
         """
-        if msg.get("t") != "register":
-            raise HubError("the first message of an agent must be `register`")
-        try:  # all of it, before anything changes
-            register = RegisterMessage.model_validate(msg)
-        except ValidationError as error:
-            only = all(item["loc"][:1] == ("definitions",) for item in error.errors())
-            what = "definitions" if only else "registration"
-            raise HubError(f"invalid {what}: {explain(error)}") from None
+        register = check_register(msg)  # all of it, before anything changes
         instance, definitions = register.instance, register.definitions
         key = f"{client_pk}:{instance}"
-        agent = self.agents.get(key)
-        if agent is None:
-            agent = self.agents[key] = AgentState(key, client_pk, name, instance)
+        agent = self.agents.get(key, client_pk, name, instance)
         if agent.peer is not None:  # an older connection of the same agent: replaced
             old = agent.peer
             self.agent_gone(agent, old)
@@ -221,10 +220,7 @@ class Hub:
             key, client_pk, name, instance, [d.model_dump() for d in definitions]
         )
         agent.set_definitions(definitions)
-        agent.peer = peer
-        self._by_peer[peer] = agent
-        for fname in agent.definitions:
-            self._providers.setdefault(fname, {})[key] = agent
+        self.agents.online(agent, peer)
         peer.send({"t": "registered", "agent": key})
         for id in register.holding:
             job = self.jobs.get(id)
@@ -279,17 +275,18 @@ class Hub:
 
     def agent_refused(self, agent: AgentState, message: dict[str, Any], reason: str) -> None:
         """An agent sent a message that breaks the protocol: it fails its assignment only."""
-        refuse_agent_message(self, agent, message, reason)
+        id = message.get("id")
+        job = self.jobs.get(id) if isinstance(id, str) else None
+        text = refuse_agent_message(agent, job, message, reason)
+        if job is not None and text is not None:
+            self._finish(job, "error", kind="remote", message=text, by=agent)
 
     def agent_gone(self, agent: AgentState, peer: Peer) -> None:
         """An agent's connection closed: its assignments wait for it (or another) to come."""
         if agent.peer is not peer:
             return
-        agent.peer = None
-        self._by_peer.pop(peer, None)
-        for fname in agent.definitions:
-            self._providers.get(fname, {}).pop(agent.key, None)
-        now = time.monotonic()
+        self.agents.offline(agent)
+        now = self.clock()
         for job in agent.running.values():
             job.agent = None
             job.deadline = now + max(job.wait, self.agent_grace)
@@ -300,31 +297,38 @@ class Hub:
 
     def agent_of(self, peer: Peer) -> AgentState | None:
         """The agent registered over ``peer`` (``None``: it never registered, or is gone)."""
-        return self._by_peer.get(peer)
+        return self.agents.of(peer)
 
     # -- time ----------------------------------------------------------------------------------
-    async def reap(self) -> None:
-        """Fail waiting assignments and calls whose time is up, until cancelled."""
-        await reap(self, REAP_INTERVAL)
+    def expire(self, now: float) -> None:
+        """Do what is due at ``now`` (on :attr:`clock`): fail assignments that waited for an
+        agent in vain or ran past their timeout; end cancels their agent did not confirm."""
+        for job in [job for job in self.waiting.values() if job.deadline <= now]:
+            if job.attempts:
+                message = (
+                    f"the agent running {job.function!r} disconnected and no agent took the "
+                    "assignment over in time"
+                )
+                self._finish(job, "error", kind="lost", message=message)
+            else:
+                self._finish(job, "error", kind="no_agent", message=self._no_agent_message(job))
+        for job in [job for job in self._expiring.values() if job.expires <= now]:
+            if job.cancelled is not None:  # its agent did not confirm the cancel in time
+                message = (
+                    f"{job.cancelled} (its agent did not confirm within {self.cancel_grace:g} s)"
+                )
+                self._finish(job, "cancelled", kind="cancelled", message=message)
+                continue
+            if job.agent is not None and job.agent.peer is not None:
+                job.agent.peer.send({"t": "cancel", "id": job.id})
+            message = f"{job.function!r} did not finish within {job.timeout:g} s; cancelled it"
+            self._finish(job, "error", kind="timeout", message=message)
 
     # -- internals -----------------------------------------------------------------------------
-    def _online(self, job: Assignment) -> list[AgentState]:
-        providers = self._providers.get(job.function)
-        if not providers:
-            return []
-        return [agent for agent in providers.values() if agent.matches(job.selector)]
-
-    def _known_definitions(self, job: Assignment) -> list[Definition]:
-        return [
-            agent.definitions[job.function]
-            for agent in self.agents.values()
-            if agent.matches(job.selector) and job.function in agent.definitions
-        ]
-
     def _no_agent_message(self, job: Assignment) -> str:
         where = f" of agent {job.selector!r}" if job.selector else ""
         waited = f" (waited {job.wait:g} s)" if job.wait else ""
-        if not self._known_definitions(job):
+        if not self.agents.definitions(job.function, job.selector):
             return f"no function {job.function!r}{where} is registered on this server{waited}"
         return f"no agent{where} that provides {job.function!r} is online{waited}"
 
@@ -335,7 +339,16 @@ class Hub:
             del self._used[next(iter(self._used))]
 
     def _duplicate(self, id: str) -> None:
-        refuse_duplicate(self, id)
+        """The store found ``id`` stored before (by an earlier run): refuse that call after all
+        (nothing of it is recorded: that would change the earlier call's row)."""
+        job = self.jobs.get(id)
+        refuse_duplicate(id, job)
+        if job is not None:
+            self.release(job)
+            self.waiting.pop(id, None)
+            self._expiring.pop(id, None)
+            if job.agent is not None:
+                job.agent.running.pop(id, None)
 
     def _reject(self, job: Assignment, message: str) -> None:
         if job.id in self.jobs:  # stored while it waited for an agent
@@ -349,12 +362,12 @@ class Hub:
         assert agent.peer is not None
         job.bound = bound
         job.attempts += 1
-        if job.attempts > MAX_ATTEMPTS:
+        if job.attempts > self.max_attempts:
             self._finish(
                 job,
                 "error",
                 kind="lost",
-                message=f"given up after {MAX_ATTEMPTS} deliveries: the agent disconnected "
+                message=f"given up after {self.max_attempts} deliveries: the agent disconnected "
                 "each time it ran the assignment",
             )
             return
@@ -364,7 +377,7 @@ class Hub:
         agent.running[job.id] = job
         if new:
             self._remember(job.id)
-            self.store.insert(self._row(job, "assigned"))
+            self.store.insert(job.row("assigned"))
         else:
             fields = {"status": "assigned", "agent_key": agent.key, "attempts": job.attempts}
             self.store.update(job.id, {**fields, "args": bound})
@@ -378,7 +391,7 @@ class Hub:
 
     def _pump_waiting(self) -> None:
         for job in list(self.waiting.values()):
-            online = self._online(job)
+            online = self.agents.providing(job.function, job.selector)
             if online:
                 chosen = choose(job, online)
                 if isinstance(chosen, str):
@@ -386,19 +399,6 @@ class Hub:
                 else:
                     del self.waiting[job.id]
                     self._dispatch(job, *chosen)
-
-    def _row(self, job: Assignment, status: str) -> dict[str, Any]:
-        return {
-            "id": job.id,
-            "function": job.function,
-            "caller_pk": job.caller_pk,
-            "agent_key": job.agent.key if job.agent is not None else None,
-            "agent_filter": job.selector,
-            "args": job.bound if job.bound is not None else {"__raw__": list(job.raw)},
-            "stream": job.stream,
-            "status": status,
-            "attempts": job.attempts,
-        }
 
     def _fail_early(self, job: Assignment, kind: str, message: str) -> None:
         """Fail a call that never became an assignment (nothing stored)."""

@@ -4,6 +4,9 @@ Each peer's queue is bounded (:data:`MAX_OUTBOX_MESSAGES`, :data:`MAX_OUTBOX_BYT
 that does not read what it is sent is closed with
 :data:`~arkitekt.protocol.rekuest.CLOSE_OUTBOX_FULL`, and its assignments are handled as on any
 disconnect, instead of its queue growing without end.
+
+Refusals (of peers' messages, here and in the hub) are logged through :func:`warn`, which is
+rate-limited, so that a peer sending garbage cannot fill the log.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from fastapi import WebSocket
 
 from arkitekt.protocol.outbox import Outbox
 from arkitekt.protocol.rekuest import CLOSE_OUTBOX_FULL, MessageError, encode
-from arkitekt_server.rekuest._refusals import warn
+from arkitekt_server._logs import Throttled
 
-__all__ = ["MAX_OUTBOX_BYTES", "MAX_OUTBOX_MESSAGES", "Peer"]
+__all__ = ["MAX_OUTBOX_BYTES", "MAX_OUTBOX_MESSAGES", "Peer", "warn"]
 
 log = logging.getLogger("arkitekt_server.rekuest")
+
+warn = Throttled(log, "rekuest: refusal")
+"""Log a refusal warning (``text`` and ``args`` as for ``logging``), rate-limited."""
 
 MAX_OUTBOX_MESSAGES = 65_536
 """The most messages queued for one peer (16 full frames) before it is closed."""

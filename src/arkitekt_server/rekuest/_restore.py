@@ -1,34 +1,54 @@
-"""Restoring the hub on startup: agents, definitions and unfinished assignments."""
+"""Restoring the hub on startup: agents, definitions and unfinished assignments, rebuilt from
+stored rows (the hub applies them, :meth:`~arkitekt_server.rekuest._hub.Hub.load`)."""
 
 from __future__ import annotations
 
 import logging
-import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
 from arkitekt.protocol.rekuest import Definition, MessageError, encode
+from arkitekt_server.rekuest._models import AgentRow, AssignmentRow, DefinitionRow
 from arkitekt_server.rekuest._state import AgentState, Assignment
 
-if TYPE_CHECKING:
-    from arkitekt_server.rekuest._hub import Hub
-
-__all__ = ["restore"]
+__all__ = ["Restored", "restore"]
 
 log = logging.getLogger("arkitekt_server.rekuest")
 
 
-async def restore(hub: Hub, grace: float) -> None:
-    """Load every agent (offline), its definitions, and the unfinished assignments.
+@dataclass
+class Restored:
+    """The hub's state as stored: every agent (offline) and the unfinished assignments."""
 
-    The assignments wait ``grace`` seconds for an agent that provides their function.
+    agents: dict[str, AgentState] = field(default_factory=dict)
+    """By key, with their definitions."""
+    waiting: list[Assignment] = field(default_factory=list)
+    """Unfinished assignments, each waiting for an agent (its size counted)."""
+
+
+def restore(
+    agents: list[AgentRow],
+    definitions: list[DefinitionRow],
+    active: list[AssignmentRow],
+    deadline: float,
+) -> Restored:
+    """Rebuild agents (offline), their definitions, and the unfinished assignments from rows.
+
+    Args:
+        agents: the stored agents.
+        definitions: their stored definitions (one that no longer parses is skipped).
+        active: the unfinished assignments.
+        deadline: when (on the hub's clock) the assignments stop waiting for an agent.
+
+    Returns:
+        The state, for the hub to take over.
     """
-    agents, definitions, active = await hub.store.load()
+    restored = Restored()
     by_id: dict[int, AgentState] = {}
     for row in agents:
         state = AgentState(row.key, row.client_pk, row.name, row.instance)
-        hub.agents[row.key] = by_id[row.id] = state
+        restored.agents[row.key] = by_id[row.id] = state
     grouped: dict[int, list[Definition]] = {}
     for drow in definitions:
         try:
@@ -38,7 +58,6 @@ async def restore(hub: Hub, grace: float) -> None:
     for agent_id, defs in grouped.items():
         if agent_id in by_id:
             by_id[agent_id].set_definitions(defs)
-    deadline = time.monotonic() + grace
     for arow in active:
         job = Assignment(arow.id, arow.function, None, arow.caller_pk)
         job.selector = arow.agent_filter
@@ -53,11 +72,11 @@ async def restore(hub: Hub, grace: float) -> None:
         if arow.agent_key is not None:
             job.tried.add(arow.agent_key)
         job.deadline = deadline
-        hub.waiting[job.id] = job
         try:  # counted against its app's limits, as when it was made
             job.size = len(encode(arow.args))
         except MessageError:
             job.size = 0
-        hub.admit(job)
+        restored.waiting.append(job)
     if active:
         log.info("rekuest: %d unfinished assignment(s) wait for their agents", len(active))
+    return restored

@@ -26,8 +26,7 @@ from arkitekt.protocol.rekuest import (
 from arkitekt_server._auth import CurrentPrincipal, authenticate_websocket
 from arkitekt_server._service import documented
 from arkitekt_server.rekuest._hub import AgentState, Hub, HubError
-from arkitekt_server.rekuest._peer import Peer
-from arkitekt_server.rekuest._refusals import warn
+from arkitekt_server.rekuest._peer import Peer, warn
 
 __all__ = ["router"]
 
@@ -259,7 +258,7 @@ async def definitions(request: Request, principal: CurrentPrincipal) -> list[dic
             "online": agent.peer is not None,
             "definition": definition.model_dump(),
         }
-        for agent in _hub(request).agents.values()
+        for agent in _hub(request).agents.by_key.values()
         for definition in agent.definitions.values()
     ]
 
@@ -276,7 +275,7 @@ async def agents(request: Request, principal: CurrentPrincipal) -> list[dict[str
             "running": len(agent.running),
             "functions": sorted(agent.definitions),
         }
-        for agent in _hub(request).agents.values()
+        for agent in _hub(request).agents.by_key.values()
     ]
 
 

@@ -97,3 +97,17 @@ class Assignment:
         self.tried: set[str] = set()  # keys of the agents it was delivered to
         self.failure: tuple[str, str] | None = None  # (kind, message) when refused at once
         self.size = -1  # the call's encoded bytes, once counted against its app's limits
+
+    def row(self, status: str) -> dict[str, Any]:
+        """Its stored row, as inserted with ``status``."""
+        return {
+            "id": self.id,
+            "function": self.function,
+            "caller_pk": self.caller_pk,
+            "agent_key": self.agent.key if self.agent is not None else None,
+            "agent_filter": self.selector,
+            "args": self.bound if self.bound is not None else {"__raw__": list(self.raw)},
+            "stream": self.stream,
+            "status": status,
+            "attempts": self.attempts,
+        }

@@ -6,16 +6,21 @@ Tests contact nothing but loopback: a guard refuses any other socket connection.
 from __future__ import annotations
 
 import itertools
+import os
 import socket
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
+import asyncpg
 import pytest
 
 from arkitekt import App, easy
 from arkitekt.protocol.hosts import is_loopback
 from arkitekt_server import EmbeddedServer, ServerSettings
+from tests import services
 from tests.helpers import ServerProcess
 
 _counter = itertools.count()
@@ -108,3 +113,64 @@ def connect(server: EmbeddedServer, tmp_path: Path) -> Callable[..., App]:
         return easy(identifier or f"test-app-{next(_counter)}", **kwargs)
 
     return build
+
+
+def _missing(error: services.ServiceMissingError) -> None:
+    """Skip the test, naming what is missing; under CI nothing may be skipped."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and {error}", pytrace=False)
+    pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A PostgreSQL superuser URL: ``$ARKITEKT_TEST_POSTGRES_URL``, or a cluster of our own."""
+    given = os.environ.get(services.POSTGRES_ENV)
+    if given:
+        yield given
+        return
+    try:
+        cluster = services.postgres_cluster()
+        url = cluster.__enter__()
+    except services.ServiceMissingError as error:
+        _missing(error)
+        raise AssertionError("unreachable") from None
+    try:
+        yield url
+    finally:
+        cluster.__exit__(None, None, None)
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test (dropped after it), as an asyncpg URL."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+
+    async def run(statement: str) -> None:
+        connection = await asyncpg.connect(postgres_admin_url)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    anyio.run(run, f'CREATE DATABASE "{name}"')
+    base = postgres_admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    anyio.run(run, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3 endpoint on loopback: ``$ARKITEKT_TEST_S3_ENDPOINT``, or moto's server of our own."""
+    given = os.environ.get(services.S3_ENDPOINT_ENV)
+    if given:
+        yield given
+        return
+    with services.s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket() -> str:
+    """A bucket name no other test uses (the bucket itself does not exist yet)."""
+    return f"test-{uuid.uuid4().hex[:16]}"

@@ -332,3 +332,33 @@ def test_caddy_refuses_a_broken_caddyfile(tmp_path: Path) -> None:
     result = _caddy_validate(broken, tmp_path)
     assert result.returncode != 0
     assert "rund" in result.stderr
+
+
+def _compose_commands(text: str) -> list[tuple[str, list[str]]]:
+    """(subcommand, services) of each ``docker compose exec|run|stop|up`` in a page."""
+    takes_value = {"-v", "--volume", "--entrypoint", "-e", "--env", "-u", "--user", "-w"}
+    commands = []
+    for match in re.finditer(r"docker compose (exec|run|stop|up)\b([^\n`#]*)", text):
+        words, services, skip = match[2].split(), [], False
+        for word in words:
+            if skip or word.startswith("-"):
+                skip = not skip and word in takes_value
+                continue
+            services.append(word)
+            if match[1] in ("exec", "run"):
+                break  # the rest is the command run in the container
+        commands.append((match[1], services))
+    return commands
+
+
+def test_the_deployment_guide_matches_the_stack() -> None:
+    guide = (FOLDER.parent / "docs" / "deploy.md").read_text()
+    services = set(_compose()["services"])
+    assert {name for name in services if f"`{name}`" not in guide} == set()
+    env = read_env_file(ENV_EXAMPLE.read_text())
+    assert {name for name in env if f"`{name}`" not in guide} == set()
+    commands = _compose_commands(guide)
+    assert len(commands) >= 15
+    named = {service for _, names in commands for service in names}
+    assert named - services - {"arkitekt-3"} == set()  # arkitekt-3: the replica it adds
+    assert "docker compose run --rm migrate" in guide

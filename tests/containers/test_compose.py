@@ -302,7 +302,11 @@ def test_the_health_checks_use_the_unauthenticated_discovery_route(
         check = compose["services"][name]["healthcheck"]
         assert check.get("disable") or f"http://127.0.0.1:8000{DISCOVERY}" in check["test"][-1]
     assert f"health_uri {DISCOVERY}" in CADDYFILE.read_text()
-    assert f"http://127.0.0.1:8000{DISCOVERY}" in (FOLDER / "Dockerfile").read_text()
+    dockerfile = (FOLDER / "Dockerfile").read_text()
+    assert f"http://127.0.0.1:8000{DISCOVERY}" in dockerfile
+    assert re.search(r"^FROM python:3\.1[1-9]-slim$", dockerfile, re.MULTILINE)
+    assert 'pip install ".[server]"' in dockerfile
+    assert re.search(r"^USER arkitekt$", dockerfile, re.MULTILINE)  # not root
     answer = httpx.get(server.url.rstrip("/") + DISCOVERY, timeout=10)  # no token
     assert answer.status_code == 200
     assert answer.json()["base_url"].endswith("/f/")

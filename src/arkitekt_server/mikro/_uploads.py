@@ -1,8 +1,11 @@
-"""Upload routes of mikro: grants, chunk PUTs (http datalayer), finish (verify) and abort."""
+"""Upload routes of mikro: grants, chunk PUTs (http datalayer), credentials (s3 datalayer),
+finish (verify) and abort."""
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import math
 import os
 import uuid
@@ -17,12 +20,13 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arkitekt.protocol.hosts import is_loopback
-from arkitekt.protocol.mikro import ImageRecord, UploadGrant, UploadRequest
+from arkitekt.protocol.mikro import ImageRecord, S3Access, UploadGrant, UploadRequest
 from arkitekt.protocol.text import echo
 from arkitekt_server._auth import CurrentPrincipal, Principal
 from arkitekt_server._db import get_session, utcnow
 from arkitekt_server._urls import base_url
 from arkitekt_server.mikro import _storage as storage
+from arkitekt_server.mikro._bucket import Bucket
 from arkitekt_server.mikro._chunks import max_encoded_bytes
 from arkitekt_server.mikro._common import (
     DEFAULT_DATALAYER,
@@ -43,6 +47,8 @@ from arkitekt_server.mikro._models import DatasetRow, GrantRow, ImageRow, image_
 
 __all__ = ["router"]
 
+log = logging.getLogger("arkitekt_server.mikro")
+
 router = APIRouter(tags=["mikro"])
 Session = Annotated[AsyncSession, Depends(get_session)]
 
@@ -53,9 +59,26 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 async def create_upload(
     body: UploadRequest, request: Request, principal: CurrentPrincipal, session: Session
 ) -> UploadGrant:
-    """Grant an upload: a directory (local) or a store URL (http) to write the zarr array to."""
+    """Grant an upload: a directory (local), a store URL (http) or a bucket prefix with
+    credentials that reach only it (s3) to write the zarr array to."""
     host = request.client.host if request.client is not None else None
-    datalayer = body.datalayer or (DEFAULT_DATALAYER if is_loopback(host) else "http")
+    bucket = mikro_state(request.app).bucket
+    datalayer: str
+    if bucket is not None:
+        datalayer = body.datalayer or "s3"
+        if datalayer != "s3":
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                f"this server stores images in its S3 bucket; use the s3 datalayer, not "
+                f"{datalayer}",
+            )
+    else:
+        datalayer = body.datalayer or (DEFAULT_DATALAYER if is_loopback(host) else "http")
+    if datalayer == "s3" and bucket is None:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "this server has no S3 bucket (its s3 settings are not set); use local or http",
+        )
     if datalayer == "local" and not is_loopback(host):
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
@@ -76,6 +99,13 @@ async def create_upload(
         request=body.model_dump(mode="json"),
         expires_at=utcnow() + GRANT_TTL,
     )
+    if bucket is not None:
+        # the grant first: no key can be written before the database knows whose they are
+        session.add(grant)
+        await session.commit()
+        access = await _access(bucket, grant)
+        return UploadGrant(id=grant.id, datalayer="s3", s3=access, expires_at=grant.expires_at)
+    assert datalayer in ("local", "http")
     # The directory exists before the grant does (a grant without one would confuse the
     # sweeper and the chunk PUTs); it goes again if the grant cannot be stored.
     directory = layout(request).upload(grant.id)
@@ -94,6 +124,35 @@ async def create_upload(
         url=base_url(request) + f"mikro/uploads/{grant.id}/store/" if datalayer == "http" else None,
         expires_at=grant.expires_at,
     )
+
+
+async def _access(bucket: Bucket, grant: GrantRow) -> S3Access:
+    """Write credentials for the grant's prefix, never outliving the grant (503 when STS fails:
+    the grant stays open, the client may ask again)."""
+    try:
+        return await anyio.to_thread.run_sync(
+            functools.partial(bucket.access, grant.id, writable=True, until=grant.expires_at)
+        )
+    except Exception as error:
+        log.error("mikro: %s gave no upload credentials: %s", bucket.where, type(error).__name__)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the object store gave no upload credentials (the server's log says why); try again",
+        ) from None
+
+
+@router.post("/uploads/{grant_id}/credentials/", responses=documented(401, 404, 409, 410))
+async def renew_credentials(
+    grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
+) -> S3Access:
+    """Fresh write credentials for an ``s3`` upload still open (an upload that outlives them)."""
+    grant = await _grant(session, grant_id, principal)
+    bucket = mikro_state(request.app).bucket
+    if grant.datalayer != "s3" or bucket is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "this upload is not an s3 upload")
+    if grant.state != "open":
+        raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
+    return await _access(bucket, grant)
 
 
 async def _resolve_links(
@@ -299,6 +358,9 @@ async def _finish(
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise HTTPException(status.HTTP_409_CONFLICT, "this upload is already being finished")
     body = UploadRequest.model_validate(grant.request)
+    bucket = mikro_state(request.app).bucket
+    if grant.datalayer == "s3" and bucket is not None:
+        return await _finish_in_bucket(grant, request, session, bucket, body)
     dirs = layout(request)
     source, target = dirs.upload(grant.id), dirs.store(grant.id)
     grant_key, moved = grant.id, False
@@ -307,7 +369,11 @@ async def _finish(
     )
     try:
         await anyio.to_thread.run_sync(
-            storage.verify_store, source, list(body.shape), list(body.chunks), body.dtype
+            storage.verify_store,
+            storage.DiskLocation(source),
+            list(body.shape),
+            list(body.chunks),
+            body.dtype,
         )
         # the record first: a store in stores/ always has what adopting it needs
         await anyio.to_thread.run_sync(
@@ -336,6 +402,51 @@ async def _finish(
             raise HTTPException(status.HTTP_400_BAD_REQUEST, detail) from None
         raise
     return record(image, request)
+
+
+async def _finish_in_bucket(
+    grant: GrantRow, request: Request, session: AsyncSession, bucket: Bucket, body: UploadRequest
+) -> ImageRecord:
+    """Verify the store where the client wrote it (its prefix in the bucket: an image keeps its
+    grant's id, so nothing moves) and create the image."""
+    grant_key = grant.id
+    try:
+        await anyio.to_thread.run_sync(
+            storage.verify_store,
+            bucket.location(grant.id),
+            list(body.shape),
+            list(body.chunks),
+            body.dtype,
+        )
+        image = image_row(
+            grant.id, body, owner_pk=grant.owner_pk, owner=grant.owner, dataset_id=body.dataset
+        )
+        session.add(image)
+        await session.delete(grant)
+        await session.commit()
+    except BaseException as error:
+        with anyio.CancelScope(shield=True):
+            await session.rollback()
+            reopen = update(GrantRow).where(GrantRow.id == grant_key).values(state="open")
+            await session.execute(reopen)
+            await session.commit()
+        if isinstance(error, storage.StoreInvalidError):
+            detail = f"upload not accepted: {error}"
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail) from None
+        if isinstance(error, Exception) and _is_store_error(error):
+            log.error("mikro: verifying %s failed: %s", grant_key, type(error).__name__)
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "the object store could not be read to verify the upload; finish again later",
+            ) from None
+        raise
+    return record(image, request)
+
+
+def _is_store_error(error: Exception) -> bool:
+    from obstore.exceptions import BaseError
+
+    return isinstance(error, BaseError | OSError)
 
 
 @router.delete(
@@ -375,9 +486,20 @@ async def abort_upload(
     row.state = "abandoned"
     await session.commit()
     uploads.pop(row.id, None)
-    directory = layout(request).upload(row.id)
-    await anyio.to_thread.run_sync(storage.remove, directory)
-    if not directory.exists():
+    bucket = mikro_state(request.app).bucket
+    if row.datalayer == "s3" and bucket is not None:
+        where: storage.Location = bucket.location(row.id)
+    else:
+        where = storage.DiskLocation(layout(request).upload(row.id))
+    try:
+        await anyio.to_thread.run_sync(where.remove)
+        removed = not await anyio.to_thread.run_sync(where.exists)
+    except Exception as error:  # the store is unreachable: the sweep removes it later
+        log.warning("mikro: removing aborted upload %s failed: %s", row.id, type(error).__name__)
+        removed = False
+    # an s3 grant's credentials may still write until the grant expires: its row stays (so
+    # the sweep removes what they write) until then
+    if removed and row.datalayer != "s3":
         await session.delete(row)
         await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

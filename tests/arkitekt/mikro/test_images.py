@@ -84,12 +84,10 @@ def test_missing_dims_are_added_and_order_is_normalised(connect: Callable[..., A
     assert np.array_equal(values[0, :, 0], array.transpose("t", "y", "x").values)
 
 
-@pytest.mark.parametrize("datalayer", ["local", "http"])
-def test_both_datalayers_round_trip(
-    connect: Callable[..., App], datalayer: str, unique: str
+def test_every_datalayer_round_trips(
+    layer_connect: Callable[..., App], datalayer: str, unique: str
 ) -> None:
-    app = connect()
-    app.mikro.datalayer = datalayer  # type: ignore[assignment]
+    app = layer_connect()
     array = _array((64, 48, 3, 2), "xyzc", "uint16")
     with app:
         image = from_xarray(array, name=unique)
@@ -123,15 +121,15 @@ def _boom(block: np.ndarray) -> np.ndarray:
 
 
 def test_failed_upload_leaves_nothing_and_can_be_retried(
-    connect: Callable[..., App], new_uploads: Callable[[], set[Path]], unique: str
+    layer_connect: Callable[..., App], leftovers: Callable[[], set[str]], unique: str
 ) -> None:
     source = np.arange(8 * 32 * 32, dtype=np.uint16).reshape(8, 32, 32)
     failing = da.from_array(source, chunks=(1, 32, 32)).map_blocks(_boom, dtype=np.uint16)
-    with connect():
+    with layer_connect():
         with pytest.raises(UploadError, match="camera disconnected"):
             from_xarray(xr.DataArray(failing, dims=["z", "y", "x"]), name=unique)
         assert search_images(unique).total == 0
-        assert new_uploads() == set()
+        assert leftovers() == set()
         image = from_xarray(xr.DataArray(source, dims=["z", "y", "x"]), name=unique)
         assert search_images(unique).total == 1
         assert np.array_equal(image.data.values[0, 0], source)

@@ -72,7 +72,7 @@ def credential_seconds(configured: int, until: dt.datetime | None, now: dt.datet
     grant's expiry), never less than STS allows."""
     seconds = configured
     if until is not None:
-        seconds = min(seconds, math.ceil((until - now).total_seconds()))
+        seconds = min(seconds, math.floor((until - now).total_seconds()))
     return max(MIN_SECONDS, seconds)
 
 
@@ -166,7 +166,7 @@ class Bucket:
             access_key_id=credentials["AccessKeyId"],
             secret_access_key=credentials["SecretAccessKey"],
             session_token=credentials.get("SessionToken"),
-            expires_at=min(credentials["Expiration"], _now() + dt.timedelta(seconds=seconds)),
+            expires_at=min(credentials["Expiration"], until or credentials["Expiration"]),
             writable=writable,
         )
 

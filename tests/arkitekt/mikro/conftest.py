@@ -13,6 +13,7 @@ import pytest
 
 from arkitekt import App, easy
 from arkitekt_server import EmbeddedServer, ServerSettings
+from tests.arkitekt.mikro.buckets import bucket_keys, s3_settings
 
 _names = itertools.count()
 
@@ -32,35 +33,10 @@ def unique() -> str:
     return f"img-{next(_names)}-{np.random.default_rng().integers(1 << 30)}"
 
 
-def s3_settings(endpoint: str, bucket: str) -> dict[str, Any]:
-    """The ``s3`` server settings of a bucket on the test S3 endpoint (any key works there)."""
-    return {
-        "endpoint_url": endpoint,
-        "bucket": bucket,
-        "access_key_id": "arkitekt-test",
-        "secret_access_key": "server-secret-not-for-clients",
-    }
-
-
-def bucket_keys(server: EmbeddedServer, prefix: str = "") -> list[str]:
-    """Every key in the server's bucket below ``prefix`` (read with the server's own key)."""
-    import boto3
-
-    s3 = server.settings.s3
-    assert s3 is not None
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3.endpoint_url,
-        region_name=s3.region,
-        aws_access_key_id=s3.access_key_id,
-        aws_secret_access_key=s3.secret_access_key.get_secret_value(),
-    )
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=s3.bucket, Prefix=prefix)
-    return [item["Key"] for page in pages for item in page.get("Contents", [])]
-
-
 @pytest.fixture(scope="session")
-def s3_server(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+def s3_server(
+    s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedServer]:
     """An auto-approving server whose images live in a bucket of the test S3 endpoint."""
     settings = ServerSettings(
         host="127.0.0.1",

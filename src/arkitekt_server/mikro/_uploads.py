@@ -3,7 +3,6 @@ finish (verify) and abort."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -26,7 +25,7 @@ from arkitekt_server._auth import CurrentPrincipal, Principal
 from arkitekt_server._db import get_session, utcnow
 from arkitekt_server._urls import base_url
 from arkitekt_server.mikro import _storage as storage
-from arkitekt_server.mikro._bucket import Bucket
+from arkitekt_server.mikro._bucket_uploads import finish_in_bucket, grant_access
 from arkitekt_server.mikro._chunks import max_encoded_bytes
 from arkitekt_server.mikro._common import (
     DEFAULT_DATALAYER,
@@ -103,7 +102,7 @@ async def create_upload(
         # the grant first: no key can be written before the database knows whose they are
         session.add(grant)
         await session.commit()
-        access = await _access(bucket, grant)
+        access = await grant_access(bucket, grant)
         return UploadGrant(id=grant.id, datalayer="s3", s3=access, expires_at=grant.expires_at)
     assert datalayer in ("local", "http")
     # The directory exists before the grant does (a grant without one would confuse the
@@ -126,21 +125,6 @@ async def create_upload(
     )
 
 
-async def _access(bucket: Bucket, grant: GrantRow) -> S3Access:
-    """Write credentials for the grant's prefix, never outliving the grant (503 when STS fails:
-    the grant stays open, the client may ask again)."""
-    try:
-        return await anyio.to_thread.run_sync(
-            functools.partial(bucket.access, grant.id, writable=True, until=grant.expires_at)
-        )
-    except Exception as error:
-        log.error("mikro: %s gave no upload credentials: %s", bucket.where, type(error).__name__)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "the object store gave no upload credentials (the server's log says why); try again",
-        ) from None
-
-
 @router.post("/uploads/{grant_id}/credentials/", responses=documented(401, 404, 409, 410))
 async def renew_credentials(
     grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
@@ -152,7 +136,7 @@ async def renew_credentials(
         raise HTTPException(status.HTTP_409_CONFLICT, "this upload is not an s3 upload")
     if grant.state != "open":
         raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
-    return await _access(bucket, grant)
+    return await grant_access(bucket, grant)
 
 
 async def _resolve_links(
@@ -360,7 +344,7 @@ async def _finish(
     body = UploadRequest.model_validate(grant.request)
     bucket = mikro_state(request.app).bucket
     if grant.datalayer == "s3" and bucket is not None:
-        return await _finish_in_bucket(grant, request, session, bucket, body)
+        return await finish_in_bucket(grant, request, session, bucket, body)
     dirs = layout(request)
     source, target = dirs.upload(grant.id), dirs.store(grant.id)
     grant_key, moved = grant.id, False
@@ -402,51 +386,6 @@ async def _finish(
             raise HTTPException(status.HTTP_400_BAD_REQUEST, detail) from None
         raise
     return record(image, request)
-
-
-async def _finish_in_bucket(
-    grant: GrantRow, request: Request, session: AsyncSession, bucket: Bucket, body: UploadRequest
-) -> ImageRecord:
-    """Verify the store where the client wrote it (its prefix in the bucket: an image keeps its
-    grant's id, so nothing moves) and create the image."""
-    grant_key = grant.id
-    try:
-        await anyio.to_thread.run_sync(
-            storage.verify_store,
-            bucket.location(grant.id),
-            list(body.shape),
-            list(body.chunks),
-            body.dtype,
-        )
-        image = image_row(
-            grant.id, body, owner_pk=grant.owner_pk, owner=grant.owner, dataset_id=body.dataset
-        )
-        session.add(image)
-        await session.delete(grant)
-        await session.commit()
-    except BaseException as error:
-        with anyio.CancelScope(shield=True):
-            await session.rollback()
-            reopen = update(GrantRow).where(GrantRow.id == grant_key).values(state="open")
-            await session.execute(reopen)
-            await session.commit()
-        if isinstance(error, storage.StoreInvalidError):
-            detail = f"upload not accepted: {error}"
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, detail) from None
-        if isinstance(error, Exception) and _is_store_error(error):
-            log.error("mikro: verifying %s failed: %s", grant_key, type(error).__name__)
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "the object store could not be read to verify the upload; finish again later",
-            ) from None
-        raise
-    return record(image, request)
-
-
-def _is_store_error(error: Exception) -> bool:
-    from obstore.exceptions import BaseError
-
-    return isinstance(error, BaseError | OSError)
 
 
 @router.delete(

@@ -64,9 +64,8 @@ def test_an_upload_the_bucket_refuses_is_an_upload_error_and_is_aborted(
     server.answers["/mikro/uploads/"] = (201, grant)
     server.answers[f"/mikro/uploads/{ID}/"] = (204, b"")
     _refuse_every_key(server, 403, "AccessDenied")
-    with record_app(mikro={"datalayer": "s3"}):
-        with pytest.raises(UploadError) as refused:
-            from_xarray(xr.DataArray(np.ones((4, 4), "uint8"), dims=["y", "x"]), name="no")
+    with record_app(mikro={"datalayer": "s3"}), pytest.raises(UploadError) as refused:
+        from_xarray(xr.DataArray(np.ones((4, 4), "uint8"), dims=["y", "x"]), name="no")
     message = str(refused.value)
     assert f"the object store refused reading {server.url} bucket 'b' key {PREFIX}/" in message
     assert "do not reach it" in message

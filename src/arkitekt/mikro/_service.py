@@ -53,12 +53,14 @@ class Mikro(Service):
     """The image service of an app.
 
     Attributes:
-        datalayer: force a datalayer for uploads and reads (``"local"`` or ``"http"``); ``None``
-            (default) uses the server's choice (``local`` when the client runs on the server's
-            machine, else ``http``) where a ``local`` grant could be used safely (the server
-            is this machine and the path lies inside the local root it advertises), else
-            ``http``. A ``local`` path that is not safe is refused with
-            :class:`~arkitekt.errors.LocalPathError`. Set it before ``with app:``.
+        datalayer: force a datalayer for uploads and reads (``"local"``, ``"http"`` or
+            ``"s3"``); ``None`` (default) uses the server's choice: ``s3`` when the server
+            stores images in a bucket (pixels go straight to it, with credentials scoped to
+            the image); else ``local`` when the client runs on the server's machine where a
+            ``local`` grant could be used safely (the server is this machine and the path lies
+            inside the local root it advertises), else ``http``. A ``local`` path that is not
+            safe is refused with :class:`~arkitekt.errors.LocalPathError`. Set it before
+            ``with app:``.
 
     """
 

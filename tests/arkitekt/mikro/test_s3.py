@@ -105,3 +105,28 @@ def test_a_read_with_expired_credentials_is_a_permission_error_saying_so(
     assert SECRET not in message
     assert ("POST", f"/mikro/images/{ID}/access/") in server.seen
     assert ("GET", f"/mikro/images/{ID}/store/zarr.json") not in server.seen  # not via http
+
+
+def test_credentials_are_renewed_through_the_server_near_their_expiry() -> None:
+    from arkitekt.mikro._s3 import Credentials
+
+    soon = S3Access.model_validate(_access("http://127.0.0.1:1") | {"session_token": "first"})
+    soon = soon.model_copy(
+        update={"expires_at": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)}
+    )
+    later = soon.model_copy(
+        update={"session_token": "second", "expires_at": soon.expires_at + dt.timedelta(hours=1)}
+    )
+    renewals: list[S3Access] = []
+
+    def renew() -> S3Access:
+        renewals.append(later)
+        return later
+
+    provider = Credentials(soon, renew)
+    assert provider()["token"] == "second"  # 30 s left: renewed before use
+    assert provider()["token"] == "second"  # an hour left: kept
+    assert len(renewals) == 1
+    assert provider()["expires_at"] == later.expires_at
+    assert "second" not in repr(later)  # never in a log line
+    assert SECRET not in repr(later)

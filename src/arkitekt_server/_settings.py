@@ -71,11 +71,12 @@ class S3Settings(BaseModel):
         "assume, allowed to use the bucket; MinIO ignores it).",
     )
     credentials_seconds: int = Field(
-        default=3600,
+        default=900,
         ge=900,
         le=12 * _HOUR,
         description="Lifetime of the scoped credentials an upload or a read gets (STS allows "
-        "900 s to 12 h); never longer than the upload grant.",
+        "900 s to 12 h; clients renew them through the server, which stops renewing an "
+        "upload's once it is finished); never longer than the upload grant.",
     )
 
     @field_validator("endpoint_url")

@@ -5,7 +5,12 @@ STS ``AssumeRole`` whose inline session policy reaches only one image's prefix
 (:func:`scoped_policy`): put, get and delete (uploads) or get alone (reads) on
 ``arn:aws:s3:::BUCKET/PREFIX/*``, and ``ListBucket`` only for keys under that prefix. S3 grants
 what both the role and the session policy allow, so the policy bounds them whatever the role
-may do. Everything here that talks to the store blocks: call it in a worker thread.
+may do. Credentials live ``credentials_seconds`` (900 s by default, STS's shortest); an open
+upload's client renews them through the server, which stops renewing once the upload is
+finished, so an uploader can rewrite its own finished image for at most that long. Nothing
+the server reads trusts a store's earlier verification: every read is bounded again
+(:class:`~arkitekt_server.mikro._storage.BoundedStore`). Everything here that talks to the
+store blocks: call it in a worker thread.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import datetime as dt
 import json
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from arkitekt.protocol.mikro import S3Access
@@ -81,6 +86,8 @@ class Bucket:
     """The server's bucket (see the module docstring)."""
 
     settings: S3Settings
+    _clients: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """boto3 clients by service, made once (they are thread-safe; making one costs ~50 ms)."""
 
     @property
     def where(self) -> str:
@@ -98,6 +105,12 @@ class Bucket:
         return BucketLocation(self.object_store(prefix), name)
 
     def _client(self, service: str) -> Any:
+        client = self._clients.get(service)
+        if client is None:
+            client = self._clients[service] = self._new_client(service)
+        return client
+
+    def _new_client(self, service: str) -> Any:
         import boto3
         from botocore.config import Config
 

@@ -123,17 +123,17 @@ def sts_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
     real = Bucket._client
 
+    class Recording:
+        def __init__(self, client: Any) -> None:
+            self.client = client
+
+        def assume_role(self, **arguments: Any) -> Any:
+            calls.append(arguments)
+            return self.client.assume_role(**arguments)
+
     def recording(self: Bucket, service: str) -> Any:
         client = real(self, service)
-        if service == "sts":
-            assume = client.assume_role
-
-            def assume_role(**arguments: Any) -> Any:
-                calls.append(arguments)
-                return assume(**arguments)
-
-            client.assume_role = assume_role
-        return client
+        return Recording(client) if service == "sts" else client
 
     monkeypatch.setattr(Bucket, "_client", recording)
     return calls

@@ -65,6 +65,7 @@ _REASONS = {
     410: "The upload grant expired; start again.",
     413: "The body is larger than the chunk (or document) can be.",
     422: "A parameter or body field is invalid (the detail names it and the limit).",
+    503: "The object store (the s3 datalayer's bucket or STS) did not answer; try again.",
 }
 
 

@@ -165,7 +165,7 @@ async def get_key(
     return Response(data, media_type=media)
 
 
-@router.post("/images/{image_id}/access/", responses=documented(401, 404, 409))
+@router.post("/images/{image_id}/access/", responses=documented(401, 404, 409, 503))
 async def read_access(image_id: str, request: Request, principal: CurrentPrincipal) -> S3Access:
     """Read-only credentials for an image's keys in the bucket (the s3 datalayer's read path).
 

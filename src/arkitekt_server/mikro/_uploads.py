@@ -53,7 +53,9 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 
 
 @router.post(
-    "/uploads/", status_code=status.HTTP_201_CREATED, responses=documented(400, 401, 404, 413, 422)
+    "/uploads/",
+    status_code=status.HTTP_201_CREATED,
+    responses=documented(400, 401, 404, 413, 422, 503),
 )
 async def create_upload(
     body: UploadRequest, request: Request, principal: CurrentPrincipal, session: Session
@@ -125,7 +127,7 @@ async def create_upload(
     )
 
 
-@router.post("/uploads/{grant_id}/credentials/", responses=documented(401, 404, 409, 410))
+@router.post("/uploads/{grant_id}/credentials/", responses=documented(401, 404, 409, 410, 503))
 async def renew_credentials(
     grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
 ) -> S3Access:
@@ -302,7 +304,7 @@ async def _drain(upload: UploadState) -> None:
 @router.post(
     "/uploads/{grant_id}/finish/",
     status_code=status.HTTP_201_CREATED,
-    responses=documented(400, 401, 404, 409, 410),
+    responses=documented(400, 401, 404, 409, 410, 503),
 )
 async def finish_upload(
     grant_id: str, request: Request, principal: CurrentPrincipal, session: Session

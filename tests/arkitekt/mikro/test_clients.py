@@ -91,9 +91,9 @@ def test_every_call_fails_once_the_app_has_closed(connect: Callable[..., App]) -
 
 
 @pytest.mark.anyio
-async def test_async_use(connect: Callable[..., App]) -> None:
-    app = connect()
-    app.mikro.datalayer = "http"
+@pytest.mark.parametrize("datalayer", ["http", "s3"])
+async def test_async_use(layer_connect: Callable[..., App]) -> None:
+    app = layer_connect()
     async with app:
         image = await afrom_xarray(_array(), name="async", tags=["async"])
         again = await aget_image(image.id)

@@ -350,3 +350,61 @@ def test_a_bucket_that_cannot_exist_stops_the_server(
     )
     with pytest.raises(ServerStartError):
         server.start()
+
+
+@pytest.mark.parametrize(
+    ("operation", "code", "hint"),
+    [
+        ("head_bucket", "InvalidAccessKeyId", "check access_key_id and secret_access_key"),
+        ("head_bucket", "SignatureDoesNotMatch", "check access_key_id and secret_access_key"),
+        ("put_object", "AccessDenied", "check the permissions of the server's key (that the"),
+    ],
+)
+def test_wrong_credentials_or_permissions_stop_the_server_naming_what_to_check(
+    operation: str, code: str, hint: str
+) -> None:
+    # The test S3 server accepts any key and allows everything: its refusals are stubbed.
+    from botocore.stub import Stubber
+
+    settings = S3Settings.model_validate(s3_settings("http://127.0.0.1:1", "lab-bucket"))
+    bucket = Bucket(settings)
+    client = bucket._new_client("s3")
+    stub = Stubber(client)
+    if operation == "put_object":
+        stub.add_response("head_bucket", {}, {"Bucket": "lab-bucket"})
+    stub.add_client_error(operation, service_error_code=code, http_status_code=403)
+    bucket._clients["s3"] = client
+    with stub, pytest.raises(ServerStartError) as refused:
+        bucket.check()
+    message = str(refused.value)
+    assert message.startswith("the S3 store at http://127.0.0.1:1 (bucket 'lab-bucket') ")
+    assert f": {code}; {hint}" in message
+    assert "server-secret" not in message
+
+
+def test_a_store_without_sts_stops_the_server_saying_so(s3_endpoint: str, s3_bucket: str) -> None:
+    from botocore.stub import Stubber
+
+    bucket = Bucket(S3Settings.model_validate(s3_settings(s3_endpoint, s3_bucket)))
+    sts = bucket._new_client("sts")
+    stub = Stubber(sts)  # the bucket part is real; an S3 store without STS is stubbed
+    stub.add_client_error("assume_role", service_error_code="NotImplemented", http_status_code=501)
+    bucket._clients["sts"] = sts
+    with stub, pytest.raises(ServerStartError) as refused:
+        bucket.check()
+    message = str(refused.value)
+    assert "gave no scoped credentials (STS AssumeRole): NotImplemented" in message
+    assert "check that the store offers STS AssumeRole at the endpoint_url" in message
+    assert s3_bucket in bucket_names(s3_endpoint)  # the missing bucket was created first
+
+
+def bucket_names(endpoint: str) -> list[str]:
+    """The names of the buckets at the test endpoint."""
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+    )
+    return [item["Name"] for item in client.list_buckets()["Buckets"]]

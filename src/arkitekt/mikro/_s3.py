@@ -97,18 +97,24 @@ class BucketStore(WrapperStore[Store]):
 
     Args:
         store: zarr's ``ObjectStore`` on an obstore ``S3Store`` rooted at the image's prefix.
-        access: the credentials the store was built with (for messages).
+        credentials: the store's credential provider (its current credentials name the
+            endpoint, bucket and prefix in messages).
         max_chunk_bytes: a key larger than this is not read (``zarr.json``: 1 MiB).
 
     """
 
-    def __init__(self, store: Store, access: S3Access, max_chunk_bytes: int) -> None:
+    def __init__(self, store: Store, credentials: Credentials, max_chunk_bytes: int) -> None:
         super().__init__(store)
-        self.access = access
+        self.credentials = credentials
         self.max_chunk_bytes = max_chunk_bytes
 
+    @property
+    def access(self) -> S3Access:
+        """The credentials in use now."""
+        return self.credentials.access
+
     def _wrap(self, store: Store) -> BucketStore:
-        return type(self)(store, self.access, self.max_chunk_bytes)
+        return type(self)(store, self.credentials, self.max_chunk_bytes)
 
     def with_read_only(self, read_only: bool = False) -> BucketStore:
         """The same store with another write permission."""
@@ -176,13 +182,14 @@ def bucket_store(
     from obstore.store import S3Store
     from zarr.storage import ObjectStore
 
+    credentials = Credentials(access, renew)
     store = S3Store(
         access.bucket,
         prefix=access.prefix,
         endpoint=access.endpoint_url,
         region=access.region,
         virtual_hosted_style_request=False,
-        credential_provider=Credentials(access, renew),  # type: ignore[arg-type]
+        credential_provider=credentials,  # type: ignore[arg-type]
         client_options={"allow_http": access.endpoint_url.startswith("http://")},
         retry_config={
             "max_retries": 3,
@@ -194,4 +201,6 @@ def bucket_store(
             },
         },
     )
-    return BucketStore(ObjectStore(store, read_only=not access.writable), access, max_chunk_bytes)
+    return BucketStore(
+        ObjectStore(store, read_only=not access.writable), credentials, max_chunk_bytes
+    )

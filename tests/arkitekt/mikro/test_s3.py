@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import xarray as xr
 
-from arkitekt import App
+from arkitekt import App, easy
 from arkitekt.errors import PermissionDeniedError, UploadError
 from arkitekt.mikro import from_xarray, get_image
 from arkitekt.protocol.mikro import ImageRecord, S3Access
+from arkitekt_server import EmbeddedServer
+from tests.helpers import bearer_token
 
 ID = "0b6f3c8e-5a43-4c1e-9d1c-7f2a3b4c5d6e"
 PREFIX = f"p/images/{ID}"
@@ -130,3 +133,39 @@ def test_credentials_are_renewed_through_the_server_near_their_expiry() -> None:
     assert provider()["expires_at"] == later.expires_at
     assert "second" not in repr(later)  # never in a log line
     assert SECRET not in repr(later)
+
+
+def test_an_upload_outliving_its_credentials_renews_them_through_the_server(
+    s3_server: EmbeddedServer, tmp_path: Path
+) -> None:
+    import httpx
+    import zarr
+
+    app = easy("renewing", url=s3_server.url, headless=True, cache_dir=tmp_path / "cache")
+    with app:
+        body = {"name": "renewed", "shape": [1, 1, 1, 4, 4], "chunks": [1, 1, 1, 2, 2]}
+        grant = httpx.post(
+            s3_server.url + "/mikro/uploads/",
+            json=body | {"dtype": "uint8"},
+            headers={"Authorization": f"Bearer {bearer_token(app)}"},
+        ).json()
+        first = S3Access.model_validate(grant["s3"])
+        soon = first.model_copy(  # as if the upload had run for all but 30 s of their life
+            update={"expires_at": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)}
+        )
+        renew = s3_server.url + f"/mikro/uploads/{grant['id']}/credentials/"
+        store = app.mikro._bucket_store(soon, renew)
+        array = zarr.create_array(
+            store, shape=(1, 1, 1, 4, 4), chunks=(1, 1, 1, 2, 2), dtype="uint8",
+            dimension_names=["c", "t", "z", "y", "x"], config={"write_empty_chunks": True},
+        )  # fmt: skip
+        array[:] = np.arange(16, dtype=np.uint8).reshape(1, 1, 1, 4, 4)
+        renewed = store.access
+        assert renewed.session_token != first.session_token  # fresh ones, from STS
+        assert renewed.expires_at > soon.expires_at
+        assert renewed.prefix == first.prefix
+        answer = httpx.post(
+            s3_server.url + f"/mikro/uploads/{grant['id']}/finish/",
+            headers={"Authorization": f"Bearer {bearer_token(app)}"},
+        )
+        assert answer.status_code == 201, answer.text

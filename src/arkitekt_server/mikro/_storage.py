@@ -155,13 +155,15 @@ def _check_metadata(meta: object, shape: list[int], chunks: list[int], dtype: st
 class BoundedStore(WrapperStore[Store]):
     """A read-only store (of a :class:`Location`) that checks every chunk before zarr decodes it.
 
-    A chunk larger than any encoding of a chunk is not read; a chunk that declares (or
-    inflates to) more than the chunk's raw size is refused (:class:`ChunkRefusedError`), so a read
-    never allocates more than the chunks it asked for.
+    A key larger than any encoding of a chunk (``zarr.json``: 1 MiB) is not read (its size is
+    checked on the open file, or from the answer's headers, so it cannot grow in between); a
+    chunk that declares (or inflates to) more than the chunk's raw size is refused
+    (:class:`ChunkRefusedError`), so a read never allocates more than the chunks it asked for.
     """
 
     def __init__(self, location: Location, pipeline: Pipeline) -> None:
         super().__init__(location.zarr_store())
+        self.location = location
         self.pipeline = pipeline
 
     async def get(
@@ -171,17 +173,28 @@ class BoundedStore(WrapperStore[Store]):
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
         """Read one key; a chunk is checked (size, then header or bounded inflate) first."""
+        import asyncio
+
         prototype = prototype or default_buffer_prototype()
-        if key != "zarr.json":
+        if byte_range is not None:  # not asked for by these arrays (no sharding): size only
             try:
-                size = await self._store.getsize(key)
+                self.pipeline.check_size(key, await self._store.getsize(key))
             except (OSError, ValueError):
                 return None
-            self.pipeline.check_size(key, size)
-        value = await self._store.get(key, prototype, byte_range)
-        if value is not None and key != "zarr.json" and byte_range is None:
-            self.pipeline.check_chunk(key, value.to_bytes())
-        return value
+            return await self._store.get(key, prototype, byte_range)
+        meta = key == "zarr.json"
+        limit = META_MAX_BYTES if meta else max_encoded_bytes(self.pipeline.raw)
+        try:
+            data = await asyncio.to_thread(self.location.read, key, limit)
+        except OSError:
+            return None
+        if data is None:
+            if meta:
+                raise StoreInvalidError(f"zarr.json is larger than {META_MAX_BYTES} bytes")
+            raise ChunkRefusedError(f"chunk {key!r} is more than the {limit} bytes allowed")
+        if not meta:
+            self.pipeline.check_chunk(key, data)
+        return prototype.buffer.from_bytes(data)
 
 
 def read_meta(location: Location) -> Any:

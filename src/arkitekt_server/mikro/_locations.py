@@ -30,6 +30,9 @@ class StoreInvalidError(ArkitektServerError):
 class Location(ABC):
     """One store's keys (see the module docstring)."""
 
+    concurrency = 1
+    """How many keys verification reads at once (a bucket answers requests in parallel)."""
+
     @abstractmethod
     def entries(self) -> list[tuple[str, int]]:
         """Every key with its size in bytes.
@@ -130,6 +133,8 @@ class BucketLocation(Location):
         name: the store root as ``s3://bucket/prefix`` (for messages and logs).
 
     """
+
+    concurrency = 16
 
     def __init__(self, store: Any, name: str) -> None:
         self.store = store

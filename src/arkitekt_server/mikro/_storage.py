@@ -283,8 +283,16 @@ def verify_store(location: Location, shape: list[int], chunks: list[int], dtype:
         raise StoreInvalidError(f"zarr.json is malformed: {echo(error)}") from None
     pipeline = _pipeline(meta)
     try:
-        for key, size in found:
-            _check_chunk(location, key, size, pipeline)
+        if location.concurrency > 1 and len(found) > 1:  # a request each: overlap them
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(location.concurrency) as pool:
+                checks = [pool.submit(_check_chunk, location, k, n, pipeline) for k, n in found]
+                for check in checks:
+                    check.result()  # the first problem in key order (the rest are dropped)
+        else:
+            for key, size in found:
+                _check_chunk(location, key, size, pipeline)
     except ChunkRefusedError as error:
         raise StoreInvalidError(str(error)) from None
     except OSError as error:

@@ -15,6 +15,7 @@ MODULES: tuple[str, ...] = (
     "bench.lifecycle",
     "bench.fakts",
     "bench.mikro",
+    "bench.s3",
     "bench.rekuest",
     "bench.imports",
 )

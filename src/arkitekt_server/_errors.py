@@ -5,7 +5,8 @@ it)::
 
     ArkitektServerError
     ├── ServerConfigError      the configuration (arguments, environment, YAML) is invalid
-    ├── ServerStartError       an EmbeddedServer did not start (also a RuntimeError)
+    ├── ServerStartError       an EmbeddedServer did not start, or mikro's bucket cannot be
+    │                          used (also a RuntimeError)
     ├── BodyTooLargeError      a request body over its route's limit (also an HTTPException: 413)
     ├── HubError               rekuest refuses a call (its status: 413, 422 or 429)
     ├── FaktsError             an operator command failed (unknown code, already decided, ...)

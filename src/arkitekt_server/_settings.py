@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from arkitekt.protocol.hosts import host_of
@@ -22,6 +22,7 @@ from arkitekt_server._errors import ArkitektServerError
 __all__ = [
     "CONFIG_ENV",
     "ENV_PREFIX",
+    "S3Settings",
     "ServerConfigError",
     "ServerSettings",
     "load_server_settings",
@@ -40,6 +41,62 @@ class ServerConfigError(ArkitektServerError):
     """The server configuration (arguments, environment or YAML file) is invalid."""
 
 
+class S3Settings(BaseModel):
+    """Where images are stored when the ``s3`` datalayer is on (one S3-compatible bucket).
+
+    The server's own key needs to read, write, list and delete in the bucket (creating it if
+    it is missing) and to call STS ``AssumeRole``: each upload or read gets credentials from it
+    whose session policy reaches only that image's prefix.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint_url: str = Field(
+        description="The S3 API's URL, e.g. http://127.0.0.1:9000 (MinIO) or "
+        "https://s3.eu-central-1.amazonaws.com; STS is asked at the same URL."
+    )
+    bucket: str = Field(min_length=3, max_length=63, description="The bucket (created if missing).")
+    access_key_id: str = Field(min_length=1, description="The server's access key id.")
+    secret_access_key: SecretStr = Field(description="The server's secret key (never logged).")
+    region: str = Field(default="us-east-1", min_length=1, description="The bucket's region.")
+    prefix: str = Field(
+        default="arkitekt/",
+        max_length=200,
+        description="Keys of this deployment start with it (images/<id>/ below it).",
+    )
+    role_arn: str = Field(
+        default="arn:aws:iam::000000000000:role/arkitekt-mikro",
+        min_length=20,
+        description="The role STS AssumeRole is asked for (AWS: a role the server's key may "
+        "assume, allowed to use the bucket; MinIO ignores it).",
+    )
+    credentials_seconds: int = Field(
+        default=900,
+        ge=900,
+        le=12 * _HOUR,
+        description="Lifetime of the scoped credentials an upload or a read gets (STS allows "
+        "900 s to 12 h; clients renew them through the server, which stops renewing an "
+        "upload's once it is finished); never longer than the upload grant.",
+    )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _check_endpoint(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        if any(part in ("", ".", "..") for part in value.split("/")) and value:
+            raise ValueError("must be folder names separated by '/' (no empty, '.' or '..')")
+        if any(ch in value for ch in "*?$\\\0") or not value.isprintable():
+            raise ValueError("must not contain '*', '?', '$', backslashes or control characters")
+        return f"{value}/" if value else ""
+
+
 def _default_data_dir() -> Path:
     return platformdirs.user_data_path("arkitekt-server")
 
@@ -51,7 +108,9 @@ class ServerSettings(LayeredSettings):
     :class:`ServerConfigError`.
     """
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", validate_default=True, env_nested_delimiter="__"
+    )
     config_error = ServerConfigError
     config_title = "invalid arkitekt server settings"
     config_label = "server config file"
@@ -183,6 +242,11 @@ class ServerSettings(LayeredSettings):
         "and image metadata is at most 1 MiB.",
     )
     log_level: str = Field(default="info", description="Log level of the server process.")
+    s3: S3Settings | None = Field(
+        default=None,
+        description="An S3-compatible bucket for images (the s3 datalayer); default: none, "
+        "images live in data_dir.",
+    )
 
     @field_validator("public_url")
     @classmethod

@@ -135,7 +135,7 @@ async def afrom_xarray(
         pixel_size: physical pixel size: ``{"x": 0.1, "y": 0.1, "z": 0.5}`` (µm; ``t`` in s).
         metadata: free-form JSON (at most 1 MiB).
         private: visible only to this app (default: every app of the deployment can read it).
-        datalayer: ``"local"`` or ``"http"`` instead of the app's/server's choice.
+        datalayer: ``"local"``, ``"http"`` or ``"s3"`` instead of the app's/server's choice.
         mikro: the image service (default: the active app's).
 
     Returns:

@@ -1,6 +1,7 @@
 """The read path of an image's pixels: which datalayer, which store, the lazy array.
 
-An image is read from the server's disk (``local``) when this machine may use its path, else
+An image in the server's bucket is read from there (``s3``, :mod:`arkitekt.mikro._s3`); else
+from the server's disk (``local``) when this machine may use its path, else
 through the server (``http``) with one :class:`~arkitekt.mikro._stores.HttpStore`, whose
 ``zarr.json`` is known in advance (prefetched by :func:`prefetch`, or written by the upload)
 or fetched once when the data is first opened.
@@ -33,14 +34,23 @@ READ_BLOCK_BYTES = 32 << 20
 
 
 def read_layer(forced: Datalayer | None, image: Image) -> Datalayer:
-    """The datalayer ``image`` is read through: ``forced``, else ``local`` where usable.
+    """The datalayer ``image`` is read through (``forced``, else the best one usable).
+
+    The bucket for an image in one, else ``local`` where usable, else ``http``.
 
     Raises:
         LocalPathError: ``local`` is forced but the image is on no disk this machine can read.
+        MikroError: ``s3`` is forced for an image that is not in a bucket.
 
     """
     if forced == "http":
         return "http"
+    if image.storage == "s3" and forced in (None, "s3"):
+        return "s3"
+    if forced == "s3":
+        raise MikroError(
+            f"image {image.id!r} is not in the server's bucket; read it with datalayer 'http'"
+        )
     local = image.local_path is not None and os.path.isdir(image.local_path)
     if forced == "local" and not local:
         raise LocalPathError(

@@ -34,6 +34,7 @@ from arkitekt.protocol.mikro import (
     DatasetIn,
     ImageFields,
     ImageRecord,
+    S3Access,
     UploadGrant,
     UploadRequest,
 )
@@ -52,12 +53,14 @@ class Mikro(Service):
     """The image service of an app.
 
     Attributes:
-        datalayer: force a datalayer for uploads and reads (``"local"`` or ``"http"``); ``None``
-            (default) uses the server's choice (``local`` when the client runs on the server's
-            machine, else ``http``) where a ``local`` grant could be used safely (the server
-            is this machine and the path lies inside the local root it advertises), else
-            ``http``. A ``local`` path that is not safe is refused with
-            :class:`~arkitekt.errors.LocalPathError`. Set it before ``with app:``.
+        datalayer: force a datalayer for uploads and reads (``"local"``, ``"http"`` or
+            ``"s3"``); ``None`` (default) uses the server's choice: ``s3`` when the server
+            stores images in a bucket (pixels go straight to it, with credentials scoped to
+            the image); else ``local`` when the client runs on the server's machine where a
+            ``local`` grant could be used safely (the server is this machine and the path lies
+            inside the local root it advertises), else ``http``. A ``local`` path that is not
+            safe is refused with :class:`~arkitekt.errors.LocalPathError`. Set it before
+            ``with app:``.
 
     """
 
@@ -154,9 +157,54 @@ class Mikro(Service):
     def _read_layer(self, image: Image) -> Datalayer:
         return read_layer(self.datalayer, image)
 
+    def _bucket_store(self, access: S3Access, renew_url: str, max_chunk_bytes: int = 0) -> Any:
+        """A zarr store on the keys ``access`` reaches; renewed at ``renew_url`` (POST)."""
+        from arkitekt.mikro._s3 import bucket_store
+        from arkitekt.mikro._stores import max_chunk_bytes as bound
+
+        async def fetch() -> S3Access:
+            client = await self._client()
+            response = await client.post(renew_url, extensions=BOUNDED)
+            raise_for(response)
+            return parse(response, S3Access, "credentials for the bucket")
+
+        def renew() -> S3Access:
+            bridge = self.app_slot.scope.bridge
+            if bridge.is_current():
+                raise MikroError(
+                    "the bucket's credentials expired while the app's event loop was blocked; "
+                    "read image data off the loop"
+                )
+            return bridge.call(fetch)
+
+        limit = max_chunk_bytes or bound((1,), "uint8")
+        return bucket_store(access, renew, max_chunk_bytes=limit)
+
+    async def _read_access(self, image: Image) -> S3Access:
+        response = await self._request("POST", f"images/{_segment(image.id)}/access/")
+        return parse(response, S3Access, "credentials for the bucket")
+
     def _open_data(self, image: Image) -> xr.DataArray:
         store: Any
-        if self._read_layer(image) == "local":
+        layer = self._read_layer(image)
+        if layer == "s3":
+            from arkitekt.mikro._stores import max_chunk_bytes
+
+            bridge = self.app_slot.scope.bridge
+            if bridge.is_current():
+                raise MikroError(
+                    "opening image data from the app's event loop would block it; open it off "
+                    "the loop, e.g. `await anyio.to_thread.run_sync(lambda: image.data.values)`"
+                )
+            access = bridge.call(self._read_access, image)
+            _, endpoint = bridge.call(self._connect)
+            store = self._bucket_store(
+                access,
+                endpoint + f"images/{_segment(image.id)}/access/",
+                max_chunk_bytes(image.chunks, image.dtype),
+            )
+            return open_data(image, store)
+        if layer == "local":
             from zarr.storage import LocalStore
 
             assert image.local_path is not None  # read_layer chose local: the path is a dir
@@ -170,6 +218,8 @@ class Mikro(Service):
     async def _prefetch(self, image: Image) -> None:
         if self.datalayer == "local" or (self.datalayer is None and image.local_path is not None):
             return  # read from disk (a forced `local` without a usable path fails at `.data`)
+        if image.storage == "s3" and self.datalayer != "http":
+            return  # read from the bucket
         await prefetch(image, await self._client())
 
     # -- images ----------------------------------------------------------------------------
@@ -185,8 +235,10 @@ class Mikro(Service):
 
         """
         disk = await self._disk()
-        # the server's choice only where a `local` grant could be used: else ask for http
-        fallback = None if disk.root is not None else "http"
+        # the server's choice where it is s3 or a `local` grant could be used: else ask for http
+        transport, endpoint = await self._connect()
+        advertised = (await transport.agroup("mikro")).get("datalayer")
+        fallback = None if disk.root is not None or advertised == "s3" else "http"
         request = UploadRequest(
             **fields.model_dump(),
             shape=prepared.shape,
@@ -194,7 +246,6 @@ class Mikro(Service):
             dtype=prepared.dtype,
             datalayer=datalayer or self.datalayer or fallback,
         )
-        transport, endpoint = await self._connect()
         # opened after the transport, so the app closes it first: its exit waits for this
         # upload's abort while the HTTP client still works (Ctrl+C in `with app:` included)
         uploads = await self.app_slot.scope.resource(self._uploads, "mikro uploads", self._guard)
@@ -210,16 +261,22 @@ class Mikro(Service):
                 transport.client,
                 endpoint,
                 request,
-                store_for=lambda grant: self._upload_store(grant, disk),
+                store_for=lambda grant: self._upload_store(grant, disk, endpoint),
                 write=write,
             )
         zarr_json = store.cached("zarr.json") if hasattr(store, "cached") else None
         (image,) = await self._images([record], disk, zarr_json)
         return image
 
-    def _upload_store(self, grant: UploadGrant, disk: LocalDisk) -> Any:
+    def _upload_store(self, grant: UploadGrant, disk: LocalDisk, endpoint: str) -> Any:
         from arkitekt.mikro._stores import HttpStore
 
+        if grant.datalayer == "s3":
+            if grant.s3 is None or not grant.s3.writable:
+                raise UploadError("the server's s3 upload grant has no write credentials")
+            return self._bucket_store(
+                grant.s3, endpoint + f"uploads/{_segment(grant.id)}/credentials/"
+            )
         if grant.datalayer == "local":
             from zarr.storage import LocalStore
 

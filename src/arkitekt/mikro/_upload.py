@@ -109,7 +109,8 @@ async def write_array(
 
     Args:
         prepared: the normalised array.
-        store: a zarr store (``LocalStore`` for the local datalayer, ``HttpStore`` for http).
+        store: a zarr store (``LocalStore`` for the local datalayer, ``HttpStore`` for http,
+            a ``BucketStore`` for s3).
         concurrency: writes in flight at once (fewer for large dask blocks).
         progress: counts written bytes.
 

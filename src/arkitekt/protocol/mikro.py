@@ -34,7 +34,9 @@ __all__ = [
     "ImagePage",
     "ImageRecord",
     "PixelSize",
+    "S3Access",
     "Shape5",
+    "Storage",
     "UploadGrant",
     "UploadRequest",
     "check_metadata",
@@ -169,9 +171,13 @@ def check_metadata(value: object) -> None:
         )
 
 
-Datalayer = Literal["local", "http"]
+Datalayer = Literal["local", "http", "s3"]
 """Where pixels are written: ``local`` (a directory on a disk the client shares with the
-server) or ``http`` (chunks PUT through the server)."""
+server), ``http`` (chunks PUT through the server) or ``s3`` (straight into the server's
+S3-compatible bucket, with short-lived credentials scoped to the image)."""
+
+Storage = Literal["disk", "s3"]
+"""Where a stored image's pixels are: the server's disk, or the server's S3 bucket."""
 
 Axis = Annotated[int, Field(ge=1, le=MAX_AXIS)]
 Shape5 = tuple[Axis, Axis, Axis, Axis, Axis]
@@ -274,17 +280,39 @@ class UploadRequest(ImageFields):
         return self
 
 
+class S3Access(BaseModel):
+    """Short-lived credentials that reach one image's keys in an S3-compatible bucket.
+
+    The store root is ``prefix`` in ``bucket`` (``zarr.json``, ``c/0/0/0/0/0``, ... below it).
+    The credentials work only there (the server's session policy), only for reading unless
+    ``writable``, and only until ``expires_at``.
+    """
+
+    endpoint_url: str
+    bucket: str
+    prefix: str
+    region: str
+    access_key_id: str = Field(repr=False)
+    secret_access_key: str = Field(repr=False)
+    session_token: str | None = Field(default=None, repr=False)
+    expires_at: dt.datetime
+    writable: bool = False
+
+
 class UploadGrant(BaseModel):
     """Where to write the zarr v3 array of one upload, until ``expires_at``.
 
     ``local``: write the array (root node) into the directory ``path``. ``http``: PUT each key
-    (``zarr.json``, ``c/0/0/0/0/0``, ...) to ``url + key``. Then POST ``finish_url``.
+    (``zarr.json``, ``c/0/0/0/0/0``, ...) to ``url + key``. ``s3``: write the keys below
+    ``s3.prefix`` in ``s3.bucket`` with the credentials in ``s3`` (until ``s3.expires_at``;
+    ``uploads/<id>/credentials/`` renews them). Then POST ``uploads/<id>/finish/``.
     """
 
     id: str
     datalayer: Datalayer
     path: str | None = None
     url: str | None = None
+    s3: S3Access | None = None
     expires_at: dt.datetime
 
 
@@ -301,6 +329,11 @@ class ImageRecord(ImageFields):
     store: str = Field(description="URL of the zarr store root, read through the server.")
     local_path: str | None = Field(
         default=None, description="The store's directory, for clients on the server's machine."
+    )
+    storage: Storage = Field(
+        default="disk",
+        description="Where the pixels are: 'disk' (the server's) or 's3' (the server's bucket: "
+        "read them with the credentials of images/<id>/access/).",
     )
 
 

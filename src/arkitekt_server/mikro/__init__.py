@@ -1,7 +1,8 @@
 """Images on the server (mikro): metadata, upload grants, zarr v3 stores, the browser view.
 
 Pixels are written by clients into the datalayer an upload grant names (``local``: a directory
-under ``<data_dir>/mikro/uploads``; ``http``: chunks PUT through :mod:`.routes`); ``finish``
+under ``<data_dir>/mikro/uploads``; ``http``: chunks PUT through :mod:`.routes`; ``s3``: the
+image's prefix in the server's bucket, with credentials scoped to it, :mod:`.bucket`); ``finish``
 verifies the store and only then creates the image. A background task removes abandoned grants
 (:mod:`.housekeeping`: nothing the database does not record as abandoned is ever deleted).
 """
@@ -13,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
 from arkitekt.protocol.mikro import MAX_CHUNK_BYTES
@@ -22,6 +24,7 @@ from arkitekt_server._service import ServerService
 from arkitekt_server._settings import ServerSettings
 from arkitekt_server.mikro import _models  # noqa: F401 -- registers the tables
 from arkitekt_server.mikro import _storage as storage
+from arkitekt_server.mikro._bucket import Bucket
 from arkitekt_server.mikro._chunks import max_encoded_bytes
 from arkitekt_server.mikro._common import DEFAULT_DATALAYER, mikro_state
 from arkitekt_server.mikro._housekeeping import adopt_command, check_stores, sweep
@@ -44,6 +47,8 @@ router.include_router(viewer_router)
 
 
 def _config(base: str, settings: ServerSettings) -> dict[str, str]:
+    if settings.s3 is not None:  # every app, loopback too: pixels go to the bucket
+        return {"endpoint_url": base + "mikro/", "datalayer": "s3"}
     # local_root: clients on this machine use `local` paths only inside it
     root = str(storage.Layout(settings.data_dir).root.resolve())
     return {"endpoint_url": base + "mikro/", "datalayer": DEFAULT_DATALAYER, "local_root": root}
@@ -55,6 +60,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     layout.create()
     database: Database = app.state.database
     state = mikro_state(app)
+    settings: ServerSettings = app.state.settings
+    if settings.s3 is not None:
+        bucket = Bucket(settings.s3)
+        await anyio.to_thread.run_sync(bucket.check)  # ServerStartError in one line
+        state.bucket = bucket
+        log.info("mikro: images are stored in %s", bucket.where)
     await check_stores(database, layout)
     await sweep(database, layout, state=state)
 

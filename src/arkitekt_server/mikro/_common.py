@@ -23,6 +23,7 @@ from arkitekt_server._service import documented as responses_for
 from arkitekt_server._settings import ServerSettings
 from arkitekt_server._urls import base_url
 from arkitekt_server.mikro import _storage as storage
+from arkitekt_server.mikro._bucket import Bucket
 from arkitekt_server.mikro._chunks import META_MAX_BYTES
 from arkitekt_server.mikro._models import ImageRow
 
@@ -37,6 +38,7 @@ __all__ = [
     "delete_image_row",
     "documented",
     "find_image",
+    "image_location",
     "layout",
     "mikro_state",
     "not_found",
@@ -63,6 +65,7 @@ _REASONS = {
     410: "The upload grant expired; start again.",
     413: "The body is larger than the chunk (or document) can be.",
     422: "A parameter or body field is invalid (the detail names it and the limit).",
+    503: "The object store (the s3 datalayer's bucket or STS) did not answer; try again.",
 }
 
 
@@ -81,6 +84,8 @@ class StoreInfo:
     counts: list[int]
     max_chunk_bytes: int
     """The largest chunk file the store may hold (a larger one is not read)."""
+    location: storage.Location
+    """Where its keys are."""
 
 
 @dataclass
@@ -115,6 +120,8 @@ class MikroState:
     uploads: dict[str, UploadState] = field(default_factory=dict)
     reported: set[Path] = field(default_factory=set)
     """Unknown directories the sweep has logged already (each is logged once)."""
+    bucket: Bucket | None = None
+    """The bucket of the ``s3`` datalayer, when the server has one (set at start)."""
 
 
 def mikro_state(app: FastAPI) -> MikroState:
@@ -129,6 +136,16 @@ def layout(request: Request) -> storage.Layout:
     """The mikro directories of this server."""
     settings: ServerSettings = request.app.state.settings
     return storage.Layout(settings.data_dir)
+
+
+def image_location(app: FastAPI, image_id: str) -> storage.Location:
+    """Where an image's store is: its directory on disk if there is one, else (with a bucket)
+    its prefix in the bucket. Blocking (a stat): call it in a worker thread."""
+    directory = storage.Layout(app.state.settings.data_dir).store(image_id)
+    bucket = mikro_state(app).bucket
+    if bucket is None or directory.is_dir():
+        return storage.DiskLocation(directory)
+    return bucket.location(image_id)
 
 
 def not_found(what: str = "image") -> HTTPException:
@@ -182,9 +199,13 @@ async def find_image(session: AsyncSession, image_id: str, principal: Principal 
 
 
 def record(row: ImageRow, request: Request) -> ImageRecord:
-    """The wire form of an image; ``local_path`` only for clients on this machine."""
+    """The wire form of an image; ``local_path`` only for clients on this machine.
+
+    With a bucket, an image whose directory is not on this disk is in the bucket.
+    """
     host = request.client.host if request.client is not None else None
     path = layout(request).store(row.id)
+    in_bucket = mikro_state(request.app).bucket is not None and not path.is_dir()
     return ImageRecord(
         id=row.id,
         name=row.name,
@@ -201,7 +222,8 @@ def record(row: ImageRow, request: Request) -> ImageRecord:
         created_at=row.created_at,
         owner=row.owner,
         store=base_url(request) + f"mikro/images/{row.id}/store/",
-        local_path=str(path) if is_loopback(host) else None,
+        local_path=str(path) if is_loopback(host) and not in_bucket else None,
+        storage="s3" if in_bucket else "disk",
     )
 
 
@@ -216,8 +238,18 @@ async def delete_image_row(request: Request, session: AsyncSession, row: ImageRo
     The store moves to ``trash/`` first (and back if the delete does not commit); the row
     goes; then the files. A crash in between leaves either the image whole, or a trash entry
     whose row is gone (the start-up check empties it) — never a store the database forgot.
+    A store in the bucket is deleted once the row's delete committed (a crash in between
+    leaves keys no image names, never an image without its keys).
     """
     dirs = layout(request)
+    where = await anyio.to_thread.run_sync(image_location, request.app, row.id)
+    if isinstance(where, storage.BucketLocation):
+        await session.delete(row)
+        await session.commit()
+        mikro_state(request.app).stores.pop(row.id, None)
+        await anyio.to_thread.run_sync(storage.remove, dirs.thumb(row.id))
+        await anyio.to_thread.run_sync(where.remove)
+        return
     store, trashed = dirs.store(row.id), dirs.trash / row.id
     await anyio.to_thread.run_sync(_move, store, trashed)
     try:

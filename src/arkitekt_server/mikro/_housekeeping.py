@@ -11,6 +11,11 @@ unknown *store* means the database is not the one the stores were written with (
 restored from an older backup), and the server refuses to start until an operator runs
 ``arkitekt adopt-stores``. A ``finishing`` grant whose finish never committed (a crash after
 the store moved) is completed by the sweep: the store passed verification before it moved.
+
+In the bucket (the ``s3`` datalayer) an upload is written where its image will be (an image
+keeps its grant's id); the sweep deletes the keys below an ``abandoned`` grant's prefix unless
+an image has that id, and drops the grant only once it expired (its credentials may write until
+then). Keys in the bucket that no grant or image knows are left alone.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from arkitekt.protocol.text import echo
 from arkitekt_server._db import Database, utcnow
 from arkitekt_server._errors import ArkitektServerError
 from arkitekt_server.mikro import _storage as storage
+from arkitekt_server.mikro._bucket import Bucket
 from arkitekt_server.mikro._common import MikroState
 from arkitekt_server.mikro._models import DatasetRow, GrantRow, ImageRow, image_row
 
@@ -99,6 +105,30 @@ def _remove_abandoned(layout: storage.Layout, grant_id: str, image_exists: bool)
         storage.remove(layout.record(grant_id))
 
 
+async def _remove_from_bucket(bucket: Bucket | None, grant_id: str, image_exists: bool) -> bool:
+    """Delete an abandoned s3 upload's keys (never those of an image); whether that is done."""
+    if image_exists:
+        return True
+    if bucket is None:
+        log.warning(
+            "mikro: abandoned upload %s is in a bucket, and this server has none configured; "
+            "it is kept until the s3 settings are back",
+            grant_id,
+        )
+        return False
+    try:
+        await anyio.to_thread.run_sync(bucket.location(grant_id).remove)
+    except Exception as error:  # unreachable now: the next sweep tries again
+        log.warning(
+            "mikro: removing abandoned upload %s from %s failed (%s); tried again later",
+            grant_id,
+            bucket.where,
+            type(error).__name__,
+        )
+        return False
+    return True
+
+
 async def _complete_finishes(
     session: AsyncSession, layout: storage.Layout, moment: dt.datetime, live: set[str]
 ) -> None:
@@ -122,7 +152,11 @@ async def _complete_finishes(
         body = UploadRequest.model_validate(grant.request)
         try:
             await anyio.to_thread.run_sync(
-                storage.verify_store, store, list(body.shape), list(body.chunks), body.dtype
+                storage.verify_store,
+                storage.DiskLocation(store),
+                list(body.shape),
+                list(body.chunks),
+                body.dtype,
             )
         except (OSError, ValueError, storage.StoreInvalidError) as error:
             await anyio.to_thread.run_sync(_quarantine, layout, store)
@@ -189,16 +223,29 @@ async def sweep(
             .values(state="abandoned")
         )
         await session.commit()
-        abandoned = list(
-            await session.scalars(select(GrantRow.id).where(GrantRow.state == "abandoned"))
-        )
-        for grant_id in abandoned:
+        abandoned = (
+            await session.execute(
+                select(GrantRow.id, GrantRow.datalayer, GrantRow.expires_at).where(
+                    GrantRow.state == "abandoned"
+                )
+            )
+        ).all()
+        removed = 0
+        for grant_id, datalayer, expires_at in abandoned:
             if state is not None:
                 state.uploads.pop(grant_id, None)
             exists = await session.get(ImageRow, grant_id) is not None
-            await anyio.to_thread.run_sync(_remove_abandoned, layout, grant_id, exists)
+            if datalayer == "s3":
+                bucket = None if state is None else state.bucket
+                if not await _remove_from_bucket(bucket, grant_id, exists):
+                    continue
+                if expires_at > moment:  # its credentials may still write: swept again later
+                    continue
+            else:
+                await anyio.to_thread.run_sync(_remove_abandoned, layout, grant_id, exists)
             await session.execute(delete(GrantRow).where(GrantRow.id == grant_id))
             await session.commit()
+            removed += 1
         grants, stores = await _known(session)
     for parent, known in ((layout.uploads, grants), (layout.stores, stores)):
         stray = await anyio.to_thread.run_sync(_unknown, parent, known, UNKNOWN_MIN_AGE)
@@ -211,9 +258,9 @@ async def sweep(
                 )
                 if state is not None:
                     state.reported.add(entry)
-    if abandoned:
-        log.info("mikro: removed %d abandoned upload(s)", len(abandoned))
-    return len(abandoned)
+    if removed:
+        log.info("mikro: removed %d abandoned upload(s)", removed)
+    return removed
 
 
 async def check_stores(database: Database, layout: storage.Layout) -> None:
@@ -320,7 +367,7 @@ async def _adopt(session: AsyncSession, layout: storage.Layout, entry: Path) -> 
         image_id = str(uuid.UUID(entry.name))
         if image_id != entry.name:
             raise ValueError(f"{entry.name!r} is not an image id in canonical form")
-        meta = storage.read_meta(entry)
+        meta = storage.read_meta(storage.DiskLocation(entry))
         record = _read_record(layout, image_id)
         fields = dict(record.get("request") or {})  # type: ignore[call-overload]
         fields.update(
@@ -329,7 +376,8 @@ async def _adopt(session: AsyncSession, layout: storage.Layout, entry: Path) -> 
         fields.update(dtype=meta["data_type"])
         fields.setdefault("name", f"adopted {image_id}")
         body = UploadRequest.model_validate(fields)
-        storage.verify_store(entry, list(body.shape), list(body.chunks), body.dtype)
+        location = storage.DiskLocation(entry)
+        storage.verify_store(location, list(body.shape), list(body.chunks), body.dtype)
     except (
         ValueError,
         KeyError,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import math
-import os
 import uuid
-from pathlib import Path
 from typing import Annotated
 
 import anyio.to_thread
@@ -24,6 +24,7 @@ from arkitekt.protocol.mikro import (
     DatasetRecord,
     ImagePage,
     ImageRecord,
+    S3Access,
 )
 from arkitekt_server._auth import CurrentPrincipal, Principal
 from arkitekt_server._db import get_session, utcnow
@@ -34,7 +35,7 @@ from arkitekt_server.mikro._common import (
     delete_image_row,
     documented,
     find_image,
-    layout,
+    image_location,
     mikro_state,
     not_found,
     parse_id,
@@ -44,6 +45,8 @@ from arkitekt_server.mikro._common import (
 from arkitekt_server.mikro._models import DatasetRow, ImageRow, TagRow
 
 __all__ = ["router"]
+
+log = logging.getLogger("arkitekt_server.mikro")
 
 router = APIRouter(tags=["mikro"])
 Session = Annotated[AsyncSession, Depends(get_session)]
@@ -123,24 +126,18 @@ async def _readable(request: Request, image_id: str, principal: Principal) -> St
         if len(stores) >= _STORES_MAX:
             stores.clear()
         raw = math.prod(row.chunks) * np.dtype(row.dtype).itemsize
+        where = await anyio.to_thread.run_sync(image_location, request.app, row.id)
         store = stores[key] = StoreInfo(
             row.id,
             row.owner_pk,
             row.private,
             storage.grid(row.shape, row.chunks),
             max(META_MAX_BYTES, max_encoded_bytes(raw)),  # zarr.json may be up to 1 MiB
+            where,
         )
     if store.private and store.owner_pk != principal.client_pk:
         raise not_found()
     return store
-
-
-def _read_bounded(path: Path, limit: int) -> bytes | None:
-    """The file's bytes, or ``None`` when it is larger than ``limit`` (then it is not read)."""
-    with path.open("rb") as source:
-        if os.fstat(source.fileno()).st_size > limit:
-            return None
-        return source.read()
 
 
 @router.get(
@@ -155,9 +152,8 @@ async def get_key(
     store = await _readable(request, image_id, principal)
     if not storage.check_key(key, store.counts):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such key")
-    path = layout(request).store(store.id) / key
     try:  # chunks are a few MiB at most: one read beats streaming it in 64 KiB pieces
-        data = await anyio.to_thread.run_sync(_read_bounded, path, store.max_chunk_bytes)
+        data = await anyio.to_thread.run_sync(store.location.read, key, store.max_chunk_bytes)
     except OSError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such key") from None
     if data is None:
@@ -167,6 +163,28 @@ async def get_key(
         )
     media = "application/json" if key == "zarr.json" else "application/octet-stream"
     return Response(data, media_type=media)
+
+
+@router.post("/images/{image_id}/access/", responses=documented(401, 404, 409, 503))
+async def read_access(image_id: str, request: Request, principal: CurrentPrincipal) -> S3Access:
+    """Read-only credentials for an image's keys in the bucket (the s3 datalayer's read path).
+
+    They reach only this image's prefix and expire (``expires_at``); ask again for more.
+    """
+    store = await _readable(request, image_id, principal)
+    bucket = mikro_state(request.app).bucket
+    if bucket is None or not isinstance(store.location, storage.BucketLocation):
+        raise HTTPException(status.HTTP_409_CONFLICT, "this image is not in a bucket; use http")
+    try:
+        return await anyio.to_thread.run_sync(
+            functools.partial(bucket.access, store.id, writable=False, until=None)
+        )
+    except Exception as error:
+        log.error("mikro: %s gave no read credentials: %s", bucket.where, type(error).__name__)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the object store gave no read credentials (the server's log says why); try again",
+        ) from None
 
 
 # -- datasets ------------------------------------------------------------------------------

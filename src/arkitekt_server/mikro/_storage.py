@@ -1,4 +1,4 @@
-"""Stores on disk: where uploads and images live, chunk keys, verification, thumbnails, sweeping.
+"""Stores: where uploads and images live on disk, verification and thumbnails (disk or bucket).
 
 Layout under ``<data_dir>/mikro``: ``uploads/<grant id>/`` (a zarr v3 store being written),
 ``stores/<image id>/`` (finished stores; an image keeps its grant's id), ``records/<id>.json``
@@ -12,30 +12,38 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from zarr.abc.store import ByteRequest
-from zarr.core.buffer import Buffer, BufferPrototype
-from zarr.storage import LocalStore
+from zarr.abc.store import ByteRequest, Store
+from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
+from zarr.storage import WrapperStore
 
 from arkitekt.protocol.mikro import DIMS
 from arkitekt.protocol.text import echo
-from arkitekt_server._errors import ArkitektServerError
 from arkitekt_server.mikro._chunks import (
     HEADER_BYTES,
     META_MAX_BYTES,
     ChunkRefusedError,
     Pipeline,
     check_key,
+    max_encoded_bytes,
+)
+from arkitekt_server.mikro._locations import (
+    BucketLocation,
+    DiskLocation,
+    Location,
+    StoreInvalidError,
 )
 
 __all__ = [
     "BoundedStore",
+    "BucketLocation",
+    "DiskLocation",
     "Layout",
+    "Location",
     "StoreInvalidError",
     "check_key",
     "open_bounded",
@@ -47,10 +55,6 @@ __all__ = [
 
 THUMBNAIL_SIZE = 256
 _THUMBNAIL_MAX_PLANES = 64
-
-
-class StoreInvalidError(ArkitektServerError):
-    """The store does not hold what the grant announced (or holds something it must not)."""
 
 
 class Layout:
@@ -111,10 +115,7 @@ def write_key(directory: Path, key: str, data: bytes) -> None:
 
 def remove(path: Path) -> None:
     """Remove a directory tree (or a file) if it exists."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+    DiskLocation(path).remove()
 
 
 def _expected_metadata(shape: list[int], chunks: list[int], dtype: str) -> dict[str, Any]:
@@ -151,16 +152,18 @@ def _check_metadata(meta: object, shape: list[int], chunks: list[int], dtype: st
         )
 
 
-class BoundedStore(LocalStore):
-    """A read-only local store that checks every chunk before zarr decodes it.
+class BoundedStore(WrapperStore[Store]):
+    """A read-only store (of a :class:`Location`) that checks every chunk before zarr decodes it.
 
-    A chunk file larger than any encoding of a chunk is not read; a chunk that declares (or
-    inflates to) more than the chunk's raw size is refused (:class:`ChunkRefusedError`), so a read
-    never allocates more than the chunks it asked for.
+    A key larger than any encoding of a chunk (``zarr.json``: 1 MiB) is not read (its size is
+    checked on the open file, or from the answer's headers, so it cannot grow in between); a
+    chunk that declares (or inflates to) more than the chunk's raw size is refused
+    (:class:`ChunkRefusedError`), so a read never allocates more than the chunks it asked for.
     """
 
-    def __init__(self, root: Path, pipeline: Pipeline) -> None:
-        super().__init__(root, read_only=True)
+    def __init__(self, location: Location, pipeline: Pipeline) -> None:
+        super().__init__(location.zarr_store())
+        self.location = location
         self.pipeline = pipeline
 
     async def get(
@@ -170,30 +173,42 @@ class BoundedStore(LocalStore):
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
         """Read one key; a chunk is checked (size, then header or bounded inflate) first."""
-        if key != "zarr.json":
+        import asyncio
+
+        prototype = prototype or default_buffer_prototype()
+        if byte_range is not None:  # not asked for by these arrays (no sharding): size only
             try:
-                size = (self.root / key).stat().st_size
-            except OSError:
+                self.pipeline.check_size(key, await self._store.getsize(key))
+            except (OSError, ValueError):
                 return None
-            self.pipeline.check_size(key, size)
-        value = await super().get(key, prototype, byte_range)
-        if value is not None and key != "zarr.json" and byte_range is None:
-            self.pipeline.check_chunk(key, value.to_bytes())
-        return value
+            return await self._store.get(key, prototype, byte_range)
+        meta = key == "zarr.json"
+        limit = META_MAX_BYTES if meta else max_encoded_bytes(self.pipeline.raw)
+        try:
+            data = await asyncio.to_thread(self.location.read, key, limit)
+        except OSError:
+            return None
+        if data is None:
+            if meta:
+                raise StoreInvalidError(f"zarr.json is larger than {META_MAX_BYTES} bytes")
+            raise ChunkRefusedError(f"chunk {key!r} is more than the {limit} bytes allowed")
+        if not meta:
+            self.pipeline.check_chunk(key, data)
+        return prototype.buffer.from_bytes(data)
 
 
-def read_meta(directory: Path) -> Any:
+def read_meta(location: Location) -> Any:
     """A store's ``zarr.json``, bounded in size, parsed.
 
     Raises:
         StoreInvalidError: it is missing, too large, or not JSON (nested too deeply included).
 
     """
-    path = directory / "zarr.json"
     try:
-        if path.stat().st_size > META_MAX_BYTES:
+        data = location.read("zarr.json", META_MAX_BYTES)
+        if data is None:
             raise StoreInvalidError(f"zarr.json is larger than {META_MAX_BYTES} bytes")
-        return json.loads(path.read_bytes())
+        return json.loads(data)
     except (OSError, ValueError, RecursionError) as error:
         raise StoreInvalidError(f"the store has no valid zarr.json: {error}") from None
 
@@ -207,7 +222,7 @@ def _pipeline(meta: Any) -> Pipeline:
         raise StoreInvalidError(f"zarr.json is malformed: {echo(error)}") from None
 
 
-def open_bounded(directory: Path) -> Any:
+def open_bounded(location: Location) -> Any:
     """Open a store's array for reading through a :class:`BoundedStore`.
 
     Raises:
@@ -216,26 +231,27 @@ def open_bounded(directory: Path) -> Any:
     """
     import zarr
 
-    store = BoundedStore(directory, _pipeline(read_meta(directory)))
+    store = BoundedStore(location, _pipeline(read_meta(location)))
     return zarr.open_array(store, mode="r", zarr_format=3)
 
 
-def _check_chunk_file(path: Path, key: str, pipeline: Pipeline) -> None:
-    size = path.stat().st_size
+def _check_chunk(location: Location, key: str, size: int, pipeline: Pipeline) -> None:
     pipeline.check_size(key, size)
     if pipeline.header_suffices:
-        with path.open("rb") as source:
-            pipeline.check_header(key, source.read(HEADER_BYTES), size)
-    else:
-        pipeline.check_chunk(key, path.read_bytes())
+        pipeline.check_header(key, location.head(key, min(size, HEADER_BYTES)), size)
+        return
+    data = location.read(key, max_encoded_bytes(pipeline.raw))
+    if data is None:
+        raise ChunkRefusedError(f"chunk {key!r} grew beyond its bound while it was checked")
+    pipeline.check_chunk(key, data)
 
 
-def verify_store(directory: Path, shape: list[int], chunks: list[int], dtype: str) -> None:
+def verify_store(location: Location, shape: list[int], chunks: list[int], dtype: str) -> None:
     """Check an uploaded store before it becomes an image.
 
     Checks: ``zarr.json`` describes a zarr v3 array of the announced shape, dtype, chunks and
-    dims, with codecs whose decoded sizes can be bounded; the store holds exactly one file per
-    chunk under its canonical key and nothing else (no symlinks, no leftovers, no missing
+    dims, with codecs whose decoded sizes can be bounded; the store holds exactly one key per
+    chunk under its canonical name and nothing else (no symlinks, no leftovers, no missing
     chunk: fill-value chunks must be written too); every chunk declares exactly the chunk's
     raw size (checked before anything is decoded); the last chunk decodes.
 
@@ -244,42 +260,45 @@ def verify_store(directory: Path, shape: list[int], chunks: list[int], dtype: st
 
     """
     counts = grid(shape, chunks)
-    found: list[tuple[Path, str]] = []
-    for current, dirnames, filenames in os.walk(directory, followlinks=False):
-        base = Path(current)
-        for name in dirnames:
-            if (base / name).is_symlink():
-                raise StoreInvalidError(f"the store holds a symlink: {echo(name)}")
-        for name in filenames:
-            path = base / name
-            key = path.relative_to(directory).as_posix()
-            if path.is_symlink() or not path.is_file():
-                raise StoreInvalidError(f"the store holds a link or special file: {echo(key)}")
-            if not check_key(key, counts):
-                raise StoreInvalidError(
-                    f"the store holds an unexpected file {echo(key)} (chunk keys are c/i/j/k/l/m "
-                    "in ASCII digits without leading zeros, inside the grid)"
-                )
-            if key != "zarr.json":
-                found.append((path, key))
+    found: list[tuple[str, int]] = []
+    try:
+        entries = location.entries()
+    except OSError as error:
+        raise StoreInvalidError(f"the store cannot be listed: {error}") from None
+    for key, size in entries:
+        if not check_key(key, counts):
+            raise StoreInvalidError(
+                f"the store holds an unexpected file {echo(key)} (chunk keys are c/i/j/k/l/m "
+                "in ASCII digits without leading zeros, inside the grid)"
+            )
+        if key != "zarr.json":
+            found.append((key, size))
     expected = math.prod(counts)
     if len(found) != expected:
         raise StoreInvalidError(f"the store holds {len(found)} chunk(s); {expected} expected")
-    meta = read_meta(directory)
+    meta = read_meta(location)
     try:
         _check_metadata(meta, shape, chunks, dtype)
     except (TypeError, AttributeError, ValueError, KeyError) as error:  # a malformed document
         raise StoreInvalidError(f"zarr.json is malformed: {echo(error)}") from None
     pipeline = _pipeline(meta)
     try:
-        for path, key in found:
-            _check_chunk_file(path, key, pipeline)
+        if location.concurrency > 1 and len(found) > 1:  # a request each: overlap them
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(location.concurrency) as pool:
+                checks = [pool.submit(_check_chunk, location, k, n, pipeline) for k, n in found]
+                for check in checks:
+                    check.result()  # the first problem in key order (the rest are dropped)
+        else:
+            for key, size in found:
+                _check_chunk(location, key, size, pipeline)
     except ChunkRefusedError as error:
         raise StoreInvalidError(str(error)) from None
     except OSError as error:
         raise StoreInvalidError(f"a chunk cannot be read: {error}") from None
     try:
-        array = open_bounded(directory)
+        array = open_bounded(location)
         last = tuple(slice((n - 1) * c, None) for n, c in zip(counts, chunks, strict=True))
         array[last]
     except StoreInvalidError:
@@ -288,7 +307,7 @@ def verify_store(directory: Path, shape: list[int], chunks: list[int], dtype: st
         raise StoreInvalidError(f"the store cannot be read: {error}") from None
 
 
-def render_thumbnail(directory: Path, shape: list[int], size: int = THUMBNAIL_SIZE) -> bytes:
+def render_thumbnail(location: Location, shape: list[int], size: int = THUMBNAIL_SIZE) -> bytes:
     """A PNG of the max projection (over t and z) of the first channel, at most ``size`` px.
 
     At most about 64 planes are read (whole chunks along z, evenly spaced), so huge stacks stay
@@ -305,7 +324,7 @@ def render_thumbnail(directory: Path, shape: list[int], size: int = THUMBNAIL_SI
 
     from PIL import Image
 
-    array = open_bounded(directory)
+    array = open_bounded(location)
     _, t, z, y, x = shape
     step = max(1, math.ceil(max(y, x) / size))
     depth, height, width = (int(c) for c in array.chunks[2:])

@@ -1,8 +1,10 @@
-"""Upload routes of mikro: grants, chunk PUTs (http datalayer), finish (verify) and abort."""
+"""Upload routes of mikro: grants, chunk PUTs (http datalayer), credentials (s3 datalayer),
+finish (verify) and abort."""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import uuid
@@ -17,12 +19,13 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arkitekt.protocol.hosts import is_loopback
-from arkitekt.protocol.mikro import ImageRecord, UploadGrant, UploadRequest
+from arkitekt.protocol.mikro import ImageRecord, S3Access, UploadGrant, UploadRequest
 from arkitekt.protocol.text import echo
 from arkitekt_server._auth import CurrentPrincipal, Principal
 from arkitekt_server._db import get_session, utcnow
 from arkitekt_server._urls import base_url
 from arkitekt_server.mikro import _storage as storage
+from arkitekt_server.mikro._bucket_uploads import finish_in_bucket, grant_access
 from arkitekt_server.mikro._chunks import max_encoded_bytes
 from arkitekt_server.mikro._common import (
     DEFAULT_DATALAYER,
@@ -43,19 +46,40 @@ from arkitekt_server.mikro._models import DatasetRow, GrantRow, ImageRow, image_
 
 __all__ = ["router"]
 
+log = logging.getLogger("arkitekt_server.mikro")
+
 router = APIRouter(tags=["mikro"])
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 
 @router.post(
-    "/uploads/", status_code=status.HTTP_201_CREATED, responses=documented(400, 401, 404, 413, 422)
+    "/uploads/",
+    status_code=status.HTTP_201_CREATED,
+    responses=documented(400, 401, 404, 413, 422, 503),
 )
 async def create_upload(
     body: UploadRequest, request: Request, principal: CurrentPrincipal, session: Session
 ) -> UploadGrant:
-    """Grant an upload: a directory (local) or a store URL (http) to write the zarr array to."""
+    """Grant an upload: a directory (local), a store URL (http) or a bucket prefix with
+    credentials that reach only it (s3) to write the zarr array to."""
     host = request.client.host if request.client is not None else None
-    datalayer = body.datalayer or (DEFAULT_DATALAYER if is_loopback(host) else "http")
+    bucket = mikro_state(request.app).bucket
+    datalayer: str
+    if bucket is not None:
+        datalayer = body.datalayer or "s3"
+        if datalayer != "s3":
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                f"this server stores images in its S3 bucket; use the s3 datalayer, not "
+                f"{datalayer}",
+            )
+    else:
+        datalayer = body.datalayer or (DEFAULT_DATALAYER if is_loopback(host) else "http")
+    if datalayer == "s3" and bucket is None:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "this server has no S3 bucket (its s3 settings are not set); use local or http",
+        )
     if datalayer == "local" and not is_loopback(host):
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
@@ -76,6 +100,13 @@ async def create_upload(
         request=body.model_dump(mode="json"),
         expires_at=utcnow() + GRANT_TTL,
     )
+    if bucket is not None:
+        # the grant first: no key can be written before the database knows whose they are
+        session.add(grant)
+        await session.commit()
+        access = await grant_access(bucket, grant)
+        return UploadGrant(id=grant.id, datalayer="s3", s3=access, expires_at=grant.expires_at)
+    assert datalayer in ("local", "http")
     # The directory exists before the grant does (a grant without one would confuse the
     # sweeper and the chunk PUTs); it goes again if the grant cannot be stored.
     directory = layout(request).upload(grant.id)
@@ -94,6 +125,20 @@ async def create_upload(
         url=base_url(request) + f"mikro/uploads/{grant.id}/store/" if datalayer == "http" else None,
         expires_at=grant.expires_at,
     )
+
+
+@router.post("/uploads/{grant_id}/credentials/", responses=documented(401, 404, 409, 410, 503))
+async def renew_credentials(
+    grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
+) -> S3Access:
+    """Fresh write credentials for an ``s3`` upload still open (an upload that outlives them)."""
+    grant = await _grant(session, grant_id, principal)
+    bucket = mikro_state(request.app).bucket
+    if grant.datalayer != "s3" or bucket is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "this upload is not an s3 upload")
+    if grant.state != "open":
+        raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
+    return await grant_access(bucket, grant)
 
 
 async def _resolve_links(
@@ -259,7 +304,7 @@ async def _drain(upload: UploadState) -> None:
 @router.post(
     "/uploads/{grant_id}/finish/",
     status_code=status.HTTP_201_CREATED,
-    responses=documented(400, 401, 404, 409, 410),
+    responses=documented(400, 401, 404, 409, 410, 503),
 )
 async def finish_upload(
     grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
@@ -299,6 +344,9 @@ async def _finish(
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise HTTPException(status.HTTP_409_CONFLICT, "this upload is already being finished")
     body = UploadRequest.model_validate(grant.request)
+    bucket = mikro_state(request.app).bucket
+    if grant.datalayer == "s3" and bucket is not None:
+        return await finish_in_bucket(grant, request, session, bucket, body)
     dirs = layout(request)
     source, target = dirs.upload(grant.id), dirs.store(grant.id)
     grant_key, moved = grant.id, False
@@ -307,7 +355,11 @@ async def _finish(
     )
     try:
         await anyio.to_thread.run_sync(
-            storage.verify_store, source, list(body.shape), list(body.chunks), body.dtype
+            storage.verify_store,
+            storage.DiskLocation(source),
+            list(body.shape),
+            list(body.chunks),
+            body.dtype,
         )
         # the record first: a store in stores/ always has what adopting it needs
         await anyio.to_thread.run_sync(
@@ -375,9 +427,20 @@ async def abort_upload(
     row.state = "abandoned"
     await session.commit()
     uploads.pop(row.id, None)
-    directory = layout(request).upload(row.id)
-    await anyio.to_thread.run_sync(storage.remove, directory)
-    if not directory.exists():
+    bucket = mikro_state(request.app).bucket
+    if row.datalayer == "s3" and bucket is not None:
+        where: storage.Location = bucket.location(row.id)
+    else:
+        where = storage.DiskLocation(layout(request).upload(row.id))
+    try:
+        await anyio.to_thread.run_sync(where.remove)
+        removed = not await anyio.to_thread.run_sync(where.exists)
+    except Exception as error:  # the store is unreachable: the sweep removes it later
+        log.warning("mikro: removing aborted upload %s failed: %s", row.id, type(error).__name__)
+        removed = False
+    # an s3 grant's credentials may still write until the grant expires: its row stays (so
+    # the sweep removes what they write) until then
+    if removed and row.datalayer != "s3":
         await session.delete(row)
         await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -28,6 +28,7 @@ from arkitekt_server.mikro._chunks import ChunkRefusedError
 from arkitekt_server.mikro._common import (
     documented,
     find_image,
+    image_location,
     layout,
     visible,
 )
@@ -99,13 +100,13 @@ async def thumbnail(image_id: str, request: Request, who: Viewer, session: Sessi
     def build() -> bytes:
         if path.is_file():
             return path.read_bytes()
-        png = storage.render_thumbnail(dirs.store(row.id), row.shape)
+        png = storage.render_thumbnail(image_location(request.app, row.id), row.shape)
         storage.write_key(path.parent, path.name, png)
         return png
 
     try:
         png = await anyio.to_thread.run_sync(build)
-    except (storage.StoreInvalidError, ChunkRefusedError) as error:
+    except (storage.StoreInvalidError, ChunkRefusedError, FileNotFoundError) as error:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"the image's store cannot be rendered: {error}"
         ) from None

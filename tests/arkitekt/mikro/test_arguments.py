@@ -118,7 +118,7 @@ FROM_XARRAY_BAD: dict[str, st.SearchStrategy[Any]] = {
     "pixel_size": bad_pixel_size,
     "metadata": bad_metadata,
     "private": not_bool,
-    "datalayer": st.text(max_size=8).filter(lambda layer: layer not in ("local", "http")),
+    "datalayer": st.text(max_size=8).filter(lambda layer: layer not in ("local", "http", "s3")),
 }
 
 SEARCH_BAD: dict[str, st.SearchStrategy[Any]] = {

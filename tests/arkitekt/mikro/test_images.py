@@ -25,6 +25,8 @@ from arkitekt.mikro import (
     list_datasets,
     search_images,
 )
+from arkitekt_server import EmbeddedServer
+from tests.arkitekt.mikro.buckets import bucket_keys
 
 
 def _array(shape: tuple[int, ...] = (20, 30, 4), dims: str = "xyz", dtype: str = "uint16") -> Any:
@@ -84,12 +86,10 @@ def test_missing_dims_are_added_and_order_is_normalised(connect: Callable[..., A
     assert np.array_equal(values[0, :, 0], array.transpose("t", "y", "x").values)
 
 
-@pytest.mark.parametrize("datalayer", ["local", "http"])
-def test_both_datalayers_round_trip(
-    connect: Callable[..., App], datalayer: str, unique: str
+def test_every_datalayer_round_trips(
+    layer_connect: Callable[..., App], datalayer: str, unique: str
 ) -> None:
-    app = connect()
-    app.mikro.datalayer = datalayer  # type: ignore[assignment]
+    app = layer_connect()
     array = _array((64, 48, 3, 2), "xyzc", "uint16")
     with app:
         image = from_xarray(array, name=unique)
@@ -108,10 +108,10 @@ def test_explicit_datalayer_argument_beats_the_apps_choice(connect: Callable[...
         assert np.array_equal(get_image(image.id).data.values[0, 0], _array().T.values)
 
 
-def test_dask_backed_array_streams_block_by_block(connect: Callable[..., App]) -> None:
+def test_dask_backed_array_streams_block_by_block(layer_connect: Callable[..., App]) -> None:
     source = np.random.default_rng(1).integers(0, 60000, (3, 50, 70), dtype=np.uint16)
     lazy = da.from_array(source, chunks=(2, 17, 70))  # irregular blocks
-    with connect():
+    with layer_connect():
         image = from_xarray(xr.DataArray(lazy, dims=["z", "y", "x"]), name="lazy")
         assert np.array_equal(get_image(image.id).data.values[0, 0], source)
 
@@ -123,15 +123,15 @@ def _boom(block: np.ndarray) -> np.ndarray:
 
 
 def test_failed_upload_leaves_nothing_and_can_be_retried(
-    connect: Callable[..., App], new_uploads: Callable[[], set[Path]], unique: str
+    layer_connect: Callable[..., App], leftovers: Callable[[], set[str]], unique: str
 ) -> None:
     source = np.arange(8 * 32 * 32, dtype=np.uint16).reshape(8, 32, 32)
     failing = da.from_array(source, chunks=(1, 32, 32)).map_blocks(_boom, dtype=np.uint16)
-    with connect():
+    with layer_connect():
         with pytest.raises(UploadError, match="camera disconnected"):
             from_xarray(xr.DataArray(failing, dims=["z", "y", "x"]), name=unique)
         assert search_images(unique).total == 0
-        assert new_uploads() == set()
+        assert leftovers() == set()
         image = from_xarray(xr.DataArray(source, dims=["z", "y", "x"]), name=unique)
         assert search_images(unique).total == 1
         assert np.array_equal(image.data.values[0, 0], source)
@@ -262,6 +262,22 @@ def test_delete_removes_the_image_and_its_store(connect: Callable[..., App]) -> 
             delete_image(image.id)
         with pytest.raises(ImageNotFoundError):
             get_image("not-an-id")
+
+
+@pytest.mark.parametrize("datalayer", ["s3"])
+def test_delete_removes_the_image_and_its_keys_in_the_bucket(
+    s3_server: EmbeddedServer, layer_connect: Callable[..., App]
+) -> None:
+    with layer_connect():
+        image = from_xarray(_array(), name="to-delete")
+        assert image.storage == "s3"
+        assert image.local_path is None
+        prefix = f"arkitekt/images/{image.id}/"
+        assert f"{prefix}zarr.json" in bucket_keys(s3_server, prefix)
+        delete_image(image)
+        assert bucket_keys(s3_server, prefix) == []
+        with pytest.raises(ImageNotFoundError):
+            get_image(image.id)
 
 
 def test_calls_without_an_app_fail_at_once() -> None:

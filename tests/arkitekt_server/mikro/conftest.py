@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
 
-from arkitekt import App
-from arkitekt_server import EmbeddedServer
+from arkitekt import App, easy
+from arkitekt_server import EmbeddedServer, ServerSettings
+from tests.arkitekt.mikro.buckets import s3_settings
 from tests.helpers import bearer_token
 
 
@@ -57,4 +60,36 @@ def http(server: EmbeddedServer, connect: Callable[..., App]) -> Iterator[httpx.
 def other(server: EmbeddedServer, connect: Callable[..., App]) -> Iterator[httpx.Client]:
     """Like ``http``, for a second app."""
     with _mikro_client(server, connect) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def s3_server(
+    s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedServer]:
+    """An auto-approving server whose images live in a bucket of the test S3 endpoint."""
+    settings = ServerSettings(
+        host="127.0.0.1",
+        port=0,
+        data_dir=tmp_path_factory.mktemp("s3-server"),
+        auto_approve=True,
+        log_level="warning",
+        s3=s3_settings(s3_endpoint, f"mikro-{uuid.uuid4().hex[:12]}"),
+    )
+    with EmbeddedServer(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def s3_http(s3_server: EmbeddedServer, tmp_path: Path) -> Iterator[httpx.Client]:
+    """Like ``http``, on :func:`s3_server`."""
+    app = easy(f"s3-http-{uuid.uuid4().hex[:8]}", url=s3_server.url, headless=True,
+               cache_dir=tmp_path / "s3-cache")  # fmt: skip
+    with (
+        app,
+        httpx.Client(
+            base_url=s3_server.url + "/mikro",
+            headers={"Authorization": f"Bearer {bearer_token(app)}"},
+        ) as client,
+    ):
         yield client

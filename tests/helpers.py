@@ -100,10 +100,17 @@ bearer_token = syncify(abearer_token)
 
 
 class ServerProcess:
-    """``arkitekt server`` in its own process (auto-approving, on loopback)."""
+    """``arkitekt server`` in its own process (auto-approving, on loopback).
 
-    def __init__(self, data_dir: Path) -> None:
+    Args:
+        data_dir: its data directory.
+        database_url: its ``database_url`` (default: SQLite in ``data_dir``), passed in its
+            environment (as an operator should: arguments are visible to every user).
+    """
+
+    def __init__(self, data_dir: Path, *, database_url: str | None = None) -> None:
         self.data_dir = data_dir
+        self.database_url = database_url
         self.port = 0
         self.url = ""
         self.process: subprocess.Popen[str] | None = None
@@ -123,6 +130,8 @@ class ServerProcess:
             "--data-dir", str(self.data_dir), "--auto-approve",
         ]  # fmt: skip
         env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning"}
+        if self.database_url is not None:
+            env["ARKITEKT_SERVER_DATABASE_URL"] = self.database_url
         self.process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

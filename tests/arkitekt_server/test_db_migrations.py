@@ -1,0 +1,124 @@
+"""The schema comes from Alembic migrations: they match the models, run once under concurrency,
+adopt databases made before them, and operators can run them as a step of their own."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, inspect, select
+from typer.testing import CliRunner
+
+from arkitekt._cli import build
+from arkitekt_server._db import Database, database_file
+from arkitekt_server._dburl import sqlite_url
+from arkitekt_server._migrations import head, upgrade
+from arkitekt_server._migrations._schema import metadata
+from arkitekt_server.fakts import create_static_token
+from arkitekt_server.fakts._models import StaticToken
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of the test's backend."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return sqlite_url(tmp_path / "empty.sqlite3")
+
+
+def _differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata()))
+
+
+@pytest.mark.anyio
+async def test_the_migrated_schema_is_the_schema_of_the_models(url: str) -> None:
+    # A model changed without a new revision in _migrations/versions fails here.
+    migrated = await upgrade(url)
+    assert (migrated.before, migrated.after, migrated.adopted) == (None, head(), False)
+    database = Database(url)
+    try:
+        async with database.engine.connect() as connection:
+            assert await connection.run_sync(_differences) == []
+            tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
+    finally:
+        await database.dispose()
+    assert tables == {*metadata().tables, "alembic_version"}
+    again = await upgrade(url)
+    assert (again.before, again.after) == (head(), head())
+    assert "up to date" in str(again)
+
+
+@pytest.mark.anyio
+async def test_two_replicas_migrating_one_empty_database_at_once_take_turns(
+    postgres_url: str,
+) -> None:
+    first, second = await asyncio.gather(upgrade(postgres_url), upgrade(postgres_url))
+    # One applied every revision; the other waited for its lock and found the schema current
+    # (without the lock both would start from an empty database and one would fail).
+    assert {first.before, second.before} == {None, head()}
+    assert first.after == second.after == head()
+
+
+def _old_server_database(data_dir: Path) -> str:
+    """A data dir whose database an old server made (create_all, no alembic_version)."""
+
+    async def make() -> str:
+        database = Database.in_dir(data_dir)
+        try:
+            await database.create_tables()
+            async with database.sessions() as session:
+                await create_static_token(session, "kept-app")
+        finally:
+            await database.dispose()
+        return database.url
+
+    return anyio.run(make)
+
+
+def test_a_database_made_before_migrations_is_adopted_with_its_rows(tmp_path: Path) -> None:
+    url = _old_server_database(tmp_path / "data")
+
+    async def adopt() -> tuple[Any, list[str]]:
+        migrated = await upgrade(url)
+        database = Database(url)
+        try:
+            async with database.sessions() as session:
+                kept = list(await session.scalars(select(StaticToken.identifier)))
+        finally:
+            await database.dispose()
+        return migrated, kept
+
+    migrated, kept = anyio.run(adopt)
+    assert (migrated.before, migrated.after, migrated.adopted) == (None, head(), True)
+    assert "from tables made before migrations" in str(migrated)
+    assert kept == ["kept-app"]
+
+
+def test_the_migrate_command_says_from_and_to_which_revision(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = runner.invoke(build(), ["server", "migrate", "--data-dir", str(data_dir)])
+    assert first.exit_code == 0, first.output
+    assert f"migrated from empty to revision {head()}" in first.output
+    assert str(database_file(data_dir)) in first.output
+    again = runner.invoke(build(), ["server", "migrate", "--data-dir", str(data_dir)])
+    assert again.exit_code == 0, again.output
+    assert f"at revision {head()} (up to date)" in again.output
+
+
+def test_the_migrate_command_migrates_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    plain = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
+    result = runner.invoke(
+        build(), ["server", "migrate", "--data-dir", str(tmp_path), "--database-url", plain]
+    )
+    assert result.exit_code == 0, result.output
+    name = postgres_url.rsplit("/", 1)[1]
+    assert f"127.0.0.1:{postgres_url.split(':')[-1].split('/')[0]}/{name}" in result.output
+    assert f"migrated from empty to revision {head()}" in result.output

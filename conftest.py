@@ -8,7 +8,8 @@ Database backends: a test under ``tests/`` that needs the ``backend`` fixture (d
 through ``server``, ``server_factory``, ``server_process``, ``database_url``) runs once per
 backend, with the ids ``[sqlite]`` and ``[postgresql]``; the PostgreSQL variants skip (fail under
 ``CI=true``) without PostgreSQL. A test marked ``@pytest.mark.sqlite_only("why")``, or listed in
-:data:`SQLITE_ONLY`, runs on SQLite alone. Docstring examples use SQLite.
+:data:`SQLITE_ONLY`, runs on SQLite alone; so does one that requests ``postgres_url`` (it picks
+its databases itself). Docstring examples use SQLite.
 
 This file is not packaged; the fixtures of the tests alone live in ``tests/conftest.py``.
 """
@@ -36,6 +37,8 @@ SQLITE_ONLY: dict[str, str] = {
     "tests/arkitekt/rekuest/": "rekuest on PostgreSQL comes with the rekuest work",
     "tests/arkitekt_server/mikro/test_processes.py::test_a_lost_database_": "deletes the "
     "SQLite file to lose the database",
+    "tests/arkitekt_server/mikro/test_processes.py::test_a_backup_holding_": "backs up and "
+    "restores the SQLite file",
 }
 """Test paths (or node id beginnings) that run on SQLite alone, and why."""
 
@@ -50,6 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def _sqlite_only(metafunc: pytest.Metafunc) -> bool:
     if metafunc.definition.get_closest_marker("sqlite_only") is not None:
         return True
+    if {"postgres_url", "postgres_admin_url"} & set(metafunc.fixturenames):
+        return True  # it picks its databases itself
     path = metafunc.definition.path
     if path is None or ROOT / "tests" not in path.parents:
         return True  # docstring examples and anything outside tests/

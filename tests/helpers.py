@@ -28,13 +28,16 @@ from websockets.sync.client import ClientConnection, connect
 from arkitekt import App
 from arkitekt.extension import syncify
 from arkitekt_server import EmbeddedServer
+from arkitekt_server._db import Database
 
 __all__ = [
     "ServerProcess",
     "Wire",
     "abearer_token",
     "bearer_token",
+    "database_args",
     "free_port",
+    "server_database",
     "until",
     "wait_until",
 ]
@@ -80,6 +83,19 @@ def wait_until(check: Callable[[], object], seconds: float = 10.0, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {seconds:g} s: {check}")
         time.sleep(interval)
+
+
+def server_database(server: EmbeddedServer) -> Database:
+    """Another handle on a running server's database (as the CLI opens it); dispose it after."""
+    return Database.of(server.settings.database_url, server.settings.data_dir)
+
+
+def database_args(server: EmbeddedServer) -> list[str]:
+    """The arguments that point an operator command (``arkitekt revoke ...``) at the server's
+    database: its data dir, and its ``--database-url`` when it has one."""
+    url = server.settings.database_url
+    found = [] if url is None else ["--database-url", url.get_secret_value()]
+    return ["--data-dir", str(server.settings.data_dir), *found]
 
 
 def free_port() -> int:

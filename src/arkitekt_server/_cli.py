@@ -68,7 +68,7 @@ def _unavailable(error: Exception) -> typer.Exit:
 
 
 def _with_db(settings: ServerSettings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    from arkitekt_server._db import Database, DatabaseUnavailableError
+    from arkitekt_server._db import Database, DatabaseUnavailableError, ValueRefusedError
     from arkitekt_server._migrations import upgrade
     from arkitekt_server.fakts import FaktsError
 
@@ -83,7 +83,7 @@ def _with_db(settings: ServerSettings, work: Callable[[AsyncSession], Awaitable[
 
     try:
         return asyncio.run(run())
-    except FaktsError as error:
+    except (FaktsError, ValueRefusedError) as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     except DatabaseUnavailableError as error:

@@ -103,19 +103,28 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
 
 
 def private_dir(data_dir: Path) -> None:
-    """Make ``data_dir`` (0700) and its database files (0600) private to the server's user.
+    """Make ``data_dir`` (0700) and its SQLite database files (0600) private to the server's user.
 
-    Also fixes an existing directory or database made with wider modes. The database file is
-    created here, empty, so that SQLite's journal files (``-wal``, ``-shm``), which SQLite creates
-    with the database file's mode, are private from their start.
+    Also fixes an existing directory or database made with wider modes.
     """
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     data_dir.chmod(0o700)
     database = database_file(data_dir)
-    os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
     for path in (database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))):
         if path.exists():
             path.chmod(0o600)
+
+
+def _private_database(data_dir: Path) -> Path:
+    """The SQLite file of ``data_dir``, private (see :func:`private_dir`), created if missing.
+
+    Created here, empty, so that SQLite's journal files (``-wal``, ``-shm``), which SQLite
+    creates with the database file's mode, are private from their start.
+    """
+    private_dir(data_dir)
+    database = database_file(data_dir)
+    os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+    return database
 
 
 CONNECT_SECONDS = 5.0
@@ -161,15 +170,13 @@ class Database:
     @classmethod
     def in_dir(cls, data_dir: Path) -> Database:
         """The SQLite database ``arkitekt.sqlite3`` in ``data_dir``; see :func:`private_dir`."""
-        private_dir(data_dir)
-        return cls(sqlite_url(database_file(data_dir)))
+        return cls(sqlite_url(_private_database(data_dir)))
 
     @classmethod
     def of(cls, url: SecretStr | str | None, data_dir: Path, **options: Any) -> Database:
         """The database ``url`` names (a server's ``database_url``), else SQLite in ``data_dir``."""
         if url is None:
-            private_dir(data_dir)
-            return cls(sqlite_url(database_file(data_dir)), **options)
+            return cls(sqlite_url(_private_database(data_dir)), **options)
         text = url.get_secret_value() if isinstance(url, SecretStr) else url
         return cls(normalize_url(text), **options)
 

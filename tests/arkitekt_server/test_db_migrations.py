@@ -4,10 +4,14 @@ adopt databases made before them, and operators can run them as a step of their 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
+import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -17,10 +21,11 @@ from typer.testing import CliRunner
 from arkitekt._cli import build
 from arkitekt_server._db import Database, database_file
 from arkitekt_server._dburl import sqlite_url
-from arkitekt_server._migrations import head, upgrade
+from arkitekt_server._migrations import LOCK_KEY, head, upgrade
 from arkitekt_server._migrations._schema import metadata
 from arkitekt_server.fakts import create_static_token
 from arkitekt_server.fakts._models import StaticToken
+from tests.helpers import until
 
 runner = CliRunner()
 
@@ -57,14 +62,42 @@ async def test_the_migrated_schema_is_the_schema_of_the_models(url: str) -> None
 
 
 @pytest.mark.anyio
-async def test_two_replicas_migrating_one_empty_database_at_once_take_turns(
-    postgres_url: str,
+async def test_an_upgrade_on_postgresql_waits_for_the_advisory_lock(postgres_url: str) -> None:
+    other = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
+    try:
+        await other.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)  # another replica's turn
+        running = asyncio.create_task(upgrade(postgres_url))
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        await until(lambda: other.fetchval(waiting))
+        assert not running.done()
+        assert await other.fetchval("SELECT to_regclass('alembic_version')") is None
+        await other.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+        migrated = await running
+    finally:
+        await other.close()
+    assert (migrated.before, migrated.after) == (None, head())
+
+
+def test_two_replicas_migrating_one_empty_database_at_once_take_turns(
+    postgres_url: str, tmp_path: Path
 ) -> None:
-    first, second = await asyncio.gather(upgrade(postgres_url), upgrade(postgres_url))
-    # One applied every revision; the other waited for its lock and found the schema current
-    # (without the lock both would start from an empty database and one would fail).
-    assert {first.before, second.before} == {None, head()}
-    assert first.after == second.after == head()
+    command = [sys.executable, "-m", "arkitekt._cli", "server", "migrate"]
+    env = {**os.environ, "ARKITEKT_SERVER_DATABASE_URL": postgres_url}
+    replicas = [
+        subprocess.Popen(
+            [*command, "--data-dir", str(tmp_path / str(n))],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for n in range(2)
+    ]
+    outputs = sorted(replica.communicate(timeout=60)[0] for replica in replicas)
+    assert [replica.returncode for replica in replicas] == [0, 0], outputs
+    # one applied every revision, the other found the schema current once its turn came
+    assert f"at revision {head()} (up to date)" in outputs[0]
+    assert f"migrated from empty to revision {head()}" in outputs[1]
 
 
 def _old_server_database(data_dir: Path) -> str:

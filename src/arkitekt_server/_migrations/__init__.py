@@ -17,10 +17,12 @@ New revision (from the repository root, on an up-to-date SQLite file)::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio.to_thread
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -89,9 +91,18 @@ def _migrate(connection: Connection, target: str) -> Migrated:
     return Migrated(before, _revision(connection), adopted)
 
 
+_IN_PROCESS = threading.Lock()
+"""Alembic keeps the running migration in module globals: one upgrade at a time per process
+(servers embedded in threads may start at once); replicas take turns by the advisory lock."""
+
+
 async def _run(database: Database, work: Callable[[Connection], Migrated]) -> Migrated:
-    async with database.engine.begin() as connection:
-        return await connection.run_sync(work)
+    await anyio.to_thread.run_sync(_IN_PROCESS.acquire)
+    try:
+        async with database.engine.begin() as connection:
+            return await connection.run_sync(work)
+    finally:
+        _IN_PROCESS.release()
 
 
 async def upgrade(url: str, target: str = "head") -> Migrated:

@@ -121,10 +121,11 @@ def test_a_replica_that_loses_its_database_answers_503_and_recovers(
     http = httpx.Client(base_url=server.url, headers=bearer, timeout=60)
     assert http.get("/mikro/images/").status_code == 200
     name = make_url(postgres_url).database
+    terminate = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    postgres_execute(postgres_admin_url, terminate)  # as a restart of PostgreSQL would
+    assert http.get("/mikro/images/").status_code == 200  # pooled connections checked, replaced
     postgres_execute(
-        postgres_admin_url,
-        f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
-        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+        postgres_admin_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false', terminate
     )
     try:
         with caplog.at_level(logging.WARNING, logger="arkitekt_server"):
@@ -161,3 +162,17 @@ def test_a_nul_in_a_search_is_refused_clearly(server: EmbeddedServer, bearer: st
     )
     assert answer.status_code == 422
     assert "NUL" in answer.text
+
+
+def test_a_value_postgresql_cannot_store_is_refused_clearly(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    # The last line of defence (routes validate what they store): the database's refusal of a
+    # NUL character becomes a clear message, not a traceback (over HTTP: 422, not 500).
+    result = runner.invoke(
+        build(),
+        ["token", "create", "--identifier", "a\x00b", "--data-dir", str(tmp_path),
+         "--database-url", postgres_url],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == "text must not contain NUL characters (\\x00)"

@@ -30,6 +30,7 @@ from arkitekt_server import EmbeddedServer, ServerSettings
 
 ROOT = Path(__file__).parent
 SRC = ROOT / "src"
+collect_ignore = ["src/arkitekt_server/_migrations/env.py"]  # Alembic runs it; never imported
 BACKENDS = ("sqlite", "postgresql")
 SQLITE_ONLY: dict[str, str] = {
     # the rekuest work of issue 10 makes rekuest PostgreSQL-ready and removes these two lines

@@ -132,8 +132,9 @@ def describe(error: BaseException, url: str) -> str | None:
             return f"{where}: the host name is unknown; check the host in database_url"
         if isinstance(cause, TimeoutError):
             return (
-                f"{where}: PostgreSQL did not answer in time; check that it runs and that the "
-                "network (host, port, firewall) lets this machine reach it"
+                f"{where}: PostgreSQL did not answer in time; check that it runs, is not "
+                "overloaded, and that the network (host, port, firewall) lets this machine "
+                "reach it"
             )
         if isinstance(cause, OSError):
             return (

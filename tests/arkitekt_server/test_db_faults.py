@@ -13,12 +13,13 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from arkitekt._cli import build
-from arkitekt_server import EmbeddedServer
-from arkitekt_server._db import DatabaseUnavailableError
+from arkitekt_server import EmbeddedServer, ServerSettings, ServerStartError
+from arkitekt_server._db import Database, DatabaseUnavailableError
 from arkitekt_server._dbfaults import UNAVAILABLE
 from arkitekt_server._migrations import upgrade
 from tests.arkitekt_server.conftest import Fakts
@@ -176,3 +177,34 @@ def test_a_value_postgresql_cannot_store_is_refused_clearly(
     )  # fmt: skip
     assert result.exit_code == 1, result.output
     assert result.output.strip() == "text must not contain NUL characters (\\x00)"
+
+
+def test_an_unreachable_database_is_named_by_an_embedded_servers_refusal(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"postgresql://arkitekt:{PASSWORD}@127.0.0.1:{port}/arkitekt"
+    settings = ServerSettings(port=0, data_dir=tmp_path, database_url=url, log_level="critical")
+    with pytest.raises(ServerStartError) as refused:
+        EmbeddedServer(settings).start()
+    assert str(refused.value) == (
+        f"the embedded arkitekt server refused to start: database 127.0.0.1:{port}/arkitekt: "
+        "nothing answers there; check that PostgreSQL runs on that host and port (database_url)"
+    )
+
+
+def test_a_statement_postgresql_does_not_answer_in_time_ends_instead_of_hanging(
+    postgres_url: str,
+) -> None:
+    async def run() -> tuple[str, object]:
+        database = Database(postgres_url, statement_seconds=0.5)
+        try:
+            async with database.sessions() as session:
+                with pytest.raises(DatabaseUnavailableError) as slow:
+                    await session.execute(text("SELECT pg_sleep(5)"))
+            async with database.sessions() as session:  # the next statement works again
+                return str(slow.value), await session.scalar(text("SELECT 1"))
+        finally:
+            await database.dispose()
+
+    message, answer = anyio.run(run)
+    assert "PostgreSQL did not answer in time" in message
+    assert answer == 1

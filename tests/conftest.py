@@ -172,7 +172,8 @@ def postgres_execute(admin_url: str, *statements: str) -> None:
 
 
 @contextlib.contextmanager
-def _database(admin_url: str) -> Iterator[str]:
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (an asyncpg URL) for the ``with`` block; dropped after."""
     name = f"test_{uuid.uuid4().hex[:16]}"
     postgres_execute(admin_url, f'CREATE DATABASE "{name}"')
     base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
@@ -185,14 +186,14 @@ def _database(admin_url: str) -> Iterator[str]:
 @pytest.fixture
 def postgres_url(postgres_admin_url: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test (dropped after it), as an asyncpg URL."""
-    with _database(postgres_admin_url) as url:
+    with postgres_database(postgres_admin_url) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def session_postgres_url(postgres_admin_url: str) -> Iterator[str]:
     """A PostgreSQL database for the whole session (the session server's on that backend)."""
-    with _database(postgres_admin_url) as url:
+    with postgres_database(postgres_admin_url) as url:
         yield url
 
 

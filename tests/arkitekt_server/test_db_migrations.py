@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, inspect, select
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, inspect, select
 from typer.testing import CliRunner
 
 from arkitekt._cli import build
@@ -38,9 +38,9 @@ def url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return sqlite_url(tmp_path / "empty.sqlite3")
 
 
-def _differences(connection: Connection) -> list[Any]:
+def _differences(connection: Connection, models: MetaData | None = None) -> list[Any]:
     context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, metadata()))
+    return list(compare_metadata(context, models or metadata()))
 
 
 @pytest.mark.anyio
@@ -59,6 +59,25 @@ async def test_the_migrated_schema_is_the_schema_of_the_models(url: str) -> None
     again = await upgrade(url)
     assert (again.before, again.after) == (head(), head())
     assert "up to date" in str(again)
+
+
+@pytest.mark.anyio
+async def test_a_model_change_without_a_revision_is_seen(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "changed.sqlite3")
+    await upgrade(url)
+    changed = MetaData()
+    for table in metadata().tables.values():
+        table.to_metadata(changed)
+    Table("mikro_new_things", changed, Column("id", Integer, primary_key=True))
+    changed.tables["mikro_images"].append_column(Column("colour", String(20)))
+    database = Database(url)
+    try:
+        async with database.engine.connect() as connection:
+            found = await connection.run_sync(lambda c: _differences(c, changed))
+    finally:
+        await database.dispose()
+    named = sorted((diff[0], diff[-1].name) for diff in found)
+    assert named == [("add_column", "colour"), ("add_table", "mikro_new_things")]
 
 
 @pytest.mark.anyio

@@ -10,7 +10,8 @@ the revisions, the others find the schema current. A database made before migrat
 (tables, but no ``alembic_version``) is adopted: the initial revision creates only the tables and
 indexes it lacks, so nothing stored is lost.
 
-New revision (from the repository root, on an up-to-date SQLite file)::
+New revision (from the repository root; it migrates a scratch SQLite file first, then writes
+``versions/NNNN_what_changed.py`` from the difference; review it and ``ruff format`` it)::
 
     python -c "from arkitekt_server._migrations import revision; revision('what changed')"
 """

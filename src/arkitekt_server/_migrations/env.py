@@ -6,9 +6,20 @@ puts its connection, already inside a transaction, in ``config.attributes["conne
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 
+from arkitekt_server._db import UTCDateTime
 from arkitekt_server._migrations._schema import metadata
+
+
+def _render_item(kind: str, item: Any, autogen_context: Any) -> str | bool:
+    # A new revision stores what the column holds (naive UTC), not the application's type.
+    if kind == "type" and isinstance(item, UTCDateTime):
+        return "sa.DateTime()"
+    return False
+
 
 connection = context.config.attributes["connection"]
 context.configure(
@@ -16,6 +27,7 @@ context.configure(
     target_metadata=metadata(),
     render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying them
     compare_type=True,
+    render_item=_render_item,
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -6,15 +6,16 @@ puts its connection, already inside a transaction, in ``config.attributes["conne
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 
 from arkitekt_server._db import UTCDateTime
 from arkitekt_server._migrations._schema import metadata
 
 
-def _render_item(kind: str, item: Any, autogen_context: Any) -> str | bool:
+def _render_item(kind: str, item: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     # A new revision stores what the column holds (naive UTC), not the application's type.
     if kind == "type" and isinstance(item, UTCDateTime):
         return "sa.DateTime()"

@@ -91,8 +91,9 @@ def describe(error: BaseException, url: str) -> str | None:
         state = _sqlstate(cause)
         if state in ("28P01", "28000"):
             return (
-                f"{where}: PostgreSQL refused user {user!r} (wrong password, or no pg_hba.conf "
-                "entry for this user and host); check the user and password in database_url"
+                f"{where}: PostgreSQL refused user {user!r} (no such user, a wrong password, or "
+                "no pg_hba.conf entry for this user and host); check the user and password in "
+                "database_url"
             )
         if state == "3D000":
             return (

@@ -64,6 +64,8 @@ def normalize_url(url: str) -> str:
             f"the scheme {parsed.drivername!r} is not supported; use postgresql:// (or "
             "postgresql+asyncpg://) for PostgreSQL, or sqlite:///PATH"
         )
+    if "@" in (parsed.host or ""):  # the password held an "@": part of it would show as host
+        raise ValueError("holds an unescaped '@' in its user or password; %-encode it as %40")
     parsed = parsed.set(drivername=driver)
     if driver == POSTGRES_DRIVER and not parsed.database:
         raise ValueError("names no database; add it after the host: postgresql://HOST:PORT/NAME")
@@ -100,4 +102,5 @@ def endpoint(url: str) -> str:
         return "<an unreadable database URL>"
     if parsed.get_backend_name() == "sqlite":
         return str(parsed.database)
-    return f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database}"
+    host = parsed.host or parsed.query.get("host") or "localhost"  # ?host=/run/postgresql
+    return f"{host}:{parsed.port or 5432}/{parsed.database}"

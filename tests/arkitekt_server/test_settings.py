@@ -91,6 +91,7 @@ def test_a_database_url_is_spelled_for_the_servers_drivers_and_kept_secret(
         ("postgresql://me:hunter2-pw@db:notaport/ark", "is not a database URL; write"),
         ("postgresql://me:hunter2-pw@db:5432", "names no database"),
         ("sqlite://", "names no file"),
+        ("postgresql://me:hunter2@pw@db/ark", "unescaped '@' in its user or password"),
     ],
 )
 def test_a_bad_database_url_is_refused_without_its_password(

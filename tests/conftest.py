@@ -5,6 +5,7 @@ Tests contact nothing but loopback: a guard refuses any other socket connection.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
@@ -75,9 +76,18 @@ def peak_rss_mib() -> Callable[[int], float]:
 
 
 @pytest.fixture
-def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
+def database_url(backend: str, request: pytest.FixtureRequest) -> str | None:
+    """The ``database_url`` of this test's servers: ``None`` (SQLite in the data dir) on the
+    ``sqlite`` backend, a fresh PostgreSQL database (dropped after the test) on ``postgresql``."""
+    if backend == "sqlite":
+        return None
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def server_process(tmp_path: Path, database_url: str | None) -> Iterator[ServerProcess]:
     """An ``arkitekt server`` subprocess on its own data dir and port (not started yet)."""
-    server = ServerProcess(tmp_path / "data")
+    server = ServerProcess(tmp_path / "data", database_url=database_url)
     yield server
     if server.process is not None and server.process.poll() is None:
         server.process.kill()
@@ -85,12 +95,18 @@ def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[Callable[..., EmbeddedServer]]:
-    """Start servers with their own data dir: ``server_factory(auto_approve=False, ...)``."""
+def server_factory(
+    tmp_path: Path, database_url: str | None
+) -> Iterator[Callable[..., EmbeddedServer]]:
+    """Start servers with their own data dir: ``server_factory(auto_approve=False, ...)``.
+
+    On the ``postgresql`` backend they share the test's database unless given another.
+    """
     started: list[EmbeddedServer] = []
 
     def start(**settings: Any) -> EmbeddedServer:
         settings.setdefault("data_dir", tmp_path / f"server-{len(started)}")
+        settings.setdefault("database_url", database_url)
         settings.setdefault("log_level", "warning")
         server = EmbeddedServer(ServerSettings(host="127.0.0.1", port=0, **settings))
         server.start()
@@ -141,22 +157,44 @@ def postgres_admin_url() -> Iterator[str]:
         cluster.__exit__(None, None, None)
 
 
-@pytest.fixture
-def postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for this test (dropped after it), as an asyncpg URL."""
-    name = f"test_{uuid.uuid4().hex[:16]}"
+def postgres_execute(admin_url: str, *statements: str) -> None:
+    """Run ``statements`` (e.g. ``CREATE DATABASE``) as the PostgreSQL superuser, one by one."""
 
-    async def run(statement: str) -> None:
-        connection = await asyncpg.connect(postgres_admin_url)
+    async def run() -> None:
+        connection = await asyncpg.connect(admin_url)
         try:
-            await connection.execute(statement)
+            for statement in statements:
+                await connection.execute(statement)
         finally:
             await connection.close()
 
-    anyio.run(run, f'CREATE DATABASE "{name}"')
-    base = postgres_admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
-    anyio.run(run, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    anyio.run(run)
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (an asyncpg URL) for the ``with`` block; dropped after."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    postgres_execute(admin_url, f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        postgres_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test (dropped after it), as an asyncpg URL."""
+    with postgres_database(postgres_admin_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def session_postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A PostgreSQL database for the whole session (the session server's on that backend)."""
+    with postgres_database(postgres_admin_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

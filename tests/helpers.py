@@ -28,13 +28,16 @@ from websockets.sync.client import ClientConnection, connect
 from arkitekt import App
 from arkitekt.extension import syncify
 from arkitekt_server import EmbeddedServer
+from arkitekt_server._db import Database
 
 __all__ = [
     "ServerProcess",
     "Wire",
     "abearer_token",
     "bearer_token",
+    "database_args",
     "free_port",
+    "server_database",
     "until",
     "wait_until",
 ]
@@ -82,6 +85,19 @@ def wait_until(check: Callable[[], object], seconds: float = 10.0, interval: flo
         time.sleep(interval)
 
 
+def server_database(server: EmbeddedServer) -> Database:
+    """Another handle on a running server's database (as the CLI opens it); dispose it after."""
+    return Database.of(server.settings.database_url, server.settings.data_dir)
+
+
+def database_args(server: EmbeddedServer) -> list[str]:
+    """The arguments that point an operator command (``arkitekt revoke ...``) at the server's
+    database: its data dir, and its ``--database-url`` when it has one."""
+    url = server.settings.database_url
+    found = [] if url is None else ["--database-url", url.get_secret_value()]
+    return ["--data-dir", str(server.settings.data_dir), *found]
+
+
 def free_port() -> int:
     """A loopback port that was free a moment ago (for servers started in other processes)."""
     with socket.socket() as sock:
@@ -100,10 +116,17 @@ bearer_token = syncify(abearer_token)
 
 
 class ServerProcess:
-    """``arkitekt server`` in its own process (auto-approving, on loopback)."""
+    """``arkitekt server`` in its own process (auto-approving, on loopback).
 
-    def __init__(self, data_dir: Path) -> None:
+    Args:
+        data_dir: its data directory.
+        database_url: its ``database_url`` (default: SQLite in ``data_dir``), passed in its
+            environment (as an operator should: arguments are visible to every user).
+    """
+
+    def __init__(self, data_dir: Path, *, database_url: str | None = None) -> None:
         self.data_dir = data_dir
+        self.database_url = database_url
         self.port = 0
         self.url = ""
         self.process: subprocess.Popen[str] | None = None
@@ -123,6 +146,8 @@ class ServerProcess:
             "--data-dir", str(self.data_dir), "--auto-approve",
         ]  # fmt: skip
         env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning"}
+        if self.database_url is not None:
+            env["ARKITEKT_SERVER_DATABASE_URL"] = self.database_url
         self.process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

@@ -18,10 +18,12 @@ import arkitekt
 from arkitekt.protocol.redact import install_redaction
 from arkitekt.protocol.text import ECHO_CHARS, echo
 from arkitekt_server._auth import PrincipalCache
-from arkitekt_server._db import Database
+from arkitekt_server._db import Database, DatabaseUnavailableError
+from arkitekt_server._dbfaults import DatabaseFaults
 from arkitekt_server._errors import ArkitektServerError
 from arkitekt_server._gate import RequestGate, document_gate
 from arkitekt_server._hosts import TrustedHosts
+from arkitekt_server._migrations import upgrade
 from arkitekt_server._service import ServerService
 from arkitekt_server._settings import ServerConfigError, ServerSettings
 
@@ -114,10 +116,14 @@ def create_app(settings: ServerSettings, services: Sequence[str] = SERVICES) -> 
         # Services start in order and stop in reverse; a service that refuses to start stops
         # those before it (each cancels and awaits its background tasks), then the database
         # closes, then the refusal propagates.
-        database = Database.in_dir(settings.data_dir)
+        database = Database.of(settings.database_url, settings.data_dir)
         app.state.database = database
         try:
-            await database.create_tables()
+            try:
+                log.info("%s", await upgrade(database.url))
+            except DatabaseUnavailableError as error:
+                app.state.refusal = str(error)
+                raise
             if settings.auto_approve:
                 log.warning(
                     "AUTO-APPROVE IS ON: every app asking from this machine (loopback) is "
@@ -169,6 +175,7 @@ def create_app(settings: ServerSettings, services: Sequence[str] = SERVICES) -> 
         body_limits={k: v for service in loaded for k, v in service.body_limits.items()},
         json_containers={k: v for service in loaded for k, v in service.json_containers.items()},
     )
+    app.add_middleware(DatabaseFaults)  # also around the gate, which looks tokens up
     # Requests must name this server in their Host header: a web page whose DNS name was
     # rebound to 127.0.0.1 must not reach the fakts flow (or anything else) through a browser.
     app.add_middleware(TrustedHosts, hosts=settings.trusted_hosts())

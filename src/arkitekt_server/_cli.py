@@ -1,10 +1,13 @@
-"""Server commands of the ``arkitekt`` CLI: server, approve, deny, revoke, token, clients.
+"""Server commands of the ``arkitekt`` CLI: server (and server migrate), approve, deny, revoke,
+token, clients, adopt-stores.
 
 Plugged into ``arkitekt`` through the ``arkitekt.cli`` entry point group, when the ``server``
 extra is installed. :func:`register` imports none of the server (FastAPI, uvicorn,
 SQLAlchemy): each command imports what it needs when it runs, so ``arkitekt --help`` stays
-quick. Commands other than ``server`` work on the database in ``--data-dir`` directly, so they
-run on the server's machine while the server is up (SQLite in WAL mode allows it).
+quick. Commands other than ``server`` work on the server's database directly (``--database-url``,
+or SQLite in ``--data-dir``), so they run while the server is up (SQLite in WAL mode allows it).
+A database that cannot be used ends a command with one line naming its endpoint (never its
+password) and exit code 3, as it stops the server from starting.
 """
 
 from __future__ import annotations
@@ -36,6 +39,17 @@ DataDir = Annotated[
 Config = Annotated[
     Path | None, typer.Option("--config", help="A server YAML file (see config/server.yaml).")
 ]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="postgresql://USER:PASSWORD@HOST:PORT/DATABASE (default: SQLite in the data dir; "
+        "prefer ARKITEKT_SERVER_DATABASE_URL: arguments are visible to other users).",
+        show_default=False,
+    ),
+]
+UNAVAILABLE_EXIT = 3
+"""Exit code when the database cannot be used (as uvicorn's for a refused startup)."""
 
 
 def _settings(config: Path | None, **overrides: object) -> ServerSettings:
@@ -48,17 +62,20 @@ def _settings(config: Path | None, **overrides: object) -> ServerSettings:
         raise typer.Exit(2) from None
 
 
+def _unavailable(error: Exception) -> typer.Exit:
+    typer.secho(str(error), fg=typer.colors.RED, err=True)
+    return typer.Exit(UNAVAILABLE_EXIT)
+
+
 def _with_db(settings: ServerSettings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    from arkitekt_server._app import load_services
-    from arkitekt_server._db import Database
+    from arkitekt_server._db import Database, DatabaseUnavailableError, ValueRefusedError
+    from arkitekt_server._migrations import upgrade
     from arkitekt_server.fakts import FaktsError
 
-    load_services()  # registers every table
-
     async def run() -> T:
-        database = Database.in_dir(settings.data_dir)
+        database = Database.of(settings.database_url, settings.data_dir)
         try:
-            await database.create_tables()
+            await upgrade(database.url)
             async with database.sessions() as session:
                 return await work(session)
         finally:
@@ -66,38 +83,65 @@ def _with_db(settings: ServerSettings, work: Callable[[AsyncSession], Awaitable[
 
     try:
         return asyncio.run(run())
-    except FaktsError as error:
+    except (FaktsError, ValueRefusedError) as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
+    except DatabaseUnavailableError as error:
+        raise _unavailable(error) from None
 
 
 def server(
+    context: typer.Context,
     host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000; 0: any free).")] = None,
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
     auto_approve: Annotated[
         bool | None,
         typer.Option("--auto-approve/--no-auto-approve", help="Approve loopback apps at once."),
     ] = None,
     config: Config = None,
 ) -> None:
-    """Run the arkitekt server (FastAPI on uvicorn)."""
+    """Run the arkitekt server (FastAPI on uvicorn); it migrates its database first."""
+    if context.invoked_subcommand is not None:
+        return
     import uvicorn
 
     from arkitekt_server._app import create_app
+    from arkitekt_server._dburl import shown_url
 
-    settings = _settings(config, host=host, port=port, data_dir=data_dir, auto_approve=auto_approve)
+    settings = _settings(
+        config, host=host, port=port, data_dir=data_dir, database_url=database_url,
+        auto_approve=auto_approve,
+    )  # fmt: skip
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
-    typer.echo(
-        f"arkitekt server on http://{settings.host}:{settings.port} (data in {settings.data_dir})"
-    )
+    where = f"data in {settings.data_dir}"
+    if settings.database_url is not None:
+        where += f", database {shown_url(settings.database_url.get_secret_value())}"
+    typer.echo(f"arkitekt server on http://{settings.host}:{settings.port} ({where})")
     _announce_operator_secret(settings)
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port,
         log_level=settings.log_level, ws="websockets-sansio",
     )  # fmt: skip
+
+
+def migrate(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: Config = None
+) -> None:
+    """Migrate the server's database to this version's schema (replicas may keep running)."""
+    from arkitekt_server._db import Database, DatabaseUnavailableError
+    from arkitekt_server._migrations import upgrade
+
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    database = Database.of(settings.database_url, settings.data_dir)  # opens no connection
+    try:
+        migrated = asyncio.run(upgrade(database.url))
+    except DatabaseUnavailableError as error:
+        raise _unavailable(error) from None
+    typer.echo(f"{database.endpoint}: {migrated}")
 
 
 def _announce_operator_secret(settings: ServerSettings) -> None:
@@ -125,10 +169,13 @@ def _announce_operator_secret(settings: ServerSettings) -> None:
         )
 
 
-def _decide(code: str, data_dir: Path | None, config: Path | None, *, approve: bool) -> None:
+def _decide(
+    code: str, data_dir: Path | None, database_url: str | None, config: Path | None, *,
+    approve: bool,
+) -> None:  # fmt: skip
     from arkitekt_server import fakts
 
-    settings = _settings(config, data_dir=data_dir)
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
     row = _with_db(settings, lambda s: fakts.decide(s, code, approve=approve))
     verb = "approved" if approve else "denied"
     typer.echo(f"{verb} {row.identifier}@{row.version}")
@@ -137,19 +184,21 @@ def _decide(code: str, data_dir: Path | None, config: Path | None, *, approve: b
 def approve(
     code: Annotated[str, typer.Argument(help="The device code the app printed.")],
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
     config: Config = None,
 ) -> None:
     """Approve an app's device code."""
-    _decide(code, data_dir, config, approve=True)
+    _decide(code, data_dir, database_url, config, approve=True)
 
 
 def deny(
     code: Annotated[str, typer.Argument(help="The device code the app printed.")],
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
     config: Config = None,
 ) -> None:
     """Deny an app's device code."""
-    _decide(code, data_dir, config, approve=False)
+    _decide(code, data_dir, database_url, config, approve=False)
 
 
 def revoke(
@@ -158,23 +207,26 @@ def revoke(
         str | None, typer.Option("--identifier", help="Revoke every approval of this app.")
     ] = None,
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
     config: Config = None,
 ) -> None:
     """Revoke approvals: their claim tokens, credentials and bearer tokens stop working."""
     from arkitekt_server import fakts
 
-    settings = _settings(config, data_dir=data_dir)
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
     count = _with_db(
         settings, lambda s: fakts.revoke(s, client_id=client_id, identifier=identifier)
     )
     typer.echo(f"revoked {count} approval(s)")
 
 
-def clients(data_dir: DataDir = None, config: Config = None) -> None:
+def clients(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: Config = None
+) -> None:
     """List approvals (client id, app, how granted, state)."""
     from arkitekt_server import fakts
 
-    settings = _settings(config, data_dir=data_dir)
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
     rows = _with_db(settings, fakts.list_clients)
     for row in rows:
         state = "revoked" if row.revoked_at else "active"
@@ -187,12 +239,13 @@ def token_create(
         str | None, typer.Option("--version", help="Only this version (default: any).")
     ] = None,
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
     config: Config = None,
 ) -> None:
     """Create a static token for CI and headless machines (use it as FAKTS_TOKEN)."""
     from arkitekt_server import fakts
 
-    settings = _settings(config, data_dir=data_dir)
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
     token = _with_db(settings, lambda s: fakts.create_static_token(s, identifier, version))
     typer.echo(token)
 
@@ -202,12 +255,13 @@ def adopt_stores(
         bool, typer.Option("--quarantine", help="Move unknown stores aside instead of adopting.")
     ] = False,
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
     config: Config = None,
 ) -> None:
     """Register image stores the database does not know as images (server stopped)."""
     from arkitekt_server.mikro import adopt_command
 
-    settings = _settings(config, data_dir=data_dir)
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
     typer.echo(
         _with_db(settings, lambda s: adopt_command(s, settings.data_dir, quarantine=quarantine))
     )
@@ -217,7 +271,10 @@ def register(cli: typer.Typer) -> None:
     """Add the server's commands to the ``arkitekt`` CLI (none without the ``server`` extra)."""
     if find_spec("fastapi") is None:  # a library-only install: no server to run
         return
-    cli.command("server")(server)
+    servers = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+    servers.callback()(server)
+    servers.command("migrate")(migrate)
+    cli.add_typer(servers, name="server")
     cli.command("approve")(approve)
     cli.command("deny")(deny)
     cli.command("revoke")(revoke)

@@ -63,8 +63,9 @@ class EmbeddedServer:
         """Start serving; returns once the server accepts connections.
 
         Raises:
-            ServerStartError: the server failed to start (its log says why) or did not start
-                within ``start_timeout`` seconds; it is stopped again.
+            ServerStartError: the server refused to start (the message says why: e.g. its
+                database cannot be used), failed (its log says why) or did not start within
+                ``start_timeout`` seconds; it is stopped again.
 
         """
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -72,8 +73,9 @@ class EmbeddedServer:
         sock.bind((self.settings.host, self.settings.port))
         self._socket = sock
         self.port = sock.getsockname()[1]
+        app = create_app(self.settings)
         config = uvicorn.Config(
-            create_app(self.settings),
+            app,
             log_config=None,  # never dictConfig: that closes the host's handlers
             log_level=self.settings.log_level,
             lifespan="on",
@@ -90,7 +92,12 @@ class EmbeddedServer:
         while not server.started:
             if not self._thread.is_alive():
                 self.stop()
-                raise ServerStartError("the embedded arkitekt server failed to start (see the log)")
+                refusal = getattr(app.state, "refusal", None)  # a deliberate refusal, one line
+                raise ServerStartError(
+                    f"the embedded arkitekt server refused to start: {refusal}"
+                    if refusal is not None
+                    else "the embedded arkitekt server failed to start (see the log)"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise ServerStartError(

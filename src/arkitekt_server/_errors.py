@@ -7,6 +7,8 @@ it)::
     ├── ServerConfigError      the configuration (arguments, environment, YAML) is invalid
     ├── ServerStartError       an EmbeddedServer did not start, or mikro's bucket cannot be
     │                          used (also a RuntimeError)
+    ├── DatabaseUnavailableError  the database cannot be used (refused start; 503 mid-run)
+    ├── ValueRefusedError      the database refused a value of a request (422)
     ├── BodyTooLargeError      a request body over its route's limit (also an HTTPException: 413)
     ├── HubError               rekuest refuses a call (its status: 413, 422 or 429)
     ├── FaktsError             an operator command failed (unknown code, already decided, ...)

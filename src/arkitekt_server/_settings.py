@@ -17,6 +17,7 @@ from pydantic_settings import SettingsConfigDict
 
 from arkitekt.protocol.hosts import host_of
 from arkitekt.protocol.settings_yaml import LayeredSettings
+from arkitekt_server._dburl import normalize_url
 from arkitekt_server._errors import ArkitektServerError
 
 __all__ = [
@@ -120,7 +121,14 @@ class ServerSettings(LayeredSettings):
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port (0: any free port).")
     data_dir: Path = Field(
         default_factory=_default_data_dir,
-        description="Where the SQLite database (and later image stores) live.",
+        description="Where the SQLite database (unless database_url names another), image "
+        "stores and the operator secret live.",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="The database: postgresql://USER:PASSWORD@HOST:PORT/DATABASE (also "
+        "postgres:// and postgresql+asyncpg://) or sqlite:///PATH; default: SQLite in data_dir. "
+        "Never shown with its password.",
     )
     auto_approve: bool = Field(
         default=False,
@@ -272,6 +280,11 @@ class ServerSettings(LayeredSettings):
         if value is not None and len(value.get_secret_value().strip()) < 16:
             raise ValueError("must be at least 16 characters (or unset: the server makes one)")
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else SecretStr(normalize_url(value.get_secret_value()))
 
     @field_validator("log_level")
     @classmethod

@@ -152,3 +152,13 @@ def test_durations_must_be_finite_and_bounded(
     with pytest.raises(ServerConfigError) as raised:
         load_server_settings()
     assert f"{key} (from environment variable ARKITEKT_SERVER_{key.upper()})" in str(raised.value)
+
+
+def test_the_server_command_offers_a_database_url_and_migrate() -> None:
+    shown = runner.invoke(build(), ["server", "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "--database-url" in shown.output
+    assert "migrate" in shown.output
+    for command in (["server", "migrate"], ["approve"], ["revoke"], ["clients"], ["adopt-stores"]):
+        help_text = runner.invoke(build(), [*command, "--help"], env={"COLUMNS": "200"}).output
+        assert "--database-url" in help_text, command

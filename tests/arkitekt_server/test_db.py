@@ -7,9 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from arkitekt_server import EmbeddedServer
 from arkitekt_server._db import database_file
+
+pytestmark = pytest.mark.sqlite_only("about the SQLite files in the data dir")
 
 
 def _mode(path: Path) -> int:

@@ -12,6 +12,7 @@ from arkitekt_server import (
     ServerStartError,
     load_server_settings,
 )
+from arkitekt_server._db import DatabaseUnavailableError, ValueRefusedError
 from arkitekt_server._gate import BodyTooLargeError
 from arkitekt_server.fakts._logic import FaktsError, TooManyPendingError
 from arkitekt_server.mikro._chunks import ChunkRefusedError
@@ -25,6 +26,7 @@ from arkitekt_server.rekuest._calls import HubError
     [
         BodyTooLargeError,
         ChunkRefusedError,
+        DatabaseUnavailableError,
         FaktsError,
         HubError,
         ServerConfigError,
@@ -32,6 +34,7 @@ from arkitekt_server.rekuest._calls import HubError
         StoreInvalidError,
         TooManyPendingError,
         UnknownStoresError,
+        ValueRefusedError,
     ],
 )
 def test_each_deliberate_server_error_is_an_arkitekt_server_error(error: type) -> None:

@@ -8,6 +8,7 @@ shrunk) and listed together; the figures are printed.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,19 +24,28 @@ from schemathesis.specs.openapi.checks import status_code_conformance
 
 from arkitekt_server import EmbeddedServer, ServerSettings
 from arkitekt_server._app import create_app
+from tests.conftest import postgres_database
 
 EXAMPLES = 20  # per operation, generation mode and token: bounded so the whole run stays short
 SKIP_WITH_TOKEN = {("POST", "/lok/revoke/")}  # would revoke the fuzzer's own token
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedServer, str]]:
+def fuzzed(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, request: pytest.FixtureRequest
+) -> Iterator[tuple[EmbeddedServer, str]]:
     """The fuzzed server and a bearer token for it, taken before any fuzzing: the fuzzer's own
     ``/f/start/`` requests may use up the device codes one address may hold open."""
     data = tmp_path_factory.mktemp("fuzzed")
-    with EmbeddedServer(
-        ServerSettings(data_dir=data, port=0, auto_approve=True, log_level="warning")
-    ) as server:
+    with contextlib.ExitStack() as stack:
+        url = None
+        if backend == "postgresql":  # a database of its own: its codes count against caps
+            admin = request.getfixturevalue("postgres_admin_url")
+            url = stack.enter_context(postgres_database(admin))
+        settings = ServerSettings(
+            data_dir=data, port=0, auto_approve=True, log_level="warning", database_url=url
+        )
+        server = stack.enter_context(EmbeddedServer(settings))
         yield server, _token(server)
 
 

@@ -51,3 +51,56 @@ def test_a_missing_server_config_file_is_named(
         load_server_settings(data_dir=tmp_path)
     with pytest.raises(ServerConfigError, match=r"other\.yaml' does not exist \(given as"):
         load_server_settings(tmp_path / "other.yaml", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgresql://me:s3cr3t@db:5432/ark", "postgresql+asyncpg://me:s3cr3t@db:5432/ark"),
+        ("postgres://me@db/ark", "postgresql+asyncpg://me@db/ark"),
+        ("postgresql+asyncpg://me:p%40ss@db/ark", "postgresql+asyncpg://me:p%40ss@db/ark"),
+        ("sqlite:////srv/ark.sqlite3", "sqlite+aiosqlite:////srv/ark.sqlite3"),
+    ],
+)
+def test_a_database_url_is_spelled_for_the_servers_drivers_and_kept_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: str, used: str
+) -> None:
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    settings = ServerSettings(data_dir=tmp_path, database_url=given)
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == used
+    assert "s3cr3t" not in repr(settings)
+    assert "p%40ss" not in repr(settings)
+    monkeypatch.setenv("ARKITEKT_SERVER_DATABASE_URL", given)
+    from_env = load_server_settings(data_dir=tmp_path).database_url
+    assert from_env is not None
+    assert from_env.get_secret_value() == used
+    monkeypatch.delenv("ARKITEKT_SERVER_DATABASE_URL")
+    path = tmp_path / "server.yaml"
+    path.write_text(f"database_url: {given}\n")
+    from_file = load_server_settings(path, data_dir=tmp_path).database_url
+    assert from_file is not None
+    assert from_file.get_secret_value() == used
+    assert ServerSettings(data_dir=tmp_path).database_url is None  # default: SQLite in data_dir
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ("mysql://me:hunter2-pw@db/ark", "the scheme 'mysql' is not supported; use postgresql://"),
+        ("postgresql://me:hunter2-pw@db:notaport/ark", "is not a database URL; write"),
+        ("postgresql://me:hunter2-pw@db:5432", "names no database"),
+        ("sqlite://", "names no file"),
+        ("postgresql://me:hunter2@pw@db/ark", "unescaped '@' in its user or password"),
+    ],
+)
+def test_a_bad_database_url_is_refused_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: str, problem: str
+) -> None:
+    monkeypatch.setenv("ARKITEKT_SERVER_DATABASE_URL", given)
+    with pytest.raises(ServerConfigError) as refused:
+        load_server_settings(data_dir=tmp_path)
+    message = str(refused.value)
+    assert "database_url (from environment variable ARKITEKT_SERVER_DATABASE_URL)" in message
+    assert problem in message
+    assert "hunter2" not in message

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arkitekt.protocol.fakts import (
@@ -303,13 +304,18 @@ async def redeem(
     claim_token = derive_secret(token, f"claim:{manifest.identifier}:{manifest.version}")
     client = await _client_of(session, claim_token)
     if client is None:
-        client = _new_client(
-            manifest, via="redeem", claim_token=claim_token, settings=settings,
-            static_token_id=static.id,
+        session.add(
+            _new_client(
+                manifest, via="redeem", claim_token=claim_token, settings=settings,
+                static_token_id=static.id,
+            )
         )  # fmt: skip
-        session.add(client)
-        await session.commit()
-    elif not client.usable(utcnow()):
+        try:
+            await session.commit()
+        except IntegrityError:  # a concurrent redeem of this token (any replica) made it first
+            await session.rollback()
+            client = await _client_of(session, claim_token)
+    if client is not None and not client.usable(utcnow()):
         return RedeemResponse(status="error", message="the approval of this token was revoked")
     return RedeemResponse(status="granted", token=claim_token)
 

@@ -26,6 +26,7 @@ from arkitekt.protocol.mikro import (
     ImageRecord,
     S3Access,
 )
+from arkitekt.protocol.text import StoredText
 from arkitekt_server._auth import CurrentPrincipal, Principal
 from arkitekt_server._db import get_session, utcnow
 from arkitekt_server.mikro import _storage as storage
@@ -58,9 +59,9 @@ async def search_images(
     request: Request,
     principal: CurrentPrincipal,
     session: Session,
-    name: Annotated[str | None, Query(max_length=500)] = None,
-    tag: Annotated[str | None, Query(max_length=MAX_TAG_CHARS)] = None,
-    dataset: Annotated[str | None, Query(max_length=MAX_ID_CHARS)] = None,
+    name: Annotated[StoredText | None, Query(max_length=500)] = None,
+    tag: Annotated[StoredText | None, Query(max_length=MAX_TAG_CHARS)] = None,
+    dataset: Annotated[StoredText | None, Query(max_length=MAX_ID_CHARS)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ImagePage:

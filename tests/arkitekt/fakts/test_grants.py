@@ -26,6 +26,7 @@ from arkitekt.errors import (
 )
 from arkitekt.fakts import StaticConfigGrant, StaticTokenGrant
 from arkitekt_server import EmbeddedServer
+from tests.helpers import database_args
 
 runner = CliRunner()
 
@@ -121,9 +122,7 @@ def test_a_cached_token_of_a_revoked_approval_asks_again(
 ) -> None:
     with connect("revoked-app") as app:
         first = whoami()
-    result = runner.invoke(
-        build(), ["revoke", first.client_id, "--data-dir", str(server.settings.data_dir)]
-    )
+    result = runner.invoke(build(), ["revoke", first.client_id, *database_args(server)])
     assert result.exit_code == 0, result.output
     with caplog.at_level(logging.WARNING, "arkitekt.fakts"), connect("revoked-app"):
         second = whoami()
@@ -139,9 +138,7 @@ def test_revocation_while_open_re_runs_the_grant_once(
     server = server_factory(auto_approve=True, auth_cache_seconds=0)
     with easy("revoked-live", url=server.url, headless=True, cache=False, cache_dir=tmp_path):
         first = whoami()
-        result = runner.invoke(
-            build(), ["revoke", first.client_id, "--data-dir", str(server.settings.data_dir)]
-        )
+        result = runner.invoke(build(), ["revoke", first.client_id, *database_args(server)])
         assert result.exit_code == 0
         second = whoami()  # 401 -> token endpoint refuses -> grant again -> retry
     assert second.client_id != first.client_id
@@ -164,9 +161,7 @@ def _approve_when_asked(
             err = capsys.readouterr().err
             if "arkitekt approve " in err:
                 code = err.split("arkitekt approve ")[1].split(")")[0].strip()
-                result = runner.invoke(
-                    build(), [command, code, "--data-dir", str(server.settings.data_dir)]
-                )
+                result = runner.invoke(build(), [command, code, *database_args(server)])
                 outcome["output"] = result.output
                 return
             time.sleep(0.05)
@@ -206,7 +201,7 @@ def test_approval_timeout_names_the_link(manual: EmbeddedServer, tmp_path: Path)
 def test_static_token_needs_no_person(server: EmbeddedServer, tmp_path: Path) -> None:
     created = runner.invoke(
         build(),
-        ["token", "create", "--identifier", "ci-app", "--data-dir", str(server.settings.data_dir)],
+        ["token", "create", "--identifier", "ci-app", *database_args(server)],
     )
     assert created.exit_code == 0, created.output
     token = created.output.strip()
@@ -284,7 +279,7 @@ def test_concurrent_first_calls_discover_once(server: EmbeddedServer, tmp_path: 
         futures = [app.run_in_thread(whoami) for _ in range(8)]
         ids = {future.result(timeout=20).client_id for future in futures}
     assert len(ids) == 1
-    listed = runner.invoke(build(), ["clients", "--data-dir", str(server.settings.data_dir)])
+    listed = runner.invoke(build(), ["clients", *database_args(server)])
     assert listed.exit_code == 0
     assert len([line for line in listed.output.splitlines() if " racing@" in line]) == 1
 

@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import update
 
 from arkitekt_server import EmbeddedServer
-from arkitekt_server._db import Database, utcnow
+from arkitekt_server._db import utcnow
 from arkitekt_server.fakts import _logic as logic
 from arkitekt_server.fakts._models import DeviceCode
 from arkitekt_server.fakts._operator import operator_secret
+from tests.helpers import database_args, server_database
 
 
 def _expire_device_codes(server: EmbeddedServer) -> None:
@@ -26,7 +27,7 @@ def _expire_device_codes(server: EmbeddedServer) -> None:
     """
 
     async def expire() -> None:
-        database = Database.in_dir(server.settings.data_dir)
+        database = server_database(server)
         past = utcnow() - dt.timedelta(seconds=1)
         try:
             async with database.sessions() as session:
@@ -245,7 +246,7 @@ def test_expired_codes_and_tokens_are_pruned(fakts: Any) -> None:
     _expire_device_codes(server)
 
     async def prune(keep: float) -> int:
-        database = Database.in_dir(server.settings.data_dir)
+        database = server_database(server)
         try:
             async with database.sessions() as session:
                 return await logic.prune(session, keep_seconds=keep)
@@ -279,9 +280,8 @@ def test_a_cli_revocation_counts_within_the_auth_cache_time(
     config = fakts.approved_config()
     headers = {"Authorization": f"Bearer {fakts.bearer(config)}"}
     assert fakts.http.get("/lok/userinfo/", headers=headers).status_code == 200
-    data_dir = str(server.settings.data_dir)
     revoked = CliRunner().invoke(
-        build(), ["revoke", config["lok"]["client_id"], "--data-dir", data_dir]
+        build(), ["revoke", config["lok"]["client_id"], *database_args(server)]
     )
     assert revoked.exit_code == 0
     assert fakts.http.get("/lok/userinfo/", headers=headers).status_code == after
@@ -339,7 +339,7 @@ def test_codes_waiting_for_a_decision_are_capped_per_address_and_on_the_server(
         return fakts.http.post("/f/start/", json={"manifest": {"identifier": "c", "version": "1"}})
 
     async def start_from(address: str) -> str:
-        database = Database.in_dir(server.settings.data_dir)
+        database = server_database(server)
         body = StartRequest.model_validate({"manifest": {"identifier": "c", "version": "1"}})
         try:
             async with database.sessions() as session:

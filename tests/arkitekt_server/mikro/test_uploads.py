@@ -32,7 +32,7 @@ from arkitekt_server.mikro import sweep
 from arkitekt_server.mikro._chunks import max_encoded_bytes
 from arkitekt_server.mikro._common import GRANT_TTL
 from arkitekt_server.mikro._storage import Layout
-from tests.helpers import wait_until
+from tests.helpers import server_database, wait_until
 
 SHAPE = [1, 1, 2, 8, 8]
 CHUNKS = [1, 1, 1, 8, 4]  # 4 chunks
@@ -193,7 +193,7 @@ def test_bad_grant_requests(http: httpx.Client) -> None:
 
 def _sweep(server: EmbeddedServer, now: dt.datetime | None = None) -> int:
     async def run() -> int:
-        database = Database.in_dir(server.settings.data_dir)
+        database = server_database(server)
         try:
             return await sweep(database, Layout(server.settings.data_dir), now=now)
         finally:

@@ -1,0 +1,215 @@
+"""Why the database cannot be used, in one line that names the endpoint and what to check.
+
+:func:`describe` reads a failure of the driver (asyncpg, or the socket under it) and says what
+it means for an operator; :class:`DatabaseUnavailableError` carries that line. The line names the
+endpoint (``host:port/database``) and the user, never the password. :class:`DatabaseFaults`
+answers requests that meet such a failure with 503 (and values the database refuses with 422).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from collections.abc import Iterator
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from arkitekt_server._dburl import endpoint
+from arkitekt_server._errors import ArkitektServerError
+
+__all__ = [
+    "DatabaseFaults",
+    "DatabaseUnavailableError",
+    "ValueRefusedError",
+    "describe",
+    "refused_value",
+]
+
+log = logging.getLogger("arkitekt_server")
+
+RETRY_SECONDS = 5
+"""The ``Retry-After`` of a 503 for an unavailable database."""
+UNAVAILABLE = "the server's database is unavailable; try again in a few seconds"
+"""What a client is told (the endpoint and the reason go to the server's log only)."""
+
+
+class DatabaseUnavailableError(ArkitektServerError):
+    """The database cannot be used: unreachable, refusing the login, missing, lacking a
+    permission, or not answering in time. At start the server refuses to start with it; while
+    running, requests are answered 503 until the database is back."""
+
+
+class ValueRefusedError(ArkitektServerError):
+    """The database refused a value of the request (a NUL character in text, text longer than
+    its column, a number out of range); answered 422."""
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """``error``, the driver's error it wraps, and their causes."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        current = todo.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)
+        todo += [orig if isinstance(orig, BaseException) else None, current.__cause__]
+        todo.append(current.__context__)
+
+
+def _sqlstate(error: BaseException) -> str:
+    state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return state if isinstance(state, str) else ""
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__
+
+
+def describe(error: BaseException, url: str) -> str | None:
+    """One line saying why the database at ``url`` cannot be used, or ``None`` for another error.
+
+    Example:
+        >>> line = describe(ConnectionRefusedError(111, "refused"), "postgresql://me:pw@db/ark")
+        >>> line.split(";")[0]
+        'database db:5432/ark: nothing answers there'
+
+    """
+    where = f"database {endpoint(url)}"
+    try:
+        user = make_url(url).username or "(default)"
+    except Exception:
+        user = "(unknown)"
+    for cause in _chain(error):
+        state = _sqlstate(cause)
+        if state in ("28P01", "28000"):
+            return (
+                f"{where}: PostgreSQL refused user {user!r} (no such user, a wrong password, or "
+                "no pg_hba.conf entry for this user and host); check the user and password in "
+                "database_url"
+            )
+        if state == "3D000":
+            return (
+                f"{where}: no such database on that server; create it (createdb -O {user} "
+                "NAME) or correct the name in database_url"
+            )
+        if state == "42501":
+            return (
+                f"{where}: user {user!r} lacks a permission ({_first_line(cause)}); grant it "
+                "CONNECT on the database and CREATE on its schema (the server makes its tables)"
+            )
+        if state == "53300":
+            return (
+                f"{where}: PostgreSQL has no free connection; raise its max_connections or "
+                "run fewer replicas"
+            )
+        if state == "55000":
+            return (
+                f"{where}: the database does not accept connections now ({_first_line(cause)}); "
+                "check ALLOW_CONNECTIONS and that it is not being dropped or restored"
+            )
+        if state.startswith(("08", "57P")):
+            return (
+                f"{where}: PostgreSQL closed the connection or is not accepting connections "
+                f"({_first_line(cause)}); check that it runs"
+            )
+        if type(cause).__name__ in ("ConnectionDoesNotExistError", "InterfaceError") and (
+            "closed" in str(cause) or "does not exist" in str(cause)
+        ):
+            return f"{where}: the connection to PostgreSQL was lost; check that it runs"
+        if isinstance(cause, ConnectionRefusedError):
+            return (
+                f"{where}: nothing answers there; check that PostgreSQL runs on that host and "
+                "port (database_url)"
+            )
+        if isinstance(cause, socket.gaierror):
+            return f"{where}: the host name is unknown; check the host in database_url"
+        if isinstance(cause, TimeoutError):
+            return (
+                f"{where}: PostgreSQL did not answer in time; check that it runs, is not "
+                "overloaded, and that the network (host, port, firewall) lets this machine "
+                "reach it"
+            )
+        if isinstance(cause, OSError):
+            return (
+                f"{where}: cannot connect ({cause.strerror or _first_line(cause)}); check "
+                "that PostgreSQL runs there and the network lets this machine reach it"
+            )
+    return None
+
+
+def refused_value(error: BaseException) -> str | None:
+    """What was wrong with a value the database refused, or ``None`` for another error."""
+    for cause in _chain(error):
+        state = _sqlstate(cause)
+        if state in ("22021", "22P05") or (state.startswith("22") and "0x00" in str(cause)):
+            return "text must not contain NUL characters (\\x00)"
+        if state == "22001":
+            return "a text value is longer than the server stores"
+        if state == "22003":
+            return "a number is out of the range the server stores"
+    return None
+
+
+class DatabaseFaults:
+    """ASGI middleware: a request that meets an unavailable database is answered 503, never 500.
+
+    The reason (endpoint and what to check) is logged, at most once every
+    :data:`RETRY_SECONDS` seconds while the outage lasts; the client learns only that the
+    database is unavailable and when to try again. A value the database refused
+    (:class:`ValueRefusedError`) is answered 422 with what was wrong.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._logged = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except (DatabaseUnavailableError, PoolTimeoutError) as error:
+            if started:
+                raise
+            self._log(error)
+            await _answer(send, 503, UNAVAILABLE, retry=True)
+        except ValueRefusedError as error:
+            if started:
+                raise
+            await _answer(send, 422, str(error))
+
+    def _log(self, error: Exception) -> None:
+        now = time.monotonic()
+        if now - self._logged >= RETRY_SECONDS:
+            self._logged = now
+            reason = (
+                str(error)
+                if isinstance(error, DatabaseUnavailableError)
+                else ("no pooled database connection became free in time (all busy)")
+            )
+            log.warning("answering 503: %s", reason)
+
+
+async def _answer(send: Send, status: int, detail: str, *, retry: bool = False) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry:
+        headers.append((b"retry-after", str(RETRY_SECONDS).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

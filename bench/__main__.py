@@ -16,6 +16,7 @@ MODULES: tuple[str, ...] = (
     "bench.fakts",
     "bench.mikro",
     "bench.s3",
+    "bench.search",
     "bench.rekuest",
     "bench.imports",
 )

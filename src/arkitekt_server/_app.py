@@ -18,7 +18,7 @@ import arkitekt
 from arkitekt.protocol.redact import install_redaction
 from arkitekt.protocol.text import ECHO_CHARS, echo
 from arkitekt_server._auth import PrincipalCache
-from arkitekt_server._db import Database
+from arkitekt_server._db import Database, database_url
 from arkitekt_server._errors import ArkitektServerError
 from arkitekt_server._gate import RequestGate, document_gate
 from arkitekt_server._hosts import TrustedHosts
@@ -114,7 +114,11 @@ def create_app(settings: ServerSettings, services: Sequence[str] = SERVICES) -> 
         # Services start in order and stop in reverse; a service that refuses to start stops
         # those before it (each cancels and awaits its background tasks), then the database
         # closes, then the refusal propagates.
-        database = Database.in_dir(settings.data_dir)
+        database = (
+            Database.in_dir(settings.data_dir)
+            if settings.database_url is None
+            else Database(database_url(settings.database_url))
+        )
         app.state.database = database
         try:
             await database.create_tables()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, event, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -30,6 +30,7 @@ __all__ = [
     "Database",
     "UTCDateTime",
     "database_file",
+    "database_url",
     "get_session",
     "private_dir",
     "sqlite_url",
@@ -75,6 +76,14 @@ def database_file(data_dir: Path) -> Path:
 def sqlite_url(path: Path) -> str:
     """The SQLAlchemy URL of an SQLite file, for the aiosqlite driver."""
     return f"sqlite+aiosqlite:///{path}"
+
+
+def database_url(url: str) -> str:
+    """``url`` for SQLAlchemy's async engine: plain ``postgresql://`` maps to asyncpg."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:

@@ -63,6 +63,11 @@ class ServerSettings(LayeredSettings):
         default_factory=_default_data_dir,
         description="Where the SQLite database (and later image stores) live.",
     )
+    database_url: str | None = Field(
+        default=None,
+        description="The database: `postgresql+asyncpg://USER[:PASS]@HOST:PORT/DB` (or "
+        "`postgresql://...`); default: SQLite in data_dir.",
+    )
     auto_approve: bool = Field(
         default=False,
         description="Approve device codes of loopback clients at once (single-user machines).",
@@ -135,6 +140,31 @@ class ServerSettings(LayeredSettings):
         le=1000,
         description="Deliveries of one rekuest assignment before it is failed as lost (its agent "
         "disconnected while running it each time).",
+    )
+    rekuest_lease_seconds: float = Field(
+        default=10.0,
+        ge=0.5,
+        le=_HOUR,
+        allow_inf_nan=False,
+        description="PostgreSQL: seconds a replica's claim on the assignments of its agents "
+        "lasts; it renews them every third of it. A replica that dies (its lease lapsed) "
+        "loses its agents and their assignments go to whichever replica their agents reach.",
+    )
+    rekuest_rescan_seconds: float = Field(
+        default=2.0,
+        ge=0.05,
+        le=600,
+        allow_inf_nan=False,
+        description="PostgreSQL: seconds between a replica's scans for work and messages it "
+        "may have missed a notification of (LISTEN/NOTIFY wakes it at once otherwise).",
+    )
+    rekuest_resume_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=_DAY,
+        allow_inf_nan=False,
+        description="Seconds the calls of a caller whose connection dropped keep running for "
+        "it to reconnect and resume them; then they are cancelled (at most a day).",
     )
     rekuest_max_pending_calls: int = Field(
         default=10_000,

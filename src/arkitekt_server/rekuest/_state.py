@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from arkitekt.protocol.rekuest import Definition
 from arkitekt_server.rekuest._peer import Peer
 
-__all__ = ["AgentState", "Assignment"]
+__all__ = ["AgentState", "Assignment", "Caller"]
+
+
+class Caller(Protocol):
+    """Where a call's answers go: a caller's websocket (:class:`Peer`), or the caller's replica
+    (:class:`~arkitekt_server.rekuest._relay.RemoteCaller`)."""
+
+    jobs: set[str]
+
+    def send(self, message: dict[str, Any], *, strict: bool = False) -> None:
+        """Queue one message for the caller."""
 
 
 class AgentState:
@@ -22,6 +32,7 @@ class AgentState:
         "key",
         "name",
         "peer",
+        "replica",
         "running",
     )
 
@@ -31,6 +42,7 @@ class AgentState:
         self.name = name
         self.instance = instance
         self.peer: Peer | None = None
+        self.replica: str | None = None  # online on this other replica (PostgreSQL)
         self.definitions: dict[str, Definition] = {}
         self.hints: dict[str, dict[str, Any] | None] = {}
         self.fingerprints: dict[str, str] = {}  # equal definitions, equal fingerprints
@@ -44,6 +56,11 @@ class AgentState:
             d.name: d.returns[0].model_dump(exclude_defaults=True) if d.returns else None
             for d in definitions
         }
+
+    @property
+    def online(self) -> bool:
+        """Connected here or to another replica."""
+        return self.peer is not None or self.replica is not None
 
     def matches(self, selector: str | None) -> bool:
         """Whether ``selector`` (an app identifier or an agent key) names this agent."""
@@ -67,6 +84,7 @@ class Assignment:
         "function",
         "id",
         "raw",
+        "remote",
         "selector",
         "seq",
         "size",
@@ -76,7 +94,7 @@ class Assignment:
         "wait",
     )
 
-    def __init__(self, id: str, function: str, caller: Peer | None, caller_pk: int) -> None:
+    def __init__(self, id: str, function: str, caller: Caller | None, caller_pk: int) -> None:
         self.id = id
         self.function = function
         self.caller = caller
@@ -97,6 +115,7 @@ class Assignment:
         self.tried: set[str] = set()  # keys of the agents it was delivered to
         self.failure: tuple[str, str] | None = None  # (kind, message) when refused at once
         self.size = -1  # the call's encoded bytes, once counted against its app's limits
+        self.remote = False  # its row waits for, or is run by, an agent of any replica
 
     def row(self, status: str) -> dict[str, Any]:
         """Its stored row, as inserted with ``status``."""
@@ -108,6 +127,7 @@ class Assignment:
             "agent_filter": self.selector,
             "args": self.bound if self.bound is not None else {"__raw__": list(self.raw)},
             "stream": self.stream,
+            "events": self.events,
             "status": status,
             "attempts": self.attempts,
         }

@@ -1,0 +1,294 @@
+"""The SQL of rekuest between replicas (PostgreSQL): claims, leases, events, notifications.
+
+Each function runs on a connection inside the caller's transaction; none commits. A replica
+*claims* queued rows for its agents (``FOR UPDATE SKIP LOCKED``, so two replicas never take the
+same row) and holds them by a lease it renews; a row whose lease lapsed (its replica died) is
+queued again by whichever replica notices. Messages for another replica are *event* rows, whose
+receiver is found from the assignment's row when written (so a caller that resumed elsewhere
+gets them), announced by ``NOTIFY`` with a small payload (``e:<replica>``, ``work``,
+``agents``); the receiver reads (and deletes) its rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+from sqlalchemy import (
+    Row,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from arkitekt_server.rekuest._models import (
+    AgentRow,
+    AssignmentRow,
+    DefinitionRow,
+    EventRow,
+    ReplicaRow,
+)
+
+__all__ = [
+    "CLAIM_BATCH",
+    "adopt",
+    "alive",
+    "claim",
+    "directory",
+    "forget",
+    "heartbeat",
+    "post",
+    "reap",
+    "resume",
+    "take",
+    "take_events",
+]
+
+ASSIGNMENTS = cast(Table, AssignmentRow.__table__)
+EVENTS = cast(Table, EventRow.__table__)
+REPLICAS = cast(Table, ReplicaRow.__table__)
+AGENTS = cast(Table, AgentRow.__table__)
+UNFINISHED = ("queued", "assigned")
+CLAIM_BATCH = 500
+"""Rows claimed (and events read) in one transaction at most."""
+
+
+async def post(
+    connection: AsyncConnection,
+    channel: str,
+    events: Sequence[tuple[str, str, str]],
+    notices: Iterable[str],
+) -> None:
+    """Write ``events`` (``(to, assignment id, message)``; ``to`` is ``"caller"`` or
+    ``"agent"``) and notify their receivers and ``notices`` on ``channel`` (at commit)."""
+    a = ASSIGNMENTS.c
+    for to in ("caller", "agent"):
+        group = [{"aid": id, "m": text} for kind, id, text in events if kind == to]
+        if not group:
+            continue
+        target = a.caller_replica if to == "caller" else a.replica
+        source = select(target, a.id, sql_cast(bindparam("m"), Text)).where(
+            a.id == bindparam("aid"), target.is_not(None)
+        )
+        columns = ["replica", "assignment_id", "message"]
+        await connection.execute(insert(EVENTS).from_select(columns, source), group)
+        ids = list({row["aid"] for row in group})
+        payload = literal("e:") + target
+        await connection.execute(
+            select(func.pg_notify(channel, payload)).where(a.id.in_(ids), target.is_not(None))
+        )
+        if to == "agent":  # a cancel of a row no replica claimed yet: it ends here
+            await connection.execute(
+                update(ASSIGNMENTS)
+                .where(a.id == bindparam("aid"), a.status == "queued")
+                .values(
+                    status="cancelled",
+                    error_kind="cancelled",
+                    error=bindparam("reason"),
+                    finished_at=func.now(),
+                ),
+                [{"aid": e["aid"], "reason": _reason(e["m"])} for e in group],
+            )
+    for notice in notices:
+        await connection.execute(select(func.pg_notify(channel, notice)))
+
+
+def _reason(text: str) -> str:
+    message = json.loads(text)
+    return str(message.get("m") or "cancelled by its caller")
+
+
+async def forget(connection: AsyncConnection, ids: Select[Any]) -> None:
+    """Delete the events of the assignments ``ids`` selects (they are pruned)."""
+    await connection.execute(delete(EVENTS).where(EVENTS.c.assignment_id.in_(ids)))
+
+
+async def heartbeat(connection: AsyncConnection, replica: str, until: dt.datetime) -> None:
+    """Keep ``replica`` alive and renew its leases until ``until``."""
+    upsert = pg_insert(REPLICAS).values(id=replica, alive_until=until)
+    await connection.execute(
+        upsert.on_conflict_do_update(index_elements=["id"], set_={"alive_until": until})
+    )
+    a = ASSIGNMENTS.c
+    await connection.execute(
+        update(ASSIGNMENTS)
+        .where(a.replica == replica, a.status == "assigned")
+        .values(lease_until=until)
+    )
+
+
+async def claim(connection: AsyncConnection, functions: list[str]) -> Sequence[Row[Any]]:
+    """Queued rows of ``functions``, oldest first, locked (not those another replica locks)."""
+    a = ASSIGNMENTS.c
+    query = (
+        select(ASSIGNMENTS)
+        .where(a.status == "queued", a.function.in_(functions))
+        .order_by(a.created_at)
+        .limit(CLAIM_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    return (await connection.execute(query)).all()
+
+
+async def take(
+    connection: AsyncConnection, replica: str, ids: list[str], until: dt.datetime
+) -> None:
+    """Mark the (locked) rows ``ids`` assigned to ``replica``, leased until ``until``."""
+    if ids:
+        await connection.execute(
+            update(ASSIGNMENTS)
+            .where(ASSIGNMENTS.c.id.in_(ids))
+            .values(status="assigned", replica=replica, lease_until=until)
+        )
+
+
+async def adopt(
+    connection: AsyncConnection, replica: str, ids: list[str], agent_key: str, until: dt.datetime
+) -> Sequence[Row[Any]]:
+    """Claim the unfinished rows of ``ids`` last given to ``agent_key``: it reconnected here
+    while holding them (their old replica died, or lost it)."""
+    a = ASSIGNMENTS.c
+    rows = (
+        await connection.execute(
+            select(ASSIGNMENTS)
+            .where(a.id.in_(ids), a.status.in_(UNFINISHED), a.agent_key == agent_key)
+            .with_for_update()
+        )
+    ).all()
+    await take(connection, replica, [row.id for row in rows], until)
+    return rows
+
+
+async def resume(
+    connection: AsyncConnection, replica: str, ids: list[str], caller_pk: int
+) -> Sequence[Row[Any]]:
+    """The rows of ``ids`` of app ``caller_pk``; the unfinished ones (and their events not yet
+    read) answer ``replica`` from now on."""
+    a = ASSIGNMENTS.c
+    rows = (
+        await connection.execute(
+            select(ASSIGNMENTS).where(a.id.in_(ids), a.caller_pk == caller_pk).with_for_update()
+        )
+    ).all()
+    waiting = [row.id for row in rows if row.status in UNFINISHED]
+    if waiting:
+        await connection.execute(
+            update(ASSIGNMENTS).where(a.id.in_(waiting)).values(caller_replica=replica)
+        )
+        await connection.execute(
+            update(EVENTS).where(EVENTS.c.assignment_id.in_(waiting)).values(replica=replica)
+        )
+    return rows
+
+
+async def take_events(connection: AsyncConnection, replica: str) -> list[tuple[str, str]]:
+    """Read and delete the oldest events for ``replica``: ``(assignment id, message)``."""
+    e = EVENTS.c
+    oldest = (
+        select(e.id)
+        .where(e.replica == replica)
+        .order_by(e.id)
+        .limit(CLAIM_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    result = await connection.execute(
+        delete(EVENTS).where(e.id.in_(oldest)).returning(e.id, e.assignment_id, e.message)
+    )
+    return [(row.assignment_id, row.message) for row in sorted(result.all())]
+
+
+def alive(now: dt.datetime) -> Select[Any]:
+    """The ids of the replicas alive at ``now``."""
+    return select(REPLICAS.c.id).where(REPLICAS.c.alive_until >= now)
+
+
+async def directory(
+    connection: AsyncConnection, now: dt.datetime
+) -> tuple[list[Row[Any]], list[Row[Any]], set[str]]:
+    """Every agent, every definition, and the agents online on a live replica (their keys)."""
+    agents = list((await connection.execute(select(AGENTS))).all())
+    definitions = list((await connection.execute(select(DefinitionRow.__table__))).all())
+    online = await connection.execute(
+        select(AGENTS.c.key).where(AGENTS.c.connected, AGENTS.c.replica.in_(alive(now)))
+    )
+    return agents, definitions, set(online.scalars())
+
+
+async def reap(
+    connection: AsyncConnection, now: dt.datetime, grace_until: dt.datetime
+) -> tuple[int, list[tuple[str, str, str]], bool]:
+    """Queue again the rows whose lease lapsed (waiting until ``grace_until``), fail the
+    queued rows whose wait is over, and mark the agents of dead replicas offline.
+
+    Returns:
+        How many rows were queued again, the events for the callers of the failed rows, and
+        whether agents went offline.
+    """
+    a = ASSIGNMENTS.c
+    lapsed = await connection.execute(
+        update(ASSIGNMENTS)
+        .where(a.status == "assigned", a.lease_until < now)
+        .values(status="queued", replica=None, lease_until=None, wait_until=grace_until)
+        .returning(a.id)
+    )
+    requeued = len(lapsed.all())
+    over = (
+        await connection.execute(
+            select(a.id, a.function, a.attempts)
+            .where(a.status == "queued", a.wait_until < now)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    events: list[tuple[str, str, str]] = []
+    if over:
+        failures = [_failure(row.id, row.function, row.attempts) for row in over]
+        await connection.execute(
+            update(ASSIGNMENTS)
+            .where(a.id == bindparam("b_id"))
+            .values(
+                status="error",
+                error_kind=bindparam("b_kind"),
+                error=bindparam("b_message"),
+                finished_at=now,
+            ),
+            failures,
+        )
+        for failure in failures:
+            message = {"t": "error", "id": failure["b_id"], "kind": failure["b_kind"]}
+            message.update(m=failure["b_message"], tb=None)
+            events.append(("caller", failure["b_id"], json.dumps(message)))
+    gone = await connection.execute(
+        update(AGENTS)
+        .where(AGENTS.c.connected, AGENTS.c.replica.not_in(alive(now)))
+        .values(connected=False)
+        .returning(AGENTS.c.id)
+    )
+    offline = bool(gone.all())
+    await connection.execute(
+        delete(REPLICAS).where(REPLICAS.c.alive_until < now - dt.timedelta(days=1))
+    )
+    return requeued, events, offline
+
+
+def _failure(id: str, function: str, attempts: int) -> dict[str, Any]:
+    if attempts:
+        kind = "lost"
+        message = (
+            f"the agent running {function!r} disconnected and no agent took the assignment "
+            "over in time"
+        )
+    else:
+        kind, message = "no_agent", f"no agent that provides {function!r} came online in time"
+    return {"b_id": id, "b_kind": kind, "b_message": message}

@@ -1,0 +1,235 @@
+"""The message layer between replicas (PostgreSQL): one loop per replica, woken by NOTIFY.
+
+Each replica has a random id (per process start). Its :class:`Relay` keeps it alive (a
+heartbeat that also renews the leases of the rows it claimed), claims queued rows its agents
+provide, reads the events other replicas sent it, queues again the rows of dead replicas and
+fails those that waited in vain, and keeps the directory of agents online on other replicas.
+``LISTEN`` on a dedicated connection wakes it at once; a periodic re-scan
+(``rekuest_rescan_seconds``) does everything anyway, so a missed notification only delays.
+The SQL is in :mod:`~arkitekt_server.rekuest._claims`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import asyncpg
+from sqlalchemy import make_url
+
+from arkitekt.protocol.rekuest import MessageError
+from arkitekt_server._db import Database, utcnow
+from arkitekt_server.rekuest import _claims as claims
+from arkitekt_server.rekuest._restore import restore
+from arkitekt_server.rekuest._store import Store
+
+if TYPE_CHECKING:
+    from arkitekt_server.rekuest._hub import Hub
+
+__all__ = ["CHANNEL", "Relay", "RemoteCaller"]
+
+log = logging.getLogger("arkitekt_server.rekuest")
+
+CHANNEL = "arkitekt_rekuest"
+"""The NOTIFY channel of every replica."""
+_ALL = frozenset({"reap", "agents", "work", "events"})
+
+
+class RemoteCaller:
+    """The caller of a claimed row, on another replica: answers become events for it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.jobs: set[str] = set()  # never filled: the caller's replica keeps its own
+
+    def send(self, message: dict[str, Any], *, strict: bool = False) -> None:
+        """Record ``message`` for the replica of its call's caller."""
+        id = message.get("id")
+        if not isinstance(id, str):
+            return
+        try:
+            self.store.event(id, "caller", message)
+        except MessageError as error:  # validated before: should not happen
+            reason = f"the server could not send this call's answer: {error}"
+            self.store.event(id, "caller", {"t": "error", "id": id, "kind": "refused", "m": reason})
+
+
+class Relay:
+    """This replica's part in routing between replicas (see the module).
+
+    Args:
+        hub: this replica's hub (it gets :attr:`Hub.cluster` set to this relay).
+        database: the PostgreSQL database.
+        lease: seconds a claim lasts (renewed every third of it).
+        rescan: seconds between full scans.
+        clock: monotonic seconds, for the loop's timing.
+
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        database: Database,
+        *,
+        lease: float,
+        rescan: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.replica = uuid.uuid4().hex
+        self.hub = hub
+        self.database = database
+        self.lease = lease
+        self.rescan = rescan
+        self.clock = clock
+        self.caller = RemoteCaller(hub.store)
+        self._due: set[str] = set(_ALL)
+        self._woken = anyio.Event()
+        hub.cluster = self
+        hub.store.channel = CHANNEL
+
+    # -- for the hub (the Cluster protocol) -------------------------------------------------------
+    def wake(self, what: str) -> None:
+        """Do ``what`` (``"work"``, ``"events"``, ``"agents"``, ``"reap"``) soon."""
+        self._due.add(what)
+        self._woken.set()
+
+    def lease_until(self) -> dt.datetime:
+        """Until when a claim made now holds."""
+        return utcnow() + dt.timedelta(seconds=self.lease)
+
+    async def adopt(self, ids: list[str], agent_key: str) -> list[Any]:
+        """Claim the unfinished rows of ``ids`` last given to ``agent_key``."""
+        async with self.database.engine.begin() as connection:
+            rows = await claims.adopt(connection, self.replica, ids, agent_key, self.lease_until())
+        return list(rows)
+
+    async def resume(self, ids: list[str], caller_pk: int) -> list[Any]:
+        """The rows of ``ids`` of app ``caller_pk``; the unfinished answer this replica."""
+        await self.hub.store.flush()  # what this replica finished, first
+        async with self.database.engine.begin() as connection:
+            rows = await claims.resume(connection, self.replica, ids, caller_pk)
+        return list(rows)
+
+    # -- the loop ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Announce this replica and read the directory (before serving)."""
+        await self._beat()
+        await self._refresh()
+
+    async def run(self) -> None:
+        """Listen and do what is due, until cancelled."""
+        listener: Any = None
+        next_beat = self.clock() + self.lease / 3
+        next_scan = 0.0
+        try:
+            while True:
+                with anyio.move_on_after(max(0.0, min(next_beat, next_scan) - self.clock())):
+                    await self._woken.wait()
+                self._woken = anyio.Event()
+                due, self._due = self._due, set()
+                try:
+                    # a round that began finishes: a cancelled query would orphan its connection
+                    with anyio.CancelScope(shield=True):
+                        if listener is None or listener.is_closed():
+                            listener = await self._listen()
+                        if self.clock() >= next_beat:
+                            next_beat = self.clock() + self.lease / 3
+                            await self._beat()
+                        if self.clock() >= next_scan:
+                            next_scan = self.clock() + self.rescan
+                            due |= _ALL
+                        await self._round(due)
+                except Exception:  # the database may be away: the next round tries again
+                    log.exception("rekuest: the relay between replicas failed; retrying")
+                    self._due |= due
+                    await anyio.sleep(min(1.0, self.rescan))
+        finally:
+            if listener is not None:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(2.0):
+                    await listener.close()
+
+    async def _round(self, due: set[str]) -> None:
+        if "reap" in due:
+            await self._reap()
+        if "agents" in due:
+            await self._refresh()
+        if "work" in due:
+            await self._claim()
+        if "events" in due:
+            await self._events()
+
+    async def _listen(self) -> Any:
+        url = make_url(self.database.url).set(drivername="postgresql")
+        connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+        await connection.add_listener(CHANNEL, self._notified)
+        return connection
+
+    def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        if payload in ("work", "agents"):
+            self.wake(payload)
+        elif payload == f"e:{self.replica}":
+            self.wake("events")
+
+    async def _beat(self) -> None:
+        async with self.database.engine.begin() as connection:
+            await claims.heartbeat(connection, self.replica, self.lease_until())
+
+    async def _claim(self) -> None:
+        agents = self.hub.agents
+        functions = agents.local_functions()
+        if not functions:
+            return
+        async with self.database.engine.begin() as connection:
+            rows = await claims.claim(connection, sorted(functions))
+            mine = [row for row in rows if agents.providing(row.function, row.agent_filter)]
+            await claims.take(
+                connection, self.replica, [row.id for row in mine], self.lease_until()
+            )
+        if mine:
+            self.hub.claimed(mine)
+        if len(rows) == claims.CLAIM_BATCH:
+            self.wake("work")
+
+    async def _events(self) -> None:
+        while True:
+            async with self.database.engine.begin() as connection:
+                events = await claims.take_events(connection, self.replica)
+            for _, text in events:
+                try:
+                    message = json.loads(text)
+                except ValueError:
+                    continue
+                if isinstance(message, dict):
+                    self.hub.deliver(message)
+            if len(events) < claims.CLAIM_BATCH:
+                return
+
+    async def _reap(self) -> None:
+        now = utcnow()
+        grace = now + dt.timedelta(seconds=self.hub.agent_grace)
+        async with self.database.engine.begin() as connection:
+            requeued, events, offline = await claims.reap(connection, now, grace)
+            notices = {"work"} if requeued else set()
+            if offline:
+                notices.add("agents")
+            if events or notices:
+                await claims.post(connection, CHANNEL, events, notices)
+        if requeued:
+            log.info("rekuest: %d assignment(s) of a lost replica are queued again", requeued)
+
+    async def _refresh(self) -> None:
+        async with self.database.engine.begin() as connection:
+            agents, definitions, online = await claims.directory(connection, utcnow())
+        stored = restore(agents, definitions, [], 0.0).agents
+        replicas = {row.key: row.replica for row in agents}
+        for key, state in stored.items():
+            replica = replicas.get(key)
+            elsewhere = key in online and replica != self.replica
+            state.replica = replica if elsewhere else None
+        self.hub.agents.elsewhere(stored)

@@ -47,6 +47,7 @@ __all__ = [
     "alive",
     "claim",
     "directory",
+    "expire_queued",
     "forget",
     "heartbeat",
     "post",
@@ -90,24 +91,34 @@ async def post(
             select(func.pg_notify(channel, payload)).where(a.id.in_(ids), target.is_not(None))
         )
         if to == "agent":  # a cancel of a row no replica claimed yet: it ends here
-            await connection.execute(
-                update(ASSIGNMENTS)
-                .where(a.id == bindparam("aid"), a.status == "queued")
-                .values(
-                    status="cancelled",
-                    error_kind="cancelled",
-                    error=bindparam("reason"),
-                    finished_at=func.now(),
-                ),
-                [{"aid": e["aid"], "reason": _reason(e["m"])} for e in group],
-            )
+            await expire_queued(connection, [_ending(e["aid"], e["m"]) for e in group])
     for notice in notices:
         await connection.execute(select(func.pg_notify(channel, notice)))
 
 
-def _reason(text: str) -> str:
+def _ending(id: str, text: str) -> tuple[str, str, str]:
     message = json.loads(text)
-    return str(message.get("m") or "cancelled by its caller")
+    kind = str(message.get("kind") or "cancelled")
+    return id, kind, str(message.get("m") or "cancelled by its caller")
+
+
+async def expire_queued(
+    connection: AsyncConnection, endings: Sequence[tuple[str, str, str]]
+) -> list[str]:
+    """End the rows of ``endings`` (``(id, error kind, message)``) that no replica claimed
+    yet; returns their ids."""
+    a = ASSIGNMENTS.c
+    ended: list[str] = []
+    for id, kind, message in endings:
+        status = "cancelled" if kind == "cancelled" else "error"
+        result = await connection.execute(
+            update(ASSIGNMENTS)
+            .where(a.id == id, a.status == "queued")
+            .values(status=status, error_kind=kind, error=message, finished_at=func.now())
+            .returning(a.id)
+        )
+        ended += result.scalars()
+    return ended
 
 
 async def forget(connection: AsyncConnection, ids: Select[Any]) -> None:

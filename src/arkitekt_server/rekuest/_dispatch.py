@@ -49,6 +49,10 @@ class Cluster(Protocol):
     def lease_until(self) -> dt.datetime:
         """Until when a claim made now holds."""
 
+    def expire_queued(self, id: str, kind: str, message: str) -> None:
+        """Fail the row ``id`` with ``kind`` and ``message`` if no replica claimed it yet (its
+        caller's :meth:`~._hub.Hub.deliver` then gets the error)."""
+
     async def adopt(self, ids: list[str], agent_key: str) -> list[Any]:
         """Claim the unfinished rows of ``ids`` last given to ``agent_key`` (it reconnected)."""
 
@@ -98,6 +102,7 @@ class Dispatcher:
         self.cluster: Cluster | None = None
         """Set on PostgreSQL: assignments are then claimed by the replica of their agent."""
         self._expiring: dict[str, Assignment] = {}  # jobs with a timeout, or a cancel to confirm
+        self._forwarded: dict[str, Assignment] = {}  # calls whose row waits, by deadline
         self._orphans: dict[str, float] = {}  # ids of calls whose caller left -> resume by
         self._used: dict[str, None] = {}  # ids stored lately, oldest first
         store.on_duplicate = self._duplicate
@@ -150,6 +155,11 @@ class Dispatcher:
                 self._finish(job, "error", kind="lost", message=message)
             else:
                 self._finish(job, "error", kind="no_agent", message=self._no_agent_message(job))
+        for job in [job for job in self._forwarded.values() if job.deadline <= now]:
+            del self._forwarded[job.id]
+            if self.cluster is not None:
+                message = self._no_agent_message(job)
+                self.cluster.expire_queued(job.id, "no_agent", message)
         for job in [job for job in self._expiring.values() if job.expires <= now]:
             if job.cancelled is not None:  # its agent did not confirm the cancel in time
                 message = (
@@ -272,6 +282,7 @@ class Dispatcher:
         self.release(job)
         self.waiting.pop(job.id, None)
         self._expiring.pop(job.id, None)
+        self._forwarded.pop(job.id, None)
         if job.agent is not None:
             job.agent.running.pop(job.id, None)
             if by is not None and job.agent is not by and job.agent.peer is not None:
@@ -295,7 +306,8 @@ class Dispatcher:
             "finished_at": utcnow(),
         }
         if job.remote:  # another replica's agent may run it: tell it (or end the waiting row)
-            self.store.event(job.id, "agent", {"t": "cancel", "id": job.id, "m": message})
+            cancel = {"t": "cancel", "id": job.id, "m": message, "kind": kind}
+            self.store.event(job.id, "agent", cancel)
             return
         self.store.update(job.id, fields, on_commit=_acker(by, job.id) if by else None)
 

@@ -206,15 +206,15 @@ class Hub(Dispatcher):
             key, client_pk, name, instance, [d.model_dump() for d in definitions], replica
         )
         agent.set_definitions(definitions)
-        held = [id for id in register.holding if id not in self.jobs]
-        if self.cluster is not None and held:  # rows of another (dead) replica's
+        held = [id for id in register.holding if id not in self.jobs or self.jobs[id].remote]
+        if self.cluster is not None and held:  # rows queued again, or of another replica's
             for row in await self.cluster.adopt(held, key):
-                self._claim(job_of(row), row.caller_replica)
+                self._claim(self.jobs.get(row.id) or job_of(row), row.caller_replica)
         self.agents.online(agent, peer)
         peer.send({"t": "registered", "agent": key})
         for id in register.holding:
             job = self.jobs.get(id)
-            if job is None:  # finished meanwhile (failed, cancelled, or done elsewhere)
+            if job is None or job.remote:  # finished meanwhile, or another agent's now
                 peer.send({"t": "cancel", "id": id})
             elif job.agent is None and key in job.tried:  # it is still on it: keep it there
                 self.waiting.pop(id, None)
@@ -222,7 +222,12 @@ class Hub(Dispatcher):
                 job.remote = False
                 job.tried.add(agent.key)
                 agent.running[id] = job
-                self.store.update(id, {"status": "assigned", "agent_key": key})
+                fields: dict[str, Any] = {"status": "assigned", "agent_key": key}
+                if self.cluster is not None:  # held by this replica from now on
+                    fields.update(
+                        replica=self.cluster.replica, lease_until=self.cluster.lease_until()
+                    )
+                self.store.update(id, fields)
         self._pump_waiting()
         if self.cluster is not None:
             self.cluster.wake("work")
@@ -300,6 +305,8 @@ class Hub(Dispatcher):
         """Rows this replica claimed for its agents (:mod:`._relay`): dispatch them."""
         for row in rows:
             job = self._claim(self.jobs.get(row.id) or job_of(row), row.caller_replica)
+            if job.agent is not None:  # its agent here has it already (it reconnected)
+                continue
             online = self.agents.providing(job.function, job.selector)
             chosen = choose(job, online) if online else None
             if chosen is None:  # its agent left meanwhile
@@ -323,6 +330,7 @@ class Hub(Dispatcher):
         if kind in ("done", "error"):
             self.release(job)
             self._expiring.pop(id, None)
+            self._forwarded.pop(id, None)
             if job.caller is not None:
                 job.caller.jobs.discard(id)
         if job.caller is not None:
@@ -334,6 +342,7 @@ class Hub(Dispatcher):
         if caller_replica != self.cluster.replica and job.caller is None:
             job.caller = self.cluster.caller
         job.remote = False
+        self._forwarded.pop(job.id, None)
         self.admit(job)
         return job
 
@@ -343,7 +352,11 @@ class Hub(Dispatcher):
         job.remote = True
         self.admit(job)
         self._remember(job.id)
-        until = utcnow() + dt.timedelta(seconds=max(job.wait, self.agent_grace))
+        if job.wait > 0:  # then this replica fails it, unless an agent's replica claimed it
+            job.deadline = self.clock() + job.wait
+            self._forwarded[job.id] = job
+        # and if this replica dies meanwhile, any replica does, a grace later
+        until = utcnow() + dt.timedelta(seconds=job.wait + self.agent_grace)
         row = job.row("queued")
         row.update(caller_replica=self.cluster.replica, wait_until=until)
         self.store.insert(row)

@@ -89,6 +89,7 @@ class Relay:
         self.clock = clock
         self.caller = RemoteCaller(hub.store)
         self._due: set[str] = set(_ALL)
+        self._endings: list[tuple[str, str, str]] = []
         self._woken = anyio.Event()
         hub.cluster = self
         hub.store.channel = CHANNEL
@@ -102,6 +103,11 @@ class Relay:
     def lease_until(self) -> dt.datetime:
         """Until when a claim made now holds."""
         return utcnow() + dt.timedelta(seconds=self.lease)
+
+    def expire_queued(self, id: str, kind: str, message: str) -> None:
+        """Fail the row ``id`` if it still waits (see the ``Cluster`` protocol)."""
+        self._endings.append((id, kind, message))
+        self.wake("expire")
 
     async def adopt(self, ids: list[str], agent_key: str) -> list[Any]:
         """Claim the unfinished rows of ``ids`` last given to ``agent_key``."""
@@ -155,6 +161,8 @@ class Relay:
                     await listener.close()
 
     async def _round(self, due: set[str]) -> None:
+        if self._endings:
+            await self._expire()
         if "reap" in due:
             await self._reap()
         if "agents" in due:
@@ -175,6 +183,18 @@ class Relay:
             self.wake(payload)
         elif payload == f"e:{self.replica}":
             self.wake("events")
+
+    async def _expire(self) -> None:
+        endings, self._endings = self._endings, []
+        try:
+            async with self.database.engine.begin() as connection:
+                ended = set(await claims.expire_queued(connection, endings))
+        except BaseException:
+            self._endings[:0] = endings
+            raise
+        for id, kind, message in endings:
+            if id in ended:
+                self.hub.deliver({"t": "error", "id": id, "kind": kind, "m": message, "tb": None})
 
     async def _beat(self) -> None:
         async with self.database.engine.begin() as connection:

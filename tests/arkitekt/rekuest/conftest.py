@@ -9,6 +9,9 @@ import pytest
 from arkitekt import App
 from arkitekt.rekuest import Registry
 from arkitekt.rekuest._agent import Agent
+from tests.arkitekt_server.rekuest.backends import database_url, postgres_server, server
+
+__all__ = ["database_url", "postgres_server", "serve", "server", "serving"]
 
 
 @asynccontextmanager

@@ -5,7 +5,10 @@ from collections.abc import Iterator
 import pytest
 
 from arkitekt_server import EmbeddedServer
+from tests.arkitekt_server.rekuest.backends import database_url, postgres_server, server
 from tests.helpers import Wire
+
+__all__ = ["database_url", "postgres_server", "server", "wire"]
 
 
 @pytest.fixture

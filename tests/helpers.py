@@ -102,8 +102,9 @@ bearer_token = syncify(abearer_token)
 class ServerProcess:
     """``arkitekt server`` in its own process (auto-approving, on loopback)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        self.env = env or {}  # more settings, e.g. ARKITEKT_SERVER_DATABASE_URL
         self.port = 0
         self.url = ""
         self.process: subprocess.Popen[str] | None = None
@@ -122,7 +123,7 @@ class ServerProcess:
             sys.executable, "-m", "arkitekt._cli", "server", "--port", str(self.port),
             "--data-dir", str(self.data_dir), "--auto-approve",
         ]  # fmt: skip
-        env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning"}
+        env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning", **self.env}
         self.process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

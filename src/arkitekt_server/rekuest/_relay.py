@@ -69,6 +69,7 @@ class Relay:
         lease: seconds a claim lasts (renewed every third of it).
         rescan: seconds between full scans.
         clock: monotonic seconds, for the loop's timing.
+        now: the wall clock (UTC) of leases and waits in rows.
 
     """
 
@@ -80,6 +81,7 @@ class Relay:
         lease: float,
         rescan: float,
         clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.replica = uuid.uuid4().hex
         self.hub = hub
@@ -87,6 +89,7 @@ class Relay:
         self.lease = lease
         self.rescan = rescan
         self.clock = clock
+        self.now = now
         self.caller = RemoteCaller(hub.store)
         self._due: set[str] = set(_ALL)
         self._endings: list[tuple[str, str, str]] = []
@@ -102,7 +105,7 @@ class Relay:
 
     def lease_until(self) -> dt.datetime:
         """Until when a claim made now holds."""
-        return utcnow() + dt.timedelta(seconds=self.lease)
+        return self.now() + dt.timedelta(seconds=self.lease)
 
     def expire_queued(self, id: str, kind: str, message: str) -> None:
         """Fail the row ``id`` if it still waits (see the ``Cluster`` protocol)."""
@@ -125,7 +128,7 @@ class Relay:
     # -- the loop ------------------------------------------------------------------------------
     async def start(self) -> None:
         """Announce this replica and read the directory (before serving)."""
-        await self._beat()
+        await self.beat()
         await self._refresh()
 
     async def run(self) -> None:
@@ -146,11 +149,11 @@ class Relay:
                             listener = await self._listen()
                         if self.clock() >= next_beat:
                             next_beat = self.clock() + self.lease / 3
-                            await self._beat()
+                            await self.beat()
                         if self.clock() >= next_scan:
                             next_scan = self.clock() + self.rescan
                             due |= _ALL
-                        await self._round(due)
+                        await self.round(due)
                 except Exception:  # the database may be away: the next round tries again
                     log.exception("rekuest: the relay between replicas failed; retrying")
                     self._due |= due
@@ -160,7 +163,8 @@ class Relay:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(2.0):
                     await listener.close()
 
-    async def _round(self, due: set[str]) -> None:
+    async def round(self, due: set[str]) -> None:
+        """Do ``due`` now (see :meth:`wake`), and fail the forwarded calls that waited in vain."""
         if self._endings:
             await self._expire()
         if "reap" in due:
@@ -196,7 +200,8 @@ class Relay:
             if id in ended:
                 self.hub.deliver({"t": "error", "id": id, "kind": kind, "m": message, "tb": None})
 
-    async def _beat(self) -> None:
+    async def beat(self) -> None:
+        """Keep this replica alive and renew its leases."""
         async with self.database.engine.begin() as connection:
             await claims.heartbeat(connection, self.replica, self.lease_until())
 
@@ -231,7 +236,7 @@ class Relay:
                 return
 
     async def _reap(self) -> None:
-        now = utcnow()
+        now = self.now()
         grace = now + dt.timedelta(seconds=self.hub.agent_grace)
         async with self.database.engine.begin() as connection:
             requeued, events, offline = await claims.reap(connection, now, grace)
@@ -245,7 +250,7 @@ class Relay:
 
     async def _refresh(self) -> None:
         async with self.database.engine.begin() as connection:
-            agents, definitions, online = await claims.directory(connection, utcnow())
+            agents, definitions, online = await claims.directory(connection, self.now())
         stored = restore(agents, definitions, [], 0.0).agents
         replicas = {row.key: row.replica for row in agents}
         for key, state in stored.items():

@@ -209,8 +209,8 @@ class Hub(Dispatcher):
         held = [id for id in register.holding if id not in self.jobs or self.jobs[id].remote]
         if self.cluster is not None and held:  # rows queued again, or of another replica's
             for row in await self.cluster.adopt(held, key):
-                job = self._claim(self.jobs.get(row.id) or job_of(row), row.caller_replica)
-                job.tried.add(key)
+                adopted = self._claim(self.jobs.get(row.id) or job_of(row), row.caller_replica)
+                adopted.tried.add(key)
         self.agents.online(agent, peer)
         peer.send({"t": "registered", "agent": key})
         for id in register.holding:

@@ -28,7 +28,8 @@ Caller to server:
 
 Server to caller:
     ``ready`` (first, once the token is accepted), ``progress`` and ``log`` (only with
-    ``events``), ``yield`` (``id``, ``v``), ``done`` (``id``, ``v``), ``error`` (``id``,
+    ``events``), ``yield`` (``id``, ``n``: the item's number, from 0, so that a caller that
+    resumed drops an item it got before, ``v``), ``done`` (``id``, ``v``), ``error`` (``id``,
     ``kind``: one of :data:`ERROR_KINDS`, ``m``, ``tb``). Results (``done``, ``yield``) of a
     function with a return port also carry ``r``, that port: the caller checks the value
     against it and fetches the structures in it back. A resumed call that finished is

@@ -149,7 +149,7 @@ async def _expand(port: Port, value: Any) -> Any:
 class Pending:
     """A call waiting for its outcome (a future) or a stream's items (a queue)."""
 
-    __slots__ = ("call", "future", "id", "on_event", "queue")
+    __slots__ = ("call", "future", "id", "items", "on_event", "queue")
 
     def __init__(
         self, id: str, *, stream: bool, on_event: Callable[[CallEvent], Any] | None = None
@@ -159,6 +159,7 @@ class Pending:
         self.on_event = on_event
         self.future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self.queue: asyncio.Queue[dict[str, Any]] | None = asyncio.Queue() if stream else None
+        self.items = 0  # stream items received: one sent again (after a resume) is dropped
         self.call: dict[str, Any] | str | None = None
         """Its ``call`` message, kept to send it again (once) if the server lost it."""
 
@@ -175,6 +176,13 @@ class Pending:
                 except Exception:
                     log.exception("an on_event callback failed")
             return False
+        if kind == "yield":
+            n = message.get("n")
+            if isinstance(n, int) and not isinstance(n, bool):
+                if n < self.items:
+                    return False  # it arrived before the connection broke
+                self.items = n
+            self.items += 1
         if self.queue is not None:
             self.queue.put_nowait(message)
         elif not self.future.done():

@@ -184,24 +184,28 @@ async def adopt(
 
 async def resume(
     connection: AsyncConnection, replica: str, ids: list[str], caller_pk: int
-) -> Sequence[Row[Any]]:
-    """The rows of ``ids`` of app ``caller_pk``; the unfinished ones (and their events not yet
-    read) answer ``replica`` from now on."""
+) -> tuple[Sequence[Row[Any]], set[str]]:
+    """The rows of ``ids`` of app ``caller_pk``, and which of them have events not yet read;
+    the rows and those events answer ``replica`` from now on."""
     a = ASSIGNMENTS.c
     rows = (
         await connection.execute(
             select(ASSIGNMENTS).where(a.id.in_(ids), a.caller_pk == caller_pk).with_for_update()
         )
     ).all()
-    waiting = [row.id for row in rows if row.status in UNFINISHED]
-    if waiting:
-        await connection.execute(
-            update(ASSIGNMENTS).where(a.id.in_(waiting)).values(caller_replica=replica)
-        )
-        await connection.execute(
-            update(EVENTS).where(EVENTS.c.assignment_id.in_(waiting)).values(replica=replica)
-        )
-    return rows
+    mine = [row.id for row in rows]
+    if not mine:
+        return rows, set()
+    await connection.execute(
+        update(ASSIGNMENTS).where(a.id.in_(mine)).values(caller_replica=replica)
+    )
+    moved = await connection.execute(
+        update(EVENTS)
+        .where(EVENTS.c.assignment_id.in_(mine))
+        .values(replica=replica)
+        .returning(EVENTS.c.assignment_id)
+    )
+    return rows, set(moved.scalars())
 
 
 async def take_events(connection: AsyncConnection, replica: str) -> list[tuple[str, str]]:

@@ -18,7 +18,7 @@ from arkitekt_server.rekuest._agents import Agents
 from arkitekt_server.rekuest._binding import choose
 from arkitekt_server.rekuest._quotas import Quotas
 from arkitekt_server.rekuest._refusals import refuse_duplicate
-from arkitekt_server.rekuest._state import AgentState, Assignment, Caller
+from arkitekt_server.rekuest._state import AgentState, Assignment, Caller, Mailbox
 from arkitekt_server.rekuest._store import Store
 
 __all__ = ["GRACE_SECONDS", "MAX_ATTEMPTS", "Cluster", "Dispatcher"]
@@ -56,8 +56,9 @@ class Cluster(Protocol):
     async def adopt(self, ids: list[str], agent_key: str) -> list[Any]:
         """Claim the unfinished rows of ``ids`` last given to ``agent_key`` (it reconnected)."""
 
-    async def resume(self, ids: list[str], caller_pk: int) -> list[Any]:
-        """The rows of ``ids`` of app ``caller_pk``; this replica waits for the unfinished."""
+    async def resume(self, ids: list[str], caller_pk: int) -> tuple[list[Any], set[str]]:
+        """The rows of ``ids`` of app ``caller_pk``, and which of them have answers not yet
+        read (sent to their caller's old replica); their answers come here from now on."""
 
 
 class Dispatcher:
@@ -103,7 +104,7 @@ class Dispatcher:
         """Set on PostgreSQL: assignments are then claimed by the replica of their agent."""
         self._expiring: dict[str, Assignment] = {}  # jobs with a timeout, or a cancel to confirm
         self._forwarded: dict[str, Assignment] = {}  # calls whose row waits, by deadline
-        self._orphans: dict[str, float] = {}  # ids of calls whose caller left -> resume by
+        self._orphans: dict[str, tuple[float, Mailbox]] = {}  # calls whose caller is away
         self._used: dict[str, None] = {}  # ids stored lately, oldest first
         store.on_duplicate = self._duplicate
 
@@ -119,7 +120,6 @@ class Dispatcher:
         """Forget a finished (or refused) assignment, and count it no more."""
         if self.jobs.pop(job.id, None) is not None and job.size >= 0:
             self.quotas.remove(job.caller_pk, job.size)
-        self._orphans.pop(job.id, None)
 
     def cancel(
         self, caller_pk: int | None, id: str, reason: str = "cancelled by its caller"
@@ -171,10 +171,12 @@ class Dispatcher:
                 job.agent.peer.send({"t": "cancel", "id": job.id})
             message = f"{job.function!r} did not finish within {job.timeout:g} s; cancelled it"
             self._finish(job, "error", kind="timeout", message=message)
-        for id in [id for id, deadline in self._orphans.items() if deadline <= now]:
-            del self._orphans[id]
+        for id in [id for id, (deadline, _) in self._orphans.items() if deadline <= now]:
+            _, mailbox = self._orphans.pop(id)
             orphan = self.jobs.get(id)
-            if orphan is not None and orphan.caller is None:
+            if orphan is not None and orphan.caller is mailbox and not mailbox.cancel:
+                orphan.caller = None
+            elif orphan is not None and orphan.caller is mailbox:
                 grace = f"{self.resume_grace:g} s"
                 self.cancel(None, id, f"its caller disconnected and did not resume it in {grace}")
 

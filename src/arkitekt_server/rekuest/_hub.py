@@ -31,7 +31,7 @@ from arkitekt_server.rekuest._dispatch import GRACE_SECONDS, MAX_ATTEMPTS, Dispa
 from arkitekt_server.rekuest._peer import Peer
 from arkitekt_server.rekuest._refusals import refuse_agent_message
 from arkitekt_server.rekuest._restore import answer_of, job_of, restore
-from arkitekt_server.rekuest._state import AgentState, Assignment
+from arkitekt_server.rekuest._state import AgentState, Assignment, Mailbox
 
 __all__ = [
     "EXPIRE_EVERY_SECONDS",
@@ -56,9 +56,12 @@ class Hub(Dispatcher):
         agents, definitions, active = await self.store.load()
         restored = restore(agents, definitions, active, self.clock() + self.agent_grace)
         self.agents.add(restored.agents)
+        resume_by = self.clock() + self.resume_grace
         for job in restored.waiting:
             self.waiting[job.id] = job
             self.admit(job)
+            job.caller = mailbox = Mailbox(cancel=False)  # for its caller, if it resumes
+            self._orphans[job.id] = (resume_by, mailbox)
 
     # -- callers -------------------------------------------------------------------------------
     def call(self, caller: Peer | None, caller_pk: int, msg: dict[str, Any]) -> Assignment:
@@ -130,9 +133,9 @@ class Hub(Dispatcher):
             job = self.jobs.get(id)
             if job is None or job.caller is not caller:
                 continue
-            if resumable:
-                job.caller = None
-                self._orphans[id] = deadline
+            if resumable:  # its answers wait in a mailbox
+                job.caller = mailbox = Mailbox()
+                self._orphans[id] = (deadline, mailbox)
             else:
                 self.cancel(None, id, "its caller disconnected")
         caller.jobs.clear()
@@ -143,14 +146,19 @@ class Hub(Dispatcher):
         missing = []
         for id in ids:
             job = self.jobs.get(id)
+            orphan = self._orphans.get(id)
             if job is not None and job.caller_pk == caller_pk:
                 self._attach(job, caller)
+            elif orphan is not None and id not in self.jobs:  # it finished meanwhile
+                for message in self._orphans.pop(id)[1].messages:
+                    caller.send(message)
             else:
                 missing.append(id)
         if not missing:
             return
+        pending: set[str] = set()  # ids with answers on their way from another replica
         if self.cluster is not None:
-            rows = await self.cluster.resume(missing, caller_pk)
+            rows, pending = await self.cluster.resume(missing, caller_pk)
         else:
             rows = await self.store.rows(missing, caller_pk)
         found = {row.id: row for row in rows}
@@ -163,7 +171,7 @@ class Hub(Dispatcher):
             agent = self.agents.by_key.get(row.agent_key or "") if row is not None else None
             hint = agent.hints.get(row.function) if agent is not None and row else None
             answer = answer_of(row, hint) if row is not None else None
-            if answer is not None:
+            if answer is not None and id not in pending:
                 caller.send(answer)
             elif row is not None and self.cluster is not None:  # its agent's replica answers
                 job = job_of(row)
@@ -179,9 +187,12 @@ class Hub(Dispatcher):
     def _attach(self, job: Assignment, caller: Peer) -> None:
         if job.caller is not caller and self.cluster is not None and not job.remote:
             self.store.update(job.id, {"caller_replica": self.cluster.replica})
+        orphan = self._orphans.pop(job.id, None)
+        if orphan is not None and job.caller is orphan[1]:  # what came while it was away
+            for message in orphan[1].messages:
+                caller.send(message)
         job.caller = caller
         caller.jobs.add(job.id)
-        self._orphans.pop(job.id, None)
 
     # -- agents --------------------------------------------------------------------------------
     async def agent_connected(
@@ -257,7 +268,7 @@ class Hub(Dispatcher):
                 return  # a resent item the caller already has
             job.seq = n + 1
             if caller is not None:
-                out = {"t": "yield", "id": job.id, "v": value}
+                out = {"t": "yield", "id": job.id, "n": n, "v": value}
                 if (hint := agent.hints.get(job.function)) is not None:
                     out["r"] = hint
                 caller.send(out)
@@ -370,8 +381,9 @@ class Hub(Dispatcher):
         fields = {"status": "queued", "replica": None, "lease_until": None, "wait_until": until}
         self.store.update(job.id, fields)
         self.store.notify("work")
-        if isinstance(job.caller, Peer):
-            job.remote = True
+        assert self.cluster is not None
+        if job.caller is not None and job.caller is not self.cluster.caller:
+            job.remote = True  # its caller is here (or away, with a mailbox here)
         else:
             self.release(job)
             self._expiring.pop(job.id, None)

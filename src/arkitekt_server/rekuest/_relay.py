@@ -118,12 +118,13 @@ class Relay:
             rows = await claims.adopt(connection, self.replica, ids, agent_key, self.lease_until())
         return list(rows)
 
-    async def resume(self, ids: list[str], caller_pk: int) -> list[Any]:
-        """The rows of ``ids`` of app ``caller_pk``; the unfinished answer this replica."""
+    async def resume(self, ids: list[str], caller_pk: int) -> tuple[list[Any], set[str]]:
+        """The rows of ``ids`` of app ``caller_pk``, and those with answers not yet read;
+        their answers come to this replica from now on."""
         await self.hub.store.flush()  # what this replica finished, first
         async with self.database.engine.begin() as connection:
-            rows = await claims.resume(connection, self.replica, ids, caller_pk)
-        return list(rows)
+            rows, pending = await claims.resume(connection, self.replica, ids, caller_pk)
+        return list(rows), pending
 
     # -- the loop ------------------------------------------------------------------------------
     async def start(self) -> None:

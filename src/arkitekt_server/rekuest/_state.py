@@ -7,7 +7,10 @@ from typing import Any, Protocol
 from arkitekt.protocol.rekuest import Definition
 from arkitekt_server.rekuest._peer import Peer
 
-__all__ = ["AgentState", "Assignment", "Caller"]
+__all__ = ["MAILBOX_MESSAGES", "AgentState", "Assignment", "Caller", "Mailbox"]
+
+MAILBOX_MESSAGES = 256
+"""Answers kept for one call whose caller is away (more stream items are dropped)."""
 
 
 class Caller(Protocol):
@@ -18,6 +21,27 @@ class Caller(Protocol):
 
     def send(self, message: dict[str, Any], *, strict: bool = False) -> None:
         """Queue one message for the caller."""
+
+
+class Mailbox:
+    """The answers of one call whose caller's connection dropped, kept until it resumes the
+    call (at most :data:`MAILBOX_MESSAGES`; a final ``done``/``error`` always).
+
+    Args:
+        cancel: cancel the call if its caller does not come back in time (not for a call
+            restored after a restart: it may have come over HTTP, with no caller to wait for).
+
+    """
+
+    def __init__(self, *, cancel: bool = True) -> None:
+        self.cancel = cancel
+        self.jobs: set[str] = set()
+        self.messages: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any], *, strict: bool = False) -> None:
+        """Keep ``message`` for the caller."""
+        if len(self.messages) < MAILBOX_MESSAGES or message.get("t") in ("done", "error"):
+            self.messages.append(message)
 
 
 class AgentState:

@@ -19,9 +19,8 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import anyio
-from sqlalchemy import Table, Update, bindparam, delete, insert, select, update
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.exc import OperationalError
 
 from arkitekt.protocol.rekuest import encode
 from arkitekt_server._db import Database, utcnow
@@ -34,6 +33,7 @@ from arkitekt_server.rekuest._models import (
     DefinitionRow,
     LogRow,
 )
+from arkitekt_server.rekuest._writes import group, refused, stored, update_of
 
 __all__ = ["CLOSE_SECONDS", "Store"]
 
@@ -170,7 +170,7 @@ class Store:
                     try:
                         duplicates = await self._write(inserts, updates, logs, events, notices)
                     except Exception as error:
-                        if not _refused(error):
+                        if not refused(error):
                             raise
                         log.warning(
                             "rekuest: a batch was refused (%s); storing it row by row", error
@@ -203,12 +203,12 @@ class Store:
     ) -> list[str]:
         """Write one batch in one transaction; returns the ids of inserts stored before."""
         async with self.database.engine.begin() as connection:
-            duplicates = await _stored(connection, list(inserts))
+            duplicates = await stored(connection, list(inserts))
             rows = [row for id, row in inserts.items() if id not in duplicates]
             if rows:
                 await connection.execute(insert(_ASSIGNMENTS), rows)
-            for keys, group in _group(updates).items():
-                await connection.execute(_update(keys), group)
+            for keys, changes in group(updates).items():
+                await connection.execute(update_of(keys), changes)
             if logs:
                 await connection.execute(insert(_LOGS), logs)
             if self.channel is not None and (events or notices):
@@ -231,7 +231,7 @@ class Store:
             try:
                 duplicates += await self._write({id: row}, {}, [])
             except Exception as error:
-                if not _refused(error):
+                if not refused(error):
                     raise
                 log.error("rekuest: dropped assignment %r the database refused: %s", id, error)
             del inserts[id]
@@ -239,7 +239,7 @@ class Store:
             try:
                 await self._write({}, {id: fields}, [])
             except Exception as error:
-                if not _refused(error):
+                if not refused(error):
                     raise
                 log.error("rekuest: dropped a change of %r the database refused: %s", id, error)
             del updates[id]
@@ -247,7 +247,7 @@ class Store:
             try:
                 await self._write({}, {}, logs[:1])
             except Exception as error:
-                if not _refused(error):
+                if not refused(error):
                     raise
                 log.error("rekuest: dropped a log line the database refused: %s", error)
             del logs[0]
@@ -384,42 +384,3 @@ class Store:
                 )
             )
         return row, logs
-
-
-def _group(updates: dict[str, dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
-    """Updates grouped by the set of columns they change (one executemany per group)."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for id, fields in updates.items():
-        keys = tuple(sorted(fields))
-        row = {f"b_{key}": value for key, value in fields.items()}
-        row["b_id"] = id
-        groups.setdefault(keys, []).append(row)
-    return groups
-
-
-def _update(keys: tuple[str, ...]) -> Update:
-    """An executemany update of the columns ``keys`` (parameters ``b_<column>``, ``b_id``)."""
-    return (
-        update(_ASSIGNMENTS)
-        .where(_ASSIGNMENTS.c.id == bindparam("b_id"))
-        .values({key: bindparam(f"b_{key}") for key in keys})
-    )
-
-
-async def _stored(connection: AsyncConnection, ids: list[str]) -> list[str]:
-    """Which of ``ids`` are stored already."""
-    found: list[str] = []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        result = await connection.execute(
-            select(_ASSIGNMENTS.c.id).where(_ASSIGNMENTS.c.id.in_(chunk))
-        )
-        found += result.scalars()
-    return found
-
-
-def _refused(error: BaseException) -> bool:
-    """Whether the database refused the data (not: could not be reached)."""
-    if isinstance(error, IntegrityError | DataError):
-        return True
-    return isinstance(error, StatementError) and not isinstance(error, DBAPIError)

@@ -16,6 +16,7 @@ MODULES: tuple[str, ...] = (
     "bench.fakts",
     "bench.mikro",
     "bench.rekuest",
+    "bench.replicas",
     "bench.imports",
 )
 

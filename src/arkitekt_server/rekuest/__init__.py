@@ -51,6 +51,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     tasks: list[Callable[[], Coroutine[object, object, object]]] = [store.run]
     if app.state.database.engine.dialect.name == "postgresql":  # replicas may share it
+        store.interval = 0.0  # other replicas wait for each batch: no collecting pause
         relay = Relay(
             hub,
             app.state.database,

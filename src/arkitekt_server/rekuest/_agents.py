@@ -81,9 +81,14 @@ class Agents:
             return []
         return [agent for agent in providers.values() if agent.matches(selector)]
 
-    def local_functions(self) -> set[str]:
-        """The functions agents online here provide."""
-        return {function for function, agents in self._providers.items() if agents}
+    def local_selectors(self) -> dict[str, set[str]]:
+        """The functions agents online here provide, each with those agents' names and keys
+        (what a call's agent filter may name)."""
+        return {
+            function: {name for agent in agents.values() for name in (agent.name, agent.key)}
+            for function, agents in self._providers.items()
+            if agents
+        }
 
     def definitions(self, function: str, selector: str | None) -> list[Definition]:
         """The definitions of ``function`` of every agent (online or not) matching ``selector``."""

@@ -21,11 +21,13 @@ from sqlalchemy import (
     Select,
     Table,
     Text,
+    and_,
     bindparam,
     delete,
     func,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -140,17 +142,41 @@ async def heartbeat(connection: AsyncConnection, replica: str, until: dt.datetim
     )
 
 
-async def claim(connection: AsyncConnection, functions: list[str]) -> Sequence[Row[Any]]:
-    """Queued rows of ``functions``, oldest first, locked (not those another replica locks)."""
+async def claim(
+    connection: AsyncConnection,
+    replica: str,
+    wanted: dict[str, set[str]],
+    until: dt.datetime,
+) -> Sequence[Row[Any]]:
+    """Claim for ``replica`` (leased until ``until``) the oldest queued rows it has agents
+    for, in one statement (rows another replica is claiming are skipped).
+
+    Args:
+        connection: an autocommit connection (the statement is its own transaction).
+        replica: the claiming replica.
+        wanted: function -> the names and keys of the agents here that provide it (a row
+            with an agent filter is taken only if it names one of them).
+        until: the lease.
+    """
     a = ASSIGNMENTS.c
-    query = (
-        select(ASSIGNMENTS)
-        .where(a.status == "queued", a.function.in_(functions))
+    fits = [
+        and_(a.function == function, or_(a.agent_filter.is_(None), a.agent_filter.in_(names)))
+        for function, names in sorted(wanted.items())
+    ]
+    oldest = (
+        select(a.id)
+        .where(a.status == "queued", or_(*fits))
         .order_by(a.created_at)
         .limit(CLAIM_BATCH)
         .with_for_update(skip_locked=True)
     )
-    return (await connection.execute(query)).all()
+    result = await connection.execute(
+        update(ASSIGNMENTS)
+        .where(a.id.in_(oldest), a.status == "queued")
+        .values(status="assigned", replica=replica, lease_until=until)
+        .returning(*ASSIGNMENTS.c)
+    )
+    return result.all()
 
 
 async def take(

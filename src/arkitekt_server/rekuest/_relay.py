@@ -11,17 +11,19 @@ The SQL is in :mod:`~arkitekt_server.rekuest._claims`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import asyncpg
 from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from arkitekt.protocol.rekuest import MessageError
 from arkitekt_server._db import Database, utcnow
@@ -207,24 +209,24 @@ class Relay:
             await claims.heartbeat(connection, self.replica, self.lease_until())
 
     async def _claim(self) -> None:
-        agents = self.hub.agents
-        functions = agents.local_functions()
-        if not functions:
+        wanted = self.hub.agents.local_selectors()
+        if not wanted:
             return
-        async with self.database.engine.begin() as connection:
-            rows = await claims.claim(connection, sorted(functions))
-            mine = [row for row in rows if agents.providing(row.function, row.agent_filter)]
-            await claims.take(
-                connection, self.replica, [row.id for row in mine], self.lease_until()
-            )
-        if mine:
-            self.hub.claimed(mine)
+        async with self._autocommit() as connection:  # one statement: no BEGIN, no COMMIT
+            rows = await claims.claim(connection, self.replica, wanted, self.lease_until())
+        if rows:
+            self.hub.claimed(list(rows))
         if len(rows) == claims.CLAIM_BATCH:
             self.wake("work")
 
+    @contextlib.asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
+        async with self.database.engine.connect() as connection:
+            yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+
     async def _events(self) -> None:
         while True:
-            async with self.database.engine.begin() as connection:
+            async with self._autocommit() as connection:
                 events = await claims.take_events(connection, self.replica)
             for _, text in events:
                 try:

@@ -44,6 +44,7 @@ from arkitekt_server.rekuest._models import (
 )
 
 __all__ = [
+    "CHANNEL",
     "CLAIM_BATCH",
     "adopt",
     "alive",
@@ -64,6 +65,8 @@ EVENTS = cast(Table, EventRow.__table__)
 REPLICAS = cast(Table, ReplicaRow.__table__)
 AGENTS = cast(Table, AgentRow.__table__)
 UNFINISHED = ("queued", "assigned")
+CHANNEL = "arkitekt_rekuest"
+"""The NOTIFY channel of every replica."""
 CLAIM_BATCH = 500
 """Rows claimed (and events read) in one transaction at most."""
 
@@ -93,7 +96,15 @@ async def post(
             select(func.pg_notify(channel, payload)).where(a.id.in_(ids), target.is_not(None))
         )
         if to == "agent":  # a cancel of a row no replica claimed yet: it ends here
-            await expire_queued(connection, [_ending(e["aid"], e["m"]) for e in group])
+            endings = [_ending(e["aid"], e["m"]) for e in group]
+            ended = set(await expire_queued(connection, endings))
+            answers = [  # and its caller's replica is told, as by an agent's replica
+                ("caller", id, json.dumps({"t": "error", "id": id, "kind": kind, "m": message}))
+                for id, kind, message in endings
+                if id in ended
+            ]
+            if answers:
+                await post(connection, channel, answers, ())
     for notice in notices:
         await connection.execute(select(func.pg_notify(channel, notice)))
 
@@ -231,7 +242,21 @@ async def resume(
         .values(replica=replica)
         .returning(EVENTS.c.assignment_id)
     )
-    return rows, set(moved.scalars())
+    pending = set(moved.scalars())
+    left = [  # the replica the caller left lets go of them (cancelling nothing)
+        {"replica": row.caller_replica, "assignment_id": row.id, "message": _moved(row.id)}
+        for row in rows
+        if row.caller_replica not in (None, replica)
+    ]
+    if left:
+        await connection.execute(insert(EVENTS), left)
+        for old in {event["replica"] for event in left}:
+            await connection.execute(select(func.pg_notify(CHANNEL, f"e:{old}")))
+    return rows, pending
+
+
+def _moved(id: str) -> str:
+    return json.dumps({"t": "moved", "id": id})
 
 
 async def take_events(connection: AsyncConnection, replica: str) -> list[tuple[str, str]]:

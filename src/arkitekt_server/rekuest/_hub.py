@@ -125,6 +125,18 @@ class Hub(Dispatcher):
         """Whether an agent (online or not) matching ``selector`` ever registered ``function``."""
         return bool(self.agents.definitions(function, selector))
 
+    async def cancel_elsewhere(self, caller_pk: int, id: str) -> bool:
+        """Cancel an unfinished assignment of app ``caller_pk`` this replica does not hold
+        (PostgreSQL: another replica's agent runs it, or it waits for one)."""
+        if self.cluster is None:
+            return False
+        rows = await self.store.rows([id], caller_pk)
+        if not rows or rows[0].status not in ("queued", "assigned"):
+            return False
+        message = "cancelled by its caller"
+        self.store.event(id, "agent", {"t": "cancel", "id": id, "m": message, "kind": "cancelled"})
+        return True
+
     def caller_gone(self, caller: Peer, *, resumable: bool = True) -> None:
         """A caller disconnected: its calls go on for ``resume_grace`` (it may resume them),
         unless not ``resumable`` (it was cut off), then they are cancelled now."""
@@ -337,6 +349,9 @@ class Hub(Dispatcher):
             self.cancel(None, id, str(message.get("m") or "cancelled by its caller"))
             return
         job = self.jobs.get(id)
+        if kind == "moved":  # its caller resumed it on another replica
+            self._moved(job)
+            return
         if job is None or not job.remote:
             return
         if kind in ("done", "error"):
@@ -347,6 +362,18 @@ class Hub(Dispatcher):
                 job.caller.jobs.discard(id)
         if job.caller is not None:
             job.caller.send(message)
+
+    def _moved(self, job: Assignment | None) -> None:
+        if job is None or job.caller is None or isinstance(job.caller, Peer):
+            return  # (a caller that reconnected here meanwhile keeps it)
+        assert self.cluster is not None
+        self._orphans.pop(job.id, None)
+        if job.remote:  # nothing runs here: forget it
+            self.release(job)
+            self._expiring.pop(job.id, None)
+            self._forwarded.pop(job.id, None)
+        else:  # its agent is here: its answers go to the caller's new replica
+            job.caller = self.cluster.caller
 
     def _claim(self, job: Assignment, caller_replica: str | None) -> Assignment:
         """Hold a claimed row's job here; its answers go to its caller's replica."""

@@ -38,8 +38,7 @@ __all__ = ["CHANNEL", "Relay", "RemoteCaller"]
 
 log = logging.getLogger("arkitekt_server.rekuest")
 
-CHANNEL = "arkitekt_rekuest"
-"""The NOTIFY channel of every replica."""
+CHANNEL = claims.CHANNEL
 _ALL = frozenset({"reap", "agents", "work", "events"})
 
 

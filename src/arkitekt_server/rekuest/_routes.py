@@ -377,7 +377,10 @@ async def get_assignment(id: str, request: Request, principal: CurrentPrincipal)
 async def cancel_assignment(
     id: str, request: Request, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    """Cancel an unfinished assignment of the caller's."""
-    if not _hub(request).cancel(principal.client_pk, id):
+    """Cancel an unfinished assignment of the caller's (made through any replica)."""
+    hub = _hub(request)
+    if not hub.cancel(principal.client_pk, id) and not await hub.cancel_elsewhere(
+        principal.client_pk, id
+    ):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such unfinished assignment")
     return {"id": id, "cancelling": True}

@@ -220,3 +220,85 @@ async def test_a_forwarded_call_that_no_replica_claims_fails_on_its_callers_repl
     agent = await _agent(back)
     await back.settle("work")
     assert agent.of("assign") == []
+
+
+@pytest.mark.anyio
+async def test_cancels_and_time_limits_reach_the_replica_of_the_agent(database: Database) -> None:
+    wall = WallClock()
+    front, back = Replica(database, wall), Replica(database, wall)
+    for replica in (front, back):
+        await replica.relay.start()
+    agent = await _agent(back)
+    await front.settle("agents")
+    caller = FakePeer(CALLER_PK)
+    front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0001", "f": "f"})
+    front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0002", "f": "f", "timeout": 5})
+    await front.settle()
+    await back.settle("work")
+    assert len(agent.of("assign")) == 2
+
+    assert front.hub.cancel(CALLER_PK, "call-0001")  # the caller's replica answers at once
+    front.clock.now += 6
+    front.hub.expire(front.clock.now)  # call-0002 ran past its timeout
+    assert [(m["id"], m["kind"]) for m in caller.of("error")] == [
+        ("call-0001", "cancelled"),
+        ("call-0002", "timeout"),
+    ]
+    assert front.hub.jobs == {}
+    await front.settle()
+    await back.settle("events")  # ... and the agent's replica tells the agent
+    assert agent.of("cancel") == [
+        {"t": "cancel", "id": "call-0001"},
+        {"t": "cancel", "id": "call-0002"},
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_call_over_http_is_cancelled_through_any_replica(database: Database) -> None:
+    wall = WallClock()
+    front, back = Replica(database, wall), Replica(database, wall)
+    for replica in (front, back):
+        await replica.relay.start()
+    message: dict[str, Any] = {"t": "call", "id": "call-0001", "f": "f", "wait": 30}
+    front.hub.call(None, CALLER_PK, message)  # waits for an agent: queued
+    await front.settle()
+    assert not await back.hub.cancel_elsewhere(CALLER_PK + 1, "call-0001")  # not that app's
+    assert await back.hub.cancel_elsewhere(CALLER_PK, "call-0001")
+    await back.settle()
+    row = await _row(database, "call-0001")
+    assert (row.status, row.error_kind) == ("cancelled", "cancelled")
+    assert not await back.hub.cancel_elsewhere(CALLER_PK, "call-0001")  # finished now
+    assert "call-0001" in front.hub.jobs
+    await front.settle("events")  # its replica is told: the call no longer counts there
+    assert front.hub.jobs == {}
+
+
+@pytest.mark.anyio
+async def test_the_replica_a_caller_left_lets_go_of_its_calls_without_cancelling_them(
+    database: Database,
+) -> None:
+    wall = WallClock()
+    front, back, other = (Replica(database, wall) for _ in range(3))
+    for replica in (front, back, other):
+        await replica.relay.start()
+    agent = await _agent(back)
+    await front.settle("agents")
+    caller = FakePeer(CALLER_PK)
+    front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0001", "f": "f"})
+    await front.settle()
+    await back.settle("work")
+    front.hub.caller_gone(caller)  # its connection to the (living) front dropped
+
+    moved = FakePeer(CALLER_PK)  # ... and it resumed on another replica
+    await other.hub.resume(moved, CALLER_PK, ["call-0001"])
+    await front.settle("events")
+    assert front.hub.jobs == {}  # let go of
+    front.clock.now += 3600
+    front.hub.expire(front.clock.now)  # long after its resume grace: nothing is cancelled
+    await front.settle()
+    await back.settle("events")
+    assert agent.of("cancel") == []
+    _done(back, "call-0001", 1)
+    await back.settle()
+    await other.settle("events")
+    assert [(m["id"], m["v"]) for m in moved.of("done")] == [("call-0001", 1)]

@@ -19,17 +19,16 @@ which the service's periodic loop calls.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from arkitekt.protocol.rekuest import AgentMessage, ArgumentsInvalid
 from arkitekt.protocol.rekuest_frames import Cancelled, Done, Failed, Log, Yield
-from arkitekt_server._db import utcnow
 from arkitekt_server.rekuest._binding import bind, check_result, choose
 from arkitekt_server.rekuest._calls import HubError, check_call, check_register
-from arkitekt_server.rekuest._dispatch import GRACE_SECONDS, MAX_ATTEMPTS, Dispatcher
+from arkitekt_server.rekuest._dispatch import GRACE_SECONDS, MAX_ATTEMPTS
 from arkitekt_server.rekuest._peer import Peer
 from arkitekt_server.rekuest._refusals import refuse_agent_message
+from arkitekt_server.rekuest._replicas import Replicas
 from arkitekt_server.rekuest._restore import answer_of, job_of, restore
 from arkitekt_server.rekuest._state import AgentState, Assignment, Mailbox
 
@@ -47,8 +46,9 @@ EXPIRE_EVERY_SECONDS = 0.1
 """How often the service calls :meth:`Hub.expire`."""
 
 
-class Hub(Dispatcher):
-    """Routes calls to agents and results back to callers (arguments: :class:`Dispatcher`)."""
+class Hub(Replicas):
+    """Routes calls to agents and results back to callers (arguments:
+    :class:`~._dispatch.Dispatcher`)."""
 
     # -- startup -------------------------------------------------------------------------------
     async def load(self) -> None:
@@ -124,18 +124,6 @@ class Hub(Dispatcher):
     def knows(self, function: str, selector: str | None = None) -> bool:
         """Whether an agent (online or not) matching ``selector`` ever registered ``function``."""
         return bool(self.agents.definitions(function, selector))
-
-    async def cancel_elsewhere(self, caller_pk: int, id: str) -> bool:
-        """Cancel an unfinished assignment of app ``caller_pk`` this replica does not hold
-        (PostgreSQL: another replica's agent runs it, or it waits for one)."""
-        if self.cluster is None:
-            return False
-        rows = await self.store.rows([id], caller_pk)
-        if not rows or rows[0].status not in ("queued", "assigned"):
-            return False
-        message = "cancelled by its caller"
-        self.store.event(id, "agent", {"t": "cancel", "id": id, "m": message, "kind": "cancelled"})
-        return True
 
     def caller_gone(self, caller: Peer, *, resumable: bool = True) -> None:
         """A caller disconnected: its calls go on for ``resume_grace`` (it may resume them),
@@ -323,94 +311,3 @@ class Hub(Dispatcher):
     def agent_of(self, peer: Peer) -> AgentState | None:
         """The agent registered over ``peer`` (``None``: it never registered, or is gone)."""
         return self.agents.of(peer)
-
-    # -- replicas (PostgreSQL) -----------------------------------------------------------------
-    def claimed(self, rows: list[Any]) -> None:
-        """Rows this replica claimed for its agents (:mod:`._relay`): dispatch them."""
-        for row in rows:
-            job = self._claim(self.jobs.get(row.id) or job_of(row), row.caller_replica)
-            if job.agent is not None:  # its agent here has it already (it reconnected)
-                continue
-            online = self.agents.providing(job.function, job.selector)
-            chosen = choose(job, online) if online else None
-            if chosen is None:  # its agent left meanwhile
-                self._requeue(job)
-            elif isinstance(chosen, str):
-                self._finish(job, "error", kind="invalid", message=chosen)
-            else:
-                self._dispatch(job, *chosen)
-
-    def deliver(self, message: dict[str, Any]) -> None:
-        """A message another replica sent here: an answer for a caller, or a cancel."""
-        id, kind = message.get("id"), message.get("t")
-        if not isinstance(id, str):
-            return
-        if kind == "cancel":
-            self.cancel(None, id, str(message.get("m") or "cancelled by its caller"))
-            return
-        job = self.jobs.get(id)
-        if kind == "moved":  # its caller resumed it on another replica
-            self._moved(job)
-            return
-        if job is None or not job.remote:
-            return
-        if kind in ("done", "error"):
-            self.release(job)
-            self._expiring.pop(id, None)
-            self._forwarded.pop(id, None)
-            if job.caller is not None:
-                job.caller.jobs.discard(id)
-        if job.caller is not None:
-            job.caller.send(message)
-
-    def _moved(self, job: Assignment | None) -> None:
-        if job is None or job.caller is None or isinstance(job.caller, Peer):
-            return  # (a caller that reconnected here meanwhile keeps it)
-        assert self.cluster is not None
-        self._orphans.pop(job.id, None)
-        if job.remote:  # nothing runs here: forget it
-            self.release(job)
-            self._expiring.pop(job.id, None)
-            self._forwarded.pop(job.id, None)
-        else:  # its agent is here: its answers go to the caller's new replica
-            job.caller = self.cluster.caller
-
-    def _claim(self, job: Assignment, caller_replica: str | None) -> Assignment:
-        """Hold a claimed row's job here; its answers go to its caller's replica."""
-        assert self.cluster is not None
-        if caller_replica != self.cluster.replica and job.caller is None:
-            job.caller = self.cluster.caller
-        job.remote = False
-        self._forwarded.pop(job.id, None)
-        self.admit(job)
-        return job
-
-    def _forward(self, job: Assignment) -> None:
-        """Store a call for an agent of any replica (whichever claims it)."""
-        assert self.cluster is not None
-        job.remote = True
-        self.admit(job)
-        self._remember(job.id)
-        if job.wait > 0:  # then this replica fails it, unless an agent's replica claimed it
-            job.deadline = self.clock() + job.wait
-            self._forwarded[job.id] = job
-        # and if this replica dies meanwhile, any replica does, a grace later
-        until = utcnow() + dt.timedelta(seconds=job.wait + self.agent_grace)
-        row = job.row("queued")
-        row.update(caller_replica=self.cluster.replica, wait_until=until)
-        self.store.insert(row)
-        self.store.notify("work")
-
-    def _requeue(self, job: Assignment) -> None:
-        """Give a job's row back to every replica (its agent left); keep it only for its
-        caller here."""
-        until = utcnow() + dt.timedelta(seconds=max(job.wait, self.agent_grace))
-        fields = {"status": "queued", "replica": None, "lease_until": None, "wait_until": until}
-        self.store.update(job.id, fields)
-        self.store.notify("work")
-        assert self.cluster is not None
-        if job.caller is not None and job.caller is not self.cluster.caller:
-            job.remote = True  # its caller is here (or away, with a mailbox here)
-        else:
-            self.release(job)
-            self._expiring.pop(job.id, None)

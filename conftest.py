@@ -33,9 +33,6 @@ SRC = ROOT / "src"
 collect_ignore = ["src/arkitekt_server/_migrations/env.py"]  # Alembic runs it; never imported
 BACKENDS = ("sqlite", "postgresql")
 SQLITE_ONLY: dict[str, str] = {
-    # the rekuest work of issue 10 makes rekuest PostgreSQL-ready and removes these two lines
-    "tests/arkitekt_server/rekuest/": "rekuest on PostgreSQL comes with the rekuest work",
-    "tests/arkitekt/rekuest/": "rekuest on PostgreSQL comes with the rekuest work",
     "tests/arkitekt_server/mikro/test_processes.py::test_a_lost_database_": "deletes the "
     "SQLite file to lose the database",
     "tests/arkitekt_server/mikro/test_processes.py::test_a_backup_holding_": "backs up and "

@@ -18,6 +18,7 @@ MODULES: tuple[str, ...] = (
     "bench.s3",
     "bench.search",
     "bench.rekuest",
+    "bench.replicas",
     "bench.imports",
 )
 

@@ -122,11 +122,19 @@ class ServerProcess:
         data_dir: its data directory.
         database_url: its ``database_url`` (default: SQLite in ``data_dir``), passed in its
             environment (as an operator should: arguments are visible to every user).
+        env: more settings for its environment (``ARKITEKT_SERVER_...``).
     """
 
-    def __init__(self, data_dir: Path, *, database_url: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        database_url: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.database_url = database_url
+        self.env = env or {}
         self.port = 0
         self.url = ""
         self.process: subprocess.Popen[str] | None = None
@@ -145,7 +153,7 @@ class ServerProcess:
             sys.executable, "-m", "arkitekt._cli", "server", "--port", str(self.port),
             "--data-dir", str(self.data_dir), "--auto-approve",
         ]  # fmt: skip
-        env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning"}
+        env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning", **self.env}
         if self.database_url is not None:
             env["ARKITEKT_SERVER_DATABASE_URL"] = self.database_url
         self.process = subprocess.Popen(

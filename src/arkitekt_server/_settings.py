@@ -203,6 +203,31 @@ class ServerSettings(LayeredSettings):
         description="Deliveries of one rekuest assignment before it is failed as lost (its agent "
         "disconnected while running it each time).",
     )
+    rekuest_lease_seconds: float = Field(
+        default=10.0,
+        ge=0.5,
+        le=_HOUR,
+        allow_inf_nan=False,
+        description="PostgreSQL: seconds a replica's claim on the assignments of its agents "
+        "lasts; it renews them every third of it. A replica that dies (its lease lapsed) "
+        "loses its agents and their assignments go to whichever replica their agents reach.",
+    )
+    rekuest_rescan_seconds: float = Field(
+        default=2.0,
+        ge=0.05,
+        le=600,
+        allow_inf_nan=False,
+        description="PostgreSQL: seconds between a replica's scans for work and messages it "
+        "may have missed a notification of (LISTEN/NOTIFY wakes it at once otherwise).",
+    )
+    rekuest_resume_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=_DAY,
+        allow_inf_nan=False,
+        description="Seconds the calls of a caller whose connection dropped keep running for "
+        "it to reconnect and resume them; then they are cancelled (at most a day).",
+    )
     rekuest_max_pending_calls: int = Field(
         default=10_000,
         gt=0,

@@ -22,14 +22,18 @@ Server to agent:
 
 Caller to server:
     ``call`` (``id``: a fresh uuid chosen by the caller, ``f``, ``args``, ``kwargs``,
-    ``agent``, ``wait``, ``stream``, ``events``, ``timeout``) and ``cancel`` (``id``).
+    ``agent``, ``wait``, ``stream``, ``events``, ``timeout``), ``cancel`` (``id``), and
+    ``resume`` (``ids``: at most :data:`MAX_RESUME_IDS` calls made on an earlier connection
+    that the caller still waits for; after a reconnect, to any replica).
 
 Server to caller:
     ``ready`` (first, once the token is accepted), ``progress`` and ``log`` (only with
-    ``events``), ``yield`` (``id``, ``v``), ``done`` (``id``, ``v``), ``error`` (``id``,
+    ``events``), ``yield`` (``id``, ``n``: the item's number, from 0, so that a caller that
+    resumed drops an item it got before, ``v``), ``done`` (``id``, ``v``), ``error`` (``id``,
     ``kind``: one of :data:`ERROR_KINDS`, ``m``, ``tb``). Results (``done``, ``yield``) of a
     function with a return port also carry ``r``, that port: the caller checks the value
-    against it and fetches the structures in it back.
+    against it and fetches the structures in it back. A resumed call that finished is
+    answered at once; one the server does not know fails with ``kind`` ``unknown``.
 
 Limits (:mod:`arkitekt.protocol.rekuest_frames`, re-exported here): frames of at most
 :data:`MAX_FRAME_BYTES` and :data:`MAX_FRAME_MESSAGES` messages, messages of at most
@@ -44,7 +48,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -88,6 +92,7 @@ __all__ = [
     "MAX_INT_MAGNITUDE",
     "MAX_MESSAGE_BYTES",
     "MAX_MESSAGE_CONTAINERS",
+    "MAX_RESUME_IDS",
     "MAX_SECONDS",
     "MAX_TEXT_CHARS",
     "AgentMessage",
@@ -98,6 +103,7 @@ __all__ = [
     "Port",
     "PortKind",
     "RegisterMessage",
+    "ResumeMessage",
     "agent_message",
     "argument_problem",
     "bind_arguments",
@@ -115,10 +121,20 @@ __all__ = [
 
 PortKind = Literal["int", "float", "str", "bool", "list", "dict", "enum", "structure"]
 
-ERROR_KINDS = ("remote", "invalid", "no_agent", "lost", "cancelled", "timeout", "refused")
+ERROR_KINDS = (
+    "remote",
+    "invalid",
+    "no_agent",
+    "lost",
+    "cancelled",
+    "timeout",
+    "refused",
+    "unknown",
+)
 """Why an assignment failed: the function raised (``remote``), bad arguments (``invalid``), no
 agent online (``no_agent``), its agent vanished for too long (``lost``), it was cancelled,
-timed out, or the server refused the request (``refused``)."""
+timed out, the server refused the request (``refused``), or a resumed call is not known to
+the server (``unknown``: never stored, or pruned)."""
 
 INT_MIN = -(2**63)
 """The smallest value a port of kind ``int`` takes (64-bit, as databases and most languages
@@ -128,6 +144,8 @@ INT_MAX = 2**63 - 1
 
 MAX_SECONDS = 86400.0
 """The longest ``wait`` and ``timeout`` a call may ask for (one day)."""
+MAX_RESUME_IDS = 1000
+"""The most call ids one ``resume`` message names (a caller sends several for more)."""
 
 
 class Port(BaseModel):
@@ -248,6 +266,23 @@ class CallMessage(BaseModel):
     stream: bool = False
     events: bool = False
     timeout: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
+
+
+class ResumeMessage(BaseModel):
+    """A caller's ``resume`` message: calls of an earlier connection it still waits for.
+
+    Attributes:
+        t: always ``"resume"``.
+        ids: their ids (as in their ``call`` messages), at most :data:`MAX_RESUME_IDS`.
+
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    t: Literal["resume"]
+    ids: list[Annotated[str, Field(min_length=8, max_length=64)]] = Field(
+        min_length=1, max_length=MAX_RESUME_IDS
+    )
 
 
 class ArgumentsInvalid(ValueError):

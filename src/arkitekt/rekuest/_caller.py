@@ -1,8 +1,12 @@
 """The caller side: one websocket per app carries every call, stream and cancel.
 
 Calls are multiplexed by assignment id (chosen here, a uuid), and messages queued while a frame
-is being written leave together in the next one. If the connection breaks, waiting calls fail
-with :class:`~arkitekt.errors.ConnectionLostError`; the next call reconnects. Nothing
+is being written leave together in the next one. If the connection breaks (the server, or its
+replica, restarted or died), the channel reconnects (any replica will do) and *resumes* the
+waiting calls by id: their results (and remaining stream items) arrive as if nothing happened.
+A call the server does not know (the replica died before storing it) is sent again, once;
+only if no connection succeeds within ``resume_seconds`` does a call fail with
+:class:`~arkitekt.errors.ConnectionLostError`. Nothing
 one message holds stops the reader or the writer: a call that cannot be encoded fails alone,
 an unreadable answer fails its own call, and an unreadable frame ends the connection (its calls
 fail with ``ConnectionLostError``; the app keeps working).
@@ -37,6 +41,7 @@ from arkitekt.errors import (
 )
 from arkitekt.protocol.outbox import Outbox
 from arkitekt.protocol.rekuest import (
+    MAX_RESUME_IDS,
     ArgumentsInvalid,
     MessageError,
     Port,
@@ -64,7 +69,10 @@ _ERRORS: dict[str, type[RekuestError]] = {
     "cancelled": AssignmentCancelledError,
     "timeout": CallTimeoutError,
     "refused": MessageRefusedError,
+    "unknown": ConnectionLostError,  # a resumed call the server does not know
 }
+RESUME_SECONDS = 30.0
+"""How long a caller tries to reconnect to resume its waiting calls before they fail."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +149,7 @@ async def _expand(port: Port, value: Any) -> Any:
 class Pending:
     """A call waiting for its outcome (a future) or a stream's items (a queue)."""
 
-    __slots__ = ("future", "id", "on_event", "queue")
+    __slots__ = ("call", "future", "id", "items", "on_event", "queue")
 
     def __init__(
         self, id: str, *, stream: bool, on_event: Callable[[CallEvent], Any] | None = None
@@ -151,6 +159,9 @@ class Pending:
         self.on_event = on_event
         self.future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self.queue: asyncio.Queue[dict[str, Any]] | None = asyncio.Queue() if stream else None
+        self.items = 0  # stream items received: one sent again (after a resume) is dropped
+        self.call: dict[str, Any] | str | None = None
+        """Its ``call`` message, kept to send it again (once) if the server lost it."""
 
     def feed(self, message: dict[str, Any]) -> bool:
         """Take one message; return whether it was the last one."""
@@ -165,6 +176,13 @@ class Pending:
                 except Exception:
                     log.exception("an on_event callback failed")
             return False
+        if kind == "yield":
+            n = message.get("n")
+            if isinstance(n, int) and not isinstance(n, bool):
+                if n < self.items:
+                    return False  # it arrived before the connection broke
+                self.items = n
+            self.items += 1
         if self.queue is not None:
             self.queue.put_nowait(message)
         elif not self.future.done():
@@ -186,25 +204,34 @@ class CallerChannel:
     Args:
         scope: the app's APP scope (its task group hosts the reader and writer).
         transport: the app's transport.
+        resume_seconds: how long to try reconnecting to resume waiting calls after the
+            connection broke, before they fail with ``ConnectionLostError``.
 
     """
 
-    def __init__(self, scope: Scope, transport: Transport) -> None:
+    def __init__(
+        self, scope: Scope, transport: Transport, resume_seconds: float = RESUME_SECONDS
+    ) -> None:
         self.scope = scope
         self.transport = transport
+        self.resume_seconds = resume_seconds
         self._socket: ClientConnection | None = None
         self._pending: dict[str, Pending] = {}
         self._outbox = Outbox(self._unsendable)  # a fresh one for each connection
         self._lock = anyio.Lock()
         self._closed = False
+        self._resuming: anyio.Event | None = None  # set once a reconnect succeeded or gave up
 
     async def submit(self, message: dict[str, Any] | str, pending: Pending) -> None:
         """Send a ``call`` (or an encoded one) and route its answers to ``pending``."""
+        if self._socket is None and self._resuming is not None:  # it is reconnecting
+            await self._resuming.wait()
         if self._socket is None:
             await self._connect()
         if self._socket is None:  # it broke at once
             raise ConnectionLostError("the connection to the server closed", pending.id)
         self._pending[pending.id] = pending
+        pending.call = message
         self.send(message)
 
     def send(self, message: dict[str, Any] | str) -> None:
@@ -261,6 +288,7 @@ class CallerChannel:
 
     async def _read(self, socket: ClientConnection) -> None:
         reason = "the connection to the server closed"
+        resumable = True  # not after a frame or a bug of ours: the same would happen again
         try:
             async for frame in socket:
                 for message in loads(frame):
@@ -268,11 +296,13 @@ class CallerChannel:
         except ConnectionClosed as error:
             reason = f"the connection to the server broke ({error})"
         except MessageError as error:
+            resumable = False
             log.warning("rekuest: the server sent an unreadable frame: %s", error)
             reason = f"the server sent a frame that cannot be read ({error})"
             with anyio.CancelScope(shield=True):
                 await socket.close(1007, "unreadable frame")
         except Exception as error:  # never let one frame take the app down
+            resumable = False
             log.exception("rekuest: reading from the server failed")
             reason = f"reading from the server failed ({type(error).__name__}: {error})"
             with anyio.CancelScope(shield=True):
@@ -280,15 +310,57 @@ class CallerChannel:
         finally:
             self._socket = None
             self._outbox.stop()  # this connection's: the next one starts only after this
-            pending_calls, self._pending = self._pending, {}
-            for pending in pending_calls.values():
-                pending.fail(ConnectionLostError(reason, pending.id))
+            if resumable and self._pending and not self._closed:
+                self._resuming = anyio.Event()  # now: a call made meanwhile waits for it
+                self.scope.task_group.start_soon(self._resume, reason, self._resuming)
+            else:
+                self._fail_all(reason)
+
+    async def _resume(self, reason: str, resuming: anyio.Event) -> None:
+        """Reconnect and resume the calls waiting now (or fail them, see the class)."""
+        ids = list(self._pending)
+        try:
+            await self._reconnect(ids, reason)
+        finally:
+            resuming.set()
+            if self._resuming is resuming:
+                self._resuming = None
+
+    async def _reconnect(self, ids: list[str], reason: str) -> None:
+        deadline = anyio.current_time() + self.resume_seconds
+        delay = 0.05
+        while not self._closed:
+            try:
+                await self._connect()
+            except (ConnectionLostError, OSError) as error:
+                if anyio.current_time() + delay > deadline:
+                    reason = f"{reason}; reconnecting failed for {self.resume_seconds:g} s: {error}"
+                    break
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            waiting = [id for id in ids if id in self._pending]
+            for start in range(0, len(waiting), MAX_RESUME_IDS):
+                self.send({"t": "resume", "ids": waiting[start : start + MAX_RESUME_IDS]})
+            log.info("rekuest: reconnected; resumed %d waiting call(s)", len(waiting))
+            return
+        self._fail_all(reason)
+
+    def _fail_all(self, reason: str) -> None:
+        pending_calls, self._pending = self._pending, {}
+        for pending in pending_calls.values():
+            pending.fail(ConnectionLostError(reason, pending.id))
 
     def _route(self, message: dict[str, Any]) -> None:
         """Hand one message of the server to the call it belongs to."""
         id = message.get("id")
         pending = self._pending.get(id) if isinstance(id, str) else None
         if pending is None:
+            return
+        if message.get("kind") == "unknown" and pending.call is not None:
+            call, pending.call = pending.call, None  # sent again once, as it never arrived
+            log.info("rekuest: the server lost call %s (its replica died); sending it again", id)
+            self.send(call)
             return
         why = problem(message)
         if why is not None:

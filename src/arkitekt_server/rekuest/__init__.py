@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 
 import anyio
@@ -18,6 +18,7 @@ from arkitekt_server._urls import ws_url
 from arkitekt_server.rekuest import _models  # noqa: F401 -- registers the tables
 from arkitekt_server.rekuest import _upkeep as upkeep
 from arkitekt_server.rekuest._hub import EXPIRE_EVERY_SECONDS, Hub
+from arkitekt_server.rekuest._relay import Relay
 from arkitekt_server.rekuest._routes import router
 from arkitekt_server.rekuest._store import Store
 
@@ -46,8 +47,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         cancel_grace=settings.rekuest_cancel_grace_seconds,
         agent_grace=settings.rekuest_agent_grace_seconds,
         max_attempts=settings.rekuest_max_attempts,
+        resume_grace=settings.rekuest_resume_seconds,
     )
-    await hub.load()
+    tasks: list[Callable[[], Coroutine[object, object, object]]] = [store.run]
+    if app.state.database.engine.dialect.name == "postgresql":  # replicas may share it
+        store.interval = 0.0  # other replicas wait for each batch: no collecting pause
+        relay = Relay(
+            hub,
+            app.state.database,
+            lease=settings.rekuest_lease_seconds,
+            rescan=settings.rekuest_rescan_seconds,
+        )
+        await relay.start()
+        tasks.append(relay.run)
+    else:
+        await hub.load()
     app.state.rekuest_hub = hub
     retention = settings.rekuest_retention_seconds
     prune = functools.partial(
@@ -65,7 +79,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         every, EXPIRE_EVERY_SECONDS, expire, what="rekuest: enforcing time limits", log=log
     )
     try:
-        async with background(store.run, expiring, prune):
+        async with background(*tasks, expiring, prune):
             yield
     finally:  # once store.run has stopped: what it had not written yet
         with anyio.CancelScope(shield=True):

@@ -17,6 +17,31 @@ class Agents:
         self.by_key: dict[str, AgentState] = {}
         self._providers: dict[str, dict[str, AgentState]] = {}  # function -> key -> agent
         self._by_peer: dict[Peer, AgentState] = {}
+        self._elsewhere: dict[str, dict[str, AgentState]] = {}  # function -> key -> agent
+
+    def elsewhere(self, agents: dict[str, AgentState]) -> None:
+        """Take the agents as stored (PostgreSQL: by every replica), those online on other
+        replicas with their ``replica`` set; agents connected here are kept as they are."""
+        self._elsewhere = {}
+        for key, stored in agents.items():
+            agent = self.by_key.get(key)
+            if agent is not None and agent.peer is not None:
+                continue
+            if agent is None:
+                agent = self.by_key[key] = stored
+            else:
+                agent.set_definitions(list(stored.definitions.values()))
+                agent.replica = stored.replica
+            if agent.replica is not None:
+                for function in agent.definitions:
+                    self._elsewhere.setdefault(function, {})[key] = agent
+
+    def providing_elsewhere(self, function: str, selector: str | None) -> list[AgentState]:
+        """The agents matching ``selector`` online on other replicas that provide ``function``."""
+        providers = self._elsewhere.get(function)
+        if not providers:
+            return []
+        return [agent for agent in providers.values() if agent.matches(selector)]
 
     def add(self, agents: dict[str, AgentState]) -> None:
         """Know ``agents`` (offline, e.g. restored at startup)."""
@@ -32,6 +57,7 @@ class Agents:
     def online(self, agent: AgentState, peer: Peer) -> None:
         """``agent`` is online over ``peer`` (its definitions set already)."""
         agent.peer = peer
+        agent.replica = None
         self._by_peer[peer] = agent
         for function in agent.definitions:
             self._providers.setdefault(function, {})[agent.key] = agent
@@ -54,6 +80,15 @@ class Agents:
         if not providers:
             return []
         return [agent for agent in providers.values() if agent.matches(selector)]
+
+    def local_selectors(self) -> dict[str, set[str]]:
+        """The functions agents online here provide, each with those agents' names and keys
+        (what a call's agent filter may name)."""
+        return {
+            function: {name for agent in agents.values() for name in (agent.name, agent.key)}
+            for function, agents in self._providers.items()
+            if agents
+        }
 
     def definitions(self, function: str, selector: str | None) -> list[Definition]:
         """The definitions of ``function`` of every agent (online or not) matching ``selector``."""

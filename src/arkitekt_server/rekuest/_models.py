@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from arkitekt_server._db import Base, utcnow
 
-__all__ = ["AgentRow", "AssignmentRow", "DefinitionRow", "LogRow"]
+__all__ = ["AgentRow", "AssignmentRow", "DefinitionRow", "EventRow", "LogRow", "ReplicaRow"]
 
 ACTIVE = ("queued", "assigned")
 """Statuses of assignments that are not finished: they are loaded again on startup."""
@@ -29,6 +29,8 @@ class AgentRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     instance: Mapped[str] = mapped_column(String(100))
     connected: Mapped[bool] = mapped_column(default=False)
+    replica: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The replica holding its websocket (PostgreSQL; online while that replica is alive)."""
     last_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -57,6 +59,7 @@ class AssignmentRow(Base):
     agent_filter: Mapped[str | None] = mapped_column(String(300), default=None)
     args: Mapped[Any] = mapped_column(JSON)
     stream: Mapped[bool] = mapped_column(default=False)
+    events: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(default=0)
     result: Mapped[Any] = mapped_column(JSON, default=None)
@@ -65,6 +68,11 @@ class AssignmentRow(Base):
     traceback: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # replicas (PostgreSQL): who runs it, until when, who waits for it, until when it waits
+    replica: Mapped[str | None] = mapped_column(String(64), default=None)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    caller_replica: Mapped[str | None] = mapped_column(String(64), default=None)
+    wait_until: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class LogRow(Base):
@@ -77,3 +85,23 @@ class LogRow(Base):
     level: Mapped[str] = mapped_column(String(20))
     message: Mapped[str] = mapped_column(Text)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReplicaRow(Base):
+    """A server replica (PostgreSQL): alive while it renews ``alive_until``."""
+
+    __tablename__ = "rekuest_replica"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alive_until: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class EventRow(Base):
+    """A message on its way to another replica (PostgreSQL): for a caller or an agent there."""
+
+    __tablename__ = "rekuest_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    replica: Mapped[str] = mapped_column(String(64), index=True)
+    assignment_id: Mapped[str] = mapped_column(String(64), index=True)
+    message: Mapped[str] = mapped_column(Text)

@@ -4,7 +4,9 @@ stored rows (the hub applies them, :meth:`~arkitekt_server.rekuest._hub.Hub.load
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -12,7 +14,7 @@ from arkitekt.protocol.rekuest import Definition, MessageError, encode
 from arkitekt_server.rekuest._models import AgentRow, AssignmentRow, DefinitionRow
 from arkitekt_server.rekuest._state import AgentState, Assignment
 
-__all__ = ["Restored", "restore"]
+__all__ = ["Restored", "answer_of", "job_of", "restore"]
 
 log = logging.getLogger("arkitekt_server.rekuest")
 
@@ -28,9 +30,9 @@ class Restored:
 
 
 def restore(
-    agents: list[AgentRow],
-    definitions: list[DefinitionRow],
-    active: list[AssignmentRow],
+    agents: Sequence[AgentRow] | Sequence[Any],
+    definitions: Sequence[DefinitionRow] | Sequence[Any],
+    active: Sequence[AssignmentRow],
     deadline: float,
 ) -> Restored:
     """Rebuild agents (offline), their definitions, and the unfinished assignments from rows.
@@ -59,24 +61,47 @@ def restore(
         if agent_id in by_id:
             by_id[agent_id].set_definitions(defs)
     for arow in active:
-        job = Assignment(arow.id, arow.function, None, arow.caller_pk)
-        job.selector = arow.agent_filter
-        job.stream = arow.stream
-        job.attempts = arow.attempts
-        raw = arow.args.get("__raw__") if isinstance(arow.args, dict) else None
-        if raw is None:
-            job.bound = arow.args
-            job.raw = ([], dict(arow.args))  # bound again to the definition of its next agent
-        else:  # never validated: no definition was known yet
-            job.raw = (list(raw[0]), dict(raw[1]))
-        if arow.agent_key is not None:
-            job.tried.add(arow.agent_key)
+        job = job_of(arow)
         job.deadline = deadline
-        try:  # counted against its app's limits, as when it was made
-            job.size = len(encode(arow.args))
-        except MessageError:
-            job.size = 0
         restored.waiting.append(job)
     if active:
         log.info("rekuest: %d unfinished assignment(s) wait for their agents", len(active))
     return restored
+
+
+def job_of(row: Any) -> Assignment:
+    """The unfinished assignment of a stored row (an ``AssignmentRow`` or a selected row);
+    its caller is not set."""
+    job = Assignment(row.id, row.function, None, row.caller_pk)
+    job.selector = row.agent_filter
+    job.stream = row.stream
+    job.events = bool(row.events)
+    job.attempts = row.attempts
+    raw = row.args.get("__raw__") if isinstance(row.args, dict) else None
+    if raw is None:
+        job.bound = row.args
+        job.raw = ([], dict(row.args))  # bound again to the definition of its next agent
+    else:  # never validated: no definition was known yet
+        job.raw = (list(raw[0]), dict(raw[1]))
+    if row.agent_key is not None:
+        job.tried.add(row.agent_key)
+    try:  # counted against its app's limits, as when it was made
+        job.size = len(encode(row.args))
+    except MessageError:
+        job.size = 0
+    return job
+
+
+def answer_of(row: Any, hint: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the caller of a finished row is sent (``None``: it is not finished); ``hint`` is
+    the return port of its function, sent with a result."""
+    if row.status == "done":
+        answer: dict[str, Any] = {"t": "done", "id": row.id, "v": row.result}
+        if hint is not None:
+            answer["r"] = hint
+        return answer
+    if row.status in ("error", "cancelled"):
+        kind = row.error_kind or ("cancelled" if row.status == "cancelled" else "lost")
+        message = row.error or row.status
+        return {"t": "error", "id": row.id, "kind": kind, "m": message, "tb": row.traceback}
+    return None

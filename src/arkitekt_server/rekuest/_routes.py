@@ -10,15 +10,17 @@ from typing import Any
 import anyio
 from anyio.lowlevel import checkpoint
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from arkitekt.protocol.rekuest import (
     CLOSE_OUTBOX_FULL,
     CLOSE_TOKEN_REFUSED,
     MessageError,
+    ResumeMessage,
     agent_message,
     encode,
+    explain,
     loads,
     may_hold_big_messages,
     problem,
@@ -175,9 +177,10 @@ async def agent_socket(websocket: WebSocket) -> None:
         gone = hub.agent_of(peer)  # whatever happened, this connection's agent is offline now
         if gone is not None:
             hub.agent_gone(gone, peer)
+            replica = hub.cluster.replica if hub.cluster is not None else None
             with anyio.CancelScope(shield=True):
                 try:
-                    await hub.store.mark_disconnected(gone.key)
+                    await hub.store.mark_disconnected(gone.key, replica)
                 except DBAPIError as error:  # e.g. locked: the next start marks it offline too
                     log.warning("rekuest: could not record agent %s offline: %s", gone.key, error)
 
@@ -195,7 +198,9 @@ def _caller_message(hub: Hub, peer: Peer, client_pk: int, message: dict[str, Any
         if kind == "cancel":
             hub.cancel(client_pk, str(id))
         else:
-            raise HubError(f"unknown message type {kind!r} (a caller sends `call` or `cancel`)")
+            raise HubError(
+                f"unknown message type {kind!r} (a caller sends `call`, `cancel` or `resume`)"
+            )
     except HubError as error:
         reason = str(error)
     except Exception as error:  # a bug: refuse this message, keep the socket
@@ -205,6 +210,23 @@ def _caller_message(hub: Hub, peer: Peer, client_pk: int, message: dict[str, Any
         return
     refused = {"t": "error", "id": id if isinstance(id, str) else None, "kind": "refused"}
     peer.send({**refused, "m": reason, "tb": None})
+
+
+async def _resume(hub: Hub, peer: Peer, client_pk: int, message: dict[str, Any]) -> None:
+    """A caller waits for calls of an earlier connection (see ``ResumeMessage``)."""
+    try:
+        resume = ResumeMessage.model_validate(message)
+    except ValidationError as error:
+        reason = f"invalid resume: {explain(error)}"
+        peer.send({"t": "error", "id": None, "kind": "refused", "m": reason, "tb": None})
+        return
+    try:
+        await hub.resume(peer, client_pk, list(dict.fromkeys(resume.ids)))
+    except DBAPIError as error:  # the database is away: the calls cannot be found now
+        log.warning("rekuest: could not resume calls: %s", error)
+        reason = "the server cannot look up these calls now (its database is unavailable)"
+        for id in resume.ids:
+            peer.send({"t": "error", "id": id, "kind": "lost", "m": reason, "tb": None})
 
 
 @router.websocket("/caller/ws")
@@ -226,14 +248,18 @@ async def caller_socket(websocket: WebSocket) -> None:
                 continue
             messages, _ = frame
             for n, message in enumerate(messages, 1):
+                if message.get("t") == "resume":
+                    await _resume(hub, peer, principal.client_pk, message)
+                    continue
                 _caller_message(hub, peer, principal.client_pk, message)
                 if n % YIELD_EVERY == 0:
                     await checkpoint()
 
     try:
         await _serve(peer, receive)
-    finally:
-        hub.caller_gone(peer)
+    finally:  # a caller cut off for not reading gets no time to resume
+        cut_off = peer.closing is not None and peer.closing[0] == CLOSE_OUTBOX_FULL
+        hub.caller_gone(peer, resumable=not cut_off)
 
 
 # -- HTTP ------------------------------------------------------------------------------------
@@ -255,7 +281,7 @@ async def definitions(request: Request, principal: CurrentPrincipal) -> list[dic
         {
             "agent": agent.key,
             "app": agent.name,
-            "online": agent.peer is not None,
+            "online": agent.online,
             "definition": definition.model_dump(),
         }
         for agent in _hub(request).agents.by_key.values()
@@ -271,7 +297,7 @@ async def agents(request: Request, principal: CurrentPrincipal) -> list[dict[str
             "key": agent.key,
             "app": agent.name,
             "instance": agent.instance,
-            "online": agent.peer is not None,
+            "online": agent.online,
             "running": len(agent.running),
             "functions": sorted(agent.definitions),
         }
@@ -351,7 +377,10 @@ async def get_assignment(id: str, request: Request, principal: CurrentPrincipal)
 async def cancel_assignment(
     id: str, request: Request, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    """Cancel an unfinished assignment of the caller's."""
-    if not _hub(request).cancel(principal.client_pk, id):
+    """Cancel an unfinished assignment of the caller's (made through any replica)."""
+    hub = _hub(request)
+    if not hub.cancel(principal.client_pk, id) and not await hub.cancel_elsewhere(
+        principal.client_pk, id
+    ):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such unfinished assignment")
     return {"id": id, "cancelling": True}

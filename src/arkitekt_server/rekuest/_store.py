@@ -19,11 +19,12 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import anyio
-from sqlalchemy import Table, Update, bindparam, delete, insert, select, update
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError, StatementError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.exc import OperationalError
 
+from arkitekt.protocol.rekuest import encode
 from arkitekt_server._db import Database, utcnow
+from arkitekt_server.rekuest import _claims as claims
 from arkitekt_server.rekuest._models import (
     ACTIVE,
     FINISHED,
@@ -32,6 +33,7 @@ from arkitekt_server.rekuest._models import (
     DefinitionRow,
     LogRow,
 )
+from arkitekt_server.rekuest._writes import group, refused, stored, update_of
 
 __all__ = ["CLOSE_SECONDS", "Store"]
 
@@ -60,17 +62,21 @@ class Store:
         self._inserts: dict[str, dict[str, Any]] = {}
         self._updates: dict[str, dict[str, Any]] = {}
         self._logs: list[dict[str, Any]] = []
+        self._events: list[tuple[str, str, str]] = []  # (to, assignment id, message)
+        self._notices: set[str] = set()
         self._callbacks: list[Callable[[], None]] = []
         self._dirty = anyio.Event()
         self._lock = anyio.Lock()
         self.on_duplicate: Callable[[str], None] | None = None
         """Told the id of an insert that was not stored: that id was stored before."""
+        self.channel: str | None = None
+        """PostgreSQL: the channel replicas are notified on (events and notices need it)."""
 
     # -- recording (sync, in memory) ---------------------------------------------------------
     def insert(self, row: dict[str, Any]) -> None:
         """Record a new assignment (keys: any columns; the rest take their defaults)."""
         full = dict.fromkeys(_COLUMNS)
-        full.update(attempts=0, stream=False, created_at=utcnow())
+        full.update(attempts=0, stream=False, events=False, created_at=utcnow())
         full.update(row)
         self._inserts[row["id"]] = full
         self._dirty.set()
@@ -93,6 +99,18 @@ class Store:
         self._logs.append(
             {"assignment_id": assignment_id, "level": level, "message": message, "at": utcnow()}
         )
+        self._dirty.set()
+
+    def event(self, assignment_id: str, to: str, message: dict[str, Any]) -> None:
+        """Record a message for the replica of an assignment's ``"caller"`` or ``"agent"``
+        (found from its row when written; PostgreSQL only). A cancel for an agent ends a row
+        no agent claimed yet."""
+        self._events.append((to, assignment_id, encode(message)))
+        self._dirty.set()
+
+    def notify(self, notice: str) -> None:
+        """Notify every replica of ``notice`` once the batch is committed (PostgreSQL only)."""
+        self._notices.add(notice)
         self._dirty.set()
 
     # -- committing ----------------------------------------------------------------------------
@@ -143,21 +161,26 @@ class Store:
             updates, self._updates = self._updates, {}
             logs, self._logs = self._logs, []
             callbacks, self._callbacks = self._callbacks, []
-            if not (inserts or updates or logs or callbacks):
+            events, self._events = self._events, []
+            notices, self._notices = self._notices, set()
+            if not (inserts or updates or logs or callbacks or events or notices):
                 return
             try:
                 with anyio.CancelScope(shield=True):  # never half-way: see the module
                     try:
-                        duplicates = await self._write(inserts, updates, logs)
+                        duplicates = await self._write(inserts, updates, logs, events, notices)
                     except Exception as error:
-                        if not _refused(error):
+                        if not refused(error):
                             raise
                         log.warning(
                             "rekuest: a batch was refused (%s); storing it row by row", error
                         )
                         duplicates = await self._write_each(inserts, updates, logs)
+                        await self._write({}, {}, [], events, notices)
             except BaseException:
                 self._restore(inserts, updates, logs, callbacks)
+                self._events[:0] = events
+                self._notices |= notices
                 raise
             for id in duplicates:
                 self._updates.pop(id, None)  # changes of the refused call, not of the stored one
@@ -175,17 +198,21 @@ class Store:
         inserts: dict[str, dict[str, Any]],
         updates: dict[str, dict[str, Any]],
         logs: list[dict[str, Any]],
+        events: list[tuple[str, str, str]] | None = None,
+        notices: set[str] | None = None,
     ) -> list[str]:
         """Write one batch in one transaction; returns the ids of inserts stored before."""
         async with self.database.engine.begin() as connection:
-            duplicates = await _stored(connection, list(inserts))
+            duplicates = await stored(connection, list(inserts))
             rows = [row for id, row in inserts.items() if id not in duplicates]
             if rows:
                 await connection.execute(insert(_ASSIGNMENTS), rows)
-            for keys, group in _group(updates).items():
-                await connection.execute(_update(keys), group)
+            for keys, changes in group(updates).items():
+                await connection.execute(update_of(keys), changes)
             if logs:
                 await connection.execute(insert(_LOGS), logs)
+            if self.channel is not None and (events or notices):
+                await claims.post(connection, self.channel, events or [], notices or set())
         return duplicates
 
     async def _write_each(
@@ -204,7 +231,7 @@ class Store:
             try:
                 duplicates += await self._write({id: row}, {}, [])
             except Exception as error:
-                if not _refused(error):
+                if not refused(error):
                     raise
                 log.error("rekuest: dropped assignment %r the database refused: %s", id, error)
             del inserts[id]
@@ -212,7 +239,7 @@ class Store:
             try:
                 await self._write({}, {id: fields}, [])
             except Exception as error:
-                if not _refused(error):
+                if not refused(error):
                     raise
                 log.error("rekuest: dropped a change of %r the database refused: %s", id, error)
             del updates[id]
@@ -220,7 +247,7 @@ class Store:
             try:
                 await self._write({}, {}, logs[:1])
             except Exception as error:
-                if not _refused(error):
+                if not refused(error):
                     raise
                 log.error("rekuest: dropped a log line the database refused: %s", error)
             del logs[0]
@@ -246,9 +273,15 @@ class Store:
 
     # -- direct reads and writes (rare) --------------------------------------------------------
     async def save_agent(
-        self, key: str, client_pk: int, name: str, instance: str, definitions: list[dict[str, Any]]
+        self,
+        key: str,
+        client_pk: int,
+        name: str,
+        instance: str,
+        definitions: list[dict[str, Any]],
+        replica: str | None = None,
     ) -> None:
-        """Record an agent and replace its definitions."""
+        """Record an agent (connected to ``replica``) and replace its definitions."""
         async with self.database.sessions() as session:
             row = await session.scalar(select(AgentRow).where(AgentRow.key == key))
             if row is None:
@@ -256,6 +289,7 @@ class Store:
                 session.add(row)
                 await session.flush()
             row.connected = True
+            row.replica = replica
             row.last_seen = utcnow()
             existing = {
                 d.name: d
@@ -275,16 +309,20 @@ class Store:
                     old.definition = definition
             for stale in existing.values():
                 await session.delete(stale)
+            if self.channel is not None:
+                await claims.post(await session.connection(), self.channel, [], {"agents"})
             await session.commit()
 
-    async def mark_disconnected(self, key: str) -> None:
-        """Record that an agent went offline."""
+    async def mark_disconnected(self, key: str, replica: str | None = None) -> None:
+        """Record that an agent went offline (from ``replica``: not if it moved on to another)."""
         async with self.database.sessions() as session:
             await session.execute(
                 update(AgentRow)
-                .where(AgentRow.key == key)
+                .where(AgentRow.key == key, AgentRow.replica.is_not_distinct_from(replica))
                 .values(connected=False, last_seen=utcnow())
             )
+            if self.channel is not None:
+                await claims.post(await session.connection(), self.channel, [], {"agents"})
             await session.commit()
 
     async def load(self) -> tuple[list[AgentRow], list[DefinitionRow], list[AssignmentRow]]:
@@ -320,10 +358,20 @@ class Store:
             with anyio.CancelScope(shield=True):  # never half-way: see the module
                 async with self.database.engine.begin() as connection:
                     await connection.execute(delete(_LOGS).where(_LOGS.c.assignment_id.in_(old)))
+                    await claims.forget(connection, old)
                     result = await connection.execute(
                         delete(_ASSIGNMENTS).where(_ASSIGNMENTS.c.id.in_(old))
                     )
         return int(result.rowcount or 0)
+
+    async def rows(self, ids: list[str], caller_pk: int) -> list[AssignmentRow]:
+        """The rows of ``ids`` made by app ``caller_pk``, after committing what is pending."""
+        await self.flush()
+        async with self.database.sessions() as session:
+            query = select(AssignmentRow).where(
+                AssignmentRow.id.in_(ids), AssignmentRow.caller_pk == caller_pk
+            )
+            return list(await session.scalars(query))
 
     async def get(self, id: str) -> tuple[AssignmentRow | None, list[LogRow]]:
         """An assignment and its logs, after committing what is pending."""
@@ -336,42 +384,3 @@ class Store:
                 )
             )
         return row, logs
-
-
-def _group(updates: dict[str, dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
-    """Updates grouped by the set of columns they change (one executemany per group)."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for id, fields in updates.items():
-        keys = tuple(sorted(fields))
-        row = {f"b_{key}": value for key, value in fields.items()}
-        row["b_id"] = id
-        groups.setdefault(keys, []).append(row)
-    return groups
-
-
-def _update(keys: tuple[str, ...]) -> Update:
-    """An executemany update of the columns ``keys`` (parameters ``b_<column>``, ``b_id``)."""
-    return (
-        update(_ASSIGNMENTS)
-        .where(_ASSIGNMENTS.c.id == bindparam("b_id"))
-        .values({key: bindparam(f"b_{key}") for key in keys})
-    )
-
-
-async def _stored(connection: AsyncConnection, ids: list[str]) -> list[str]:
-    """Which of ``ids`` are stored already."""
-    found: list[str] = []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        result = await connection.execute(
-            select(_ASSIGNMENTS.c.id).where(_ASSIGNMENTS.c.id.in_(chunk))
-        )
-        found += result.scalars()
-    return found
-
-
-def _refused(error: BaseException) -> bool:
-    """Whether the database refused the data (not: could not be reached)."""
-    if isinstance(error, IntegrityError | DataError):
-        return True
-    return isinstance(error, StatementError) and not isinstance(error, DBAPIError)

@@ -10,6 +10,8 @@ from arkitekt import App
 from arkitekt.rekuest import Registry
 from arkitekt.rekuest._agent import Agent
 
+__all__ = ["serve", "serving"]
+
 
 @asynccontextmanager
 async def serving(app: App, registry: Registry, instance: str = "default") -> AsyncIterator[Agent]:

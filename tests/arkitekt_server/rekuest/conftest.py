@@ -7,6 +7,8 @@ import pytest
 from arkitekt_server import EmbeddedServer
 from tests.helpers import Wire
 
+__all__ = ["wire"]
+
 
 @pytest.fixture
 def wire(server: EmbeddedServer) -> Iterator[Wire]:

@@ -243,3 +243,41 @@ async def test_a_cancel_the_agent_does_not_confirm_ends_after_the_cancel_grace(
     assert error["kind"] == "cancelled"
     assert error["m"] == "cancelled by its caller (its agent did not confirm within 10 s)"
     assert hub.jobs == {}
+
+
+@pytest.mark.anyio
+async def test_a_caller_that_left_resumes_its_calls_or_they_are_cancelled_after_the_grace(
+    store: Store,
+) -> None:
+    clock = Clock()
+    hub = make_hub(store, clock, resume_grace=60.0)
+    agent, caller = await connect(hub), FakePeer(CALLER_PK)
+    for id in ("call-0001", "call-0002", "call-0003"):
+        call(hub, caller, id)
+    state = hub.agent_of(agent)
+    assert state is not None
+    hub.caller_gone(caller)  # its connection dropped: the calls go on
+    hub.agent_message(state, Done(t="done", id="call-0001", v=1))  # finished meanwhile
+    clock.now += 59.9
+    hub.expire(clock())
+    assert agent.of("cancel") == []
+
+    back = FakePeer(CALLER_PK)
+    await hub.resume(back, CALLER_PK, ["call-0001", "call-0002", "call-9999"])
+    assert [(m["id"], m["v"]) for m in back.of("done")] == [("call-0001", 1)]  # from its row
+    assert [(m["id"], m["kind"]) for m in back.of("error")] == [("call-9999", "unknown")]
+    clock.now += 1.0
+    hub.expire(clock())  # call-0003 was not resumed: cancelled on its agent
+    assert agent.of("cancel") == [{"t": "cancel", "id": "call-0003"}]
+    hub.agent_message(state, Done(t="done", id="call-0002", v=2))
+    assert [m["id"] for m in back.of("done")] == ["call-0001", "call-0002"]
+    assert caller.of("done") == []  # nothing reached the old connection
+
+
+@pytest.mark.anyio
+async def test_a_caller_cut_off_for_not_reading_loses_its_calls_at_once(store: Store) -> None:
+    hub = make_hub(store, Clock())
+    agent, caller = await connect(hub), FakePeer(CALLER_PK)
+    call(hub, caller)
+    hub.caller_gone(caller, resumable=False)
+    assert agent.of("cancel") == [{"t": "cancel", "id": "call-0001"}]

@@ -1,0 +1,304 @@
+"""Routing between replicas, driven directly: three hubs with their relays on one PostgreSQL
+database, peers that record what they are sent, wall clocks the test sets, and relay rounds
+the test runs (no sockets, no sleeps, no relay loop)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import arkitekt_server.rekuest  # noqa: F401 -- registers the tables
+from arkitekt.protocol.rekuest_frames import Done
+from arkitekt_server._db import Database, utcnow
+from arkitekt_server.rekuest._hub import Hub
+from arkitekt_server.rekuest._models import AssignmentRow
+from arkitekt_server.rekuest._relay import Relay
+from arkitekt_server.rekuest._store import Store
+from tests.arkitekt_server.rekuest.test_hub_logic import (
+    AGENT_PK,
+    CALLER_PK,
+    DEFINITION,
+    Clock,
+    FakePeer,
+)
+
+LEASE = 10.0
+
+
+class WallClock:
+    """UTC time that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+class Replica:
+    """A hub, its store and its relay (as one server process has them)."""
+
+    def __init__(self, database: Database, wall: WallClock) -> None:
+        self.clock = Clock()
+        self.hub = Hub(Store(database), agent_grace=15.0, clock=self.clock)
+        self.relay = Relay(self.hub, database, lease=LEASE, rescan=1.0, now=wall)
+
+    async def settle(self, *due: str) -> None:
+        """Commit what the hub recorded, then do ``due`` (relay rounds)."""
+        await self.hub.store.flush()
+        await self.relay.round(set(due))
+
+
+@pytest.fixture
+async def database(postgres_url: str) -> AsyncIterator[Database]:
+    made = Database(postgres_url)
+    await made.create_tables()
+    try:
+        yield made
+    finally:
+        await made.dispose()
+
+
+async def _agent(replica: Replica, holding: list[str] | None = None) -> FakePeer:
+    peer = FakePeer(AGENT_PK)
+    message = {"t": "register", "definitions": [DEFINITION], "holding": holding or []}
+    await replica.hub.agent_connected(peer, AGENT_PK, "agent-app", message)
+    await replica.hub.store.flush()
+    return peer
+
+
+async def _row(database: Database, id: str) -> AssignmentRow:
+    async with database.sessions() as session:
+        row = await session.get(AssignmentRow, id)
+    assert row is not None
+    return row
+
+
+def _done(replica: Replica, id: str, value: int) -> None:
+    agent = next(iter(replica.hub.agents.by_key.values()))
+    replica.hub.agent_message(agent, Done(t="done", id=id, v=value))
+
+
+@pytest.mark.anyio
+async def test_an_agent_on_one_replica_serves_a_caller_on_another(database: Database) -> None:
+    wall = WallClock()
+    front, back = Replica(database, wall), Replica(database, wall)
+    for replica in (front, back):
+        await replica.relay.start()
+    agent = await _agent(back)
+    await front.settle("agents")  # the front learns the agent is online on the back
+    assert front.hub.agents.providing_elsewhere("f", None)
+
+    caller = FakePeer(CALLER_PK)
+    front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0001", "f": "f"})
+    await front.settle()
+    assert (await _row(database, "call-0001")).status == "queued"
+    await back.settle("work")  # claims it for its agent
+    assert [m["id"] for m in agent.of("assign")] == ["call-0001"]
+    row = await _row(database, "call-0001")
+    assert (row.status, row.replica) == ("assigned", back.relay.replica)
+
+    _done(back, "call-0001", 7)
+    await back.settle()
+    assert caller.of("done") == []
+    await front.settle("events")
+    assert [(m["id"], m["v"]) for m in caller.of("done")] == [("call-0001", 7)]
+    assert "call-0001" not in front.hub.jobs  # its slot is free again
+    assert (await _row(database, "call-0001")).status == "done"
+
+
+@pytest.mark.anyio
+async def test_a_dead_replicas_rows_go_to_the_replica_its_agent_reconnects_to(
+    database: Database,
+) -> None:
+    wall = WallClock()
+    front, back = Replica(database, wall), Replica(database, wall)
+    for replica in (front, back):
+        await replica.relay.start()
+    agent = await _agent(back)
+    await front.settle("agents")
+    caller = FakePeer(CALLER_PK)
+    for id in ("call-0001", "call-0002"):
+        front.hub.call(caller, CALLER_PK, {"t": "call", "id": id, "f": "f"})
+    await front.settle()
+    await back.settle("work")
+    await back.hub.store.flush()  # which agent has them (the back records it within ms)
+    assert len(agent.of("assign")) == 2
+
+    # the back dies (kill -9: nothing more from it); its lease is still good for a while
+    wall.now += dt.timedelta(seconds=LEASE / 2)
+    await front.relay.beat()
+    await front.settle("reap")
+    assert (await _row(database, "call-0001")).status == "assigned"
+    wall.now += dt.timedelta(seconds=LEASE)  # ... and then it lapsed
+    await front.relay.beat()
+    await front.settle("reap", "agents")
+    row = await _row(database, "call-0001")
+    assert (row.status, row.replica) == ("queued", None)
+    assert not front.hub.agents.providing_elsewhere("f", None)  # the back's agent is offline
+
+    # the agent reconnects to the front, still running call-0001: it keeps it there, and
+    # the front claims call-0002 for it (delivered again: at least once)
+    again = await _agent(front, holding=["call-0001"])
+    await front.settle("work")
+    assert [m["id"] for m in again.of("assign")] == ["call-0002"]
+    assert again.of("cancel") == []
+    _done(front, "call-0001", 1)
+    _done(front, "call-0002", 2)
+    await front.settle("events")
+    assert sorted((m["id"], m["v"]) for m in caller.of("done")) == [
+        ("call-0001", 1),
+        ("call-0002", 2),
+    ]
+    for id in ("call-0001", "call-0002"):
+        assert (await _row(database, id)).status == "done"
+
+
+@pytest.mark.anyio
+async def test_a_caller_resumes_on_another_replica_and_gets_its_result(
+    database: Database,
+) -> None:
+    wall = WallClock()
+    front, back, other = (Replica(database, wall) for _ in range(3))
+    for replica in (front, back, other):
+        await replica.relay.start()
+    await _agent(back)
+    await front.settle("agents")
+    caller = FakePeer(CALLER_PK)
+    front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0001", "f": "f"})
+    front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0002", "f": "f"})
+    await front.settle()
+    await back.settle("work")
+    _done(back, "call-0002", 2)  # finished before the caller comes back
+    await back.settle()
+
+    # the front dies; the caller reconnects to another replica and resumes its calls by id
+    moved = FakePeer(CALLER_PK)
+    await other.hub.resume(moved, CALLER_PK, ["call-0001", "call-0002", "call-9999"])
+    await other.settle("events")  # call-0002's answer, on its way to the front, comes here
+    assert [(m["id"], m["v"]) for m in moved.of("done")] == [("call-0002", 2)]
+    assert [(m["id"], m["kind"]) for m in moved.of("error")] == [("call-9999", "unknown")]
+    stranger = FakePeer(CALLER_PK + 1)  # another app cannot resume them
+    await other.hub.resume(stranger, CALLER_PK + 1, ["call-0001"])
+    assert [m["kind"] for m in stranger.of("error")] == ["unknown"]
+
+    _done(back, "call-0001", 1)
+    await back.settle()
+    await other.settle("events")
+    assert sorted((m["id"], m["v"]) for m in moved.of("done")) == [
+        ("call-0001", 1),
+        ("call-0002", 2),
+    ]
+    await front.settle("events")  # (had it lived) nothing goes to the old replica any more
+    assert caller.of("done") == []
+
+
+@pytest.mark.anyio
+async def test_a_forwarded_call_that_no_replica_claims_fails_on_its_callers_replica(
+    database: Database,
+) -> None:
+    wall = WallClock()
+    front, back = Replica(database, wall), Replica(database, wall)
+    for replica in (front, back):
+        await replica.relay.start()
+    caller = FakePeer(CALLER_PK)
+    message: dict[str, Any] = {"t": "call", "id": "call-0001", "f": "f", "wait": 5}
+    front.hub.call(caller, CALLER_PK, message)
+    await front.settle()
+    front.clock.now += 6
+    front.hub.expire(front.clock.now)
+    await front.settle()
+    [error] = caller.of("error")
+    assert (error["id"], error["kind"]) == ("call-0001", "no_agent")
+    assert "no function 'f'" in error["m"]
+    assert "(waited 5 s)" in error["m"]
+    assert (await _row(database, "call-0001")).status == "error"
+    # an agent coming later finds nothing to claim
+    agent = await _agent(back)
+    await back.settle("work")
+    assert agent.of("assign") == []
+
+
+@pytest.mark.anyio
+async def test_cancels_and_time_limits_reach_the_replica_of_the_agent(database: Database) -> None:
+    wall = WallClock()
+    front, back = Replica(database, wall), Replica(database, wall)
+    for replica in (front, back):
+        await replica.relay.start()
+    agent = await _agent(back)
+    await front.settle("agents")
+    caller = FakePeer(CALLER_PK)
+    front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0001", "f": "f"})
+    front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0002", "f": "f", "timeout": 5})
+    await front.settle()
+    await back.settle("work")
+    assert len(agent.of("assign")) == 2
+
+    assert front.hub.cancel(CALLER_PK, "call-0001")  # the caller's replica answers at once
+    front.clock.now += 6
+    front.hub.expire(front.clock.now)  # call-0002 ran past its timeout
+    assert [(m["id"], m["kind"]) for m in caller.of("error")] == [
+        ("call-0001", "cancelled"),
+        ("call-0002", "timeout"),
+    ]
+    assert front.hub.jobs == {}
+    await front.settle()
+    await back.settle("events")  # ... and the agent's replica tells the agent
+    assert agent.of("cancel") == [
+        {"t": "cancel", "id": "call-0001"},
+        {"t": "cancel", "id": "call-0002"},
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_call_over_http_is_cancelled_through_any_replica(database: Database) -> None:
+    wall = WallClock()
+    front, back = Replica(database, wall), Replica(database, wall)
+    for replica in (front, back):
+        await replica.relay.start()
+    message: dict[str, Any] = {"t": "call", "id": "call-0001", "f": "f", "wait": 30}
+    front.hub.call(None, CALLER_PK, message)  # waits for an agent: queued
+    await front.settle()
+    assert not await back.hub.cancel_elsewhere(CALLER_PK + 1, "call-0001")  # not that app's
+    assert await back.hub.cancel_elsewhere(CALLER_PK, "call-0001")
+    await back.settle()
+    row = await _row(database, "call-0001")
+    assert (row.status, row.error_kind) == ("cancelled", "cancelled")
+    assert not await back.hub.cancel_elsewhere(CALLER_PK, "call-0001")  # finished now
+    assert "call-0001" in front.hub.jobs
+    await front.settle("events")  # its replica is told: the call no longer counts there
+    assert front.hub.jobs == {}
+
+
+@pytest.mark.anyio
+async def test_the_replica_a_caller_left_lets_go_of_its_calls_without_cancelling_them(
+    database: Database,
+) -> None:
+    wall = WallClock()
+    front, back, other = (Replica(database, wall) for _ in range(3))
+    for replica in (front, back, other):
+        await replica.relay.start()
+    agent = await _agent(back)
+    await front.settle("agents")
+    caller = FakePeer(CALLER_PK)
+    front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0001", "f": "f"})
+    await front.settle()
+    await back.settle("work")
+    front.hub.caller_gone(caller)  # its connection to the (living) front dropped
+
+    moved = FakePeer(CALLER_PK)  # ... and it resumed on another replica
+    await other.hub.resume(moved, CALLER_PK, ["call-0001"])
+    await front.settle("events")
+    assert front.hub.jobs == {}  # let go of
+    front.clock.now += 3600
+    front.hub.expire(front.clock.now)  # long after its resume grace: nothing is cancelled
+    await front.settle()
+    await back.settle("events")
+    assert agent.of("cancel") == []
+    _done(back, "call-0001", 1)
+    await back.settle()
+    await other.settle("events")
+    assert [(m["id"], m["v"]) for m in moved.of("done")] == [("call-0001", 1)]

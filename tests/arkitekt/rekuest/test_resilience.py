@@ -267,7 +267,9 @@ async def test_kill_9_of_an_agent_mid_burst_loses_no_call(
     tmp_path: Path,
 ) -> None:
     marker = str(tmp_path / "runs.txt")
-    first = start_agent(AGENT_FAST="1")
+    # both agents sleep in each call, so that results arrive spread out and the kill, once a
+    # quarter of them returned, lands mid-burst (a fast agent finished all before the kill)
+    first = start_agent()
     tally = Tally()
 
     def finished(n: int, value: Any) -> bool:
@@ -277,13 +279,13 @@ async def test_kill_9_of_an_agent_mid_burst_loses_no_call(
         assert await acall("p_double", 0, wait=30) == 0  # the agent is up
         async with anyio.create_task_group() as tasks:
             for n in range(BURST):
-                call = functools.partial(acall, "p_slow", seconds=0.02, marker=marker, wait=30)
+                call = functools.partial(acall, "p_slow", seconds=0.05, marker=marker, wait=30)
                 tasks.start_soon(tally.run, n, lambda n, call=call: call(), finished)
             await until(lambda: tally.returned >= BURST // 4, 30, interval=0.005)  # mid-burst
             first.kill()
             at_kill = tally.returned
             first.wait(timeout=10)
-            start_agent()  # the same agent comes back (sleeping 0.02 s per call): the rest
+            start_agent()  # the same agent comes back: the rest
     print(tally.report(f"kill -9 of an agent mid-burst of {BURST} calls ({at_kill} before)"))
     assert at_kill < BURST  # it was killed mid-burst
     assert tally.returned + sum(tally.failed.values()) == BURST

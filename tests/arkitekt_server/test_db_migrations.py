@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, inspect, select
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, inspect, select, text
 from typer.testing import CliRunner
 
 from arkitekt._cli import build
@@ -120,12 +120,22 @@ def test_two_replicas_migrating_one_empty_database_at_once_take_turns(
 
 
 def _old_server_database(data_dir: Path) -> str:
-    """A data dir whose database an old server made (create_all, no alembic_version)."""
+    """A data dir whose database an old server made: the tables of that time (revision 0001's
+    schema, which old servers made with create_all), no ``alembic_version``."""
 
     async def make() -> str:
         database = Database.in_dir(data_dir)
         try:
-            await database.create_tables()
+            await upgrade(database.url, "0001")
+            async with database.engine.begin() as connection:
+                await connection.execute(text("DROP TABLE alembic_version"))
+                await connection.execute(
+                    text(
+                        "INSERT INTO rekuest_assignment (id, function, caller_pk, args, result, stream, "
+                        "status, attempts, created_at) VALUES ('kept-call-0001', 'f', 1, '[]', '2', "
+                        "0, 'done', 1, '2026-01-01 00:00:00')"
+                    )
+                )
             async with database.sessions() as session:
                 await create_static_token(session, "kept-app")
         finally:
@@ -152,6 +162,17 @@ def test_a_database_made_before_migrations_is_adopted_with_its_rows(tmp_path: Pa
     assert (migrated.before, migrated.after, migrated.adopted) == (None, head(), True)
     assert "from tables made before migrations" in str(migrated)
     assert kept == ["kept-app"]
+
+    async def calls() -> list[Any]:
+        database = Database(url)
+        try:
+            async with database.engine.connect() as connection:
+                rows = await connection.execute(text("SELECT id, events FROM rekuest_assignment"))
+                return [tuple(row) for row in rows]
+        finally:
+            await database.dispose()
+
+    assert anyio.run(calls) == [("kept-call-0001", False)]  # later columns have defaults
 
 
 def test_the_migrate_command_says_from_and_to_which_revision(tmp_path: Path) -> None:

@@ -109,14 +109,16 @@ def server(
 
     from arkitekt_server._app import create_app
     from arkitekt_server._dburl import shown_url
+    from arkitekt_server._logs import set_log_levels
 
     settings = _settings(
         config, host=host, port=port, data_dir=data_dir, database_url=database_url,
         auto_approve=auto_approve,
     )  # fmt: skip
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    # log_level is for the server's own loggers; every other one stays at WARNING (or above)
+    level = max(logging.WARNING, logging.getLevelNamesMapping()[settings.log_level.upper()])
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    set_log_levels(settings.log_level)
     where = f"data in {settings.data_dir}"
     if settings.database_url is not None:
         where += f", database {shown_url(settings.database_url.get_secret_value())}"

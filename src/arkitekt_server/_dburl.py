@@ -1,8 +1,8 @@
 """Database URLs: which are accepted, how they are spelled for SQLAlchemy, how they are shown.
 
 A database URL may hold a password, in its user part or as a query parameter
-(``?password=...``, ``?sslpassword=...``). It is kept in a :class:`pydantic.SecretStr` by the settings
-and shown only through :func:`shown_url` (the password as ``***``) or :func:`endpoint`
+(``?password=...``, ``?sslpassword=...``). It is kept in a :class:`pydantic.SecretStr` by the
+settings and shown only through :func:`shown_url` (the password as ``***``) or :func:`endpoint`
 (``host:port/database``): every message, log line and repr of the server uses one of them.
 """
 

@@ -1,4 +1,12 @@
-"""Warnings that peers can provoke, rate-limited: whoever sends garbage cannot fill the log."""
+"""The server's log: which loggers follow ``log_level``, and warnings that are rate-limited.
+
+:func:`set_log_levels` gives ``log_level`` to the server's own loggers (``arkitekt_server``,
+``uvicorn``) only: third-party libraries stay at WARNING, because their debug output dumps
+what they send and receive (botocore the AssumeRole answer with a grant's secret key and
+session token, the database drivers every statement). :class:`Throttled` is a rate-limited
+warning, for faults peers can provoke; :class:`Outage` says once that a job meets an outage
+(e.g. of the database) and once that it is over.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,41 @@ import logging
 import time
 from typing import Any
 
-__all__ = ["WARNINGS_PER_WINDOW", "WINDOW_SECONDS", "Throttled"]
+__all__ = [
+    "OWN_LOGGERS",
+    "QUIET_LOGGERS",
+    "WARNINGS_PER_WINDOW",
+    "WINDOW_SECONDS",
+    "Throttled",
+    "set_log_levels",
+]
+
+OWN_LOGGERS = ("arkitekt_server", "uvicorn")
+"""The loggers ``log_level`` applies to (with their children: ``uvicorn.error``, ...)."""
+QUIET_LOGGERS = (
+    "botocore", "boto3", "s3transfer", "urllib3", "aiosqlite", "asyncpg", "sqlalchemy",
+    "alembic", "websockets", "httpx", "httpcore", "multipart", "python_multipart",
+)  # fmt: skip
+"""Third-party loggers held at WARNING whatever ``log_level`` says (unless given a level)."""
+
+
+def set_log_levels(level: str) -> None:
+    """Give ``level`` to the server's own loggers; hold third-party ones at WARNING.
+
+    A third-party logger that already has a level of its own (set by the process that embeds
+    the server) keeps it; one that would inherit the root's level gets WARNING, so a root at
+    DEBUG no longer makes botocore log a grant's credentials.
+
+    Args:
+        level: a ``logging`` level name (``"debug"``, ``"info"``, ...; any case).
+    """
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(level.upper())
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
 
 WARNINGS_PER_WINDOW = 20
 """At most this many warnings of one :class:`Throttled` are logged per :data:`WINDOW_SECONDS`;

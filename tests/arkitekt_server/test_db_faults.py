@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -16,6 +17,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from arkitekt._cli import build
 from arkitekt_server import EmbeddedServer, ServerSettings, ServerStartError
@@ -208,3 +211,40 @@ def test_a_statement_postgresql_does_not_answer_in_time_ends_instead_of_hanging(
     message, answer = anyio.run(run)
     assert "PostgreSQL did not answer in time" in message
     assert answer == 1
+
+
+def test_a_websocket_handshake_while_the_database_is_away_is_answered_503(
+    server_factory: Callable[..., EmbeddedServer],
+    fakts_for: Callable[[EmbeddedServer], Fakts],
+    postgres_url: str,
+    postgres_admin_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = server_factory(database_url=postgres_url, auto_approve=True, auth_cache_seconds=0)
+    headers = {"Authorization": f"Bearer {fakts_for(server).auto_bearer()}"}
+    base = server.url.replace("http://", "ws://") + "/rekuest"
+    with ws_connect(base + "/caller/ws", additional_headers=headers, open_timeout=20):
+        pass  # the database is there: the handshake succeeds
+    name = make_url(postgres_url).database
+    terminate = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    postgres_execute(
+        postgres_admin_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false', terminate
+    )
+    try:
+        with caplog.at_level(logging.INFO):
+            for path in ("/caller/ws", "/agent/ws", "/caller/ws"):
+                with pytest.raises(InvalidStatus) as denied:
+                    ws_connect(base + path, additional_headers=headers, open_timeout=20)
+                answer = denied.value.response
+                assert answer.status_code == 503, path
+                assert answer.headers["retry-after"] == "5"
+                assert json.loads(answer.body or b"{}") == {"detail": UNAVAILABLE}
+    finally:
+        postgres_execute(postgres_admin_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not errors, caplog.text  # no "Exception in ASGI application" with its traceback
+    warned = [r.getMessage() for r in caplog.records if "answering 503" in r.getMessage()]
+    assert len(warned) == 1, warned  # one line for the three attempts (throttled)
+    assert f"database 127.0.0.1:{make_url(postgres_url).port}/{name}:" in warned[0]
+    with ws_connect(base + "/caller/ws", additional_headers=headers, open_timeout=20):
+        pass  # and back

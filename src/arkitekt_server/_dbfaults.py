@@ -30,6 +30,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "ValueRefusedError",
     "describe",
+    "is_unavailable",
     "refused_value",
 ]
 
@@ -147,6 +148,24 @@ def describe(error: BaseException, url: str) -> str | None:
                 "that PostgreSQL runs there and the network lets this machine reach it"
             )
     return None
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot be used now (it may come back).
+
+    :data:`UNAVAILABLE_ERRORS`, and a driver's connection error that was not wrapped yet (an
+    :class:`OSError` of anything else, a file's say, is not the database's).
+
+    Example:
+        >>> is_unavailable(PermissionError(13, "a file of the data dir"))
+        False
+
+    """
+    if isinstance(error, UNAVAILABLE_ERRORS):
+        return True
+    drivers = ("asyncpg", "aiosqlite", "sqlalchemy")
+    from_driver = any(type(cause).__module__.split(".")[0] in drivers for cause in _chain(error))
+    return from_driver and describe(error, "") is not None
 
 
 def refused_value(error: BaseException) -> str | None:

@@ -14,11 +14,16 @@ import logging
 import time
 from typing import Any
 
+OUTAGE_REMINDER_SECONDS = 60.0
+"""While an :class:`Outage` lasts, its warning is repeated at most this often."""
+
 __all__ = [
+    "OUTAGE_REMINDER_SECONDS",
     "OWN_LOGGERS",
     "QUIET_LOGGERS",
     "WARNINGS_PER_WINDOW",
     "WINDOW_SECONDS",
+    "Outage",
     "Throttled",
     "set_log_levels",
 ]
@@ -91,3 +96,55 @@ class Throttled:
             self._log.warning(text, *args)
         else:
             self._suppressed += 1
+
+
+class Outage:
+    """One warning line when a job starts failing, a reminder at most every
+    :data:`OUTAGE_REMINDER_SECONDS`, and one line when it works again.
+
+    For faults that last (the database is away): a job retried every few seconds must not log
+    a traceback each time. Each failure's traceback is logged at DEBUG only.
+
+    Example:
+        >>> import logging
+        >>> outage = Outage(logging.getLogger("doc"), "pruning expired tokens")
+        >>> outage.failed(ConnectionRefusedError("refused"))  # WARNING: ... fails: refused
+        >>> outage.failed(ConnectionRefusedError("refused"))  # DEBUG only
+        >>> outage.over()  # WARNING: pruning expired tokens works again (after 2 failures)
+
+    Args:
+        log: the logger to warn on.
+        what: the job, for the lines ("pruning expired tokens").
+    """
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self._log = log
+        self._what = what
+        self._failures = 0
+        self._warned = 0.0
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last round failed."""
+        return self._failures > 0
+
+    def failed(self, error: BaseException) -> None:
+        """A round failed with ``error`` (whose message names no secret)."""
+        self._failures += 1
+        now = time.monotonic()
+        if self._failures == 1 or now - self._warned >= OUTAGE_REMINDER_SECONDS:
+            self._warned = now
+            still = "" if self._failures == 1 else f" (still, {self._failures} failures)"
+            self._log.warning("%s fails%s: %s", self._what, still, _one_line(error))
+        self._log.debug("%s failed", self._what, exc_info=error)
+
+    def over(self) -> None:
+        """A round succeeded: say so once if it failed before."""
+        if self._failures:
+            self._log.warning("%s works again (after %d failure(s))", self._what, self._failures)
+            self._failures = 0
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else type(error).__name__

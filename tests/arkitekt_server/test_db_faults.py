@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -25,6 +26,7 @@ from arkitekt_server import EmbeddedServer, ServerSettings, ServerStartError
 from arkitekt_server._db import Database, DatabaseUnavailableError
 from arkitekt_server._dbfaults import UNAVAILABLE
 from arkitekt_server._migrations import upgrade
+from arkitekt_server._periodic import every
 from tests.arkitekt_server.conftest import Fakts
 from tests.conftest import postgres_execute
 from tests.helpers import free_port
@@ -248,3 +250,64 @@ def test_a_websocket_handshake_while_the_database_is_away_is_answered_503(
     assert f"database 127.0.0.1:{make_url(postgres_url).port}/{name}:" in warned[0]
     with ws_connect(base + "/caller/ws", additional_headers=headers, open_timeout=20):
         pass  # and back
+
+
+def test_a_periodic_job_says_once_that_the_database_is_away_and_once_that_it_is_back(
+    postgres_url: str, postgres_admin_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = make_url(postgres_url).database
+    terminate = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    log = logging.getLogger("arkitekt_server.test_periodic")
+    outcomes: list[bool] = []
+
+    async def run() -> None:
+        database = Database(postgres_url)
+        failed, back = anyio.Event(), anyio.Event()
+
+        async def round_() -> None:
+            try:
+                async with database.sessions() as session:
+                    await session.execute(text("SELECT 1"))
+            except Exception:
+                outcomes.append(False)
+                if outcomes.count(False) >= 4:
+                    failed.set()
+                raise
+            outcomes.append(True)
+            if failed.is_set():
+                back.set()
+
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(partial(every, 0.01, round_, what="checking the test", log=log))
+                await anyio.to_thread.run_sync(
+                    postgres_execute,
+                    postgres_admin_url,
+                    f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
+                    terminate,
+                )
+                try:
+                    await failed.wait()  # four rounds met the outage
+                finally:
+                    await anyio.to_thread.run_sync(
+                        postgres_execute,
+                        postgres_admin_url,
+                        f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true',
+                    )
+                await back.wait()
+                tasks.cancel_scope.cancel()
+        finally:
+            await database.dispose()
+
+    with caplog.at_level(logging.DEBUG, logger="arkitekt_server.test_periodic"):
+        anyio.run(run)
+    ours = [r for r in caplog.records if r.name == "arkitekt_server.test_periodic"]
+    warnings = [r for r in ours if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2, [r.getMessage() for r in warnings]
+    failing, recovered = (r.getMessage() for r in warnings)
+    assert failing.startswith("checking the test fails: database 127.0.0.1:"), failing
+    assert "does not accept connections now" in failing
+    assert "\n" not in failing
+    assert recovered.startswith("checking the test works again (after ")
+    assert not any(r.exc_info for r in warnings)  # the tracebacks are at debug only
+    assert sum(1 for r in ours if r.levelno == logging.DEBUG and r.exc_info) >= 4

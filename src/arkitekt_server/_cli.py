@@ -43,8 +43,10 @@ DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
-        help="postgresql://USER:PASSWORD@HOST:PORT/DATABASE (default: SQLite in the data dir; "
-        "prefer ARKITEKT_SERVER_DATABASE_URL: arguments are visible to other users).",
+        help="postgresql://USER:PASSWORD@HOST:PORT/DATABASE (default: SQLite in the data dir). "
+        "Arguments are visible to every user of the machine (ps): give a URL with a password in "
+        "the environment variable ARKITEKT_SERVER_DATABASE_URL or as database_url in the "
+        "--config file (mode 0600) instead.",
         show_default=False,
     ),
 ]
@@ -53,7 +55,18 @@ UNAVAILABLE_EXIT = 3
 
 
 def _settings(config: Path | None, **overrides: object) -> ServerSettings:
+    from arkitekt_server._dburl import holds_password
     from arkitekt_server._settings import ServerConfigError, load_server_settings
+
+    url = overrides.get("database_url")
+    if isinstance(url, str) and holds_password(url):
+        typer.secho(
+            "warning: --database-url holds a password, which every user of this machine can "
+            "read (ps); give it in ARKITEKT_SERVER_DATABASE_URL or as database_url in the "
+            "--config file (mode 0600) instead",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
 
     try:
         return load_server_settings(config, **overrides)

@@ -17,6 +17,7 @@ __all__ = [
     "POSTGRES_DRIVER",
     "SQLITE_DRIVER",
     "endpoint",
+    "holds_password",
     "normalize_url",
     "shown_url",
     "sqlite_url",
@@ -101,6 +102,21 @@ def shown_url(url: str) -> str:
     except Exception:
         return "<an unreadable database URL>"
     return shown.replace("%2A%2A%2A", _HIDDEN)  # the query's *** comes back %-encoded
+
+
+def holds_password(url: str) -> bool:
+    """Whether ``url`` holds a password (in its user part or a secret query parameter).
+
+    Example:
+        >>> holds_password("postgresql://me@db/ark?password=pw"), holds_password("sqlite:///a")
+        (True, False)
+
+    """
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return True  # unreadable: assume the worst
+    return bool(parsed.password) or any(_SECRET_PARAMETER.search(name) for name in parsed.query)
 
 
 def endpoint(url: str) -> str:

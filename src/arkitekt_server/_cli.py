@@ -43,8 +43,10 @@ DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
-        help="postgresql://USER:PASSWORD@HOST:PORT/DATABASE (default: SQLite in the data dir; "
-        "prefer ARKITEKT_SERVER_DATABASE_URL: arguments are visible to other users).",
+        help="postgresql://USER:PASSWORD@HOST:PORT/DATABASE (default: SQLite in the data dir). "
+        "Arguments are visible to every user of the machine (ps): give a URL with a password in "
+        "the environment variable ARKITEKT_SERVER_DATABASE_URL or as database_url in the "
+        "--config file (mode 0600) instead.",
         show_default=False,
     ),
 ]
@@ -53,7 +55,18 @@ UNAVAILABLE_EXIT = 3
 
 
 def _settings(config: Path | None, **overrides: object) -> ServerSettings:
+    from arkitekt_server._dburl import holds_password
     from arkitekt_server._settings import ServerConfigError, load_server_settings
+
+    url = overrides.get("database_url")
+    if isinstance(url, str) and holds_password(url):
+        typer.secho(
+            "warning: --database-url holds a password, which every user of this machine can "
+            "read (ps); give it in ARKITEKT_SERVER_DATABASE_URL or as database_url in the "
+            "--config file (mode 0600) instead",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
 
     try:
         return load_server_settings(config, **overrides)
@@ -109,14 +122,16 @@ def server(
 
     from arkitekt_server._app import create_app
     from arkitekt_server._dburl import shown_url
+    from arkitekt_server._logs import set_log_levels
 
     settings = _settings(
         config, host=host, port=port, data_dir=data_dir, database_url=database_url,
         auto_approve=auto_approve,
     )  # fmt: skip
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    # log_level is for the server's own loggers; every other one stays at WARNING (or above)
+    level = max(logging.WARNING, logging.getLevelNamesMapping()[settings.log_level.upper()])
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    set_log_levels(settings.log_level)
     where = f"data in {settings.data_dir}"
     if settings.database_url is not None:
         where += f", database {shown_url(settings.database_url.get_secret_value())}"

@@ -8,6 +8,8 @@ answers requests that meet such a failure with 503 (and values the database refu
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import socket
@@ -22,10 +24,13 @@ from arkitekt_server._dburl import endpoint
 from arkitekt_server._errors import ArkitektServerError
 
 __all__ = [
+    "TRY_AGAIN_LATER",
+    "UNAVAILABLE_ERRORS",
     "DatabaseFaults",
     "DatabaseUnavailableError",
     "ValueRefusedError",
     "describe",
+    "is_unavailable",
     "refused_value",
 ]
 
@@ -145,6 +150,24 @@ def describe(error: BaseException, url: str) -> str | None:
     return None
 
 
+def is_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot be used now (it may come back).
+
+    :data:`UNAVAILABLE_ERRORS`, and a driver's connection error that was not wrapped yet (an
+    :class:`OSError` of anything else, a file's say, is not the database's).
+
+    Example:
+        >>> is_unavailable(PermissionError(13, "a file of the data dir"))
+        False
+
+    """
+    if isinstance(error, UNAVAILABLE_ERRORS):
+        return True
+    drivers = ("asyncpg", "aiosqlite", "sqlalchemy")
+    from_driver = any(type(cause).__module__.split(".")[0] in drivers for cause in _chain(error))
+    return from_driver and describe(error, "") is not None
+
+
 def refused_value(error: BaseException) -> str | None:
     """What was wrong with a value the database refused, or ``None`` for another error."""
     for cause in _chain(error):
@@ -158,6 +181,33 @@ def refused_value(error: BaseException) -> str | None:
     return None
 
 
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (DatabaseUnavailableError, PoolTimeoutError)
+"""What a request meets while the database cannot be used: answered 503, never 500."""
+_denied: contextvars.ContextVar[bool] = contextvars.ContextVar("denied", default=False)
+"""Set in the task of a websocket connection this middleware denied with 503."""
+
+
+class _DenialIsAHandshake(logging.Filter):
+    """Drops uvicorn's "returned without completing handshake" after a denial response.
+
+    uvicorn 0.54's websockets-sansio protocol sends a ``websocket.http.response`` denial
+    but does not count it as a completed handshake, and logs that error (nothing else
+    happens: its 500 is skipped as a response was sent). It is not an error: the ASGI spec
+    makes the denial the handshake's answer (uvicorn pull request #3138 fixes it there).
+    Only the records logged in a connection this middleware denied are dropped.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_denied.get() and "without completing handshake" in str(record.msg))
+
+
+_UVICORN_FILTER = _DenialIsAHandshake()
+
+TRY_AGAIN_LATER = 1013
+"""The websocket close code for "try again later" (RFC 6455 registry): an open socket whose
+database went away, or a handshake where the server cannot answer HTTP 503."""
+
+
 class DatabaseFaults:
     """ASGI middleware: a request that meets an unavailable database is answered 503, never 500.
 
@@ -165,13 +215,21 @@ class DatabaseFaults:
     :data:`RETRY_SECONDS` seconds while the outage lasts; the client learns only that the
     database is unavailable and when to try again. A value the database refused
     (:class:`ValueRefusedError`) is answered 422 with what was wrong.
+
+    A websocket handshake that meets it is denied with HTTP 503 (the ASGI
+    ``websocket.http.response`` extension; a close with code :data:`TRY_AGAIN_LATER` where the
+    server lacks it); an open websocket is closed with :data:`TRY_AGAIN_LATER`.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._logged = 0.0
+        logging.getLogger("uvicorn.error").addFilter(_UVICORN_FILTER)  # once: filters are a set
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -184,17 +242,47 @@ class DatabaseFaults:
 
         try:
             await self.app(scope, receive, watch)
-        except (DatabaseUnavailableError, PoolTimeoutError) as error:
+        except UNAVAILABLE_ERRORS as error:
             if started:
                 raise
-            self._log(error)
+            self._log(error, "answering 503")
             await _answer(send, 503, UNAVAILABLE, retry=True)
         except ValueRefusedError as error:
             if started:
                 raise
             await _answer(send, 422, str(error))
 
-    def _log(self, error: Exception) -> None:
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = "handshake"  # then "open" (accepted) or "closed" (closed or denied)
+
+        async def watch(message: Message) -> None:
+            nonlocal state
+            kind = message["type"]
+            if kind == "websocket.accept":
+                state = "open"
+            elif kind in ("websocket.close", "websocket.http.response.start"):
+                state = "closed"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except UNAVAILABLE_ERRORS as error:
+            if state == "closed":
+                raise
+            denial = "websocket.http.response" in scope.get("extensions", {})
+            if state == "handshake" and denial:
+                self._log(error, "answering 503")
+                _denied.set(True)  # seen by uvicorn's log call in this connection's task
+                with contextlib.suppress(OSError):  # the client may be gone already
+                    await _answer(send, 503, UNAVAILABLE, retry=True, prefix="websocket.")
+                return
+            self._log(error, f"closing a websocket ({TRY_AGAIN_LATER}, try again later)")
+            with contextlib.suppress(OSError):
+                await send(
+                    {"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": UNAVAILABLE}
+                )
+
+    def _log(self, error: Exception, action: str) -> None:
         now = time.monotonic()
         if now - self._logged >= RETRY_SECONDS:
             self._logged = now
@@ -203,13 +291,16 @@ class DatabaseFaults:
                 if isinstance(error, DatabaseUnavailableError)
                 else ("no pooled database connection became free in time (all busy)")
             )
-            log.warning("answering 503: %s", reason)
+            log.warning("%s: %s", action, reason)
 
 
-async def _answer(send: Send, status: int, detail: str, *, retry: bool = False) -> None:
+async def _answer(
+    send: Send, status: int, detail: str, *, retry: bool = False, prefix: str = ""
+) -> None:
+    """Answer ``status`` with a JSON ``detail``; ``prefix`` ``"websocket."`` denies a handshake."""
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if retry:
         headers.append((b"retry-after", str(RETRY_SECONDS).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": f"{prefix}http.response.start", "status": status, "headers": headers})
+    await send({"type": f"{prefix}http.response.body", "body": body})

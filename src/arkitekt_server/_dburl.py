@@ -1,12 +1,14 @@
 """Database URLs: which are accepted, how they are spelled for SQLAlchemy, how they are shown.
 
-A database URL may hold a password. It is kept in a :class:`pydantic.SecretStr` by the settings
-and shown only through :func:`shown_url` (the password as ``***``) or :func:`endpoint`
+A database URL may hold a password, in its user part or as a query parameter
+(``?password=...``, ``?sslpassword=...``). It is kept in a :class:`pydantic.SecretStr` by the
+settings and shown only through :func:`shown_url` (the password as ``***``) or :func:`endpoint`
 (``host:port/database``): every message, log line and repr of the server uses one of them.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -15,6 +17,7 @@ __all__ = [
     "POSTGRES_DRIVER",
     "SQLITE_DRIVER",
     "endpoint",
+    "holds_password",
     "normalize_url",
     "shown_url",
     "sqlite_url",
@@ -74,18 +77,46 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+_SECRET_PARAMETER = re.compile(r"pass|secret|token", re.IGNORECASE)
+"""Query parameters whose values are hidden: ``password``, ``sslpassword``, ``passfile``, ..."""
+_HIDDEN = "***"
+
+
 def shown_url(url: str) -> str:
-    """``url`` as it may appear in a message or a log: its password replaced by ``***``.
+    """``url`` as it may appear in a message or a log: every password replaced by ``***``.
+
+    Both the password of the user part and secret query parameters (``password``,
+    ``sslpassword``, ``passfile``, anything naming a secret or token) are hidden.
 
     Example:
         >>> shown_url("postgresql+asyncpg://me:pw@db.example:5432/arkitekt")
         'postgresql+asyncpg://me:***@db.example:5432/arkitekt'
+        >>> shown_url("postgresql://me@db.example/arkitekt?password=pw&sslmode=require")
+        'postgresql://me@db.example/arkitekt?password=***&sslmode=require'
 
     """
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        hidden = {name: _HIDDEN for name in parsed.query if _SECRET_PARAMETER.search(name)}
+        shown = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
     except Exception:
         return "<an unreadable database URL>"
+    return shown.replace("%2A%2A%2A", _HIDDEN)  # the query's *** comes back %-encoded
+
+
+def holds_password(url: str) -> bool:
+    """Whether ``url`` holds a password (in its user part or a secret query parameter).
+
+    Example:
+        >>> holds_password("postgresql://me@db/ark?password=pw"), holds_password("sqlite:///a")
+        (True, False)
+
+    """
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return True  # unreadable: assume the worst
+    return bool(parsed.password) or any(_SECRET_PARAMETER.search(name) for name in parsed.query)
 
 
 def endpoint(url: str) -> str:

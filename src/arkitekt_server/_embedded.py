@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 import threading
 import time
@@ -14,6 +13,7 @@ import uvicorn
 
 from arkitekt_server._app import create_app
 from arkitekt_server._errors import ServerStartError
+from arkitekt_server._logs import set_log_levels
 from arkitekt_server._settings import ServerSettings
 
 __all__ = ["EmbeddedServer"]
@@ -34,7 +34,9 @@ class EmbeddedServer:
     (uvicorn's own configuration would close every handler of the process, so a host's
     ``FileHandler`` would drop every later record). Only the levels of the server's loggers
     (``arkitekt_server``, ``uvicorn.*``) are set, to ``settings.log_level``; their records go
-    wherever the host sends its records.
+    wherever the host sends its records. Third-party loggers the host gave no level of its own
+    (botocore, the database drivers, ...) are held at WARNING: their debug output holds
+    credentials.
 
     Example:
         >>> import tempfile
@@ -81,7 +83,7 @@ class EmbeddedServer:
             lifespan="on",
             ws="websockets-sansio",
         )
-        logging.getLogger("arkitekt_server").setLevel(self.settings.log_level.upper())
+        set_log_levels(self.settings.log_level)
         server = uvicorn.Server(config)
         self._server = server
         self._thread = threading.Thread(

@@ -1,4 +1,12 @@
-"""Warnings that peers can provoke, rate-limited: whoever sends garbage cannot fill the log."""
+"""The server's log: which loggers follow ``log_level``, and warnings that are rate-limited.
+
+:func:`set_log_levels` gives ``log_level`` to the server's own loggers (``arkitekt_server``,
+``uvicorn``) only: third-party libraries stay at WARNING, because their debug output dumps
+what they send and receive (botocore the AssumeRole answer with a grant's secret key and
+session token, the database drivers every statement). :class:`Throttled` is a rate-limited
+warning, for faults peers can provoke; :class:`Outage` says once that a job meets an outage
+(e.g. of the database) and once that it is over.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,46 @@ import logging
 import time
 from typing import Any
 
-__all__ = ["WARNINGS_PER_WINDOW", "WINDOW_SECONDS", "Throttled"]
+OUTAGE_REMINDER_SECONDS = 60.0
+"""While an :class:`Outage` lasts, its warning is repeated at most this often."""
+
+__all__ = [
+    "OUTAGE_REMINDER_SECONDS",
+    "OWN_LOGGERS",
+    "QUIET_LOGGERS",
+    "WARNINGS_PER_WINDOW",
+    "WINDOW_SECONDS",
+    "Outage",
+    "Throttled",
+    "set_log_levels",
+]
+
+OWN_LOGGERS = ("arkitekt_server", "uvicorn")
+"""The loggers ``log_level`` applies to (with their children: ``uvicorn.error``, ...)."""
+QUIET_LOGGERS = (
+    "botocore", "boto3", "s3transfer", "urllib3", "aiosqlite", "asyncpg", "sqlalchemy",
+    "alembic", "websockets", "httpx", "httpcore", "multipart", "python_multipart",
+)  # fmt: skip
+"""Third-party loggers held at WARNING whatever ``log_level`` says (unless given a level)."""
+
+
+def set_log_levels(level: str) -> None:
+    """Give ``level`` to the server's own loggers; hold third-party ones at WARNING.
+
+    A third-party logger that already has a level of its own (set by the process that embeds
+    the server) keeps it; one that would inherit the root's level gets WARNING, so a root at
+    DEBUG no longer makes botocore log a grant's credentials.
+
+    Args:
+        level: a ``logging`` level name (``"debug"``, ``"info"``, ...; any case).
+    """
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(level.upper())
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
 
 WARNINGS_PER_WINDOW = 20
 """At most this many warnings of one :class:`Throttled` are logged per :data:`WINDOW_SECONDS`;
@@ -49,3 +96,55 @@ class Throttled:
             self._log.warning(text, *args)
         else:
             self._suppressed += 1
+
+
+class Outage:
+    """One warning line when a job starts failing, a reminder at most every
+    :data:`OUTAGE_REMINDER_SECONDS`, and one line when it works again.
+
+    For faults that last (the database is away): a job retried every few seconds must not log
+    a traceback each time. Each failure's traceback is logged at DEBUG only.
+
+    Example:
+        >>> import logging
+        >>> outage = Outage(logging.getLogger("doc"), "pruning expired tokens")
+        >>> outage.failed(ConnectionRefusedError("refused"))  # WARNING: ... fails: refused
+        >>> outage.failed(ConnectionRefusedError("refused"))  # DEBUG only
+        >>> outage.over()  # WARNING: pruning expired tokens works again (after 2 failures)
+
+    Args:
+        log: the logger to warn on.
+        what: the job, for the lines ("pruning expired tokens").
+    """
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self._log = log
+        self._what = what
+        self._failures = 0
+        self._warned = 0.0
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last round failed."""
+        return self._failures > 0
+
+    def failed(self, error: BaseException) -> None:
+        """A round failed with ``error`` (whose message names no secret)."""
+        self._failures += 1
+        now = time.monotonic()
+        if self._failures == 1 or now - self._warned >= OUTAGE_REMINDER_SECONDS:
+            self._warned = now
+            still = "" if self._failures == 1 else f" (still, {self._failures} failures)"
+            self._log.warning("%s fails%s: %s", self._what, still, _one_line(error))
+        self._log.debug("%s failed", self._what, exc_info=error)
+
+    def over(self) -> None:
+        """A round succeeded: say so once if it failed before."""
+        if self._failures:
+            self._log.warning("%s works again (after %d failure(s))", self._what, self._failures)
+            self._failures = 0
+
+
+def _one_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else type(error).__name__

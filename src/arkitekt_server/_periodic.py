@@ -14,6 +14,9 @@ from contextlib import asynccontextmanager
 
 import anyio
 
+from arkitekt_server._dbfaults import is_unavailable
+from arkitekt_server._logs import Outage
+
 __all__ = ["background", "every"]
 
 
@@ -28,6 +31,9 @@ async def every(
     """Await ``work()`` every ``seconds``, forever (until cancelled).
 
     A failed round is logged and does not stop the next: a cleanup must never stop the server.
+    While the database is unavailable, the rounds' failures are one warning line (repeated at
+    most every minute; the tracebacks at DEBUG) and one line when a round works again: an
+    outage must not fill the log with a traceback per round.
     A round that has begun is finished before a cancellation takes effect (it lands in the
     pause between rounds). Cancelling a round mid-query makes SQLAlchemy invalidate the
     connection through a detached, shielded close of the aiosqlite connection; with aiosqlite
@@ -42,14 +48,20 @@ async def every(
         log: where failures go.
         at_once: run the first round now instead of after one pause.
     """
+    outage = Outage(log, what)
     if not at_once:
         await anyio.sleep(seconds)
     while True:
         with anyio.CancelScope(shield=True):
             try:
                 await work()
-            except Exception:
-                log.exception("%s failed", what)
+            except Exception as error:
+                if is_unavailable(error):
+                    outage.failed(error)
+                else:
+                    log.exception("%s failed", what)
+            else:
+                outage.over()
         await anyio.sleep(seconds)
 
 
@@ -57,16 +69,19 @@ async def every(
 async def background(*jobs: Callable[[], Coroutine[object, object, object]]) -> AsyncIterator[None]:
     """Run ``jobs`` for the length of the block; at its end they are cancelled and awaited.
 
-    An error of the block (a later service refusing to start, say) propagates as itself, once
-    every job has stopped, never wrapped in an exception group.
+        An error of the block (a later service refusing to start, say) propagates as itself, once
+        every job has stopped, never wrapped in an exception group.
 
-    Example:
-        >>> import anyio
-        >>> async def main() -> str:
-        ...     async with background(anyio.sleep_forever):
-        ...         return "jobs stop with the block"
-        >>> anyio.run(main)
-        'jobs stop with the block'
+        Example:
+            >>> import anyio
+
+    from arkitekt_server._dbfaults import is_unavailable
+    from arkitekt_server._logs import Outage
+            >>> async def main() -> str:
+            ...     async with background(anyio.sleep_forever):
+            ...         return "jobs stop with the block"
+            >>> anyio.run(main)
+            'jobs stop with the block'
 
     """
     failure: Exception | None = None

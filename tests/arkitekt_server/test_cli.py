@@ -162,3 +162,27 @@ def test_the_server_command_offers_a_database_url_and_migrate() -> None:
     for command in (["server", "migrate"], ["approve"], ["revoke"], ["clients"], ["adopt-stores"]):
         help_text = runner.invoke(build(), [*command, "--help"], env={"COLUMNS": "200"}).output
         assert "--database-url" in help_text, command
+
+
+def test_a_password_on_the_command_line_is_warned_about_and_never_shown(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there: the command ends with the database's fault
+    secret = "hunter2-in-argv"
+    for url in (
+        f"postgresql://ark:{secret}@127.0.0.1:{port}/ark",
+        f"postgresql://ark@127.0.0.1:{port}/ark?password={secret}",
+    ):
+        args = ["server", "migrate", "--data-dir", str(tmp_path), "--database-url", url]
+        result = runner.invoke(build(), args)
+        assert result.exit_code == 3, result.output
+        assert "warning: --database-url holds a password" in result.output
+        assert "ARKITEKT_SERVER_DATABASE_URL" in result.output
+        assert secret not in result.output
+    quiet = runner.invoke(
+        build(),
+        ["server", "migrate", "--data-dir", str(tmp_path), "--database-url",
+         f"postgresql://ark@127.0.0.1:{port}/ark"],
+    )  # fmt: skip
+    assert quiet.exit_code == 3, quiet.output
+    assert "warning" not in quiet.output  # no password, nothing to warn about
+    shown = runner.invoke(build(), ["server", "--help"], env={"COLUMNS": "200"}).output
+    assert "visible to every user" in shown

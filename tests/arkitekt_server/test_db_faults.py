@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -16,12 +18,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from arkitekt._cli import build
 from arkitekt_server import EmbeddedServer, ServerSettings, ServerStartError
 from arkitekt_server._db import Database, DatabaseUnavailableError
 from arkitekt_server._dbfaults import UNAVAILABLE
 from arkitekt_server._migrations import upgrade
+from arkitekt_server._periodic import every
 from tests.arkitekt_server.conftest import Fakts
 from tests.conftest import postgres_execute
 from tests.helpers import free_port
@@ -208,3 +213,101 @@ def test_a_statement_postgresql_does_not_answer_in_time_ends_instead_of_hanging(
     message, answer = anyio.run(run)
     assert "PostgreSQL did not answer in time" in message
     assert answer == 1
+
+
+def test_a_websocket_handshake_while_the_database_is_away_is_answered_503(
+    server_factory: Callable[..., EmbeddedServer],
+    fakts_for: Callable[[EmbeddedServer], Fakts],
+    postgres_url: str,
+    postgres_admin_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = server_factory(database_url=postgres_url, auto_approve=True, auth_cache_seconds=0)
+    headers = {"Authorization": f"Bearer {fakts_for(server).auto_bearer()}"}
+    base = server.url.replace("http://", "ws://") + "/rekuest"
+    with ws_connect(base + "/caller/ws", additional_headers=headers, open_timeout=20):
+        pass  # the database is there: the handshake succeeds
+    name = make_url(postgres_url).database
+    terminate = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    postgres_execute(
+        postgres_admin_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false', terminate
+    )
+    try:
+        with caplog.at_level(logging.INFO):
+            for path in ("/caller/ws", "/agent/ws", "/caller/ws"):
+                with pytest.raises(InvalidStatus) as denied:
+                    ws_connect(base + path, additional_headers=headers, open_timeout=20)
+                answer = denied.value.response
+                assert answer.status_code == 503, path
+                assert answer.headers["retry-after"] == "5"
+                assert json.loads(answer.body or b"{}") == {"detail": UNAVAILABLE}
+    finally:
+        postgres_execute(postgres_admin_url, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not errors, caplog.text  # no "Exception in ASGI application" with its traceback
+    warned = [r.getMessage() for r in caplog.records if "answering 503" in r.getMessage()]
+    assert len(warned) == 1, warned  # one line for the three attempts (throttled)
+    assert f"database 127.0.0.1:{make_url(postgres_url).port}/{name}:" in warned[0]
+    with ws_connect(base + "/caller/ws", additional_headers=headers, open_timeout=20):
+        pass  # and back
+
+
+def test_a_periodic_job_says_once_that_the_database_is_away_and_once_that_it_is_back(
+    postgres_url: str, postgres_admin_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = make_url(postgres_url).database
+    terminate = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    log = logging.getLogger("arkitekt_server.test_periodic")
+    outcomes: list[bool] = []
+
+    async def run() -> None:
+        database = Database(postgres_url)
+        failed, back = anyio.Event(), anyio.Event()
+
+        async def round_() -> None:
+            try:
+                async with database.sessions() as session:
+                    await session.execute(text("SELECT 1"))
+            except Exception:
+                outcomes.append(False)
+                if outcomes.count(False) >= 4:
+                    failed.set()
+                raise
+            outcomes.append(True)
+            if failed.is_set():
+                back.set()
+
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(partial(every, 0.01, round_, what="checking the test", log=log))
+                await anyio.to_thread.run_sync(
+                    postgres_execute,
+                    postgres_admin_url,
+                    f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
+                    terminate,
+                )
+                try:
+                    await failed.wait()  # four rounds met the outage
+                finally:
+                    await anyio.to_thread.run_sync(
+                        postgres_execute,
+                        postgres_admin_url,
+                        f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true',
+                    )
+                await back.wait()
+                tasks.cancel_scope.cancel()
+        finally:
+            await database.dispose()
+
+    with caplog.at_level(logging.DEBUG, logger="arkitekt_server.test_periodic"):
+        anyio.run(run)
+    ours = [r for r in caplog.records if r.name == "arkitekt_server.test_periodic"]
+    warnings = [r for r in ours if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2, [r.getMessage() for r in warnings]
+    failing, recovered = (r.getMessage() for r in warnings)
+    assert failing.startswith("checking the test fails: database 127.0.0.1:"), failing
+    assert "does not accept connections now" in failing
+    assert "\n" not in failing
+    assert recovered.startswith("checking the test works again (after ")
+    assert not any(r.exc_info for r in warnings)  # the tracebacks are at debug only
+    assert sum(1 for r in ours if r.levelno == logging.DEBUG and r.exc_info) >= 4

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from arkitekt import easy
+from arkitekt import App, easy
 from arkitekt.protocol.redact import REDACTED, install_redaction, redact
 from arkitekt.rekuest import Registry, acall
 from arkitekt_server import EmbeddedServer
-from tests.helpers import abearer_token
+from tests.arkitekt.mikro.buckets import s3_settings
+from tests.helpers import abearer_token, bearer_token, free_port, wait_until
 
 # Loggers that do not propagate to the root (uvicorn's) get the handler themselves.
 LOGGERS = ["", "arkitekt", "arkitekt_server", "uvicorn", "uvicorn.access", "uvicorn.error",
@@ -167,3 +172,92 @@ def test_messages_that_are_not_strings_are_scrubbed_too(captured: Capture) -> No
     assert REDACTED in lines[1]
     assert "only one argument" in lines[2]
     assert (records[3].msg, records[3].args) == ("plain %s", ("text",))  # clean ones untouched
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("<SecretAccessKey>wJalr/K7+MDENG</SecretAccessKey>", "wJalr/K7+MDENG"),
+        ("<SessionToken>FQoGZXIvYXdzE//Abc=</SessionToken>", "FQoGZXIvYXdzE//Abc="),
+        ('{"SecretAccessKey": "wJalrXUtnFEMI", "SessionToken": "FQoG"}', "wJalrXUtnFEMI"),
+        ("S3Store(secret_access_key='wJalrXUtnFEMI')", "wJalrXUtnFEMI"),
+        ("aws_session_token=FQoGZXIvYXdzE", "FQoGZXIvYXdzE"),
+    ],
+)
+def test_redact_removes_cloud_credentials(text: str, secret: str) -> None:
+    assert secret not in redact(text)
+    assert REDACTED in redact(text)
+
+
+def test_a_server_at_debug_logs_no_grant_credentials(
+    tmp_path: Path, s3_endpoint: str, s3_bucket: str
+) -> None:
+    """botocore's debug output holds a grant's AssumeRole answer: it stays at WARNING."""
+    settings = s3_settings(s3_endpoint, s3_bucket)
+    env = {
+        **os.environ,
+        "ARKITEKT_SERVER_LOG_LEVEL": "debug",
+        **{f"ARKITEKT_SERVER_S3__{name.upper()}": str(value) for name, value in settings.items()},
+    }
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_file = tmp_path / "server.log"
+    command = [
+        sys.executable, "-m", "arkitekt._cli", "server", "--port", str(port),
+        "--data-dir", str(tmp_path / "data"), "--auto-approve",
+    ]  # fmt: skip
+    with log_file.open("w") as log:  # a file, not a pipe: a full pipe would stall the server
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: _answers(url, process), 30, interval=0.1)
+        app = easy("logged-uploader", url=url, headless=True, cache_dir=tmp_path / "c")
+        with app, httpx.Client(base_url=url + "/mikro", headers=_bearer(app)) as http:
+            answer = http.post("/uploads/", json=UPLOAD)
+        assert answer.status_code == 201, answer.text
+        grant = answer.json()["s3"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
+    text = log_file.read_text()
+    assert '"POST /mikro/uploads/ HTTP/1.1" 201' in text  # the log is the grant's server's
+    for name in ("secret_access_key", "session_token"):
+        assert grant[name]
+        assert grant[name] not in text, f"the grant's {name} was logged"
+    assert settings["secret_access_key"] not in text
+    assert "DEBUG botocore" not in text
+    assert "DEBUG aiosqlite" not in text
+
+
+def test_an_embedded_server_holds_third_party_loggers_at_warning(
+    server_factory: Callable[..., EmbeddedServer], captured: Capture
+) -> None:
+    """Whatever the host's root level, botocore and the drivers do not log at debug."""
+    root = logging.getLogger()
+    saved = {name: logging.getLogger(name).level for name in ("botocore", "asyncpg", "")}
+    root.setLevel(logging.DEBUG)
+    for name in ("botocore", "asyncpg"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    try:
+        server_factory(log_level="debug")
+        assert logging.getLogger("arkitekt_server").getEffectiveLevel() == logging.DEBUG
+        for name in ("botocore.endpoint", "asyncpg", "aiosqlite"):
+            assert logging.getLogger(name).getEffectiveLevel() == logging.WARNING, name
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+UPLOAD = {"name": "x", "shape": [1, 1, 1, 4, 4], "chunks": [1, 1, 1, 4, 4], "dtype": "uint8"}
+
+
+def _answers(url: str, process: subprocess.Popen[bytes]) -> bool:
+    assert process.poll() is None, "the server exited"
+    try:
+        httpx.get(url + "/.well-known/fakts", timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+def _bearer(app: App) -> dict[str, str]:
+    return {"Authorization": f"Bearer {bearer_token(app)}"}

@@ -104,3 +104,28 @@ def test_a_bad_database_url_is_refused_without_its_password(
     assert "database_url (from environment variable ARKITEKT_SERVER_DATABASE_URL)" in message
     assert problem in message
     assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "postgresql://ark:hunter2-pw@db.example/ark",
+        "postgresql://ark@db.example/ark?password=hunter2-pw",
+        "postgresql://ark@db.example/ark?sslmode=verify-full&sslpassword=hunter2-pw",
+        "postgresql://ark:hunter2-pw@db.example/ark?Password=hunter2-pw&application_name=x",
+    ],
+)
+def test_a_database_url_is_shown_without_any_password(tmp_path: Path, given: str) -> None:
+    from arkitekt_server._db import Database
+    from arkitekt_server._dburl import endpoint, shown_url
+
+    shown = shown_url(given)
+    assert "hunter2" not in shown
+    assert shown.startswith("postgresql://ark")
+    assert "db.example/ark" in shown
+    assert "***" in shown
+    assert "sslmode=verify-full" in shown or "sslmode" not in given  # the rest stays readable
+    assert "hunter2" not in endpoint(given)
+    database = Database.of(given, tmp_path)  # opens no connection
+    assert "hunter2" not in repr(database)
+    assert "hunter2" not in database.endpoint

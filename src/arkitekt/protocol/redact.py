@@ -5,7 +5,9 @@ loggers created later and those of third-party libraries (``websockets``, ``http
 ``httpcore``, ``uvicorn``). A record's message and its arguments are scrubbed of HTTP
 credentials (``Authorization: Bearer ...``, ``Basic ...``, cookies) and of secret parameters in
 query strings, forms and JSON-like text (``token=``, ``access_token=``, ``client_secret=``,
-``device_code=``, ...). The client installs it when an app is built, the server when it starts.
+``device_code=``, ...), and of cloud credentials (``SecretAccessKey``, ``SessionToken`` in
+JSON, keyword arguments and the XML of an S3 or STS answer). The client installs it when an
+app is built, the server when it starts.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ REDACTED = "[redacted]"
 _SECRET_NAMES = "|".join(
     ("access_token", "refresh_token", "id_token", "claim_token", "token", "client_secret",
      "secret", "password", "device_code", "nonce", "operator_secret", "arkitekt_operator",
-     "api_key", "apikey")
+     "api_key", "apikey", "secret_access_key", "secretaccesskey", "aws_secret_access_key",
+     "session_token", "sessiontoken", "aws_session_token")
 )  # fmt: skip
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization header values: "Bearer abc", "Basic abc=", also inside reprs of header lists.
@@ -40,6 +43,11 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
             r"(['\"]?\s*[:=,]\s*(?-i:b)?['\"]?)(?!\[redacted\])[^\r\n'\"]+"
         ),
         rf"\1\2{REDACTED}",
+    ),
+    # Cloud credentials in XML: <SecretAccessKey>...</SecretAccessKey> (an STS AssumeRole answer).
+    (
+        re.compile(r"(?i)(<(?:Secret_?Access_?Key|Session_?Token)>)[^<]+"),
+        rf"\1{REDACTED}",
     ),
     # name=value in query strings, forms, cookies; "name": "value" in JSON and dict reprs.
     (

@@ -10,7 +10,6 @@ optional ``crc32c``), and a chunk's header must declare exactly the chunk's raw 
 
 from __future__ import annotations
 
-import math
 import re
 import struct
 import zlib
@@ -84,8 +83,10 @@ class Pipeline:
     raw: int
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, Any], itemsize: int) -> Pipeline:
-        """The pipeline of a parsed ``zarr.json`` (already checked for shape and chunks).
+    def from_metadata(cls, meta: dict[str, Any], raw: int) -> Pipeline:
+        """The pipeline of a parsed ``zarr.json`` (already checked for shape and chunks) whose
+        chunks decode to ``raw`` bytes (from the verified chunk shape and dtype, never from
+        the document).
 
         Raises:
             ChunkRefusedError: a codec (or an order of codecs) whose output size cannot be bounded.
@@ -102,8 +103,7 @@ class Pipeline:
             raise ChunkRefusedError(
                 f"zarr.json: codecs {echo(names)} are not accepted; use {allowed}"
             )
-        chunks = meta["chunk_grid"]["configuration"]["chunk_shape"]
-        return cls(middle[0] if middle else None, crc32c, math.prod(chunks) * itemsize)
+        return cls(middle[0] if middle else None, crc32c, raw)
 
     def check_size(self, key: str, size: int) -> None:
         """Refuse a chunk file larger than any encoding of a chunk could be."""

@@ -174,9 +174,27 @@ def test_removing_a_prefix_deletes_every_page_of_keys(
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
+    import boto3
+
     grant = _grant(s3_http).json()
     access = S3Access.model_validate(grant["s3"])
-    with ThreadPoolExecutor(8) as pool:  # more than one page of 1000
-        list(pool.map(lambda i: _write(access, {f"junk/{i}": b""}), range(1100)))
+    client = boto3.client(  # one client (thread-safe) for the 1001 keys: one more than a page
+        "s3",
+        endpoint_url=access.endpoint_url,
+        region_name=access.region,
+        aws_access_key_id=access.access_key_id,
+        aws_secret_access_key=access.secret_access_key,
+        aws_session_token=access.session_token,
+    )
+    with ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda i: client.put_object(
+                    Bucket=access.bucket, Key=f"{access.prefix}/junk/{i}", Body=b""
+                ),
+                range(1001),
+            )
+        )
+    assert len(bucket_keys(s3_server, access.prefix)) == 1001
     assert s3_http.delete(f"/uploads/{grant['id']}/").status_code == 204
     assert bucket_keys(s3_server, access.prefix) == []

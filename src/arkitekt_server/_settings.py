@@ -77,7 +77,9 @@ class S3Settings(BaseModel):
         le=12 * _HOUR,
         description="Lifetime of the scoped credentials an upload or a read gets (STS allows "
         "900 s to 12 h; clients renew them through the server, which stops renewing an "
-        "upload's once it is finished); never longer than the upload grant.",
+        "upload's once it is finished or has less than 900 s left). An upload's may outlive "
+        "its abort, finish or delete by up to this long: the server sweeps its prefix until "
+        "they lapsed.",
     )
 
     @field_validator("endpoint_url")

@@ -108,12 +108,22 @@ async def prefetch(image: Image, client: httpx.AsyncClient) -> None:
 
 
 def open_data(image: Image, store: Any) -> xr.DataArray:
-    """The pixels of ``image`` in ``store`` as a lazy, dask-backed (c, t, z, y, x) array."""
+    """The pixels of ``image`` in ``store`` as a lazy, dask-backed (c, t, z, y, x) array.
+
+    The store is read through a :class:`~arkitekt.mikro._checked.CheckedStore`: its metadata
+    must match the image's record and each chunk is bounded by it.
+
+    Raises:
+        MikroError: the store's ``zarr.json`` does not describe the recorded array.
+
+    """
     import dask.array as da
     import xarray as xr
     import zarr
 
-    array = zarr.open_array(store, mode="r", zarr_format=3)
+    from arkitekt.mikro._checked import CheckedStore
+
+    array = zarr.open_array(CheckedStore(store, image), mode="r", zarr_format=3)
     blocks = read_blocks(tuple(array.chunks), tuple(array.shape), array.dtype.itemsize)
     lazy = da.from_array(array, chunks=blocks, lock=False, name=f"mikro-{image.id}")  # type: ignore[no-untyped-call]
     return xr.DataArray(

@@ -2,7 +2,8 @@
 
 Wire models and limits: :mod:`~arkitekt.protocol.fakts`, :mod:`~arkitekt.protocol.mikro`,
 :mod:`~arkitekt.protocol.rekuest` (with its frames), :mod:`~arkitekt.protocol.text`. Small
-helpers both sides need: :mod:`~arkitekt.protocol.outbox` (a websocket's batching writer),
+helpers both sides need: :mod:`~arkitekt.protocol.chunks` (which keys a mikro store holds and
+how large its chunks decode), :mod:`~arkitekt.protocol.outbox` (a websocket's batching writer),
 :mod:`~arkitekt.protocol.hosts` (host names, loopback), :mod:`~arkitekt.protocol.redact` (no
 secret in any log), :mod:`~arkitekt.protocol.settings_yaml` (YAML settings files). The fakts
 models are re-exported here.

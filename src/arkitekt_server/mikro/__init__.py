@@ -25,6 +25,7 @@ from arkitekt_server._settings import ServerSettings
 from arkitekt_server.mikro import _models  # noqa: F401 -- registers the tables
 from arkitekt_server.mikro import _storage as storage
 from arkitekt_server.mikro._bucket import Bucket
+from arkitekt_server.mikro._chunk_puts import router as chunk_router
 from arkitekt_server.mikro._chunks import max_encoded_bytes
 from arkitekt_server.mikro._common import DEFAULT_DATALAYER, mikro_state
 from arkitekt_server.mikro._housekeeping import adopt_command, check_stores, sweep
@@ -42,6 +43,7 @@ SWEEP_INTERVAL_SECONDS = 120.0
 
 router = APIRouter(tags=["mikro"])
 router.include_router(upload_router)
+router.include_router(chunk_router)
 router.include_router(api_router)
 router.include_router(viewer_router)
 

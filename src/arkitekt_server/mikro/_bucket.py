@@ -7,9 +7,11 @@ STS ``AssumeRole`` whose inline session policy reaches only one image's prefix
 what both the role and the session policy allow, so the policy bounds them whatever the role
 may do. Credentials live ``credentials_seconds`` (900 s by default, STS's shortest); an open
 upload's client renews them through the server, which stops renewing once the upload is
-finished, so an uploader can rewrite its own finished image for at most that long. Nothing
-the server reads trusts a store's earlier verification: every read is bounded again
-(:class:`~arkitekt_server.mikro._storage.BoundedStore`). Everything here that talks to the
+finished, so an uploader can rewrite its own finished image for at most that long (see
+:mod:`~arkitekt_server.mikro._bucket_uploads` for how the sweep outlasts them). Nothing the
+server reads trusts what a store says now: every read is bounded by the image's verified row
+and refuses a ``zarr.json`` changed since
+(:func:`~arkitekt_server.mikro._storage.open_bounded`). Everything here that talks to the
 store blocks: call it in a worker thread.
 """
 

@@ -19,13 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from arkitekt.protocol.hosts import is_loopback
 from arkitekt.protocol.mikro import ImageRecord
 from arkitekt_server._auth import Principal
+from arkitekt_server._db import utcnow
 from arkitekt_server._service import documented as responses_for
 from arkitekt_server._settings import ServerSettings
 from arkitekt_server._urls import base_url
 from arkitekt_server.mikro import _storage as storage
 from arkitekt_server.mikro._bucket import Bucket
 from arkitekt_server.mikro._chunks import META_MAX_BYTES
-from arkitekt_server.mikro._models import ImageRow
+from arkitekt_server.mikro._models import GrantRow, ImageRow
 
 __all__ = [
     "DEFAULT_DATALAYER",
@@ -44,6 +45,8 @@ __all__ = [
     "not_found",
     "parse_id",
     "record",
+    "tombstone",
+    "verified",
     "visible",
 ]
 
@@ -86,6 +89,8 @@ class StoreInfo:
     """The largest chunk file the store may hold (a larger one is not read)."""
     location: storage.Location
     """Where its keys are."""
+    verified: storage.Verified
+    """What its store was verified to hold (its ``zarr.json`` is served only if still so)."""
 
 
 @dataclass
@@ -198,6 +203,11 @@ async def find_image(session: AsyncSession, image_id: str, principal: Principal 
     return row
 
 
+def verified(row: ImageRow) -> storage.Verified:
+    """What an image's store was verified to hold (reads are bounded by it)."""
+    return storage.Verified(list(row.shape), list(row.chunks), row.dtype, row.meta_sha256)
+
+
 def record(row: ImageRow, request: Request) -> ImageRecord:
     """The wire form of an image; ``local_path`` only for clients on this machine.
 
@@ -227,6 +237,25 @@ def record(row: ImageRow, request: Request) -> ImageRecord:
     )
 
 
+def tombstone(image: ImageRow, now: dt.datetime) -> GrantRow | None:
+    """The abandoned grant that keeps a deleted image's prefix swept while its uploader's
+    credentials may still write there (``None``: they lapsed, or it never had any)."""
+    until = image.credentials_until
+    if until is None or until <= now:
+        return None
+    return GrantRow(
+        id=image.id,
+        owner_pk=image.owner_pk,
+        owner=image.owner,
+        datalayer="s3",
+        request={},
+        state="abandoned",
+        created_at=now,
+        expires_at=until,
+        credentials_until=until,
+    )
+
+
 def _move(source: Path, target: Path) -> None:
     if source.exists():
         os.replace(source, target)
@@ -239,12 +268,18 @@ async def delete_image_row(request: Request, session: AsyncSession, row: ImageRo
     goes; then the files. A crash in between leaves either the image whole, or a trash entry
     whose row is gone (the start-up check empties it) — never a store the database forgot.
     A store in the bucket is deleted once the row's delete committed (a crash in between
-    leaves keys no image names, never an image without its keys).
+    leaves keys no image names, never an image without its keys); while its uploader's
+    credentials may still write there, a :func:`tombstone` commits with the delete so the
+    sweep removes what they write.
     """
     dirs = layout(request)
     where = await anyio.to_thread.run_sync(image_location, request.app, row.id)
     if isinstance(where, storage.BucketLocation):
+        grave = tombstone(row, utcnow())
         await session.delete(row)
+        if grave is not None:
+            await session.flush()  # the image's row goes before a grant takes its id
+            session.add(grave)
         await session.commit()
         mikro_state(request.app).stores.pop(row.id, None)
         await anyio.to_thread.run_sync(storage.remove, dirs.thumb(row.id))

@@ -14,8 +14,10 @@ the store moved) is completed by the sweep: the store passed verification before
 
 In the bucket (the ``s3`` datalayer) an upload is written where its image will be (an image
 keeps its grant's id); the sweep deletes the keys below an ``abandoned`` grant's prefix unless
-an image has that id, and drops the grant only once it expired (its credentials may write until
-then). Keys in the bucket that no grant or image knows are left alone.
+an image has that id, and drops the grant only once a sweep after its credentials lapsed has
+removed them (they may write until then; a deleted image leaves such a grant too). No database
+transaction stays open while the bucket is listed or deleted from. Keys in the bucket that no
+grant or image knows are left alone.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from arkitekt_server._db import Database, utcnow
 from arkitekt_server._errors import ArkitektServerError
 from arkitekt_server.mikro import _storage as storage
 from arkitekt_server.mikro._bucket import Bucket
+from arkitekt_server.mikro._bucket_uploads import credentials_lapse
 from arkitekt_server.mikro._common import MikroState
 from arkitekt_server.mikro._models import DatasetRow, GrantRow, ImageRow, image_row
 
@@ -151,7 +154,7 @@ async def _complete_finishes(
             continue
         body = UploadRequest.model_validate(grant.request)
         try:
-            await anyio.to_thread.run_sync(
+            digest = await anyio.to_thread.run_sync(
                 storage.verify_store,
                 storage.DiskLocation(store),
                 list(body.shape),
@@ -171,7 +174,12 @@ async def _complete_finishes(
             dataset = None
         session.add(
             image_row(
-                grant.id, body, owner_pk=grant.owner_pk, owner=grant.owner, dataset_id=dataset
+                grant.id,
+                body,
+                owner_pk=grant.owner_pk,
+                owner=grant.owner,
+                dataset_id=dataset,
+                meta_sha256=digest,
             )
         )
         await session.delete(grant)
@@ -223,27 +231,26 @@ async def sweep(
             .values(state="abandoned")
         )
         await session.commit()
-        abandoned = (
-            await session.execute(
-                select(GrantRow.id, GrantRow.datalayer, GrantRow.expires_at).where(
-                    GrantRow.state == "abandoned"
-                )
-            )
-        ).all()
+        abandoned = list(
+            await session.scalars(select(GrantRow).where(GrantRow.state == "abandoned"))
+        )
+        ids = [grant.id for grant in abandoned]
+        images = set(await session.scalars(select(ImageRow.id).where(ImageRow.id.in_(ids))))
+        await session.commit()  # no transaction stays open across the bucket's I/O
         removed = 0
-        for grant_id, datalayer, expires_at in abandoned:
+        for grant in abandoned:
             if state is not None:
-                state.uploads.pop(grant_id, None)
-            exists = await session.get(ImageRow, grant_id) is not None
-            if datalayer == "s3":
+                state.uploads.pop(grant.id, None)
+            exists = grant.id in images
+            if grant.datalayer == "s3":
                 bucket = None if state is None else state.bucket
-                if not await _remove_from_bucket(bucket, grant_id, exists):
+                if not await _remove_from_bucket(bucket, grant.id, exists):
                     continue
-                if expires_at > moment:  # its credentials may still write: swept again later
+                if credentials_lapse(grant) > moment:  # they may still write: swept again
                     continue
             else:
-                await anyio.to_thread.run_sync(_remove_abandoned, layout, grant_id, exists)
-            await session.execute(delete(GrantRow).where(GrantRow.id == grant_id))
+                await anyio.to_thread.run_sync(_remove_abandoned, layout, grant.id, exists)
+            await session.execute(delete(GrantRow).where(GrantRow.id == grant.id))
             await session.commit()
             removed += 1
         grants, stores = await _known(session)
@@ -377,7 +384,7 @@ async def _adopt(session: AsyncSession, layout: storage.Layout, entry: Path) -> 
         fields.setdefault("name", f"adopted {image_id}")
         body = UploadRequest.model_validate(fields)
         location = storage.DiskLocation(entry)
-        storage.verify_store(location, list(body.shape), list(body.chunks), body.dtype)
+        digest = storage.verify_store(location, list(body.shape), list(body.chunks), body.dtype)
     except (
         ValueError,
         KeyError,
@@ -401,6 +408,7 @@ async def _adopt(session: AsyncSession, layout: storage.Layout, entry: Path) -> 
             owner_pk=ADOPTED_OWNER,
             owner=str(record.get("owner") or "unknown (adopted)")[:200],
             dataset_id=dataset,
+            meta_sha256=digest,
             created_at=created,
         )
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,8 @@ class Location(ABC):
     """How many keys verification reads at once (a bucket answers requests in parallel)."""
 
     @abstractmethod
-    def entries(self) -> list[tuple[str, int]]:
-        """Every key with its size in bytes.
+    def entries(self) -> Iterator[tuple[str, int]]:
+        """Every key with its size in bytes, streamed (stop early: nothing more is listed).
 
         Raises:
             StoreInvalidError: the store holds something that is no plain key (a symlink).
@@ -78,9 +79,8 @@ class DiskLocation(Location):
     def __str__(self) -> str:
         return str(self.directory)
 
-    def entries(self) -> list[tuple[str, int]]:
+    def entries(self) -> Iterator[tuple[str, int]]:
         """Every file below the directory (symlinks and special files refused)."""
-        found = []
         for current, dirnames, filenames in os.walk(self.directory, followlinks=False):
             base = Path(current)
             for name in dirnames:
@@ -91,8 +91,7 @@ class DiskLocation(Location):
                 key = path.relative_to(self.directory).as_posix()
                 if path.is_symlink() or not path.is_file():
                     raise StoreInvalidError(f"the store holds a link or special file: {echo(key)}")
-                found.append((key, path.stat().st_size))
-        return found
+                yield key, path.stat().st_size
 
     def read(self, key: str, limit: int) -> bytes | None:
         """The file's bytes (its size checked on the open file before reading)."""
@@ -143,15 +142,16 @@ class BucketLocation(Location):
     def __str__(self) -> str:
         return self.name
 
-    def entries(self) -> list[tuple[str, int]]:
-        """Every key below the prefix, listed (a bucket holds no links)."""
+    def entries(self) -> Iterator[tuple[str, int]]:
+        """Every key below the prefix, listed a page at a time (a bucket holds no links)."""
+        for batch in self._pages():
+            for meta in batch:
+                yield meta["path"], int(meta["size"])
+
+    def _pages(self) -> Iterator[list[Any]]:
         import obstore
 
-        return [
-            (meta["path"], int(meta["size"]))
-            for batch in obstore.list(self.store, chunk_size=1000)
-            for meta in batch
-        ]
+        yield from obstore.list(self.store, chunk_size=_DELETE_BATCH)
 
     def read(self, key: str, limit: int) -> bytes | None:
         """The object's bytes; its size comes with the answer's headers, before the body."""
@@ -183,12 +183,10 @@ class BucketLocation(Location):
         return any(batch for batch in obstore.list(self.store, chunk_size=1))
 
     def remove(self) -> None:
-        """Delete every key below the prefix (listed again: a write may have raced the list)."""
+        """Delete every key below the prefix, a listed page at a time (one pass: a key written
+        meanwhile is the sweep's, which goes on until the prefix's credentials lapsed)."""
         import obstore
 
-        for _ in range(3):
-            keys = [key for key, _ in self.entries()]
-            if not keys:
-                return
-            for start in range(0, len(keys), _DELETE_BATCH):
-                obstore.delete(self.store, keys[start : start + _DELETE_BATCH])
+        for batch in self._pages():
+            if batch:
+                obstore.delete(self.store, [meta["path"] for meta in batch])

@@ -48,6 +48,11 @@ class ImageRow(Base):
     pixel_size: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     extra: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    meta_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The SHA-256 of the ``zarr.json`` verification accepted (``None``: an image from before
+    it was kept; its ``zarr.json`` is then checked field by field against this row)."""
+    credentials_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    """Until when write credentials handed out for its upload stay valid (s3 only)."""
     tags: Mapped[list[TagRow]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="TagRow.position"
     )
@@ -60,7 +65,9 @@ def image_row(
     owner_pk: int,
     owner: str,
     dataset_id: str | None,
+    meta_sha256: str | None,
     created_at: dt.datetime | None = None,
+    credentials_until: dt.datetime | None = None,
 ) -> ImageRow:
     """The row of an image whose verified store holds what ``body`` declared."""
     return ImageRow(
@@ -78,6 +85,8 @@ def image_row(
         pixel_size=body.pixel_size.model_dump(exclude_none=True),
         extra=body.metadata,
         created_at=created_at or utcnow(),
+        meta_sha256=meta_sha256,
+        credentials_until=credentials_until,
         tags=[TagRow(tag=tag, position=i) for i, tag in enumerate(body.tags)],
     )
 
@@ -98,7 +107,9 @@ class GrantRow(Base):
     """An upload in progress: the directory ``uploads/<id>`` the pixels are written to.
 
     ``state`` is ``open`` while chunks arrive, ``finishing`` while the store is verified, and
-    ``abandoned`` once aborted or expired: only then may the sweeper remove its directory.
+    ``abandoned`` once aborted or expired: only then may the sweeper remove its directory. An
+    ``abandoned`` s3 grant stays (a tombstone; a deleted image whose uploader's credentials may
+    still write gets one too) until its credentials lapsed, so the sweep removes late writes.
     """
 
     __tablename__ = "mikro_upload_grants"
@@ -111,3 +122,6 @@ class GrantRow(Base):
     state: Mapped[str] = mapped_column(String(16), default="open")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+    credentials_until: Mapped[dt.datetime | None] = mapped_column(default=None)
+    """Until when the write credentials handed out for its prefix stay valid (s3 only;
+    recorded before they are handed out)."""

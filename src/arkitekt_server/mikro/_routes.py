@@ -41,6 +41,7 @@ from arkitekt_server.mikro._common import (
     not_found,
     parse_id,
     record,
+    verified,
     visible,
 )
 from arkitekt_server.mikro._models import DatasetRow, ImageRow, TagRow
@@ -135,6 +136,7 @@ async def _readable(request: Request, image_id: str, principal: Principal) -> St
             storage.grid(row.shape, row.chunks),
             max(META_MAX_BYTES, max_encoded_bytes(raw)),  # zarr.json may be up to 1 MiB
             where,
+            verified(row),
         )
     if store.private and store.owner_pk != principal.client_pk:
         raise not_found()
@@ -162,6 +164,11 @@ async def get_key(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"the stored {key!r} is larger than any key of this image can be; it is not served",
         )
+    if key == "zarr.json":  # served only while it is the verified one
+        try:
+            storage.checked_pipeline(data, store.verified)
+        except storage.StoreInvalidError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
     media = "application/json" if key == "zarr.json" else "application/octet-stream"
     return Response(data, media_type=media)
 

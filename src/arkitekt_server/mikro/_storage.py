@@ -1,4 +1,4 @@
-"""Stores: where uploads and images live on disk, verification and thumbnails (disk or bucket).
+"""Stores: where uploads and images live on disk, verification and bounded reads (disk or bucket).
 
 Layout under ``<data_dir>/mikro``: ``uploads/<grant id>/`` (a zarr v3 store being written),
 ``stores/<image id>/`` (finished stores; an image keeps its grant's id), ``records/<id>.json``
@@ -9,10 +9,12 @@ Everything here is blocking file work: call it in a worker thread.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +47,16 @@ __all__ = [
     "Layout",
     "Location",
     "StoreInvalidError",
+    "Verified",
     "check_key",
+    "checked_pipeline",
+    "meta_sha256",
     "open_bounded",
     "read_meta",
-    "render_thumbnail",
+    "read_meta_bytes",
     "verify_store",
     "write_key",
 ]
-
-THUMBNAIL_SIZE = 256
-_THUMBNAIL_MAX_PLANES = 64
 
 
 class Layout:
@@ -152,19 +154,46 @@ def _check_metadata(meta: object, shape: list[int], chunks: list[int], dtype: st
         )
 
 
+@dataclass(frozen=True)
+class Verified:
+    """What an image's store was verified to hold (kept with its row); every read checks the
+    store still says so and bounds each chunk by it, never by what the store says now.
+
+    Attributes:
+        shape: the array's shape.
+        chunks: the chunk shape.
+        dtype: the numpy dtype name.
+        meta_sha256: the SHA-256 (hex) of the verified ``zarr.json``; ``None`` for an image
+            from before it was kept (its ``zarr.json`` is then checked field by field).
+
+    """
+
+    shape: list[int]
+    chunks: list[int]
+    dtype: str
+    meta_sha256: str | None = None
+
+    @property
+    def raw(self) -> int:
+        """The decoded size of every chunk."""
+        return math.prod(self.chunks) * np.dtype(self.dtype).itemsize
+
+
 class BoundedStore(WrapperStore[Store]):
     """A read-only store (of a :class:`Location`) that checks every chunk before zarr decodes it.
 
-    A key larger than any encoding of a chunk (``zarr.json``: 1 MiB) is not read (its size is
+    ``zarr.json`` is the document :func:`open_bounded` checked (never read again, so it cannot
+    change in between). A chunk larger than any encoding of a chunk is not read (its size is
     checked on the open file, or from the answer's headers, so it cannot grow in between); a
     chunk that declares (or inflates to) more than the chunk's raw size is refused
     (:class:`ChunkRefusedError`), so a read never allocates more than the chunks it asked for.
     """
 
-    def __init__(self, location: Location, pipeline: Pipeline) -> None:
+    def __init__(self, location: Location, pipeline: Pipeline, meta: bytes) -> None:
         super().__init__(location.zarr_store())
         self.location = location
         self.pipeline = pipeline
+        self.meta = meta
 
     async def get(
         self,
@@ -176,25 +205,46 @@ class BoundedStore(WrapperStore[Store]):
         import asyncio
 
         prototype = prototype or default_buffer_prototype()
+        if key == "zarr.json":  # zarr reads it whole
+            return prototype.buffer.from_bytes(self.meta)
         if byte_range is not None:  # not asked for by these arrays (no sharding): size only
             try:
                 self.pipeline.check_size(key, await self._store.getsize(key))
             except (OSError, ValueError):
                 return None
             return await self._store.get(key, prototype, byte_range)
-        meta = key == "zarr.json"
-        limit = META_MAX_BYTES if meta else max_encoded_bytes(self.pipeline.raw)
+        limit = max_encoded_bytes(self.pipeline.raw)
         try:
             data = await asyncio.to_thread(self.location.read, key, limit)
         except OSError:
             return None
         if data is None:
-            if meta:
-                raise StoreInvalidError(f"zarr.json is larger than {META_MAX_BYTES} bytes")
             raise ChunkRefusedError(f"chunk {key!r} is more than the {limit} bytes allowed")
-        if not meta:
-            self.pipeline.check_chunk(key, data)
+        self.pipeline.check_chunk(key, data)
         return prototype.buffer.from_bytes(data)
+
+
+def read_meta_bytes(location: Location) -> bytes:
+    """A store's ``zarr.json``, bounded in size, unparsed.
+
+    Raises:
+        StoreInvalidError: it is missing or too large.
+
+    """
+    try:
+        data = location.read("zarr.json", META_MAX_BYTES)
+    except OSError as error:
+        raise StoreInvalidError(f"the store has no valid zarr.json: {error}") from None
+    if data is None:
+        raise StoreInvalidError(f"zarr.json is larger than {META_MAX_BYTES} bytes")
+    return data
+
+
+def _parse_meta(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as error:
+        raise StoreInvalidError(f"the store has no valid zarr.json: {error}") from None
 
 
 def read_meta(location: Location) -> Any:
@@ -204,34 +254,51 @@ def read_meta(location: Location) -> Any:
         StoreInvalidError: it is missing, too large, or not JSON (nested too deeply included).
 
     """
-    try:
-        data = location.read("zarr.json", META_MAX_BYTES)
-        if data is None:
-            raise StoreInvalidError(f"zarr.json is larger than {META_MAX_BYTES} bytes")
-        return json.loads(data)
-    except (OSError, ValueError, RecursionError) as error:
-        raise StoreInvalidError(f"the store has no valid zarr.json: {error}") from None
+    return _parse_meta(read_meta_bytes(location))
 
 
-def _pipeline(meta: Any) -> Pipeline:
+def meta_sha256(data: bytes) -> str:
+    """The hash kept of a verified ``zarr.json``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def checked_pipeline(data: bytes, verified: Verified) -> Pipeline:
+    """The pipeline of ``data`` (a ``zarr.json``) if it is the verified one, chunks bounded by
+    ``verified``.
+
+    Raises:
+        StoreInvalidError: it is not the verified document (or does not fit ``verified``), or
+            its codecs' sizes cannot be bounded.
+
+    """
+    if verified.meta_sha256 is not None and meta_sha256(data) != verified.meta_sha256:
+        raise StoreInvalidError(
+            "zarr.json is not the one verified when the image was stored (it was changed "
+            "since); the image is not read"
+        )
+    meta = _parse_meta(data)
     try:
-        return Pipeline.from_metadata(meta, np.dtype(meta["data_type"]).itemsize)
+        _check_metadata(meta, verified.shape, verified.chunks, verified.dtype)
+        return Pipeline.from_metadata(meta, verified.raw)
     except ChunkRefusedError as error:
         raise StoreInvalidError(str(error)) from None
     except (TypeError, KeyError, ValueError, AttributeError) as error:
         raise StoreInvalidError(f"zarr.json is malformed: {echo(error)}") from None
 
 
-def open_bounded(location: Location) -> Any:
-    """Open a store's array for reading through a :class:`BoundedStore`.
+def open_bounded(location: Location, verified: Verified) -> Any:
+    """Open a store's array for reading through a :class:`BoundedStore`, bounded by
+    ``verified`` (an image's row), never by what the store's ``zarr.json`` says now.
 
     Raises:
-        StoreInvalidError: no readable ``zarr.json``, or codecs whose chunk sizes cannot be bounded.
+        StoreInvalidError: no readable ``zarr.json``, one that is not the verified one, or codecs
+            whose chunk sizes cannot be bounded.
 
     """
     import zarr
 
-    store = BoundedStore(location, _pipeline(read_meta(location)))
+    data = read_meta_bytes(location)
+    store = BoundedStore(location, checked_pipeline(data, verified), data)
     return zarr.open_array(store, mode="r", zarr_format=3)
 
 
@@ -246,7 +313,31 @@ def _check_chunk(location: Location, key: str, size: int, pipeline: Pipeline) ->
     pipeline.check_chunk(key, data)
 
 
-def verify_store(location: Location, shape: list[int], chunks: list[int], dtype: str) -> None:
+def _listed_chunks(location: Location, counts: list[int]) -> list[tuple[str, int]]:
+    """The chunk keys of the store with their sizes, listing stopped at the first unexpected key
+    or once there are more keys than the grid has chunks (plus ``zarr.json``)."""
+    expected = math.prod(counts)
+    found: list[tuple[str, int]] = []
+    try:
+        for key, size in location.entries():
+            if not check_key(key, counts):
+                raise StoreInvalidError(
+                    f"the store holds an unexpected file {echo(key)} (chunk keys are "
+                    "c/i/j/k/l/m in ASCII digits without leading zeros, inside the grid)"
+                )
+            if key != "zarr.json":
+                found.append((key, size))
+                if len(found) > expected:
+                    break  # already too many: the rest is not listed
+    except OSError as error:
+        raise StoreInvalidError(f"the store cannot be listed: {error}") from None
+    if len(found) != expected:
+        more = " or more" if len(found) > expected else ""
+        raise StoreInvalidError(f"the store holds {len(found)}{more} chunk(s); {expected} expected")
+    return found
+
+
+def verify_store(location: Location, shape: list[int], chunks: list[int], dtype: str) -> str:
     """Check an uploaded store before it becomes an image.
 
     Checks: ``zarr.json`` describes a zarr v3 array of the announced shape, dtype, chunks and
@@ -255,33 +346,18 @@ def verify_store(location: Location, shape: list[int], chunks: list[int], dtype:
     chunk: fill-value chunks must be written too); every chunk declares exactly the chunk's
     raw size (checked before anything is decoded); the last chunk decodes.
 
+    Returns:
+        The SHA-256 of the verified ``zarr.json`` (kept with the image: :class:`Verified`).
+
     Raises:
         StoreInvalidError: naming the first problem found (and the chunk key, for a chunk).
 
     """
     counts = grid(shape, chunks)
-    found: list[tuple[str, int]] = []
-    try:
-        entries = location.entries()
-    except OSError as error:
-        raise StoreInvalidError(f"the store cannot be listed: {error}") from None
-    for key, size in entries:
-        if not check_key(key, counts):
-            raise StoreInvalidError(
-                f"the store holds an unexpected file {echo(key)} (chunk keys are c/i/j/k/l/m "
-                "in ASCII digits without leading zeros, inside the grid)"
-            )
-        if key != "zarr.json":
-            found.append((key, size))
-    expected = math.prod(counts)
-    if len(found) != expected:
-        raise StoreInvalidError(f"the store holds {len(found)} chunk(s); {expected} expected")
-    meta = read_meta(location)
-    try:
-        _check_metadata(meta, shape, chunks, dtype)
-    except (TypeError, AttributeError, ValueError, KeyError) as error:  # a malformed document
-        raise StoreInvalidError(f"zarr.json is malformed: {echo(error)}") from None
-    pipeline = _pipeline(meta)
+    found = _listed_chunks(location, counts)
+    data = read_meta_bytes(location)
+    verified = Verified(list(shape), list(chunks), dtype, meta_sha256(data))
+    pipeline = checked_pipeline(data, verified)
     try:
         if location.concurrency > 1 and len(found) > 1:  # a request each: overlap them
             from concurrent.futures import ThreadPoolExecutor
@@ -298,64 +374,12 @@ def verify_store(location: Location, shape: list[int], chunks: list[int], dtype:
     except OSError as error:
         raise StoreInvalidError(f"a chunk cannot be read: {error}") from None
     try:
-        array = open_bounded(location)
+        array = open_bounded(location, verified)
         last = tuple(slice((n - 1) * c, None) for n, c in zip(counts, chunks, strict=True))
         array[last]
     except StoreInvalidError:
         raise
     except Exception as error:
         raise StoreInvalidError(f"the store cannot be read: {error}") from None
-
-
-def render_thumbnail(location: Location, shape: list[int], size: int = THUMBNAIL_SIZE) -> bytes:
-    """A PNG of the max projection (over t and z) of the first channel, at most ``size`` px.
-
-    At most about 64 planes are read (whole chunks along z, evenly spaced), so huge stacks stay
-    cheap; one chunk is decoded at a time (through :class:`BoundedStore`), so memory stays
-    near one chunk plus the thumbnail; intensities are stretched between the 0.5th and 99.5th
-    percentile.
-
-    Raises:
-        StoreInvalidError: the store cannot be read within its bounds.
-        ChunkRefusedError: a chunk declares more than the chunk's raw size.
-
-    """
-    import io
-
-    from PIL import Image
-
-    array = open_bounded(location)
-    _, t, z, y, x = shape
-    step = max(1, math.ceil(max(y, x) / size))
-    depth, height, width = (int(c) for c in array.chunks[2:])
-    slabs = [(ti, z0) for ti in range(t) for z0 in range(0, z, depth)]  # whole chunks at once
-    if len(slabs) * depth > _THUMBNAIL_MAX_PLANES:
-        keep = max(1, _THUMBNAIL_MAX_PLANES // depth)
-        picks = np.linspace(0, len(slabs) - 1, keep).round().astype(int)
-        slabs = [slabs[i] for i in sorted(set(picks.tolist()))]
-    projection = np.full((len(range(0, y, step)), len(range(0, x, step))), -np.inf)
-    for ti, z0 in slabs:
-        for y0 in range(0, y, height):
-            ys = y0 + (-y0) % step  # the first sampled row inside this chunk
-            for x0 in range(0, x, width):
-                xs = x0 + (-x0) % step
-                if ys >= min(y0 + height, y) or xs >= min(x0 + width, x):
-                    continue
-                region = (0, ti, slice(z0, z0 + depth))
-                block = np.asarray(
-                    array[(*region, slice(ys, y0 + height, step), slice(xs, x0 + width, step))]
-                )
-                plane = block.max(axis=0).astype(np.float64)
-                rows, cols = (
-                    slice(ys // step, ys // step + plane.shape[0]),
-                    slice(xs // step, xs // step + plane.shape[1]),
-                )
-                projection[rows, cols] = np.fmax(projection[rows, cols], plane)
-    finite = projection[np.isfinite(projection)]
-    low, high = np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0)
-    if high <= low:
-        high = low + 1
-    scaled = np.clip((np.nan_to_num(projection, nan=low, neginf=low) - low) / (high - low), 0, 1)
-    buffer = io.BytesIO()
-    Image.fromarray((scaled * 255).astype(np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
+    assert verified.meta_sha256 is not None
+    return verified.meta_sha256

@@ -1,19 +1,19 @@
-"""Upload routes of mikro: grants, chunk PUTs (http datalayer), credentials (s3 datalayer),
-finish (verify) and abort."""
+"""Upload routes of mikro: grants, credentials (s3 datalayer), finish (verify) and abort.
+
+The http datalayer's chunk PUTs are in :mod:`arkitekt_server.mikro._chunk_puts`; the bucket's
+side of grants and finishing in :mod:`arkitekt_server.mikro._bucket_uploads`.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
-import os
 import uuid
-from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import anyio
 import anyio.to_thread
-import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,12 +26,17 @@ from arkitekt_server._db import get_session, utcnow
 from arkitekt_server._urls import base_url
 from arkitekt_server.mikro import _storage as storage
 from arkitekt_server.mikro._bucket_uploads import finish_in_bucket, grant_access
-from arkitekt_server.mikro._chunks import max_encoded_bytes
+from arkitekt_server.mikro._chunk_puts import (
+    DRAIN_SECONDS,
+    FINISHING,
+    drain,
+    find_grant,
+    upload_state,
+)
 from arkitekt_server.mikro._common import (
     DEFAULT_DATALAYER,
     GRANT_TTL,
     MAX_CHUNKS,
-    META_MAX_BYTES,
     UploadState,
     delete_image_row,
     documented,
@@ -104,7 +109,7 @@ async def create_upload(
         # the grant first: no key can be written before the database knows whose they are
         session.add(grant)
         await session.commit()
-        access = await grant_access(bucket, grant)
+        access = await grant_access(bucket, grant, session)
         return UploadGrant(id=grant.id, datalayer="s3", s3=access, expires_at=grant.expires_at)
     assert datalayer in ("local", "http")
     # The directory exists before the grant does (a grant without one would confuse the
@@ -131,14 +136,15 @@ async def create_upload(
 async def renew_credentials(
     grant_id: str, request: Request, principal: CurrentPrincipal, session: Session
 ) -> S3Access:
-    """Fresh write credentials for an ``s3`` upload still open (an upload that outlives them)."""
-    grant = await _grant(session, grant_id, principal)
+    """Fresh write credentials for an ``s3`` upload still open (an upload that outlives them);
+    refused (409) once less than STS's shortest lifetime of the grant remains: finish then."""
+    grant = await find_grant(session, grant_id, principal)
     bucket = mikro_state(request.app).bucket
     if grant.datalayer != "s3" or bucket is None:
         raise HTTPException(status.HTTP_409_CONFLICT, "this upload is not an s3 upload")
     if grant.state != "open":
-        raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
-    return await grant_access(bucket, grant)
+        raise HTTPException(status.HTTP_409_CONFLICT, FINISHING)
+    return await grant_access(bucket, grant, session)
 
 
 async def _resolve_links(
@@ -170,137 +176,6 @@ async def _resolve_links(
     return body.model_copy(update={"dataset": dataset, "origins": origins})
 
 
-async def _grant(session: AsyncSession, grant_id: str, principal: Principal) -> GrantRow:
-    row = await session.get(GrantRow, parse_id(grant_id, "upload"))
-    if row is None or row.owner_pk != principal.client_pk or row.state == "abandoned":
-        raise not_found("upload")
-    if row.expires_at <= utcnow():
-        raise HTTPException(status.HTTP_410_GONE, "the upload grant expired; start again")
-    return row
-
-
-_DRAIN_SECONDS = 60.0
-"""How long ``finish`` waits for chunk PUTs in progress before it gives up with 409."""
-
-
-def _upload_state(row: GrantRow) -> UploadState:
-    return UploadState(
-        id=row.id,
-        owner_pk=row.owner_pk,
-        datalayer=row.datalayer,
-        shape=row.request["shape"],
-        chunks=row.request["chunks"],
-        itemsize=np.dtype(row.request["dtype"]).itemsize,
-        expires_at=row.expires_at,
-    )
-
-
-async def _open_grant(request: Request, grant_id: str, principal: Principal) -> UploadState:
-    uploads = mikro_state(request.app).uploads
-    cached = uploads.get(grant_id)
-    if cached is None:
-        async with request.app.state.database.sessions() as session:
-            row = await _grant(session, grant_id, principal)
-        if row.state != "open":
-            raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
-        # a finish that started meanwhile has its own entry: use it (it says "finishing")
-        cached = uploads.setdefault(row.id, _upload_state(row))
-    if cached.owner_pk != principal.client_pk:
-        raise not_found("upload")
-    if cached.expires_at <= utcnow():
-        raise HTTPException(status.HTTP_410_GONE, "the upload grant expired; start again")
-    if cached.datalayer != "http":
-        raise HTTPException(status.HTTP_409_CONFLICT, "this upload is not an http upload")
-    return cached
-
-
-_FINISHING = "this upload is being finished (or was finished): it takes no more chunks"
-
-
-def _parents(directory: Path, key: str) -> None:
-    """Create the folders of ``key`` below ``directory``, never ``directory`` itself (gone
-    when the upload was finished or removed: then this raises FileNotFoundError)."""
-    current = directory
-    for part in key.split("/")[:-1]:
-        current = current / part
-        current.mkdir(exist_ok=True)
-
-
-@router.put(
-    "/uploads/{grant_id}/store/{key:path}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=documented(400, 401, 404, 409, 410, 413),
-)
-async def put_key(
-    grant_id: str, key: str, request: Request, principal: CurrentPrincipal
-) -> Response:
-    """Store one key (``zarr.json`` or a chunk) of an http upload."""
-    grant = await _open_grant(request, grant_id, principal)
-    shape, chunks = grant.shape, grant.chunks
-    if not storage.check_key(key, storage.grid(shape, chunks)):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{echo(key)} is not a key of this array")
-    raw = math.prod(chunks) * grant.itemsize
-    limit = META_MAX_BYTES if key == "zarr.json" else max_encoded_bytes(raw)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "chunk too large")
-    if grant.finishing:
-        raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
-    directory = layout(request).upload(grant.id)
-    target = directory / key
-    # Parts (~256 KiB) go straight to a temporary file, renamed into place when complete:
-    # page-cache writes this small are cheaper inline than a thread hand-off per part.
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
-    grant.writers += 1  # finish waits for this write to end before it looks at the store
-    try:
-        _parents(directory, key)
-        size = 0
-        with temporary.open("wb") as sink:
-            async for part in request.stream():
-                size += len(part)
-                if size > limit:
-                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "chunk too large")
-                sink.write(part)
-        os.replace(temporary, target)
-    except FileNotFoundError:  # the directory went: finished elsewhere, aborted or swept
-        pass
-    else:
-        return Response(status_code=status.HTTP_204_NO_CONTENT)
-    finally:
-        grant.writers -= 1
-        if not grant.writers and grant.drained is not None:
-            grant.drained.set()
-        temporary.unlink(missing_ok=True)
-    await _gone(request, grant, principal)
-
-
-async def _gone(request: Request, grant: UploadState, principal: Principal) -> NoReturn:
-    """Answer a PUT whose upload directory vanished: 404/410/409 as the grant now is."""
-    uploads = mikro_state(request.app).uploads
-    if grant.finishing:
-        raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
-    if uploads.get(grant.id) is grant:
-        del uploads[grant.id]
-    async with request.app.state.database.sessions() as session:
-        row = await _grant(session, grant.id, principal)  # 404 or 410 when it is gone
-    if row.state != "open":
-        raise HTTPException(status.HTTP_409_CONFLICT, _FINISHING)
-    raise HTTPException(status.HTTP_409_CONFLICT, "the upload's directory is gone; start again")
-
-
-async def _drain(upload: UploadState) -> None:
-    if upload.writers:
-        upload.drained = anyio.Event()
-        with anyio.move_on_after(_DRAIN_SECONDS):
-            await upload.drained.wait()
-        upload.drained = None
-    if upload.writers:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            "chunks of this upload are still being written; finish once every write has ended",
-        )
-
-
 @router.post(
     "/uploads/{grant_id}/finish/",
     status_code=status.HTTP_201_CREATED,
@@ -313,9 +188,9 @@ async def finish_upload(
 
     Chunk PUTs that arrive from now on are refused (409); PUTs in progress end first.
     """
-    grant = await _grant(session, grant_id, principal)
+    grant = await find_grant(session, grant_id, principal)
     uploads = mikro_state(request.app).uploads
-    upload = uploads.setdefault(grant.id, _upload_state(grant))
+    upload = uploads.setdefault(grant.id, upload_state(grant))
     if upload.finishing:
         raise HTTPException(status.HTTP_409_CONFLICT, "this upload is already being finished")
     upload.finishing = True
@@ -334,7 +209,7 @@ async def finish_upload(
 async def _finish(
     grant: GrantRow, request: Request, session: AsyncSession, upload: UploadState
 ) -> ImageRecord:
-    await _drain(upload)
+    await drain(upload)
     claimed = await session.execute(
         update(GrantRow)
         .where(GrantRow.id == grant.id, GrantRow.state == "open")
@@ -354,7 +229,7 @@ async def _finish(
         {"request": grant.request, "owner": grant.owner, "created_at": utcnow().isoformat()}
     )
     try:
-        await anyio.to_thread.run_sync(
+        digest = await anyio.to_thread.run_sync(
             storage.verify_store,
             storage.DiskLocation(source),
             list(body.shape),
@@ -368,7 +243,12 @@ async def _finish(
         await anyio.to_thread.run_sync(source.rename, target)
         moved = True
         image = image_row(
-            grant.id, body, owner_pk=grant.owner_pk, owner=grant.owner, dataset_id=body.dataset
+            grant.id,
+            body,
+            owner_pk=grant.owner_pk,
+            owner=grant.owner,
+            dataset_id=body.dataset,
+            meta_sha256=digest,
         )
         session.add(image)
         await session.delete(grant)
@@ -411,7 +291,7 @@ async def abort_upload(
     uploads = mikro_state(request.app).uploads
     upload = uploads.get(row.id)
     if upload is not None and upload.finishing and upload.settled is not None:
-        with anyio.move_on_after(_DRAIN_SECONDS):
+        with anyio.move_on_after(DRAIN_SECONDS):
             await upload.settled.wait()
         row = await session.get(GrantRow, key, populate_existing=True)
         if row is None:
@@ -438,8 +318,8 @@ async def abort_upload(
     except Exception as error:  # the store is unreachable: the sweep removes it later
         log.warning("mikro: removing aborted upload %s failed: %s", row.id, type(error).__name__)
         removed = False
-    # an s3 grant's credentials may still write until the grant expires: its row stays (so
-    # the sweep removes what they write) until then
+    # an s3 grant's credentials may still write until they lapse: its row stays (so the sweep
+    # removes what they write) until then
     if removed and row.datalayer != "s3":
         await session.delete(row)
         await session.commit()

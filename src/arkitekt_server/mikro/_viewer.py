@@ -30,9 +30,11 @@ from arkitekt_server.mikro._common import (
     find_image,
     image_location,
     layout,
+    verified,
     visible,
 )
 from arkitekt_server.mikro._models import ImageRow
+from arkitekt_server.mikro._thumbnails import render_thumbnail
 
 __all__ = ["PUBLIC_PATHS", "router", "viewer"]
 
@@ -100,7 +102,7 @@ async def thumbnail(image_id: str, request: Request, who: Viewer, session: Sessi
     def build() -> bytes:
         if path.is_file():
             return path.read_bytes()
-        png = storage.render_thumbnail(image_location(request.app, row.id), row.shape)
+        png = render_thumbnail(image_location(request.app, row.id), verified(row))
         storage.write_key(path.parent, path.name, png)
         return png
 

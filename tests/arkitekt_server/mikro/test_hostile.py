@@ -106,19 +106,19 @@ def _meta_with(compressor: Any) -> dict[str, Any]:
 
 
 def test_the_pipeline_bounds_every_accepted_codec(zstd_bomb: Callable[[int, int], bytes]) -> None:
-    blosc = Pipeline.from_metadata(_meta_with(None), 2)
+    blosc = Pipeline.from_metadata(_meta_with(None), RAW)
     good = _store()["c/0/0/0/0/0"]
     blosc.check_chunk("c/0/0/0/0/0", good)
     lying = good[:4] + struct.pack("<I", 1 << 30) + good[8:]
     with pytest.raises(ChunkRefusedError, match=r"'c/0/0/0/0/0' declares 1073741824"):
         blosc.check_chunk("c/0/0/0/0/0", lying)
-    zstd = Pipeline.from_metadata(_meta_with(ZstdCodec()), 2)
+    zstd = Pipeline.from_metadata(_meta_with(ZstdCodec()), RAW)
     zstd.check_chunk("k", _store(ZstdCodec())["c/0/0/0/0/0"])
     with pytest.raises(ChunkRefusedError, match="declares 1073741824"):
         zstd.check_chunk("k", zstd_bomb(1 << 30, 1 << 30))
     with pytest.raises(ChunkRefusedError, match="exactly one zstd frame"):  # a second frame hides
         zstd.check_chunk("k", zstd_bomb(RAW, RAW) + zstd_bomb(1 << 30, 1 << 30)[:1000])
-    zipped = Pipeline.from_metadata(_meta_with(GzipCodec()), 2)
+    zipped = Pipeline.from_metadata(_meta_with(GzipCodec()), RAW)
     zipped.check_chunk("k", _store(GzipCodec())["c/0/0/0/0/0"])
     with pytest.raises(ChunkRefusedError, match="exactly one gzip member"):
         zipped.check_chunk("k", gzip.compress(bytes(1 << 20)))
@@ -126,7 +126,7 @@ def test_the_pipeline_bounds_every_accepted_codec(zstd_bomb: Callable[[int, int]
         zipped.check_chunk("k", bytes(1 << 20))
     meta = _meta_with(None) | {"codecs": [BytesCodec().to_dict(), {"name": "transpose"}]}
     with pytest.raises(ChunkRefusedError, match="are not accepted"):
-        Pipeline.from_metadata(meta, 2)
+        Pipeline.from_metadata(meta, RAW)
 
 
 def test_a_zstd_bomb_is_refused_at_finish_naming_the_chunk_and_the_upload_stays_retryable(

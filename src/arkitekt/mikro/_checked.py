@@ -1,0 +1,145 @@
+"""Reads checked against the image's record, whatever store the pixels come from.
+
+The store's ``zarr.json`` (the bucket's, the server's, a disk's) must describe the array the
+server's record names, and every chunk must declare exactly the chunk's decoded size before
+zarr decodes it.
+
+The record is what the server verified at upload; the store is what is there now (an uploader's
+credentials may rewrite a bucket's keys for a while after the upload finished). So a read never
+allocates more than the chunks of the recorded array it asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from zarr.abc.store import ByteRequest, Store
+from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
+from zarr.storage import WrapperStore
+
+from arkitekt.errors import MikroError
+from arkitekt.protocol.chunks import META_MAX_BYTES, ChunkError, Pipeline
+from arkitekt.protocol.mikro import DTYPES
+from arkitekt.protocol.text import echo
+
+if TYPE_CHECKING:
+    from arkitekt.protocol.mikro import ImageRecord
+
+__all__ = ["CheckedStore"]
+
+
+class CheckedStore(WrapperStore[Store]):
+    """A read-only view of ``store`` checked against ``image`` (see the module docstring).
+
+    ``zarr.json`` is read once, checked and kept (a later change of it is not seen); every other
+    key is checked by the codecs' :class:`~arkitekt.protocol.chunks.Pipeline` before it is
+    returned.
+
+    Raises:
+        MikroError: (from reads) naming the image and what does not match its record.
+
+    """
+
+    def __init__(self, store: Store, image: ImageRecord) -> None:
+        super().__init__(store)
+        self.image = image
+        self._meta: bytes | None = None
+        self._pipeline: Pipeline | None = None
+
+    def _wrap(self, store: Store) -> CheckedStore:
+        checked = type(self)(store, self.image)
+        checked._meta, checked._pipeline = self._meta, self._pipeline
+        return checked
+
+    def with_read_only(self, read_only: bool = False) -> CheckedStore:
+        """The same store with another write permission."""
+        return self._wrap(self._store.with_read_only(read_only))
+
+    def _refuse(self, what: str) -> MikroError:
+        return MikroError(
+            f"the store of image {self.image.id!r} does not hold what its record says: {what}; "
+            "it is not read (was it changed after the upload?)"
+        )
+
+    def _check_meta(self, data: bytes) -> Pipeline:
+        image = self.image
+        if len(data) > META_MAX_BYTES or image.dtype not in DTYPES:
+            raise self._refuse(f"zarr.json is over {META_MAX_BYTES} bytes or the dtype unknown")
+        try:
+            meta = json.loads(data)
+            found = {
+                "shape": meta["shape"],
+                "chunks": meta["chunk_grid"]["configuration"]["chunk_shape"],
+                "dtype": meta["data_type"],
+            }
+        except (ValueError, RecursionError, TypeError, KeyError, AttributeError) as error:
+            raise self._refuse(f"zarr.json is malformed ({echo(error)})") from None
+        expected = {
+            "shape": list(image.shape),
+            "chunks": list(image.chunks),
+            "dtype": image.dtype,
+        }
+        for field, value in expected.items():
+            if found[field] != value:
+                raise self._refuse(f"{field} is {echo(found[field])}, the record says {value}")
+        import numpy as np
+
+        raw = math.prod(image.chunks) * np.dtype(image.dtype).itemsize
+        try:
+            return Pipeline.from_metadata(meta, raw)
+        except ChunkError as error:
+            raise self._refuse(str(error)) from None
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        """One key: ``zarr.json`` checked once and kept, a chunk checked before it is returned."""
+        prototype = prototype or default_buffer_prototype()
+        if key == "zarr.json":
+            if self._meta is None:
+                found = await self._store.get(key, prototype)
+                if found is None:
+                    return None
+                data = found.to_bytes()
+                self._pipeline = self._check_meta(data)
+                self._meta = data
+            return prototype.buffer.from_bytes(self._meta)
+        if self._pipeline is None:
+            raise self._refuse("a chunk was asked for before zarr.json was read")
+        found = await self._store.get(key, prototype)  # whole: its header is checked
+        if found is None:
+            return None
+        data = found.to_bytes()
+        try:
+            self._pipeline.check_chunk(key, data)
+        except ChunkError as error:
+            raise self._refuse(str(error)) from None
+        if byte_range is not None:  # not asked for by these arrays (no sharding)
+            raise self._refuse(f"a partial read of {key!r} was asked for")
+        return prototype.buffer.from_bytes(data)
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        """Several keys, each as :meth:`get` reads it."""
+        return list(
+            await asyncio.gather(*(self.get(key, prototype, rng) for key, rng in key_ranges))
+        )
+
+    def __repr__(self) -> str:
+        return f"CheckedStore({self._store!r})"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, CheckedStore) and other._store == self._store
+
+    def __hash__(self) -> int:
+        return hash(self._store)

@@ -284,7 +284,7 @@ async def check_stores(database: Database, layout: storage.Layout) -> None:
     await anyio.to_thread.run_sync(_restore_trashed, layout, images)
     stray = await anyio.to_thread.run_sync(_unknown, layout.stores, stores, None)
     if stray:
-        where = database.engine.url.render_as_string(hide_password=True)
+        where = database.endpoint
         message = (
             f"{len(stray)} image store(s) in {layout.stores} are not in the database "
             f"{where} (was it deleted, or restored from an older backup?). Nothing was "

@@ -17,12 +17,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
+    ARRAY,
     Row,
     Select,
     Table,
     Text,
-    and_,
     bindparam,
+    case,
+    column,
     delete,
     func,
     insert,
@@ -31,9 +33,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import ReturningDelete, ReturningUpdate
 
 from arkitekt_server.rekuest._models import (
     AgentRow,
@@ -78,35 +80,68 @@ async def post(
     notices: Iterable[str],
 ) -> None:
     """Write ``events`` (``(to, assignment id, message)``; ``to`` is ``"caller"`` or
-    ``"agent"``) and notify their receivers and ``notices`` on ``channel`` (at commit)."""
-    a = ASSIGNMENTS.c
-    for to in ("caller", "agent"):
-        group = [{"aid": id, "m": text} for kind, id, text in events if kind == to]
-        if not group:
-            continue
-        target = a.caller_replica if to == "caller" else a.replica
-        source = select(target, a.id, sql_cast(bindparam("m"), Text)).where(
-            a.id == bindparam("aid"), target.is_not(None)
-        )
-        columns = ["replica", "assignment_id", "message"]
-        await connection.execute(insert(EVENTS).from_select(columns, source), group)
-        ids = list({row["aid"] for row in group})
-        payload = literal("e:") + target
+    ``"agent"``) and notify their receivers and ``notices`` on ``channel`` (at commit).
+
+    Both take one statement each, whatever their number: events are inserted in their order
+    (their ids, which their receiver reads them by, follow it) and notify their replicas in
+    the same statement.
+    """
+    if events:
         await connection.execute(
-            select(func.pg_notify(channel, payload)).where(a.id.in_(ids), target.is_not(None))
+            _SEND,
+            {
+                "s_to": [to for to, _, _ in events],
+                "s_id": [id for _, id, _ in events],
+                "s_message": [text for _, _, text in events],
+                "s_channel": channel,
+            },
         )
-        if to == "agent":  # a cancel of a row no replica claimed yet: it ends here
-            endings = [_ending(e["aid"], e["m"]) for e in group]
-            ended = set(await expire_queued(connection, endings))
+        cancels = [_ending(id, text) for to, id, text in events if to == "agent"]
+        if cancels:  # a cancel of a row no replica claimed yet: it ends here
+            ended = set(await expire_queued(connection, cancels))
             answers = [  # and its caller's replica is told, as by an agent's replica
                 ("caller", id, json.dumps({"t": "error", "id": id, "kind": kind, "m": message}))
-                for id, kind, message in endings
+                for id, kind, message in cancels
                 if id in ended
             ]
             if answers:
                 await post(connection, channel, answers, ())
-    for notice in notices:
-        await connection.execute(select(func.pg_notify(channel, notice)))
+    told = sorted(set(notices))
+    if told:
+        await connection.execute(_NOTIFY, {"n_channel": channel, "n_payload": told})
+
+
+def _send() -> Select[Any]:
+    """The statement of :func:`post`'s events: ``s_to``, ``s_id``, ``s_message`` (arrays, one
+    element per event) and ``s_channel``."""
+    a = ASSIGNMENTS.c
+    given = (
+        func.unnest(
+            bindparam("s_to", type_=ARRAY(Text)),
+            bindparam("s_id", type_=ARRAY(Text)),
+            bindparam("s_message", type_=ARRAY(Text)),
+        )
+        .table_valued("to_", "aid", "message", with_ordinality="n")
+        .render_derived(name="given")
+    )
+    target = case((given.c.to_ == "caller", a.caller_replica), else_=a.replica)
+    source = (
+        select(target, a.id, given.c.message)
+        .select_from(given.join(ASSIGNMENTS, a.id == given.c.aid))
+        .where(target.is_not(None))
+        .order_by(given.c.n)
+    )
+    columns = ["replica", "assignment_id", "message"]
+    sent = insert(EVENTS).from_select(columns, source).returning(EVENTS.c.replica).cte("sent")
+    receivers = select(sent.c.replica).distinct().subquery("receivers")
+    payload = literal("e:") + receivers.c.replica
+    return select(func.pg_notify(bindparam("s_channel", type_=Text), payload))
+
+
+_SEND = _send()
+_NOTIFY = select(func.pg_notify(bindparam("n_channel", type_=Text), column("payload"))).select_from(
+    func.unnest(bindparam("n_payload", type_=ARRAY(Text))).alias("payload")
+)
 
 
 def _ending(id: str, text: str) -> tuple[str, str, str]:
@@ -169,25 +204,62 @@ async def claim(
             with an agent filter is taken only if it names one of them).
         until: the lease.
     """
-    a = ASSIGNMENTS.c
-    fits = [
-        and_(a.function == function, or_(a.agent_filter.is_(None), a.agent_filter.in_(names)))
-        for function, names in sorted(wanted.items())
+    pairs: list[tuple[str, str | None]] = [
+        (function, name) for function, names in sorted(wanted.items()) for name in sorted(names)
     ]
+    pairs += [(function, None) for function, names in wanted.items() if not names]
+    result = await connection.execute(
+        _CLAIM,
+        {
+            "c_function": [function for function, _ in pairs],
+            "c_name": [name for _, name in pairs],
+            "c_replica": replica,
+            "c_until": until,
+        },
+    )
+    rows: Sequence[Row[Any]] = result.all()
+    return rows
+
+
+def _claim() -> ReturningUpdate[Any]:
+    """The statement of :func:`claim` (built once: it runs on every call's path)."""
+    a = ASSIGNMENTS.c
+    wanted = (
+        func.unnest(
+            bindparam("c_function", type_=ARRAY(Text)), bindparam("c_name", type_=ARRAY(Text))
+        )
+        .table_valued("f", "agent")
+        .render_derived(name="wanted")
+    )
+    fits = (
+        select(literal(1))
+        .select_from(wanted)
+        .where(
+            wanted.c.f == a.function,
+            or_(a.agent_filter.is_(None), a.agent_filter == wanted.c.agent),
+        )
+        .exists()
+    )
     oldest = (
         select(a.id)
-        .where(a.status == "queued", or_(*fits))
+        .where(a.status == "queued", fits)
         .order_by(a.created_at)
         .limit(CLAIM_BATCH)
         .with_for_update(skip_locked=True)
     )
-    result = await connection.execute(
+    return (
         update(ASSIGNMENTS)
         .where(a.id.in_(oldest), a.status == "queued")
-        .values(status="assigned", replica=replica, lease_until=until)
+        .values(
+            status="assigned",
+            replica=bindparam("c_replica", type_=ASSIGNMENTS.c.replica.type),
+            lease_until=bindparam("c_until", type_=ASSIGNMENTS.c.lease_until.type),
+        )
         .returning(*ASSIGNMENTS.c)
     )
-    return result.all()
+
+
+_CLAIM = _claim()
 
 
 async def take(
@@ -261,18 +333,24 @@ def _moved(id: str) -> str:
 
 async def take_events(connection: AsyncConnection, replica: str) -> list[tuple[str, str]]:
     """Read and delete the oldest events for ``replica``: ``(assignment id, message)``."""
+    result = await connection.execute(_TAKE_EVENTS, {"t_replica": replica})
+    return [(row.assignment_id, row.message) for row in sorted(result.all())]
+
+
+def _take_events() -> ReturningDelete[Any, Any, Any]:
+    """The statement of :func:`take_events` (built once: it runs on every call's path)."""
     e = EVENTS.c
     oldest = (
         select(e.id)
-        .where(e.replica == replica)
+        .where(e.replica == bindparam("t_replica", type_=Text))
         .order_by(e.id)
         .limit(CLAIM_BATCH)
         .with_for_update(skip_locked=True)
     )
-    result = await connection.execute(
-        delete(EVENTS).where(e.id.in_(oldest)).returning(e.id, e.assignment_id, e.message)
-    )
-    return [(row.assignment_id, row.message) for row in sorted(result.all())]
+    return delete(EVENTS).where(e.id.in_(oldest)).returning(e.id, e.assignment_id, e.message)
+
+
+_TAKE_EVENTS = _take_events()
 
 
 def alive(now: dt.datetime) -> Select[Any]:

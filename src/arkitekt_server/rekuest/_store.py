@@ -16,15 +16,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 
 import anyio
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from arkitekt.protocol.rekuest import encode
 from arkitekt_server._db import Database, utcnow
 from arkitekt_server.rekuest import _claims as claims
+from arkitekt_server.rekuest._held import HeldConnection
 from arkitekt_server.rekuest._models import (
     ACTIVE,
     FINISHED,
@@ -33,7 +36,7 @@ from arkitekt_server.rekuest._models import (
     DefinitionRow,
     LogRow,
 )
-from arkitekt_server.rekuest._writes import group, refused, stored, update_of
+from arkitekt_server.rekuest._writes import group, insert_new, refused, update_of
 
 __all__ = ["CLOSE_SECONDS", "Store"]
 
@@ -59,6 +62,9 @@ class Store:
     def __init__(self, database: Database, interval: float = 0.005) -> None:
         self.database = database
         self.interval = interval
+        self._held: HeldConnection | None = None
+        if database.dialect == "postgresql":  # batches are on the path between replicas
+            self._held = HeldConnection(database.engine)
         self._inserts: dict[str, dict[str, Any]] = {}
         self._updates: dict[str, dict[str, Any]] = {}
         self._logs: list[dict[str, Any]] = []
@@ -137,16 +143,20 @@ class Store:
         """
         deadline = anyio.current_time() + CLOSE_SECONDS
         delay = 0.1
-        while True:
-            try:
-                await self.flush()
-                return
-            except OperationalError as error:
-                if anyio.current_time() + delay > deadline:
-                    raise
-                log.warning("rekuest: the database is busy (%s); writing again", error.orig)
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        try:
+            while True:
+                try:
+                    await self.flush()
+                    return
+                except OperationalError as error:
+                    if anyio.current_time() + delay > deadline:
+                        raise
+                    log.warning("rekuest: the database is busy (%s); writing again", error.orig)
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+        finally:
+            if self._held is not None:
+                await self._held.close()
 
     async def flush(self) -> None:
         """Commit everything recorded so far, then run the callbacks of what was committed.
@@ -202,11 +212,8 @@ class Store:
         notices: set[str] | None = None,
     ) -> list[str]:
         """Write one batch in one transaction; returns the ids of inserts stored before."""
-        async with self.database.engine.begin() as connection:
-            duplicates = await stored(connection, list(inserts))
-            rows = [row for id, row in inserts.items() if id not in duplicates]
-            if rows:
-                await connection.execute(insert(_ASSIGNMENTS), rows)
+        async with self._transaction() as connection:
+            duplicates = await insert_new(connection, inserts)
             for keys, changes in group(updates).items():
                 await connection.execute(update_of(keys), changes)
             if logs:
@@ -252,6 +259,11 @@ class Store:
                 log.error("rekuest: dropped a log line the database refused: %s", error)
             del logs[0]
         return duplicates
+
+    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        if self._held is not None:
+            return self._held.use()
+        return self.database.engine.begin()
 
     def _restore(
         self,

@@ -41,10 +41,18 @@ class WallClock:
 class Replica:
     """A hub, its store and its relay (as one server process has them)."""
 
+    opened: list[Replica] = []  # closed by the `database` fixture
+
     def __init__(self, database: Database, wall: WallClock) -> None:
         self.clock = Clock()
         self.hub = Hub(Store(database), agent_grace=15.0, clock=self.clock)
         self.relay = Relay(self.hub, database, lease=LEASE, rescan=1.0, now=wall)
+        Replica.opened.append(self)
+
+    async def close(self) -> None:
+        """Write what is left, give back the connections the store and relay keep."""
+        await self.hub.store.close()
+        await self.relay.close()
 
     async def settle(self, *due: str) -> None:
         """Commit what the hub recorded, then do ``due`` (relay rounds)."""
@@ -59,6 +67,8 @@ async def database(postgres_url: str) -> AsyncIterator[Database]:
     try:
         yield made
     finally:
+        while Replica.opened:
+            await Replica.opened.pop().close()
         await made.dispose()
 
 

@@ -38,10 +38,12 @@ from arkitekt_server.rekuest._models import (
 )
 from arkitekt_server.rekuest._writes import group, insert_new, refused, update_of
 
-__all__ = ["CLOSE_SECONDS", "Store"]
+__all__ = ["CLOSE_SECONDS", "LAZY_SECONDS", "Store"]
 
 log = logging.getLogger("arkitekt_server.rekuest")
 
+LAZY_SECONDS = 0.05
+"""How long a lazy change (see :meth:`Store.update`) waits at most for the next batch."""
 CLOSE_SECONDS = 60.0
 """How long the final write at shutdown retries while the database is locked (busy)."""
 
@@ -71,7 +73,8 @@ class Store:
         self._events: list[tuple[str, str, str]] = []  # (to, assignment id, message)
         self._notices: set[str] = set()
         self._callbacks: list[Callable[[], None]] = []
-        self._dirty = anyio.Event()
+        self._changed = anyio.Event()  # any change
+        self._dirty = anyio.Event()  # a change to write now (not lazy)
         self._lock = anyio.Lock()
         self.on_duplicate: Callable[[str], None] | None = None
         """Told the id of an insert that was not stored: that id was stored before."""
@@ -85,12 +88,22 @@ class Store:
         full.update(attempts=0, stream=False, events=False, created_at=utcnow())
         full.update(row)
         self._inserts[row["id"]] = full
-        self._dirty.set()
+        self._wake()
 
     def update(
-        self, id: str, fields: dict[str, Any], on_commit: Callable[[], None] | None = None
+        self,
+        id: str,
+        fields: dict[str, Any],
+        on_commit: Callable[[], None] | None = None,
+        *,
+        lazy: bool = False,
     ) -> None:
-        """Record a change of an assignment; ``on_commit`` runs once it is stored."""
+        """Record a change of an assignment; ``on_commit`` runs once it is stored.
+
+        A ``lazy`` change is one nothing waits for: it is written with the next batch, or
+        after :data:`LAZY_SECONDS` at the latest (so that an assignment that finishes soon is
+        written once, not twice, and its finish does not wait for the first write).
+        """
         pending = self._inserts.get(id)
         if pending is not None:
             pending.update(fields)
@@ -98,33 +111,42 @@ class Store:
             self._updates.setdefault(id, {}).update(fields)
         if on_commit is not None:
             self._callbacks.append(on_commit)
-        self._dirty.set()
+        self._wake(lazy=lazy)
 
     def log(self, assignment_id: str, level: str, message: str) -> None:
         """Record a log line of an assignment."""
         self._logs.append(
             {"assignment_id": assignment_id, "level": level, "message": message, "at": utcnow()}
         )
-        self._dirty.set()
+        self._wake()
 
     def event(self, assignment_id: str, to: str, message: dict[str, Any]) -> None:
         """Record a message for the replica of an assignment's ``"caller"`` or ``"agent"``
         (found from its row when written; PostgreSQL only). A cancel for an agent ends a row
         no agent claimed yet."""
         self._events.append((to, assignment_id, encode(message)))
-        self._dirty.set()
+        self._wake()
 
     def notify(self, notice: str) -> None:
         """Notify every replica of ``notice`` once the batch is committed (PostgreSQL only)."""
         self._notices.add(notice)
-        self._dirty.set()
+        self._wake()
+
+    def _wake(self, *, lazy: bool = False) -> None:
+        self._changed.set()
+        if not lazy:
+            self._dirty.set()
 
     # -- committing ----------------------------------------------------------------------------
     async def run(self) -> None:
         """Commit batches until cancelled."""
         while True:
-            await self._dirty.wait()
-            self._dirty = anyio.Event()  # only this loop replaces it (flush() may run elsewhere)
+            await self._changed.wait()
+            if not self._dirty.is_set():  # lazy changes alone: a batch soon may take them
+                with anyio.move_on_after(LAZY_SECONDS):
+                    await self._dirty.wait()
+            # only this loop replaces them (flush() may run elsewhere)
+            self._changed, self._dirty = anyio.Event(), anyio.Event()
             await anyio.sleep(self.interval)
             try:
                 # A round that began finishes: a cancelled query would orphan its connection
@@ -281,7 +303,7 @@ class Store:
             self._updates[id] = fields
         self._logs[:0] = logs
         self._callbacks[:0] = callbacks
-        self._dirty.set()
+        self._wake()
 
     # -- direct reads and writes (rare) --------------------------------------------------------
     async def save_agent(

@@ -6,7 +6,8 @@ provide, reads the events other replicas sent it, queues again the rows of dead 
 fails those that waited in vain, and keeps the directory of agents online on other replicas.
 ``LISTEN`` on a dedicated connection wakes it at once; a periodic re-scan
 (``rekuest_rescan_seconds``) does everything anyway, so a missed notification only delays.
-The SQL is in :mod:`~arkitekt_server.rekuest._claims`.
+The SQL is in :mod:`~arkitekt_server.rekuest._claims` and
+:mod:`~arkitekt_server.rekuest._events`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy import make_url
 from arkitekt.protocol.rekuest import MessageError
 from arkitekt_server._db import Database, utcnow
 from arkitekt_server.rekuest import _claims as claims
+from arkitekt_server.rekuest._events import post, take_events
 from arkitekt_server.rekuest._held import HeldConnection
 from arkitekt_server.rekuest._restore import restore
 from arkitekt_server.rekuest._store import Store
@@ -226,7 +228,7 @@ class Relay:
     async def _events(self) -> None:
         while True:
             async with self._reads.use() as connection:
-                events = await claims.take_events(connection, self.replica)
+                events = await take_events(connection, self.replica)
             for _, text in events:
                 try:
                     message = json.loads(text)
@@ -246,7 +248,7 @@ class Relay:
             if offline:
                 notices.add("agents")
             if events or notices:
-                await claims.post(connection, CHANNEL, events, notices)
+                await post(connection, CHANNEL, events, notices)
         if requeued:
             log.info("rekuest: %d assignment(s) of a lost replica are queued again", requeued)
 

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from arkitekt.protocol.rekuest import encode
 from arkitekt_server._db import Database, utcnow
-from arkitekt_server.rekuest import _claims as claims
+from arkitekt_server.rekuest._events import forget, post
 from arkitekt_server.rekuest._held import HeldConnection
 from arkitekt_server.rekuest._models import (
     ACTIVE,
@@ -241,7 +241,7 @@ class Store:
             if logs:
                 await connection.execute(insert(_LOGS), logs)
             if self.channel is not None and (events or notices):
-                await claims.post(connection, self.channel, events or [], notices or set())
+                await post(connection, self.channel, events or [], notices or set())
         return duplicates
 
     async def _write_each(
@@ -344,7 +344,7 @@ class Store:
             for stale in existing.values():
                 await session.delete(stale)
             if self.channel is not None:
-                await claims.post(await session.connection(), self.channel, [], {"agents"})
+                await post(await session.connection(), self.channel, [], {"agents"})
             await session.commit()
 
     async def mark_disconnected(self, key: str, replica: str | None = None) -> None:
@@ -356,7 +356,7 @@ class Store:
                 .values(connected=False, last_seen=utcnow())
             )
             if self.channel is not None:
-                await claims.post(await session.connection(), self.channel, [], {"agents"})
+                await post(await session.connection(), self.channel, [], {"agents"})
             await session.commit()
 
     async def load(self) -> tuple[list[AgentRow], list[DefinitionRow], list[AssignmentRow]]:
@@ -392,7 +392,7 @@ class Store:
             with anyio.CancelScope(shield=True):  # never half-way: see the module
                 async with self.database.engine.begin() as connection:
                     await connection.execute(delete(_LOGS).where(_LOGS.c.assignment_id.in_(old)))
-                    await claims.forget(connection, old)
+                    await forget(connection, old)
                     result = await connection.execute(
                         delete(_ASSIGNMENTS).where(_ASSIGNMENTS.c.id.in_(old))
                     )

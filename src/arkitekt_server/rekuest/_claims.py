@@ -1,4 +1,4 @@
-"""The SQL of rekuest between replicas (PostgreSQL): claims, leases, events, notifications.
+"""The SQL of rekuest between replicas (PostgreSQL): claims, leases, the replicas' liveness.
 
 Each function runs on a connection inside the caller's transaction; none commits. A replica
 *claims* queued rows for its agents (``FOR UPDATE SKIP LOCKED``, so two replicas never take the
@@ -6,22 +6,23 @@ same row) and holds them by a lease it renews; a row whose lease lapsed (its rep
 queued again by whichever replica notices. Messages for another replica are *event* rows, whose
 receiver is found from the assignment's row when written (so a caller that resumed elsewhere
 gets them), announced by ``NOTIFY`` with a small payload (``e:<replica>``, ``work``,
-``agents``); the receiver reads (and deletes) its rows.
+``agents``); the receiver reads (and deletes) its rows. Their SQL is in
+:mod:`~arkitekt_server.rekuest._events`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
+    ARRAY,
     Row,
     Select,
     Table,
     Text,
-    and_,
     bindparam,
     delete,
     func,
@@ -31,9 +32,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from arkitekt_server.rekuest._models import (
     AgentRow,
@@ -51,13 +52,10 @@ __all__ = [
     "claim",
     "directory",
     "expire_queued",
-    "forget",
     "heartbeat",
-    "post",
     "reap",
     "resume",
     "take",
-    "take_events",
 ]
 
 ASSIGNMENTS = cast(Table, AssignmentRow.__table__)
@@ -69,50 +67,6 @@ CHANNEL = "arkitekt_rekuest"
 """The NOTIFY channel of every replica."""
 CLAIM_BATCH = 500
 """Rows claimed (and events read) in one transaction at most."""
-
-
-async def post(
-    connection: AsyncConnection,
-    channel: str,
-    events: Sequence[tuple[str, str, str]],
-    notices: Iterable[str],
-) -> None:
-    """Write ``events`` (``(to, assignment id, message)``; ``to`` is ``"caller"`` or
-    ``"agent"``) and notify their receivers and ``notices`` on ``channel`` (at commit)."""
-    a = ASSIGNMENTS.c
-    for to in ("caller", "agent"):
-        group = [{"aid": id, "m": text} for kind, id, text in events if kind == to]
-        if not group:
-            continue
-        target = a.caller_replica if to == "caller" else a.replica
-        source = select(target, a.id, sql_cast(bindparam("m"), Text)).where(
-            a.id == bindparam("aid"), target.is_not(None)
-        )
-        columns = ["replica", "assignment_id", "message"]
-        await connection.execute(insert(EVENTS).from_select(columns, source), group)
-        ids = list({row["aid"] for row in group})
-        payload = literal("e:") + target
-        await connection.execute(
-            select(func.pg_notify(channel, payload)).where(a.id.in_(ids), target.is_not(None))
-        )
-        if to == "agent":  # a cancel of a row no replica claimed yet: it ends here
-            endings = [_ending(e["aid"], e["m"]) for e in group]
-            ended = set(await expire_queued(connection, endings))
-            answers = [  # and its caller's replica is told, as by an agent's replica
-                ("caller", id, json.dumps({"t": "error", "id": id, "kind": kind, "m": message}))
-                for id, kind, message in endings
-                if id in ended
-            ]
-            if answers:
-                await post(connection, channel, answers, ())
-    for notice in notices:
-        await connection.execute(select(func.pg_notify(channel, notice)))
-
-
-def _ending(id: str, text: str) -> tuple[str, str, str]:
-    message = json.loads(text)
-    kind = str(message.get("kind") or "cancelled")
-    return id, kind, str(message.get("m") or "cancelled by its caller")
 
 
 async def expire_queued(
@@ -132,11 +86,6 @@ async def expire_queued(
         )
         ended += result.scalars()
     return ended
-
-
-async def forget(connection: AsyncConnection, ids: Select[Any]) -> None:
-    """Delete the events of the assignments ``ids`` selects (they are pruned)."""
-    await connection.execute(delete(EVENTS).where(EVENTS.c.assignment_id.in_(ids)))
 
 
 async def heartbeat(connection: AsyncConnection, replica: str, until: dt.datetime) -> None:
@@ -169,25 +118,62 @@ async def claim(
             with an agent filter is taken only if it names one of them).
         until: the lease.
     """
-    a = ASSIGNMENTS.c
-    fits = [
-        and_(a.function == function, or_(a.agent_filter.is_(None), a.agent_filter.in_(names)))
-        for function, names in sorted(wanted.items())
+    pairs: list[tuple[str, str | None]] = [
+        (function, name) for function, names in sorted(wanted.items()) for name in sorted(names)
     ]
+    pairs += [(function, None) for function, names in wanted.items() if not names]
+    result = await connection.execute(
+        _CLAIM,
+        {
+            "c_function": [function for function, _ in pairs],
+            "c_name": [name for _, name in pairs],
+            "c_replica": replica,
+            "c_until": until,
+        },
+    )
+    rows: Sequence[Row[Any]] = result.all()
+    return rows
+
+
+def _claim() -> ReturningUpdate[Any]:
+    """The statement of :func:`claim` (built once: it runs on every call's path)."""
+    a = ASSIGNMENTS.c
+    wanted = (
+        func.unnest(
+            bindparam("c_function", type_=ARRAY(Text)), bindparam("c_name", type_=ARRAY(Text))
+        )
+        .table_valued("f", "agent")
+        .render_derived(name="wanted")
+    )
+    fits = (
+        select(literal(1))
+        .select_from(wanted)
+        .where(
+            wanted.c.f == a.function,
+            or_(a.agent_filter.is_(None), a.agent_filter == wanted.c.agent),
+        )
+        .exists()
+    )
     oldest = (
         select(a.id)
-        .where(a.status == "queued", or_(*fits))
+        .where(a.status == "queued", fits)
         .order_by(a.created_at)
         .limit(CLAIM_BATCH)
         .with_for_update(skip_locked=True)
     )
-    result = await connection.execute(
+    return (
         update(ASSIGNMENTS)
         .where(a.id.in_(oldest), a.status == "queued")
-        .values(status="assigned", replica=replica, lease_until=until)
+        .values(
+            status="assigned",
+            replica=bindparam("c_replica", type_=ASSIGNMENTS.c.replica.type),
+            lease_until=bindparam("c_until", type_=ASSIGNMENTS.c.lease_until.type),
+        )
         .returning(*ASSIGNMENTS.c)
     )
-    return result.all()
+
+
+_CLAIM = _claim()
 
 
 async def take(
@@ -257,22 +243,6 @@ async def resume(
 
 def _moved(id: str) -> str:
     return json.dumps({"t": "moved", "id": id})
-
-
-async def take_events(connection: AsyncConnection, replica: str) -> list[tuple[str, str]]:
-    """Read and delete the oldest events for ``replica``: ``(assignment id, message)``."""
-    e = EVENTS.c
-    oldest = (
-        select(e.id)
-        .where(e.replica == replica)
-        .order_by(e.id)
-        .limit(CLAIM_BATCH)
-        .with_for_update(skip_locked=True)
-    )
-    result = await connection.execute(
-        delete(EVENTS).where(e.id.in_(oldest)).returning(e.id, e.assignment_id, e.message)
-    )
-    return [(row.assignment_id, row.message) for row in sorted(result.all())]
 
 
 def alive(now: dt.datetime) -> Select[Any]:

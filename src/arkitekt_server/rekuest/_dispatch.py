@@ -242,7 +242,11 @@ class Dispatcher:
             self.store.insert(row)
         else:
             fields = {"status": "assigned", "agent_key": agent.key, "attempts": job.attempts}
-            self.store.update(job.id, {**fields, "args": bound})
+            # between replicas the row is ours already (claimed, leased): lazy, so that the
+            # agent's answer need not wait for this write (a kill -9 meanwhile loses no call:
+            # the row is queued again when its lease lapses)
+            lazy = self.cluster is not None
+            self.store.update(job.id, {**fields, "args": bound}, lazy=lazy)
         try:  # bound arguments (defaults filled in) may be bigger than the call was
             agent.peer.send(
                 {"t": "assign", "id": job.id, "f": job.function, "a": bound}, strict=True

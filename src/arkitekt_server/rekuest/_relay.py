@@ -6,28 +6,29 @@ provide, reads the events other replicas sent it, queues again the rows of dead 
 fails those that waited in vain, and keeps the directory of agents online on other replicas.
 ``LISTEN`` on a dedicated connection wakes it at once; a periodic re-scan
 (``rekuest_rescan_seconds``) does everything anyway, so a missed notification only delays.
-The SQL is in :mod:`~arkitekt_server.rekuest._claims`.
+The SQL is in :mod:`~arkitekt_server.rekuest._claims` and
+:mod:`~arkitekt_server.rekuest._events`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import asyncpg
 from sqlalchemy import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from arkitekt.protocol.rekuest import MessageError
 from arkitekt_server._db import Database, utcnow
 from arkitekt_server.rekuest import _claims as claims
+from arkitekt_server.rekuest._events import post, take_events
+from arkitekt_server.rekuest._held import HeldConnection
 from arkitekt_server.rekuest._restore import restore
 from arkitekt_server.rekuest._store import Store
 
@@ -95,6 +96,7 @@ class Relay:
         self._due: set[str] = set(_ALL)
         self._endings: list[tuple[str, str, str]] = []
         self._woken = anyio.Event()
+        self._reads = HeldConnection(database.engine, autocommit=True)  # claims, events
         hub.cluster = self
         hub.store.channel = CHANNEL
 
@@ -161,9 +163,14 @@ class Relay:
                     self._due |= due
                     await anyio.sleep(min(1.0, self.rescan))
         finally:
+            await self.close()
             if listener is not None:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(2.0):
                     await listener.close()
+
+    async def close(self) -> None:
+        """Give back the connection kept for claims and events (:meth:`run` does at its end)."""
+        await self._reads.close()
 
     async def round(self, due: set[str]) -> None:
         """Do ``due`` now (see :meth:`wake`), and fail the forwarded calls that waited in vain."""
@@ -211,22 +218,17 @@ class Relay:
         wanted = self.hub.agents.local_selectors()
         if not wanted:
             return
-        async with self._autocommit() as connection:  # one statement: no BEGIN, no COMMIT
+        async with self._reads.use() as connection:  # one statement: no BEGIN, no COMMIT
             rows = await claims.claim(connection, self.replica, wanted, self.lease_until())
         if rows:
             self.hub.claimed(list(rows))
         if len(rows) == claims.CLAIM_BATCH:
             self.wake("work")
 
-    @contextlib.asynccontextmanager
-    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
-        async with self.database.engine.connect() as connection:
-            yield await connection.execution_options(isolation_level="AUTOCOMMIT")
-
     async def _events(self) -> None:
         while True:
-            async with self._autocommit() as connection:
-                events = await claims.take_events(connection, self.replica)
+            async with self._reads.use() as connection:
+                events = await take_events(connection, self.replica)
             for _, text in events:
                 try:
                     message = json.loads(text)
@@ -246,7 +248,7 @@ class Relay:
             if offline:
                 notices.add("agents")
             if events or notices:
-                await claims.post(connection, CHANNEL, events, notices)
+                await post(connection, CHANNEL, events, notices)
         if requeued:
             log.info("rekuest: %d assignment(s) of a lost replica are queued again", requeued)
 

@@ -16,15 +16,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, cast
 
 import anyio
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from arkitekt.protocol.rekuest import encode
 from arkitekt_server._db import Database, utcnow
-from arkitekt_server.rekuest import _claims as claims
+from arkitekt_server.rekuest._events import forget, post
+from arkitekt_server.rekuest._held import HeldConnection
 from arkitekt_server.rekuest._models import (
     ACTIVE,
     FINISHED,
@@ -33,12 +36,14 @@ from arkitekt_server.rekuest._models import (
     DefinitionRow,
     LogRow,
 )
-from arkitekt_server.rekuest._writes import group, refused, stored, update_of
+from arkitekt_server.rekuest._writes import group, insert_new, refused, update_of
 
-__all__ = ["CLOSE_SECONDS", "Store"]
+__all__ = ["CLOSE_SECONDS", "LAZY_SECONDS", "Store"]
 
 log = logging.getLogger("arkitekt_server.rekuest")
 
+LAZY_SECONDS = 0.05
+"""How long a lazy change (see :meth:`Store.update`) waits at most for the next batch."""
 CLOSE_SECONDS = 60.0
 """How long the final write at shutdown retries while the database is locked (busy)."""
 
@@ -59,13 +64,17 @@ class Store:
     def __init__(self, database: Database, interval: float = 0.005) -> None:
         self.database = database
         self.interval = interval
+        self._held: HeldConnection | None = None
+        if database.dialect == "postgresql":  # batches are on the path between replicas
+            self._held = HeldConnection(database.engine)
         self._inserts: dict[str, dict[str, Any]] = {}
         self._updates: dict[str, dict[str, Any]] = {}
         self._logs: list[dict[str, Any]] = []
         self._events: list[tuple[str, str, str]] = []  # (to, assignment id, message)
         self._notices: set[str] = set()
         self._callbacks: list[Callable[[], None]] = []
-        self._dirty = anyio.Event()
+        self._changed = anyio.Event()  # any change
+        self._dirty = anyio.Event()  # a change to write now (not lazy)
         self._lock = anyio.Lock()
         self.on_duplicate: Callable[[str], None] | None = None
         """Told the id of an insert that was not stored: that id was stored before."""
@@ -79,12 +88,22 @@ class Store:
         full.update(attempts=0, stream=False, events=False, created_at=utcnow())
         full.update(row)
         self._inserts[row["id"]] = full
-        self._dirty.set()
+        self._wake()
 
     def update(
-        self, id: str, fields: dict[str, Any], on_commit: Callable[[], None] | None = None
+        self,
+        id: str,
+        fields: dict[str, Any],
+        on_commit: Callable[[], None] | None = None,
+        *,
+        lazy: bool = False,
     ) -> None:
-        """Record a change of an assignment; ``on_commit`` runs once it is stored."""
+        """Record a change of an assignment; ``on_commit`` runs once it is stored.
+
+        A ``lazy`` change is one nothing waits for: it is written with the next batch, or
+        after :data:`LAZY_SECONDS` at the latest (so that an assignment that finishes soon is
+        written once, not twice, and its finish does not wait for the first write).
+        """
         pending = self._inserts.get(id)
         if pending is not None:
             pending.update(fields)
@@ -92,33 +111,42 @@ class Store:
             self._updates.setdefault(id, {}).update(fields)
         if on_commit is not None:
             self._callbacks.append(on_commit)
-        self._dirty.set()
+        self._wake(lazy=lazy)
 
     def log(self, assignment_id: str, level: str, message: str) -> None:
         """Record a log line of an assignment."""
         self._logs.append(
             {"assignment_id": assignment_id, "level": level, "message": message, "at": utcnow()}
         )
-        self._dirty.set()
+        self._wake()
 
     def event(self, assignment_id: str, to: str, message: dict[str, Any]) -> None:
         """Record a message for the replica of an assignment's ``"caller"`` or ``"agent"``
         (found from its row when written; PostgreSQL only). A cancel for an agent ends a row
         no agent claimed yet."""
         self._events.append((to, assignment_id, encode(message)))
-        self._dirty.set()
+        self._wake()
 
     def notify(self, notice: str) -> None:
         """Notify every replica of ``notice`` once the batch is committed (PostgreSQL only)."""
         self._notices.add(notice)
-        self._dirty.set()
+        self._wake()
+
+    def _wake(self, *, lazy: bool = False) -> None:
+        self._changed.set()
+        if not lazy:
+            self._dirty.set()
 
     # -- committing ----------------------------------------------------------------------------
     async def run(self) -> None:
         """Commit batches until cancelled."""
         while True:
-            await self._dirty.wait()
-            self._dirty = anyio.Event()  # only this loop replaces it (flush() may run elsewhere)
+            await self._changed.wait()
+            if not self._dirty.is_set():  # lazy changes alone: a batch soon may take them
+                with anyio.move_on_after(LAZY_SECONDS):
+                    await self._dirty.wait()
+            # only this loop replaces them (flush() may run elsewhere)
+            self._changed, self._dirty = anyio.Event(), anyio.Event()
             await anyio.sleep(self.interval)
             try:
                 # A round that began finishes: a cancelled query would orphan its connection
@@ -137,16 +165,20 @@ class Store:
         """
         deadline = anyio.current_time() + CLOSE_SECONDS
         delay = 0.1
-        while True:
-            try:
-                await self.flush()
-                return
-            except OperationalError as error:
-                if anyio.current_time() + delay > deadline:
-                    raise
-                log.warning("rekuest: the database is busy (%s); writing again", error.orig)
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        try:
+            while True:
+                try:
+                    await self.flush()
+                    return
+                except OperationalError as error:
+                    if anyio.current_time() + delay > deadline:
+                        raise
+                    log.warning("rekuest: the database is busy (%s); writing again", error.orig)
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+        finally:
+            if self._held is not None:
+                await self._held.close()
 
     async def flush(self) -> None:
         """Commit everything recorded so far, then run the callbacks of what was committed.
@@ -202,17 +234,14 @@ class Store:
         notices: set[str] | None = None,
     ) -> list[str]:
         """Write one batch in one transaction; returns the ids of inserts stored before."""
-        async with self.database.engine.begin() as connection:
-            duplicates = await stored(connection, list(inserts))
-            rows = [row for id, row in inserts.items() if id not in duplicates]
-            if rows:
-                await connection.execute(insert(_ASSIGNMENTS), rows)
+        async with self._transaction() as connection:
+            duplicates = await insert_new(connection, inserts)
             for keys, changes in group(updates).items():
                 await connection.execute(update_of(keys), changes)
             if logs:
                 await connection.execute(insert(_LOGS), logs)
             if self.channel is not None and (events or notices):
-                await claims.post(connection, self.channel, events or [], notices or set())
+                await post(connection, self.channel, events or [], notices or set())
         return duplicates
 
     async def _write_each(
@@ -253,6 +282,11 @@ class Store:
             del logs[0]
         return duplicates
 
+    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        if self._held is not None:
+            return self._held.use()
+        return self.database.engine.begin()
+
     def _restore(
         self,
         inserts: dict[str, dict[str, Any]],
@@ -269,7 +303,7 @@ class Store:
             self._updates[id] = fields
         self._logs[:0] = logs
         self._callbacks[:0] = callbacks
-        self._dirty.set()
+        self._wake()
 
     # -- direct reads and writes (rare) --------------------------------------------------------
     async def save_agent(
@@ -310,7 +344,7 @@ class Store:
             for stale in existing.values():
                 await session.delete(stale)
             if self.channel is not None:
-                await claims.post(await session.connection(), self.channel, [], {"agents"})
+                await post(await session.connection(), self.channel, [], {"agents"})
             await session.commit()
 
     async def mark_disconnected(self, key: str, replica: str | None = None) -> None:
@@ -322,7 +356,7 @@ class Store:
                 .values(connected=False, last_seen=utcnow())
             )
             if self.channel is not None:
-                await claims.post(await session.connection(), self.channel, [], {"agents"})
+                await post(await session.connection(), self.channel, [], {"agents"})
             await session.commit()
 
     async def load(self) -> tuple[list[AgentRow], list[DefinitionRow], list[AssignmentRow]]:
@@ -358,7 +392,7 @@ class Store:
             with anyio.CancelScope(shield=True):  # never half-way: see the module
                 async with self.database.engine.begin() as connection:
                     await connection.execute(delete(_LOGS).where(_LOGS.c.assignment_id.in_(old)))
-                    await claims.forget(connection, old)
+                    await forget(connection, old)
                     result = await connection.execute(
                         delete(_ASSIGNMENTS).where(_ASSIGNMENTS.c.id.in_(old))
                     )

@@ -1,17 +1,18 @@
-"""The SQL helpers of the store's batched writes: updates grouped by the columns they change,
-ids stored before, and telling refused data from an unreachable database."""
+"""The SQL helpers of the store's batched writes: inserts of ids not stored before, updates
+grouped by the columns they change, and telling refused data from an unreachable database."""
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, Update, bindparam, select, update
+from sqlalchemy import Table, Update, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from arkitekt_server.rekuest._models import AssignmentRow
 
-__all__ = ["group", "refused", "stored", "update_of"]
+__all__ = ["group", "insert_new", "refused", "stored", "update_of"]
 
 _ASSIGNMENTS = cast(Table, AssignmentRow.__table__)
 
@@ -34,6 +35,28 @@ def update_of(keys: tuple[str, ...]) -> Update:
         .where(_ASSIGNMENTS.c.id == bindparam("b_id"))
         .values({key: bindparam(f"b_{key}") for key in keys})
     )
+
+
+async def insert_new(connection: AsyncConnection, rows: dict[str, dict[str, Any]]) -> list[str]:
+    """Insert the assignment ``rows`` (by id) whose ids are not stored yet; returns the others.
+
+    On PostgreSQL one statement (``ON CONFLICT DO NOTHING RETURNING``) both finds and skips
+    them; elsewhere they are looked up first.
+    """
+    if not rows:
+        return []
+    if connection.dialect.name == "postgresql":
+        skipping = pg_insert(_ASSIGNMENTS).on_conflict_do_nothing(index_elements=["id"])
+        result = await connection.execute(
+            skipping.returning(_ASSIGNMENTS.c.id), list(rows.values())
+        )
+        new = set(result.scalars())
+        return [id for id in rows if id not in new]
+    duplicates = await stored(connection, list(rows))
+    fresh = [row for id, row in rows.items() if id not in duplicates]
+    if fresh:
+        await connection.execute(insert(_ASSIGNMENTS), fresh)
+    return duplicates
 
 
 async def stored(connection: AsyncConnection, ids: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 
 import arkitekt_server.rekuest  # noqa: F401 -- registers the tables
@@ -24,6 +25,7 @@ from tests.arkitekt_server.rekuest.test_hub_logic import (
     Clock,
     FakePeer,
 )
+from tests.helpers import until
 
 LEASE = 10.0
 
@@ -41,10 +43,18 @@ class WallClock:
 class Replica:
     """A hub, its store and its relay (as one server process has them)."""
 
+    opened: list[Replica] = []  # closed by the `database` fixture
+
     def __init__(self, database: Database, wall: WallClock) -> None:
         self.clock = Clock()
         self.hub = Hub(Store(database), agent_grace=15.0, clock=self.clock)
         self.relay = Relay(self.hub, database, lease=LEASE, rescan=1.0, now=wall)
+        Replica.opened.append(self)
+
+    async def close(self) -> None:
+        """Write what is left, give back the connections the store and relay keep."""
+        await self.hub.store.close()
+        await self.relay.close()
 
     async def settle(self, *due: str) -> None:
         """Commit what the hub recorded, then do ``due`` (relay rounds)."""
@@ -59,6 +69,8 @@ async def database(postgres_url: str) -> AsyncIterator[Database]:
     try:
         yield made
     finally:
+        while Replica.opened:
+            await Replica.opened.pop().close()
         await made.dispose()
 
 
@@ -108,6 +120,61 @@ async def test_an_agent_on_one_replica_serves_a_caller_on_another(database: Data
     assert [(m["id"], m["v"]) for m in caller.of("done")] == [("call-0001", 7)]
     assert "call-0001" not in front.hub.jobs  # its slot is free again
     assert (await _row(database, "call-0001")).status == "done"
+
+
+@pytest.mark.anyio
+async def test_answers_written_in_one_batch_reach_the_caller_in_their_order(
+    database: Database,
+) -> None:
+    wall = WallClock()
+    front, back = Replica(database, wall), Replica(database, wall)
+    for replica in (front, back):
+        await replica.relay.start()
+    agent = await _agent(back)
+    await front.settle("agents")
+    caller = FakePeer(CALLER_PK)
+    front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0001", "f": "f"})
+    await front.settle()
+    await back.settle("work")
+    assert [m["id"] for m in agent.of("assign")] == ["call-0001"]
+
+    for n in range(5):  # one batch: one statement writes them all
+        back.hub.store.event("call-0001", "caller", {"t": "yield", "id": "call-0001", "n": n})
+    _done(back, "call-0001", 7)
+    await back.settle()
+    await front.settle("events")
+    assert [(m["t"], m.get("n")) for m in caller.sent] == [
+        *[("yield", n) for n in range(5)],
+        ("done", None),
+    ]
+    row = await _row(database, "call-0001")  # the lazy dispatch record came with the finish
+    assert (row.status, row.attempts, row.agent_key) == ("done", 1, agent_key(back))
+
+
+@pytest.mark.anyio
+async def test_a_lazy_change_alone_is_written_by_the_store(database: Database) -> None:
+    wall = WallClock()
+    front, back = Replica(database, wall), Replica(database, wall)
+    for replica in (front, back):
+        await replica.relay.start()
+    await _agent(back)
+    await front.settle("agents")
+    front.hub.call(FakePeer(CALLER_PK), CALLER_PK, {"t": "call", "id": "call-0001", "f": "f"})
+    await front.settle()
+    await back.relay.round({"work"})  # claimed and dispatched; its record waits (lazy)
+    assert (await _row(database, "call-0001")).attempts == 0
+
+    async def written() -> bool:
+        return (await _row(database, "call-0001")).attempts == 1
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(back.hub.store.run)
+        await until(written)
+        tasks.cancel_scope.cancel()
+
+
+def agent_key(replica: Replica) -> str:
+    return next(iter(replica.hub.agents.by_key))
 
 
 @pytest.mark.anyio

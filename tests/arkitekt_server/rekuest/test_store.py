@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from arkitekt import easy
 from arkitekt_server._db import database_file
 from tests.helpers import Wire
@@ -16,6 +18,7 @@ from tests.helpers import Wire
 BUSY_TIMEOUT_SECONDS = 5.0  # the server's SQLite busy_timeout (arkitekt_server._db)
 
 
+@pytest.mark.sqlite_only("locks the SQLite file, as another process would")
 def test_results_recorded_while_the_database_is_locked_are_stored_at_shutdown(
     server_factory: Callable[..., Any], tmp_path: Path
 ) -> None:

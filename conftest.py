@@ -7,8 +7,8 @@ and not open yet; ``np`` is numpy and ``xr`` is xarray. The examples define ever
 Database backends: a test under ``tests/`` that needs the ``backend`` fixture (directly, or
 through ``server``, ``server_factory``, ``server_process``, ``database_url``) runs once per
 backend, with the ids ``[sqlite]`` and ``[postgresql]``; the PostgreSQL variants skip (fail under
-``CI=true``) without PostgreSQL. A test marked ``@pytest.mark.sqlite_only("why")``, or listed in
-:data:`SQLITE_ONLY`, runs on SQLite alone; so does one that requests ``postgres_url`` (it picks
+``CI=true``) without PostgreSQL. A test marked ``@pytest.mark.sqlite_only("why")`` runs on SQLite
+alone; so does one that requests ``postgres_url`` (it picks
 its databases itself). Docstring examples use SQLite.
 
 This file is not packaged; the fixtures of the tests alone live in ``tests/conftest.py``.
@@ -32,15 +32,6 @@ ROOT = Path(__file__).parent
 SRC = ROOT / "src"
 collect_ignore = ["src/arkitekt_server/_migrations/env.py"]  # Alembic runs it; never imported
 BACKENDS = ("sqlite", "postgresql")
-SQLITE_ONLY: dict[str, str] = {
-    "tests/arkitekt_server/rekuest/test_store.py::test_results_recorded_while_the_database_is_"
-    "locked": "holds SQLite's write lock from another connection",
-    "tests/arkitekt_server/mikro/test_processes.py::test_a_lost_database_": "deletes the "
-    "SQLite file to lose the database",
-    "tests/arkitekt_server/mikro/test_processes.py::test_a_backup_holding_": "backs up and "
-    "restores the SQLite file",
-}
-"""Test paths (or node id beginnings) that run on SQLite alone, and why."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,10 +47,7 @@ def _sqlite_only(metafunc: pytest.Metafunc) -> bool:
     if {"postgres_url", "postgres_admin_url"} & set(metafunc.fixturenames):
         return True  # it picks its databases itself
     path = metafunc.definition.path
-    if path is None or ROOT / "tests" not in path.parents:
-        return True  # docstring examples and anything outside tests/
-    node = f"{path.relative_to(ROOT).as_posix()}::{metafunc.definition.name}"
-    return any(node.startswith(prefix) for prefix in SQLITE_ONLY)
+    return path is None or ROOT / "tests" not in path.parents  # docstring examples, ...
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -131,9 +131,9 @@ def _old_server_database(data_dir: Path) -> str:
                 await connection.execute(text("DROP TABLE alembic_version"))
                 await connection.execute(
                     text(
-                        "INSERT INTO rekuest_assignment (id, function, caller_pk, args, result, stream, "
-                        "status, attempts, created_at) VALUES ('kept-call-0001', 'f', 1, '[]', '2', "
-                        "0, 'done', 1, '2026-01-01 00:00:00')"
+                        "INSERT INTO rekuest_assignment (id, function, caller_pk, args, result, "
+                        "stream, status, attempts, created_at) VALUES ('kept-call-0001', 'f', 1, "
+                        "'[]', '2', 0, 'done', 1, '2026-01-01 00:00:00')"
                     )
                 )
             async with database.sessions() as session:

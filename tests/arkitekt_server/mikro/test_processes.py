@@ -55,6 +55,7 @@ def _adopt_stores(data_dir: Path) -> subprocess.CompletedProcess[str]:
     return adopt
 
 
+@pytest.mark.sqlite_only("deletes the SQLite file to lose the database")
 def test_a_lost_database_refuses_to_start_deletes_nothing_and_adopting_brings_images_back(
     server_process: ServerProcess, tmp_path: Path
 ) -> None:
@@ -266,6 +267,7 @@ def test_server_memory_stays_bounded_under_hostile_chunks_and_bodies(
 
 
 # -- a database restored from a backup taken while an upload was open ------------------------
+@pytest.mark.sqlite_only("backs up and restores the SQLite file")
 @pytest.mark.parametrize(
     ("grant_state", "damaged"), [("open", False), ("finishing", False), ("finishing", True)]
 )

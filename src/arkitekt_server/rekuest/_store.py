@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from arkitekt.protocol.rekuest import encode
 from arkitekt_server._db import Database, utcnow
+from arkitekt_server._dbfaults import is_unavailable
+from arkitekt_server._logs import Outage
 from arkitekt_server.rekuest._events import forget, post
 from arkitekt_server.rekuest._held import HeldConnection
 from arkitekt_server.rekuest._models import (
@@ -46,6 +48,10 @@ LAZY_SECONDS = 0.05
 """How long a lazy change (see :meth:`Store.update`) waits at most for the next batch."""
 CLOSE_SECONDS = 60.0
 """How long the final write at shutdown retries while the database is locked (busy)."""
+RETRY_FIRST_SECONDS = 0.5
+"""The pause after a failed batch; it doubles with each failure in a row."""
+RETRY_MAX_SECONDS = 10.0
+"""The longest pause between two tries of a failed batch (the database away)."""
 
 _ASSIGNMENTS = cast(Table, AssignmentRow.__table__)
 _LOGS = cast(Table, LogRow.__table__)
@@ -139,7 +145,14 @@ class Store:
 
     # -- committing ----------------------------------------------------------------------------
     async def run(self) -> None:
-        """Commit batches until cancelled."""
+        """Commit batches until cancelled.
+
+        A failed batch is put back and retried, after a pause that doubles up to
+        :data:`RETRY_MAX_SECONDS`; a database that is away is one warning line (see
+        :class:`~arkitekt_server._logs.Outage`), not a traceback per retry.
+        """
+        outage = Outage(log, "storing rekuest assignments")
+        pause = RETRY_FIRST_SECONDS
         while True:
             await self._changed.wait()
             if not self._dirty.is_set():  # lazy changes alone: a batch soon may take them
@@ -153,9 +166,18 @@ class Store:
                 # (see _periodic.every); a cancel lands in the pauses.
                 with anyio.CancelScope(shield=True):
                     await self.flush()
-            except Exception:  # keep going: the batch was put back and is retried
-                log.exception("could not store rekuest assignments; retrying")
-                await anyio.sleep(1.0)
+            except Exception as error:  # keep going: the batch was put back and is retried
+                if is_unavailable(error):
+                    outage.failed(error)
+                else:
+                    log.exception("could not store rekuest assignments; retrying")
+                await anyio.sleep(pause)
+                pause = min(2 * pause, RETRY_MAX_SECONDS)
+                self._changed.set()  # retry even if nothing new comes
+                self._dirty.set()
+            else:
+                outage.over()
+                pause = RETRY_FIRST_SECONDS
 
     async def close(self) -> None:
         """Write what is left (at shutdown, after :meth:`run` was cancelled).

@@ -1,19 +1,27 @@
-"""The rekuest store's last write at shutdown survives a database that is locked meanwhile."""
+"""The rekuest store's writes survive a database that is locked (SQLite) or away (PostgreSQL)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from arkitekt import easy
-from arkitekt_server._db import database_file
-from tests.helpers import Wire
+from arkitekt_server._db import Database, database_file
+from arkitekt_server._migrations import upgrade
+from arkitekt_server.rekuest._store import Store
+from tests.conftest import postgres_execute
+from tests.helpers import Wire, until
 
 BUSY_TIMEOUT_SECONDS = 5.0  # the server's SQLite busy_timeout (arkitekt_server._db)
 
@@ -49,3 +57,45 @@ def test_results_recorded_while_the_database_is_locked_are_stored_at_shutdown(
             "SELECT status, result FROM rekuest_assignment WHERE id = ?", (id,)
         ).fetchall()
     assert stored == [("done", 7)]
+
+
+@pytest.mark.anyio
+async def test_a_database_away_is_one_warning_and_the_batch_is_written_once_it_is_back(
+    postgres_url: str, postgres_admin_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await upgrade(postgres_url)
+    database = Database(postgres_url)
+    store = Store(database)
+    name = make_url(postgres_url).database
+    terminate = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+
+    async def execute(*statements: str) -> None:
+        await anyio.to_thread.run_sync(partial(postgres_execute, postgres_admin_url, *statements))
+
+    async def stored() -> list[str]:
+        async with database.engine.connect() as connection:
+            return list(await connection.scalars(text("SELECT message FROM rekuest_log")))
+
+    try:
+        await execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false', terminate)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(store.run)
+            with caplog.at_level(logging.DEBUG, logger="arkitekt_server"):
+                store.log("a" * 32, "info", "kept while the database is away")
+                # first try, then 0.5 s, 1 s and 2 s later: four failed tries
+                await anyio.sleep(4.0)
+                await execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+                await until(lambda: len(caplog.records) > 0 and "works again" in caplog.text, 30)
+            tasks.cancel_scope.cancel()
+        assert await stored() == ["kept while the database is away"]
+    finally:
+        await execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await store.close()
+        await database.dispose()
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.levelno for r in loud] == [logging.WARNING, logging.WARNING], caplog.text
+    assert "storing rekuest assignments fails" in loud[0].getMessage()
+    assert "works again" in loud[1].getMessage()
+    assert not any(r.exc_info for r in loud)  # tracebacks only at debug
+    retries = [r for r in caplog.records if r.levelno == logging.DEBUG and r.exc_info]
+    assert len(retries) >= 3  # it did retry, quietly

@@ -4,7 +4,8 @@ Each assignment runs in its own task and TASK scope: async functions on the app'
 functions (and each step of sync generators) in worker threads bounded by
 ``settings.rekuest.max_workers``; the threads see the TASK scope, so the app's sync API works
 there through the bridge. Terminal results and stream items are kept until the server
-acknowledges them, and sent again after a reconnect. They are encoded (and checked against the
+acknowledges them, and sent again after a reconnect, or when the server delivers their
+assignment again (it lost them). They are encoded (and checked against the
 limits of :mod:`arkitekt.protocol.rekuest`) before they are kept: a result that cannot travel
 (too big, a NaN) becomes that assignment's error, so a kept message is always one the server
 accepts; and the server acknowledges even a message it refuses, so none is resent forever.
@@ -90,6 +91,7 @@ class Agent:
         self._running: dict[str, AssignmentContext] = {}
         self._held: dict[str, list[str]] = {}  # encoded messages, until acknowledged
         self._resends: dict[str, int] = {}  # failed deliveries in a row of each held id
+        self._again: dict[str, dict[str, Any]] = {}  # delivered again while a cancel ends them
         self._outbox = Outbox(unsendable)  # a fresh one for each connection
         self._connected = False
         self._tasks: TaskGroup | None = None
@@ -265,12 +267,9 @@ class Agent:
         if kind == "assign":
             id = str(message.get("id"))
             if id in self._running or id in self._held:
-                return  # a duplicate delivery of what runs (or ran) here
-            assert self._tasks is not None
-            # Registered before its task starts, so a cancel in the same frame finds it.
-            context = AssignmentContext(id, str(message["f"]), self.send)
-            self._running[id] = context
-            self._tasks.start_soon(self._execute, context, message.get("a") or {})
+                self._delivered_again(id, message)
+            else:
+                self._start(id, message)
         elif kind == "cancel":
             running = self._running.get(str(message.get("id")))
             if running is not None:
@@ -286,11 +285,39 @@ class Agent:
         elif kind == "fatal":
             raise AgentRefusedError(f"the server refused the agent: {message.get('m')}")
 
+    def _start(self, id: str, message: dict[str, Any]) -> None:
+        assert self._tasks is not None
+        # Registered before its task starts, so a cancel in the same frame finds it.
+        context = AssignmentContext(id, str(message["f"]), self.send)
+        self._running[id] = context
+        self._tasks.start_soon(self._execute, context, message.get("a") or {})
+
+    def _delivered_again(self, id: str, message: dict[str, Any]) -> None:
+        """Answer an assignment the server delivered again (it runs, or ran, here).
+
+        The server lost what this agent sent of it (it restarted before storing the call, which
+        its caller then sent again). What is held is sent again: the server waits for it
+        (ignoring the delivery would leave the call without an outcome). A run that was
+        cancelled (the server had given the call up) runs again, once it has ended.
+        """
+        log.info("rekuest agent: %s was delivered again; answering with what it has", id)
+        running = self._running.get(id)
+        if running is not None and running.cancelled:
+            self._again[id] = message
+            return
+        if running is None and self._held[id][-1:] == [_cancelled(id)]:
+            del self._held[id]
+            self._resends.pop(id, None)
+            self._start(id, message)
+            return
+        for held in self._held.get(id, []):
+            self.send(held)
+
     # -- running -------------------------------------------------------------------------------
     async def _execute(self, context: AssignmentContext, args: dict[str, Any]) -> None:
         id, name = context.id, context.function
         token = _current.set(context)
-        cancelled = encode({"t": "cancelled", "id": id})
+        cancelled = _cancelled(id)
         outcome = cancelled
         try:
             with anyio.CancelScope() as cancel_scope:
@@ -309,6 +336,10 @@ class Agent:
         finally:
             _current.reset(token)
             del self._running[id]
+            again = self._again.pop(id, None)
+        if again is not None:  # its cancelled run ended after it was delivered again
+            self._start(id, again)
+            return
         self._hold(id, outcome)
 
     async def _invoke(
@@ -335,7 +366,7 @@ class Agent:
                 done = {"t": "done", "id": id, "v": entry.result.shrink(value, "return value")}
                 return sendable(done, "the return value")
             except AssignmentCancelledError:
-                return encode({"t": "cancelled", "id": id})
+                return _cancelled(id)
             except Exception as error:
                 return error_message(id, error)
 
@@ -374,6 +405,11 @@ class Agent:
 
     async def _in_thread(self, fn: Callable[[], Any]) -> Any:
         return await self._threads.run(fn, self._stopping)
+
+
+def _cancelled(id: str) -> str:
+    """The (encoded) outcome of a cancelled run of assignment ``id``."""
+    return encode({"t": "cancelled", "id": id})
 
 
 def backoff(failures: int, cap: float, draw: Callable[[], float] = random.random) -> float:

@@ -19,6 +19,7 @@ which the service's periodic loop calls.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from arkitekt.protocol.rekuest import AgentMessage, ArgumentsInvalid
@@ -41,6 +42,8 @@ __all__ = [
     "Hub",
     "HubError",
 ]
+
+log = logging.getLogger("arkitekt_server.rekuest")
 
 EXPIRE_EVERY_SECONDS = 0.1
 """How often the service calls :meth:`Hub.expire`."""
@@ -226,6 +229,8 @@ class Hub(Replicas):
         peer.send({"t": "registered", "agent": key})
         for id in register.holding:
             job = self.jobs.get(id)
+            if id in self._forwarded:  # sent again by its caller (never stored): a claim
+                continue  # delivers it again, answered with what the agent has (no cancel)
             if job is None or job.remote:  # finished meanwhile, or another agent's now
                 peer.send({"t": "cancel", "id": id})
             elif job.agent is None and key in job.tried:  # it is still on it: keep it there
@@ -248,8 +253,9 @@ class Hub(Replicas):
     def agent_message(self, agent: AgentState, msg: AgentMessage) -> None:
         """Handle one validated message of a registered agent."""
         job = self.jobs.get(msg.id)
-        if job is not None and agent.key not in job.tried:
-            return  # not an assignment this agent was ever given
+        if job is not None and agent.key not in job.tried:  # never given to it (here)
+            log.debug("rekuest: ignored %r of %s from agent %s", msg.t, msg.id, agent.key)
+            return
         if job is None:
             if isinstance(msg, Done | Failed | Cancelled) and agent.peer is not None:
                 agent.peer.send({"t": "ack", "ids": [msg.id]})  # nothing waits for it any more

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 import subprocess
@@ -172,6 +173,53 @@ async def test_agent_reconnects_and_delivers_what_it_held(
         assert result == [2]
         assert agent.connections == 2
         await until(lambda: not agent.holding)  # acknowledged after reconnecting
+
+
+@pytest.mark.anyio
+async def test_an_assignment_delivered_again_is_answered_never_ignored(
+    connect: Callable[..., App], serve: Any
+) -> None:
+    """A server that lost what the agent sent of an assignment (it restarted before storing
+    the call; its caller sent it again) delivers it again: the agent answers with what it
+    holds, and runs again what was cancelled meanwhile (else the call waits forever)."""
+    global release
+    release = anyio.Event()
+    async with serve(connect(), registry) as agent:
+        outbox: list[str] = []
+        agent.send = outbox.append  # type: ignore[method-assign]  # the server sees none of it
+
+        def assign(id: str, x: int) -> None:
+            agent._handle({"t": "assign", "id": id, "f": "r_hold", "a": {"x": x}})
+
+        def sent() -> list[dict[str, Any]]:
+            messages = [json.loads(message) for message in outbox]
+            outbox.clear()
+            return sorted(messages, key=lambda message: str(message["id"]))
+
+        assign("held-0001", 1)  # finished; its result held (the server died meanwhile)
+        assign("cancelled-0001", 10)  # cancelled (the server did not know it)
+        agent._handle({"t": "cancel", "id": "cancelled-0001"})
+        release.set()
+        await until(lambda: not agent._running)
+        assert sent() == [
+            {"t": "cancelled", "id": "cancelled-0001"},
+            {"t": "done", "id": "held-0001", "v": 2},
+        ]
+        assign("held-0001", 1)  # delivered again: its held result is sent again
+        assert sent() == [{"t": "done", "id": "held-0001", "v": 2}]
+        assign("cancelled-0001", 10)  # delivered again after the cancel: it runs again
+        await until(lambda: not agent._running)
+        assert sent() == [{"t": "done", "id": "cancelled-0001", "v": 11}]
+
+        release = anyio.Event()
+        assign("ending-0001", 20)  # cancelled, and delivered again while its run ends
+        agent._handle({"t": "cancel", "id": "ending-0001"})
+        assign("ending-0001", 20)
+        await until(lambda: not agent._again)  # its cancelled run ended: it runs again
+        assert "ending-0001" in agent._running
+        release.set()
+        await until(lambda: not agent._running)
+        assert sent() == [{"t": "done", "id": "ending-0001", "v": 21}]
 
 
 @pytest.mark.anyio

@@ -369,3 +369,47 @@ async def test_the_replica_a_caller_left_lets_go_of_its_calls_without_cancelling
     await back.settle()
     await other.settle("events")
     assert [(m["id"], m["v"]) for m in moved.of("done")] == [("call-0001", 1)]
+
+
+@pytest.mark.anyio
+async def test_a_call_its_dead_replica_never_stored_is_delivered_again_to_the_agent_holding_it(
+    database: Database,
+) -> None:
+    """The one replica dies after handing a call to its agent but before storing it; the agent
+    finished it (its result is held, never acknowledged). On the restarted replica the caller
+    resumes (``unknown``) and sends the call again before the agent is back, so it is forwarded;
+    then the agent registers holding it: its result for a call it was never given here is
+    ignored (the call is not cancelled on it), and the call is claimed and delivered to it
+    again. The agent answers that delivery with what it holds (see
+    :meth:`arkitekt.rekuest._agent.Agent._delivered_again`)."""
+    wall = WallClock()
+    dead = Replica(database, wall)
+    await dead.relay.start()
+    old = await _agent(dead)
+    caller = FakePeer(CALLER_PK)
+    call = {"t": "call", "id": "call-0001", "f": "f", "wait": 20.0}
+    dead.hub.call(caller, CALLER_PK, call)
+    assert [m["id"] for m in old.of("assign")] == ["call-0001"]  # never stored: kill -9
+
+    wall.now += dt.timedelta(seconds=LEASE * 2)  # (its replica's lease long lapsed)
+    restarted = Replica(database, wall)
+    await restarted.relay.start()
+    back = FakePeer(CALLER_PK)
+    await restarted.hub.resume(back, CALLER_PK, ["call-0001"])
+    assert [m["kind"] for m in back.of("error")] == ["unknown"]
+    restarted.hub.call(back, CALLER_PK, call)  # sent again, no agent online yet: forwarded
+    await restarted.settle()
+    assert (await _row(database, "call-0001")).status == "queued"
+
+    agent = await _agent(restarted, holding=["call-0001"])
+    _done(restarted, "call-0001", 2)  # its held result, sent again with the registration
+    assert back.of("done") == []  # not its assignment here (yet)
+    assert agent.of("ack") == []
+    assert agent.of("cancel") == []  # (a cancel would only make it run the call again)
+    await restarted.settle("work")
+    assert [m["id"] for m in agent.of("assign")] == ["call-0001"]  # delivered again
+    _done(restarted, "call-0001", 2)  # ... and answered with what it held
+    await restarted.settle()
+    assert [(m["id"], m["v"]) for m in back.of("done")] == [("call-0001", 2)]
+    assert [m["ids"] for m in agent.of("ack")] == [["call-0001"]]
+    assert (await _row(database, "call-0001")).status == "done"

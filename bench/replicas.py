@@ -26,13 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
-import asyncpg
 import httpx
 
 from arkitekt import App, easy
@@ -101,29 +99,10 @@ def _server(data_dir: Path, env: dict[str, str]) -> Iterator[str]:
 @contextlib.contextmanager
 def _postgres() -> Iterator[str]:
     """A fresh database (asyncpg URL) on ``$ARKITEKT_TEST_POSTGRES_URL`` or a cluster of our own."""
-    given = os.environ.get("ARKITEKT_TEST_POSTGRES_URL")
-    with contextlib.ExitStack() as stack:
-        if given:
-            admin = given
-        else:
-            from tests.services import postgres_cluster
+    from tests.services import postgres_admin, postgres_database
 
-            admin = stack.enter_context(postgres_cluster())
-        name = f"bench_{uuid.uuid4().hex[:12]}"
-
-        async def run(statement: str) -> None:
-            connection = await asyncpg.connect(admin)
-            try:
-                await connection.execute(statement)
-            finally:
-                await connection.close()
-
-        anyio.run(run, f'CREATE DATABASE "{name}"')
-        try:
-            base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-            yield f"{base}/{name}"
-        finally:
-            anyio.run(run, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_admin() as admin, postgres_database(admin, "bench_replicas") as url:
+        yield url
 
 
 async def _raw(client: httpx.AsyncClient, case: Case, n: int) -> None:

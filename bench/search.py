@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import asyncpg
 import httpx
 from sqlalchemy import insert
 
@@ -38,7 +37,6 @@ from arkitekt_server import EmbeddedServer, ServerSettings
 from arkitekt_server._db import Database
 from arkitekt_server.mikro._models import ImageRow, TagRow
 from bench._harness import fmt, print_table
-from tests import services
 
 RECORDS = int(os.environ.get("ARKITEKT_BENCH_SEARCH_RECORDS", "100000"))
 BATCH = 5_000
@@ -53,23 +51,11 @@ QUERIES = {
 
 @contextlib.contextmanager
 def _postgres() -> Iterator[str]:
-    given = os.environ.get(services.POSTGRES_ENV)
-    with contextlib.ExitStack() as stack:
-        admin = given or stack.enter_context(services.postgres_cluster())
-        name = f"bench_search_{uuid.uuid4().hex[:8]}"
+    """A fresh database (asyncpg URL) on ``$ARKITEKT_TEST_POSTGRES_URL`` or a cluster of our own."""
+    from tests.services import postgres_admin, postgres_database
 
-        async def run(statement: str) -> None:
-            connection = await asyncpg.connect(admin)
-            try:
-                await connection.execute(statement)
-            finally:
-                await connection.close()
-
-        anyio.run(run, f'CREATE DATABASE "{name}"')
-        try:
-            yield f"{admin.rsplit('/', 1)[0]}/{name}"
-        finally:
-            anyio.run(run, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_admin() as admin, postgres_database(admin, "bench_search") as url:
+        yield url
 
 
 async def _fill(settings: ServerSettings) -> None:

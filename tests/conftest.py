@@ -5,7 +5,6 @@ Tests contact nothing but loopback: a guard refuses any other socket connection.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import socket
@@ -14,8 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
-import asyncpg
 import pytest
 
 from arkitekt import App, easy
@@ -157,43 +154,17 @@ def postgres_admin_url() -> Iterator[str]:
         cluster.__exit__(None, None, None)
 
 
-def postgres_execute(admin_url: str, *statements: str) -> None:
-    """Run ``statements`` (e.g. ``CREATE DATABASE``) as the PostgreSQL superuser, one by one."""
-
-    async def run() -> None:
-        connection = await asyncpg.connect(admin_url)
-        try:
-            for statement in statements:
-                await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    anyio.run(run)
-
-
-@contextlib.contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database (an asyncpg URL) for the ``with`` block; dropped after."""
-    name = f"test_{uuid.uuid4().hex[:16]}"
-    postgres_execute(admin_url, f'CREATE DATABASE "{name}"')
-    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        postgres_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
 def postgres_url(postgres_admin_url: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test (dropped after it), as an asyncpg URL."""
-    with postgres_database(postgres_admin_url) as url:
+    with services.postgres_database(postgres_admin_url) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def session_postgres_url(postgres_admin_url: str) -> Iterator[str]:
     """A PostgreSQL database for the whole session (the session server's on that backend)."""
-    with postgres_database(postgres_admin_url) as url:
+    with services.postgres_database(postgres_admin_url) as url:
         yield url
 
 

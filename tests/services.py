@@ -27,15 +27,22 @@ import socket
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+import anyio
+import asyncpg
 
 __all__ = [
     "POSTGRES_ENV",
     "S3_ENDPOINT_ENV",
     "ServiceMissingError",
+    "postgres_admin",
     "postgres_binaries",
     "postgres_cluster",
+    "postgres_database",
+    "postgres_execute",
     "s3_server",
 ]
 
@@ -128,6 +135,44 @@ def postgres_cluster() -> Iterator[str]:
         with contextlib.suppress(subprocess.SubprocessError):
             _as_postgres(binaries / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres_admin() -> Iterator[str]:
+    """A superuser URL: ``$ARKITEKT_TEST_POSTGRES_URL``, else a cluster of our own (see
+    :func:`postgres_cluster`) for the ``with`` block."""
+    given = os.environ.get(POSTGRES_ENV)
+    if given:
+        yield given
+        return
+    with postgres_cluster() as url:
+        yield url
+
+
+def postgres_execute(admin_url: str, *statements: str) -> None:
+    """Run ``statements`` (e.g. ``CREATE DATABASE``) as the PostgreSQL superuser, one by one."""
+
+    async def run() -> None:
+        connection = await asyncpg.connect(admin_url)
+        try:
+            for statement in statements:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    anyio.run(run)
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str, prefix: str = "test") -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (an asyncpg URL) for the ``with`` block; dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    postgres_execute(admin_url, f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        postgres_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextlib.contextmanager

@@ -28,8 +28,8 @@ from arkitekt_server._dbfaults import UNAVAILABLE
 from arkitekt_server._migrations import upgrade
 from arkitekt_server._periodic import every
 from tests.arkitekt_server.conftest import Fakts
-from tests.conftest import postgres_execute
 from tests.helpers import free_port
+from tests.services import postgres_execute
 
 PASSWORD = "hunter2-not-for-logs"
 runner = CliRunner()

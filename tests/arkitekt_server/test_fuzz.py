@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import status_code_conformance
 
 from arkitekt_server import EmbeddedServer, ServerSettings
 from arkitekt_server._app import create_app
-from tests.conftest import postgres_database
+from tests.services import postgres_database
 
 EXAMPLES = 20  # per operation, generation mode and token: bounded so the whole run stays short
 SKIP_WITH_TOKEN = {("POST", "/lok/revoke/")}  # would revoke the fuzzer's own token

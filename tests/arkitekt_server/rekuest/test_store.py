@@ -20,8 +20,8 @@ from arkitekt import easy
 from arkitekt_server._db import Database, database_file
 from arkitekt_server._migrations import upgrade
 from arkitekt_server.rekuest._store import Store
-from tests.conftest import postgres_execute
 from tests.helpers import Wire, until
+from tests.services import postgres_execute
 
 BUSY_TIMEOUT_SECONDS = 5.0  # the server's SQLite busy_timeout (arkitekt_server._db)
 

@@ -19,6 +19,7 @@ from arkitekt import App, easy
 from arkitekt.protocol.hosts import is_loopback
 from arkitekt_server import EmbeddedServer, ServerSettings
 from tests import services
+from tests.arkitekt.mikro.buckets import s3_settings
 from tests.helpers import ServerProcess
 
 _counter = itertools.count()
@@ -183,3 +184,20 @@ def s3_endpoint() -> Iterator[str]:
 def s3_bucket() -> str:
     """A bucket name no other test uses (the bucket itself does not exist yet)."""
     return f"test-{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture(scope="session")
+def s3_server(
+    s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedServer]:
+    """An auto-approving server whose images live in a bucket of the test S3 endpoint."""
+    settings = ServerSettings(
+        host="127.0.0.1",
+        port=0,
+        data_dir=tmp_path_factory.mktemp("s3-server"),
+        auto_approve=True,
+        log_level="warning",
+        s3=s3_settings(s3_endpoint, f"mikro-{uuid.uuid4().hex[:12]}"),
+    )
+    with EmbeddedServer(settings) as running:
+        yield running

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,8 @@ import numpy as np
 import pytest
 
 from arkitekt import App, easy
-from arkitekt_server import EmbeddedServer, ServerSettings
-from tests.arkitekt.mikro.buckets import bucket_keys, s3_settings
+from arkitekt_server import EmbeddedServer
+from tests.arkitekt.mikro.buckets import bucket_keys
 
 _names = itertools.count()
 
@@ -31,23 +30,6 @@ def new_uploads(server: EmbeddedServer) -> Callable[[], set[Path]]:
 def unique() -> str:
     """A name no other test uses (the session server is shared)."""
     return f"img-{next(_names)}-{np.random.default_rng().integers(1 << 30)}"
-
-
-@pytest.fixture(scope="session")
-def s3_server(
-    s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[EmbeddedServer]:
-    """An auto-approving server whose images live in a bucket of the test S3 endpoint."""
-    settings = ServerSettings(
-        host="127.0.0.1",
-        port=0,
-        data_dir=tmp_path_factory.mktemp("s3-server"),
-        auto_approve=True,
-        log_level="warning",
-        s3=s3_settings(s3_endpoint, f"mikro-{uuid.uuid4().hex[:12]}"),
-    )
-    with EmbeddedServer(settings) as running:
-        yield running
 
 
 @pytest.fixture(params=["local", "http", "s3"])

@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from arkitekt import App, easy
-from arkitekt_server import EmbeddedServer, ServerSettings
-from tests.arkitekt.mikro.buckets import s3_settings
+from arkitekt_server import EmbeddedServer
 from tests.helpers import bearer_token
 
 
@@ -61,23 +60,6 @@ def other(server: EmbeddedServer, connect: Callable[..., App]) -> Iterator[httpx
     """Like ``http``, for a second app."""
     with _mikro_client(server, connect) as client:
         yield client
-
-
-@pytest.fixture(scope="session")
-def s3_server(
-    s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[EmbeddedServer]:
-    """An auto-approving server whose images live in a bucket of the test S3 endpoint."""
-    settings = ServerSettings(
-        host="127.0.0.1",
-        port=0,
-        data_dir=tmp_path_factory.mktemp("s3-server"),
-        auto_approve=True,
-        log_level="warning",
-        s3=s3_settings(s3_endpoint, f"mikro-{uuid.uuid4().hex[:12]}"),
-    )
-    with EmbeddedServer(settings) as running:
-        yield running
 
 
 @pytest.fixture

@@ -16,12 +16,9 @@ from typing import Any
 
 import boto3
 import httpx
-import numpy as np
 import pytest
-import zarr
 from zarr.codecs import ZstdCodec
 
-from arkitekt.mikro._upload import codec
 from arkitekt.protocol.mikro import S3Access
 from arkitekt_server import EmbeddedServer, ServerSettings, ServerStartError
 from arkitekt_server._db import Database, utcnow
@@ -31,10 +28,9 @@ from arkitekt_server.mikro._bucket import MIN_SECONDS, Bucket, credential_second
 from arkitekt_server.mikro._common import GRANT_TTL, MikroState
 from arkitekt_server.mikro._storage import Layout
 from tests.arkitekt.mikro.buckets import bucket_keys, s3_settings
+from tests.arkitekt_server.mikro.small_store import CHUNKS, SHAPE, store_keys
 from tests.helpers import free_port
 
-SHAPE = [1, 1, 2, 8, 8]
-CHUNKS = [1, 1, 1, 8, 4]  # 4 chunks of 64 bytes (uint16)
 ID = "0b6f3c8e-5a43-4c1e-9d1c-7f2a3b4c5d6e"
 
 
@@ -144,21 +140,6 @@ def _grant(http: httpx.Client, **change: Any) -> httpx.Response:
     return http.post("/uploads/", json=body | change)
 
 
-def _keys(compressor: Any = None) -> dict[str, bytes]:
-    store: dict[str, Any] = {}
-    array = zarr.create_array(
-        store,
-        shape=SHAPE,
-        dtype="uint16",
-        chunks=CHUNKS,
-        compressors=[compressor or codec(2)],
-        dimension_names=["c", "t", "z", "y", "x"],
-        config={"write_empty_chunks": True},
-    )
-    array[:] = np.arange(128, dtype=np.uint16).reshape(SHAPE)
-    return {key: value.to_bytes() for key, value in store.items()}
-
-
 def _write(access: S3Access, keys: dict[str, bytes]) -> None:
     """Write keys as the client does: with the grant's credentials, below its prefix."""
     client = boto3.client(
@@ -200,7 +181,7 @@ def test_an_upload_grant_carries_scoped_expiring_credentials_never_the_servers_k
     assert S3Access.model_validate(renewed.json()).prefix == prefix
     assert len(sts_calls) == 2
 
-    _write(access, _keys())
+    _write(access, store_keys())
     finished = s3_http.post(f"/uploads/{grant['id']}/finish/")
     assert finished.status_code == 201, finished.text
     assert finished.json()["storage"] == "s3"
@@ -214,7 +195,10 @@ def test_an_upload_grant_carries_scoped_expiring_credentials_never_the_servers_k
         settings.bucket, prefix, writable=False
     )
     # the http read path serves an image in the bucket too, bounded as on disk
-    assert s3_http.get(f"/images/{grant['id']}/store/c/0/0/1/0/1").content == _keys()["c/0/0/1/0/1"]
+    assert (
+        s3_http.get(f"/images/{grant['id']}/store/c/0/0/1/0/1").content
+        == store_keys()["c/0/0/1/0/1"]
+    )
     thumbnail = s3_http.get(f"/images/{grant['id']}/thumbnail.png")
     assert thumbnail.status_code == 200
     assert thumbnail.content.startswith(b"\x89PNG")
@@ -231,19 +215,19 @@ def test_a_server_with_a_bucket_refuses_other_datalayers(
 
 # -- hostile stores in the bucket ------------------------------------------------------------
 def _zstd_bomb_keys(bomb: Callable[[int, int], bytes]) -> dict[str, bytes]:
-    keys = _keys(ZstdCodec())
+    keys = store_keys(ZstdCodec())
     keys["c/0/0/0/0/0"] = bomb(1 << 30, 1 << 30)  # declares 1 GiB, ~33 KB stored
     return keys
 
 
 def _non_canonical(_: Callable[[int, int], bytes]) -> dict[str, bytes]:
-    keys = _keys()
+    keys = store_keys()
     keys["c/00/0/0/0/0"] = keys.pop("c/0/0/0/0/0")
     return keys
 
 
 def _oversized(_: Callable[[int, int], bytes]) -> dict[str, bytes]:
-    return _keys() | {"c/0/0/1/0/1": bytes(1 << 17)}  # far beyond any 64-byte chunk
+    return store_keys() | {"c/0/0/1/0/1": bytes(1 << 17)}  # far beyond any 64-byte chunk
 
 
 @pytest.mark.parametrize(
@@ -292,10 +276,10 @@ def test_the_sweep_deletes_an_abandoned_grants_keys_in_the_bucket_and_nothing_el
     settings = s3_server.settings.s3
     assert settings is not None
     image = _grant(s3_http).json()
-    _write(S3Access.model_validate(image["s3"]), _keys())
+    _write(S3Access.model_validate(image["s3"]), store_keys())
     assert s3_http.post(f"/uploads/{image['id']}/finish/").status_code == 201
     abandoned = _grant(s3_http).json()
-    _write(S3Access.model_validate(abandoned["s3"]), _keys())
+    _write(S3Access.model_validate(abandoned["s3"]), store_keys())
     unknown = f"{settings.prefix}images/{uuid.uuid4()}/zarr.json"  # no grant or image knows it
     outside = "someone-elses/zarr.json"
     for key in (unknown, outside):

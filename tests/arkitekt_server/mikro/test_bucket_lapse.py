@@ -26,7 +26,8 @@ from arkitekt_server.mikro._bucket import MIN_SECONDS
 from arkitekt_server.mikro._models import GrantRow, ImageRow
 from arkitekt_server.mikro._storage import DiskLocation, StoreInvalidError, verify_store
 from tests.arkitekt.mikro.buckets import bucket_keys
-from tests.arkitekt_server.mikro.test_bucket import CHUNKS, SHAPE, _grant, _keys, _sweep, _write
+from tests.arkitekt_server.mikro.small_store import CHUNKS, SHAPE, store_keys
+from tests.arkitekt_server.mikro.test_bucket import _grant, _sweep, _write
 
 
 def _run_db(server: EmbeddedServer, statement: Any) -> None:
@@ -57,7 +58,7 @@ def _row(server: EmbeddedServer, table: type[Any], key: str) -> Any:
 def _finished(http: httpx.Client, compressor: Any = None) -> tuple[str, S3Access]:
     grant = _grant(http).json()
     access = S3Access.model_validate(grant["s3"])
-    _write(access, _keys(compressor))
+    _write(access, store_keys(compressor))
     answer = http.post(f"/uploads/{grant['id']}/finish/")
     assert answer.status_code == 201, answer.text
     return grant["id"], access
@@ -68,7 +69,7 @@ def test_a_zarr_json_rewritten_after_finish_is_refused_not_decoded(
     s3_http: httpx.Client, zstd_bomb: Callable[[int, int], bytes]
 ) -> None:
     image, access = _finished(s3_http, ZstdCodec())
-    meta = json.loads(_keys(ZstdCodec())["zarr.json"])
+    meta = json.loads(store_keys(ZstdCodec())["zarr.json"])
     meta["chunk_grid"]["configuration"]["chunk_shape"] = [1, 1, 1, 64, 64]
     raw = 64 * 64 * 2  # what each chunk may decode to if the new zarr.json were believed
     _write(access, {"zarr.json": json.dumps(meta).encode()})  # still valid: the grant's keys
@@ -88,7 +89,7 @@ def test_an_image_without_a_kept_hash_is_bounded_by_its_row(
 ) -> None:
     image, access = _finished(s3_http)
     _run_db(s3_server, update(ImageRow).where(ImageRow.id == image).values(meta_sha256=None))
-    meta = json.loads(_keys()["zarr.json"])
+    meta = json.loads(store_keys()["zarr.json"])
     meta["chunk_grid"]["configuration"]["chunk_shape"] = [1, 1, 1, 8, 8]
     _write(access, {"zarr.json": json.dumps(meta).encode()})
     thumbnail = s3_http.get(f"/images/{image}/thumbnail.png")
@@ -116,7 +117,7 @@ def test_keys_written_after_the_grant_expired_are_swept_until_its_credentials_la
 ) -> None:
     grant = _grant(s3_http).json()
     access = S3Access.model_validate(grant["s3"])
-    _write(access, _keys())
+    _write(access, store_keys())
     lapse = _row(s3_server, GrantRow, grant["id"]).credentials_until
     ends = utcnow() + dt.timedelta(seconds=60)  # the grant ends long before its credentials
     _run_db(s3_server, update(GrantRow).where(GrantRow.id == grant["id"]).values(expires_at=ends))
@@ -139,7 +140,7 @@ def test_a_deleted_images_prefix_is_swept_until_its_uploaders_credentials_lapse(
     assert lapse is not None
     assert s3_http.delete(f"/images/{image}").status_code == 204
     assert bucket_keys(s3_server, access.prefix) == []
-    _write(access, _keys())  # the uploader's credentials outlive the image
+    _write(access, store_keys())  # the uploader's credentials outlive the image
     _sweep(s3_server, utcnow())
     assert bucket_keys(s3_server, access.prefix) == []
     assert s3_http.get(f"/images/{image}").status_code == 404

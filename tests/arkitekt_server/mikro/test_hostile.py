@@ -11,22 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
-import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from zarr.codecs import BytesCodec, GzipCodec, ZstdCodec
 
-from arkitekt.mikro._upload import codec
 from arkitekt.protocol.mikro import MAX_ID_CHARS
 from arkitekt.protocol.text import ECHO_CHARS
 from arkitekt_server import EmbeddedServer
 from arkitekt_server.mikro._chunks import ChunkRefusedError, Pipeline, check_key, chunk_index
 from arkitekt_server.mikro._storage import Layout
+from tests.arkitekt_server.mikro.small_store import CHUNKS, SHAPE, store_keys
 
-SHAPE = [1, 1, 2, 8, 8]
-CHUNKS = [1, 1, 1, 8, 4]  # 4 chunks of 64 bytes (uint16)
 RAW = 64
 
 
@@ -35,21 +31,6 @@ def _grant(http: httpx.Client, datalayer: str = "http") -> dict[str, Any]:
     response = http.post("/uploads/", json={**body, "datalayer": datalayer})
     assert response.status_code == 201, response.text
     return dict(response.json())
-
-
-def _store(compressor: Any = None) -> dict[str, bytes]:
-    store: dict[str, Any] = {}
-    array = zarr.create_array(
-        store,
-        shape=SHAPE,
-        dtype="uint16",
-        chunks=CHUNKS,
-        compressors=[compressor or codec(2)],
-        dimension_names=["c", "t", "z", "y", "x"],
-        config={"write_empty_chunks": True},
-    )
-    array[:] = np.arange(128, dtype=np.uint16).reshape(SHAPE)
-    return {key: value.to_bytes() for key, value in store.items()}
 
 
 def _write_local(directory: Path, keys: dict[str, bytes]) -> None:
@@ -91,7 +72,7 @@ def test_non_canonical_keys_are_refused_at_put_and_at_finish(
     grant = _grant(http)
     assert http.put(f"/uploads/{grant['id']}/store/{key}", content=b"x").status_code == 400
     local = _grant(http, datalayer="local")
-    keys = _store()
+    keys = store_keys()
     keys[key] = keys.pop("c/0/0/0/0/0")  # the chunk under another spelling: one is missing
     _write_local(Path(local["path"]), keys)
     refused = http.post(f"/uploads/{local['id']}/finish/")
@@ -102,24 +83,24 @@ def test_non_canonical_keys_are_refused_at_put_and_at_finish(
 
 # -- decoded sizes ---------------------------------------------------------------------------
 def _meta_with(compressor: Any) -> dict[str, Any]:
-    return dict(json.loads(_store(compressor)["zarr.json"]))
+    return dict(json.loads(store_keys(compressor)["zarr.json"]))
 
 
 def test_the_pipeline_bounds_every_accepted_codec(zstd_bomb: Callable[[int, int], bytes]) -> None:
     blosc = Pipeline.from_metadata(_meta_with(None), RAW)
-    good = _store()["c/0/0/0/0/0"]
+    good = store_keys()["c/0/0/0/0/0"]
     blosc.check_chunk("c/0/0/0/0/0", good)
     lying = good[:4] + struct.pack("<I", 1 << 30) + good[8:]
     with pytest.raises(ChunkRefusedError, match=r"'c/0/0/0/0/0' declares 1073741824"):
         blosc.check_chunk("c/0/0/0/0/0", lying)
     zstd = Pipeline.from_metadata(_meta_with(ZstdCodec()), RAW)
-    zstd.check_chunk("k", _store(ZstdCodec())["c/0/0/0/0/0"])
+    zstd.check_chunk("k", store_keys(ZstdCodec())["c/0/0/0/0/0"])
     with pytest.raises(ChunkRefusedError, match="declares 1073741824"):
         zstd.check_chunk("k", zstd_bomb(1 << 30, 1 << 30))
     with pytest.raises(ChunkRefusedError, match="exactly one zstd frame"):  # a second frame hides
         zstd.check_chunk("k", zstd_bomb(RAW, RAW) + zstd_bomb(1 << 30, 1 << 30)[:1000])
     zipped = Pipeline.from_metadata(_meta_with(GzipCodec()), RAW)
-    zipped.check_chunk("k", _store(GzipCodec())["c/0/0/0/0/0"])
+    zipped.check_chunk("k", store_keys(GzipCodec())["c/0/0/0/0/0"])
     with pytest.raises(ChunkRefusedError, match="exactly one gzip member"):
         zipped.check_chunk("k", gzip.compress(bytes(1 << 20)))
     with pytest.raises(ChunkRefusedError, match="more than"):
@@ -133,7 +114,7 @@ def test_a_zstd_bomb_is_refused_at_finish_naming_the_chunk_and_the_upload_stays_
     http: httpx.Client, zstd_bomb: Callable[[int, int], bytes]
 ) -> None:
     grant = _grant(http)
-    keys = _store(ZstdCodec())
+    keys = store_keys(ZstdCodec())
     for key, value in keys.items():
         assert http.put(f"/uploads/{grant['id']}/store/{key}", content=value).status_code == 204
     bomb = zstd_bomb(1 << 30, 1 << 30)  # 33 KB that decode to 1 GiB
@@ -151,7 +132,7 @@ def test_a_tampered_store_is_not_decoded_for_its_thumbnail(
     http: httpx.Client, server: EmbeddedServer, zstd_bomb: Callable[[int, int], bytes]
 ) -> None:
     grant = _grant(http, datalayer="local")
-    _write_local(Path(grant["path"]), _store(ZstdCodec()))
+    _write_local(Path(grant["path"]), store_keys(ZstdCodec()))
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201
     store = Layout(server.settings.data_dir).store(grant["id"])
     (store / "c/0/0/0/0/0").write_bytes(zstd_bomb(1 << 30, 1 << 30))  # after finish
@@ -162,7 +143,7 @@ def test_a_tampered_store_is_not_decoded_for_its_thumbnail(
 
 def test_a_grown_chunk_file_is_not_served(http: httpx.Client, server: EmbeddedServer) -> None:
     grant = _grant(http, datalayer="local")
-    _write_local(Path(grant["path"]), _store())
+    _write_local(Path(grant["path"]), store_keys())
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201
     store = Layout(server.settings.data_dir).store(grant["id"])
     (store / "c/0/0/0/0/0").write_bytes(bytes(2 << 20))  # after finish, beyond any chunk
@@ -174,7 +155,7 @@ def test_a_grown_chunk_file_is_not_served(http: httpx.Client, server: EmbeddedSe
 
 def test_every_chunk_file_is_size_checked_before_it_is_read(http: httpx.Client) -> None:
     grant = _grant(http, datalayer="local")
-    keys = _store()
+    keys = store_keys()
     keys["c/0/0/0/0/1"] = bytes(1 << 20)
     _write_local(Path(grant["path"]), keys)
     refused = http.post(f"/uploads/{grant['id']}/finish/")
@@ -291,7 +272,7 @@ def test_refusals_repeat_at_most_a_short_prefix_of_the_input(
         ),
     }
     for name, keys in [("data type", {}), ("codec", {"codecs": [{"name": long * 50}]})]:
-        grant, store = _grant(http), _store()
+        grant, store = _grant(http), store_keys()
         meta = json.loads(store["zarr.json"])
         meta |= keys or {"data_type": long * 50}
         for key, value in (store | {"zarr.json": json.dumps(meta).encode()}).items():

@@ -21,7 +21,7 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from zarr.storage import WrapperStore
 
 from arkitekt.errors import MikroError, PermissionDeniedError
-from arkitekt.protocol.mikro import S3Access
+from arkitekt.protocol.mikro import S3_RETRY, S3Access
 
 __all__ = ["BucketStore", "Credentials", "bucket_store", "store_error"]
 
@@ -191,15 +191,7 @@ def bucket_store(
         virtual_hosted_style_request=False,
         credential_provider=credentials,  # type: ignore[arg-type]
         client_options={"allow_http": access.endpoint_url.startswith("http://")},
-        retry_config={
-            "max_retries": 3,
-            "retry_timeout": dt.timedelta(seconds=30),
-            "backoff": {
-                "init_backoff": dt.timedelta(milliseconds=100),
-                "max_backoff": dt.timedelta(seconds=2),
-                "base": 2,
-            },
-        },
+        retry_config=S3_RETRY,
     )
     return BucketStore(
         ObjectStore(store, read_only=not access.writable), credentials, max_chunk_bytes

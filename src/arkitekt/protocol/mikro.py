@@ -10,11 +10,14 @@ import datetime as dt
 import json
 import math
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from arkitekt.protocol.text import ECHO_CHARS, STORABLE, StoredText, echo, unstorable
+
+if TYPE_CHECKING:
+    from obstore.store import RetryConfig
 
 __all__ = [
     "DIMS",
@@ -27,6 +30,7 @@ __all__ = [
     "MAX_OFFSET",
     "MAX_PAGE",
     "MAX_TAG_CHARS",
+    "S3_RETRY",
     "Datalayer",
     "DatasetIn",
     "DatasetRecord",
@@ -278,6 +282,18 @@ class UploadRequest(ImageFields):
                 f"bytes; one chunk may hold at most {MAX_CHUNK_BYTES}"
             )
         return self
+
+
+S3_RETRY: RetryConfig = {
+    "max_retries": 3,
+    "retry_timeout": dt.timedelta(seconds=30),
+    "backoff": {
+        "init_backoff": dt.timedelta(milliseconds=100),
+        "max_backoff": dt.timedelta(seconds=2),
+        "base": 2,
+    },
+}
+"""How the client and the server retry a request to the bucket (obstore's ``retry_config``)."""
 
 
 class S3Access(BaseModel):

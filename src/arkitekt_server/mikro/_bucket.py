@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from arkitekt.protocol.mikro import S3Access
+from arkitekt.protocol.mikro import S3_RETRY, S3Access
 from arkitekt_server._errors import ServerStartError
 from arkitekt_server._settings import S3Settings
 from arkitekt_server.mikro._locations import BucketLocation
@@ -144,15 +144,7 @@ class Bucket:
                 "timeout": dt.timedelta(seconds=60),
                 "connect_timeout": dt.timedelta(seconds=5),
             },
-            retry_config={
-                "max_retries": 3,
-                "retry_timeout": dt.timedelta(seconds=30),
-                "backoff": {
-                    "init_backoff": dt.timedelta(milliseconds=100),
-                    "max_backoff": dt.timedelta(seconds=2),
-                    "base": 2,
-                },
-            },
+            retry_config=S3_RETRY,
         )
 
     def access(self, image_id: str, *, writable: bool, until: dt.datetime | None) -> S3Access:

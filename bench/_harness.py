@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
+    "Case",
     "Runner",
     "Samples",
     "added",
@@ -27,6 +28,21 @@ __all__ = [
 
 # Runs ``n`` calls of the thing measured (with its own tight loop) and returns nothing.
 Runner = Callable[[int], None]
+
+
+class Case:
+    """Latencies (seconds per call) and rates (calls per second, one per round) of one case
+    measured call by call."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.latencies: list[float] = []
+        self.rates: list[float] = []
+
+    def p(self, q: float) -> float:
+        """The ``q`` quantile of the latencies (0.5: the median)."""
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @dataclass

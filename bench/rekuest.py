@@ -30,7 +30,7 @@ import httpx
 from arkitekt import easy
 from arkitekt.rekuest import Registry, acall, call
 from arkitekt_server import EmbeddedServer, ServerSettings
-from bench._harness import fmt, print_table
+from bench._harness import Case, fmt, print_table
 
 ROUNDS = 5
 CALLS = 300  # per round and case (x16: per caller: CALLS // 8)
@@ -47,17 +47,6 @@ async def echo(x: int) -> int:
 @registry.register
 def echo_sync(x: int) -> int:
     return x
-
-
-class Case:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.latencies: list[float] = []
-        self.rates: list[float] = []
-
-    def p(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _raw(client: httpx.AsyncClient, case: Case, n: int, path: str) -> None:

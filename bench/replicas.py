@@ -35,7 +35,7 @@ import httpx
 
 from arkitekt import App, easy
 from arkitekt.rekuest import Registry, acall
-from bench._harness import fmt, print_table
+from bench._harness import Case, fmt, print_table
 
 ROUNDS = 5
 CALLS = 300  # per round and case (x16: per caller: CALLS // 8)
@@ -47,17 +47,6 @@ registry = Registry()
 @registry.register
 async def echo(x: int) -> int:
     return x
-
-
-class Case:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.latencies: list[float] = []
-        self.rates: list[float] = []
-
-    def p(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _free_port() -> int:

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
@@ -56,9 +57,13 @@ def syncify(afn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
     @functools.wraps(afn)
     def twin(*args: P.args, **kwargs: P.kwargs) -> R:
         scope = owner_scope((*args, *kwargs.values()), what)
-        if scope is get_scope():
-            return scope.bridge.call(afn, *args, **kwargs)
-        return scope.bridge.call(_in_scope, scope, afn, *args, **kwargs)
+        try:
+            if scope is get_scope():
+                return scope.bridge.call(afn, *args, **kwargs)
+            return scope.bridge.call(_in_scope, scope, afn, *args, **kwargs)
+        except TypeError as error:
+            _raise_for_arguments(afn, what, args, kwargs, error)
+            raise
 
     twin.__name__ = name
     twin.__qualname__ = (
@@ -92,6 +97,25 @@ def loopsafe(afn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[
         return await bridge.acall(afn, *args, **kwargs)
 
     return hop
+
+
+def _raise_for_arguments(
+    afn: Callable[..., Any],
+    what: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    error: TypeError,
+) -> None:
+    """Raise the ``TypeError`` of a call that did not fit ``afn``'s parameters, named ``what``.
+
+    Python names the coroutine function (``afrom_xarray() missing 1 required positional
+    argument``); the user called the twin. Checked only after a ``TypeError``, so a call that
+    fits pays nothing; a ``TypeError`` raised inside the call passes unchanged.
+    """
+    try:
+        inspect.signature(afn).bind(*args, **kwargs)
+    except TypeError as mismatch:
+        raise TypeError(f"{what} {mismatch}") from error
 
 
 async def _in_scope(

@@ -42,8 +42,12 @@ Lists are validated fail-fast below: a list of a million bad items must not cost
 object each (gigabytes of them for a few MiB of ``[{}, {}, ...]``)."""
 
 
-class DatasetList(RootModel[Annotated[list[Dataset], FailFast()]]):
+class DatasetList(RootModel[list[Dataset]]):
     """A list of datasets as the client reads it: the first bad item ends validation."""
+
+    # On the field, not in RootModel[...]: pydantic < 2.14 hashes generic arguments, and
+    # FailFast() is unhashable there.
+    root: Annotated[list[Dataset], FailFast()]
 
 
 class PageAnswer(ImagePageRecord):

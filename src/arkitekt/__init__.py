@@ -136,7 +136,9 @@ def _lazy(name: str) -> Any:
     if name == "__version__":
         from importlib.metadata import version
 
-        value: Any = version("arkitekt")
+        from arkitekt.protocol.distribution import DISTRIBUTION
+
+        value: Any = version(DISTRIBUTION)
     elif name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
     elif name in _MOVED:

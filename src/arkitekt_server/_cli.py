@@ -282,11 +282,33 @@ def adopt_stores(
     )
 
 
+SERVER_COMMANDS = ("server", "approve", "deny", "revoke", "clients", "token", "adopt-stores")
+"""The commands this module adds (each says how to install the extra when it is missing)."""
+
+
+def _needs_extra(name: str) -> Callable[..., None]:
+    def missing(context: typer.Context) -> None:
+        from arkitekt.protocol.distribution import pip_hint
+
+        typer.echo(f"`arkitekt {name}` needs the server extra: {pip_hint('server')}", err=True)
+        raise typer.Exit(1)
+
+    missing.__doc__ = "(Needs the server extra; run it to see how to install it.)"
+    return missing
+
+
 def register(cli: typer.Typer) -> None:
-    """Add the server's commands to the ``arkitekt`` CLI (none without the ``server`` extra)."""
-    if find_spec("fastapi") is None:  # a library-only install: no server to run
+    """Add the server's commands to the ``arkitekt`` CLI.
+
+    Without the ``server`` extra (a library-only install) each command is still listed and
+    answers in one line how to install the extra.
+    """
+    if find_spec("fastapi") is None:
+        loose = {"ignore_unknown_options": True, "allow_extra_args": True}
+        for name in SERVER_COMMANDS:
+            cli.command(name, context_settings=loose, add_help_option=False)(_needs_extra(name))
         return
-    servers = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+    servers = typer.Typer(invoke_without_command=True, no_args_is_help=False, rich_markup_mode=None)
     servers.callback()(server)
     servers.command("migrate")(migrate)
     cli.add_typer(servers, name="server")
@@ -295,6 +317,10 @@ def register(cli: typer.Typer) -> None:
     cli.command("revoke")(revoke)
     cli.command("clients")(clients)
     cli.command("adopt-stores")(adopt_stores)
-    tokens = typer.Typer(help="Static tokens for CI and headless machines.", no_args_is_help=True)
+    tokens = typer.Typer(
+        help="Static tokens for CI and headless machines.",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+    )
     tokens.command("create")(token_create)
     cli.add_typer(tokens, name="token")

@@ -47,7 +47,7 @@ async def _userinfo(app: App) -> UserInfo:
 
 
 def _app(identifier: str, version: str, url: str | None, headless: bool | None) -> App:
-    from arkitekt._app import easy
+    from arkitekt._declare import easy
 
     return easy(identifier, version, url=url, headless=headless)
 

@@ -206,7 +206,7 @@ def test_static_token_needs_no_person(server: EmbeddedServer, tmp_path: Path) ->
         ["token", "create", "--identifier", "ci-app", *database_args(server)],
     )
     assert created.exit_code == 0, created.output
-    token = created.output.strip()
+    token = created.stdout.strip()
     os.environ["FAKTS_TOKEN"] = token
     try:
         app = easy("ci-app", url=server.url, cache_dir=tmp_path)

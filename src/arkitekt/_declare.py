@@ -48,7 +48,8 @@ def easy(
         headless: never open a browser; print the approval link instead.
         config: a YAML settings file (default: ``$ARKITEKT_CONFIG`` or ``./arkitekt.yaml``).
         scopes: the permissions the app asks for.
-        logo: a URL of the app's logo, shown on the approval page.
+        logo: the app's logo, shown on the approval page: an ``https:`` URL or a base64
+            ``data:image/...`` URL (other addresses are not shown).
         **settings: any other :class:`~arkitekt.Settings` field.
 
     Raises:

@@ -3,14 +3,26 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: install test lint demo bench clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
+	@echo "==> creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
-	touch $(STAMP)
+
+# Everything: the library, the server, the file readers and the developer tools.
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "==> installing arkitekt-lab with the server and the developer tools (a minute or two the first time)"
+	$(BIN)/python -m pip install --progress-bar off -e ".[dev]"
+	touch $(STAMP) $(DEMO_STAMP)
+
+# The demo needs the library and the server only (the full install above covers it too).
+$(DEMO_STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "==> installing arkitekt-lab with the server (about a minute the first time)"
+	$(BIN)/python -m pip install --progress-bar off -e ".[server]"
+	touch $(DEMO_STAMP)
 
 install: $(STAMP)
 
@@ -23,7 +35,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache  # its cache has reported import graphs that no longer exist
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python examples/demo.py
 
 bench: $(STAMP)

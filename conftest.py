@@ -16,6 +16,9 @@ This file is not packaged; the fixtures of the tests alone live in ``tests/conft
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,10 +38,19 @@ BACKENDS = ("sqlite", "postgresql")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``sqlite_only`` marker."""
+    """Register the ``sqlite_only`` marker; keep servers' state files out of the user's home.
+
+    ``arkitekt server`` processes started by the tests note themselves in
+    ``ARKITEKT_SERVER_STATE_DIR`` (inherited by every child process): a folder of this run.
+    """
     config.addinivalue_line(
         "markers", "sqlite_only(reason): run this test on the SQLite backend alone"
     )
+    if "ARKITEKT_SERVER_STATE_DIR" not in os.environ:
+        os.environ["ARKITEKT_SERVER_STATE_DIR"] = tempfile.mkdtemp(prefix="arkitekt-test-state-")
+        config.add_cleanup(
+            lambda: shutil.rmtree(os.environ.pop("ARKITEKT_SERVER_STATE_DIR"), ignore_errors=True)
+        )
 
 
 def _sqlite_only(metafunc: pytest.Metafunc) -> bool:

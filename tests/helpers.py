@@ -116,13 +116,14 @@ bearer_token = syncify(abearer_token)
 
 
 class ServerProcess:
-    """``arkitekt server`` in its own process (auto-approving, on loopback).
+    """``arkitekt server`` in its own process (on loopback; auto-approving unless told not to).
 
     Args:
         data_dir: its data directory.
         database_url: its ``database_url`` (default: SQLite in ``data_dir``), passed in its
             environment (as an operator should: arguments are visible to every user).
         env: more settings for its environment (``ARKITEKT_SERVER_...``).
+        auto_approve: approve loopback apps at once (else an operator approves them).
     """
 
     def __init__(
@@ -131,7 +132,9 @@ class ServerProcess:
         *,
         database_url: str | None = None,
         env: dict[str, str] | None = None,
+        auto_approve: bool = True,
     ) -> None:
+        self.auto_approve = auto_approve
         self.data_dir = data_dir
         self.database_url = database_url
         self.env = env or {}
@@ -151,7 +154,8 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         command = [
             sys.executable, "-m", "arkitekt._cli", "server", "--port", str(self.port),
-            "--data-dir", str(self.data_dir), "--auto-approve",
+            "--data-dir", str(self.data_dir),
+            "--auto-approve" if self.auto_approve else "--no-auto-approve",
         ]  # fmt: skip
         env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning", **self.env}
         if self.database_url is not None:

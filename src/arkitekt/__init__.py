@@ -22,7 +22,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from arkitekt._app import App, easy
+from arkitekt._app import App
+from arkitekt._declare import Arkitekt, easy
 from arkitekt.errors import (
     AgentLostError,
     AgentRefusedError,
@@ -71,6 +72,7 @@ __all__ = [
     "AgentRefusedError",
     "App",
     "AppClosedError",
+    "Arkitekt",
     "ArkitektError",
     "AssignmentCancelledError",
     "BadArgumentsError",
@@ -136,7 +138,9 @@ def _lazy(name: str) -> Any:
     if name == "__version__":
         from importlib.metadata import version
 
-        value: Any = version("arkitekt")
+        from arkitekt.protocol.distribution import DISTRIBUTION
+
+        value: Any = version(DISTRIBUTION)
     elif name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
     elif name in _MOVED:

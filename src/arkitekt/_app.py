@@ -1,4 +1,4 @@
-"""``App`` and ``easy()``: declare an app, open its scope, reach its services.
+"""``App``: an app's scope and services (declared with :func:`~arkitekt.easy`).
 
 The facade only: where the event loop runs is :mod:`arkitekt._host`; the container (and with it
 dependency-injector and the services) is imported when the first app is built.
@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -22,7 +21,7 @@ from contextvars import Token, copy_context
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from arkitekt.errors import ConfigError, ScopeError, ScopeLockedError, UnknownProviderError
+from arkitekt.errors import ScopeError, ScopeLockedError, UnknownProviderError
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -36,7 +35,7 @@ if TYPE_CHECKING:
     from arkitekt.protocol.fakts import Manifest
     from arkitekt.rekuest import Rekuest
 
-__all__ = ["App", "easy"]
+__all__ = ["App"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -323,47 +322,3 @@ class App:
                 )
                 stack.enter_context(known[name].override(replacement))
             yield self
-
-
-def easy(
-    identifier: str,
-    version: str = "0.1.0",
-    *,
-    url: str | None = None,
-    token: str | None = None,
-    headless: bool | None = None,
-    config: str | os.PathLike[str] | None = None,
-    scopes: list[str] | None = None,
-    logo: str | None = None,
-    **settings: Any,
-) -> App:
-    """Declare an app. Builds nothing remote and contacts nothing.
-
-    Args:
-        identifier: the app's unique name, e.g. ``"my-lab.segmenter"``.
-        version: the app's version; approvals are per identifier and version.
-        url: where to discover the backend (default: settings, then ``http://127.0.0.1:8000``).
-        token: a static token for headless machines and CI (``arkitekt token create``).
-        headless: never open a browser; print the approval link instead.
-        config: a YAML settings file (default: ``$ARKITEKT_CONFIG`` or ``./arkitekt.yaml``).
-        scopes: the permissions the app asks for.
-        logo: a URL of the app's logo, shown on the approval page.
-        **settings: any other :class:`~arkitekt.Settings` field.
-
-    Raises:
-        ConfigError: a setting is invalid (the message names the key and where it came from).
-
-    """
-    from pydantic import ValidationError
-
-    from arkitekt._settings import load_settings
-    from arkitekt.protocol.fakts import Manifest
-    from arkitekt.protocol.settings_yaml import describe_problems
-
-    loaded = load_settings(config, url=url, token=token, headless=headless, **settings)
-    try:
-        manifest = Manifest(identifier=identifier, version=version, scopes=scopes or [], logo=logo)
-    except ValidationError as error:
-        problems = describe_problems(error, lambda key: "argument")
-        raise ConfigError("invalid app manifest:\n" + problems) from None
-    return App(manifest, loaded)

@@ -32,6 +32,7 @@ def build() -> typer.Typer:
         help="Connect bioimage apps to a lab backend: discovery, images, remote functions.",
         no_args_is_help=True,
         add_completion=False,
+        rich_markup_mode=None,  # plain help: rich's panels print `<bool>` after every flag
     )
 
     @cli.callback()

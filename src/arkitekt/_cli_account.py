@@ -22,7 +22,18 @@ Url = Annotated[
     str | None, typer.Option("--url", help="Server URL (default: FAKTS_URL, then settings).")
 ]
 Identifier = Annotated[
-    str, typer.Option("--identifier", help="The app to log in as (approvals are per app).")
+    str,
+    typer.Option(
+        "--identifier",
+        help="The app to log in as (approvals are per app; default: the CLI's own).",
+    ),
+]
+OfApp = Annotated[
+    str,
+    typer.Option(
+        "--identifier",
+        help="The app whose approval this is, as in easy('my-app') (default: the CLI's own).",
+    ),
 ]
 Version = Annotated[str, typer.Option("--version", help="The app's version.")]
 
@@ -36,7 +47,7 @@ async def _userinfo(app: App) -> UserInfo:
 
 
 def _app(identifier: str, version: str, url: str | None, headless: bool | None) -> App:
-    from arkitekt._app import easy
+    from arkitekt._declare import easy
 
     return easy(identifier, version, url=url, headless=headless)
 
@@ -65,11 +76,21 @@ def login(
     )
 
 
-def whoami(url: Url = None, identifier: Identifier = _CLI_APP, version: Version = "0.1.0") -> None:
+def _not_logged_in(identifier: str, version: str, url: str) -> str:
+    """The line for an app without an approval here (naming ``--identifier`` for the CLI's own)."""
+    if identifier == _CLI_APP:
+        return (
+            f"the CLI's own identity ({identifier}@{version}) is not logged in at {url}; "
+            "for an app's approval, name the app: --identifier my-app [--version 1.0]"
+        )
+    return f"{identifier}@{version} is not logged in at {url}"
+
+
+def whoami(url: Url = None, identifier: OfApp = _CLI_APP, version: Version = "0.1.0") -> None:
     """Show which approval an app has (never asks for a new one)."""
     app = _app(identifier, version, url, True)
     if app.fakts.cache.load() is None and app.settings.token is None:
-        typer.echo(f"{identifier}@{version} is not logged in at {app.settings.url}")
+        typer.echo(_not_logged_in(identifier, version, app.settings.url))
         raise typer.Exit(1)
     info: UserInfo = _run(app, _userinfo)
     typer.echo(
@@ -86,11 +107,11 @@ async def _revoke(app: App) -> None:
         raise GrantError(f"the server refused the logout: HTTP {response.status_code}")
 
 
-def logout(url: Url = None, identifier: Identifier = _CLI_APP, version: Version = "0.1.0") -> None:
+def logout(url: Url = None, identifier: OfApp = _CLI_APP, version: Version = "0.1.0") -> None:
     """Revoke an app's approval on the server and forget it here."""
     app = _app(identifier, version, url, True)
     if app.fakts.cache.load() is None:
-        typer.echo(f"{identifier}@{version} is not logged in at {app.settings.url}")
+        typer.echo(_not_logged_in(identifier, version, app.settings.url))
         return
     try:
         _run(app, _revoke)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Awaitable, Callable
@@ -75,15 +76,78 @@ def _settings(config: Path | None, **overrides: object) -> ServerSettings:
         raise typer.Exit(2) from None
 
 
+_POINTERS = ("DATA_DIR", "DATABASE_URL", "CONFIG")
+"""Settings (as ``ARKITEKT_SERVER_<NAME>``) that name a deployment explicitly."""
+
+
+def _operator_settings(
+    config: Path | None, data_dir: Path | None, database_url: str | None
+) -> ServerSettings:
+    """The settings of the deployment an operator command acts on, said on stderr.
+
+    Named explicitly (an option, or its environment variable): that one. Else the one
+    ``arkitekt server`` running on this machine (see :mod:`arkitekt_server._running`); with
+    several running, the command stops and lists them; with none, the default data directory.
+    """
+    from arkitekt_server._running import DeploymentChoiceError, database_shown, the_running
+    from arkitekt_server._settings import ENV_PREFIX
+
+    named = any((config, data_dir, database_url)) or any(
+        os.environ.get(ENV_PREFIX + name) for name in _POINTERS
+    )
+    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    if not named:
+        try:
+            server = the_running(settings.state_dir)
+        except DeploymentChoiceError as error:
+            typer.secho(str(error), fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+        if server is not None:
+            typer.echo(f"acting on {server.describe()}", err=True)
+            return _settings(
+                Path(server.config) if server.config else None, data_dir=Path(server.data_dir)
+            )
+    alone = "" if named else " (no arkitekt server runs on this machine)"
+    typer.echo(f"acting on the database {database_shown(settings)}{alone}", err=True)
+    return settings
+
+
 def _unavailable(error: Exception) -> typer.Exit:
     typer.secho(str(error), fg=typer.colors.RED, err=True)
     return typer.Exit(UNAVAILABLE_EXIT)
 
 
-def _with_db(settings: ServerSettings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    from arkitekt_server._db import Database, DatabaseUnavailableError, ValueRefusedError
+def _with_db(
+    settings: ServerSettings,
+    work: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    create: bool = False,
+) -> T:
+    """Run ``work`` in a session of the server's database (migrated first).
+
+    Unless ``create``, a missing SQLite database ends the command (exit 1) instead of being
+    created empty: an operator command pointed at the wrong data directory must say so.
+    """
+    from arkitekt_server._db import (
+        Database,
+        DatabaseUnavailableError,
+        ValueRefusedError,
+        database_file,
+    )
     from arkitekt_server._migrations import upgrade
     from arkitekt_server.fakts import FaktsError
+
+    if not create and settings.database_url is None:
+        missing = database_file(settings.data_dir)
+        if not missing.is_file():
+            typer.secho(
+                f"no arkitekt database in {settings.data_dir} ({missing.name} is missing): "
+                "start the server first, or pass the --data-dir (or --database-url, --config) "
+                "the server runs with",
+                fg=typer.colors.RED,
+                err=True,
+            )
+            raise typer.Exit(1)
 
     async def run() -> T:
         database = Database.of(settings.database_url, settings.data_dir)
@@ -123,6 +187,7 @@ def server(
     from arkitekt_server._app import create_app
     from arkitekt_server._dburl import shown_url
     from arkitekt_server._logs import set_log_levels
+    from arkitekt_server._running import announce, entry_of, withdraw
 
     settings = _settings(
         config, host=host, port=port, data_dir=data_dir, database_url=database_url,
@@ -137,10 +202,14 @@ def server(
         where += f", database {shown_url(settings.database_url.get_secret_value())}"
     typer.echo(f"arkitekt server on http://{settings.host}:{settings.port} ({where})")
     _announce_operator_secret(settings)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port,
-        log_level=settings.log_level, ws="websockets-sansio",
-    )  # fmt: skip
+    state = announce(settings.state_dir, entry_of(settings, config, database_url))
+    try:
+        uvicorn.run(
+            create_app(settings), host=settings.host, port=settings.port,
+            log_level=settings.log_level, ws="websockets-sansio",
+        )  # fmt: skip
+    finally:
+        withdraw(state)
 
 
 def migrate(
@@ -190,7 +259,7 @@ def _decide(
 ) -> None:  # fmt: skip
     from arkitekt_server import fakts
 
-    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    settings = _operator_settings(config, data_dir, database_url)
     row = _with_db(settings, lambda s: fakts.decide(s, code, approve=approve))
     verb = "approved" if approve else "denied"
     typer.echo(f"{verb} {row.identifier}@{row.version}")
@@ -228,7 +297,7 @@ def revoke(
     """Revoke approvals: their claim tokens, credentials and bearer tokens stop working."""
     from arkitekt_server import fakts
 
-    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    settings = _operator_settings(config, data_dir, database_url)
     count = _with_db(
         settings, lambda s: fakts.revoke(s, client_id=client_id, identifier=identifier)
     )
@@ -241,7 +310,7 @@ def clients(
     """List approvals (client id, app, how granted, state)."""
     from arkitekt_server import fakts
 
-    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    settings = _operator_settings(config, data_dir, database_url)
     rows = _with_db(settings, fakts.list_clients)
     for row in rows:
         state = "revoked" if row.revoked_at else "active"
@@ -260,8 +329,10 @@ def token_create(
     """Create a static token for CI and headless machines (use it as FAKTS_TOKEN)."""
     from arkitekt_server import fakts
 
-    settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    token = _with_db(settings, lambda s: fakts.create_static_token(s, identifier, version))
+    settings = _operator_settings(config, data_dir, database_url)
+    token = _with_db(
+        settings, lambda s: fakts.create_static_token(s, identifier, version), create=True
+    )
     typer.echo(token)
 
 
@@ -276,17 +347,39 @@ def adopt_stores(
     """Register image stores the database does not know as images (server stopped)."""
     from arkitekt_server.mikro import adopt_command
 
-    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    settings = _operator_settings(config, data_dir, database_url)
     typer.echo(
         _with_db(settings, lambda s: adopt_command(s, settings.data_dir, quarantine=quarantine))
     )
 
 
+SERVER_COMMANDS = ("server", "approve", "deny", "revoke", "clients", "token", "adopt-stores")
+"""The commands this module adds (each says how to install the extra when it is missing)."""
+
+
+def _needs_extra(name: str) -> Callable[..., None]:
+    def missing(context: typer.Context) -> None:
+        from arkitekt.protocol.distribution import pip_hint
+
+        typer.echo(f"`arkitekt {name}` needs the server extra: {pip_hint('server')}", err=True)
+        raise typer.Exit(1)
+
+    missing.__doc__ = "(Needs the server extra; run it to see how to install it.)"
+    return missing
+
+
 def register(cli: typer.Typer) -> None:
-    """Add the server's commands to the ``arkitekt`` CLI (none without the ``server`` extra)."""
-    if find_spec("fastapi") is None:  # a library-only install: no server to run
+    """Add the server's commands to the ``arkitekt`` CLI.
+
+    Without the ``server`` extra (a library-only install) each command is still listed and
+    answers in one line how to install the extra.
+    """
+    if find_spec("fastapi") is None:
+        loose = {"ignore_unknown_options": True, "allow_extra_args": True}
+        for name in SERVER_COMMANDS:
+            cli.command(name, context_settings=loose, add_help_option=False)(_needs_extra(name))
         return
-    servers = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+    servers = typer.Typer(invoke_without_command=True, no_args_is_help=False, rich_markup_mode=None)
     servers.callback()(server)
     servers.command("migrate")(migrate)
     cli.add_typer(servers, name="server")
@@ -295,6 +388,10 @@ def register(cli: typer.Typer) -> None:
     cli.command("revoke")(revoke)
     cli.command("clients")(clients)
     cli.command("adopt-stores")(adopt_stores)
-    tokens = typer.Typer(help="Static tokens for CI and headless machines.", no_args_is_help=True)
+    tokens = typer.Typer(
+        help="Static tokens for CI and headless machines.",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+    )
     tokens.command("create")(token_create)
     cli.add_typer(tokens, name="token")

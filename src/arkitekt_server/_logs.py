@@ -20,6 +20,7 @@ OUTAGE_REMINDER_SECONDS = 60.0
 __all__ = [
     "OUTAGE_REMINDER_SECONDS",
     "OWN_LOGGERS",
+    "POLL_PATHS",
     "QUIET_LOGGERS",
     "WARNINGS_PER_WINDOW",
     "WINDOW_SECONDS",
@@ -53,6 +54,31 @@ def set_log_levels(level: str) -> None:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.WARNING)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(known, _PollFilter) for known in access.filters):
+        access.addFilter(_PollFilter())
+
+
+POLL_PATHS = ("/f/challenge/",)
+"""Paths that apps poll (about once a second while waiting for an approval): their answered
+requests are logged at DEBUG, not INFO, so that the access log shows what happened instead."""
+
+
+class _PollFilter(logging.Filter):
+    """Move uvicorn's access lines of successful polls down to DEBUG.
+
+    uvicorn logs ``'%s - "%s %s HTTP/%s" %d'`` with (client, method, path, version, status).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not (isinstance(args, tuple) and len(args) == 5 and isinstance(args[4], int)):
+            return True
+        path, status = str(args[2]).split("?", 1)[0], args[4]
+        if status < 400 and path.endswith(POLL_PATHS) and record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
 
 
 WARNINGS_PER_WINDOW = 20

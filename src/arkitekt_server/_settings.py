@@ -104,6 +104,10 @@ def _default_data_dir() -> Path:
     return platformdirs.user_data_path("arkitekt-server")
 
 
+def _default_state_dir() -> Path:
+    return platformdirs.user_state_path("arkitekt-server")
+
+
 class ServerSettings(LayeredSettings):
     """Everything the server can be configured with. Every field has a sane default.
 
@@ -125,6 +129,11 @@ class ServerSettings(LayeredSettings):
         default_factory=_default_data_dir,
         description="Where the SQLite database (unless database_url names another), image "
         "stores and the operator secret live.",
+    )
+    state_dir: Path = Field(
+        default_factory=_default_state_dir,
+        description="Where a running `arkitekt server` notes its URL and data directory, so "
+        "that operator commands (approve, clients, ...) find it without --data-dir.",
     )
     database_url: SecretStr | None = Field(
         default=None,

@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from typer.testing import CliRunner
 
 import arkitekt
@@ -19,3 +25,62 @@ def test_version() -> None:
     result = runner.invoke(build(), ["--version"])
     assert result.exit_code == 0
     assert result.output.strip() == f"arkitekt {arkitekt.__version__}"
+
+
+def test_help_shows_no_type_placeholder_after_flags() -> None:
+    for command in ([], ["whoami"], ["login"], ["server"]):
+        result = runner.invoke(build(), [*command, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "<bool>" not in result.output, (command, result.output)
+
+
+def test_whoami_and_logout_help_do_not_say_log_in() -> None:
+    for command in ("whoami", "logout"):
+        result = runner.invoke(build(), [command, "--help"])
+        assert "The app whose approval this is" in result.output, result.output
+        assert "to log in as" not in result.output
+
+
+def test_whoami_of_the_cli_itself_names_the_identifier_option(tmp_path: Path) -> None:
+    env = {"ARKITEKT_CACHE_DIR": str(tmp_path), "FAKTS_URL": "http://127.0.0.1:9"}
+    result = runner.invoke(build(), ["whoami"], env=env)
+    assert result.exit_code == 1
+    assert "the CLI's own identity (arkitekt-cli@0.1.0) is not logged in" in result.output
+    assert "--identifier my-app" in result.output
+
+
+def _cli_without(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a fresh interpreter in which ``module`` cannot be imported.
+
+    ``sys.modules[name] = None`` makes ``import`` raise and ``find_spec`` answer None: what a
+    library-only install (no server extra) looks like to the CLI.
+    """
+    code = (
+        f"import sys; sys.modules[{module!r}] = None; sys.argv = ['arkitekt', *{args!r}]\n"
+        "from arkitekt._cli import main\nmain()"
+    )
+    paths = [str(Path(arkitekt.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in paths if path)}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_a_library_only_install_runs_the_client_commands() -> None:
+    helped = _cli_without("fastapi", "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert "whoami" in helped.stdout
+    assert "server" in helped.stdout  # listed, saying it needs the extra
+    version = _cli_without("fastapi", "--version")
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.strip() == f"arkitekt {arkitekt.__version__}"
+
+
+@pytest.mark.parametrize("command", ["server", "approve", "token"])
+def test_a_library_only_install_says_how_to_get_the_server(command: str) -> None:
+    result = _cli_without("fastapi", command, "--port", "9")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"`arkitekt {command}` needs the server extra: pip install 'arkitekt-lab[server]'"
+    )
+    assert "Traceback" not in result.stderr

@@ -32,7 +32,7 @@ def test_every_top_level_name_resolves() -> None:
 
 
 def test_the_version_comes_from_the_package_metadata() -> None:
-    assert arkitekt.__version__ == version("arkitekt")
+    assert arkitekt.__version__ == version("arkitekt-lab")
 
 
 def test_the_extension_module_holds_the_service_authors_names() -> None:

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from arkitekt import App
-from arkitekt.mikro import from_xarray, get_image
 from arkitekt.extension import Service, loopsafe, syncify
+from arkitekt.mikro import from_xarray, get_image
 
 
 async def ascale(value: int, *, factor: int = 2, service: Service | None = None) -> int:

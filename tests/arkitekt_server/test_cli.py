@@ -109,12 +109,14 @@ def test_bad_yaml_names_the_file_and_line(tmp_path: Path) -> None:
 
 
 def test_approving_an_unknown_code_fails_clearly(tmp_path: Path) -> None:
+    assert runner.invoke(build(), ["server", "migrate", "--data-dir", str(tmp_path)]).exit_code == 0
     result = runner.invoke(build(), ["approve", "NOPE", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "unknown device code 'NOPE'" in result.output
 
 
 def test_revoke_needs_exactly_one_target(tmp_path: Path) -> None:
+    assert runner.invoke(build(), ["server", "migrate", "--data-dir", str(tmp_path)]).exit_code == 0
     result = runner.invoke(build(), ["revoke", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "exactly one" in result.output
@@ -125,7 +127,7 @@ def test_token_create_prints_a_token_and_stores_only_its_hash(tmp_path: Path) ->
         build(), ["token", "create", "--identifier", "ci", "--data-dir", str(tmp_path)]
     )
     assert result.exit_code == 0
-    token = result.output.strip()
+    token = result.stdout.strip()
     assert len(token) >= 40
     stored = [path.read_bytes() for path in tmp_path.iterdir() if path.is_file()]
     assert stored

@@ -22,7 +22,7 @@ def test_concurrent_redeems_of_one_static_token_all_get_its_claim_token(
         build(), ["token", "create", "--identifier", "racer", *database_args(first)]
     )
     assert created.exit_code == 0, created.output
-    body = {"manifest": {"identifier": "racer", "version": "1"}, "token": created.output.strip()}
+    body = {"manifest": {"identifier": "racer", "version": "1"}, "token": created.stdout.strip()}
 
     def redeem(n: int) -> dict[str, object]:
         url = (first, second)[n % 2].url + "/f/redeem/"

@@ -14,6 +14,7 @@ from arkitekt_server import (
 )
 from arkitekt_server._db import DatabaseUnavailableError, ValueRefusedError
 from arkitekt_server._gate import BodyTooLargeError
+from arkitekt_server._running import DeploymentChoiceError
 from arkitekt_server.fakts._logic import FaktsError, TooManyPendingError
 from arkitekt_server.mikro._chunks import ChunkRefusedError
 from arkitekt_server.mikro._housekeeping import UnknownStoresError
@@ -27,6 +28,7 @@ from arkitekt_server.rekuest._calls import HubError
         BodyTooLargeError,
         ChunkRefusedError,
         DatabaseUnavailableError,
+        DeploymentChoiceError,
         FaktsError,
         HubError,
         ServerConfigError,

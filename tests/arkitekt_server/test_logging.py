@@ -18,7 +18,7 @@ from arkitekt.protocol.redact import REDACTED, install_redaction, redact
 from arkitekt.rekuest import Registry, acall
 from arkitekt_server import EmbeddedServer
 from tests.arkitekt.mikro.buckets import s3_settings
-from tests.helpers import abearer_token, bearer_token, free_port, wait_until
+from tests.helpers import ServerProcess, abearer_token, bearer_token, free_port, wait_until
 
 # Loggers that do not propagate to the root (uvicorn's) get the handler themselves.
 LOGGERS = ["", "arkitekt", "arkitekt_server", "uvicorn", "uvicorn.access", "uvicorn.error",
@@ -261,3 +261,24 @@ def _answers(url: str, process: subprocess.Popen[bytes]) -> bool:
 
 def _bearer(app: App) -> dict[str, str]:
     return {"Authorization": f"Bearer {bearer_token(app)}"}
+
+
+def test_approval_polls_stay_out_of_the_info_log(tmp_path: Path) -> None:
+    """An app waiting for its approval polls once a second; the access log at INFO shows the
+    start of the grant, not every poll (a failed poll is still shown)."""
+    server = ServerProcess(tmp_path, env={"ARKITEKT_SERVER_LOG_LEVEL": "info"})
+    server.start()
+    try:
+        manifest = {"manifest": {"identifier": "poller", "version": "1"}}
+        code = httpx.post(server.url + "/f/start/", json=manifest, timeout=10).json()["code"]
+        for _ in range(3):
+            polled = httpx.post(server.url + "/f/challenge/", json={"code": code}, timeout=10)
+            assert polled.status_code == 200
+        bad = httpx.post(server.url + "/f/challenge/", json={"code": ""}, timeout=10)
+        assert bad.status_code == 422
+    finally:
+        output = server.stop()
+    assert '"POST /f/start/ HTTP/1.1" 200' in output, output
+    challenges = [line for line in output.splitlines() if "/f/challenge/" in line]
+    assert len(challenges) == 1, output
+    assert '"POST /f/challenge/ HTTP/1.1" 422' in challenges[0]

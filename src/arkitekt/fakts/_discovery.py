@@ -6,13 +6,14 @@ import httpx
 
 from arkitekt._http import NO_AUTH, check_secure, read_model
 from arkitekt.errors import BadResponseError, DiscoveryError, GrantError, ServerUnreachableError
+from arkitekt.protocol.distribution import pip_hint
 from arkitekt.protocol.fakts import WellKnown
 
 __all__ = ["candidates", "discover"]
 
 _HINT = (
     "Is the server running? Start a local one with `arkitekt server` "
-    "(pip install 'arkitekt[server]'), or point the app elsewhere with FAKTS_URL=... "
+    f"({pip_hint('server')}), or point the app elsewhere with FAKTS_URL=... "
     "or easy(..., url=...)."
 )
 
@@ -42,7 +43,8 @@ async def discover(
         try:
             response = await client.get(target, timeout=per_url_timeout, auth=NO_AUTH)
         except (ServerUnreachableError, BadResponseError) as error:  # the transport says why
-            tried.append(f"{target} ({error})")
+            # the message ends with one hint for all candidates; the transport's is dropped
+            tried.append(f"{target} ({str(error).removesuffix('; is the server running?')})")
             continue
         except httpx.TimeoutException:  # a plain httpx client (a custom grant's)
             tried.append(f"{target} (no answer within {per_url_timeout:g} s)")

@@ -22,7 +22,7 @@ Example:
     >>> anyio.run(ask)
     0
 
-Requires the ``fastapi`` package (``pip install arkitekt[server]`` brings it).
+Requires the ``fastapi`` package (``pip install 'arkitekt-lab[server]'`` brings it).
 
 """
 

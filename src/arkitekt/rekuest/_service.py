@@ -21,6 +21,8 @@ from arkitekt.rekuest._caller import CallerChannel, CallEvent, Pending, error_of
 from arkitekt.rekuest._checks import check_seconds, encode_call, shrink_argument
 from arkitekt.rekuest._handle import Assignment
 from arkitekt.rekuest._registry import Registry, default_registry
+from arkitekt.rekuest._serving import serving_line, sigterm_interrupts
+from arkitekt.rekuest._ws import endpoint
 
 __all__ = ["Rekuest"]
 
@@ -113,12 +115,15 @@ class Rekuest(Service):
     async def arun(self) -> None:
         """Serve the registered functions until cancelled.
 
+        Prints one line once the agent is registered: the functions it serves and where.
+
         Raises:
             AgentRefusedError: the server refused the registration.
 
         """
         agent = await self.astart()
-        log.info("serving %d function(s) as agent %s", len(self.registry), agent.key)
+        where = await endpoint(agent.transport, "agent")
+        print(f"{serving_line(self.registry, where)} (Ctrl+C stops it)", flush=True)
         await agent.stopped.wait()
         raise agent.failure or RekuestError("the rekuest agent stopped")
 
@@ -140,11 +145,12 @@ class Rekuest(Service):
         return self.app_slot.scope.bridge.call(self.astart)
 
     def run(self) -> None:
-        """Serve the registered functions until Ctrl+C, then stop cleanly.
+        """Serve the registered functions until Ctrl+C or SIGTERM, then stop cleanly.
 
-        Blocks the calling thread (not the app's loop). On ``KeyboardInterrupt`` the agent
-        stops: running async functions are cancelled, sync ones are waited for (up to
-        ``SHUTDOWN_SECONDS``); unfinished assignments go back to the server's queue.
+        Blocks the calling thread (not the app's loop). On ``KeyboardInterrupt`` (and on
+        SIGTERM, when called from the main thread: what ``kill`` and container runtimes send)
+        the agent stops: running async functions are cancelled, sync ones are waited for (up
+        to ``SHUTDOWN_SECONDS``); unfinished assignments go back to the server's queue.
 
         Raises:
             BridgeError: called on the app's own event loop (use ``await arun()`` there).
@@ -152,7 +158,8 @@ class Rekuest(Service):
 
         """
         try:
-            self.app_slot.scope.bridge.call(self.arun)
+            with sigterm_interrupts():
+                self.app_slot.scope.bridge.call(self.arun)
         except KeyboardInterrupt:
             # The bridge has cancelled arun(); the agent itself stops with the app scope.
             log.info("interrupted: stopping the rekuest agent")

@@ -33,7 +33,7 @@ from arkitekt_server._settings import ServerSettings
 from arkitekt_server._urls import base_url
 from arkitekt_server.fakts import _logic as logic
 from arkitekt_server.fakts._operator import OPERATOR_COOKIE, SESSION_SECONDS, OperatorSessions
-from arkitekt_server.fakts._page import approval_page, message_page, signin_page
+from arkitekt_server.fakts._page import PAGE_CSP, approval_page, message_page, signin_page
 
 __all__ = ["router"]
 
@@ -54,7 +54,13 @@ def _signed_in(request: Request) -> bool:
     return sessions.valid(request.cookies.get(OPERATOR_COOKIE))
 
 
-_PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY"}
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": PAGE_CSP,
+    "Referrer-Policy": "same-origin",  # no-referrer would make form posts say Origin: null
+    "X-Content-Type-Options": "nosniff",
+}
 _PAGE_ANSWERS = {
     400: "No device code given.",
     403: "Not allowed: not signed in as the operator, a wrong secret, a stale form, another "
@@ -149,7 +155,7 @@ async def retrieve(body: RetrieveRequest, request: Request, session: Session) ->
 
 
 def _html(title: str, message: str, code: int = status.HTTP_200_OK) -> HTMLResponse:
-    return HTMLResponse(message_page(title, message), status_code=code)
+    return HTMLResponse(message_page(title, message), status_code=code, headers=_PAGE_HEADERS)
 
 
 @router.get(

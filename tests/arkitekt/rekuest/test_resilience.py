@@ -84,8 +84,13 @@ async def _wait_for(path: Path, lines: int) -> None:
 
 
 @pytest.mark.anyio
-async def test_subprocess_agent_serves_and_stops_cleanly_on_ctrl_c(
-    connect: Callable[..., App], start_agent: Callable[..., subprocess.Popen[str]], tmp_path: Path
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+async def test_subprocess_agent_serves_and_stops_cleanly(
+    stop: signal.Signals,
+    connect: Callable[..., App],
+    start_agent: Callable[..., subprocess.Popen[str]],
+    server: EmbeddedServer,
+    tmp_path: Path,
 ) -> None:
     marker = tmp_path / "runs.txt"
     process = start_agent()
@@ -94,11 +99,14 @@ async def test_subprocess_agent_serves_and_stops_cleanly_on_ctrl_c(
         # A sync function that never calls progress() again does not keep it from stopping.
         tasks.start_soon(lambda: acall("p_slow", seconds=600, marker=str(marker)))
         await _wait_for(marker, 1)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         output, _ = await anyio.to_thread.run_sync(lambda: process.communicate(timeout=20))
         tasks.cancel_scope.cancel()
     assert process.returncode == 0, output
     assert "agent stopped cleanly" in output
+    agent_url = server.url.replace("http://", "ws://") + "/rekuest/agent/ws"
+    serving = [line for line in output.splitlines() if line.startswith("serving ")]
+    assert serving == [f"serving 2 functions (p_double, p_slow) at {agent_url} (Ctrl+C stops it)"]
 
 
 @pytest.mark.anyio

@@ -94,7 +94,8 @@ def test_the_operator_signs_in_and_approves_in_a_browser(fakts: Any, browser: An
 
 def test_a_fresh_browser_cannot_decide_without_signing_in(fakts: Any, browser: Any) -> None:
     code = fakts.start()
-    context = browser.new_context()
+    # bypass_csp: the pages run no script at all; this models a local process that can
+    context = browser.new_context(bypass_csp=True)
     page = context.new_page()
     page.goto(f"{fakts.server.url}/f/configure/?device_code={code}&grant=device_code")
     # A script of the page's own origin reads the form and posts the decision, as a local
@@ -109,4 +110,58 @@ def test_a_fresh_browser_cannot_decide_without_signing_in(fakts: Any, browser: A
     )
     assert status == 403
     assert fakts.challenge(code) == {"status": "pending"}
+    context.close()
+
+
+# A 2x2 red PNG as a data URL: a logo that needs no network (tests contact only loopback).
+RED_LOGO = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGP4z8AARA"
+    "wQCgAf7gP9i18U1AAAAABJRU5ErkJggg=="
+)
+
+
+def test_the_approval_page_shows_the_deployment_the_app_and_its_logo(
+    fakts: Any, browser: Any, tmp_path: Any
+) -> None:
+    manifest = {"identifier": "logo-app", "version": "2.1", "scopes": ["read"], "logo": RED_LOGO}
+    code = fakts.start(manifest)
+    context = browser.new_context(viewport={"width": 900, "height": 700})
+    page = context.new_page()
+    page.goto(f"{fakts.server.url}/f/configure/?device_code={code}&grant=device_code")
+    page.fill("input[name=secret]", operator_secret(fakts.server.settings))
+    page.click("button[type=submit]")
+    page.wait_for_selector("button[value=approve]")
+    page.screenshot(path=str(tmp_path / "approval-page.png"), full_page=True)
+
+    deployment = fakts.server.settings.deployment_name
+    assert page.locator(".deployment").inner_text() == deployment
+    assert page.locator(".identifier").inner_text() == "logo-app"
+    assert page.locator(".version").inner_text() == "version 2.1"
+    assert page.locator("ul.scopes li").all_inner_texts() == ["read"]
+    assert code in page.locator(".code").inner_text()
+    logo = page.locator("img.logo")
+    assert logo.get_attribute("src") == RED_LOGO
+    # drawn, not a broken image: the browser decoded it
+    assert page.evaluate("() => document.querySelector('img.logo').naturalWidth") == 2
+    approve, deny = page.locator("button[value=approve]"), page.locator("button[value=deny]")
+    colour = "el => getComputedStyle(el).backgroundColor"
+    assert approve.evaluate(colour) != deny.evaluate(colour)  # the primary action stands out
+    assert approve.bounding_box()["height"] >= 30  # a button to click, not a link-sized one
+    context.close()
+
+
+def test_a_logo_at_a_plain_http_address_is_not_fetched(fakts: Any, browser: Any) -> None:
+    manifest = {"identifier": "http-logo", "version": "1", "logo": "http://10.0.0.1/x.png"}
+    code = fakts.start(manifest)
+    context = browser.new_context()
+    requested: list[str] = []
+    context.on("request", lambda request: requested.append(request.url))
+    page = context.new_page()
+    page.goto(f"{fakts.server.url}/f/configure/?device_code={code}&grant=device_code")
+    page.fill("input[name=secret]", operator_secret(fakts.server.settings))
+    page.click("button[type=submit]")
+    page.wait_for_selector("button[value=approve]")
+    assert page.locator("img.logo").count() == 0
+    assert page.locator(".logo").inner_text() == "H"  # the app's initial instead
+    assert all(url.startswith(fakts.server.url) for url in requested), requested
     context.close()

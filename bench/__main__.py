@@ -15,6 +15,7 @@ MODULES: tuple[str, ...] = (
     "bench.lifecycle",
     "bench.fakts",
     "bench.mikro",
+    "bench.files",
     "bench.s3",
     "bench.search",
     "bench.rekuest",

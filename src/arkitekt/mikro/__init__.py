@@ -39,6 +39,7 @@ from arkitekt.mikro._api import (
     list_datasets,
     search_images,
 )
+from arkitekt.mikro._files import afrom_file, from_file
 from arkitekt.mikro._models import Dataset, Image, ImagePage
 from arkitekt.protocol.mikro import PixelSize
 
@@ -59,12 +60,14 @@ __all__ = [
     "UploadError",
     "acreate_dataset",
     "adelete_image",
+    "afrom_file",
     "afrom_xarray",
     "aget_image",
     "alist_datasets",
     "asearch_images",
     "create_dataset",
     "delete_image",
+    "from_file",
     "from_xarray",
     "get_image",
     "list_datasets",

@@ -1,0 +1,214 @@
+"""Importing microscope files with ``from_file``: OME-TIFF, TIFF and OME-Zarr through bioio,
+against the real server; pixels exact, metadata carried over, bad files refused clearly."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from arkitekt import App
+from arkitekt.mikro import InvalidImageError, from_file, search_images
+from arkitekt.mikro._files import read_file
+
+pytestmark = pytest.mark.sqlite_only("reading files is client-side; storage is tested elsewhere")
+RNG = np.random.default_rng(7)
+
+
+def _stack(shape: tuple[int, ...], dtype: str = "uint16") -> Any:
+    return RNG.integers(0, 4000, size=shape).astype(dtype)
+
+
+def _ome_tiff(path: Path, data: Any, axes: str, **metadata: Any) -> Path:
+    tifffile.imwrite(path, data, ome=True, metadata={"axes": axes, **metadata})
+    return path
+
+
+def test_an_ome_tiff_round_trips_with_its_names_and_sizes(
+    connect: Callable[..., App], tmp_path: Path, unique: str
+) -> None:
+    data = _stack((2, 3, 5, 32, 24))  # T C Z Y X
+    path = _ome_tiff(
+        tmp_path / f"{unique}.ome.tif",
+        data,
+        "TCZYX",
+        Channel={"Name": ["DAPI", "GFP", "RFP"]},
+        PhysicalSizeX=0.25,
+        PhysicalSizeY=0.25,
+        PhysicalSizeZ=1.5,
+        TimeIncrement=30.0,
+    )
+    with connect():
+        image = from_file(path, tags=["imported"])
+        stored = image.data.values
+    assert image.name == path.name
+    assert image.channel_names == ["DAPI", "GFP", "RFP"]
+    assert image.pixel_size.model_dump() == {"x": 0.25, "y": 0.25, "z": 1.5, "t": 30.0}
+    assert image.metadata["source"] == {"file": path.name, "reader": "bioio_ome_tiff", "scene": 0}
+    assert image.tags == ["imported"]
+    assert stored.dtype == np.uint16
+    np.testing.assert_array_equal(stored, data.transpose(1, 0, 2, 3, 4))  # (c, t, z, y, x)
+
+
+def test_pixel_sizes_in_nanometres_are_stored_in_micrometres(
+    connect: Callable[..., App], tmp_path: Path, unique: str
+) -> None:
+    path = _ome_tiff(
+        tmp_path / "nm.ome.tif",
+        _stack((4, 16, 16)),
+        "ZYX",
+        PhysicalSizeX=65.0,
+        PhysicalSizeXUnit="nm",
+        PhysicalSizeY=65.0,
+        PhysicalSizeYUnit="nm",
+    )
+    with connect():
+        image = from_file(path, name=unique)
+    assert image.name == unique
+    assert image.pixel_size.x == pytest.approx(0.065)
+    assert image.pixel_size.y == pytest.approx(0.065)
+
+
+def test_a_plain_tiff_keeps_its_pixels_and_claims_no_physical_size(
+    connect: Callable[..., App], tmp_path: Path
+) -> None:
+    data = _stack((6, 20, 30), "uint8")
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, data)
+    with connect():
+        image = from_file(path, channel_names=["bright field"])
+        stored = image.data.values
+    assert image.pixel_size.model_dump(exclude_none=True) == {}  # bioio's 1.0 is no fact
+    assert image.channel_names == ["bright field"]
+    assert image.metadata["source"]["reader"] == "bioio_tifffile"
+    np.testing.assert_array_equal(stored[0, 0], data)
+
+
+def test_an_rgb_tiff_becomes_three_channels(connect: Callable[..., App], tmp_path: Path) -> None:
+    data = _stack((10, 12, 3), "uint8")
+    path = tmp_path / "colour.tif"
+    tifffile.imwrite(path, data, photometric="rgb")
+    with connect():
+        stored = from_file(path).data.values
+    assert stored.shape == (3, 1, 1, 10, 12)
+    np.testing.assert_array_equal(stored[:, 0, 0], data.transpose(2, 0, 1))
+
+
+def _ome_zarr_v04(path: Path, data: Any, scale: list[float]) -> Path:
+    """An OME-Zarr 0.4 image (zarr v2) written by hand: one level, axes t c z y x."""
+    group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    group.create_array("0", data=data, chunks=(1, 1, 1, *data.shape[3:]))
+    axes = [
+        {"name": "t", "type": "time"},
+        {"name": "c", "type": "channel"},
+        *({"name": name, "type": "space", "unit": "micrometer"} for name in "zyx"),
+    ]
+    transform = [{"type": "scale", "scale": [1.0, 1.0, *scale]}]
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "axes": axes,
+            "datasets": [{"path": "0", "coordinateTransformations": transform}],
+        }
+    ]
+    group.attrs["omero"] = {"channels": [{"label": "nuclei"}, {"label": "membrane"}]}
+    return path
+
+
+def test_an_ome_zarr_round_trips_with_its_sizes(
+    connect: Callable[..., App], tmp_path: Path
+) -> None:
+    data = _stack((1, 2, 3, 16, 20))
+    path = _ome_zarr_v04(tmp_path / "cells.ome.zarr", data, [2.0, 0.5, 0.5])
+    with connect():
+        image = from_file(path)
+        stored = image.data.values
+    assert image.metadata["source"]["reader"] == "bioio_ome_zarr"
+    assert (image.pixel_size.x, image.pixel_size.y, image.pixel_size.z) == (0.5, 0.5, 2.0)
+    assert image.channel_names == ["nuclei", "membrane"]
+    np.testing.assert_array_equal(stored, data.transpose(1, 0, 2, 3, 4))
+
+
+def test_a_scene_is_chosen_by_index_and_a_missing_one_is_named(
+    connect: Callable[..., App], tmp_path: Path
+) -> None:
+    first, second = _stack((8, 8)), _stack((12, 10))
+    path = tmp_path / "two-series.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as writer:
+        writer.write(first, metadata={"axes": "YX"})
+        writer.write(second, metadata={"axes": "YX"})
+    with connect():
+        image = from_file(path, scene=1)
+        np.testing.assert_array_equal(image.data.values[0, 0, 0], second)
+        with pytest.raises(InvalidImageError, match=r"no scene 5; it has 2"):
+            from_file(path, scene=5)
+
+
+def test_the_file_is_read_plane_by_plane(tmp_path: Path) -> None:
+    path = _ome_tiff(tmp_path / "big.ome.tif", _stack((2, 6, 64, 64)), "CZYX")
+    found = read_file(path)
+    assert found.array.dims == ("t", "c", "z", "y", "x")
+    chunks = found.array.chunks
+    assert chunks is not None
+    assert max(chunks[2]) == 1  # one z plane per block: never the whole file in memory
+    assert found.array.data.npartitions == 12
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.ome.tif", None, r"missing\.ome\.tif: no such file"),
+        ("notes.png", b"\x89PNG\r\n", r"not a format from_file reads; it reads OME-TIFF"),
+        ("broken.tif", b"II*\x00garbage", r"broken\.tif: cannot be read"),
+    ],
+)
+def test_bad_files_fail_clearly_and_store_nothing(
+    connect: Callable[..., App], tmp_path: Path, name: str, content: bytes | None, message: str
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with connect():
+        before = search_images(name).total
+        with pytest.raises(InvalidImageError, match=message):
+            from_file(path)
+        assert search_images(name).total == before
+
+
+def test_a_truncated_ome_tiff_stores_nothing(
+    connect: Callable[..., App], tmp_path: Path, unique: str
+) -> None:
+    path = _ome_tiff(tmp_path / f"{unique}.ome.tif", _stack((8, 64, 64)), "ZYX")
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])  # the last planes are gone
+    with connect():
+        with pytest.raises(InvalidImageError):
+            from_file(path)
+        assert search_images(unique).total == 0
+
+
+def test_a_truncated_plain_tiff_stores_nothing(
+    connect: Callable[..., App], tmp_path: Path, unique: str
+) -> None:
+    path = tmp_path / f"{unique}.tif"
+    tifffile.imwrite(path, _stack((8, 64, 64), "uint8"))
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with connect():
+        with pytest.raises(InvalidImageError, match=rf"{unique}\.tif: cannot be read"):
+            from_file(path)
+        assert search_images(unique).total == 0
+
+
+def test_the_source_metadata_can_be_extended(connect: Callable[..., App], tmp_path: Path) -> None:
+    path = _ome_tiff(tmp_path / "meta.ome.tif", _stack((4, 4)), "YX")
+    with connect():
+        image = from_file(path, metadata={"stain": "DAPI"})
+    assert image.metadata["stain"] == "DAPI"
+    assert json.dumps(image.metadata["source"])  # plain JSON

@@ -12,15 +12,8 @@ from fastapi import FastAPI
 from arkitekt_server._db import Database
 from arkitekt_server._periodic import background, every
 from arkitekt_server._service import SMALL_BODY_BYTES, ServerService
-from arkitekt_server.fakts import _logic as logic
-from arkitekt_server.fakts._logic import (
-    FaktsError,
-    TooManyPendingError,
-    create_static_token,
-    decide,
-    list_clients,
-    revoke,
-)
+from arkitekt_server.fakts._admin import create_static_token, decide, list_clients, prune, revoke
+from arkitekt_server.fakts._logic import FaktsError, TooManyPendingError
 from arkitekt_server.fakts._operator import (
     OperatorSessions,
     operator_secret,
@@ -35,7 +28,7 @@ log = logging.getLogger("arkitekt_server.fakts")
 
 async def _prune(database: Database) -> None:
     async with database.sessions() as session:
-        removed = await logic.prune(session)
+        removed = await prune(session)
     if removed:
         log.info("pruned %d expired device codes and access tokens", removed)
 

@@ -1,4 +1,7 @@
-"""The fakts grants and approvals, shared by the HTTP routes and the CLI.
+"""The fakts grants: start, challenge, claim, redeem, retrieve (the routes call them).
+
+What the operator does with approvals (decide, revoke, static tokens) is in
+:mod:`arkitekt_server.fakts._admin`.
 
 Protocol failures (unknown code, revoked token) are returned as ``status: "error"`` responses, as
 fakts v1 clients expect; the functions raise only :class:`FaktsError` for operator commands.
@@ -12,7 +15,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +38,7 @@ from arkitekt_server._secrets import (
 )
 from arkitekt_server._service import ServerService
 from arkitekt_server._settings import ServerSettings
-from arkitekt_server.fakts._models import AccessToken, AppClient, DeviceCode, StaticToken
+from arkitekt_server.fakts._models import AppClient, DeviceCode, StaticToken
 
 __all__ = [
     "FaktsError",
@@ -43,14 +46,9 @@ __all__ = [
     "build_config",
     "challenge",
     "claim",
-    "create_static_token",
-    "decide",
     "find_code",
-    "list_clients",
-    "prune",
     "redeem",
     "retrieve",
-    "revoke",
     "start",
 ]
 
@@ -333,75 +331,3 @@ async def retrieve(
     session.add(_new_client(manifest, via="retrieve", claim_token=claim_token, settings=settings))
     await session.commit()
     return RedeemResponse(status="granted", token=claim_token)
-
-
-async def decide(session: AsyncSession, code: str, *, approve: bool) -> DeviceCode:
-    """Approve or deny a device code (from the approval page or ``arkitekt approve``).
-
-    Raises:
-        FaktsError: the code is unknown, expired or already decided.
-    """
-    row = await find_code(session, code)
-    if row is None:
-        raise FaktsError(f"unknown device code {echo(normalize_code(code))}")
-    if row.expires_at <= utcnow():
-        raise FaktsError("the device code expired; the app must start again")
-    if row.status != "pending":
-        raise FaktsError(f"the device code was already {row.status}")
-    row.status, row.decided_at = ("approved" if approve else "denied"), utcnow()
-    await session.commit()
-    return row
-
-
-async def revoke(
-    session: AsyncSession, *, client_id: str | None = None, identifier: str | None = None
-) -> int:
-    """Revoke approvals (and their access tokens) by client id or app identifier; the count."""
-    if (client_id is None) == (identifier is None):
-        raise FaktsError("name exactly one of a client id or an app identifier")
-    now = utcnow()
-    query = select(AppClient).where(AppClient.revoked_at.is_(None))
-    if client_id is not None:
-        query = query.where(AppClient.client_id == client_id)
-    else:
-        query = query.where(AppClient.identifier == identifier)
-    clients = list(await session.scalars(query))
-    for client in clients:
-        client.revoked_at = now
-    if clients:
-        await session.execute(
-            update(AccessToken)
-            .where(AccessToken.client_pk.in_([c.id for c in clients]))
-            .values(revoked_at=now)
-        )
-    await session.commit()
-    return len(clients)
-
-
-async def create_static_token(
-    session: AsyncSession, identifier: str, version: str | None = None
-) -> str:
-    """A new static token for app ``identifier`` (any version unless given)."""
-    if not identifier.strip():
-        raise FaktsError("the app identifier must not be empty")
-    token = new_secret()
-    session.add(StaticToken(token_hash=hash_secret(token), identifier=identifier, version=version))
-    await session.commit()
-    return token
-
-
-async def list_clients(session: AsyncSession) -> list[AppClient]:
-    """Every approval, newest first."""
-    return list(await session.scalars(select(AppClient).order_by(AppClient.id.desc())))
-
-
-async def prune(session: AsyncSession, *, keep_seconds: float = 3600.0) -> int:
-    """Delete device codes and access tokens that expired ``keep_seconds`` ago; the count.
-
-    Approvals (clients) stay, revoked or not, as the record of who was let in.
-    """
-    cutoff = utcnow() - dt.timedelta(seconds=keep_seconds)
-    codes = await session.execute(delete(DeviceCode).where(DeviceCode.expires_at < cutoff))
-    tokens = await session.execute(delete(AccessToken).where(AccessToken.expires_at < cutoff))
-    await session.commit()
-    return int(getattr(codes, "rowcount", 0) or 0) + int(getattr(tokens, "rowcount", 0) or 0)

@@ -31,6 +31,7 @@ from arkitekt_server._secrets import hash_secret, new_secret, normalize_code
 from arkitekt_server._service import documented
 from arkitekt_server._settings import ServerSettings
 from arkitekt_server._urls import base_url
+from arkitekt_server.fakts import _admin as admin
 from arkitekt_server.fakts import _logic as logic
 from arkitekt_server.fakts._operator import OPERATOR_COOKIE, SESSION_SECONDS, OperatorSessions
 from arkitekt_server.fakts._page import PAGE_CSP, approval_page, message_page, signin_page
@@ -271,7 +272,7 @@ async def configure_decide(
     if not hmac.compare_digest(row.nonce_hash, hash_secret(nonce)):
         return _html("Stale form", "Reload the approval page.", status.HTTP_403_FORBIDDEN)
     try:
-        await logic.decide(session, device_code, approve=action == "approve")
+        await admin.decide(session, device_code, approve=action == "approve")
     except logic.FaktsError as error:
         return _html("Not possible", str(error), status.HTTP_409_CONFLICT)
     done = "approved: the app continues on its own" if action == "approve" else "denied"

@@ -14,6 +14,7 @@ from sqlalchemy import update
 from arkitekt_server import EmbeddedServer
 from arkitekt_server._db import utcnow
 from arkitekt_server.fakts import _logic as logic
+from arkitekt_server.fakts._admin import prune as prune_expired
 from arkitekt_server.fakts._models import DeviceCode
 from arkitekt_server.fakts._operator import operator_secret
 from tests.helpers import database_args, server_database
@@ -249,7 +250,7 @@ def test_expired_codes_and_tokens_are_pruned(fakts: Any) -> None:
         database = server_database(server)
         try:
             async with database.sessions() as session:
-                return await logic.prune(session, keep_seconds=keep)
+                return await prune_expired(session, keep_seconds=keep)
         finally:
             await database.dispose()
 

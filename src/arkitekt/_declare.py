@@ -49,8 +49,9 @@ def easy(
         headless: never open a browser; print the approval link instead.
         config: a YAML settings file (default: ``$ARKITEKT_CONFIG`` or ``./arkitekt.yaml``).
         scopes: the permissions the app asks for.
-        logo: the app's logo, shown on the approval page: an ``https:`` URL or a base64
-            ``data:image/...`` URL (other addresses are not shown).
+        logo: the app's logo, shown on the approval page: a base64 ``data:image/...`` URL of
+            at most 1,000 characters (a small icon; a logo at an address is not shown, as the
+            operator's browser would contact it).
         **settings: any other :class:`~arkitekt.Settings` field.
 
     Raises:

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,8 +49,9 @@ def easy(
         headless: never open a browser; print the approval link instead.
         config: a YAML settings file (default: ``$ARKITEKT_CONFIG`` or ``./arkitekt.yaml``).
         scopes: the permissions the app asks for.
-        logo: the app's logo, shown on the approval page: an ``https:`` URL or a base64
-            ``data:image/...`` URL (other addresses are not shown).
+        logo: the app's logo, shown on the approval page: a base64 ``data:image/...`` URL of
+            at most 1,000 characters (a small icon; a logo at an address is not shown, as the
+            operator's browser would contact it).
         **settings: any other :class:`~arkitekt.Settings` field.
 
     Raises:
@@ -107,19 +109,33 @@ class Arkitekt(App):
 def script_identifier() -> str:
     """The identifier of an app declared without one: the running script's file name.
 
+    ``python -m pkg.tool`` names it ``"pkg.tool"``; characters an identifier may not hold
+    (spaces, ...) become ``-`` (``"my script.py"`` -> ``"my-script"``).
+
     Raises:
         ConfigError: there is no script (a notebook, ``python -c``, the interactive prompt).
 
     """
     main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
     path = getattr(main, "__file__", None)
-    if not isinstance(path, str) or not path.endswith(".py"):
+    if spec is not None and spec.name:  # python -m pkg.tool: "pkg.tool" (pkg: "pkg")
+        name = spec.name.removesuffix(".__main__")
+    elif isinstance(path, str) and path.endswith(".py"):
+        name = Path(path).stem
+    else:
         raise ConfigError(
             "Arkitekt() needs an identifier here: there is no script to name the app after "
             "(a notebook or the interactive prompt); name the app, e.g. "
             "Arkitekt('my-lab.segmenter') or easy('my-lab.segmenter')"
         )
-    return Path(path).stem
+    cleaned = re.sub(r"[^A-Za-z0-9._@+-]+", "-", name).strip("-._@+")
+    if not cleaned:
+        raise ConfigError(
+            f"Arkitekt() cannot name the app after {name!r}; name it, e.g. "
+            "Arkitekt('my-lab.segmenter')"
+        )
+    return cleaned
 
 
 def _declare(

@@ -14,19 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shlex
+import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+from arkitekt_server._cli_common import (
+    operator_settings,
+    settings_of,
+    unavailable,
+    with_db,
+)
 
+if TYPE_CHECKING:
     from arkitekt_server._settings import ServerSettings
 
 __all__ = ["register"]
@@ -51,120 +56,6 @@ DatabaseUrl = Annotated[
         show_default=False,
     ),
 ]
-UNAVAILABLE_EXIT = 3
-"""Exit code when the database cannot be used (as uvicorn's for a refused startup)."""
-
-
-def _settings(config: Path | None, **overrides: object) -> ServerSettings:
-    from arkitekt_server._dburl import holds_password
-    from arkitekt_server._settings import ServerConfigError, load_server_settings
-
-    url = overrides.get("database_url")
-    if isinstance(url, str) and holds_password(url):
-        typer.secho(
-            "warning: --database-url holds a password, which every user of this machine can "
-            "read (ps); give it in ARKITEKT_SERVER_DATABASE_URL or as database_url in the "
-            "--config file (mode 0600) instead",
-            fg=typer.colors.YELLOW,
-            err=True,
-        )
-
-    try:
-        return load_server_settings(config, **overrides)
-    except ServerConfigError as error:
-        typer.secho(str(error), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
-
-
-_POINTERS = ("DATA_DIR", "DATABASE_URL", "CONFIG")
-"""Settings (as ``ARKITEKT_SERVER_<NAME>``) that name a deployment explicitly."""
-
-
-def _operator_settings(
-    config: Path | None, data_dir: Path | None, database_url: str | None
-) -> ServerSettings:
-    """The settings of the deployment an operator command acts on, said on stderr.
-
-    Named explicitly (an option, or its environment variable): that one. Else the one
-    ``arkitekt server`` running on this machine (see :mod:`arkitekt_server._running`); with
-    several running, the command stops and lists them; with none, the default data directory.
-    """
-    from arkitekt_server._running import DeploymentChoiceError, database_shown, the_running
-    from arkitekt_server._settings import ENV_PREFIX
-
-    named = any((config, data_dir, database_url)) or any(
-        os.environ.get(ENV_PREFIX + name) for name in _POINTERS
-    )
-    settings = _settings(config, data_dir=data_dir, database_url=database_url)
-    if not named:
-        try:
-            server = the_running(settings.state_dir)
-        except DeploymentChoiceError as error:
-            typer.secho(str(error), fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from None
-        if server is not None:
-            typer.echo(f"acting on {server.describe()}", err=True)
-            return _settings(
-                Path(server.config) if server.config else None, data_dir=Path(server.data_dir)
-            )
-    alone = "" if named else " (no arkitekt server runs on this machine)"
-    typer.echo(f"acting on the database {database_shown(settings)}{alone}", err=True)
-    return settings
-
-
-def _unavailable(error: Exception) -> typer.Exit:
-    typer.secho(str(error), fg=typer.colors.RED, err=True)
-    return typer.Exit(UNAVAILABLE_EXIT)
-
-
-def _with_db(
-    settings: ServerSettings,
-    work: Callable[[AsyncSession], Awaitable[T]],
-    *,
-    create: bool = False,
-) -> T:
-    """Run ``work`` in a session of the server's database (migrated first).
-
-    Unless ``create``, a missing SQLite database ends the command (exit 1) instead of being
-    created empty: an operator command pointed at the wrong data directory must say so.
-    """
-    from arkitekt_server._db import (
-        Database,
-        DatabaseUnavailableError,
-        ValueRefusedError,
-        database_file,
-    )
-    from arkitekt_server._migrations import upgrade
-    from arkitekt_server.fakts import FaktsError
-
-    if not create and settings.database_url is None:
-        missing = database_file(settings.data_dir)
-        if not missing.is_file():
-            typer.secho(
-                f"no arkitekt database in {settings.data_dir} ({missing.name} is missing): "
-                "start the server first, or pass the --data-dir (or --database-url, --config) "
-                "the server runs with",
-                fg=typer.colors.RED,
-                err=True,
-            )
-            raise typer.Exit(1)
-
-    async def run() -> T:
-        database = Database.of(settings.database_url, settings.data_dir)
-        try:
-            await upgrade(database.url)
-            async with database.sessions() as session:
-                return await work(session)
-        finally:
-            await database.dispose()
-
-    try:
-        return asyncio.run(run())
-    except (FaktsError, ValueRefusedError) as error:
-        typer.secho(str(error), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
-    except DatabaseUnavailableError as error:
-        raise _unavailable(error) from None
 
 
 def server(
@@ -189,7 +80,7 @@ def server(
     from arkitekt_server._logs import set_log_levels
     from arkitekt_server._running import announce, entry_of, withdraw
 
-    settings = _settings(
+    settings = settings_of(
         config, host=host, port=port, data_dir=data_dir, database_url=database_url,
         auto_approve=auto_approve,
     )  # fmt: skip
@@ -203,6 +94,8 @@ def server(
     typer.echo(f"arkitekt server on http://{settings.host}:{settings.port} ({where})")
     _announce_operator_secret(settings)
     state = announce(settings.state_dir, entry_of(settings, config, database_url))
+    # uvicorn re-raises SIGTERM after its shutdown; as SystemExit, the state file goes too
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     try:
         uvicorn.run(
             create_app(settings), host=settings.host, port=settings.port,
@@ -219,12 +112,12 @@ def migrate(
     from arkitekt_server._db import Database, DatabaseUnavailableError
     from arkitekt_server._migrations import upgrade
 
-    settings = _settings(config, data_dir=data_dir, database_url=database_url)
+    settings = settings_of(config, data_dir=data_dir, database_url=database_url)
     database = Database.of(settings.database_url, settings.data_dir)  # opens no connection
     try:
         migrated = asyncio.run(upgrade(database.url))
     except DatabaseUnavailableError as error:
-        raise _unavailable(error) from None
+        raise unavailable(error) from None
     typer.echo(f"{database.endpoint}: {migrated}")
 
 
@@ -259,8 +152,8 @@ def _decide(
 ) -> None:  # fmt: skip
     from arkitekt_server import fakts
 
-    settings = _operator_settings(config, data_dir, database_url)
-    row = _with_db(settings, lambda s: fakts.decide(s, code, approve=approve))
+    settings = operator_settings(config, data_dir, database_url)
+    row = with_db(settings, lambda s: fakts.decide(s, code, approve=approve))
     verb = "approved" if approve else "denied"
     typer.echo(f"{verb} {row.identifier}@{row.version}")
 
@@ -297,10 +190,8 @@ def revoke(
     """Revoke approvals: their claim tokens, credentials and bearer tokens stop working."""
     from arkitekt_server import fakts
 
-    settings = _operator_settings(config, data_dir, database_url)
-    count = _with_db(
-        settings, lambda s: fakts.revoke(s, client_id=client_id, identifier=identifier)
-    )
+    settings = operator_settings(config, data_dir, database_url)
+    count = with_db(settings, lambda s: fakts.revoke(s, client_id=client_id, identifier=identifier))
     typer.echo(f"revoked {count} approval(s)")
 
 
@@ -310,8 +201,8 @@ def clients(
     """List approvals (client id, app, how granted, state)."""
     from arkitekt_server import fakts
 
-    settings = _operator_settings(config, data_dir, database_url)
-    rows = _with_db(settings, fakts.list_clients)
+    settings = operator_settings(config, data_dir, database_url)
+    rows = with_db(settings, fakts.list_clients)
     for row in rows:
         state = "revoked" if row.revoked_at else "active"
         typer.echo(f"{row.client_id}  {row.identifier}@{row.version}  {row.granted_via}  {state}")
@@ -329,10 +220,8 @@ def token_create(
     """Create a static token for CI and headless machines (use it as FAKTS_TOKEN)."""
     from arkitekt_server import fakts
 
-    settings = _operator_settings(config, data_dir, database_url)
-    token = _with_db(
-        settings, lambda s: fakts.create_static_token(s, identifier, version), create=True
-    )
+    settings = operator_settings(config, data_dir, database_url)
+    token = with_db(settings, lambda s: fakts.create_static_token(s, identifier, version))
     typer.echo(token)
 
 
@@ -347,9 +236,9 @@ def adopt_stores(
     """Register image stores the database does not know as images (server stopped)."""
     from arkitekt_server.mikro import adopt_command
 
-    settings = _operator_settings(config, data_dir, database_url)
+    settings = operator_settings(config, data_dir, database_url, follow=False)
     typer.echo(
-        _with_db(settings, lambda s: adopt_command(s, settings.data_dir, quarantine=quarantine))
+        with_db(settings, lambda s: adopt_command(s, settings.data_dir, quarantine=quarantine))
     )
 
 

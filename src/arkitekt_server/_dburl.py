@@ -20,6 +20,7 @@ __all__ = [
     "holds_password",
     "normalize_url",
     "shown_url",
+    "sqlite_file",
     "sqlite_url",
 ]
 
@@ -37,6 +38,22 @@ _DRIVERS = {
 def sqlite_url(path: Path) -> str:
     """The SQLAlchemy URL of an SQLite file, for the aiosqlite driver."""
     return f"{SQLITE_DRIVER}:///{path}"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite URL (``None`` for another database, or SQLite in memory).
+
+    Example:
+        >>> sqlite_file("sqlite:////srv/arkitekt/db.sqlite3")
+        PosixPath('/srv/arkitekt/db.sqlite3')
+        >>> sqlite_file("postgresql://me@db/arkitekt") is None
+        True
+
+    """
+    parsed = _parse(url.strip())
+    if not parsed.drivername.startswith("sqlite") or not parsed.database:
+        return None
+    return None if parsed.database == ":memory:" else Path(parsed.database)
 
 
 def _parse(url: str) -> URL:

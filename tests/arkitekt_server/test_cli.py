@@ -123,6 +123,7 @@ def test_revoke_needs_exactly_one_target(tmp_path: Path) -> None:
 
 
 def test_token_create_prints_a_token_and_stores_only_its_hash(tmp_path: Path) -> None:
+    assert runner.invoke(build(), ["server", "migrate", "--data-dir", str(tmp_path)]).exit_code == 0
     result = runner.invoke(
         build(), ["token", "create", "--identifier", "ci", "--data-dir", str(tmp_path)]
     )

@@ -175,6 +175,8 @@ def test_a_value_postgresql_cannot_store_is_refused_clearly(
 ) -> None:
     # The last line of defence (routes validate what they store): the database's refusal of a
     # NUL character becomes a clear message, not a traceback (over HTTP: 422, not 500).
+    migrated = runner.invoke(build(), ["server", "migrate", "--database-url", postgres_url])
+    assert migrated.exit_code == 0, migrated.output
     result = runner.invoke(
         build(),
         ["token", "create", "--identifier", "a\x00b", "--data-dir", str(tmp_path),

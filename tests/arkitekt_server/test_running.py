@@ -7,6 +7,8 @@ folder (``XDG_DATA_HOME``), so neither the user's home nor another test's server
 from __future__ import annotations
 
 import json
+import os
+import signal
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,7 +73,7 @@ def test_approve_finds_the_running_server_and_says_so(
     assert result.stdout.strip() == "approved far-app@1"
     database = tmp_path / "elsewhere" / "arkitekt.sqlite3"
     assert result.stderr.strip() == (
-        f"acting on the server at {server.url} (pid {server.pid}; database {database})"
+        f"acting on the server at {server.url} (pid {server.pid}): the database {database}"
     )
     assert _status(server, code) == "granted"
     listed = runner.invoke(build(), ["clients"])
@@ -113,11 +115,17 @@ def test_with_no_server_running_approve_creates_no_database(
     assert result.exit_code == 1
     default = tmp_path / "home-data" / "arkitekt-server"
     assert "(no arkitekt server runs on this machine)" in result.stderr
-    assert f"no arkitekt database in {default} (arkitekt.sqlite3 is missing)" in result.stderr
+    assert f"no arkitekt database at {default / 'arkitekt.sqlite3'}" in result.stderr
     assert not (default / "arkitekt.sqlite3").exists()
-    listed = runner.invoke(build(), ["clients", "--data-dir", str(tmp_path / "empty")])
+    for command in (["clients"], ["token", "create", "--identifier", "ci"]):
+        listed = runner.invoke(build(), [*command, "--data-dir", str(tmp_path / "empty")])
+        assert listed.exit_code == 1, command
+        assert not (tmp_path / "empty" / "arkitekt.sqlite3").exists()
+    typo = tmp_path / "typo.sqlite3"
+    listed = runner.invoke(build(), ["clients", "--database-url", f"sqlite:///{typo}"])
     assert listed.exit_code == 1
-    assert not (tmp_path / "empty" / "arkitekt.sqlite3").exists()
+    assert f"no arkitekt database at {typo}" in listed.stderr
+    assert not typo.exists()
 
 
 def test_two_running_servers_must_be_chosen_between(
@@ -158,3 +166,111 @@ def test_a_server_given_its_database_in_its_environment_is_named_not_guessed(
     note = (state_dir / "servers" / f"{server.pid}.json").read_text()
     assert "note-no-secret" not in note
     assert "postgres:***@127.0.0.1" in note
+
+
+def test_a_server_stopped_with_sigterm_removes_its_note(
+    servers: list[ServerProcess], state_dir: Path, tmp_path: Path
+) -> None:
+    server = _start(servers, tmp_path / "data", state_dir)
+    note = state_dir / "servers" / f"{server.pid}.json"
+    assert note.exists()
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)
+    server.finish()
+    assert not note.exists()
+
+
+def _plant(state_dir: Path, pid: int, **fields: object) -> Path:
+    """A state file as a hostile local user (or a stale process) could leave it."""
+    folder = state_dir / "servers"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    entry = {
+        "pid": pid, "started": None, "url": "http://127.0.0.1:1", "data_dir": "/tmp/evil",
+        "config": None, "database": "/tmp/evil/arkitekt.sqlite3", "database_given": None,
+        **fields,
+    }  # fmt: skip
+    path = folder / f"{pid}.json"
+    path.write_text(json.dumps(entry))
+    path.chmod(0o600)
+    return path
+
+
+def test_only_notes_of_a_live_process_that_started_when_noted_count(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    # pid 1 runs, but it did not start when this note says: a reused id is no server
+    _plant(state_dir, 1, started=1)
+    assert running(state_dir) == []
+    stale = _plant(state_dir, os.getpid(), started=0)  # this process, another start time
+    assert running(state_dir) == []
+    assert not stale.exists()  # a dead server's note is removed
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["world-writable", "symlink", "fifo", "huge", "bad-types", "control-characters", "long-pid"],
+)
+def test_a_planted_or_broken_note_is_ignored(state_dir: Path, tmp_path: Path, damage: str) -> None:
+    pid = os.getpid()  # alive, so only the damage can make it ignored
+    note = _plant(state_dir, pid)
+    if damage == "world-writable":
+        note.chmod(0o666)
+    elif damage == "symlink":
+        target = tmp_path / "elsewhere.json"
+        note.rename(target)
+        note.symlink_to(target)
+    elif damage == "fifo":
+        note.unlink()
+        os.mkfifo(note, 0o600)
+    elif damage == "huge":
+        note.write_text(note.read_text() + " " * (64 << 10))
+    elif damage == "bad-types":
+        note.write_text(json.dumps({**json.loads(note.read_text()), "data_dir": 5}))
+    elif damage == "control-characters":
+        hostile = {"url": "http://127.0.0.1:1/\x1b]0;pwned\x07"}
+        note.write_text(json.dumps({**json.loads(note.read_text()), **hostile}))
+    elif damage == "long-pid":
+        note.write_text(json.dumps({**json.loads(note.read_text()), "pid": 10**20}))
+    assert running(state_dir) == []  # and it returns: a FIFO is not waited on
+
+
+def test_a_state_folder_others_may_write_is_not_trusted(state_dir: Path, tmp_path: Path) -> None:
+    _plant(state_dir, os.getpid())
+    (state_dir / "servers").chmod(0o777)
+    result = runner.invoke(build(), ["clients"])
+    assert result.exit_code == 2
+    assert "is not private to this user" in result.stderr
+    assert "/tmp/evil" not in result.stderr
+
+
+def test_a_note_whose_settings_name_another_database_is_refused(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "planted.yaml"
+    config.write_text(f"database_url: sqlite:///{tmp_path / 'other.sqlite3'}\n")
+    _plant(state_dir, os.getpid(), config=str(config), database="/srv/real.sqlite3")
+    result = runner.invoke(build(), ["approve", "ABCD-EFGH"])
+    assert result.exit_code == 1
+    assert "runs on the database /srv/real.sqlite3, but its settings now name" in result.stderr
+    assert not (tmp_path / "other.sqlite3").exists()
+
+
+def test_adopt_stores_never_follows_a_running_server(
+    servers: list[ServerProcess], state_dir: Path, tmp_path: Path
+) -> None:
+    _start(servers, tmp_path / "running", state_dir)
+    result = runner.invoke(build(), ["adopt-stores"])
+    assert "running" not in result.stderr.split("acting on", 1)[-1].split("\n", 1)[0]
+    assert "(no arkitekt server runs" not in result.stderr
+    assert result.exit_code == 1  # the default data dir has no database: nothing is created
+    assert not (tmp_path / "home-data" / "arkitekt-server" / "arkitekt.sqlite3").exists()
+
+
+def test_an_operator_command_never_migrates(tmp_path: Path, postgres_url: str) -> None:
+    result = runner.invoke(build(), ["clients", "--database-url", postgres_url])
+    assert result.exit_code == 1
+    assert "has no arkitekt schema: start the server on it first" in result.stderr
+    migrated = runner.invoke(build(), ["server", "migrate", "--database-url", postgres_url])
+    assert migrated.exit_code == 0, migrated.output
+    listed = runner.invoke(build(), ["clients", "--database-url", postgres_url])
+    assert listed.exit_code == 0, listed.output

@@ -33,8 +33,16 @@ import anyio.to_thread
 
 from arkitekt._inject import Provide, inject
 from arkitekt._twins import loopsafe, syncify
-from arkitekt.errors import InvalidImageError, MikroError
+from arkitekt.errors import InvalidImageError, MikroError, UploadError
 from arkitekt.mikro._api import afrom_xarray
+from arkitekt.mikro._file_checks import (
+    UnreadableFileError,
+    check_blocks,
+    check_folder,
+    check_tiff,
+    guarded,
+)
+from arkitekt.mikro._file_metadata import ome_tiff_details, ome_zarr_details
 from arkitekt.mikro._models import Dataset, Image
 from arkitekt.protocol.distribution import pip_hint
 from arkitekt.protocol.mikro import Datalayer, PixelSize
@@ -49,8 +57,9 @@ __all__ = ["FORMATS", "afrom_file", "from_file", "read_file"]
 FORMATS = "OME-TIFF (.ome.tif, .ome.tiff), TIFF (.tif, .tiff) and OME-Zarr (.zarr, .ome.zarr)"
 """The formats :func:`from_file` reads, for messages."""
 
-_LENGTH_TO_UM = {"nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
-_TIME_TO_S = {"ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
+MAX_BYTES = 256 << 30
+"""``from_file`` refuses a file that holds more than this (unless given a larger
+``max_bytes``): a file of a few MiB can declare terabytes of empty planes."""
 
 
 @dataclass(frozen=True)
@@ -106,45 +115,6 @@ def _is_ome(path: Path) -> bool:
         return False  # not even a TIFF: the plain reader says why
 
 
-def _converted(value: Any, unit: Any, table: Mapping[str, float]) -> float | None:
-    """``value`` in the table's base unit (µm or s), or ``None`` (missing, or a unit not known)."""
-    if value is None:
-        return None
-    symbol = str(getattr(unit, "value", unit or "")).strip()
-    factor = table.get(symbol) if symbol else None
-    result = float(value) * factor if factor is not None else None
-    return result if result is not None and result > 0 else None
-
-
-def _ome_details(image: Any) -> tuple[list[str] | None, PixelSize]:
-    """Channel names and pixel size from the OME metadata of an OME-TIFF."""
-    pixels = image.ome_metadata.images[image.current_scene_index].pixels
-    names = [channel.name for channel in pixels.channels]
-    sizes = {
-        axis: _converted(
-            getattr(pixels, f"physical_size_{axis}"),
-            getattr(pixels, f"physical_size_{axis}_unit"),
-            _LENGTH_TO_UM,
-        )
-        for axis in ("x", "y", "z")
-    }
-    sizes["t"] = _converted(pixels.time_increment, pixels.time_increment_unit, _TIME_TO_S)
-    named = names if all(isinstance(name, str) and name for name in names) else None
-    return named, PixelSize(**sizes)
-
-
-def _zarr_details(image: Any) -> tuple[list[str] | None, PixelSize]:
-    """Channel names and pixel size of an OME-Zarr image (its multiscales give µm)."""
-    names = [str(name) for name in image.channel_names]
-    generic = all(name.startswith("Channel:") for name in names)
-    sizes = image.physical_pixel_sizes
-    return (None if generic else names), PixelSize(
-        x=_converted(sizes.X, "µm", _LENGTH_TO_UM),
-        y=_converted(sizes.Y, "µm", _LENGTH_TO_UM),
-        z=_converted(sizes.Z, "µm", _LENGTH_TO_UM),
-    )
-
-
 def read_file(path: str | os.PathLike[str], scene: int | str = 0) -> FileImage:
     """Open a microscope file lazily (blocking: reads its metadata, not its pixels).
 
@@ -163,6 +133,10 @@ def read_file(path: str | os.PathLike[str], scene: int | str = 0) -> FileImage:
     where = Path(path)
     if not where.exists():
         raise InvalidImageError(f"{where}: no such file")
+    if where.is_symlink():
+        where = where.resolve()
+    if where.is_dir():
+        check_folder(where)
     errors: list[str] = []
     for reader in _readers(where):
         short = reader.__module__.split(".")[0]
@@ -188,42 +162,12 @@ def read_file(path: str | os.PathLike[str], scene: int | str = 0) -> FileImage:
             errors.append(f"{short}: {str(error)[:300]}")
             continue
         if short != "bioio_ome_zarr":
-            _check_tiff(where, array)
-        return _file_image(image, array, short)
+            check_tiff(where, array)
+        return _file_image(image, array, short, where)
     raise InvalidImageError(f"{where.name}: cannot be read ({'; '.join(errors)})")
 
 
-def _check_tiff(path: Path, array: xr.DataArray) -> None:
-    """Refuse a truncated TIFF before its pixels are read (its page headers only).
-
-    Raises:
-        InvalidImageError: a page's pixels end beyond the end of the file, or the file has
-            fewer pages than its shape needs.
-
-    """
-    import math
-
-    import tifffile
-
-    size = path.stat().st_size
-    planes = math.prod(n for dim, n in array.sizes.items() if dim not in ("Y", "X", "S"))
-    with tifffile.TiffFile(path) as tiff:
-        pages = 0
-        for pages, page in enumerate(tiff.pages, start=1):
-            spans = zip(page.dataoffsets, page.databytecounts, strict=True)
-            ends = [offset + count for offset, count in spans]
-            if ends and max(ends) > size:
-                raise InvalidImageError(
-                    f"{path.name}: cannot be read (truncated: page {pages} needs {max(ends)} "
-                    f"bytes, the file has {size})"
-                )
-    if pages < planes:  # (a multi-scene file has more pages than one scene needs)
-        raise InvalidImageError(
-            f"{path.name}: cannot be read (truncated: {pages} of {planes} planes are there)"
-        )
-
-
-def _file_image(image: Any, array: xr.DataArray, reader: str) -> FileImage:
+def _file_image(image: Any, array: xr.DataArray, reader: str, where: Path) -> FileImage:
     if "S" in array.dims:  # RGB(A) samples: the channels of a colour image
         if array.sizes["C"] != 1:
             raise InvalidImageError(
@@ -234,9 +178,9 @@ def _file_image(image: Any, array: xr.DataArray, reader: str) -> FileImage:
     array = array.rename({dim: str(dim).lower() for dim in array.dims})
     array = array.drop_vars(list(array.coords))  # bioio's coordinates are not the image's
     if reader == "bioio_ome_tiff":
-        names, size = _ome_details(image)
+        names, size = ome_tiff_details(image)
     elif reader == "bioio_ome_zarr":
-        names, size = _zarr_details(image)
+        names, size = ome_zarr_details(where)
     else:  # a plain TIFF: its default names and 1.0 sizes are bioio's, not the file's
         names, size = None, PixelSize()
     if names is not None and len(names) != array.sizes.get("c", 1):
@@ -259,6 +203,7 @@ async def afrom_file(
     metadata: Mapping[str, Any] | None = None,
     private: bool = False,
     datalayer: Datalayer | None = None,
+    max_bytes: int | None = MAX_BYTES,
     mikro: Mikro = Provide("mikro"),
 ) -> Image:
     """Store a microscope file (OME-TIFF, TIFF, OME-Zarr) as an image, without loading it whole.
@@ -279,20 +224,49 @@ async def afrom_file(
             added unless given.
         private: visible only to this app.
         datalayer: ``"local"``, ``"http"`` or ``"s3"`` instead of the app's/server's choice.
+        max_bytes: refuse a file holding more pixel bytes than this (default 256 GiB; ``None``:
+            no limit): a small file can declare terabytes of empty planes.
         mikro: the image service (default: the active app's).
 
     Raises:
-        InvalidImageError: no such file, a format it cannot read, a broken file, or bad
-            arguments (before anything is uploaded).
+        InvalidImageError: no such file, a format it cannot read, a broken or truncated file,
+            links out of an OME-Zarr folder, planes over 256 MiB each, more than ``max_bytes``,
+            or bad arguments; nothing is stored.
         MikroError: the ``files`` extra is not installed.
         UploadError: the upload failed; nothing was stored and it can be retried.
 
     """
     found = await anyio.to_thread.run_sync(read_file, path, scene)
-    source = {"file": Path(path).name, "reader": found.reader, "scene": scene}
+    label = Path(path).name
+    check_blocks(label, found.array, max_bytes)
+    source = {"file": label, "reader": found.reader, "scene": scene}
+    try:
+        return await _store(found, label, source, name, tags, dataset, origins, channel_names,
+                            pixel_size, metadata, private, datalayer, mikro)  # fmt: skip
+    except UploadError as error:
+        if isinstance(error.__cause__, UnreadableFileError):  # the file, not the upload, failed
+            raise UnreadableFileError(f"{error.__cause__}; nothing was stored") from error
+        raise
+
+
+async def _store(
+    found: FileImage,
+    label: str,
+    source: dict[str, Any],
+    name: str | None,
+    tags: Sequence[str] | None,
+    dataset: str | Dataset | None,
+    origins: Sequence[str | Image] | None,
+    channel_names: Sequence[str] | None,
+    pixel_size: PixelSize | Mapping[str, float] | None,
+    metadata: Mapping[str, Any] | None,
+    private: bool,
+    datalayer: Datalayer | None,
+    mikro: Mikro,
+) -> Image:
     return await afrom_xarray(
-        found.array,
-        name if name is not None else Path(path).name,
+        guarded(label, found.array),
+        name if name is not None else label,
         tags=tags,
         dataset=dataset,
         origins=origins,

@@ -22,14 +22,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from arkitekt.protocol.text import STORABLE, StoredText
+from arkitekt.protocol.text import SHOWN, STORABLE
 
 __all__ = [
+    "IDENTIFIER_PATTERN",
     "MAX_LOGO_CHARS",
     "MAX_REDIRECT_URIS",
     "MAX_SCOPES",
     "MAX_SCOPE_CHARS",
     "MAX_URI_CHARS",
+    "MAX_VERSION_CHARS",
+    "SCOPE_PATTERN",
+    "VERSION_PATTERN",
     "ChallengeRequest",
     "ChallengeResponse",
     "ChallengeStatus",
@@ -54,6 +58,15 @@ MAX_SCOPE_CHARS = 64
 """The longest scope."""
 MAX_LOGO_CHARS = 1000
 """The longest logo URL."""
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$"
+"""What an app identifier may hold: shown to the operator as it is, so nothing that could pass
+for something else (spaces, control or text-direction characters)."""
+MAX_VERSION_CHARS = 64
+"""The longest app version."""
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+"""What an app version may hold (no spaces: a version is not a place for a message)."""
+SCOPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+"""What a scope may hold."""
 MAX_REDIRECT_URIS = 5
 """The most redirect URIs of a start request."""
 MAX_URI_CHARS = 500
@@ -77,18 +90,24 @@ class Manifest(_Request):
     """What an app says about itself when it asks for access.
 
     Attributes:
-        identifier: a stable name of the app, e.g. ``"my-app-name"`` or ``"org.lab.viewer"``.
-        version: the app's version; approvals are per identifier and version.
-        scopes: the permissions the app asks for.
+        identifier: a stable name of the app, e.g. ``"my-app-name"`` or ``"org.lab.viewer"``:
+            letters, digits and ``. _ - + @``, starting with a letter or digit.
+        version: the app's version (``"1.2.0"``, ``"latest"``); approvals are per identifier
+            and version: letters, digits and ``. _ - +``.
+        scopes: the permissions the app asks for (``"read"``, ``"mikro:write"``).
         logo: an optional URL of a logo shown on the approval page.
 
     """
 
-    identifier: StoredText = Field(min_length=1, max_length=200)
-    version: StoredText = Field(min_length=1, max_length=100)
-    scopes: list[Annotated[str, Field(max_length=MAX_SCOPE_CHARS), STORABLE]] = Field(
-        default_factory=list, max_length=MAX_SCOPES
+    identifier: Annotated[str, SHOWN] = Field(
+        min_length=1, max_length=200, pattern=IDENTIFIER_PATTERN
     )
+    version: Annotated[str, SHOWN] = Field(
+        min_length=1, max_length=MAX_VERSION_CHARS, pattern=VERSION_PATTERN
+    )
+    scopes: list[
+        Annotated[str, Field(max_length=MAX_SCOPE_CHARS, pattern=SCOPE_PATTERN), SHOWN]
+    ] = Field(default_factory=list, max_length=MAX_SCOPES)
     logo: Annotated[str, Field(max_length=MAX_LOGO_CHARS), STORABLE] | None = None
 
 

@@ -74,6 +74,40 @@ the length, so a long text is refused for its length, not checked first)."""
 StoredText = Annotated[str, STORABLE]
 """A text field that is stored: refused when it holds a NUL or a lone surrogate."""
 
+# control characters (terminal escapes, newlines that forge log lines) and the bidirectional
+# overrides and isolates that make a text display as another
+_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def check_shown(text: str) -> str:
+    r"""``text`` if it can be shown as it is: on a terminal, in a log line, on a page.
+
+    Example:
+        >>> check_shown("org.lab.viewer")
+        'org.lab.viewer'
+        >>> check_shown("two\nlines")
+        Traceback (most recent call last):
+        ...
+        ValueError: contains control or text-direction characters ('\n'); use printable text
+
+    Raises:
+        ValueError: it holds a control character (escape, newline, ...), a bidirectional
+            override or isolate, a NUL or a lone surrogate.
+
+    """
+    found = _UNSHOWN.search(text)
+    if found is not None:
+        raise ValueError(
+            f"contains control or text-direction characters ({found.group()!r:.12}); use "
+            "printable text"
+        )
+    return text
+
+
+SHOWN = AfterValidator(check_shown)
+"""The check of a text that people see as it is (names on the approval page and in the CLI):
+also :data:`STORABLE`, as it refuses NUL and lone surrogates too."""
+
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 

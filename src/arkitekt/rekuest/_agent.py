@@ -94,6 +94,7 @@ class Agent:
         self._again: dict[str, dict[str, Any]] = {}  # delivered again while a cancel ends them
         self._outbox = Outbox(unsendable)  # a fresh one for each connection
         self._connected = False
+        self._draining = False
         self._tasks: TaskGroup | None = None
         self._socket: ClientConnection | None = None
 
@@ -133,6 +134,16 @@ class Agent:
                 self._stopping.set()
                 for context in self._running.values():
                     context.cancelled = True
+
+    async def drain(self) -> None:
+        """Take no new assignments; return once the running ones have ended and been delivered.
+
+        Returns early when the connection is gone; the caller bounds how long it waits.
+        """
+        self._draining = True
+        # polled: runs end, acks arrive and the connection drops in many places; once, at exit
+        while self._connected and (self._running or self._held):  # noqa: ASYNC110
+            await anyio.sleep(0.05)
 
     async def _reconnecting(self) -> None:
         failures = 0
@@ -268,7 +279,7 @@ class Agent:
             id = str(message.get("id"))
             if id in self._running or id in self._held:
                 self._delivered_again(id, message)
-            else:
+            elif not self._draining:  # else never started: the server delivers it again
                 self._start(id, message)
         elif kind == "cancel":
             running = self._running.get(str(message.get("id")))

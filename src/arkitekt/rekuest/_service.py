@@ -149,20 +149,38 @@ class Rekuest(Service):
 
         Blocks the calling thread (not the app's loop). On ``KeyboardInterrupt`` (and on
         SIGTERM, when called from the main thread: what ``kill`` and container runtimes send)
-        the agent stops: running async functions are cancelled, sync ones are waited for (up
-        to ``SHUTDOWN_SECONDS``); unfinished assignments go back to the server's queue.
+        the agent takes no new assignments and waits up to ``SHUTDOWN_SECONDS`` for the
+        running ones to finish and their results to reach the server; a second signal stops
+        at once. What has not finished then is handed back: the server delivers it again
+        (to this agent when it returns, else it fails after the agent grace period).
 
         Raises:
             BridgeError: called on the app's own event loop (use ``await arun()`` there).
             AgentRefusedError: the server refused the registration.
 
         """
+        bridge = self.app_slot.scope.bridge
         try:
             with sigterm_interrupts():
-                self.app_slot.scope.bridge.call(self.arun)
+                bridge.call(self.arun)
         except KeyboardInterrupt:
-            # The bridge has cancelled arun(); the agent itself stops with the app scope.
+            # The bridge has cancelled arun(); the agent still serves until the app scope ends:
+            # first let what runs finish and reach the server (a second signal: stop now).
             log.info("interrupted: stopping the rekuest agent")
+            with sigterm_interrupts(), contextlib.suppress(KeyboardInterrupt):
+                bridge.call(self._finish)
+
+    async def _finish(self) -> None:
+        """Wait (up to ``SHUTDOWN_SECONDS``) for running assignments to end and be delivered."""
+        agent = await self.astart()  # the agent of this scope, already serving
+        if agent.holding:
+            print(
+                f"stopping: waiting up to {SHUTDOWN_SECONDS:g} s for {len(agent.holding)} "
+                "running assignment(s) to finish (Ctrl+C again: stop now, they are handed back)",
+                flush=True,
+            )
+        with anyio.move_on_after(SHUTDOWN_SECONDS):
+            await agent.drain()
 
     # -- caller --------------------------------------------------------------------------------
     async def _channel(self) -> CallerChannel:

@@ -34,7 +34,7 @@ from sqlalchemy import Connection, inspect, text
 from arkitekt_server._db import Database, DatabaseUnavailableError
 from arkitekt_server._migrations._schema import metadata
 
-__all__ = ["INITIAL", "LOCK_KEY", "Migrated", "head", "revision", "upgrade"]
+__all__ = ["INITIAL", "LOCK_KEY", "Migrated", "head", "revision", "revision_of", "upgrade"]
 
 HERE = Path(__file__).parent
 INITIAL = "0001"
@@ -104,6 +104,20 @@ async def _run(database: Database, work: Callable[[Connection], Migrated]) -> Mi
             return await connection.run_sync(work)
     finally:
         _IN_PROCESS.release()
+
+
+async def revision_of(url: str) -> str | None:
+    """The revision the database at ``url`` is at (``None``: no arkitekt schema); changes nothing.
+
+    Raises:
+        DatabaseUnavailableError: the database cannot be reached or used.
+    """
+    database = Database(url)
+    try:
+        async with database.engine.connect() as connection:
+            return await connection.run_sync(_revision)
+    finally:
+        await database.dispose()
 
 
 async def upgrade(url: str, target: str = "head") -> Migrated:

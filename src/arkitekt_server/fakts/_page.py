@@ -1,8 +1,9 @@
 """The approval page: the deployment, the app (logo, name, version), what it asks for, and
 Approve / Deny; the operator's sign-in form before it.
 
-Pages carry :data:`PAGE_CSP`: no script at all, styles inline, images only from ``https:`` or
-``data:`` (an app's logo), forms posting to this server only.
+Pages carry :data:`PAGE_CSP`: no script at all, styles inline, images only from ``data:`` (an
+app's logo), forms posting to this server only. Names are shown inside ``<bdi>`` (and the
+manifest refuses control and text-direction characters), so no name reads as another.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from arkitekt_server.fakts._models import DeviceCode
 __all__ = ["PAGE_CSP", "approval_page", "logo_source", "message_page", "signin_page"]
 
 PAGE_CSP = (
-    "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'; "
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 """The Content-Security-Policy of the approval and sign-in pages."""
@@ -66,21 +67,19 @@ def _page(title: str, body: str, deployment: str = "arkitekt") -> str:
 def logo_source(logo: str | None) -> str | None:
     """The ``src`` an app's logo is shown with, or ``None`` when it is not shown.
 
-    Only ``https:`` URLs and base64 ``data:image/...`` URLs: a plain ``http:`` logo would make
-    the operator's browser fetch any address an app names, unencrypted.
+    Only base64 ``data:image/...`` URLs: the logo travels in the app's request. A logo at an
+    address would make the operator's browser contact a host the app chose when the page
+    opens (telling it who looks, and when), or send a request to an address on the
+    operator's network.
 
     Example:
-        >>> logo_source("https://example.org/logo.png")
-        'https://example.org/logo.png'
-        >>> logo_source("http://10.0.0.1/admin?reboot=1") is None
+        >>> logo_source("data:image/png;base64,iVBORw0KGgo=")
+        'data:image/png;base64,iVBORw0KGgo='
+        >>> logo_source("https://tracker.example/pixel.png") is None
         True
 
     """
-    if logo is None:
-        return None
-    if logo.startswith("https://") and not any(ch.isspace() for ch in logo):
-        return logo
-    if _IMAGE_DATA.fullmatch(logo):
+    if logo is not None and _IMAGE_DATA.fullmatch(logo):
         return logo
     return None
 
@@ -96,13 +95,13 @@ def _logo(row: DeviceCode) -> str:
         return f"<div class='logo' aria-hidden='true'>{escape(row.identifier[:1].upper())}</div>"
     return (
         f"<img class='logo' src='{escape(source, quote=True)}' alt='logo of "
-        f"{escape(row.identifier, quote=True)}' referrerpolicy='no-referrer'>"
+        f"{escape(row.identifier, quote=True)}'>"
     )
 
 
 def approval_page(row: DeviceCode, code: str, nonce: str, deployment: str) -> str:
     """The form that approves or denies ``code``; ``nonce`` guards it against cross-site posts."""
-    scopes = "".join(f"<li><code>{escape(s)}</code></li>" for s in row.scopes)
+    scopes = "".join(f"<li><code><bdi>{escape(s)}</bdi></code></li>" for s in row.scopes)
     asks = (
         f"<ul class='scopes'>{scopes}</ul>"
         if scopes
@@ -110,9 +109,10 @@ def approval_page(row: DeviceCode, code: str, nonce: str, deployment: str) -> st
     )
     body = (
         f"<div class='app'>{_logo(row)}<div>"
-        f"<h1>Allow an app to use {escape(deployment)}?</h1>"
-        f"<div><strong class='identifier'>{escape(row.identifier)}</strong> "
-        f"<span class='version'>version {escape(row.version)}</span> asks for access.</div>"
+        f"<h1>Allow an app to use <bdi>{escape(deployment)}</bdi>?</h1>"
+        f"<div><strong class='identifier'><bdi>{escape(row.identifier)}</bdi></strong> "
+        f"<span class='version'>version <bdi>{escape(row.version)}</bdi></span> asks for "
+        "access.</div>"
         "</div></div>"
         f"<h2>It asks for</h2>{asks}"
         f"<p class='code'>The app shows the code <code>{escape(code)}</code>; approve only if "

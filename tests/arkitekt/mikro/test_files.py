@@ -212,3 +212,101 @@ def test_the_source_metadata_can_be_extended(connect: Callable[..., App], tmp_pa
         image = from_file(path, metadata={"stain": "DAPI"})
     assert image.metadata["stain"] == "DAPI"
     assert json.dumps(image.metadata["source"])  # plain JSON
+
+
+def _declared_only(path: Path, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Path:
+    """An OME-Zarr 0.4 whose metadata declares ``shape`` and no chunk exists (all fill)."""
+    group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    group.create_array("0", shape=shape, chunks=chunks, dtype="uint8")
+    axes = [
+        {"name": n, "type": t}
+        for n, t in zip("tczyx", ["time", "channel", *["space"] * 3], strict=True)
+    ]
+    transform = [{"type": "scale", "scale": [1.0] * 5}]
+    group.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "axes": axes,
+            "datasets": [{"path": "0", "coordinateTransformations": transform}],
+        }
+    ]
+    return path
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunks", "message"),
+    [
+        ((1, 1, 1, 20000, 20000), (1, 1, 1, 20000, 20000), r"hold 381 MiB each, more than"),
+        (
+            (1, 1, 1, 10**6, 10**6),
+            (1, 1, 1, 1000, 1000),
+            r"holds 931.3 GiB, more than max_bytes \(256.0 GiB\)",
+        ),
+    ],
+    ids=["one-huge-chunk", "terabytes-of-nothing"],
+)
+def test_declared_sizes_are_bounded_before_anything_is_read(
+    connect: Callable[..., App],
+    tmp_path: Path,
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    message: str,
+) -> None:
+    path = _declared_only(tmp_path / "bomb.ome.zarr", shape, chunks)
+    with connect():
+        with pytest.raises(InvalidImageError, match=message):
+            from_file(path)
+        assert search_images("bomb.ome.zarr").total == 0
+
+
+def test_an_ome_zarr_linking_to_a_file_elsewhere_is_refused(
+    connect: Callable[..., App], tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"AWS_SECRET_ACCESS_KEY=do-not-import-me")
+    path = _ome_zarr_v04(tmp_path / "linked.ome.zarr", _stack((1, 1, 1, 4, 4)), [1.0, 1.0, 1.0])
+    chunk = next(p for p in (path / "0").rglob("*") if p.is_file() and not p.name.startswith("."))
+    chunk.unlink()
+    chunk.symlink_to(secret)
+    with connect():
+        with pytest.raises(InvalidImageError, match=r"is a link or a special file"):
+            from_file(path)
+        assert search_images("linked.ome.zarr").total == 0
+
+
+def test_ome_zarr_units_are_converted(connect: Callable[..., App], tmp_path: Path) -> None:
+    path = _ome_zarr_v04(tmp_path / "nm.ome.zarr", _stack((1, 2, 2, 8, 8)), [500.0, 65.0, 65.0])
+    attrs = zarr.open_group(str(path), mode="a", zarr_format=2).attrs
+    multiscales = attrs["multiscales"]
+    for axis in multiscales[0]["axes"][2:]:
+        axis["unit"] = "nanometer"
+    attrs["multiscales"] = multiscales
+    with connect():
+        image = from_file(path)
+    assert image.pixel_size.x == pytest.approx(0.065)
+    assert image.pixel_size.z == pytest.approx(0.5)
+
+
+def test_a_size_that_is_no_number_is_left_out(connect: Callable[..., App], tmp_path: Path) -> None:
+    path = _ome_tiff(
+        tmp_path / "inf.ome.tif", _stack((4, 4)), "YX", PhysicalSizeX=1e308, PhysicalSizeXUnit="m"
+    )
+    with connect():
+        image = from_file(path)
+    assert image.pixel_size.x is None
+
+
+def test_a_damaged_compressed_plane_fails_the_import_as_bad_input(
+    connect: Callable[..., App], tmp_path: Path, unique: str
+) -> None:
+    path = tmp_path / f"{unique}.tif"
+    tifffile.imwrite(path, _stack((5, 64, 64)), compression="zlib")  # 5: not RGB(A)
+    with tifffile.TiffFile(path) as tiff:
+        offset = tiff.pages[1].dataoffsets[0]  # type: ignore[union-attr]
+    damaged = bytearray(path.read_bytes())
+    damaged[offset : offset + 40] = b"\xff" * 40
+    path.write_bytes(bytes(damaged))
+    with connect():
+        with pytest.raises(InvalidImageError, match=rf"{unique}\.tif: block .* cannot be read"):
+            from_file(path)
+        assert search_images(unique).total == 0

@@ -96,12 +96,20 @@ async def test_subprocess_agent_serves_and_stops_cleanly(
     process = start_agent()
     async with connect(), anyio.create_task_group() as tasks:
         assert await acall("p_double", 21, wait=30) == 42
-        # A sync function that never calls progress() again does not keep it from stopping.
-        tasks.start_soon(lambda: acall("p_slow", seconds=600, marker=str(marker)))
+        # A running sync function finishes, and its result reaches the caller, before the
+        # agent stops (it takes nothing new meanwhile).
+        finished: list[str] = []
+
+        async def slow() -> None:
+            finished.append(await acall("p_slow", seconds=2, marker=str(marker), wait=30))
+
+        tasks.start_soon(slow)
         await _wait_for(marker, 1)
         process.send_signal(stop)
         output, _ = await anyio.to_thread.run_sync(lambda: process.communicate(timeout=20))
-        tasks.cancel_scope.cancel()
+        await until(lambda: bool(finished), 10)
+    assert finished == [f"finished by {process.pid}"]
+    assert "stopping: waiting up to 10 s for 1 running assignment(s)" in output
     assert process.returncode == 0, output
     assert "agent stopped cleanly" in output
     agent_url = server.url.replace("http://", "ws://") + "/rekuest/agent/ws"

@@ -13,6 +13,7 @@ from arkitekt.protocol.fakts import (
     MAX_SCOPE_CHARS,
     MAX_SCOPES,
     MAX_URI_CHARS,
+    MAX_VERSION_CHARS,
 )
 from arkitekt_server import EmbeddedServer
 
@@ -111,10 +112,32 @@ def test_redirect_uris_are_bounded(fakts: Any, uris: list[str]) -> None:
 def test_the_largest_manifest_makes_a_small_row(fakts: Any) -> None:
     largest = {
         "identifier": "i" * 200,
-        "version": "v" * 100,
+        "version": "v" * MAX_VERSION_CHARS,
         "scopes": ["s" * MAX_SCOPE_CHARS] * MAX_SCOPES,
         "logo": "l" * MAX_LOGO_CHARS,
     }
     body = {"manifest": largest, "redirect_uris": ["u" * MAX_URI_CHARS] * MAX_REDIRECT_URIS}
     assert len(json.dumps(body)) < 8 << 10  # what a code's row holds at most
     assert fakts.http.post("/f/start/", json=body).json()["status"] == "granted"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("identifier", "evil\x1b]0;pwned\x07"),
+        ("identifier", "evil\nINFO arkitekt_server: org.trusted approved"),
+        ("identifier", "\u202eppa.reweiv.bal.gro"),
+        ("identifier", "org lab viewer"),
+        ("version", "1.0 - verified by your IT admin, safe to approve"),
+        ("version", "1.0\u2066"),
+        ("scopes", ["read\r\nwrite"]),
+    ],
+)
+def test_a_manifest_cannot_carry_what_would_fool_the_operator(
+    fakts: Any, field: str, value: Any
+) -> None:
+    """Names are shown as they are, on the page, in the CLI and in logs: no terminal escapes,
+    forged log lines, text-direction tricks or messages hidden in a version."""
+    response = fakts.http.post("/f/start/", json={"manifest": {**_FIT, field: value}})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"][:3] == ["body", "manifest", field]

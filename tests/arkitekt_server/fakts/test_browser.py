@@ -150,8 +150,9 @@ def test_the_approval_page_shows_the_deployment_the_app_and_its_logo(
     context.close()
 
 
-def test_a_logo_at_a_plain_http_address_is_not_fetched(fakts: Any, browser: Any) -> None:
-    manifest = {"identifier": "http-logo", "version": "1", "logo": "http://10.0.0.1/x.png"}
+@pytest.mark.parametrize("logo", ["http://10.0.0.1/x.png", "https://tracker.example/p.png"])
+def test_a_logo_at_an_address_is_not_fetched(fakts: Any, browser: Any, logo: str) -> None:
+    manifest = {"identifier": "http-logo", "version": "1", "logo": logo}
     code = fakts.start(manifest)
     context = browser.new_context()
     requested: list[str] = []

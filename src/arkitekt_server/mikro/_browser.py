@@ -1,0 +1,100 @@
+"""What the browser pages of mikro share: who may look, the security headers, the page shell.
+
+Who may look (see ``docs/mikro.md``): a request with a valid bearer token sees what that app
+sees; a request without one is served only in single-user mode (``auto_approve``), only from
+this machine (loopback peer) and only when the ``Host`` header names loopback too (so a web
+page cannot reach it by DNS rebinding); it sees the images that are not private.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.responses import HTMLResponse
+
+from arkitekt.protocol.hosts import host_of, is_loopback
+from arkitekt_server._auth import Principal, require_principal
+from arkitekt_server._settings import ServerSettings
+
+__all__ = ["CSP", "HEADERS", "Viewer", "html_page", "readable_shape", "viewer"]
+
+HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Referrer-Policy": "no-referrer",
+}
+"""Headers of every browser response (pages, images, scripts)."""
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+"""The Content-Security-Policy of the pages: scripts and styles only from the server's own
+static routes (no inline code, no ``eval``), nothing from elsewhere."""
+
+
+async def viewer(request: Request) -> Principal | None:
+    """The caller: a bearer token's principal, or ``None`` for the local single-user viewer.
+
+    Raises:
+        HTTPException: 401 when neither applies.
+
+    """
+    if request.headers.get("authorization"):
+        return await require_principal(request)
+    settings: ServerSettings = request.app.state.settings
+    peer = request.client.host if request.client is not None else None
+    if (
+        settings.auto_approve
+        and is_loopback(peer)
+        and is_loopback(host_of(request.headers.get("host", "")))
+    ):
+        return None
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "a bearer token is required (the tokenless browser view is only for the server's own "
+        "machine in single-user mode, auto_approve)",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+Viewer = Annotated[Principal | None, Depends(viewer)]
+
+
+def readable_shape(shape: Sequence[int]) -> str:
+    """An image's ``(c, t, z, y, x)`` shape as people read it; c, t and z only when above 1.
+
+    Example:
+        >>> readable_shape([2, 1, 64, 1024, 2048])
+        '2 c x 64 z x 1024 y x 2048 x'
+
+    """
+    return " x ".join(
+        f"{size} {axis}"
+        for axis, size in zip("ctzyx", shape, strict=True)
+        if size > 1 or axis in "yx"
+    )
+
+
+def html_page(title: str, body: str, *, root: str, script: bool = False) -> HTMLResponse:
+    """A page with the mikro stylesheet (and the viewer script), with the security headers.
+
+    Args:
+        title: the page title (escaped here).
+        body: the body's HTML (escaped by the caller).
+        root: the relative path from the page to ``/mikro/`` (``""`` or ``"../../"``).
+        script: whether the page loads the viewer's script.
+
+    """
+    js = f"<script src='{root}static/viewer.js' defer></script>" if script else ""
+    html = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{escape(title)}</title><link rel='stylesheet' href='{root}static/mikro.css'>"
+        f"{js}</head><body>{body}</body></html>"
+    )
+    return HTMLResponse(html, headers={**HEADERS, "Content-Security-Policy": CSP})

@@ -205,7 +205,7 @@ def _controls(row: ImageRow) -> str:
         "<button type='button' id='zoom-in'>zoom in</button>"
         "<button type='button' id='zoom-out'>zoom out</button>"
         "<button type='button' id='zoom-reset'>fit</button> <output id='zoom'>1x</output></div>"
-        "<canvas id='canvas' width='512' height='512'></canvas>"
+        "<canvas id='canvas' width='640' height='640'></canvas>"
         "<p id='status' role='status'></p></section>"
     )
 

@@ -10,6 +10,10 @@
   const channels = JSON.parse(root.dataset.channels);
   const canvas = document.getElementById("canvas");
   const context = canvas.getContext("2d");
+  // The canvas takes the image's aspect (its longer side 640 px, the shorter at least 64).
+  const side = 640;
+  canvas.width = width >= height ? side : Math.max(64, Math.round((side * width) / height));
+  canvas.height = height >= width ? side : Math.max(64, Math.round((side * height) / width));
   const status = document.getElementById("status");
   const field = (id) => document.getElementById(id);
   const view = { zoom: 1, cy: height / 2, cx: width / 2 };

@@ -7,13 +7,14 @@ import io
 import re
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import numpy as np
 import xarray as xr
 from PIL import Image as PILImage
 
-from arkitekt import App
+from arkitekt import App, easy
 from arkitekt.mikro import create_dataset, from_xarray
 from arkitekt_server import EmbeddedServer
 from tests.helpers import bearer_token
@@ -238,3 +239,16 @@ def test_the_gallery_pages_searches_and_reads_shapes(
     for params in ({"name": "x" * 501}, {"tag": "x" * 101}, {"name": "a\0b"}, {"limit": 501},
                    {"offset": -1}):  # fmt: skip
         assert httpx.get(gallery, params=params, headers=headers).status_code == 422, params
+
+
+def test_a_slice_of_an_image_in_the_bucket(s3_server: EmbeddedServer, tmp_path: Path) -> None:
+    data = _stack(3)
+    app = easy(f"s3-view-{uuid.uuid4().hex[:8]}", url=s3_server.url, headless=True,
+               cache_dir=tmp_path / "cache")  # fmt: skip
+    with app:
+        image = from_xarray(xr.DataArray(data, dims=["c", "z", "y", "x"]), name="in-bucket")
+        assert image.storage == "s3"
+        url = f"{s3_server.url}/mikro/images/{image.id}/slice.png"
+        params = {"c": 1, "z": 4, "low": 10, "high": 3990}
+        answer = httpx.get(url, params=params, headers=_headers(app))
+    assert np.array_equal(_png(answer), _mapped(data[1, 4], 10, 3990))

@@ -121,8 +121,15 @@ async def slice_png(
     _index("x", x, sizes[4], "column(s)")
     _index("y", y, sizes[3], "row(s)")
     w, h = w or sizes[4] - x, h or sizes[3] - y
-    _index("x+w", x + w - 1, sizes[4], "column(s)")
-    _index("y+h", y + h - 1, sizes[3], "row(s)")
+    for name, end, size, what in (
+        ("x+w", x + w, sizes[4], "columns"),
+        ("y+h", y + h, sizes[3], "rows"),
+    ):
+        if end > size:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"the region ends beyond the image: {name}={end}, but it has {size} {what}",
+            )
     if (low is None) != (high is None):
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "give both low and high, or neither (auto)"

@@ -17,6 +17,7 @@ from PIL import Image as PILImage
 from arkitekt import App, easy
 from arkitekt.mikro import create_dataset, from_xarray
 from arkitekt_server import EmbeddedServer
+from arkitekt_server.mikro._storage import Layout
 from tests.helpers import bearer_token
 
 SHAPE = (2, 5, 40, 60)  # c, z, y, x
@@ -80,8 +81,8 @@ BAD = [
     ({"c": 2}, "c=2 is out of range"),
     ({"t": 1}, "t=1 is out of range"),
     ({"x": 60}, "x=60 is out of range"),
-    ({"y": 10, "h": 31}, "y+h=40 is out of range"),
-    ({"x": 50, "w": 11}, "x+w=60 is out of range"),
+    ({"y": 10, "h": 31}, "the region ends beyond the image: y+h=41, but it has 40 rows"),
+    ({"x": 50, "w": 11}, "x+w=61, but it has 60 columns"),
     ({"low": 5}, "give both low and high"),
     ({"low": 5, "high": 5}, "low (5.0) must be less than high (5.0)"),
     ({"low": "nan", "high": 1}, "low"),
@@ -109,6 +110,7 @@ def test_every_slice_parameter_is_bounded_with_a_clear_422(
                 assert response.status_code == 422, (params, response.status_code)
                 assert detail in response.text, (params, response.text)
             assert http.get(url, params={"width": 2048, "height": 1}).status_code == 200
+            assert http.get(url, params={"x": 50, "w": 10, "y": 39, "h": 1}).status_code == 200
 
 
 def test_private_images_of_another_app_are_never_reachable(
@@ -252,3 +254,27 @@ def test_a_slice_of_an_image_in_the_bucket(s3_server: EmbeddedServer, tmp_path: 
         params = {"c": 1, "z": 4, "low": 10, "high": 3990}
         answer = httpx.get(url, params=params, headers=_headers(app))
     assert np.array_equal(_png(answer), _mapped(data[1, 4], 10, 3990))
+
+
+def test_a_damaged_store_is_a_422_never_a_500(
+    server: EmbeddedServer, connect: Callable[..., App]
+) -> None:
+    with connect() as app:
+        changed = from_xarray(xr.DataArray(_stack(), dims=["c", "z", "y", "x"]), name="changed")
+        garbled = from_xarray(xr.DataArray(_stack(), dims=["c", "z", "y", "x"]), name="garbled")
+        headers = _headers(app)
+    stores = Layout(server.settings.data_dir)
+    meta = stores.store(changed.id) / "zarr.json"
+    meta.write_bytes(meta.read_bytes() + b" ")
+    chunk = next(p for p in (stores.store(garbled.id) / "c").rglob("*") if p.is_file())
+    chunk.write_bytes(b"\xff" * chunk.stat().st_size)
+    for image, detail in ((changed, "not the one verified"), (garbled, "chunk")):
+        url = f"{server.url}/mikro/images/{image.id}"
+        answers = [httpx.get(f"{url}/slice.png", params={"c": c, "z": z}, headers=headers)
+                   for c in range(2) for z in range(5)]  # fmt: skip
+        assert {answer.status_code for answer in answers} <= {200, 422}
+        refused = [answer for answer in answers if answer.status_code == 422]
+        assert refused, image.name
+        assert "cannot be rendered" in refused[0].text
+        assert detail in refused[0].text
+        assert httpx.get(f"{url}/view", headers=headers).status_code == 200

@@ -8,6 +8,7 @@ page cannot reach it by DNS rebinding); it sees the images that are not private.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from html import escape
 from typing import Annotated
@@ -18,8 +19,20 @@ from fastapi.responses import HTMLResponse
 from arkitekt.protocol.hosts import host_of, is_loopback
 from arkitekt_server._auth import Principal, require_principal
 from arkitekt_server._settings import ServerSettings
+from arkitekt_server.mikro._chunks import ChunkRefusedError
+from arkitekt_server.mikro._storage import StoreInvalidError
 
-__all__ = ["CSP", "HEADERS", "Viewer", "html_page", "readable_shape", "viewer"]
+__all__ = [
+    "CSP",
+    "HEADERS",
+    "Viewer",
+    "html_page",
+    "readable_shape",
+    "unrenderable",
+    "viewer",
+]
+
+log = logging.getLogger("arkitekt_server.mikro")
 
 HEADERS = {
     "Cache-Control": "no-store",
@@ -98,3 +111,20 @@ def html_page(title: str, body: str, *, root: str, script: bool = False) -> HTML
         f"{js}</head><body>{body}</body></html>"
     )
     return HTMLResponse(html, headers={**HEADERS, "Content-Security-Policy": CSP})
+
+
+def unrenderable(error: Exception, image_id: str) -> HTTPException:
+    """The 422 of an image whose store cannot be rendered (a thumbnail, a slice), never a 500.
+
+    A store outside its bounds (:class:`StoreInvalidError`, :class:`ChunkRefusedError`) or
+    missing keys are named; anything else (a chunk within its bounds that does not decode) is
+    logged and answered without its details.
+    """
+    if isinstance(error, StoreInvalidError | ChunkRefusedError | OSError):
+        detail = str(error)
+    else:
+        log.warning("mikro: image %s cannot be rendered: %r", image_id, error)
+        detail = "a chunk does not decode (the server's log says which)"
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, f"the image's store cannot be rendered: {detail}"
+    )

@@ -9,7 +9,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,8 +18,13 @@ from arkitekt.protocol.mikro import MAX_OFFSET, MAX_TAG_CHARS
 from arkitekt.protocol.text import StoredText
 from arkitekt_server._db import get_session
 from arkitekt_server.mikro import _storage as storage
-from arkitekt_server.mikro._browser import HEADERS, Viewer, html_page, readable_shape
-from arkitekt_server.mikro._chunks import ChunkRefusedError
+from arkitekt_server.mikro._browser import (
+    HEADERS,
+    Viewer,
+    html_page,
+    readable_shape,
+    unrenderable,
+)
 from arkitekt_server.mikro._common import documented, find_image, image_location, layout, verified
 from arkitekt_server.mikro._models import ImageRow
 from arkitekt_server.mikro._routes import image_filter
@@ -52,10 +57,8 @@ async def thumbnail(image_id: str, request: Request, who: Viewer, session: Sessi
 
     try:
         png = await anyio.to_thread.run_sync(build)
-    except (storage.StoreInvalidError, ChunkRefusedError, FileNotFoundError) as error:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"the image's store cannot be rendered: {error}"
-        ) from None
+    except Exception as error:  # the store, not the request, is at fault
+        raise unrenderable(error, row.id) from None
     return Response(png, media_type="image/png", headers=HEADERS)
 
 

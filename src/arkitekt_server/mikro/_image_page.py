@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 from html import escape
 from typing import Annotated
 from urllib.parse import urlencode
@@ -24,9 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from arkitekt.protocol.mikro import MAX_AXIS
 from arkitekt_server._auth import Principal
 from arkitekt_server._db import get_session
-from arkitekt_server.mikro import _storage as storage
-from arkitekt_server.mikro._browser import HEADERS, Viewer, html_page, readable_shape
-from arkitekt_server.mikro._chunks import ChunkRefusedError
+from arkitekt_server.mikro._browser import (
+    HEADERS,
+    Viewer,
+    html_page,
+    readable_shape,
+    unrenderable,
+)
 from arkitekt_server.mikro._common import documented, find_image, image_location, verified
 from arkitekt_server.mikro._levels import Level, open_levels
 from arkitekt_server.mikro._models import DatasetRow, ImageRow
@@ -34,8 +37,6 @@ from arkitekt_server.mikro._routes import image_filter
 from arkitekt_server.mikro._slices import MAX_VIEW, SliceRequest, render_slice
 
 __all__ = ["RENDERS_AT_ONCE", "router"]
-
-log = logging.getLogger("arkitekt_server.mikro")
 
 router = APIRouter(tags=["mikro"])
 Session = Annotated[AsyncSession, Depends(get_session)]
@@ -45,20 +46,14 @@ RENDERS_AT_ONCE = 2
 _DERIVED_SHOWN = 100
 
 
-def _unreadable(error: Exception) -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT, f"the image's store cannot be rendered: {error}"
-    )
-
-
 async def _levels(app: FastAPI, row: ImageRow) -> list[Level]:
     def load() -> list[Level]:
         return open_levels(image_location(app, row.id), verified(row))
 
     try:
         return await anyio.to_thread.run_sync(load)
-    except (storage.StoreInvalidError, ChunkRefusedError, OSError) as error:
-        raise _unreadable(error) from None
+    except Exception as error:  # the store, not the request, is at fault
+        raise unrenderable(error, row.id) from None
 
 
 def _limiter(app: FastAPI) -> anyio.CapacityLimiter:
@@ -68,14 +63,13 @@ def _limiter(app: FastAPI) -> anyio.CapacityLimiter:
     return limiter
 
 
-def _index(name: str, value: int, size: int, what: str) -> int:
+def _index(name: str, value: int, size: int, what: str) -> None:
     if value >= size:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"{name}={value} is out of range: this image has {size} {what} ({name} 0 to "
             f"{size - 1})",
         )
-    return value
 
 
 Index = Annotated[int, Query(ge=0, le=MAX_AXIS)]
@@ -145,11 +139,8 @@ async def slice_png(
         rendered = await anyio.to_thread.run_sync(
             render_slice, levels, wanted, limiter=_limiter(request.app)
         )
-    except (storage.StoreInvalidError, ChunkRefusedError, OSError) as error:
-        raise _unreadable(error) from None
-    except Exception as error:  # a chunk that passed its bounds but does not decode
-        log.warning("mikro: image %s: a slice failed: %s", row.id, type(error).__name__)
-        raise _unreadable(error) from None
+    except Exception as error:  # the store, not the request, is at fault
+        raise unrenderable(error, row.id) from None
     headers = {
         **HEADERS,
         "X-Mikro-Level": str(rendered.level),

@@ -262,13 +262,18 @@ def test_a_damaged_store_is_a_422_never_a_500(
     with connect() as app:
         changed = from_xarray(xr.DataArray(_stack(), dims=["c", "z", "y", "x"]), name="changed")
         garbled = from_xarray(xr.DataArray(_stack(), dims=["c", "z", "y", "x"]), name="garbled")
+        corrupt = from_xarray(xr.DataArray(_stack(), dims=["c", "z", "y", "x"]), name="corrupt")
         headers = _headers(app)
     stores = Layout(server.settings.data_dir)
     meta = stores.store(changed.id) / "zarr.json"
     meta.write_bytes(meta.read_bytes() + b" ")
     chunk = next(p for p in (stores.store(garbled.id) / "c").rglob("*") if p.is_file())
-    chunk.write_bytes(b"\xff" * chunk.stat().st_size)
-    for image, detail in ((changed, "not the one verified"), (garbled, "chunk")):
+    chunk.write_bytes(b"\xff" * chunk.stat().st_size)  # a header declaring nonsense
+    chunk = next(p for p in (stores.store(corrupt.id) / "c").rglob("*") if p.is_file())
+    data = chunk.read_bytes()  # the header stays (its sizes are right); the payload is garbage
+    chunk.write_bytes(data[:16] + bytes(b ^ 0x5A for b in data[16:]))
+    cases = ((changed, "not the one verified"), (garbled, "chunk"), (corrupt, "does not decode"))
+    for image, detail in cases:
         url = f"{server.url}/mikro/images/{image.id}"
         answers = [httpx.get(f"{url}/slice.png", params={"c": c, "z": z}, headers=headers)
                    for c in range(2) for z in range(5)]  # fmt: skip
@@ -278,3 +283,4 @@ def test_a_damaged_store_is_a_422_never_a_500(
         assert "cannot be rendered" in refused[0].text
         assert detail in refused[0].text
         assert httpx.get(f"{url}/view", headers=headers).status_code == 200
+        assert httpx.get(f"{url}/thumbnail.png", headers=headers).status_code in (200, 422)

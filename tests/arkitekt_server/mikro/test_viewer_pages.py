@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 import xarray as xr
 from PIL import Image as PILImage
 
@@ -43,6 +44,7 @@ def _headers(app: App) -> dict[str, str]:
     return {"Authorization": f"Bearer {bearer_token(app)}"}
 
 
+@pytest.mark.sqlite_only("reads and bounds of the store: no query differs by backend")
 def test_a_slice_is_the_stored_plane_after_the_contrast_mapping(
     server: EmbeddedServer, connect: Callable[..., App]
 ) -> None:
@@ -98,6 +100,7 @@ BAD = [
 ]
 
 
+@pytest.mark.sqlite_only("reads and bounds of the store: no query differs by backend")
 def test_every_slice_parameter_is_bounded_with_a_clear_422(
     server: EmbeddedServer, connect: Callable[..., App]
 ) -> None:
@@ -140,6 +143,7 @@ def test_private_images_of_another_app_are_never_reachable(
     assert hidden.id not in gallery.text
 
 
+@pytest.mark.sqlite_only("refused before any query")
 def test_pages_and_slices_need_a_token_off_single_user_mode(
     server_factory: Callable[..., EmbeddedServer],
 ) -> None:
@@ -256,6 +260,7 @@ def test_a_slice_of_an_image_in_the_bucket(s3_server: EmbeddedServer, tmp_path: 
     assert np.array_equal(_png(answer), _mapped(data[1, 4], 10, 3990))
 
 
+@pytest.mark.sqlite_only("reads and bounds of the store: no query differs by backend")
 def test_a_damaged_store_is_a_422_never_a_500(
     server: EmbeddedServer, connect: Callable[..., App]
 ) -> None:

@@ -24,9 +24,16 @@ from arkitekt_server._app import HEALTH_PATH, create_app, load_services
 
 PROTECTED_PREFIXES = ("/lok/", "/mikro/", "/rekuest/")
 MIN_PROTECTED_OPERATIONS = 17  # as of issue 8: lok 2, mikro 10, rekuest 5
-# ... and the two routes of the image viewer, which answer without a token only in single-user
-# mode (auto_approve) to loopback: 19 in all.
-VIEWER_PATHS = ("/mikro/", "/mikro/images/1/thumbnail.png")
+# ... and the routes of the image viewer, which answer without a token only in single-user
+# mode (auto_approve) to loopback.
+VIEWER_PATHS = (
+    "/mikro/",
+    "/mikro/images/1/thumbnail.png",
+    "/mikro/images/1/view",
+    "/mikro/images/1/slice.png",
+    "/mikro/static/viewer.js",
+    "/mikro/static/mikro.css",
+)
 MIN_PROTECTED_WEBSOCKETS = 2  # the rekuest agent and caller sockets
 
 

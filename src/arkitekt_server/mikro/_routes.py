@@ -7,7 +7,7 @@ import functools
 import logging
 import math
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio.to_thread
 import numpy as np
@@ -46,7 +46,7 @@ from arkitekt_server.mikro._common import (
 )
 from arkitekt_server.mikro._models import DatasetRow, ImageRow, TagRow
 
-__all__ = ["router"]
+__all__ = ["image_filter", "router"]
 
 log = logging.getLogger("arkitekt_server.mikro")
 
@@ -55,6 +55,28 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 
 
 # -- images --------------------------------------------------------------------------------
+def image_filter(
+    principal: Principal | None,
+    *,
+    name: str | None = None,
+    tag: str | None = None,
+    dataset: str | None = None,
+) -> list[Any]:
+    """The SQL conditions of a search: images visible to ``principal`` (``None``: the local
+    browser view) whose name holds ``name`` (case-insensitive), tagged ``tag``, in ``dataset``."""
+    where = [visible(principal)]
+    if name:
+        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(ImageRow.name.ilike(f"%{escaped}%", escape="\\"))
+    if tag:
+        where.append(ImageRow.id.in_(select(TagRow.image_id).where(TagRow.tag == tag)))
+    if dataset:
+        with contextlib.suppress(ValueError):  # not an id: nothing matches
+            dataset = str(uuid.UUID(dataset))  # any spelling of the id finds its images
+        where.append(ImageRow.dataset_id == dataset)
+    return where
+
+
 @router.get("/images/", responses=documented(401, 422))
 async def search_images(
     request: Request,
@@ -67,16 +89,7 @@ async def search_images(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ImagePage:
     """Images visible to the caller, newest first, filtered by name part, tag and dataset."""
-    where = [visible(principal)]
-    if name:
-        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append(ImageRow.name.ilike(f"%{escaped}%", escape="\\"))
-    if tag:
-        where.append(ImageRow.id.in_(select(TagRow.image_id).where(TagRow.tag == tag)))
-    if dataset:
-        with contextlib.suppress(ValueError):  # not an id: nothing matches
-            dataset = str(uuid.UUID(dataset))  # any spelling of the id finds its images
-        where.append(ImageRow.dataset_id == dataset)
+    where = image_filter(principal, name=name, tag=tag, dataset=dataset)
     total = await session.scalar(select(func.count()).select_from(ImageRow).where(*where))
     rows = await session.scalars(
         select(ImageRow)

@@ -1,63 +1,25 @@
 """The approval page in a real browser (Debian's chromium driven by playwright): the operator
 signs in with the operator secret and approves; a wrong secret gets nowhere.
 
-Skipped only outside CI when chromium or playwright is missing; under CI it must run.
+Skipped only outside CI when chromium or playwright is missing (``tests.browser``); under CI
+it must run.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from arkitekt_server.fakts._operator import OPERATOR_COOKIE, operator_secret
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.browser import chromium
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    missing = [
-        what
-        for what, there in (
-            ("chromium (apt-get install chromium)", shutil.which(CHROMIUM) is not None),
-            ("playwright (pip install playwright)", _has_playwright()),
-        )
-        if not there
-    ]
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"the browser test needs {' and '.join(missing)} under CI")
-        pytest.skip(f"needs {' and '.join(missing)}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-def _has_playwright() -> bool:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    with chromium() as launched:
+        yield launched
 
 
 def test_the_operator_signs_in_and_approves_in_a_browser(fakts: Any, browser: Any) -> None:

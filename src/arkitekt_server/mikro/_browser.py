@@ -1,0 +1,130 @@
+"""What the browser pages of mikro share: who may look, the security headers, the page shell.
+
+Who may look (see ``docs/mikro.md``): a request with a valid bearer token sees what that app
+sees; a request without one is served only in single-user mode (``auto_approve``), only from
+this machine (loopback peer) and only when the ``Host`` header names loopback too (so a web
+page cannot reach it by DNS rebinding); it sees the images that are not private.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from html import escape
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.responses import HTMLResponse
+
+from arkitekt.protocol.hosts import host_of, is_loopback
+from arkitekt_server._auth import Principal, require_principal
+from arkitekt_server._settings import ServerSettings
+from arkitekt_server.mikro._chunks import ChunkRefusedError
+from arkitekt_server.mikro._storage import StoreInvalidError
+
+__all__ = [
+    "CSP",
+    "HEADERS",
+    "Viewer",
+    "html_page",
+    "readable_shape",
+    "unrenderable",
+    "viewer",
+]
+
+log = logging.getLogger("arkitekt_server.mikro")
+
+HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Referrer-Policy": "no-referrer",
+}
+"""Headers of every browser response (pages, images, scripts)."""
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+"""The Content-Security-Policy of the pages: scripts and styles only from the server's own
+static routes (no inline code, no ``eval``), nothing from elsewhere."""
+
+
+async def viewer(request: Request) -> Principal | None:
+    """The caller: a bearer token's principal, or ``None`` for the local single-user viewer.
+
+    Raises:
+        HTTPException: 401 when neither applies.
+
+    """
+    if request.headers.get("authorization"):
+        return await require_principal(request)
+    settings: ServerSettings = request.app.state.settings
+    peer = request.client.host if request.client is not None else None
+    if (
+        settings.auto_approve
+        and is_loopback(peer)
+        and is_loopback(host_of(request.headers.get("host", "")))
+    ):
+        return None
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "a bearer token is required (the tokenless browser view is only for the server's own "
+        "machine in single-user mode, auto_approve)",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+Viewer = Annotated[Principal | None, Depends(viewer)]
+
+
+def readable_shape(shape: Sequence[int]) -> str:
+    """An image's ``(c, t, z, y, x)`` shape as people read it; c, t and z only when above 1.
+
+    Example:
+        >>> readable_shape([2, 1, 64, 1024, 2048])
+        '2 c x 64 z x 1024 y x 2048 x'
+
+    """
+    return " x ".join(
+        f"{size} {axis}"
+        for axis, size in zip("ctzyx", shape, strict=True)
+        if size > 1 or axis in "yx"
+    )
+
+
+def html_page(title: str, body: str, *, root: str, script: bool = False) -> HTMLResponse:
+    """A page with the mikro stylesheet (and the viewer script), with the security headers.
+
+    Args:
+        title: the page title (escaped here).
+        body: the body's HTML (escaped by the caller).
+        root: the relative path from the page to ``/mikro/`` (``""`` or ``"../../"``).
+        script: whether the page loads the viewer's script.
+
+    """
+    js = f"<script src='{root}static/viewer.js' defer></script>" if script else ""
+    html = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{escape(title)}</title><link rel='stylesheet' href='{root}static/mikro.css'>"
+        f"{js}</head><body>{body}</body></html>"
+    )
+    return HTMLResponse(html, headers={**HEADERS, "Content-Security-Policy": CSP})
+
+
+def unrenderable(error: Exception, image_id: str) -> HTTPException:
+    """The 422 of an image whose store cannot be rendered (a thumbnail, a slice), never a 500.
+
+    A store outside its bounds (:class:`StoreInvalidError`, :class:`ChunkRefusedError`) or
+    missing keys are named; anything else (a chunk within its bounds that does not decode) is
+    logged and answered without its details.
+    """
+    if isinstance(error, StoreInvalidError | ChunkRefusedError | OSError):
+        detail = str(error)
+    else:
+        log.warning("mikro: image %s cannot be rendered: %r", image_id, error)
+        detail = "a chunk does not decode (the server's log says which)"
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, f"the image's store cannot be rendered: {detail}"
+    )

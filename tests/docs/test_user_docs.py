@@ -67,3 +67,12 @@ def test_the_license_is_the_one_the_metadata_names() -> None:
     assert project["license"] == "MIT"
     assert text.startswith("MIT License\n")
     assert "Copyright (c) 2026 the arkitekt-lab authors" in text
+
+
+def test_the_embedded_servers_port_is_documented_as_it_is() -> None:
+    from arkitekt_server import EmbeddedServer, ServerSettings
+
+    assert ServerSettings.model_fields["port"].default == 8000
+    assert "``127.0.0.1:8000``" in (EmbeddedServer.__doc__ or "")
+    server_md = (DOCS / "server.md").read_text()
+    assert "`127.0.0.1`, port 8000); `port=0` picks a free port" in server_md

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint docs demo bench clean
 
 $(VENV)/bin/python:
 	@echo "==> creating $(VENV) with $(PYTHON)"
@@ -35,6 +35,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache  # its cache has reported import graphs that no longer exist
 
+# The documentation site (docs/ and the API reference from the docstrings) into site/.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
 demo: $(DEMO_STAMP)
 	$(BIN)/python examples/demo.py
 
@@ -42,4 +46,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-bench-lib build dist .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench-lib build dist site .mypy_cache .ruff_cache

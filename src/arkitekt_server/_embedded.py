@@ -28,7 +28,8 @@ def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
 class EmbeddedServer:
     """The server on a loopback port, in a daemon thread, for the length of a ``with`` block.
 
-    Port ``0`` (the default here) picks a free port; :attr:`url` says which.
+    It listens on ``settings.host`` and ``settings.port`` (by default ``127.0.0.1:8000``, as
+    ``arkitekt server``); port ``0`` picks a free port, and :attr:`url` says which.
 
     The host process's logging is left as it is: no handler is added, replaced or closed
     (uvicorn's own configuration would close every handler of the process, so a host's

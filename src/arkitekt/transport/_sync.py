@@ -54,7 +54,8 @@ def _left(timeout: float | None) -> float | None:
     left = _deadline.expires - time.monotonic()
     if left == math.inf:
         return timeout
-    return max(left, 0.0) if timeout is None else max(min(timeout, left), 0.0)
+    # never 0: a socket timeout of 0 makes it non-blocking (an error, not a timeout)
+    return max(left, 1e-3) if timeout is None else max(min(timeout, left), 1e-3)
 
 
 class _DeadlineStream(httpcore.NetworkStream):

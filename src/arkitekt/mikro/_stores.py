@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -46,6 +48,22 @@ def max_chunk_bytes(chunks: Iterable[int], dtype: str) -> int:
 
 
 ClientGetter = Callable[[], Awaitable[httpx.AsyncClient]]
+
+REQUEST_THREADS = 16
+"""Threads making the http stores' requests (more than zarr keeps in flight: 8 writes, 10
+reads). Their own pool: in the loop's default one, requests waiting for the server would
+hold the threads that zarr compresses chunks in."""
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _requests() -> ThreadPoolExecutor:
+    global _pool  # one pool per process, made when first needed
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="arkitekt-http")
+        return _pool
 
 
 class HttpStore(Store):
@@ -132,7 +150,10 @@ class HttpStore(Store):
             self._blocking = blocking_client(client)
             if self._blocking is None:  # not an app's client: its own loop makes the requests
                 return await self._request(client, method, key, body)
-        return await asyncio.to_thread(self._send, self._blocking, method, key, body)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            _requests(), self._send, self._blocking, method, key, body
+        )
 
     async def _find_client(self) -> httpx.AsyncClient:
         return await self._client()

@@ -19,6 +19,7 @@ keeps the async transport's guarantees:
 from __future__ import annotations
 
 import math
+import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -114,6 +115,8 @@ class SyncTransport(httpx.HTTPTransport):
     """httpx's blocking transport with the app transport's bounds (see the module docstring)."""
 
     def __init__(self, **kwargs: Any) -> None:
+        # as asyncio's sockets (the async client's): a PUT's last segment is not held back
+        kwargs.setdefault("socket_options", [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         super().__init__(**kwargs)
         # httpx takes no network backend; its pool (httpcore's) keeps one per pool
         self._pool._network_backend = _DeadlineBackend()

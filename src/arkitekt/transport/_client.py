@@ -110,11 +110,10 @@ class Transport:
     def blocking(self) -> httpx.Client:
         """The app's blocking client, for many large requests from worker threads.
 
-        Its requests carry the bearer token and have the bounds of :attr:`client` (timeout,
-        answer size limits, one retry of a dropped connection; see
-        :mod:`arkitekt.transport._sync`). Use it only off the app's event loop (e.g. in
-        ``asyncio.to_thread``); a token it lacks is fetched on the app's loop. It closes with
-        the app's scope.
+        Its requests carry the bearer token and have the bounds of :attr:`client` (the
+        timeout as a total deadline, answer size limits after decoding, one retry of a dropped
+        connection). Use it only off the app's event loop (e.g. in ``asyncio.to_thread``); a
+        token it lacks is fetched on the app's loop. It closes with the app's scope.
         """
         with self._blocking_lock:
             if self._blocking is None:

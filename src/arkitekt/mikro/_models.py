@@ -55,11 +55,14 @@ class Image(ImageRecord):
 
     @property
     def data(self) -> xr.DataArray:
-        """The pixels as a lazy, dask-backed ``xr.DataArray`` with dims (c, t, z, y, x).
+        """The pixels as a lazy ``xr.DataArray`` with dims (c, t, z, y, x).
 
-        Nothing is read until values are computed (``.values``, ``.compute()``); then only the
-        chunks needed. Reading through the server (the ``http`` datalayer) needs the app that
-        fetched the image to be open; in async code compute off the event loop, e.g.
+        Nothing is read until values are asked for (``.values``, ``.load()``, ``await
+        .load_async()``); then zarr reads only the chunks the selection touches, straight into
+        the result. For out-of-core computation take the dask-backed view:
+        ``image.data.chunk(dict(zip(image.dims, image.chunks)))``. Reading through the server
+        (the ``http`` datalayer) needs the app that fetched the image to be open; in async
+        code use ``await image.data.load_async()`` or compute off the event loop, e.g.
         ``await anyio.to_thread.run_sync(lambda: image.data.values)``.
 
         Raises:

@@ -6,12 +6,11 @@ through the server (``http``) with one :class:`~arkitekt.mikro._stores.HttpStore
 ``zarr.json`` is known in advance (prefetched by :func:`prefetch`, or written by the upload)
 or fetched once when the data is first opened.
 
-xarray, dask and zarr are imported when pixels are first read, not when mikro is imported.
+xarray and zarr are imported when pixels are first read, not when mikro is imported.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +26,7 @@ if TYPE_CHECKING:
     from arkitekt.mikro._models import Image
     from arkitekt.mikro._stores import ClientGetter, HttpStore
 
-__all__ = ["READ_BLOCK_BYTES", "open_data", "prefetch", "read_blocks", "read_layer", "read_store"]
-
-READ_BLOCK_BYTES = 32 << 20
-"""dask blocks of a read image grow (along z, t, c) up to about this many bytes."""
+__all__ = ["open_data", "prefetch", "read_layer", "read_store"]
 
 
 def read_layer(forced: Datalayer | None, image: Image) -> Datalayer:
@@ -108,7 +104,12 @@ async def prefetch(image: Image, client: httpx.AsyncClient) -> None:
 
 
 def open_data(image: Image, store: Any) -> xr.DataArray:
-    """The pixels of ``image`` in ``store`` as a lazy, dask-backed (c, t, z, y, x) array.
+    """The pixels of ``image`` in ``store`` as a lazy (c, t, z, y, x) array.
+
+    Nothing is read until values are asked for; then zarr reads the chunks the selection
+    touches straight into the result (:class:`~arkitekt.mikro._pixels.ZarrPixels`).
+    ``.chunk(dict(zip(image.dims, image.chunks)))`` gives a dask-backed view (one block per
+    stored chunk) for out-of-core computation.
 
     The store is read through a :class:`~arkitekt.mikro._checked.CheckedStore`: its metadata
     must match the image's record and each chunk is bounded by it.
@@ -117,17 +118,16 @@ def open_data(image: Image, store: Any) -> xr.DataArray:
         MikroError: the store's ``zarr.json`` does not describe the recorded array.
 
     """
-    import dask.array as da
     import xarray as xr
     import zarr
+    from xarray.core.indexing import LazilyIndexedArray
 
     from arkitekt.mikro._checked import CheckedStore
+    from arkitekt.mikro._pixels import ZarrPixels
 
     array = zarr.open_array(CheckedStore(store, image), mode="r", zarr_format=3)
-    blocks = read_blocks(tuple(array.chunks), tuple(array.shape), array.dtype.itemsize)
-    lazy = da.from_array(array, chunks=blocks, lock=False, name=f"mikro-{image.id}")  # type: ignore[no-untyped-call]
     return xr.DataArray(
-        lazy,
+        LazilyIndexedArray(ZarrPixels(array)),
         dims=DIMS,
         name=image.name,
         attrs={
@@ -136,18 +136,3 @@ def open_data(image: Image, store: Any) -> xr.DataArray:
             "pixel_size": image.pixel_size.model_dump(exclude_none=True),
         },
     )
-
-
-def read_blocks(chunks: tuple[int, ...], shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
-    """Blocks (for dask) of whole zarr chunks, grown along z, t, c up to about 32 MiB.
-
-    Fewer, larger blocks let zarr fetch and decode their chunks concurrently in one call.
-    """
-    blocks = list(chunks)
-    for axis in (2, 1, 0):
-        while blocks[axis] < shape[axis]:
-            grown = min(shape[axis], blocks[axis] + chunks[axis])
-            if math.prod(blocks) // blocks[axis] * grown * itemsize > READ_BLOCK_BYTES:
-                return tuple(blocks)
-            blocks[axis] = grown
-    return tuple(blocks)

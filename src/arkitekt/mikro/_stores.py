@@ -1,15 +1,20 @@
 """A zarr v3 store that reads and writes keys through the mikro server (the ``http`` datalayer).
 
-Every request runs on the app's event loop with the app's HTTP client (bearer token included),
-whichever loop zarr calls the store from: zarr's sync API runs stores on its own I/O loop, and
-the request hops over through the app's :class:`~arkitekt._bridge.Bridge`.
+Each request is made in a worker thread with the app's blocking HTTP client
+(:meth:`~arkitekt.transport.Transport.blocking`: the bearer token and the bounds of the app's
+client), whichever loop zarr calls the store from, so chunks travel in parallel instead of one
+64 KiB piece at a time on the app's event loop (see docs/performance.md, "Mikro"). Only finding
+that client (once per store) and fetching a token hop over to the app's loop, through the app's
+:class:`~arkitekt._bridge.Bridge`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -19,7 +24,7 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from arkitekt._scope import AppSlot
 from arkitekt.errors import MikroError
 from arkitekt.protocol.mikro import DTYPES, MAX_CHUNK_BYTES
-from arkitekt.transport import MAX_BODY
+from arkitekt.transport import MAX_BODY, blocking_client
 
 __all__ = ["META_MAX_BYTES", "HttpStore", "max_chunk_bytes"]
 
@@ -43,6 +48,22 @@ def max_chunk_bytes(chunks: Iterable[int], dtype: str) -> int:
 
 
 ClientGetter = Callable[[], Awaitable[httpx.AsyncClient]]
+
+REQUEST_THREADS = 16
+"""Threads making the http stores' requests (more than zarr keeps in flight: 8 writes, 10
+reads). Their own pool: in the loop's default one, requests waiting for the server would
+hold the threads that zarr compresses chunks in."""
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _requests() -> ThreadPoolExecutor:
+    global _pool  # one pool per process, made when first needed
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="arkitekt-http")
+        return _pool
 
 
 class HttpStore(Store):
@@ -88,6 +109,7 @@ class HttpStore(Store):
         self._client = client
         self._timeout = timeout
         self._cache = dict(cache or {})
+        self._blocking: httpx.Client | None = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, HttpStore) and other.url == self.url
@@ -112,26 +134,51 @@ class HttpStore(Store):
         )
 
     async def _on_app_loop(self, method: str, key: str, body: bytes | None = None) -> Any:
-        bridge = self._app_slot.scope.bridge  # AppClosedError once the app has closed
-        if bridge.is_current():
-            return await self._request(method, key, body)
-        try:
-            return await asyncio.wait_for(
-                bridge.acall(self._request, method, key, body), self._timeout
-            )
-        except TimeoutError:
-            raise MikroError(
-                f"reading {self.url}{key} timed out waiting for the app's event loop; in async "
-                "code compute image data off the loop: "
-                "`await anyio.to_thread.run_sync(lambda: image.data.values)`"
-            ) from None
-
-    async def _request(self, method: str, key: str, body: bytes | None) -> bytes | None:
-        client = await self._client()
-        limit = META_MAX_BYTES if key.endswith("zarr.json") else self._max_chunk_bytes
-        response = await client.request(
-            method, self.url + key, content=body, extensions={MAX_BODY: limit}
+        if self._blocking is None:
+            bridge = self._app_slot.scope.bridge  # AppClosedError once the app has closed
+            if bridge.is_current():
+                client = await self._client()
+            else:
+                try:
+                    client = await asyncio.wait_for(bridge.acall(self._find_client), self._timeout)
+                except TimeoutError:
+                    raise MikroError(
+                        f"reading {self.url}{key} timed out waiting for the app's event loop; in "
+                        "async code compute image data off the loop: "
+                        "`await anyio.to_thread.run_sync(lambda: image.data.values)`"
+                    ) from None
+            self._blocking = blocking_client(client)
+            if self._blocking is None:  # not an app's client: its own loop makes the requests
+                return await self._request(client, method, key, body)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            _requests(), self._send, self._blocking, method, key, body
         )
+
+    async def _find_client(self) -> httpx.AsyncClient:
+        return await self._client()
+
+    def _limit(self, key: str) -> int:
+        return META_MAX_BYTES if key.endswith("zarr.json") else self._max_chunk_bytes
+
+    def _send(
+        self, client: httpx.Client, method: str, key: str, body: bytes | None
+    ) -> bytes | None:
+        self._app_slot.scope  # noqa: B018  # AppClosedError once the app has closed
+        response = client.request(
+            method, self.url + key, content=body, extensions={MAX_BODY: self._limit(key)}
+        )
+        return self._answer(response, method, key)
+
+    async def _request(
+        self, client: httpx.AsyncClient, method: str, key: str, body: bytes | None
+    ) -> bytes | None:
+        response = await client.request(
+            method, self.url + key, content=body, extensions={MAX_BODY: self._limit(key)}
+        )
+        return self._answer(response, method, key)
+
+    def _answer(self, response: httpx.Response, method: str, key: str) -> bytes | None:
         if method == "GET" and response.status_code == 404:
             return None
         if response.is_error:

@@ -9,7 +9,10 @@ expired), the grant runs again, once.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
+import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator
 from contextlib import asynccontextmanager
@@ -21,12 +24,13 @@ from pydantic import ValidationError
 
 from arkitekt._http import IDEMPOTENT, check_secure
 from arkitekt._settings import Settings
-from arkitekt.errors import ConfigError, GrantError
+from arkitekt.errors import BridgeError, ConfigError, GrantError
 from arkitekt.fakts import Fakts
 from arkitekt.protocol.fakts import TokenResponse
+from arkitekt.transport._sync import SyncTransport
 from arkitekt.transport._wire import ACCEPT_ENCODING, MAX_BODY, BoundedTransport
 
-__all__ = ["IDEMPOTENT", "MAX_BODY", "Transport", "open_transport"]
+__all__ = ["IDEMPOTENT", "MAX_BODY", "Transport", "blocking_client", "open_transport"]
 
 log = logging.getLogger("arkitekt.transport")
 
@@ -49,6 +53,12 @@ class Transport:
         self.client = client
         self.fakts = fakts
         self.settings = settings
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # built off a loop (tests): no blocking client's token fetches
+            self._loop = None
+        self._blocking: httpx.Client | None = None
+        self._blocking_lock = threading.Lock()
         self._config: dict[str, Any] | None = None
         self._config_lock = anyio.Lock()
         self._token_lock = anyio.Lock()
@@ -97,6 +107,62 @@ class Transport:
                 return self._token
             return await self._fetch()
 
+    def blocking(self) -> httpx.Client:
+        """The app's blocking client, for many large requests from worker threads.
+
+        Its requests carry the bearer token and have the bounds of :attr:`client` (the
+        timeout as a total deadline, answer size limits after decoding, one retry of a dropped
+        connection). Use it only off the app's event loop (e.g. in ``asyncio.to_thread``); a
+        token it lacks is fetched on the app's loop. It closes with the app's scope.
+        """
+        with self._blocking_lock:
+            if self._blocking is None:
+                allow = self.settings.allow_insecure
+
+                def guard(request: httpx.Request) -> None:
+                    check_secure(request.url, allow)
+
+                self._blocking = httpx.Client(
+                    timeout=self.settings.timeout,
+                    headers={"Accept-Encoding": ACCEPT_ENCODING},
+                    event_hooks={"request": [guard]},
+                    transport=SyncTransport(),
+                    auth=_BlockingBearerAuth(self),
+                )
+            return self._blocking
+
+    def on_loop(self, fn: Any, *args: Any) -> Any:
+        """Run the coroutine function ``fn(*args)`` on the app's loop from another thread.
+
+        Raises:
+            BridgeError: called on the app's loop, or the loop did not run it within the
+                ``timeout`` setting (it is blocked: compute image data off the loop).
+
+        """
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if self._loop is None or running is self._loop:
+            raise BridgeError("the app's blocking client was used on the app's event loop")
+        future = asyncio.run_coroutine_threadsafe(fn(*args), self._loop)
+        try:
+            return future.result(self.settings.timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise BridgeError(
+                f"the app's event loop did not answer within {self.settings.timeout:g} s (is it "
+                "blocked? in async code compute image data off the loop: "
+                "`await anyio.to_thread.run_sync(lambda: image.data.values)`)"
+            ) from None
+
+    def close_blocking(self) -> None:
+        """Close the blocking client (when the app's scope ends)."""
+        with self._blocking_lock:
+            if self._blocking is not None:
+                self._blocking.close()
+                self._blocking = None
+
     async def _fetch(self) -> str:
         try:
             return await self._exchange(await self.agroup("lok"))
@@ -140,21 +206,56 @@ class _BearerAuth(httpx.Auth):
     """Adds the bearer token; on 401, refreshes it and retries once."""
 
     def __init__(self, transport: Transport) -> None:
-        self._transport = transport
+        self.transport = transport
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, Any, None]:
-        raise RuntimeError("the arkitekt transport is async only")
+        raise RuntimeError("the arkitekt transport is async only (see Transport.blocking)")
 
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await self._transport.atoken()
+        token = await self.transport.atoken()
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
         if response.status_code == 401:
-            token = await self._transport.arefresh(token)
+            token = await self.transport.arefresh(token)
             request.headers["Authorization"] = f"Bearer {token}"
             yield request
+
+
+class _BlockingBearerAuth(httpx.Auth):
+    """:class:`_BearerAuth` for the blocking client: tokens come from the app's loop."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    def _token(self) -> str:
+        transport = self._transport
+        token = transport._token
+        if token is not None and time.monotonic() < transport._expires - _REFRESH_MARGIN:
+            return token
+        return str(transport.on_loop(transport.atoken))
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, Any, None]:
+        token = self._token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code == 401:
+            token = self._transport.on_loop(self._transport.arefresh, token)
+            request.headers["Authorization"] = f"Bearer {token}"
+            yield request
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        raise RuntimeError("the blocking client is sync only")
+        yield request  # pragma: no cover
+
+
+def blocking_client(client: httpx.AsyncClient) -> httpx.Client | None:
+    """The app's blocking client beside its async ``client`` (None for any other client)."""
+    auth = client.auth
+    return auth.transport.blocking() if isinstance(auth, _BearerAuth) else None
 
 
 @asynccontextmanager
@@ -173,4 +274,7 @@ async def open_transport(fakts: Fakts, settings: Settings) -> AsyncIterator[Tran
     ) as client:
         transport = Transport(client, fakts, settings)
         client.auth = _BearerAuth(transport)
-        yield transport
+        try:
+            yield transport
+        finally:
+            transport.close_blocking()

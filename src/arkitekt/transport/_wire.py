@@ -25,7 +25,21 @@ import httpx
 from arkitekt._http import IDEMPOTENT
 from arkitekt.errors import BadResponseError, ResponseTooLargeError, ServerUnreachableError
 
-__all__ = ["ACCEPT_ENCODING", "DEFAULT_MAX_BODY", "MAX_BODY", "BoundedTransport", "size"]
+__all__ = [
+    "ACCEPT_ENCODING",
+    "DEFAULT_MAX_BODY",
+    "DROPPED",
+    "MAX_BODY",
+    "BoundedTransport",
+    "Meter",
+    "answer_meter",
+    "broken",
+    "deadline_seconds",
+    "overdue",
+    "replayable",
+    "size",
+    "unreachable",
+]
 
 log = logging.getLogger("arkitekt.transport")
 
@@ -45,7 +59,7 @@ _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRA
 # The connection failed before an answer began: a kept-alive connection the server had closed
 # (RemoteProtocolError "Server disconnected", ReadError/WriteError "connection reset"), or no
 # connection at all (ConnectError). Timeouts are not among them: the server may be working.
-_DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.ConnectError)
+DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.ConnectError)
 
 
 def size(nbytes: int) -> str:
@@ -56,13 +70,13 @@ def size(nbytes: int) -> str:
     return f"{nbytes} bytes"
 
 
-def _replayable(request: httpx.Request) -> bool:
+def replayable(request: httpx.Request) -> bool:
     """Whether sending ``request`` again is safe: idempotent, with a body that can be re-read."""
     idempotent = request.method in _IDEMPOTENT_METHODS or request.extensions.get(IDEMPOTENT)
     return bool(idempotent) and isinstance(request.stream, httpx.ByteStream)
 
 
-def _seconds(request: httpx.Request) -> float | None:
+def deadline_seconds(request: httpx.Request) -> float | None:
     """The request's total deadline in seconds: its timeout (httpx's, which is per operation)."""
     timeout = request.extensions.get("timeout") or {}
     values = [value for value in timeout.values() if isinstance(value, int | float)]
@@ -93,7 +107,7 @@ class BoundedTransport(httpx.AsyncHTTPTransport):
             ResponseTooLargeError: its declared length is over the limit.
 
         """
-        seconds = _seconds(request)
+        seconds = deadline_seconds(request)
         expires = math.inf if seconds is None else anyio.current_time() + seconds
         with anyio.CancelScope(deadline=expires) as scope:
             response = await self._send(request)
@@ -104,14 +118,14 @@ class BoundedTransport(httpx.AsyncHTTPTransport):
                     await response.aclose()
                 raise
         assert scope.cancelled_caught
-        raise _overdue(request, seconds)
+        raise overdue(request, seconds)
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         try:
             return await super().handle_async_request(request)
-        except _DROPPED as error:
-            if not _replayable(request):
-                raise _unreachable(request, error) from error
+        except DROPPED as error:
+            if not replayable(request):
+                raise unreachable(request, error) from error
             log.debug(
                 "%s %s: connection dropped (%r); retrying once",
                 request.method,
@@ -119,17 +133,37 @@ class BoundedTransport(httpx.AsyncHTTPTransport):
                 error,
             )
         except httpx.TransportError as error:
-            raise _unreachable(request, error) from error
+            raise unreachable(request, error) from error
         try:
             return await super().handle_async_request(request)
         except httpx.TransportError as error:
-            raise _unreachable(request, error) from error
+            raise unreachable(request, error) from error
 
 
 def _bounded(
     response: httpx.Response, request: httpx.Request, expires: float, seconds: float | None
 ) -> httpx.Response:
     """``response`` with a body that is decoded here, within the limit and the deadline."""
+    headers, meter = answer_meter(response, request)
+    assert isinstance(response.stream, httpx.AsyncByteStream)  # an async transport's
+    body = _BoundedStream(response.stream, request, meter, expires=expires, seconds=seconds)
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        stream=body,
+        extensions=response.extensions,
+        request=request,
+    )
+
+
+def answer_meter(response: httpx.Response, request: httpx.Request) -> tuple[httpx.Headers, Meter]:
+    """The headers ``response`` is passed on with, and the meter its body is read through.
+
+    Raises:
+        BadResponseError: the answer is in a content coding the app did not ask for.
+        ResponseTooLargeError: its declared length is over the request's limit.
+
+    """
     limit = _limit(request)
     headers = response.headers.copy()
     codings = [c.strip().lower() for c in headers.get("content-encoding", "").split(",")]
@@ -149,18 +183,7 @@ def _bounded(
         and int(length) > limit
     ):
         raise _too_large(request, limit)
-    assert isinstance(response.stream, httpx.AsyncByteStream)  # an async transport's
-    body = _BoundedStream(
-        response.stream, request, limit=limit, expires=expires, seconds=seconds,
-        inflate=_Inflate(codings[0]) if codings else None,
-    )  # fmt: skip
-    return httpx.Response(
-        response.status_code,
-        headers=headers,
-        stream=body,
-        extensions=response.extensions,
-        request=request,
-    )
+    return headers, Meter(request, limit, _Inflate(codings[0]) if codings else None)
 
 
 class _Inflate:
@@ -188,45 +211,28 @@ class _Inflate:
         return self._z.flush()
 
 
-class _BoundedStream(httpx.AsyncByteStream):
-    """The answer's body, decoded, cut off at ``limit`` bytes and at the deadline."""
+class Meter:
+    """Decodes an answer's body and counts it: past ``limit`` bytes it is too large."""
 
-    def __init__(
-        self,
-        raw: httpx.AsyncByteStream,
-        request: httpx.Request,
-        *,
-        limit: int,
-        expires: float,
-        seconds: float | None,
-        inflate: _Inflate | None,
-    ) -> None:
-        self._raw = raw
+    def __init__(self, request: httpx.Request, limit: int, inflate: _Inflate | None) -> None:
         self._request = request
         self._limit = limit
-        self._expires = expires
-        self._seconds = seconds
         self._inflate = inflate
         self._count = 0
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        chunks = self._raw.__aiter__()
-        while True:
-            with anyio.CancelScope(deadline=self._expires) as scope:
-                try:
-                    chunk: bytes | None = await chunks.__anext__()
-                except StopAsyncIteration:
-                    chunk = None
-                except httpx.TransportError as error:
-                    raise _broken(self._request, error) from error
-            if scope.cancelled_caught:
-                raise _overdue(self._request, self._seconds)
-            if chunk is None:
-                break
-            if data := self._decode(chunk):
-                yield data
-        if self._inflate is not None and (rest := self._decode(b"", final=True)):
-            yield rest
+    def feed(self, chunk: bytes) -> bytes:
+        """The decoded bytes of ``chunk``.
+
+        Raises:
+            ResponseTooLargeError: the body grew over the limit.
+            BadResponseError: the compressed body is corrupt.
+
+        """
+        return self._decode(chunk)
+
+    def rest(self) -> bytes:
+        """What the decoder still holds once the body has ended."""
+        return self._decode(b"", final=True) if self._inflate is not None else b""
 
     def _decode(self, chunk: bytes, *, final: bool = False) -> bytes:
         room = self._limit - self._count
@@ -245,6 +251,44 @@ class _BoundedStream(httpx.AsyncByteStream):
             raise _too_large(self._request, self._limit)
         return data
 
+
+class _BoundedStream(httpx.AsyncByteStream):
+    """The answer's body, decoded, cut off at its limit and at the deadline."""
+
+    def __init__(
+        self,
+        raw: httpx.AsyncByteStream,
+        request: httpx.Request,
+        meter: Meter,
+        *,
+        expires: float,
+        seconds: float | None,
+    ) -> None:
+        self._raw = raw
+        self._request = request
+        self._meter = meter
+        self._expires = expires
+        self._seconds = seconds
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunks = self._raw.__aiter__()
+        while True:
+            with anyio.CancelScope(deadline=self._expires) as scope:
+                try:
+                    chunk: bytes | None = await chunks.__anext__()
+                except StopAsyncIteration:
+                    chunk = None
+                except httpx.TransportError as error:
+                    raise broken(self._request, error) from error
+            if scope.cancelled_caught:
+                raise overdue(self._request, self._seconds)
+            if chunk is None:
+                break
+            if data := self._meter.feed(chunk):
+                yield data
+        if rest := self._meter.rest():
+            yield rest
+
     async def aclose(self) -> None:
         await self._raw.aclose()
 
@@ -257,7 +301,7 @@ def _too_large(request: httpx.Request, limit: int) -> ResponseTooLargeError:
     )
 
 
-def _overdue(request: httpx.Request, seconds: float | None) -> ServerUnreachableError:
+def overdue(request: httpx.Request, seconds: float | None) -> ServerUnreachableError:
     return ServerUnreachableError(
         f"{request.method} {request.url} did not complete within {seconds:g} s (the whole "
         "request, answer included); is the server overloaded? (slow networks: raise the "
@@ -265,7 +309,7 @@ def _overdue(request: httpx.Request, seconds: float | None) -> ServerUnreachable
     )
 
 
-def _broken(request: httpx.Request, error: httpx.TransportError) -> ServerUnreachableError:
+def broken(request: httpx.Request, error: httpx.TransportError) -> ServerUnreachableError:
     """A failure while reading the answer (after it began)."""
     return ServerUnreachableError(
         f"{request.method} {request.url}: the answer broke off "
@@ -273,7 +317,7 @@ def _broken(request: httpx.Request, error: httpx.TransportError) -> ServerUnreac
     )
 
 
-def _unreachable(request: httpx.Request, error: httpx.TransportError) -> ServerUnreachableError:
+def unreachable(request: httpx.Request, error: httpx.TransportError) -> ServerUnreachableError:
     """The arkitekt error for a request that got no answer, naming the request and why."""
     what = f"{request.method} {request.url}"
     if isinstance(error, httpx.TimeoutException):
@@ -284,7 +328,7 @@ def _unreachable(request: httpx.Request, error: httpx.TransportError) -> ServerU
             "(slow networks: raise the `timeout` setting)"
         )
     reason = f"{error or type(error).__name__}"
-    if isinstance(error, httpx.ConnectError) or _replayable(request):
+    if isinstance(error, httpx.ConnectError) or replayable(request):
         origin = f"{request.url.scheme}://{request.url.netloc.decode()}"
         return ServerUnreachableError(
             f"could not reach {origin} for {request.method} {request.url.path} ({reason}); "

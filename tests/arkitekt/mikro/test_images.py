@@ -69,7 +69,8 @@ def test_round_trip_keeps_values_dims_dtype_and_metadata(
         data = again.data
         assert data.dims == ("c", "t", "z", "y", "x")
         assert data.dtype == np.float32
-        assert isinstance(data.data, da.Array)  # lazy
+        blocks = dict(zip(again.dims, again.chunks, strict=True))
+        assert isinstance(data.chunk(blocks).data, da.Array)  # the out-of-core view
         expected = array.transpose("z", "y", "x").values
         assert np.array_equal(data.sel(c=0, t=0).values, expected)
         assert data.attrs["channel_names"] == ["dapi"]

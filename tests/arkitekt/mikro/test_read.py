@@ -1,4 +1,5 @@
-"""The read path over http: one store per read, its ``zarr.json`` fetched at most once.
+"""The read path over http: one store per read, its ``zarr.json`` fetched at most once, and
+only the chunks a selection touches read, when its values are asked for.
 
 The ``recording_server`` fixture plays the server: it serves a real zarr v3 store written
 into ``tmp_path`` and records every request.
@@ -14,8 +15,7 @@ import numpy as np
 import pytest
 
 from arkitekt import App
-from arkitekt.mikro import ImageNotFoundError, get_image, search_images
-from arkitekt.mikro._read import read_blocks
+from arkitekt.mikro import ImageNotFoundError, aget_image, get_image, search_images
 from arkitekt.protocol.mikro import ImageRecord
 
 STORE = "/mikro/images/i1/store/"
@@ -90,15 +90,50 @@ def test_an_image_whose_store_is_gone_fails_when_opened(
             image.data  # noqa: B018
 
 
-@pytest.mark.parametrize(
-    ("chunks", "shape", "itemsize", "blocks"),
-    [
-        ((1, 1, 1, 512, 512), (2, 3, 40, 512, 512), 2, (1, 1, 40, 512, 512)),  # 20 MiB fits
-        ((1, 1, 1, 2048, 2048), (1, 1, 10, 2048, 2048), 4, (1, 1, 2, 2048, 2048)),
-        ((1, 1, 4, 8, 8), (3, 5, 8, 8, 8), 1, (3, 5, 8, 8, 8)),  # small: one block
-    ],
-)
-def test_read_blocks_are_whole_chunks_grown_along_z_t_c(
-    chunks: tuple[int, ...], shape: tuple[int, ...], itemsize: int, blocks: tuple[int, ...]
+def _chunk_reads(server: Any) -> list[str]:
+    return [path[len(STORE) :] for method, path in server.seen if path.startswith(STORE + "c/")]
+
+
+def test_data_reads_nothing_until_values_and_then_only_the_chunks_selected(
+    recording_server: Any, recorded_app: App, tmp_path: Path
 ) -> None:
-    assert read_blocks(chunks, shape, itemsize) == blocks
+    pixels = _serve_image(recording_server, tmp_path)  # two chunks: z=0 and z=1
+    with recorded_app:
+        image = get_image("i1")
+        data = image.data
+        plane = data.isel(z=1).sel(c=0, t=0)
+        assert plane.shape == (3, 4)
+        assert _chunk_reads(recording_server) == []  # opened and selected: nothing read
+        assert np.array_equal(plane.values, pixels[0, 0, 1])
+        assert _chunk_reads(recording_server) == ["c/0/0/1/0/0"]
+        assert np.array_equal(data.values, pixels)  # one read of the whole array
+        assert sorted(_chunk_reads(recording_server)) == ["c/0/0/0/0/0"] + ["c/0/0/1/0/0"] * 2
+
+
+def test_a_dask_view_has_one_block_per_chunk_and_computes_lazily(
+    recording_server: Any, recorded_app: App, tmp_path: Path
+) -> None:
+    import dask.array as da
+
+    pixels = _serve_image(recording_server, tmp_path)
+    with recorded_app:
+        image = get_image("i1")
+        lazy = image.data.chunk(dict(zip(image.dims, image.chunks, strict=True)))
+        assert isinstance(lazy.data, da.Array)
+        assert lazy.data.chunks == ((1,), (1,), (1, 1), (3,), (4,))
+        total = lazy.sum()
+        assert _chunk_reads(recording_server) == []
+        assert int(total) == int(pixels.sum())
+        assert len(_chunk_reads(recording_server)) == 2
+
+
+@pytest.mark.anyio
+async def test_values_load_on_the_apps_loop_with_load_async(
+    recording_server: Any, recorded_app: App, tmp_path: Path
+) -> None:
+    pixels = _serve_image(recording_server, tmp_path)
+    async with recorded_app:
+        image = await aget_image("i1")
+        plane = await image.data.isel(z=0).load_async()
+        assert np.array_equal(plane.values, pixels[:, :, 0])
+        assert _chunk_reads(recording_server) == ["c/0/0/0/0/0"]

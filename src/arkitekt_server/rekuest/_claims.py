@@ -5,9 +5,10 @@ Each function runs on a connection inside the caller's transaction; none commits
 same row) and holds them by a lease it renews; a row whose lease lapsed (its replica died) is
 queued again by whichever replica notices. Messages for another replica are *event* rows, whose
 receiver is found from the assignment's row when written (so a caller that resumed elsewhere
-gets them), announced by ``NOTIFY`` with a small payload (``e:<replica>``, ``work``,
-``agents``); the receiver reads (and deletes) its rows. Their SQL is in
-:mod:`~arkitekt_server.rekuest._events`.
+gets them), announced by ``NOTIFY`` (``e:<replica>``, ``work``,
+``agents``); the receiver reads (and deletes) its rows, unless their notification carried
+them (:mod:`~arkitekt_server.rekuest._inbox`). Their SQL is in
+:mod:`~arkitekt_server.rekuest._events` and :mod:`~arkitekt_server.rekuest._batch`.
 """
 
 from __future__ import annotations

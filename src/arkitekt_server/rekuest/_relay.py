@@ -13,7 +13,6 @@ The SQL is in :mod:`~arkitekt_server.rekuest._claims` and
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 import uuid
@@ -27,8 +26,9 @@ from sqlalchemy import make_url
 from arkitekt.protocol.rekuest import MessageError
 from arkitekt_server._db import Database, utcnow
 from arkitekt_server.rekuest import _claims as claims
-from arkitekt_server.rekuest._events import post, take_events
+from arkitekt_server.rekuest._events import ack_events, post, take_events
 from arkitekt_server.rekuest._held import HeldConnection
+from arkitekt_server.rekuest._inbox import Inbox
 from arkitekt_server.rekuest._restore import restore
 from arkitekt_server.rekuest._store import Store
 
@@ -40,7 +40,7 @@ __all__ = ["CHANNEL", "Relay", "RemoteCaller"]
 log = logging.getLogger("arkitekt_server.rekuest")
 
 CHANNEL = claims.CHANNEL
-_ALL = frozenset({"reap", "agents", "work", "events"})
+_ALL = frozenset({"reap", "agents", "work", "acks", "events"})
 
 
 class RemoteCaller:
@@ -97,6 +97,7 @@ class Relay:
         self._endings: list[tuple[str, str, str]] = []
         self._woken = anyio.Event()
         self._reads = HeldConnection(database.engine, autocommit=True)  # claims, events
+        self.inbox = Inbox(hub.deliver)
         hub.cluster = self
         hub.store.channel = CHANNEL
 
@@ -127,6 +128,8 @@ class Relay:
         await self.hub.store.flush()  # what this replica finished, first
         async with self.database.engine.begin() as connection:
             rows, pending = await claims.resume(connection, self.replica, ids, caller_pk)
+        if pending:  # their older answers are rows to read: newer ones wait for them
+            self.inbox.missed()
         return list(rows), pending
 
     # -- the loop ------------------------------------------------------------------------------
@@ -150,6 +153,8 @@ class Relay:
                     # a round that began finishes: a cancelled query would orphan its connection
                     with anyio.CancelScope(shield=True):
                         if listener is None or listener.is_closed():
+                            self.inbox.missed()  # (while it was away)
+                            due.add("events")
                             listener = await self._listen()
                         if self.clock() >= next_beat:
                             next_beat = self.clock() + self.lease / 3
@@ -182,20 +187,30 @@ class Relay:
             await self._refresh()
         if "work" in due:
             await self._claim()
+        if "acks" in due:
+            await self._acks()
         if "events" in due:
             await self._events()
 
     async def _listen(self) -> Any:
         url = make_url(self.database.url).set(drivername="postgresql")
         connection = await asyncpg.connect(url.render_as_string(hide_password=False))
-        await connection.add_listener(CHANNEL, self._notified)
+        await connection.add_listener(CHANNEL, self.notified)
         return connection
 
-    def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+    def notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        """The listener's callback: a notification on :data:`CHANNEL`."""
+        mine = f"e:{self.replica}"
         if payload in ("work", "agents"):
             self.wake(payload)
-        elif payload == f"e:{self.replica}":
+        elif payload == mine:  # its events are too big to be carried: read them
+            self.inbox.missed()
             self.wake("events")
+        elif payload.startswith(mine + ":"):
+            if self.inbox.carried(payload[len(mine) + 1 :]):
+                self.wake("acks")
+            elif self.inbox.behind:
+                self.wake("events")
 
     async def _expire(self) -> None:
         endings, self._endings = self._endings, []
@@ -227,17 +242,21 @@ class Relay:
 
     async def _events(self) -> None:
         while True:
+            generation = self.inbox.generation
             async with self._reads.use() as connection:
                 events = await take_events(connection, self.replica)
-            for _, text in events:
-                try:
-                    message = json.loads(text)
-                except ValueError:
-                    continue
-                if isinstance(message, dict):
-                    self.hub.deliver(message)
-            if len(events) < claims.CLAIM_BATCH:
+            complete = len(events) < claims.CLAIM_BATCH
+            if self.inbox.read(events, generation, complete=complete):
+                self.wake("acks")
+            if complete and not self.inbox.behind:
                 return
+
+    async def _acks(self) -> None:
+        ids = sorted(self.inbox.unacked)
+        if ids:
+            async with self._reads.use() as connection:
+                await ack_events(connection, self.replica, ids)
+            self.inbox.acked(ids)
 
     async def _reap(self) -> None:
         now = self.now()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -40,6 +41,9 @@ __all__ = ["CHANNEL", "Relay", "RemoteCaller"]
 log = logging.getLogger("arkitekt_server.rekuest")
 
 CHANNEL = claims.CHANNEL
+ACK_SECONDS = 0.05
+"""How long the rows of events delivered from their notifications wait to be deleted (then
+all of them in one statement, off the calls' path)."""
 _ALL = frozenset({"reap", "agents", "work", "acks", "events"})
 
 
@@ -98,6 +102,7 @@ class Relay:
         self._woken = anyio.Event()
         self._reads = HeldConnection(database.engine, autocommit=True)  # claims, events
         self.inbox = Inbox(hub.deliver)
+        self._ack_at = math.inf  # when the delivered events' rows are deleted
         hub.cluster = self
         hub.store.channel = CHANNEL
 
@@ -145,10 +150,14 @@ class Relay:
         next_scan = 0.0
         try:
             while True:
-                with anyio.move_on_after(max(0.0, min(next_beat, next_scan) - self.clock())):
+                wait = min(next_beat, next_scan, self._ack_at) - self.clock()
+                with anyio.move_on_after(max(0.0, wait)):
                     await self._woken.wait()
                 self._woken = anyio.Event()
                 due, self._due = self._due, set()
+                if self.clock() >= self._ack_at:
+                    self._ack_at = math.inf
+                    due.add("acks")
                 try:
                     # a round that began finishes: a cancelled query would orphan its connection
                     with anyio.CancelScope(shield=True):
@@ -208,7 +217,9 @@ class Relay:
             self.wake("events")
         elif payload.startswith(mine + ":"):
             if self.inbox.carried(payload[len(mine) + 1 :]):
-                self.wake("acks")
+                if self._ack_at == math.inf:  # the loop learns when to delete their rows
+                    self._ack_at = self.clock() + ACK_SECONDS
+                    self._woken.set()
             elif self.inbox.behind:
                 self.wake("events")
 

@@ -80,13 +80,15 @@ async def write_batch(
     events: Sequence[tuple[str, str, str]],
     notices: Iterable[str],
     channel: str | None,
+    handoffs: dict[str, str] | None = None,
 ) -> list[str]:
     """Write a :func:`foldable` batch in one statement on an autocommit ``connection``;
     returns the ids of inserts stored before (not stored again).
 
-    Events and notices are sent on ``channel`` (none without one).
+    Events and notices are sent on ``channel`` (none without one), and each of ``handoffs``
+    (insert id -> notification) if that insert was stored.
     """
-    sql, params = _statement(inserts, updates, logs, events, notices, channel)
+    sql, params = _statement(inserts, updates, logs, events, notices, channel, handoffs or {})
     result = await connection.exec_driver_sql(sql, tuple(params))
     new = set(result.scalar_one() or ())
     return [id for id in inserts if id not in new]
@@ -142,6 +144,7 @@ def _statement(
     events: Sequence[tuple[str, str, str]],
     notices: Iterable[str],
     channel: str | None,
+    handoffs: dict[str, str],
 ) -> tuple[str, list[Any]]:
     params = _Params()
     ctes: list[str] = []
@@ -187,6 +190,14 @@ def _statement(
     told = "0"
     if channel is not None:
         told = _notifications(params, ctes, events, sorted(set(notices)), channel)
+        if handoffs and inserts:
+            ids = params.array(list(handoffs), "text")
+            payloads = params.array(list(handoffs.values()), "text")
+            ctes.append(  # only those of calls stored now (not of an id stored before)
+                f"handed AS (SELECT pg_notify({params.scalar(channel)}, h.p) "  # noqa: S608
+                f"FROM unnest({ids}, {payloads}) AS h(id, p) JOIN ins ON ins.id = h.id)"
+            )
+            told = f"{told} + (SELECT count(*) FROM handed)"  # noqa: S608
     head = f"WITH {', '.join(ctes)} " if ctes else ""
     return f"{head}SELECT {new} AS new, {told} AS told", params.values
 

@@ -8,6 +8,12 @@ missed notifications. While a read is due, carried events wait for it, so that a
 never delivered before an older one that must be read; the read's rows and the waiting events
 are then delivered together by id. Events delivered but not yet acked are remembered, so that
 a read that finds their rows does not deliver them twice.
+
+A call for an agent on another replica is *handed* to that replica the same way: its row is
+stored queued but leased to it (no other replica claims it while the lease holds), and its
+notification (``a:<replica>:<json>``) carries the row, which that replica dispatches as if it
+had claimed it (no claim on the call's path). A handoff it missed is claimed by its next
+re-scan; if it died, the lease lapses and any replica claims the row.
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
-__all__ = ["Inbox"]
+from arkitekt_server.rekuest._batch import PAYLOAD_BYTES
+
+__all__ = ["HANDED", "Inbox", "handed", "handoff"]
 
 log = logging.getLogger("arkitekt_server.rekuest")
 
@@ -109,3 +118,52 @@ def _parse(text: str) -> list[Event]:
         and isinstance(item[1], str)
         and isinstance(item[2], str)
     ]
+
+
+HANDED = (
+    "id",
+    "function",
+    "caller_pk",
+    "agent_key",
+    "agent_filter",
+    "args",
+    "stream",
+    "events",
+    "attempts",
+    "caller_replica",
+)
+"""The columns of a row handed to another replica in its notification (what
+:func:`~arkitekt_server.rekuest._restore.job_of` and the claim of a row read)."""
+_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "function": (str,),
+    "caller_pk": (int,),
+    "agent_key": (str, type(None)),
+    "agent_filter": (str, type(None)),
+    "stream": (bool,),
+    "events": (bool,),
+    "attempts": (int,),
+    "caller_replica": (str, type(None)),
+}
+
+
+def handoff(replica: str, row: dict[str, Any]) -> str | None:
+    """The notification (``a:<replica>:<json>``) that hands the stored ``row`` to
+    ``replica`` (it dispatches it as if it had claimed it); ``None`` if it is too big."""
+    text = f"a:{replica}:" + json.dumps({key: row[key] for key in HANDED})
+    return text if len(text.encode()) <= PAYLOAD_BYTES else None
+
+
+def handed(text: str) -> SimpleNamespace | None:
+    """The row a handoff notification carries (the JSON after ``a:<replica>:``), or ``None``
+    if it is not one."""
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(fields, dict) or set(fields) != set(HANDED):
+        return None
+    for key, types in _TYPES.items():
+        if not isinstance(fields[key], types):
+            return None
+    return SimpleNamespace(**fields)

@@ -6,6 +6,8 @@ provide, reads the events other replicas sent it, queues again the rows of dead 
 fails those that waited in vain, and keeps the directory of agents online on other replicas.
 ``LISTEN`` on a dedicated connection wakes it at once; a periodic re-scan
 (``rekuest_rescan_seconds``) does everything anyway, so a missed notification only delays.
+On a call's usual path nothing here touches the database: the call is handed to this replica
+and its answers carried to the caller's in their notifications (:mod:`._inbox`).
 The SQL is in :mod:`~arkitekt_server.rekuest._claims` and
 :mod:`~arkitekt_server.rekuest._events`.
 """
@@ -29,7 +31,7 @@ from arkitekt_server._db import Database, utcnow
 from arkitekt_server.rekuest import _claims as claims
 from arkitekt_server.rekuest._events import ack_events, post, take_events
 from arkitekt_server.rekuest._held import HeldConnection
-from arkitekt_server.rekuest._inbox import Inbox
+from arkitekt_server.rekuest._inbox import Inbox, handed
 from arkitekt_server.rekuest._restore import restore
 from arkitekt_server.rekuest._store import Store
 
@@ -44,6 +46,8 @@ CHANNEL = claims.CHANNEL
 ACK_SECONDS = 0.05
 """How long the rows of events delivered from their notifications wait to be deleted (then
 all of them in one statement, off the calls' path)."""
+REMEMBERED_HANDOFFS = 100_000
+"""How many ids of rows handed to this replica it remembers (to dispatch each once)."""
 _ALL = frozenset({"reap", "agents", "work", "acks", "events"})
 
 
@@ -103,6 +107,7 @@ class Relay:
         self._reads = HeldConnection(database.engine, autocommit=True)  # claims, events
         self.inbox = Inbox(hub.deliver)
         self._ack_at = math.inf  # when the delivered events' rows are deleted
+        self._handed: dict[str, None] = {}  # ids of rows handed here lately, oldest first
         hub.cluster = self
         hub.store.channel = CHANNEL
 
@@ -163,7 +168,7 @@ class Relay:
                     with anyio.CancelScope(shield=True):
                         if listener is None or listener.is_closed():
                             self.inbox.missed()  # (while it was away)
-                            due.add("events")
+                            due |= {"events", "work"}  # (handoffs missed meanwhile)
                             listener = await self._listen()
                         if self.clock() >= next_beat:
                             next_beat = self.clock() + self.lease / 3
@@ -215,6 +220,10 @@ class Relay:
         elif payload == mine:  # its events are too big to be carried: read them
             self.inbox.missed()
             self.wake("events")
+        elif payload.startswith(f"a:{self.replica}:"):  # a call handed to this replica
+            row = handed(payload[len(f"a:{self.replica}:") :])
+            if row is not None and self._first(row.id):
+                self.hub.claimed([row])
         elif payload.startswith(mine + ":"):
             if self.inbox.carried(payload[len(mine) + 1 :]):
                 if self._ack_at == math.inf:  # the loop learns when to delete their rows
@@ -240,14 +249,34 @@ class Relay:
         async with self.database.engine.begin() as connection:
             await claims.heartbeat(connection, self.replica, self.lease_until())
 
+    def _first(self, id: str) -> bool:
+        """Whether the row ``id`` is new here: handed (:mod:`._inbox`) or claimed, each row is
+        dispatched once (a claim may take a row handed here before its handoff comes)."""
+        if id in self._handed:
+            return False
+        self._handed[id] = None
+        if len(self._handed) > REMEMBERED_HANDOFFS:
+            del self._handed[next(iter(self._handed))]
+        return True
+
     async def _claim(self) -> None:
         wanted = self.hub.agents.local_selectors()
         if not wanted:
             return
-        async with self._reads.use() as connection:  # one statement: no BEGIN, no COMMIT
-            rows = await claims.claim(connection, self.replica, wanted, self.lease_until())
-        if rows:
-            self.hub.claimed(list(rows))
+        store = self.hub.store
+        # A row handed here stays queued until its dispatch is written, so a claim may take
+        # it: one finished here meanwhile is written by then, or pending (and then skipped).
+        async with store.idle():
+            async with self._reads.use() as connection:  # one statement: no BEGIN, no COMMIT
+                rows = await claims.claim(
+                    connection, self.replica, wanted, self.lease_until(), self.now()
+                )
+            pending = store.pending()
+        fresh = [row for row in rows if row.id in self.hub.jobs or row.id not in pending]
+        for row in fresh:
+            self._first(row.id)  # its handoff, if it comes later, is not dispatched again
+        if fresh:
+            self.hub.claimed(fresh)
         if len(rows) == claims.CLAIM_BATCH:
             self.wake("work")
 

@@ -13,9 +13,10 @@ writes what is left, waiting out a database another process keeps locked (up to
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import anyio
@@ -71,6 +72,7 @@ class Store(AgentRecords):
         self._logs: list[dict[str, Any]] = []
         self._events: list[tuple[str, str, str]] = []  # (to, assignment id, message)
         self._notices: set[str] = set()
+        self._handoffs: dict[str, str] = {}  # insert id -> its notification, once stored
         self._callbacks: list[Callable[[], None]] = []
         self._changed = anyio.Event()  # any change
         self._dirty = anyio.Event()  # a change to write now (not lazy)
@@ -79,12 +81,16 @@ class Store(AgentRecords):
         """Told the id of an insert that was not stored: that id was stored before."""
 
     # -- recording (sync, in memory) ---------------------------------------------------------
-    def insert(self, row: dict[str, Any]) -> None:
-        """Record a new assignment (keys: any columns; the rest take their defaults)."""
+    def insert(self, row: dict[str, Any], handoff: str | None = None) -> None:
+        """Record a new assignment (keys: any columns; the rest take their defaults), and the
+        notification ``handoff`` to send once it is stored (PostgreSQL; not if its id was
+        stored before, and at most once)."""
         full = dict.fromkeys(_COLUMNS)
         full.update(attempts=0, stream=False, events=False, created_at=utcnow())
         full.update(row)
         self._inserts[row["id"]] = full
+        if handoff is not None:
+            self._handoffs[row["id"]] = handoff
         self._wake()
 
     def update(
@@ -208,12 +214,15 @@ class Store(AgentRecords):
             callbacks, self._callbacks = self._callbacks, []
             events, self._events = self._events, []
             notices, self._notices = self._notices, set()
+            handoffs, self._handoffs = self._handoffs, {}
             if not (inserts or updates or logs or callbacks or events or notices):
                 return
             try:
                 with anyio.CancelScope(shield=True):  # never half-way: see the module
                     try:
-                        duplicates = await self._write(inserts, updates, logs, events, notices)
+                        duplicates = await self._write(
+                            inserts, updates, logs, events, notices, handoffs
+                        )
                     except Exception as error:
                         if not refused(error):
                             raise
@@ -226,6 +235,7 @@ class Store(AgentRecords):
                 self._restore(inserts, updates, logs, callbacks)
                 self._events[:0] = events
                 self._notices |= notices
+                self._handoffs = handoffs | self._handoffs
                 raise
             for id in duplicates:
                 self._updates.pop(id, None)  # changes of the refused call, not of the stored one
@@ -245,15 +255,18 @@ class Store(AgentRecords):
         logs: list[dict[str, Any]],
         events: list[tuple[str, str, str]] | None = None,
         notices: set[str] | None = None,
+        handoffs: dict[str, str] | None = None,
     ) -> list[str]:
         """Write one batch in one transaction; returns the ids of inserts stored before.
 
-        On PostgreSQL most batches are one statement (:mod:`~._batch`).
+        On PostgreSQL most batches are one statement (:mod:`~._batch`). A batch written row
+        by row sends no handoffs: their rows' replica finds them when it re-scans.
         """
-        if self._held is not None and foldable(inserts, updates, events or ()):
+        events, notices, handoffs = events or [], notices or set(), handoffs or {}
+        if self._held is not None and foldable(inserts, updates, events):
             async with self._held.use() as connection:
                 return await write_batch(
-                    connection, inserts, updates, logs, events or (), notices or (), self.channel
+                    connection, inserts, updates, logs, events, notices, self.channel, handoffs
                 )
         async with self.database.engine.begin() as connection:
             duplicates = await insert_new(connection, inserts)
@@ -261,8 +274,9 @@ class Store(AgentRecords):
                 await connection.execute(update_of(keys), changes)
             if logs:
                 await connection.execute(insert(_LOGS), logs)
-            if self.channel is not None and (events or notices):
-                await post(connection, self.channel, events or [], notices or set())
+            told = notices | {text for id, text in handoffs.items() if id not in duplicates}
+            if self.channel is not None and (events or told):
+                await post(connection, self.channel, events, told)
         return duplicates
 
     async def _write_each(
@@ -320,6 +334,16 @@ class Store(AgentRecords):
         self._logs[:0] = logs
         self._callbacks[:0] = callbacks
         self._wake()
+
+    def pending(self) -> set[str]:
+        """The ids of assignments with changes not written yet (not those being written)."""
+        return set(self._inserts) | set(self._updates)
+
+    @contextlib.asynccontextmanager
+    async def idle(self) -> AsyncIterator[None]:
+        """While in it, no batch is being written (what is not pending is in the database)."""
+        async with self._lock:
+            yield
 
     # -- direct reads and writes (rare; the agents' in :class:`AgentRecords`) -------------------
     async def prune(self, retention_seconds: float) -> int:

@@ -4,6 +4,7 @@ inbox's ordering of carried and read events (no database)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,16 +17,24 @@ from arkitekt_server._db import Database
 from arkitekt_server.rekuest._inbox import Inbox
 from arkitekt_server.rekuest._models import EventRow
 from arkitekt_server.rekuest._relay import CHANNEL
-from tests.arkitekt_server.rekuest.test_claims import Replica, WallClock, _agent, _done
+from tests.arkitekt_server.rekuest.test_claims import (
+    LEASE,
+    Replica,
+    WallClock,
+    _agent,
+    _done,
+    _row,
+)
 from tests.arkitekt_server.rekuest.test_hub_logic import CALLER_PK, FakePeer
 from tests.helpers import until
 
 pytest_plugins = ["tests.arkitekt_server.rekuest.test_claims"]  # its `database` fixture
 
-ROUND_TRIPS = 3
-"""Round trips on a call's path as measured (the caller's replica stores the call, the
-agent's replica claims it, then stores its answer with the event that carries it; 10 before
-batches became single statements and answers rode on their notification)."""
+ROUND_TRIPS = 2
+"""Round trips on a call's path as measured: the caller's replica stores the call (its
+notification hands it to the agent's replica: no claim), the agent's replica stores its
+answer (its notification carries it: no read). 10 before batches became single statements
+and calls and answers rode on their notifications."""
 
 
 class RoundTrips:
@@ -64,7 +73,7 @@ async def listening(database: Database) -> AsyncIterator[tuple[asyncpg.Connectio
 
 
 @pytest.mark.anyio
-async def test_a_call_between_replicas_takes_three_round_trips_and_no_read(
+async def test_a_call_between_replicas_takes_two_round_trips_no_claim_and_no_read(
     database: Database, listening: tuple[asyncpg.Connection, list[str]]
 ) -> None:
     listener, payloads = listening
@@ -72,8 +81,9 @@ async def test_a_call_between_replicas_takes_three_round_trips_and_no_read(
     front, back = Replica(database, wall), Replica(database, wall)
     for replica in (front, back):
         await replica.relay.start()
-    await listener.add_listener(CHANNEL, front.relay.notified)  # as the front's loop listens
-    await _agent(back)
+    for replica in (front, back):  # as their loops listen
+        await listener.add_listener(CHANNEL, replica.relay.notified)
+    agent = await _agent(back)
     await front.settle("agents")
     await front.relay.round({"events"})  # caught up: answers may now come carried
     counted = RoundTrips(database)
@@ -84,15 +94,18 @@ async def test_a_call_between_replicas_takes_three_round_trips_and_no_read(
         payloads.clear()
         front.hub.call(caller, CALLER_PK, {"t": "call", "id": id, "f": "f"})
         await front.hub.store.flush()
-        await back.relay.round({"work"})
+        await until(lambda id=id: any(m["id"] == id for m in agent.of("assign")), 10)
         _done(back, id, n)
         await back.hub.store.flush()
         await until(lambda id=id: any(m["id"] == id for m in caller.of("done")), 10)
         assert len(counted.statements) <= ROUND_TRIPS, counted.statements
-        work = [p for p in payloads if p == "work"]
+        handed = [p for p in payloads if p.startswith(f"a:{back.relay.replica}:")]
         answers = [p for p in payloads if p.startswith(f"e:{front.relay.replica}:")]
-        assert (len(work), len(answers)) == (1, 1), payloads
+        assert (len(handed), len(answers), len(payloads)) == (1, 1, 2), payloads
     assert [m["v"] for m in caller.of("done")] == [0, 1, 2]
+    assert [m["id"] for m in agent.of("assign")] == ["call-0000", "call-0001", "call-0002"]
+    await back.relay.round({"work"})  # a re-scan's claim does not dispatch them again
+    assert len(agent.of("assign")) == 3
     async with database.sessions() as session:  # the answers were delivered, not read
         assert await session.scalar(select(func.count()).select_from(EventRow)) == 3
     await front.relay.round({"acks"})
@@ -167,3 +180,55 @@ def test_a_read_that_missed_a_notification_meanwhile_keeps_carried_events_waitin
     inbox.read([(6, "a6", '{"id": "a6"}')], inbox.generation, complete=True)
     assert got == ["a6", "a7"]
     assert not inbox.behind
+
+
+@pytest.mark.anyio
+async def test_a_handed_call_waits_for_its_replica_while_the_lease_holds_then_goes_to_any(
+    database: Database,
+) -> None:
+    wall = WallClock()
+    front, dead, spare = (Replica(database, wall) for _ in range(3))
+    for replica in (front, dead, spare):
+        await replica.relay.start()
+    await _agent(dead)
+    await front.settle("agents")
+    caller = FakePeer(CALLER_PK)
+    front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-hand", "f": "f"})
+    await front.settle()  # handed to `dead`, which never hears of it
+    row = await _row(database, "call-hand")
+    assert (row.status, row.replica) == ("queued", dead.relay.replica)
+    late = await _agent(spare)
+    await spare.settle("work")
+    assert late.of("assign") == []  # the lease holds: it is `dead`'s
+    wall.now += dt.timedelta(seconds=LEASE * 2)
+    await spare.settle("work")
+    assert [m["id"] for m in late.of("assign")] == ["call-hand"]
+    _done(spare, "call-hand", 4)
+    await spare.settle()
+    await front.settle("events")
+    assert [m["v"] for m in caller.of("done")] == [4]
+
+
+@pytest.mark.anyio
+async def test_a_claim_never_takes_again_a_handed_call_finished_but_not_written(
+    database: Database, listening: tuple[asyncpg.Connection, list[str]]
+) -> None:
+    listener, _ = listening
+    wall = WallClock()
+    front, back = Replica(database, wall), Replica(database, wall)
+    for replica in (front, back):
+        await replica.relay.start()
+    await listener.add_listener(CHANNEL, back.relay.notified)
+    agent = await _agent(back)
+    await front.settle("agents")
+    caller = FakePeer(CALLER_PK)
+    front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-once", "f": "f"})
+    await front.settle()
+    await until(lambda: len(agent.of("assign")) == 1, 10)
+    _done(back, "call-once", 3)  # not written yet: the row is still queued for `back`
+    await back.relay.round({"work"})
+    assert len(agent.of("assign")) == 1
+    await back.settle()
+    await front.settle("events")
+    assert [m["v"] for m in caller.of("done")] == [3]
+    assert (await _row(database, "call-once")).status == "done"

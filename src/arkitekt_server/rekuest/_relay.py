@@ -223,7 +223,10 @@ class Relay:
         elif payload.startswith(f"a:{self.replica}:"):  # a call handed to this replica
             row = handed(payload[len(f"a:{self.replica}:") :])
             if row is not None and self._first(row.id):
-                self.hub.claimed([row])
+                try:
+                    self.hub.claimed([row])
+                except Exception:  # (its re-scan claims it, or any replica once leased out)
+                    log.exception("rekuest: could not dispatch a call handed to this replica")
         elif payload.startswith(mine + ":"):
             if self.inbox.carried(payload[len(mine) + 1 :]):
                 if self._ack_at == math.inf:  # the loop learns when to delete their rows

@@ -14,7 +14,7 @@ from sqlalchemy import event, func, make_url, select
 
 from arkitekt.protocol.rekuest_frames import Log
 from arkitekt_server._db import Database
-from arkitekt_server.rekuest._inbox import Inbox
+from arkitekt_server.rekuest._inbox import HANDED, Inbox, handed, handoff
 from arkitekt_server.rekuest._models import EventRow
 from arkitekt_server.rekuest._relay import CHANNEL
 from tests.arkitekt_server.rekuest.test_claims import (
@@ -232,3 +232,17 @@ async def test_a_claim_never_takes_again_a_handed_call_finished_but_not_written(
     await front.settle("events")
     assert [m["v"] for m in caller.of("done")] == [3]
     assert (await _row(database, "call-once")).status == "done"
+
+
+def test_a_handoff_carries_a_row_that_fits_and_nothing_else_is_taken_for_one() -> None:
+    row = {key: None for key in HANDED} | {"id": "call-1", "function": "f", "caller_pk": 1}
+    row |= {"args": {"x": 1}, "stream": False, "events": True, "attempts": 0}
+    text = handoff("r1", row)
+    assert text is not None
+    assert text.startswith("a:r1:")
+    got = handed(text.removeprefix("a:r1:"))
+    assert got is not None
+    assert (got.id, got.args, got.events) == ("call-1", {"x": 1}, True)
+    assert handoff("r1", row | {"args": {"x": "y" * 8000}}) is None  # too big: claimed instead
+    for bad in ("", "[]", '{"id": 1}', text.removeprefix("a:r1:").replace('"f"', "7")):
+        assert handed(bad) is None

@@ -5,9 +5,10 @@ Each function runs on a connection inside the caller's transaction; none commits
 same row) and holds them by a lease it renews; a row whose lease lapsed (its replica died) is
 queued again by whichever replica notices. Messages for another replica are *event* rows, whose
 receiver is found from the assignment's row when written (so a caller that resumed elsewhere
-gets them), announced by ``NOTIFY`` with a small payload (``e:<replica>``, ``work``,
-``agents``); the receiver reads (and deletes) its rows. Their SQL is in
-:mod:`~arkitekt_server.rekuest._events`.
+gets them), announced by ``NOTIFY`` (``e:<replica>``, ``work``,
+``agents``); the receiver reads (and deletes) its rows, unless their notification carried
+them (:mod:`~arkitekt_server.rekuest._inbox`). Their SQL is in
+:mod:`~arkitekt_server.rekuest._events` and :mod:`~arkitekt_server.rekuest._batch`.
 """
 
 from __future__ import annotations
@@ -107,9 +108,11 @@ async def claim(
     replica: str,
     wanted: dict[str, set[str]],
     until: dt.datetime,
+    now: dt.datetime,
 ) -> Sequence[Row[Any]]:
     """Claim for ``replica`` (leased until ``until``) the oldest queued rows it has agents
-    for, in one statement (rows another replica is claiming are skipped).
+    for, in one statement (rows another replica is claiming are skipped, and rows handed to
+    another replica while their lease holds, see :mod:`._inbox`).
 
     Args:
         connection: an autocommit connection (the statement is its own transaction).
@@ -117,6 +120,7 @@ async def claim(
         wanted: function -> the names and keys of the agents here that provide it (a row
             with an agent filter is taken only if it names one of them).
         until: the lease.
+        now: the time (a lease before it lapsed).
     """
     pairs: list[tuple[str, str | None]] = [
         (function, name) for function, names in sorted(wanted.items()) for name in sorted(names)
@@ -129,6 +133,7 @@ async def claim(
             "c_name": [name for _, name in pairs],
             "c_replica": replica,
             "c_until": until,
+            "c_now": now,
         },
     )
     rows: Sequence[Row[Any]] = result.all()
@@ -154,9 +159,15 @@ def _claim() -> ReturningUpdate[Any]:
         )
         .exists()
     )
+    free = or_(
+        a.replica.is_(None),
+        a.replica == bindparam("c_replica", type_=ASSIGNMENTS.c.replica.type),
+        a.lease_until.is_(None),
+        a.lease_until < bindparam("c_now", type_=ASSIGNMENTS.c.lease_until.type),
+    )
     oldest = (
         select(a.id)
-        .where(a.status == "queued", fits)
+        .where(a.status == "queued", fits, free)
         .order_by(a.created_at)
         .limit(CLAIM_BATCH)
         .with_for_update(skip_locked=True)

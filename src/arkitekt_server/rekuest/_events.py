@@ -2,7 +2,8 @@
 
 A message for another replica is an *event* row, whose receiver is found from the
 assignment's row when written (so a caller that resumed elsewhere gets it), announced by
-``NOTIFY`` (``e:<replica>``) in the same statement; the receiver reads (and deletes) its rows.
+``NOTIFY`` (``e:<replica>``) in the same statement; the receiver reads (and deletes) its rows
+(or, when the store's batch carried them in the notification, deletes them, :func:`ack_events`).
 Each function runs on a connection inside the caller's transaction; none commits. The
 statements on every call's path are built once.
 """
@@ -15,8 +16,10 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    Integer,
     Select,
     Text,
+    any_,
     bindparam,
     case,
     column,
@@ -31,7 +34,7 @@ from sqlalchemy.sql.dml import ReturningDelete
 
 from arkitekt_server.rekuest._claims import ASSIGNMENTS, CLAIM_BATCH, EVENTS, expire_queued
 
-__all__ = ["forget", "post", "take_events"]
+__all__ = ["ack_events", "forget", "post", "take_events"]
 
 
 async def post(
@@ -116,10 +119,16 @@ async def forget(connection: AsyncConnection, ids: Select[Any]) -> None:
     await connection.execute(delete(EVENTS).where(EVENTS.c.assignment_id.in_(ids)))
 
 
-async def take_events(connection: AsyncConnection, replica: str) -> list[tuple[str, str]]:
-    """Read and delete the oldest events for ``replica``: ``(assignment id, message)``."""
+async def take_events(connection: AsyncConnection, replica: str) -> list[tuple[int, str, str]]:
+    """Read and delete the oldest events for ``replica``: ``(id, assignment id, message)``."""
     result = await connection.execute(_TAKE_EVENTS, {"t_replica": replica})
-    return [(row.assignment_id, row.message) for row in sorted(result.all())]
+    return sorted((row.id, row.assignment_id, row.message) for row in result.all())
+
+
+async def ack_events(connection: AsyncConnection, replica: str, ids: list[int]) -> None:
+    """Delete the events ``ids`` of ``replica`` (delivered from their notifications; those
+    moved to another replica meanwhile stay, for it)."""
+    await connection.execute(_ACK_EVENTS, {"k_replica": replica, "k_ids": ids})
 
 
 def _take_events() -> ReturningDelete[Any, Any, Any]:
@@ -136,3 +145,7 @@ def _take_events() -> ReturningDelete[Any, Any, Any]:
 
 
 _TAKE_EVENTS = _take_events()
+_ACK_EVENTS = delete(EVENTS).where(
+    EVENTS.c.replica == bindparam("k_replica", type_=Text),
+    EVENTS.c.id == any_(bindparam("k_ids", type_=ARRAY(Integer))),
+)

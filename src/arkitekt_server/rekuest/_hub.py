@@ -11,7 +11,8 @@ result not yet acknowledged) keeps it. A caller whose connection drops may recon
 
 On PostgreSQL (several replicas, :attr:`Dispatcher.cluster` set) a call no agent connected here
 takes is *forwarded*: its row waits (``queued``) until the replica of a providing agent claims
-it (:meth:`Hub.claimed`); its answers come back as events (:meth:`Hub.deliver`).
+it (:meth:`Hub.claimed`), or is handed to one such replica at once; its answers come back as
+events (:meth:`Hub.deliver`).
 
 Time comes from the injected ``clock``; the time limits are enforced by :meth:`Hub.expire`,
 which the service's periodic loop calls.

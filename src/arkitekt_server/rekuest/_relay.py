@@ -6,6 +6,8 @@ provide, reads the events other replicas sent it, queues again the rows of dead 
 fails those that waited in vain, and keeps the directory of agents online on other replicas.
 ``LISTEN`` on a dedicated connection wakes it at once; a periodic re-scan
 (``rekuest_rescan_seconds``) does everything anyway, so a missed notification only delays.
+On a call's usual path nothing here touches the database: the call is handed to this replica
+and its answers carried to the caller's in their notifications (:mod:`._inbox`).
 The SQL is in :mod:`~arkitekt_server.rekuest._claims` and
 :mod:`~arkitekt_server.rekuest._events`.
 """
@@ -13,8 +15,8 @@ The SQL is in :mod:`~arkitekt_server.rekuest._claims` and
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -27,8 +29,9 @@ from sqlalchemy import make_url
 from arkitekt.protocol.rekuest import MessageError
 from arkitekt_server._db import Database, utcnow
 from arkitekt_server.rekuest import _claims as claims
-from arkitekt_server.rekuest._events import post, take_events
+from arkitekt_server.rekuest._events import ack_events, post, take_events
 from arkitekt_server.rekuest._held import HeldConnection
+from arkitekt_server.rekuest._inbox import Inbox, handed
 from arkitekt_server.rekuest._restore import restore
 from arkitekt_server.rekuest._store import Store
 
@@ -40,7 +43,12 @@ __all__ = ["CHANNEL", "Relay", "RemoteCaller"]
 log = logging.getLogger("arkitekt_server.rekuest")
 
 CHANNEL = claims.CHANNEL
-_ALL = frozenset({"reap", "agents", "work", "events"})
+ACK_SECONDS = 0.05
+"""How long the rows of events delivered from their notifications wait to be deleted (then
+all of them in one statement, off the calls' path)."""
+REMEMBERED_HANDOFFS = 100_000
+"""How many ids of rows handed to this replica it remembers (to dispatch each once)."""
+_ALL = frozenset({"reap", "agents", "work", "acks", "events"})
 
 
 class RemoteCaller:
@@ -97,6 +105,9 @@ class Relay:
         self._endings: list[tuple[str, str, str]] = []
         self._woken = anyio.Event()
         self._reads = HeldConnection(database.engine, autocommit=True)  # claims, events
+        self.inbox = Inbox(hub.deliver)
+        self._ack_at = math.inf  # when the delivered events' rows are deleted
+        self._handed: dict[str, None] = {}  # ids of rows handed here lately, oldest first
         hub.cluster = self
         hub.store.channel = CHANNEL
 
@@ -127,6 +138,8 @@ class Relay:
         await self.hub.store.flush()  # what this replica finished, first
         async with self.database.engine.begin() as connection:
             rows, pending = await claims.resume(connection, self.replica, ids, caller_pk)
+        if pending:  # their older answers are rows to read: newer ones wait for them
+            self.inbox.missed()
         return list(rows), pending
 
     # -- the loop ------------------------------------------------------------------------------
@@ -142,14 +155,20 @@ class Relay:
         next_scan = 0.0
         try:
             while True:
-                with anyio.move_on_after(max(0.0, min(next_beat, next_scan) - self.clock())):
+                wait = min(next_beat, next_scan, self._ack_at) - self.clock()
+                with anyio.move_on_after(max(0.0, wait)):
                     await self._woken.wait()
                 self._woken = anyio.Event()
                 due, self._due = self._due, set()
+                if self.clock() >= self._ack_at:
+                    self._ack_at = math.inf
+                    due.add("acks")
                 try:
                     # a round that began finishes: a cancelled query would orphan its connection
                     with anyio.CancelScope(shield=True):
                         if listener is None or listener.is_closed():
+                            self.inbox.missed()  # (while it was away)
+                            due |= {"events", "work"}  # (handoffs missed meanwhile)
                             listener = await self._listen()
                         if self.clock() >= next_beat:
                             next_beat = self.clock() + self.lease / 3
@@ -182,20 +201,39 @@ class Relay:
             await self._refresh()
         if "work" in due:
             await self._claim()
+        if "acks" in due:
+            await self._acks()
         if "events" in due:
             await self._events()
 
     async def _listen(self) -> Any:
         url = make_url(self.database.url).set(drivername="postgresql")
         connection = await asyncpg.connect(url.render_as_string(hide_password=False))
-        await connection.add_listener(CHANNEL, self._notified)
+        await connection.add_listener(CHANNEL, self.notified)
         return connection
 
-    def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+    def notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        """The listener's callback: a notification on :data:`CHANNEL`."""
+        mine = f"e:{self.replica}"
         if payload in ("work", "agents"):
             self.wake(payload)
-        elif payload == f"e:{self.replica}":
+        elif payload == mine:  # its events are too big to be carried: read them
+            self.inbox.missed()
             self.wake("events")
+        elif payload.startswith(f"a:{self.replica}:"):  # a call handed to this replica
+            row = handed(payload[len(f"a:{self.replica}:") :])
+            if row is not None and self._first(row.id):
+                try:
+                    self.hub.claimed([row])
+                except Exception:  # (its re-scan claims it, or any replica once leased out)
+                    log.exception("rekuest: could not dispatch a call handed to this replica")
+        elif payload.startswith(mine + ":"):
+            if self.inbox.carried(payload[len(mine) + 1 :]):
+                if self._ack_at == math.inf:  # the loop learns when to delete their rows
+                    self._ack_at = self.clock() + ACK_SECONDS
+                    self._woken.set()
+            elif self.inbox.behind:
+                self.wake("events")
 
     async def _expire(self) -> None:
         endings, self._endings = self._endings, []
@@ -214,30 +252,54 @@ class Relay:
         async with self.database.engine.begin() as connection:
             await claims.heartbeat(connection, self.replica, self.lease_until())
 
+    def _first(self, id: str) -> bool:
+        """Whether the row ``id`` is new here: handed (:mod:`._inbox`) or claimed, each row is
+        dispatched once (a claim may take a row handed here before its handoff comes)."""
+        if id in self._handed:
+            return False
+        self._handed[id] = None
+        if len(self._handed) > REMEMBERED_HANDOFFS:
+            del self._handed[next(iter(self._handed))]
+        return True
+
     async def _claim(self) -> None:
         wanted = self.hub.agents.local_selectors()
         if not wanted:
             return
-        async with self._reads.use() as connection:  # one statement: no BEGIN, no COMMIT
-            rows = await claims.claim(connection, self.replica, wanted, self.lease_until())
-        if rows:
-            self.hub.claimed(list(rows))
+        store = self.hub.store
+        # A row handed here stays queued until its dispatch is written, so a claim may take
+        # it: one finished here meanwhile is written by then, or pending (and then skipped).
+        async with store.idle():
+            async with self._reads.use() as connection:  # one statement: no BEGIN, no COMMIT
+                rows = await claims.claim(
+                    connection, self.replica, wanted, self.lease_until(), self.now()
+                )
+            pending = store.pending()
+        fresh = [row for row in rows if row.id in self.hub.jobs or row.id not in pending]
+        for row in fresh:
+            self._first(row.id)  # its handoff, if it comes later, is not dispatched again
+        if fresh:
+            self.hub.claimed(fresh)
         if len(rows) == claims.CLAIM_BATCH:
             self.wake("work")
 
     async def _events(self) -> None:
         while True:
+            generation = self.inbox.generation
             async with self._reads.use() as connection:
                 events = await take_events(connection, self.replica)
-            for _, text in events:
-                try:
-                    message = json.loads(text)
-                except ValueError:
-                    continue
-                if isinstance(message, dict):
-                    self.hub.deliver(message)
-            if len(events) < claims.CLAIM_BATCH:
+            complete = len(events) < claims.CLAIM_BATCH
+            if self.inbox.read(events, generation, complete=complete):
+                self.wake("acks")
+            if complete and not self.inbox.behind:
                 return
+
+    async def _acks(self) -> None:
+        ids = sorted(self.inbox.unacked)
+        if ids:
+            async with self._reads.use() as connection:
+                await ack_events(connection, self.replica, ids)
+            self.inbox.acked(ids)
 
     async def _reap(self) -> None:
         now = self.now()

@@ -5,11 +5,13 @@ replicas, and giving a row back when its agent leaves. :class:`~._hub.Hub` build
 from __future__ import annotations
 
 import datetime as dt
+import random
 from typing import Any
 
 from arkitekt_server._db import utcnow
 from arkitekt_server.rekuest._binding import choose
 from arkitekt_server.rekuest._dispatch import Dispatcher
+from arkitekt_server.rekuest._inbox import handoff
 from arkitekt_server.rekuest._peer import Peer
 from arkitekt_server.rekuest._restore import job_of
 from arkitekt_server.rekuest._state import Assignment
@@ -94,7 +96,8 @@ class Replicas(Dispatcher):
         return job
 
     def _forward(self, job: Assignment) -> None:
-        """Store a call for an agent of any replica (whichever claims it)."""
+        """Store a call for an agent of another replica: handed to the replica of one that
+        provides it (:mod:`._inbox`), or queued for whichever claims it."""
         assert self.cluster is not None
         job.remote = True
         self.admit(job)
@@ -106,6 +109,15 @@ class Replicas(Dispatcher):
         until = utcnow() + dt.timedelta(seconds=job.wait + self.agent_grace)
         row = job.row("queued")
         row.update(caller_replica=self.cluster.replica, wait_until=until)
+        providers = self.agents.providing_elsewhere(job.function, job.selector)
+        replicas = sorted({agent.replica for agent in providers if agent.replica is not None})
+        if replicas:
+            target = random.choice(replicas)  # noqa: S311 -- spreading load, not a secret
+            text = handoff(target, row)
+            if text is not None:  # queued, but for it alone while the lease holds
+                lease = self.cluster.lease_until()
+                self.store.insert({**row, "replica": target, "lease_until": lease}, text)
+                return
         self.store.insert(row)
         self.store.notify("work")
 

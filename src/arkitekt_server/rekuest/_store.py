@@ -13,31 +13,25 @@ writes what is left, waiting out a database another process keeps locked (up to
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import anyio
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from arkitekt.protocol.rekuest import encode
 from arkitekt_server._db import Database, utcnow
 from arkitekt_server._dbfaults import is_unavailable
 from arkitekt_server._logs import Outage
+from arkitekt_server.rekuest._batch import foldable, write_batch
 from arkitekt_server.rekuest._events import forget, post
 from arkitekt_server.rekuest._held import HeldConnection
-from arkitekt_server.rekuest._models import (
-    ACTIVE,
-    FINISHED,
-    AgentRow,
-    AssignmentRow,
-    DefinitionRow,
-    LogRow,
-)
+from arkitekt_server.rekuest._models import FINISHED, AssignmentRow, LogRow
+from arkitekt_server.rekuest._records import AgentRecords
 from arkitekt_server.rekuest._writes import group, insert_new, refused, update_of
 
 __all__ = ["CLOSE_SECONDS", "LAZY_SECONDS", "Store"]
@@ -58,7 +52,7 @@ _LOGS = cast(Table, LogRow.__table__)
 _COLUMNS = [column.name for column in _ASSIGNMENTS.columns]
 
 
-class Store:
+class Store(AgentRecords):
     """Buffers assignment changes and commits them in batches.
 
     Args:
@@ -68,32 +62,35 @@ class Store:
     """
 
     def __init__(self, database: Database, interval: float = 0.005) -> None:
-        self.database = database
+        super().__init__(database)
         self.interval = interval
         self._held: HeldConnection | None = None
         if database.dialect == "postgresql":  # batches are on the path between replicas
-            self._held = HeldConnection(database.engine)
+            self._held = HeldConnection(database.engine, autocommit=True)
         self._inserts: dict[str, dict[str, Any]] = {}
         self._updates: dict[str, dict[str, Any]] = {}
         self._logs: list[dict[str, Any]] = []
         self._events: list[tuple[str, str, str]] = []  # (to, assignment id, message)
         self._notices: set[str] = set()
+        self._handoffs: dict[str, str] = {}  # insert id -> its notification, once stored
         self._callbacks: list[Callable[[], None]] = []
         self._changed = anyio.Event()  # any change
         self._dirty = anyio.Event()  # a change to write now (not lazy)
         self._lock = anyio.Lock()
         self.on_duplicate: Callable[[str], None] | None = None
         """Told the id of an insert that was not stored: that id was stored before."""
-        self.channel: str | None = None
-        """PostgreSQL: the channel replicas are notified on (events and notices need it)."""
 
     # -- recording (sync, in memory) ---------------------------------------------------------
-    def insert(self, row: dict[str, Any]) -> None:
-        """Record a new assignment (keys: any columns; the rest take their defaults)."""
+    def insert(self, row: dict[str, Any], handoff: str | None = None) -> None:
+        """Record a new assignment (keys: any columns; the rest take their defaults), and the
+        notification ``handoff`` to send once it is stored (PostgreSQL; not if its id was
+        stored before, and at most once)."""
         full = dict.fromkeys(_COLUMNS)
         full.update(attempts=0, stream=False, events=False, created_at=utcnow())
         full.update(row)
         self._inserts[row["id"]] = full
+        if handoff is not None:
+            self._handoffs[row["id"]] = handoff
         self._wake()
 
     def update(
@@ -217,12 +214,15 @@ class Store:
             callbacks, self._callbacks = self._callbacks, []
             events, self._events = self._events, []
             notices, self._notices = self._notices, set()
+            handoffs, self._handoffs = self._handoffs, {}
             if not (inserts or updates or logs or callbacks or events or notices):
                 return
             try:
                 with anyio.CancelScope(shield=True):  # never half-way: see the module
                     try:
-                        duplicates = await self._write(inserts, updates, logs, events, notices)
+                        duplicates = await self._write(
+                            inserts, updates, logs, events, notices, handoffs
+                        )
                     except Exception as error:
                         if not refused(error):
                             raise
@@ -235,6 +235,7 @@ class Store:
                 self._restore(inserts, updates, logs, callbacks)
                 self._events[:0] = events
                 self._notices |= notices
+                self._handoffs = handoffs | self._handoffs
                 raise
             for id in duplicates:
                 self._updates.pop(id, None)  # changes of the refused call, not of the stored one
@@ -254,16 +255,28 @@ class Store:
         logs: list[dict[str, Any]],
         events: list[tuple[str, str, str]] | None = None,
         notices: set[str] | None = None,
+        handoffs: dict[str, str] | None = None,
     ) -> list[str]:
-        """Write one batch in one transaction; returns the ids of inserts stored before."""
-        async with self._transaction() as connection:
+        """Write one batch in one transaction; returns the ids of inserts stored before.
+
+        On PostgreSQL most batches are one statement (:mod:`~._batch`). A batch written row
+        by row sends no handoffs: their rows' replica finds them when it re-scans.
+        """
+        events, notices, handoffs = events or [], notices or set(), handoffs or {}
+        if self._held is not None and foldable(inserts, updates, events):
+            async with self._held.use() as connection:
+                return await write_batch(
+                    connection, inserts, updates, logs, events, notices, self.channel, handoffs
+                )
+        async with self.database.engine.begin() as connection:
             duplicates = await insert_new(connection, inserts)
             for keys, changes in group(updates).items():
                 await connection.execute(update_of(keys), changes)
             if logs:
                 await connection.execute(insert(_LOGS), logs)
-            if self.channel is not None and (events or notices):
-                await post(connection, self.channel, events or [], notices or set())
+            told = notices | {text for id, text in handoffs.items() if id not in duplicates}
+            if self.channel is not None and (events or told):
+                await post(connection, self.channel, events, told)
         return duplicates
 
     async def _write_each(
@@ -304,11 +317,6 @@ class Store:
             del logs[0]
         return duplicates
 
-    def _transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        if self._held is not None:
-            return self._held.use()
-        return self.database.engine.begin()
-
     def _restore(
         self,
         inserts: dict[str, dict[str, Any]],
@@ -327,76 +335,17 @@ class Store:
         self._callbacks[:0] = callbacks
         self._wake()
 
-    # -- direct reads and writes (rare) --------------------------------------------------------
-    async def save_agent(
-        self,
-        key: str,
-        client_pk: int,
-        name: str,
-        instance: str,
-        definitions: list[dict[str, Any]],
-        replica: str | None = None,
-    ) -> None:
-        """Record an agent (connected to ``replica``) and replace its definitions."""
-        async with self.database.sessions() as session:
-            row = await session.scalar(select(AgentRow).where(AgentRow.key == key))
-            if row is None:
-                row = AgentRow(key=key, client_pk=client_pk, name=name, instance=instance)
-                session.add(row)
-                await session.flush()
-            row.connected = True
-            row.replica = replica
-            row.last_seen = utcnow()
-            existing = {
-                d.name: d
-                for d in await session.scalars(
-                    select(DefinitionRow).where(DefinitionRow.agent_id == row.id)
-                )
-            }
-            for definition in definitions:
-                old = existing.pop(definition["name"], None)
-                if old is None:
-                    session.add(
-                        DefinitionRow(
-                            agent_id=row.id, name=definition["name"], definition=definition
-                        )
-                    )
-                else:
-                    old.definition = definition
-            for stale in existing.values():
-                await session.delete(stale)
-            if self.channel is not None:
-                await post(await session.connection(), self.channel, [], {"agents"})
-            await session.commit()
+    def pending(self) -> set[str]:
+        """The ids of assignments with changes not written yet (not those being written)."""
+        return set(self._inserts) | set(self._updates)
 
-    async def mark_disconnected(self, key: str, replica: str | None = None) -> None:
-        """Record that an agent went offline (from ``replica``: not if it moved on to another)."""
-        async with self.database.sessions() as session:
-            await session.execute(
-                update(AgentRow)
-                .where(AgentRow.key == key, AgentRow.replica.is_not_distinct_from(replica))
-                .values(connected=False, last_seen=utcnow())
-            )
-            if self.channel is not None:
-                await post(await session.connection(), self.channel, [], {"agents"})
-            await session.commit()
+    @contextlib.asynccontextmanager
+    async def idle(self) -> AsyncIterator[None]:
+        """While in it, no batch is being written (what is not pending is in the database)."""
+        async with self._lock:
+            yield
 
-    async def load(self) -> tuple[list[AgentRow], list[DefinitionRow], list[AssignmentRow]]:
-        """Every agent, every definition, and the assignments that are not finished."""
-        async with self.database.sessions() as session:
-            await session.execute(update(AgentRow).values(connected=False))
-            await session.commit()
-            agents = list(await session.scalars(select(AgentRow)))
-            definitions = list(await session.scalars(select(DefinitionRow)))
-            active = list(
-                await session.scalars(
-                    select(AssignmentRow)
-                    .where(AssignmentRow.status.in_(ACTIVE))
-                    .order_by(AssignmentRow.created_at)
-                )
-            )
-        return agents, definitions, active
-
+    # -- direct reads and writes (rare; the agents' in :class:`AgentRecords`) -------------------
     async def prune(self, retention_seconds: float) -> int:
         """Delete assignments (and their log lines) finished more than ``retention_seconds`` ago.
 

@@ -107,8 +107,8 @@ async def prefetch(image: Image, client: httpx.AsyncClient) -> None:
         image._zarr_json = response.content
 
 
-def open_data(image: Image, store: Any) -> xr.DataArray:
-    """The pixels of ``image`` in ``store`` as a lazy, dask-backed (c, t, z, y, x) array.
+def open_data(image: Image, store: Any, level: int = 0) -> xr.DataArray:
+    """Pyramid level ``level`` of ``image`` in ``store`` as a lazy (c, t, z, y, x) array.
 
     The store is read through a :class:`~arkitekt.mikro._checked.CheckedStore`: its metadata
     must match the image's record and each chunk is bounded by it.
@@ -122,10 +122,13 @@ def open_data(image: Image, store: Any) -> xr.DataArray:
     import zarr
 
     from arkitekt.mikro._checked import CheckedStore
+    from arkitekt.mikro._ome import level_path, stored_axes
 
-    array = zarr.open_array(CheckedStore(store, image), mode="r", zarr_format=3)
+    path = level_path(image, level)  # level n of the OME-Zarr group, (t, c, z, y, x)
+    array = zarr.open_array(CheckedStore(store, image), mode="r", zarr_format=3, path=path)
     blocks = read_blocks(tuple(array.chunks), tuple(array.shape), array.dtype.itemsize)
-    lazy = da.from_array(array, chunks=blocks, lock=False, name=f"mikro-{image.id}")  # type: ignore[no-untyped-call]
+    lazy = da.from_array(array, chunks=blocks, lock=False, name=f"mikro-{image.id}-{path}")  # type: ignore[no-untyped-call]
+    lazy = lazy.transpose(stored_axes(image))  # lazily (c, t, z, y, x)
     return xr.DataArray(
         lazy,
         dims=DIMS,

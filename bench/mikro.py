@@ -3,9 +3,11 @@
 Cases, all in one run, in rotating order per round (the figures are medians over rounds):
 
 - ``ndarray.tofile``: the raw array to a file, the disk's limit;
-- ``direct zarr``: ``zarr.create_array(...)[:] = data`` with the codec and chunks mikro uses;
+- ``direct zarr``: ``zarr.create_array(...)[:] = data`` with the codec and chunks mikro uses:
+  level 0 alone, no pyramid and no OME metadata;
 - ``from_xarray local`` / ``from_xarray http``: the full API call against an embedded server
-  (grant, zarr v3 write, verification, image row), one per datalayer;
+  (grant, the OME-Zarr image with its pyramid, verification, image row), one per datalayer
+  (for this shape: 3 levels, 1024 x 2048, 512 x 1024, 256 x 512: 1.31x the bytes of level 0);
 - ``http, server process``: the http datalayer against ``arkitekt server`` in its own process,
   as deployed (the embedded server shares this process's GIL with the client's compression).
 
@@ -14,7 +16,8 @@ The array is a camera-like stack: Poisson noise (lambda = 100), uint16, shape
 zarr read of the same store. Peak RSS is measured in a child process (client only; the server
 runs here) that uploads a 4 GiB dask-backed array.
 
-Targets (issue 5): local >= 0.9x direct zarr, http >= 0.6x direct zarr, peak RSS < 1 GiB.
+Targets (issues 5 and 11): local >= 0.9x direct zarr (issue 11, with the pyramid: >= 0.8x),
+http >= 0.6x direct zarr, peak RSS < 1 GiB.
 """
 
 from __future__ import annotations
@@ -320,7 +323,8 @@ def _report(
     apart = _ratio(times, "http, server process")
     peak = max(result["peak"] for result in rss.values()) / MIB
     print(
-        f"\ntargets: local {local:.2f}x (>= 0.9x) {'ok' if local >= 0.9 else 'MISSED'}; "
+        f"\ntargets: local with the pyramid {local:.2f}x (>= 0.8x) "
+        f"{'ok' if local >= 0.8 else 'MISSED'}; "
         f"http {http:.2f}x in-process, {apart:.2f}x server process (>= 0.6x) "
         f"{'ok' if max(http, apart) >= 0.6 else 'MISSED'}; "
         f"peak RSS {peak:,.0f} MiB (< 1024 MiB) {'ok' if peak < 1024 else 'MISSED'}"

@@ -215,3 +215,23 @@ def test_an_interrupted_pyramid_upload_leaves_nothing_visible(
 
         assert search_images(unique).total == 0
         assert leftovers() == set()  # no half-written level of it is left either
+
+
+@pytest.mark.sqlite_only(_PIXELS_ONLY)
+def test_each_level_is_read_only_while_its_store_matches_the_record(
+    connect: Callable[..., App],
+) -> None:
+    from arkitekt.errors import MikroError
+
+    data = np.arange(600 * 20, dtype=np.uint16).reshape(600, 20)
+    with connect():
+        image = from_xarray(xr.DataArray(data, dims=["y", "x"]), name="tampered level")
+        assert image.local_path is not None
+        level = Path(image.local_path) / "1" / "zarr.json"
+        meta = json.loads(level.read_text())
+        meta["chunk_grid"]["configuration"]["chunk_shape"] = [1, 1, 1, 600, 20]
+        level.write_text(json.dumps(meta))  # changed after the upload
+        again = get_image(image.id)
+        with pytest.raises(MikroError, match=r"1/zarr\.json: chunks is"):
+            again.level(1).values  # noqa: B018
+        assert np.array_equal(again.data.values[0, 0, 0], data)  # level 0 is untouched

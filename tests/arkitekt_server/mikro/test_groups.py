@@ -199,3 +199,38 @@ def test_the_thumbnail_comes_from_the_smallest_level(http: httpx.Client) -> None
     thumbnail = http.get(f"/images/{grant['id']}/thumbnail.png")
     assert thumbnail.status_code == 200, thumbnail.text
     assert Image.open(io.BytesIO(thumbnail.content)).size == (10, 150)  # level 1: 10 x 150
+
+
+def test_a_pyramid_store_without_its_record_is_adopted_with_every_level(tmp_path: Path) -> None:
+    import asyncio
+    import uuid
+
+    from sqlalchemy import select
+
+    from arkitekt_server._app import load_services
+    from arkitekt_server._db import Database
+    from arkitekt_server.mikro import _housekeeping as housekeeping
+    from arkitekt_server.mikro._models import ImageRow
+
+    load_services()
+    layout = Layout(tmp_path)
+    layout.create()
+    image_id = str(uuid.uuid4())
+    for key, value in _keys().items():  # a lost database, and no record beside the store
+        (layout.store(image_id) / key).parent.mkdir(parents=True, exist_ok=True)
+        (layout.store(image_id) / key).write_bytes(value)
+
+    async def adopt() -> tuple[housekeeping.AdoptReport, ImageRow]:
+        database = Database.in_dir(tmp_path)
+        try:
+            await database.create_tables()
+            async with database.sessions() as session:
+                report = await housekeeping.adopt_stores(session, layout)
+                return report, (await session.scalars(select(ImageRow))).one()
+        finally:
+            await database.dispose()
+
+    report, row = asyncio.run(adopt())
+    assert report.adopted == [image_id]
+    assert [level["chunks"] for level in row.levels or []] == LEVEL_CHUNKS
+    assert all(level["sha256"] for level in row.levels or [])

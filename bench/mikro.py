@@ -7,7 +7,7 @@ Cases, all in one run, in rotating order per round (the figures are medians over
   level 0 alone, no pyramid and no OME metadata;
 - ``from_xarray local`` / ``from_xarray http``: the full API call against an embedded server
   (grant, the OME-Zarr image with its pyramid, verification, image row), one per datalayer
-  (for this shape: 3 levels, 1024 x 2048, 512 x 1024, 256 x 512: 1.31x the bytes of level 0);
+  (for this shape 4 levels, 1024 x 2048 down to 128 x 256: 1.33x the bytes of level 0);
 - ``http, server process``: the http datalayer against ``arkitekt server`` in its own process,
   as deployed (the embedded server shares this process's GIL with the client's compression).
 

@@ -168,9 +168,9 @@ async def write_array(
             else:
                 block = np.asarray(data[region])
             window.add(region[0].start, level_block(block, smallest))
-            for level, array in enumerate(arrays):
-                where, part = on_disk(region, block, level)
-                await array.setitem(where, part)
+            async with anyio.create_task_group() as levels:  # every level of it at once
+                for level, array in enumerate(arrays):
+                    levels.start_soon(array.setitem, *on_disk(region, block, level))
             progress.advance(block.nbytes)
             del block
         finally:

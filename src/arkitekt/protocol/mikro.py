@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from arkitekt.protocol.ome import level_count
+from arkitekt.protocol.ome import level_count, level_shape
 from arkitekt.protocol.text import ECHO_CHARS, STORABLE, StoredText, echo, unstorable
 
 if TYPE_CHECKING:
@@ -253,8 +253,8 @@ class UploadRequest(ImageFields):
     level_chunks: list[Shape5] = Field(
         default_factory=list,
         max_length=64,
-        description="The chunks of each pyramid level (level 0: chunks); may be left out for "
-        "an image of one level.",
+        description="The chunks of each pyramid level (level 0: chunks); left out: level 0's "
+        "chunks with y and x halved level by level.",
     )
     dtype: str
     datalayer: Datalayer | None = Field(
@@ -298,8 +298,8 @@ class UploadRequest(ImageFields):
                 f"bytes; one chunk may hold at most {MAX_CHUNK_BYTES}"
             )
         levels = level_count(self.shape)
-        if not self.level_chunks and levels == 1:
-            self.level_chunks = [self.chunks]
+        if not self.level_chunks:  # level 0's chunks, y and x halved level by level
+            self.level_chunks = [level_shape(self.chunks, n) for n in range(levels)]
         if len(self.level_chunks) != levels or self.level_chunks[0] != self.chunks:
             raise ValueError(
                 f"level_chunks must give the chunks of each of the {levels} level(s) of an "

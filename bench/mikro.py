@@ -3,9 +3,11 @@
 Cases, all in one run, in rotating order per round (the figures are medians over rounds):
 
 - ``ndarray.tofile``: the raw array to a file, the disk's limit;
-- ``direct zarr``: ``zarr.create_array(...)[:] = data`` with the codec and chunks mikro uses;
+- ``direct zarr``: ``zarr.create_array(...)[:] = data`` with the codec and chunks mikro uses:
+  level 0 alone, no pyramid and no OME metadata;
 - ``from_xarray local`` / ``from_xarray http``: the full API call against an embedded server
-  (grant, zarr v3 write, verification, image row), one per datalayer;
+  (grant, the OME-Zarr image with its pyramid, verification, image row), one per datalayer
+  (for this shape 4 levels, 1024 x 2048 down to 128 x 256: 1.33x the bytes of level 0);
 - ``http, server process``: the http datalayer against ``arkitekt server`` in its own process,
   as deployed (the embedded server shares this process's GIL with the client's compression).
 
@@ -15,9 +17,9 @@ zarr read of the same store, through each datalayer: ``local``, ``http`` against
 server, and ``http, server process``. Peak RSS is measured in a child process (client only;
 the server runs here) that uploads a 4 GiB dask-backed array.
 
-Targets: local >= 0.9x direct zarr, http >= 0.6x direct zarr, peak RSS < 1 GiB (issue 5);
-http with the server in its own process >= 0.8x, read-back local >= 0.9x and http (server
-process) >= 0.6x of a direct zarr read (issue 11).
+Targets: the upload with its pyramid through ``local`` >= 0.8x direct zarr writing level 0 only
+and through ``http`` (server in its own process) >= 0.8x, peak RSS < 1 GiB; read-back of level
+0 through ``local`` >= 0.9x and ``http`` (server process) >= 0.6x of a direct zarr read.
 """
 
 from __future__ import annotations
@@ -331,8 +333,8 @@ def _report(
         return f"{ratio:.2f}x (>= {target}x) {'ok' if ratio >= target else 'MISSED'}"
 
     print(
-        f"\ntargets: upload local {verdict(local, 0.9)}; http {http:.2f}x in-process, "
-        f"server process {verdict(apart, 0.8)}; "
+        f"\ntargets: upload local with the pyramid {verdict(local, 0.8)}; http {http:.2f}x "
+        f"in-process, server process {verdict(apart, 0.8)}; "
         f"peak RSS {peak:,.0f} MiB (< 1024 MiB) {'ok' if peak < 1024 else 'MISSED'}; "
         f"read-back local {verdict(read_local, 0.9)}, "
         f"http server process {verdict(read_apart, 0.6)}"

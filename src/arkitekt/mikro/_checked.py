@@ -1,8 +1,8 @@
 """Reads checked against the image's record, whatever store the pixels come from.
 
-The store's ``zarr.json`` (the bucket's, the server's, a disk's) must describe the array the
-server's record names, and every chunk must declare exactly the chunk's decoded size before
-zarr decodes it.
+Each level array's ``zarr.json`` in the store (the bucket's, the server's, a disk's) must
+describe the level the server's record names (shape, chunks, dtype), and every chunk must
+declare exactly its level's chunk size before zarr decodes it.
 
 The record is what the server verified at upload; the store is what is there now (an uploader's
 credentials may rewrite a bucket's keys for a while after the upload finished). So a read never
@@ -24,6 +24,7 @@ from zarr.storage import WrapperStore
 from arkitekt.errors import MikroError
 from arkitekt.protocol.chunks import META_MAX_BYTES, ChunkError, Pipeline
 from arkitekt.protocol.mikro import DTYPES
+from arkitekt.protocol.ome import disk_order, level_shape
 from arkitekt.protocol.text import echo
 
 if TYPE_CHECKING:
@@ -35,9 +36,10 @@ __all__ = ["CheckedStore"]
 class CheckedStore(WrapperStore[Store]):
     """A read-only view of ``store`` checked against ``image`` (see the module docstring).
 
-    ``zarr.json`` is read once, checked and kept (a later change of it is not seen); every other
-    key is checked by the codecs' :class:`~arkitekt.protocol.chunks.Pipeline` before it is
-    returned.
+    Each level's ``<n>/zarr.json`` (a store from before pyramids: the root's) is read once,
+    checked and kept (a later change of it is not seen); every chunk is checked by its level's
+    codecs' :class:`~arkitekt.protocol.chunks.Pipeline` before it is returned. The group's own
+    ``zarr.json`` is passed on within its size bound.
 
     Raises:
         MikroError: (from reads) naming the image and what does not match its record.
@@ -47,12 +49,13 @@ class CheckedStore(WrapperStore[Store]):
     def __init__(self, store: Store, image: ImageRecord) -> None:
         super().__init__(store)
         self.image = image
-        self._meta: bytes | None = None
-        self._pipeline: Pipeline | None = None
+        self._arrays = _arrays(image)
+        self._meta: dict[str, bytes] = {}
+        self._pipelines: dict[str, Pipeline] = {}
 
     def _wrap(self, store: Store) -> CheckedStore:
         checked = type(self)(store, self.image)
-        checked._meta, checked._pipeline = self._meta, self._pipeline
+        checked._meta, checked._pipelines = self._meta, self._pipelines
         return checked
 
     def with_read_only(self, read_only: bool = False) -> CheckedStore:
@@ -65,8 +68,9 @@ class CheckedStore(WrapperStore[Store]):
             "it is not read (was it changed after the upload?)"
         )
 
-    def _check_meta(self, data: bytes) -> Pipeline:
+    def _check_meta(self, prefix: str, data: bytes) -> Pipeline:
         image = self.image
+        shape, chunks = self._arrays[prefix]
         if len(data) > META_MAX_BYTES or image.dtype not in DTYPES:
             raise self._refuse(f"zarr.json is over {META_MAX_BYTES} bytes or the dtype unknown")
         try:
@@ -78,17 +82,15 @@ class CheckedStore(WrapperStore[Store]):
             }
         except (ValueError, RecursionError, TypeError, KeyError, AttributeError) as error:
             raise self._refuse(f"zarr.json is malformed ({echo(error)})") from None
-        expected = {
-            "shape": list(image.shape),
-            "chunks": list(image.chunks),
-            "dtype": image.dtype,
-        }
+        expected = {"shape": shape, "chunks": chunks, "dtype": image.dtype}
         for field, value in expected.items():
             if found[field] != value:
-                raise self._refuse(f"{field} is {echo(found[field])}, the record says {value}")
+                raise self._refuse(
+                    f"{prefix}zarr.json: {field} is {echo(found[field])}, the record says {value}"
+                )
         import numpy as np
 
-        raw = math.prod(image.chunks) * np.dtype(image.dtype).itemsize
+        raw = math.prod(chunks) * np.dtype(image.dtype).itemsize
         try:
             return Pipeline.from_metadata(meta, raw)
         except ChunkError as error:
@@ -100,25 +102,33 @@ class CheckedStore(WrapperStore[Store]):
         prototype: BufferPrototype | None = None,
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
-        """One key: ``zarr.json`` checked once and kept, a chunk checked before it is returned."""
+        """One key: a level's ``zarr.json`` checked once and kept, a chunk checked first."""
         prototype = prototype or default_buffer_prototype()
-        if key == "zarr.json":
-            if self._meta is None:
+        if key.endswith("zarr.json") and key[: -len("zarr.json")] in self._arrays:
+            prefix = key[: -len("zarr.json")]
+            if prefix not in self._meta:
                 found = await self._store.get(key, prototype)
                 if found is None:
                     return None
                 data = found.to_bytes()
-                self._pipeline = self._check_meta(data)
-                self._meta = data
-            return prototype.buffer.from_bytes(self._meta)
-        if self._pipeline is None:
-            raise self._refuse("a chunk was asked for before zarr.json was read")
+                self._pipelines[prefix] = self._check_meta(prefix, data)
+                self._meta[prefix] = data
+            return prototype.buffer.from_bytes(self._meta[prefix])
+        if key == "zarr.json":  # the image group's attributes (no chunk is sized by them)
+            found = await self._store.get(key, prototype)
+            if found is not None and len(found) > META_MAX_BYTES:
+                raise self._refuse(f"zarr.json is over {META_MAX_BYTES} bytes")
+            return found
+        prefix = key.split("/", 1)[0] + "/" if self.image.level_chunks else ""
+        pipeline = self._pipelines.get(prefix)
+        if pipeline is None:
+            raise self._refuse(f"{key!r} was asked for before its array's zarr.json was read")
         found = await self._store.get(key, prototype)  # whole: its header is checked
         if found is None:
             return None
         data = found.to_bytes()
         try:
-            self._pipeline.check_chunk(key, data)
+            pipeline.check_chunk(key, data)
         except ChunkError as error:
             raise self._refuse(str(error)) from None
         if byte_range is not None:  # not asked for by these arrays (no sharding)
@@ -143,3 +153,17 @@ class CheckedStore(WrapperStore[Store]):
 
     def __hash__(self) -> int:
         return hash(self._store)
+
+
+def _arrays(image: ImageRecord) -> dict[str, tuple[list[int], list[int]]]:
+    """The key prefix of each array of the image's store with its shape and chunks as stored.
+
+    ``<n>/`` for level ``n`` (t, c, z, y, x), or ``""`` for a store from before pyramids (one
+    array at the root, (c, t, z, y, x)).
+    """
+    if not image.level_chunks:
+        return {"": (list(image.shape), list(image.chunks))}
+    return {
+        f"{level}/": (disk_order(level_shape(image.shape, level)), disk_order(chunks))
+        for level, chunks in enumerate(image.level_chunks)
+    }

@@ -25,10 +25,13 @@ class Image(ImageRecord):
         shape: the array's shape in (c, t, z, y, x) order.
         dims: always ``("c", "t", "z", "y", "x")``.
         dtype: the numpy dtype name, e.g. ``"uint16"``.
-        chunks: the zarr chunk shape.
+        chunks: the zarr chunk shape of level 0, in (c, t, z, y, x) order.
+        level_chunks: the chunk shape of each pyramid level, level 0 first (empty for an
+            image stored before pyramids).
         created_at: when the upload finished (UTC).
-        store: the URL of its zarr v3 store (read through the server).
-        local_path: the store's directory when the server's disk is reachable (else ``None``).
+        store: the URL of its store, an OME-Zarr 0.5 image group (read through the server).
+        local_path: the store's directory when the server's disk is reachable (else
+            ``None``): hand it to any OME-Zarr reader.
         tags: labels to search by.
         dataset: the id of its dataset, or ``None``.
         origins: ids of the images it was derived from (lineage).
@@ -51,7 +54,49 @@ class Image(ImageRecord):
 
     _reader: Any = PrivateAttr(default=None)
     _data: Any = PrivateAttr(default=None)
+    _levels: dict[int, Any] = PrivateAttr(default_factory=dict)
     _zarr_json: bytes | None = PrivateAttr(default=None)
+
+    @property
+    def levels(self) -> list[tuple[int, int, int, int, int]]:
+        """The (c, t, z, y, x) shape of every pyramid level, level 0 (full resolution) first.
+
+        Each level holds every second pixel of y and x of the one before (level ``n``: the
+        level-0 pixels at ``(2**n * i, 2**n * j)``), down to a level of at most 256 px along
+        y and x; an image that small has one level.
+        """
+        from arkitekt.mikro._ome import level_count
+        from arkitekt.protocol.ome import level_shape
+
+        return [level_shape(self.shape, level) for level in range(level_count(self))]
+
+    def level(self, n: int) -> xr.DataArray:
+        """Pyramid level ``n`` as a lazy, dask-backed ``xr.DataArray`` with dims (c, t, z, y, x).
+
+        ``level(0)`` is :attr:`data`; its shape is ``levels[n]``. Nothing is read until values
+        are computed.
+
+        Raises:
+            InvalidImageError: no such level.
+            MikroError: the image was not returned by mikro (built by hand or unpickled).
+
+        """
+        from arkitekt.mikro._ome import level_path
+
+        level_path(self, n)  # the level exists
+        if n == 0:
+            return self.data
+        if n not in self._levels:
+            self._levels[n] = self._open(n)
+        return self._levels[n]  # type: ignore[no-any-return]
+
+    def _open(self, level: int) -> xr.DataArray:
+        if self._reader is None:
+            raise MikroError(
+                f"image {self.id!r} has no connection to a server; fetch it with "
+                "get_image(id) inside `with app:`"
+            )
+        return self._reader(self, level)  # type: ignore[no-any-return]
 
     @property
     def data(self) -> xr.DataArray:
@@ -70,12 +115,7 @@ class Image(ImageRecord):
 
         """
         if self._data is None:
-            if self._reader is None:
-                raise MikroError(
-                    f"image {self.id!r} has no connection to a server; fetch it with "
-                    "get_image(id) inside `with app:`"
-                )
-            self._data = self._reader(self)
+            self._data = self._open(0)
         return self._data  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:

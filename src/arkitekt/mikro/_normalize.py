@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from arkitekt.errors import InvalidImageError
 from arkitekt.protocol.mikro import DIMS, DTYPES, Shape5
+from arkitekt.protocol.ome import level_count
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,9 +35,14 @@ class Prepared:
         array: the (c, t, z, y, x) ``xr.DataArray`` (still lazy if it was dask-backed).
         shape: its shape.
         dtype: its numpy dtype name.
-        chunks: the zarr chunk shape.
-        unit: the shape of one write (a whole number of chunks; the chunk itself for numpy).
+        chunks: the zarr chunk shape of level 0.
+        unit: the shape of one write (a whole number of level-0 chunks; the chunk itself for
+            numpy). Along y and x it is the whole axis or a multiple of ``2**(levels - 1)``, so
+            each unit makes exactly one chunk of every lower level.
         lazy: whether the data is dask-backed (computed unit by unit).
+        level_chunks: the chunk shape of every level, level 0 (``chunks``) first; a lower
+            level's chunks divide a unit's image on that level exactly and are no larger than
+            a level-0 chunk.
 
     """
 
@@ -46,6 +52,12 @@ class Prepared:
     chunks: Shape5
     unit: Shape5
     lazy: bool
+    level_chunks: tuple[Shape5, ...] = ()
+
+    @property
+    def levels(self) -> int:
+        """How many pyramid levels the image has."""
+        return level_count(self.shape)
 
     @property
     def itemsize(self) -> int:
@@ -130,20 +142,49 @@ def prepare(array: Any) -> Prepared:
     array = array.transpose(*DIMS)
     shape: Shape5 = tuple(int(size) for size in array.shape)  # type: ignore[assignment]
     lazy = isinstance(array.data, da.Array)
+    step = 1 << (level_count(shape) - 1)
     if not lazy:
-        chunks = choose_chunks(shape, dtype.itemsize)
-        return Prepared(array, shape, dtype.name, chunks, chunks, False)
+        chunks = _aligned(choose_chunks(shape, dtype.itemsize), shape, step)
+        return _prepared(array, shape, dtype.name, chunks, chunks, False)
     blocks = array.data.chunks
     regular = all(len(set(axis[:-1])) <= 1 and axis[-1] <= axis[0] for axis in blocks)
     if regular:
         unit = _split(tuple(axis[0] for axis in blocks), dtype.itemsize, _UNIT_MAX_BYTES)
+        unit = _aligned(unit, shape, step)
         chunks = _split(unit, dtype.itemsize, CHUNK_TARGET_BYTES)
     else:
-        chunks = choose_chunks(shape, dtype.itemsize)
+        chunks = _aligned(choose_chunks(shape, dtype.itemsize), shape, step)
         unit = chunks
     if tuple(axis[0] for axis in blocks) != unit:
         array = array.chunk(dict(zip(DIMS, unit, strict=True)))
-    return Prepared(array, shape, dtype.name, chunks, unit, True)
+    return _prepared(array, shape, dtype.name, chunks, unit, True)
+
+
+def _prepared(
+    array: xr.DataArray, shape: Shape5, dtype: str, chunks: Shape5, unit: Shape5, lazy: bool
+) -> Prepared:
+    import numpy as np
+
+    itemsize = np.dtype(dtype).itemsize
+    levels: list[Shape5] = [chunks]
+    for level in range(1, level_count(shape)):
+        step = 1 << level
+        image: Shape5 = (*unit[:3], -(-unit[3] // step), -(-unit[4] // step))
+        # whole parts of a unit's image, none larger than a level-0 chunk
+        levels.append(_split(image, itemsize, math.prod(chunks) * itemsize))
+    return Prepared(array, shape, dtype, chunks, unit, lazy, tuple(levels))
+
+
+def _aligned(unit: Shape5, shape: Shape5, step: int) -> Shape5:
+    """``unit`` with y and x the whole axis or a multiple of ``step``.
+
+    Rounded down, at least ``step``: so a unit's image on every level starts at a whole pixel.
+    """
+    sizes = list(unit)
+    for axis in (3, 4):
+        if sizes[axis] < shape[axis]:
+            sizes[axis] = min(shape[axis], max(step, sizes[axis] - sizes[axis] % step))
+    return tuple(sizes)  # type: ignore[return-value]
 
 
 def choose_chunks(shape: Shape5, itemsize: int, target: int = CHUNK_TARGET_BYTES) -> Shape5:

@@ -103,11 +103,12 @@ async def prefetch(image: Image, client: httpx.AsyncClient) -> None:
         image._zarr_json = response.content
 
 
-def open_data(image: Image, store: Any) -> xr.DataArray:
-    """The pixels of ``image`` in ``store`` as a lazy (c, t, z, y, x) array.
+def open_data(image: Image, store: Any, level: int = 0) -> xr.DataArray:
+    """Pyramid level ``level`` of ``image`` in ``store`` as a lazy (c, t, z, y, x) array.
 
     Nothing is read until values are asked for; then zarr reads the chunks the selection
-    touches straight into the result (:class:`~arkitekt.mikro._pixels.ZarrPixels`).
+    touches straight into the result (:class:`~arkitekt.mikro._pixels.ZarrPixels`); the
+    level's axes as stored (t, c, z, y, x) are transposed lazily.
     ``.chunk(dict(zip(image.dims, image.chunks)))`` gives a dask-backed view (one block per
     stored chunk) for out-of-core computation.
 
@@ -123,16 +124,22 @@ def open_data(image: Image, store: Any) -> xr.DataArray:
     from xarray.core.indexing import LazilyIndexedArray
 
     from arkitekt.mikro._checked import CheckedStore
+    from arkitekt.mikro._ome import level_path, stored_axes
     from arkitekt.mikro._pixels import ZarrPixels
 
-    array = zarr.open_array(CheckedStore(store, image), mode="r", zarr_format=3)
+    path = level_path(image, level)  # level n of the OME-Zarr group, (t, c, z, y, x)
+    array = zarr.open_array(CheckedStore(store, image), mode="r", zarr_format=3, path=path)
+    axes = stored_axes(image)  # stored axes -> API axes: API axis i is stored axis axes[i]
+    stored = [""] * len(DIMS)
+    for api, axis in enumerate(axes):
+        stored[axis] = DIMS[api]
     return xr.DataArray(
         LazilyIndexedArray(ZarrPixels(array)),
-        dims=DIMS,
+        dims=stored,
         name=image.name,
         attrs={
             "mikro_id": image.id,
             "channel_names": list(image.channel_names),
             "pixel_size": image.pixel_size.model_dump(exclude_none=True),
         },
-    )
+    ).transpose(*DIMS)  # lazily: the indexers are permuted, nothing is read

@@ -184,12 +184,10 @@ class Mikro(Service):
         response = await self._request("POST", f"images/{_segment(image.id)}/access/")
         return parse(response, S3Access, "credentials for the bucket")
 
-    def _open_data(self, image: Image) -> xr.DataArray:
+    def _open_data(self, image: Image, level: int = 0) -> xr.DataArray:
         store: Any
         layer = self._read_layer(image)
         if layer == "s3":
-            from arkitekt.mikro._stores import max_chunk_bytes
-
             bridge = self.app_slot.scope.bridge
             if bridge.is_current():
                 raise MikroError(
@@ -201,9 +199,9 @@ class Mikro(Service):
             store = self._bucket_store(
                 access,
                 endpoint + f"images/{_segment(image.id)}/access/",
-                max_chunk_bytes(image.chunks, image.dtype),
+                _largest_chunk(image),
             )
-            return open_data(image, store)
+            return open_data(image, store, level)
         if layer == "local":
             from zarr.storage import LocalStore
 
@@ -213,7 +211,7 @@ class Mikro(Service):
             store = read_store(
                 image, app_slot=self.app_slot, client=self._client, timeout=self.settings.timeout
             )
-        return open_data(image, store)
+        return open_data(image, store, level)
 
     async def _prefetch(self, image: Image) -> None:
         if self.datalayer == "local" or (self.datalayer is None and image.local_path is not None):
@@ -243,6 +241,7 @@ class Mikro(Service):
             **fields.model_dump(),
             shape=prepared.shape,
             chunks=prepared.chunks,
+            level_chunks=list(prepared.level_chunks),
             dtype=prepared.dtype,
             datalayer=datalayer or self.datalayer or fallback,
         )
@@ -254,7 +253,9 @@ class Mikro(Service):
             concurrency = self.settings.mikro.upload_concurrency
             enabled = self.settings.mikro.progress
             with UploadProgress(fields.name, prepared.nbytes, enabled=enabled) as progress:
-                await write_array(prepared, store, concurrency=concurrency, progress=progress)
+                await write_array(
+                    prepared, fields, store, concurrency=concurrency, progress=progress
+                )
 
         with uploads.running():
             record, store = await run_grant(
@@ -345,6 +346,15 @@ class Mikro(Service):
         """Every dataset of the deployment, newest first."""
         response = await self._request("GET", "datasets/")
         return parse(response, DatasetList, "a list of datasets").root
+
+
+def _largest_chunk(image: Image) -> int:
+    """The largest encoded chunk of any level of ``image``."""
+    from arkitekt.mikro._stores import max_chunk_bytes
+
+    return max(
+        max_chunk_bytes(chunks, image.dtype) for chunks in image.level_chunks or [image.chunks]
+    )
 
 
 def _segment(value: str) -> str:

@@ -1,8 +1,13 @@
-"""Write a prepared array into a zarr v3 store, unit by unit, with bounded concurrency.
+"""Write a prepared array as an OME-Zarr 0.5 image into a store, unit by unit.
 
-numpy-backed arrays are written chunk by chunk (slices are views, so nothing is copied up
-front); dask-backed arrays are computed one write unit at a time in worker threads, so peak
-memory stays near ``concurrency x unit`` bytes, not the array's size.
+Writes run with bounded concurrency.
+
+The store's root becomes the image group: one zarr v3 array per pyramid level (``0``, ``1``,
+...; dims t, c, z, y, x), then the group's ``zarr.json`` with the ``ome`` attributes, written
+last (its display windows come from the data). numpy-backed arrays are written chunk by chunk
+(slices are views, so nothing is copied up front); dask-backed arrays are computed one write
+unit at a time in worker threads, so peak memory stays near ``concurrency x unit`` bytes, not
+the array's size. Each unit is written to every level at once (:mod:`arkitekt.mikro._pyramid`).
 """
 
 from __future__ import annotations
@@ -18,9 +23,20 @@ import anyio
 import anyio.to_thread
 
 from arkitekt.mikro._normalize import Prepared
-from arkitekt.protocol.mikro import DIMS
+from arkitekt.mikro._pyramid import Window, level_block, on_disk
+from arkitekt.protocol.mikro import ImageFields
+from arkitekt.protocol.ome import DISK_DIMS, disk_order
+from arkitekt.protocol.ome import group_document as ome_group
 
-__all__ = ["LAZY_BUDGET_BYTES", "UploadProgress", "UploadsInProgress", "codec", "write_array"]
+__all__ = [
+    "LAZY_BUDGET_BYTES",
+    "UploadProgress",
+    "UploadsInProgress",
+    "codec",
+    "create_level",
+    "group_document",
+    "write_array",
+]
 
 LAZY_BUDGET_BYTES = 128 << 20
 """At most this many bytes of computed dask blocks are held at once."""
@@ -35,22 +51,31 @@ def codec(itemsize: int) -> Any:
     return BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=itemsize)
 
 
-async def create_zarr_array(store: Any, prepared: Prepared) -> Any:
-    """Create the (empty) zarr v3 array node of ``prepared`` at the root of ``store``."""
+async def create_level(store: Any, prepared: Prepared, level: int) -> Any:
+    """Create the (empty) zarr v3 array of pyramid level ``level`` (path ``"<level>"``)."""
     from zarr.api.asynchronous import create_array
+
+    from arkitekt.protocol.ome import level_shape
 
     return await create_array(
         store,
-        shape=prepared.shape,
+        name=str(level),
+        shape=tuple(disk_order(level_shape(prepared.shape, level))),
         dtype=prepared.dtype,
-        chunks=prepared.chunks,
+        chunks=tuple(disk_order(prepared.level_chunks[level])),
         compressors=[codec(prepared.itemsize)],
-        dimension_names=DIMS,
+        dimension_names=DISK_DIMS,
         fill_value=0,
         zarr_format=3,
         # Every chunk is written, even all-zero ones, so the server can count them.
         config={"write_empty_chunks": True},
     )
+
+
+def group_document(prepared: Prepared, fields: ImageFields, window: Window) -> bytes:
+    """The image group's ``zarr.json``: the OME-Zarr 0.5 ``ome`` attributes."""
+    pixel_size = fields.pixel_size.model_dump(exclude_none=True)
+    return ome_group(prepared.shape, pixel_size, fields.channel_names, window.ranges())
 
 
 class UploadProgress:
@@ -103,21 +128,33 @@ class UploadProgress:
 
 
 async def write_array(
-    prepared: Prepared, store: Any, *, concurrency: int, progress: UploadProgress
+    prepared: Prepared,
+    fields: ImageFields,
+    store: Any,
+    *,
+    concurrency: int,
+    progress: UploadProgress,
 ) -> None:
-    """Create the array node in ``store`` and write every chunk of ``prepared``.
+    """Write ``prepared`` into ``store`` as an OME-Zarr image.
+
+    Every chunk of every level first, then the group's ``zarr.json``.
 
     Args:
         prepared: the normalised array.
+        fields: its metadata (name, channel names and pixel size go into the ``ome``
+            attributes).
         store: a zarr store (``LocalStore`` for the local datalayer, ``HttpStore`` for http,
             a ``BucketStore`` for s3).
         concurrency: writes in flight at once (fewer for large dask blocks).
-        progress: counts written bytes.
+        progress: counts written bytes (of level 0).
 
     """
     import numpy as np
+    from zarr.core.buffer import default_buffer_prototype
 
-    array = await create_zarr_array(store, prepared)
+    arrays = [await create_level(store, prepared, level) for level in range(prepared.levels)]
+    smallest = prepared.levels - 1
+    window = Window(prepared.shape[0], prepared.dtype)
     data = prepared.array.data
     unit_bytes = math.prod(prepared.unit) * prepared.itemsize
     if prepared.lazy:
@@ -130,7 +167,10 @@ async def write_array(
                 block = await anyio.to_thread.run_sync(_compute, data, region)
             else:
                 block = np.asarray(data[region])
-            await array.setitem(region, block)
+            window.add(region[0].start, level_block(block, smallest))
+            async with anyio.create_task_group() as levels:  # every level of it at once
+                for level, array in enumerate(arrays):
+                    levels.start_soon(array.setitem, *on_disk(region, block, level))
             progress.advance(block.nbytes)
             del block
         finally:
@@ -143,6 +183,8 @@ async def write_array(
                 group.start_soon(write, region)
     except ExceptionGroup as errors:  # one failing write cancels the rest: report the cause
         raise _first(errors) from None
+    document = group_document(prepared, fields, window)
+    await store.set("zarr.json", default_buffer_prototype().buffer.from_bytes(document))
 
 
 def _first(errors: BaseExceptionGroup[Exception]) -> Exception:

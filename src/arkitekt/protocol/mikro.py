@@ -1,7 +1,9 @@
 """Wire models of mikro: what the client and the server exchange (both import this module).
 
-Pixels never travel in these models: they are written as a zarr v3 array into the datalayer an
-:class:`UploadGrant` names. Arrays always have the dims :data:`DIMS` = (c, t, z, y, x).
+Pixels never travel in these models: they are written as an OME-Zarr 0.5 image (a zarr v3
+group, :mod:`arkitekt.protocol.ome`) into the datalayer an :class:`UploadGrant` names. Shapes
+and chunks here are always in the API's order, :data:`DIMS` = (c, t, z, y, x) (on disk the
+level arrays are (t, c, z, y, x)).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from arkitekt.protocol.ome import level_count, level_shape
 from arkitekt.protocol.text import ECHO_CHARS, STORABLE, StoredText, echo, unstorable
 
 if TYPE_CHECKING:
@@ -247,6 +250,12 @@ class UploadRequest(ImageFields):
 
     shape: Shape5
     chunks: Shape5
+    level_chunks: list[Shape5] = Field(
+        default_factory=list,
+        max_length=64,
+        description="The chunks of each pyramid level (level 0: chunks); left out: level 0's "
+        "chunks with y and x halved level by level.",
+    )
     dtype: str
     datalayer: Datalayer | None = Field(
         default=None, description="None: the server's default for this client."
@@ -266,6 +275,13 @@ class UploadRequest(ImageFields):
             raise ValueError("chunk sizes must be positive")
         return value
 
+    @field_validator("level_chunks")
+    @classmethod
+    def _check_level_chunks(cls, value: list[Shape5]) -> list[Shape5]:
+        if any(size < 1 for chunks in value for size in chunks):
+            raise ValueError("chunk sizes must be positive")
+        return value
+
     @field_validator("dtype")
     @classmethod
     def _check_dtype(cls, value: str) -> str:
@@ -281,6 +297,20 @@ class UploadRequest(ImageFields):
                 f"chunks {self.chunks} of {self.dtype} are {math.prod(self.chunks) * itemsize} "
                 f"bytes; one chunk may hold at most {MAX_CHUNK_BYTES}"
             )
+        levels = level_count(self.shape)
+        if not self.level_chunks:  # level 0's chunks, y and x halved level by level
+            self.level_chunks = [level_shape(self.chunks, n) for n in range(levels)]
+        if len(self.level_chunks) != levels or self.level_chunks[0] != self.chunks:
+            raise ValueError(
+                f"level_chunks must give the chunks of each of the {levels} level(s) of an "
+                f"image of shape {self.shape}, level 0's being chunks"
+            )
+        for level, chunks in enumerate(self.level_chunks):
+            if math.prod(chunks) > math.prod(self.chunks):
+                raise ValueError(
+                    f"level_chunks[{level}] {chunks} holds more than a chunk of level 0 "
+                    f"{self.chunks}; a level's chunks may be no larger"
+                )
         return self
 
 
@@ -338,11 +368,18 @@ class ImageRecord(ImageFields):
     id: str
     shape: Shape5
     chunks: Shape5
+    level_chunks: list[Shape5] = Field(
+        default_factory=list,
+        description="The chunks of each pyramid level, level 0 first (empty: an image stored "
+        "before pyramids, a bare zarr array in (c, t, z, y, x) order at the store's root).",
+    )
     dtype: str
     dims: tuple[str, ...] = DIMS
     created_at: dt.datetime
     owner: str = Field(description="Identifier of the app that stored it.")
-    store: str = Field(description="URL of the zarr store root, read through the server.")
+    store: str = Field(
+        description="URL of the store root (the OME-Zarr image group), read through the server."
+    )
     local_path: str | None = Field(
         default=None, description="The store's directory, for clients on the server's machine."
     )

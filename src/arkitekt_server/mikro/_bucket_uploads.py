@@ -26,6 +26,7 @@ from arkitekt_server._db import utcnow
 from arkitekt_server.mikro import _storage as storage
 from arkitekt_server.mikro._bucket import MIN_SECONDS, Bucket, credential_seconds
 from arkitekt_server.mikro._common import record
+from arkitekt_server.mikro._groups import level_rows
 from arkitekt_server.mikro._models import GrantRow, image_row
 
 __all__ = ["credentials_lapse", "finish_in_bucket", "grant_access"]
@@ -88,12 +89,8 @@ async def finish_in_bucket(
     grant's id, so nothing moves) and create the image."""
     grant_key = grant.id
     try:
-        digest = await anyio.to_thread.run_sync(
-            storage.verify_store,
-            bucket.location(grant.id),
-            list(body.shape),
-            list(body.chunks),
-            body.dtype,
+        checked = await anyio.to_thread.run_sync(
+            storage.verify_store, bucket.location(grant.id), body
         )
         image = image_row(
             grant.id,
@@ -101,7 +98,8 @@ async def finish_in_bucket(
             owner_pk=grant.owner_pk,
             owner=grant.owner,
             dataset_id=body.dataset,
-            meta_sha256=digest,
+            meta_sha256=checked.meta_sha256,
+            levels=level_rows(checked),
             credentials_until=credentials_lapse(grant),
         )
         session.add(image)

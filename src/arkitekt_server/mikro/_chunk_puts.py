@@ -3,24 +3,21 @@ upload's grant, its cached state, and waiting for PUTs in progress to end."""
 
 from __future__ import annotations
 
-import math
 import os
 import uuid
 from pathlib import Path
 from typing import NoReturn
 
 import anyio
-import numpy as np
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from arkitekt.protocol.mikro import UploadRequest
 from arkitekt.protocol.text import echo
 from arkitekt_server._auth import CurrentPrincipal, Principal
 from arkitekt_server._db import utcnow
 from arkitekt_server.mikro import _storage as storage
-from arkitekt_server.mikro._chunks import max_encoded_bytes
 from arkitekt_server.mikro._common import (
-    META_MAX_BYTES,
     UploadState,
     documented,
     layout,
@@ -28,6 +25,7 @@ from arkitekt_server.mikro._common import (
     not_found,
     parse_id,
 )
+from arkitekt_server.mikro._groups import upload_verified
 from arkitekt_server.mikro._models import GrantRow
 
 __all__ = ["DRAIN_SECONDS", "FINISHING", "drain", "find_grant", "router", "upload_state"]
@@ -55,9 +53,7 @@ def upload_state(row: GrantRow) -> UploadState:
         id=row.id,
         owner_pk=row.owner_pk,
         datalayer=row.datalayer,
-        shape=row.request["shape"],
-        chunks=row.request["chunks"],
-        itemsize=np.dtype(row.request["dtype"]).itemsize,
+        layout=upload_verified(UploadRequest.model_validate(row.request)),
         expires_at=row.expires_at,
     )
 
@@ -101,13 +97,11 @@ def _parents(directory: Path, key: str) -> None:
 async def put_key(
     grant_id: str, key: str, request: Request, principal: CurrentPrincipal
 ) -> Response:
-    """Store one key (``zarr.json`` or a chunk) of an http upload."""
+    """Store one key (a ``zarr.json`` or a chunk of a level) of an http upload."""
     grant = await _openfind_grant(request, grant_id, principal)
-    shape, chunks = grant.shape, grant.chunks
-    if not storage.check_key(key, storage.grid(shape, chunks)):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{echo(key)} is not a key of this array")
-    raw = math.prod(chunks) * grant.itemsize
-    limit = META_MAX_BYTES if key == "zarr.json" else max_encoded_bytes(raw)
+    limit = storage.key_limit(key, grant.layout)
+    if limit is None:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{echo(key)} is not a key of this image")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "chunk too large")

@@ -26,6 +26,7 @@ from arkitekt_server._urls import base_url
 from arkitekt_server.mikro import _storage as storage
 from arkitekt_server.mikro._bucket import Bucket
 from arkitekt_server.mikro._chunks import META_MAX_BYTES
+from arkitekt_server.mikro._groups import from_row
 from arkitekt_server.mikro._models import GrantRow, ImageRow
 
 __all__ = [
@@ -84,7 +85,6 @@ class StoreInfo:
     id: str
     owner_pk: int
     private: bool
-    counts: list[int]
     max_chunk_bytes: int
     """The largest chunk file the store may hold (a larger one is not read)."""
     location: storage.Location
@@ -104,9 +104,8 @@ class UploadState:
     id: str
     owner_pk: int
     datalayer: str
-    shape: list[int]
-    chunks: list[int]
-    itemsize: int
+    layout: storage.Verified
+    """The arrays (levels) the upload's store must hold."""
     expires_at: dt.datetime
     writers: int = 0
     finishing: bool = False
@@ -205,7 +204,7 @@ async def find_image(session: AsyncSession, image_id: str, principal: Principal 
 
 def verified(row: ImageRow) -> storage.Verified:
     """What an image's store was verified to hold (reads are bounded by it)."""
-    return storage.Verified(list(row.shape), list(row.chunks), row.dtype, row.meta_sha256)
+    return from_row(row.shape, row.chunks, row.dtype, row.meta_sha256, row.levels)
 
 
 def record(row: ImageRow, request: Request) -> ImageRecord:
@@ -228,6 +227,7 @@ def record(row: ImageRow, request: Request) -> ImageRecord:
         private=row.private,
         shape=tuple(row.shape),
         chunks=tuple(row.chunks),
+        level_chunks=[tuple(level["chunks"]) for level in row.levels or []],
         dtype=row.dtype,
         created_at=row.created_at,
         owner=row.owner,

@@ -35,6 +35,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from arkitekt.protocol.mikro import MAX_METADATA_BYTES, UploadRequest
+from arkitekt.protocol.ome import disk_order, level_count
 from arkitekt.protocol.text import echo
 from arkitekt_server._db import Database, utcnow
 from arkitekt_server._errors import ArkitektServerError
@@ -42,6 +43,7 @@ from arkitekt_server.mikro import _storage as storage
 from arkitekt_server.mikro._bucket import Bucket
 from arkitekt_server.mikro._bucket_uploads import credentials_lapse
 from arkitekt_server.mikro._common import MikroState
+from arkitekt_server.mikro._groups import level_rows
 from arkitekt_server.mikro._models import DatasetRow, GrantRow, ImageRow, image_row
 
 __all__ = [
@@ -154,12 +156,8 @@ async def _complete_finishes(
             continue
         body = UploadRequest.model_validate(grant.request)
         try:
-            digest = await anyio.to_thread.run_sync(
-                storage.verify_store,
-                storage.DiskLocation(store),
-                list(body.shape),
-                list(body.chunks),
-                body.dtype,
+            checked = await anyio.to_thread.run_sync(
+                storage.verify_store, storage.DiskLocation(store), body
             )
         except (OSError, ValueError, storage.StoreInvalidError) as error:
             await anyio.to_thread.run_sync(_quarantine, layout, store)
@@ -179,7 +177,8 @@ async def _complete_finishes(
                 owner_pk=grant.owner_pk,
                 owner=grant.owner,
                 dataset_id=dataset,
-                meta_sha256=digest,
+                meta_sha256=checked.meta_sha256,
+                levels=level_rows(checked),
             )
         )
         await session.delete(grant)
@@ -368,23 +367,44 @@ async def adopt_stores(
     return report
 
 
+def _layout_of(location: storage.Location) -> dict[str, object]:
+    """The shape, chunks and dtype a store's ``zarr.json`` documents say (level by level for
+    an image group, in (c, t, z, y, x) order), for adopting it: verification then checks them."""
+    meta = storage.read_meta(location)
+    if meta["node_type"] != "group":  # a store from before pyramids: one array at the root
+        return {
+            "shape": meta["shape"],
+            "chunks": meta["chunk_grid"]["configuration"]["chunk_shape"],
+            "dtype": meta["data_type"],
+            "level_chunks": [],
+        }
+    level = storage.read_meta(location, "0/zarr.json")
+    shape = disk_order(level["shape"])
+    chunks = []
+    for n in range(level_count(shape)):
+        document = level if n == 0 else storage.read_meta(location, f"{n}/zarr.json")
+        chunks.append(disk_order(document["chunk_grid"]["configuration"]["chunk_shape"]))
+    return {
+        "shape": shape,
+        "chunks": chunks[0],
+        "dtype": level["data_type"],
+        "level_chunks": chunks,
+    }
+
+
 async def _adopt(session: AsyncSession, layout: storage.Layout, entry: Path) -> str | None:
     """Adopt one store; the reason it cannot be adopted, else ``None``."""
     try:
         image_id = str(uuid.UUID(entry.name))
         if image_id != entry.name:
             raise ValueError(f"{entry.name!r} is not an image id in canonical form")
-        meta = storage.read_meta(storage.DiskLocation(entry))
+        location = storage.DiskLocation(entry)
         record = _read_record(layout, image_id)
         fields = dict(record.get("request") or {})  # type: ignore[call-overload]
-        fields.update(
-            shape=meta["shape"], chunks=meta["chunk_grid"]["configuration"]["chunk_shape"]
-        )
-        fields.update(dtype=meta["data_type"])
+        fields.update(_layout_of(location))
         fields.setdefault("name", f"adopted {image_id}")
         body = UploadRequest.model_validate(fields)
-        location = storage.DiskLocation(entry)
-        digest = storage.verify_store(location, list(body.shape), list(body.chunks), body.dtype)
+        checked = storage.verify_store(location, body, legacy=True)
     except (
         ValueError,
         KeyError,
@@ -408,7 +428,8 @@ async def _adopt(session: AsyncSession, layout: storage.Layout, entry: Path) -> 
             owner_pk=ADOPTED_OWNER,
             owner=str(record.get("owner") or "unknown (adopted)")[:200],
             dataset_id=dataset,
-            meta_sha256=digest,
+            meta_sha256=checked.meta_sha256,
+            levels=level_rows(checked),
             created_at=created,
         )
     )

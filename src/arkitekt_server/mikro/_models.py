@@ -28,7 +28,8 @@ class DatasetRow(Base):
 
 
 class ImageRow(Base):
-    """A finished, verified image. Its pixels are the zarr store ``stores/<id>``."""
+    """A finished, verified image. Its pixels are the OME-Zarr image ``stores/<id>`` (or its
+    prefix in the bucket)."""
 
     __tablename__ = "mikro_images"
 
@@ -53,6 +54,9 @@ class ImageRow(Base):
     it was kept; its ``zarr.json`` is then checked field by field against this row)."""
     credentials_until: Mapped[dt.datetime | None] = mapped_column(default=None)
     """Until when write credentials handed out for its upload stay valid (s3 only)."""
+    levels: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
+    """Each pyramid level's chunks and the SHA-256 of its ``zarr.json``, level 0 first
+    (``None``: an image from before pyramids, one array at its store's root)."""
     tags: Mapped[list[TagRow]] = relationship(
         cascade="all, delete-orphan", lazy="selectin", order_by="TagRow.position"
     )
@@ -68,6 +72,7 @@ def image_row(
     meta_sha256: str | None,
     created_at: dt.datetime | None = None,
     credentials_until: dt.datetime | None = None,
+    levels: list[dict[str, Any]] | None = None,
 ) -> ImageRow:
     """The row of an image whose verified store holds what ``body`` declared."""
     return ImageRow(
@@ -87,6 +92,7 @@ def image_row(
         created_at=created_at or utcnow(),
         meta_sha256=meta_sha256,
         credentials_until=credentials_until,
+        levels=levels,
         tags=[TagRow(tag=tag, position=i) for i, tag in enumerate(body.tags)],
     )
 

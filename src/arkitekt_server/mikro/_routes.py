@@ -5,12 +5,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 import uuid
 from typing import Annotated, Any
 
 import anyio.to_thread
-import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +28,7 @@ from arkitekt.protocol.text import StoredText
 from arkitekt_server._auth import CurrentPrincipal, Principal
 from arkitekt_server._db import get_session, utcnow
 from arkitekt_server.mikro import _storage as storage
-from arkitekt_server.mikro._chunks import META_MAX_BYTES, max_encoded_bytes
+from arkitekt_server.mikro._chunks import META_MAX_BYTES
 from arkitekt_server.mikro._common import (
     StoreInfo,
     delete_image_row,
@@ -140,16 +138,15 @@ async def _readable(request: Request, image_id: str, principal: Principal) -> St
             raise not_found()
         if len(stores) >= _STORES_MAX:
             stores.clear()
-        raw = math.prod(row.chunks) * np.dtype(row.dtype).itemsize
         where = await anyio.to_thread.run_sync(image_location, request.app, row.id)
+        checked = verified(row)
         store = stores[key] = StoreInfo(
             row.id,
             row.owner_pk,
             row.private,
-            storage.grid(row.shape, row.chunks),
-            max(META_MAX_BYTES, max_encoded_bytes(raw)),  # zarr.json may be up to 1 MiB
+            max(META_MAX_BYTES, checked.max_chunk_bytes()),  # zarr.json may be up to 1 MiB
             where,
-            verified(row),
+            checked,
         )
     if store.private and store.owner_pk != principal.client_pk:
         raise not_found()
@@ -166,10 +163,11 @@ async def get_key(
 ) -> Response:
     """One key of an image's zarr store (the http datalayer's read path)."""
     store = await _readable(request, image_id, principal)
-    if not storage.check_key(key, store.counts):
+    limit = storage.key_limit(key, store.verified)
+    if limit is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such key")
     try:  # chunks are a few MiB at most: one read beats streaming it in 64 KiB pieces
-        data = await anyio.to_thread.run_sync(store.location.read, key, store.max_chunk_bytes)
+        data = await anyio.to_thread.run_sync(store.location.read, key, limit)
     except OSError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such key") from None
     if data is None:
@@ -177,12 +175,12 @@ async def get_key(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"the stored {key!r} is larger than any key of this image can be; it is not served",
         )
-    if key == "zarr.json":  # served only while it is the verified one
+    if key.endswith("zarr.json"):  # served only while it is the verified one
         try:
-            storage.checked_pipeline(data, store.verified)
+            storage.check_document(key, data, store.verified)
         except storage.StoreInvalidError as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
-    media = "application/json" if key == "zarr.json" else "application/octet-stream"
+    media = "application/json" if key.endswith("zarr.json") else "application/octet-stream"
     return Response(data, media_type=media)
 
 

@@ -20,6 +20,8 @@ _THUMBNAIL_MAX_PLANES = 64
 def render_thumbnail(location: Location, verified: Verified, size: int = THUMBNAIL_SIZE) -> bytes:
     """A PNG of the max projection (over t and z) of the first channel, at most ``size`` px.
 
+    Read from the pyramid's smallest level (at most 256 px along y and x).
+
     At most about 64 planes are read (whole chunks along z, evenly spaced), so huge stacks stay
     cheap; one chunk is decoded at a time (through :class:`BoundedStore`), so memory stays
     near one chunk plus the thumbnail; intensities are stretched between the 0.5th and 99.5th
@@ -35,8 +37,13 @@ def render_thumbnail(location: Location, verified: Verified, size: int = THUMBNA
 
     from PIL import Image
 
-    array = open_bounded(location, verified)
-    _, t, z, y, x = verified.shape
+    specs = verified.arrays()
+    level = len(specs) - 1  # the smallest level: it fits the thumbnail, or nearly
+    array = open_bounded(location, verified, level)
+    if verified.levels is None:  # a store from before pyramids: (c, t, z, y, x)
+        _, t, z, y, x = verified.shape
+    else:
+        t, _, z, y, x = specs[level].shape
     step = max(1, math.ceil(max(y, x) / size))
     depth, height, width = (int(c) for c in array.chunks[2:])
     slabs = [(ti, z0) for ti in range(t) for z0 in range(0, z, depth)]  # whole chunks at once
@@ -52,7 +59,11 @@ def render_thumbnail(location: Location, verified: Verified, size: int = THUMBNA
                 xs = x0 + (-x0) % step
                 if ys >= min(y0 + height, y) or xs >= min(x0 + width, x):
                     continue
-                region = (0, ti, slice(z0, z0 + depth))
+                region = (
+                    (0, ti, slice(z0, z0 + depth))
+                    if verified.levels is None
+                    else (ti, 0, slice(z0, z0 + depth))
+                )
                 block = np.asarray(
                     array[(*region, slice(ys, y0 + height, step), slice(xs, x0 + width, step))]
                 )

@@ -6,6 +6,7 @@ side of grants and finishing in :mod:`arkitekt_server.mikro._bucket_uploads`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -47,6 +48,7 @@ from arkitekt_server.mikro._common import (
     parse_id,
     record,
 )
+from arkitekt_server.mikro._groups import level_rows, upload_verified
 from arkitekt_server.mikro._models import DatasetRow, GrantRow, ImageRow, image_row
 
 __all__ = ["router"]
@@ -90,10 +92,15 @@ async def create_upload(
             status.HTTP_400_BAD_REQUEST,
             "the local datalayer is only for clients on the server's machine; use http",
         )
-    if math.prod(storage.grid(body.shape, body.chunks)) > MAX_CHUNKS:
+    arrays = upload_verified(body).arrays()
+    if sum(math.prod(array.counts) for array in arrays) > MAX_CHUNKS:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"more than {MAX_CHUNKS} chunks")
-    if any(c > s for c, s in zip(body.chunks, body.shape, strict=True)):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "a chunk is larger than the array")
+    for array in arrays:
+        if any(c > s for c, s in zip(array.chunks, array.shape, strict=True)):
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                f"a chunk of level {array.prefix.rstrip('/')} is larger than the level",
+            )
     if body.channel_names and len(body.channel_names) != body.shape[0]:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "one channel name per channel")
     body = await _resolve_links(session, body, principal)
@@ -229,12 +236,8 @@ async def _finish(
         {"request": grant.request, "owner": grant.owner, "created_at": utcnow().isoformat()}
     )
     try:
-        digest = await anyio.to_thread.run_sync(
-            storage.verify_store,
-            storage.DiskLocation(source),
-            list(body.shape),
-            list(body.chunks),
-            body.dtype,
+        checked = await anyio.to_thread.run_sync(
+            storage.verify_store, storage.DiskLocation(source), body
         )
         # the record first: a store in stores/ always has what adopting it needs
         await anyio.to_thread.run_sync(
@@ -248,7 +251,8 @@ async def _finish(
             owner_pk=grant.owner_pk,
             owner=grant.owner,
             dataset_id=body.dataset,
-            meta_sha256=digest,
+            meta_sha256=checked.meta_sha256,
+            levels=level_rows(checked),
         )
         session.add(image)
         await session.delete(grant)
@@ -306,6 +310,10 @@ async def abort_upload(
     # is never left to a grant the database forgot)
     row.state = "abandoned"
     await session.commit()
+    if upload is not None:  # chunk PUTs in progress end before the directory goes (one that
+        upload.finishing = True  # made a folder while it was removed would leave it behind)
+        with contextlib.suppress(HTTPException):
+            await drain(upload)
     uploads.pop(row.id, None)
     bucket = mikro_state(request.app).bucket
     if row.datalayer == "s3" and bucket is not None:

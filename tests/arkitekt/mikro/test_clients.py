@@ -183,7 +183,7 @@ def test_ctrl_c_mid_upload_aborts_the_grant_before_the_app_closes(
             assert process.poll() is None, process.communicate()
             if datalayer == "s3":
                 return any("/c/" in key for key in leftovers())
-            return any(p.is_file() for d in leftovers() for p in Path(d).rglob("c/*/*/*/*/*"))
+            return any(p.is_file() for d in leftovers() for p in Path(d).rglob("0/c/*/*/*/*/*"))
 
         wait_until(writing, 30)
         process.send_signal(signal.SIGINT)

@@ -142,7 +142,8 @@ def test_a_safe_local_grant_is_written_and_read_back_from_the_resolved_path(
     fresh = root / "uploads" / "g1"
     fresh.mkdir()
     _grant(recording_server, fresh)
-    recording_server.answers["/mikro/uploads/g1/finish/"] = (201, _record(recording_server, fresh))
+    written = _record(recording_server, fresh) | {"level_chunks": [[1, 1, 1, 2, 2]]}  # a group
+    recording_server.answers["/mikro/uploads/g1/finish/"] = (201, written)
     with record_app(mikro={"local_root": str(root)}):
         image = _upload()
         assert image.local_path == str(fresh.resolve())

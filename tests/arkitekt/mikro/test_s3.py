@@ -19,6 +19,7 @@ from arkitekt import App, easy
 from arkitekt.errors import PermissionDeniedError, UploadError
 from arkitekt.mikro import from_xarray, get_image
 from arkitekt.protocol.mikro import ImageRecord, S3Access
+from arkitekt.protocol.ome import group_document
 from arkitekt_server import EmbeddedServer
 from tests.helpers import bearer_token
 
@@ -50,7 +51,7 @@ def _access(url: str, *, expired: bool = False, writable: bool = True) -> dict[s
 
 
 def _refuse_every_key(server: Any, code: int, error: str) -> None:
-    for key in ("zarr.json", "c/0/0/0/0/0"):
+    for key in ("zarr.json", "0/c/0/0/0/0/0"):
         server.answers[f"/b/{PREFIX}/{key}"] = (
             code,
             _s3_error(error),
@@ -140,6 +141,8 @@ def test_an_upload_outliving_its_credentials_renews_them_through_the_server(
 ) -> None:
     import httpx
     import zarr
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
 
     app = easy("renewing", url=s3_server.url, headless=True, cache_dir=tmp_path / "cache")
     with app:
@@ -156,10 +159,12 @@ def test_an_upload_outliving_its_credentials_renews_them_through_the_server(
         renew = s3_server.url + f"/mikro/uploads/{grant['id']}/credentials/"
         store = app.mikro._bucket_store(soon, renew)
         array = zarr.create_array(
-            store, shape=(1, 1, 1, 4, 4), chunks=(1, 1, 1, 2, 2), dtype="uint8",
-            dimension_names=["c", "t", "z", "y", "x"], config={"write_empty_chunks": True},
+            store, name="0", shape=(1, 1, 1, 4, 4), chunks=(1, 1, 1, 2, 2), dtype="uint8",
+            dimension_names=["t", "c", "z", "y", "x"], config={"write_empty_chunks": True},
         )  # fmt: skip
         array[:] = np.arange(16, dtype=np.uint8).reshape(1, 1, 1, 4, 4)
+        group = group_document((1, 1, 1, 4, 4), {}, [], [(0.0, 255.0, 0.0, 15.0)])
+        sync(store.set("zarr.json", default_buffer_prototype().buffer.from_bytes(group)))
         renewed = store.access
         assert renewed.session_token != first.session_token  # fresh ones, from STS
         assert renewed.expires_at > soon.expires_at

@@ -196,8 +196,8 @@ def test_an_upload_grant_carries_scoped_expiring_credentials_never_the_servers_k
     )
     # the http read path serves an image in the bucket too, bounded as on disk
     assert (
-        s3_http.get(f"/images/{grant['id']}/store/c/0/0/1/0/1").content
-        == store_keys()["c/0/0/1/0/1"]
+        s3_http.get(f"/images/{grant['id']}/store/0/c/0/0/1/0/1").content
+        == store_keys()["0/c/0/0/1/0/1"]
     )
     thumbnail = s3_http.get(f"/images/{grant['id']}/thumbnail.png")
     assert thumbnail.status_code == 200
@@ -216,24 +216,24 @@ def test_a_server_with_a_bucket_refuses_other_datalayers(
 # -- hostile stores in the bucket ------------------------------------------------------------
 def _zstd_bomb_keys(bomb: Callable[[int, int], bytes]) -> dict[str, bytes]:
     keys = store_keys(ZstdCodec())
-    keys["c/0/0/0/0/0"] = bomb(1 << 30, 1 << 30)  # declares 1 GiB, ~33 KB stored
+    keys["0/c/0/0/0/0/0"] = bomb(1 << 30, 1 << 30)  # declares 1 GiB, ~33 KB stored
     return keys
 
 
 def _non_canonical(_: Callable[[int, int], bytes]) -> dict[str, bytes]:
     keys = store_keys()
-    keys["c/00/0/0/0/0"] = keys.pop("c/0/0/0/0/0")
+    keys["0/c/00/0/0/0/0"] = keys.pop("0/c/0/0/0/0/0")
     return keys
 
 
 def _oversized(_: Callable[[int, int], bytes]) -> dict[str, bytes]:
-    return store_keys() | {"c/0/0/1/0/1": bytes(1 << 17)}  # far beyond any 64-byte chunk
+    return store_keys() | {"0/c/0/0/1/0/1": bytes(1 << 17)}  # far beyond any 64-byte chunk
 
 
 @pytest.mark.parametrize(
     ("build", "refusal"),
     [
-        (_non_canonical, "unexpected file 'c/00/0/0/0/0'"),
+        (_non_canonical, "unexpected file '0/c/00/0/0/0/0'"),
         (_oversized, "more than the"),
         (_zstd_bomb_keys, "declares 1073741824"),
     ],
@@ -292,7 +292,7 @@ def test_the_sweep_deletes_an_abandoned_grants_keys_in_the_bucket_and_nothing_el
     later = utcnow() + GRANT_TTL + dt.timedelta(seconds=1)
     assert _sweep(s3_server, later) >= 1
     gone = {k for k in before if k.startswith(f"{settings.prefix}images/{abandoned['id']}/")}
-    assert len(gone) == 5
+    assert len(gone) == 6  # the group's and level 0's zarr.json, 4 chunks
     assert set(bucket_keys(s3_server)) == before - gone  # the image, unknown and other keys stay
     assert s3_http.get(f"/images/{image['id']}").status_code == 200
 

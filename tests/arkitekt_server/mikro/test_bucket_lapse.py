@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import update
 from zarr.codecs import ZstdCodec
 
-from arkitekt.protocol.mikro import S3Access
+from arkitekt.protocol.mikro import S3Access, UploadRequest
 from arkitekt_server import EmbeddedServer
 from arkitekt_server._db import Database, utcnow
 from arkitekt_server.mikro._bucket import MIN_SECONDS
@@ -69,16 +69,16 @@ def test_a_zarr_json_rewritten_after_finish_is_refused_not_decoded(
     s3_http: httpx.Client, zstd_bomb: Callable[[int, int], bytes]
 ) -> None:
     image, access = _finished(s3_http, ZstdCodec())
-    meta = json.loads(store_keys(ZstdCodec())["zarr.json"])
+    meta = json.loads(store_keys(ZstdCodec())["0/zarr.json"])
     meta["chunk_grid"]["configuration"]["chunk_shape"] = [1, 1, 1, 64, 64]
     raw = 64 * 64 * 2  # what each chunk may decode to if the new zarr.json were believed
-    _write(access, {"zarr.json": json.dumps(meta).encode()})  # still valid: the grant's keys
-    _write(access, {key: zstd_bomb(raw, raw) for key in ("c/0/0/0/0/0", "c/0/0/1/0/0")})
+    _write(access, {"0/zarr.json": json.dumps(meta).encode()})  # still valid: the grant's keys
+    _write(access, {key: zstd_bomb(raw, raw) for key in ("0/c/0/0/0/0/0", "0/c/0/0/1/0/0")})
 
     thumbnail = s3_http.get(f"/images/{image}/thumbnail.png")
     assert thumbnail.status_code == 422, thumbnail.text
     assert "zarr.json is not the one verified" in thumbnail.json()["detail"]
-    served = s3_http.get(f"/images/{image}/store/zarr.json")  # the http read path refuses too
+    served = s3_http.get(f"/images/{image}/store/0/zarr.json")  # the http read path refuses too
     assert served.status_code == 422
     assert "zarr.json is not the one verified" in served.json()["detail"]
     assert s3_http.get(f"/images/{image}").status_code == 200  # the image itself stays
@@ -88,10 +88,11 @@ def test_an_image_without_a_kept_hash_is_bounded_by_its_row(
     s3_server: EmbeddedServer, s3_http: httpx.Client
 ) -> None:
     image, access = _finished(s3_http)
-    _run_db(s3_server, update(ImageRow).where(ImageRow.id == image).values(meta_sha256=None))
-    meta = json.loads(store_keys()["zarr.json"])
+    unhashed = {"meta_sha256": None, "levels": [{"chunks": CHUNKS, "sha256": None}]}
+    _run_db(s3_server, update(ImageRow).where(ImageRow.id == image).values(**unhashed))
+    meta = json.loads(store_keys()["0/zarr.json"])
     meta["chunk_grid"]["configuration"]["chunk_shape"] = [1, 1, 1, 8, 8]
-    _write(access, {"zarr.json": json.dumps(meta).encode()})
+    _write(access, {"0/zarr.json": json.dumps(meta).encode()})
     thumbnail = s3_http.get(f"/images/{image}/thumbnail.png")
     assert thumbnail.status_code == 422, thumbnail.text
     assert "chunk_grid is" in thumbnail.json()["detail"]
@@ -124,7 +125,7 @@ def test_keys_written_after_the_grant_expired_are_swept_until_its_credentials_la
 
     _sweep(s3_server, ends + dt.timedelta(seconds=60))
     assert bucket_keys(s3_server, access.prefix) == []
-    _write(access, {"zarr.json": b"late", "c/0/0/0/0/0": b"late"})  # the credentials still work
+    _write(access, {"zarr.json": b"late", "0/c/0/0/0/0/0": b"late"})  # the credentials still work
     _sweep(s3_server, ends + dt.timedelta(seconds=600))
     assert bucket_keys(s3_server, access.prefix) == []
     assert _row(s3_server, GrantRow, grant["id"]) is not None  # kept: they may write again
@@ -166,7 +167,9 @@ def test_verification_stops_listing_at_the_first_unexpected_key(tmp_path: Path) 
         (tmp_path / "junk" / str(index)).write_bytes(b"")
     location = _Counted(tmp_path)
     with pytest.raises(StoreInvalidError, match="unexpected file 'junk/"):
-        verify_store(location, SHAPE, CHUNKS, "uint16")
+        verify_store(
+            location, UploadRequest(name="junk", shape=SHAPE, chunks=CHUNKS, dtype="uint16")
+        )
     assert location.listed == 1
 
 

@@ -64,7 +64,7 @@ def test_only_canonical_keys_name_a_chunk(parts: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["c/00/0/0/0/0", "c/\u0660/0/0/0/0", "c/0/0/0/0/01", "c/+1/0/0/0/0"]
+    "key", ["0/c/00/0/0/0/0", "0/c/\u0660/0/0/0/0", "0/c/0/0/0/0/01", "0/c/+1/0/0/0/0"]
 )
 def test_non_canonical_keys_are_refused_at_put_and_at_finish(
     http: httpx.Client, key: str, server: EmbeddedServer
@@ -73,7 +73,7 @@ def test_non_canonical_keys_are_refused_at_put_and_at_finish(
     assert http.put(f"/uploads/{grant['id']}/store/{key}", content=b"x").status_code == 400
     local = _grant(http, datalayer="local")
     keys = store_keys()
-    keys[key] = keys.pop("c/0/0/0/0/0")  # the chunk under another spelling: one is missing
+    keys[key] = keys.pop("0/c/0/0/0/0/0")  # the chunk under another spelling: one is missing
     _write_local(Path(local["path"]), keys)
     refused = http.post(f"/uploads/{local['id']}/finish/")
     assert refused.status_code == 400, refused.text
@@ -83,24 +83,24 @@ def test_non_canonical_keys_are_refused_at_put_and_at_finish(
 
 # -- decoded sizes ---------------------------------------------------------------------------
 def _meta_with(compressor: Any) -> dict[str, Any]:
-    return dict(json.loads(store_keys(compressor)["zarr.json"]))
+    return dict(json.loads(store_keys(compressor)["0/zarr.json"]))
 
 
 def test_the_pipeline_bounds_every_accepted_codec(zstd_bomb: Callable[[int, int], bytes]) -> None:
     blosc = Pipeline.from_metadata(_meta_with(None), RAW)
-    good = store_keys()["c/0/0/0/0/0"]
-    blosc.check_chunk("c/0/0/0/0/0", good)
+    good = store_keys()["0/c/0/0/0/0/0"]
+    blosc.check_chunk("0/c/0/0/0/0/0", good)
     lying = good[:4] + struct.pack("<I", 1 << 30) + good[8:]
-    with pytest.raises(ChunkRefusedError, match=r"'c/0/0/0/0/0' declares 1073741824"):
-        blosc.check_chunk("c/0/0/0/0/0", lying)
+    with pytest.raises(ChunkRefusedError, match=r"'0/c/0/0/0/0/0' declares 1073741824"):
+        blosc.check_chunk("0/c/0/0/0/0/0", lying)
     zstd = Pipeline.from_metadata(_meta_with(ZstdCodec()), RAW)
-    zstd.check_chunk("k", store_keys(ZstdCodec())["c/0/0/0/0/0"])
+    zstd.check_chunk("k", store_keys(ZstdCodec())["0/c/0/0/0/0/0"])
     with pytest.raises(ChunkRefusedError, match="declares 1073741824"):
         zstd.check_chunk("k", zstd_bomb(1 << 30, 1 << 30))
     with pytest.raises(ChunkRefusedError, match="exactly one zstd frame"):  # a second frame hides
         zstd.check_chunk("k", zstd_bomb(RAW, RAW) + zstd_bomb(1 << 30, 1 << 30)[:1000])
     zipped = Pipeline.from_metadata(_meta_with(GzipCodec()), RAW)
-    zipped.check_chunk("k", store_keys(GzipCodec())["c/0/0/0/0/0"])
+    zipped.check_chunk("k", store_keys(GzipCodec())["0/c/0/0/0/0/0"])
     with pytest.raises(ChunkRefusedError, match="exactly one gzip member"):
         zipped.check_chunk("k", gzip.compress(bytes(1 << 20)))
     with pytest.raises(ChunkRefusedError, match="more than"):
@@ -118,13 +118,13 @@ def test_a_zstd_bomb_is_refused_at_finish_naming_the_chunk_and_the_upload_stays_
     for key, value in keys.items():
         assert http.put(f"/uploads/{grant['id']}/store/{key}", content=value).status_code == 204
     bomb = zstd_bomb(1 << 30, 1 << 30)  # 33 KB that decode to 1 GiB
-    put = http.put(f"/uploads/{grant['id']}/store/c/0/0/1/0/1", content=bomb)
+    put = http.put(f"/uploads/{grant['id']}/store/0/c/0/0/1/0/1", content=bomb)
     assert put.status_code == 204  # within the chunk's encoded bound: finish decides
     refused = http.post(f"/uploads/{grant['id']}/finish/")
     assert refused.status_code == 400, refused.text
-    assert "chunk 'c/0/0/1/0/1' declares 1073741824 decoded bytes" in refused.json()["detail"]
+    assert "chunk '0/c/0/0/1/0/1' declares 1073741824 decoded bytes" in refused.json()["detail"]
     assert http.get(f"/images/{grant['id']}").status_code == 404
-    http.put(f"/uploads/{grant['id']}/store/c/0/0/1/0/1", content=keys["c/0/0/1/0/1"])
+    http.put(f"/uploads/{grant['id']}/store/0/c/0/0/1/0/1", content=keys["0/c/0/0/1/0/1"])
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201
 
 
@@ -135,10 +135,10 @@ def test_a_tampered_store_is_not_decoded_for_its_thumbnail(
     _write_local(Path(grant["path"]), store_keys(ZstdCodec()))
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201
     store = Layout(server.settings.data_dir).store(grant["id"])
-    (store / "c/0/0/0/0/0").write_bytes(zstd_bomb(1 << 30, 1 << 30))  # after finish
+    (store / "0/c/0/0/0/0/0").write_bytes(zstd_bomb(1 << 30, 1 << 30))  # after finish
     refused = http.get(f"/images/{grant['id']}/thumbnail.png")
     assert refused.status_code == 422, refused.text
-    assert "'c/0/0/0/0/0'" in refused.json()["detail"]
+    assert "'0/c/0/0/0/0/0'" in refused.json()["detail"]
 
 
 def test_a_grown_chunk_file_is_not_served(http: httpx.Client, server: EmbeddedServer) -> None:
@@ -146,21 +146,21 @@ def test_a_grown_chunk_file_is_not_served(http: httpx.Client, server: EmbeddedSe
     _write_local(Path(grant["path"]), store_keys())
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201
     store = Layout(server.settings.data_dir).store(grant["id"])
-    (store / "c/0/0/0/0/0").write_bytes(bytes(2 << 20))  # after finish, beyond any chunk
-    refused = http.get(f"/images/{grant['id']}/store/c/0/0/0/0/0")
+    (store / "0/c/0/0/0/0/0").write_bytes(bytes(2 << 20))  # after finish, beyond any chunk
+    refused = http.get(f"/images/{grant['id']}/store/0/c/0/0/0/0/0")
     assert refused.status_code == 422, refused.text
-    assert "'c/0/0/0/0/0' is larger than any key" in refused.json()["detail"]
-    assert http.get(f"/images/{grant['id']}/store/c/0/0/0/0/1").status_code == 200
+    assert "'0/c/0/0/0/0/0' is larger than any key" in refused.json()["detail"]
+    assert http.get(f"/images/{grant['id']}/store/0/c/0/0/0/0/1").status_code == 200
 
 
 def test_every_chunk_file_is_size_checked_before_it_is_read(http: httpx.Client) -> None:
     grant = _grant(http, datalayer="local")
     keys = store_keys()
-    keys["c/0/0/0/0/1"] = bytes(1 << 20)
+    keys["0/c/0/0/0/0/1"] = bytes(1 << 20)
     _write_local(Path(grant["path"]), keys)
     refused = http.post(f"/uploads/{grant['id']}/finish/")
     assert refused.status_code == 400
-    assert "chunk 'c/0/0/0/0/1' is 1048576 bytes" in refused.json()["detail"]
+    assert "chunk '0/c/0/0/0/0/1' is 1048576 bytes" in refused.json()["detail"]
     shutil.rmtree(grant["path"])
 
 
@@ -265,7 +265,7 @@ def test_refusals_repeat_at_most_a_short_prefix_of_the_input(
     answers = {
         "dataset": _post(http, "/uploads/", _GRANT | {"dataset": long}),
         "origin": _post(http, "/uploads/", _GRANT | {"origins": [long]}),
-        "key": http.put(f"/uploads/{_grant(http)['id']}/store/c/{long * 50}", content=b"x"),
+        "key": http.put(f"/uploads/{_grant(http)['id']}/store/0/c/{long * 50}", content=b"x"),
         "host": http.get(server.url + "/health/", headers={"Host": long * 50}),
         "public app": http.post(
             server.url + "/f/retrieve/", json={"manifest": {"identifier": long, "version": "1"}}
@@ -273,9 +273,9 @@ def test_refusals_repeat_at_most_a_short_prefix_of_the_input(
     }
     for name, keys in [("data type", {}), ("codec", {"codecs": [{"name": long * 50}]})]:
         grant, store = _grant(http), store_keys()
-        meta = json.loads(store["zarr.json"])
+        meta = json.loads(store["0/zarr.json"])
         meta |= keys or {"data_type": long * 50}
-        for key, value in (store | {"zarr.json": json.dumps(meta).encode()}).items():
+        for key, value in (store | {"0/zarr.json": json.dumps(meta).encode()}).items():
             assert http.put(f"/uploads/{grant['id']}/store/{key}", content=value).is_success
         answers[name] = http.post(f"/uploads/{grant['id']}/finish/")
     statuses = {name: response.status_code for name, response in answers.items()}

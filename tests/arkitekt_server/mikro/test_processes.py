@@ -11,19 +11,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import dask.array as da
 import httpx
 import numpy as np
 import pytest
 import xarray as xr
-import zarr
 from zarr.codecs import ZstdCodec
 
 from arkitekt import App, easy
 from arkitekt.mikro import UploadError, from_xarray, get_image, search_images
 from arkitekt_server.mikro._storage import Layout
+from tests.arkitekt_server.mikro.small_store import image_keys
 from tests.helpers import ServerProcess, bearer_token, wait_until
 
 BUDGET_MIB = 150
@@ -123,7 +122,7 @@ def test_kill_9_mid_upload_leaves_no_half_image_and_loses_nothing_finished(
         writer.start()
 
         def written() -> list[Path]:
-            return [p for p in layout.uploads.rglob("c/*/*/*/*/*") if p.is_file()]
+            return [p for p in layout.uploads.rglob("0/c/*/*/*/*/*") if p.is_file()]
 
         wait_until(lambda: len(written()) >= 5, 30)
         chunks = len(written())
@@ -154,18 +153,8 @@ CHUNKS = [1, 1, 1, 64, 64]  # 2 chunks of 4 KiB (uint8)
 
 
 def _zstd_store() -> dict[str, bytes]:
-    store: dict[str, Any] = {}
-    array = zarr.create_array(
-        store,
-        shape=SHAPE,
-        dtype="uint8",
-        chunks=CHUNKS,
-        compressors=[ZstdCodec()],
-        dimension_names=["c", "t", "z", "y", "x"],
-        config={"write_empty_chunks": True},
-    )
-    array[:] = np.arange(2 * 64 * 64, dtype=np.uint8).reshape(SHAPE)
-    return {key: value.to_bytes() for key, value in store.items()}
+    data = np.arange(2 * 64 * 64, dtype=np.uint8).reshape(SHAPE)
+    return image_keys(SHAPE, CHUNKS, data, ZstdCodec())
 
 
 @pytest.fixture
@@ -226,18 +215,18 @@ def test_server_memory_stays_bounded_under_hostile_chunks_and_bodies(
         peak = peak_rss_mib(server_process.pid)
         print(f"{what}: HTTP {response.status_code}, peak RSS +{peak - baseline:.0f} MiB")
 
-    grant = _upload(http, keys | {"c/0/0/1/0/0": bomb})
+    grant = _upload(http, keys | {"0/c/0/0/1/0/0": bomb})
     record("zstd bomb at finish", http.post(f"/uploads/{grant}/finish/"))
     hidden = zstd_bomb(64 * 64, 64 * 64) + bomb  # a small first frame, then the bomb
-    grant = _upload(http, keys | {"c/0/0/1/0/0": hidden})
+    grant = _upload(http, keys | {"0/c/0/0/1/0/0": hidden})
     record("second-frame bomb at finish", http.post(f"/uploads/{grant}/finish/"))
     local = _upload(http, keys, datalayer="local")
     assert http.post(f"/uploads/{local}/finish/").status_code == 201
     store = Layout(server_process.data_dir).store(local)
-    (store / "c/0/0/1/0/0").write_bytes(bomb)  # tampered after finish
+    (store / "0/c/0/0/1/0/0").write_bytes(bomb)  # tampered after finish
     record("zstd bomb at thumbnail", http.get(f"/images/{local}/thumbnail.png"))
     grant = _upload(http, {})
-    url = f"/uploads/{grant}/store/c/0/0/0/0/0"
+    url = f"/uploads/{grant}/store/0/c/0/0/0/0/0"
     record("200 MiB streamed PUT", http.put(url, content=_huge_body(200 << 20)))
     record("200 MiB declared PUT", http.put(url, content=bytes(200 << 20)))
     # JSON that expands when parsed (3 bytes of `{},` are a 64-byte dict): 16 MiB took 400 MiB
@@ -331,8 +320,8 @@ def test_a_backup_holding_a_finished_uploads_grant_never_costs_its_image(
     else:
         shutil.rmtree(trashed)  # no unknown store: nothing shows that this database is old
     if damaged:
-        (layout.store(late) / "c/0/0/1/0/0").unlink()
-        del finished[late]["c/0/0/1/0/0"]
+        (layout.store(late) / "0/c/0/0/1/0/0").unlink()
+        del finished[late]["0/c/0/0/1/0/0"]
     server_process.start(same_port=True)
     late_at = layout.quarantine / f"stores-{late}" if damaged else layout.store(late)
     assert _files(late_at) == finished[late]  # after the sweep

@@ -22,7 +22,6 @@ import pytest
 import zarr
 from zarr.storage import LocalStore
 
-from arkitekt.mikro._upload import codec
 from arkitekt.protocol.mikro import DIMS
 from arkitekt_server import EmbeddedServer
 from arkitekt_server._app import load_services
@@ -32,6 +31,7 @@ from arkitekt_server.mikro import sweep
 from arkitekt_server.mikro._chunks import max_encoded_bytes
 from arkitekt_server.mikro._common import GRANT_TTL
 from arkitekt_server.mikro._storage import Layout
+from tests.arkitekt_server.mikro.small_store import image_keys
 from tests.helpers import server_database, wait_until
 
 SHAPE = [1, 1, 2, 8, 8]
@@ -47,18 +47,7 @@ def _grant(http: httpx.Client, datalayer: str = "http", **extra: Any) -> dict[st
 
 def _store_bytes() -> dict[str, bytes]:
     """The keys of a valid store of SHAPE/CHUNKS, as a client would write them."""
-    store: dict[str, Any] = {}
-    array = zarr.create_array(
-        store,
-        shape=SHAPE,
-        dtype="uint16",
-        chunks=CHUNKS,
-        compressors=[codec(2)],
-        dimension_names=["c", "t", "z", "y", "x"],
-        config={"write_empty_chunks": True},
-    )
-    array[:] = np.arange(128, dtype=np.uint16).reshape(SHAPE)
-    return {key: value.to_bytes() for key, value in store.items()}
+    return image_keys(SHAPE, CHUNKS, np.arange(128, dtype=np.uint16).reshape(SHAPE))
 
 
 def _put_all(http: httpx.Client, grant: dict[str, Any], skip: set[str] = frozenset()) -> None:  # type: ignore[assignment]
@@ -74,7 +63,7 @@ def _visible(http: httpx.Client, image_id: str) -> bool:
 
 def test_finish_verifies_chunk_count_then_a_retry_succeeds(http: httpx.Client) -> None:
     grant = _grant(http)
-    _put_all(http, grant, skip={"c/0/0/1/0/1"})
+    _put_all(http, grant, skip={"0/c/0/0/1/0/1"})
     refused = http.post(f"/uploads/{grant['id']}/finish/")
     assert refused.status_code == 400
     assert "3 chunk(s); 4 expected" in refused.json()["detail"]
@@ -85,7 +74,7 @@ def test_finish_verifies_chunk_count_then_a_retry_succeeds(http: httpx.Client) -
     assert done.json()["id"] == grant["id"]
     assert _visible(http, grant["id"])
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 404  # grant is gone
-    late = http.put(f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=b"x")
+    late = http.put(f"/uploads/{grant['id']}/store/0/c/0/0/0/0/0", content=b"x")
     assert late.status_code == 404
 
 
@@ -103,8 +92,8 @@ def test_finish_refuses_a_store_that_differs_from_the_grant(
 ) -> None:
     grant = _grant(http)
     _put_all(http, grant)
-    meta = json.loads(_store_bytes()["zarr.json"]) | change
-    http.put(f"/uploads/{grant['id']}/store/zarr.json", content=json.dumps(meta).encode())
+    meta = json.loads(_store_bytes()["0/zarr.json"]) | change
+    http.put(f"/uploads/{grant['id']}/store/0/zarr.json", content=json.dumps(meta).encode())
     refused = http.post(f"/uploads/{grant['id']}/finish/")
     assert refused.status_code == 400
     assert message in refused.json()["detail"]
@@ -114,14 +103,14 @@ def test_finish_refuses_a_store_that_differs_from_the_grant(
 def test_finish_refuses_undecodable_chunks(http: httpx.Client) -> None:
     grant = _grant(http)
     _put_all(http, grant)
-    http.put(f"/uploads/{grant['id']}/store/c/0/0/1/0/1", content=b"not blosc")
+    http.put(f"/uploads/{grant['id']}/store/0/c/0/0/1/0/1", content=b"not blosc")
     refused = http.post(f"/uploads/{grant['id']}/finish/")
     assert refused.status_code == 400
-    assert "chunk 'c/0/0/1/0/1'" in refused.json()["detail"]
+    assert "chunk '0/c/0/0/1/0/1'" in refused.json()["detail"]
 
 
 @pytest.mark.parametrize(
-    "key", ["../escape", "c/0/0/0/0/9", "c/0/0/0/0", "zarr.json/x", "c/0/0/0/0/-1", ".zarray"]
+    "key", ["../escape", "0/c/0/0/0/0/9", "0/c/0/0/0/0", "zarr.json/x", "0/c/0/0/0/0/-1", ".zarray"]
 )
 def test_keys_outside_the_grid_are_refused(http: httpx.Client, key: str) -> None:
     grant = _grant(http)
@@ -132,7 +121,7 @@ def test_keys_outside_the_grid_are_refused(http: httpx.Client, key: str) -> None
 def test_oversized_chunks_are_refused(http: httpx.Client) -> None:
     grant = _grant(http)
     big = os.urandom(max_encoded_bytes(8 * 4 * 2) + 1)
-    response = http.put(f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=big)
+    response = http.put(f"/uploads/{grant['id']}/store/0/c/0/0/0/0/0", content=big)
     assert response.status_code == 413
 
 
@@ -147,8 +136,8 @@ def test_local_grant_refuses_links_and_stray_files(http: httpx.Client, tmp_path:
         if stray == "link":
             outside = tmp_path / "secret"
             outside.write_bytes(b"secret")
-            (directory / "c/0/0/1/0/1").unlink()
-            (directory / "c/0/0/1/0/1").symlink_to(outside)
+            (directory / "0/c/0/0/1/0/1").unlink()
+            (directory / "0/c/0/0/1/0/1").symlink_to(outside)
         else:
             (directory / "notes.txt").write_text("hi")
         refused = http.post(f"/uploads/{grant['id']}/finish/")
@@ -209,7 +198,7 @@ def test_sweep_removes_expired_grants_and_leaves_unknown_directories_alone(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     grant = _grant(http)
-    _put_all(http, grant, skip={"c/0/0/0/0/0"})
+    _put_all(http, grant, skip={"0/c/0/0/0/0/0"})
     layout = Layout(server.settings.data_dir)
     unknown = [layout.uploads / str(uuid.uuid4()), layout.stores / str(uuid.uuid4())]
     for directory in unknown:
@@ -225,7 +214,7 @@ def test_sweep_removes_expired_grants_and_leaves_unknown_directories_alone(
     logged = caplog.text
     assert all(str(directory) in logged for directory in unknown)  # but reported
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 404
-    late = http.put(f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=b"x")
+    late = http.put(f"/uploads/{grant['id']}/store/0/c/0/0/0/0/0", content=b"x")
     assert late.status_code == 404
     assert not layout.upload(grant["id"]).exists()
     for directory in unknown:
@@ -239,14 +228,15 @@ def test_store_reads_only_visible_images_and_known_keys(
     _put_all(http, grant)
     assert http.post(f"/uploads/{grant['id']}/finish/").status_code == 201
     image = grant["id"]
-    chunk = http.get(f"/images/{image}/store/c/0/0/0/0/0")
+    chunk = http.get(f"/images/{image}/store/0/c/0/0/0/0/0")
     assert chunk.status_code == 200
-    assert chunk.content == _store_bytes()["c/0/0/0/0/0"]
-    assert http.get(f"/images/{image}/store/c/0/0/0/0/7").status_code == 404
+    assert chunk.content == _store_bytes()["0/c/0/0/0/0/0"]
+    assert http.get(f"/images/{image}/store/0/c/0/0/0/0/7").status_code == 404
     assert http.get(f"/images/{image}/store/../../arkitekt.sqlite3").status_code == 404
     assert other.get(f"/images/{image}/store/zarr.json").status_code == 404
     assert other.get(f"/images/{image}").status_code == 404
-    opened = zarr.open_array(LocalStore(Path(http.get(f"/images/{image}").json()["local_path"])))
+    root = LocalStore(Path(http.get(f"/images/{image}").json()["local_path"]))
+    opened = zarr.open_array(root, path="0")
     assert opened.shape == tuple(SHAPE)
 
 
@@ -265,8 +255,8 @@ def test_finish_refuses_a_malformed_chunk_key_encoding_and_stays_retryable(
 ) -> None:
     grant = _grant(http)
     _put_all(http, grant)
-    meta = json.loads(_store_bytes()["zarr.json"]) | {"chunk_key_encoding": encoding}
-    http.put(f"/uploads/{grant['id']}/store/zarr.json", content=json.dumps(meta).encode())
+    meta = json.loads(_store_bytes()["0/zarr.json"]) | {"chunk_key_encoding": encoding}
+    http.put(f"/uploads/{grant['id']}/store/0/zarr.json", content=json.dumps(meta).encode())
     refused = http.post(f"/uploads/{grant['id']}/finish/")
     assert refused.status_code == 400, refused.text
     assert "chunk_key_encoding" in refused.json()["detail"]
@@ -313,14 +303,14 @@ def test_finish_waits_for_chunk_writes_in_progress_and_refuses_new_ones(
 ) -> None:
     grant = _grant(http)
     _put_all(http, grant)  # the grant is now cached for chunk PUTs
-    chunk = _store_bytes()["c/0/0/0/0/0"]
+    chunk = _store_bytes()["0/c/0/0/0/0/0"]
     release = threading.Event()
     slow_body = functools.partial(_held_body, chunk, release)
     client = functools.partial(_client_like, http)
 
     with client() as slow, client() as finisher, ThreadPoolExecutor(2) as pool:
         writing = pool.submit(
-            slow.put, f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=slow_body()
+            slow.put, f"/uploads/{grant['id']}/store/0/c/0/0/0/0/0", content=slow_body()
         )
         directory = Layout(server.settings.data_dir).upload(grant["id"])
         # until the PUT is in progress (its temporary file exists)
@@ -328,7 +318,7 @@ def test_finish_waits_for_chunk_writes_in_progress_and_refuses_new_ones(
         deadline = time.monotonic() + 10
         finishing = pool.submit(finisher.post, f"/uploads/{grant['id']}/finish/")
         while time.monotonic() < deadline:  # until finish has started and refuses new chunks
-            late = http.put(f"/uploads/{grant['id']}/store/c/0/0/1/0/0", content=chunk)
+            late = http.put(f"/uploads/{grant['id']}/store/0/c/0/0/1/0/0", content=chunk)
             if late.status_code != 204:
                 break
         assert late.status_code == 409, late.text
@@ -341,7 +331,7 @@ def test_finish_waits_for_chunk_writes_in_progress_and_refuses_new_ones(
     assert not layout.upload(grant["id"]).exists()
     store = layout.store(grant["id"])
     assert not [p for p in store.rglob("*") if p.name.endswith(".partial")]
-    assert http.get(f"/images/{grant['id']}/store/c/0/0/0/0/0").content == chunk
+    assert http.get(f"/images/{grant['id']}/store/0/c/0/0/0/0/0").content == chunk
 
 
 def test_an_abort_that_meets_a_finish_waits_for_it_and_undoes_the_image(
@@ -349,7 +339,7 @@ def test_an_abort_that_meets_a_finish_waits_for_it_and_undoes_the_image(
 ) -> None:
     grant = _grant(http)
     _put_all(http, grant)
-    chunk = _store_bytes()["c/0/0/0/0/0"]
+    chunk = _store_bytes()["0/c/0/0/0/0/0"]
     release = threading.Event()
     slow_body = functools.partial(_held_body, chunk, release)
     client = functools.partial(_client_like, http)
@@ -357,12 +347,12 @@ def test_an_abort_that_meets_a_finish_waits_for_it_and_undoes_the_image(
     layout = Layout(server.settings.data_dir)
     with client() as slow, client() as finisher, client() as aborter, ThreadPoolExecutor(3) as pool:
         writing = pool.submit(
-            slow.put, f"/uploads/{grant['id']}/store/c/0/0/0/0/0", content=slow_body()
+            slow.put, f"/uploads/{grant['id']}/store/0/c/0/0/0/0/0", content=slow_body()
         )
         wait_until(lambda: list(layout.upload(grant["id"]).rglob("*.partial")), interval=0.01)
         deadline = time.monotonic() + 10
         finishing = pool.submit(finisher.post, f"/uploads/{grant['id']}/finish/")
-        late = f"/uploads/{grant['id']}/store/c/0/0/1/0/0"
+        late = f"/uploads/{grant['id']}/store/0/c/0/0/1/0/0"
         while http.put(late, content=chunk).status_code == 204:
             assert time.monotonic() < deadline  # until the finish has started
         aborting = pool.submit(aborter.delete, f"/uploads/{grant['id']}/")  # it waits for it

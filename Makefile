@@ -27,7 +27,7 @@ $(DEMO_STAMP): pyproject.toml | $(VENV)/bin/python
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2  # two workers: most tests wait on servers, not on a core
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples conftest.py

@@ -1,156 +1,78 @@
-"""The levels of a stored image as the viewer reads them: an OME-Zarr image group (levels in
-t, c, z, y, x) is opened within the image's bounds, the smallest level covering the view is
-picked, and a slice of it is rendered; a group that does not fit the image is refused."""
+"""The levels of a stored image as the viewer reads them: the smallest pyramid level that covers
+the view is rendered, its pixels are that level's, and a store with a level changed since it
+was verified is refused (422), never rendered."""
 
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
+import httpx
 import numpy as np
 import pytest
-import zarr
+import xarray as xr
 from PIL import Image as PILImage
 
-from arkitekt_server.mikro._chunks import ChunkRefusedError
-from arkitekt_server.mikro._levels import open_levels, pick_level
-from arkitekt_server.mikro._slices import SliceRequest, render_slice
-from arkitekt_server.mikro._storage import DiskLocation, StoreInvalidError, Verified
+from arkitekt import App
+from arkitekt.mikro import from_xarray
+from arkitekt_server import EmbeddedServer
+from arkitekt_server.mikro._levels import Level, pick_level
+from arkitekt_server.mikro._storage import Layout
+from tests.helpers import bearer_token
 
-C, T, Z, Y, X = 2, 1, 3, 64, 80  # the image, in c, t, z, y, x
+pytestmark = pytest.mark.sqlite_only("reading levels is the same on both backends")
 
-
-def _group(root: Path, *, levels: int = 3, dims: list[str] | None = None) -> list[np.ndarray]:
-    """An OME-Zarr 0.5 image group like the one mikro stores: level i halves y and x i times,
-    each level in t, c, z, y, x; returns the levels' arrays."""
-    rng = np.random.default_rng(7)
-    full = rng.integers(0, 60000, (T, C, Z, Y, X), dtype=np.uint16)
-    group = zarr.open_group(root, mode="w", zarr_format=3)
-    arrays = [full[..., :: 2**i, :: 2**i] for i in range(levels)]
-    axes = dims or ["t", "c", "z", "y", "x"]
-    group.attrs["ome"] = {
-        "version": "0.5",
-        "multiscales": [
-            {
-                "axes": [{"name": a} for a in axes],
-                "datasets": [{"path": str(i)} for i in range(levels)],
-            }
-        ],
-    }
-    for i, data in enumerate(arrays):
-        array = group.create_array(
-            str(i), shape=data.shape, chunks=(1, 1, 1, 16, 16), dtype="uint16",
-            dimension_names=axes,
-        )  # fmt: skip
-        array[:] = data
-    return arrays
+Y, X = 600, 800  # levels: 600 x 800, 300 x 400, 150 x 200 (fits a 256 px tile)
 
 
-def _verified() -> Verified:
-    return Verified([C, T, Z, Y, X], [1, 1, 1, 16, 16], "uint16")
+def _image(connect: Callable[..., App]) -> tuple[str, dict[str, str], np.ndarray]:
+    data = np.random.default_rng(3).integers(0, 60000, (1, Y, X), dtype=np.uint16)
+    with connect() as app:
+        image = from_xarray(xr.DataArray(data, dims=["z", "y", "x"]), name="levels")
+        assert [shape[3:] for shape in image.levels] == [(600, 800), (300, 400), (150, 200)]
+        return image.id, {"Authorization": f"Bearer {bearer_token(app)}"}, data[0]
 
 
-def _mapped(plane: np.ndarray, low: float, high: float) -> np.ndarray:
-    scaled = (plane.astype(np.float64) - low) / (high - low)
-    return (np.clip(scaled, 0, 1) * 255).astype(np.uint8)
+def _slice(
+    server: EmbeddedServer, image: str, headers: dict[str, str], **params: int
+) -> httpx.Response:
+    url = f"{server.url}/mikro/images/{image}/slice.png"
+    return httpx.get(url, params={"low": 0, "high": 60000, **params}, headers=headers, timeout=30)
 
 
-def test_a_groups_levels_open_in_image_order_and_the_covering_one_is_picked(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("width", "height", "level"), [(800, 600, 0), (400, 300, 1), (200, 150, 2), (100, 75, 2)]
+)
+def test_the_smallest_level_covering_the_view_is_rendered_with_its_pixels(
+    server: EmbeddedServer, connect: Callable[..., App], width: int, height: int, level: int
 ) -> None:
-    arrays = _group(tmp_path)
-    levels = open_levels(DiskLocation(tmp_path), _verified())
-    assert [level.shape for level in levels] == [
-        (C, T, Z, Y, X),
-        (C, T, Z, 32, 40),
-        (C, T, Z, 16, 20),
-    ]
-    # c and t come back in the image's order although the group stores t first
-    block = levels[1].read(1, 0, 2, slice(0, 32), slice(0, 40))
-    assert np.array_equal(block, arrays[1][0, 1, 2])
-    assert pick_level(levels, (Y, X), (512, 512))[0] == 0
-    assert pick_level(levels, (Y, X), (20, 20))[0] == 1  # 16 x 20 would not cover 20 rows
-    assert pick_level(levels, (Y, X), (16, 16))[0] == 2
-    assert pick_level(levels, (16, 20), (16, 20))[0] == 0  # zoomed in: full resolution
-    assert pick_level(levels, (32, 40), (16, 16))[0] == 1
+    image, headers, plane = _image(connect)
+    answer = _slice(server, image, headers, width=width, height=height)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["X-Mikro-Level"] == str(level)
+    step = int(answer.headers["X-Mikro-Step"])
+    drawn = np.asarray(PILImage.open(io.BytesIO(answer.content)))
+    expected = plane[:: 2**level, :: 2**level][::step, ::step]  # the level is a stride of 0
+    mapped = np.floor(255 * np.clip(expected.astype(np.float64) / 60000, 0, 1)).astype(np.uint8)
+    np.testing.assert_array_equal(drawn, mapped)
 
 
-def test_a_slice_of_a_lower_level_is_that_levels_plane(tmp_path: Path) -> None:
-    arrays = _group(tmp_path)
-    levels = open_levels(DiskLocation(tmp_path), _verified())
-    request = SliceRequest(1, 0, 2, (0, 0, Y, X), (20, 20), (1000.0, 50000.0))
-    rendered = render_slice(levels, request)
-    assert (rendered.level, rendered.step) == (1, 2)
-    png = np.asarray(PILImage.open(io.BytesIO(rendered.png)))
-    assert np.array_equal(png, _mapped(arrays[1][0, 1, 2, ::2, ::2], 1000, 50000))
-    # A region of the full resolution, viewed at its size: level 0, pixel for pixel.
-    zoomed = render_slice(levels, SliceRequest(0, 0, 1, (8, 24, 16, 20), (16, 20), (0.0, 1.0)))
-    assert (zoomed.level, zoomed.step) == (0, 1)
-    png = np.asarray(PILImage.open(io.BytesIO(zoomed.png)))
-    assert np.array_equal(png, _mapped(arrays[0][0, 0, 1, 8:24, 24:44], 0, 1))
-
-
-def _edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
-    meta = json.loads(path.read_text())
-    change(meta)
-    path.write_text(json.dumps(meta))
-
-
-def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    return lambda meta: meta.__setitem__(key, value)
-
-
-def _paths(*paths: Any) -> Callable[[dict[str, Any]], None]:
-    def change(meta: dict[str, Any]) -> None:
-        meta["attributes"]["ome"]["multiscales"][0]["datasets"] = [{"path": p} for p in paths]
-
-    return change
-
-
-REFUSED = [
-    ("1/zarr.json", _set("data_type", "float64"), "dtype 'float64', not uint16"),
-    ("1/zarr.json", _set("shape", [T, C, Z, 128, 40]), "larger than the level before it"),
-    ("0/zarr.json", _set("shape", [T, C, Z, 32, 80]), "first level has shape"),
-    ("1/zarr.json", _set("shape", [T, C, 9, 32, 40]), "t, c, z must be 1, 2, 3"),
-    ("1/zarr.json", _set("dimension_names", ["c", "t", "z", "y", "x"]), "axes t, c, z, y, x"),
-    ("1/zarr.json", _set("codecs", [{"name": "bytes"}, {"name": "lzma"}]), "not accepted"),
-    (
-        "1/zarr.json",
-        _set(
-            "chunk_grid",
-            {"name": "regular", "configuration": {"chunk_shape": [1, 2, 3, 8192, 8192]}},
-        ),
-        "more than 67108864",
-    ),
-    ("zarr.json", _paths("0", "../stores/other"), "not a plain name"),
-    ("zarr.json", _paths("0", "0"), "repeat a path"),
-    ("zarr.json", _paths(*[str(i) for i in range(33)]), "1 to 32 levels"),
-    ("zarr.json", _paths(), "1 to 32 levels"),
-    ("zarr.json", _paths("0", "7"), "level '7' has no zarr.json"),
-    ("zarr.json", lambda meta: meta["attributes"].pop("ome"), "no multiscales"),
-]
-
-
-@pytest.mark.parametrize(("key", "change", "detail"), REFUSED)
-def test_a_group_that_does_not_fit_the_image_is_refused(
-    tmp_path: Path, key: str, change: Callable[[dict[str, Any]], None], detail: str
+def test_a_store_with_a_level_changed_since_it_was_verified_is_refused(
+    server: EmbeddedServer, connect: Callable[..., App]
 ) -> None:
-    _group(tmp_path)
-    _edit(tmp_path / key, change)
-    with pytest.raises(StoreInvalidError, match="image group") as refused:
-        open_levels(DiskLocation(tmp_path), _verified())
-    assert detail in str(refused.value)
+    image, headers, _ = _image(connect)
+    document = Layout(server.settings.data_dir).store(image) / "2" / "zarr.json"
+    document.write_bytes(document.read_bytes() + b" ")
+    for width, height in ((100, 75), (800, 600)):  # the changed level, and level 0 with it
+        refused = _slice(server, image, headers, width=width, height=height)
+        assert refused.status_code == 422
+        assert "cannot be rendered" in refused.text
 
 
-def test_a_chunk_of_a_level_is_bounded_before_it_is_decoded(
-    tmp_path: Path, zstd_bomb: Callable[[int, int], bytes]
-) -> None:
-    _group(tmp_path)
-    levels = open_levels(DiskLocation(tmp_path), _verified())
-    (tmp_path / "1" / "c" / "0" / "0" / "0" / "0" / "0").write_bytes(zstd_bomb(1 << 30, 1 << 20))
-    request = SliceRequest(0, 0, 0, (0, 0, Y, X), (20, 20), None)
-    with pytest.raises(ChunkRefusedError, match="1/c/0/0/0/0/0"):
-        render_slice(levels, request)
+def test_pick_level_prefers_the_smallest_covering_level() -> None:
+    levels = [Level(None, "tczyx", (1, 1, 1, 600 // 2**n, 800 // 2**n)) for n in range(3)]
+    assert pick_level(levels, (600, 800), (600, 800))[0] == 0
+    assert pick_level(levels, (600, 800), (300, 400))[0] == 1
+    assert pick_level(levels, (600, 800), (299, 399))[0] == 1
+    assert pick_level(levels, (600, 800), (150, 200))[0] == 2
+    assert pick_level(levels, (100, 100), (100, 100))[0] == 0  # a small region: full detail

@@ -272,9 +272,9 @@ def test_a_damaged_store_is_a_422_never_a_500(
     stores = Layout(server.settings.data_dir)
     meta = stores.store(changed.id) / "zarr.json"
     meta.write_bytes(meta.read_bytes() + b" ")
-    chunk = next(p for p in (stores.store(garbled.id) / "c").rglob("*") if p.is_file())
+    chunk = next(p for p in (stores.store(garbled.id) / "0" / "c").rglob("*") if p.is_file())
     chunk.write_bytes(b"\xff" * chunk.stat().st_size)  # a header declaring nonsense
-    chunk = next(p for p in (stores.store(corrupt.id) / "c").rglob("*") if p.is_file())
+    chunk = next(p for p in (stores.store(corrupt.id) / "0" / "c").rglob("*") if p.is_file())
     data = chunk.read_bytes()  # the header stays (its sizes are right); the payload is garbage
     chunk.write_bytes(data[:16] + bytes(b ^ 0x5A for b in data[16:]))
     cases = ((changed, "not the one verified"), (garbled, "chunk"), (corrupt, "does not decode"))

@@ -25,9 +25,7 @@ from arkitekt_server import EmbeddedServer
 from tests.docs.markdown import DOCS, ROOT, Block, pages, python_blocks
 
 # Pages whose blocks are known not to run yet, and why; the test fails once they do (strict).
-KNOWN_BROKEN = {
-    "mikro.md": "its first block stores `data`, which it never defines",
-}
+KNOWN_BROKEN: dict[str, str] = {}
 AGENT_START_SECONDS = 60.0
 
 

@@ -14,7 +14,7 @@ from tests.docs.markdown import DOCS, ROOT
 USER_PAGES = [
     ROOT / "README.md",
     *(DOCS / name for name in ["index.md", "guide.md", "rekuest.md", "classic.md"]),
-    *(DOCS / name for name in ["server.md", "api.md", "deploy.md"]),
+    *(DOCS / name for name in ["server.md", "api.md", "deploy.md", "mikro.md"]),
 ]
 # What a development log says and a user page must not.
 DEVELOPMENT_LOG = [

@@ -117,6 +117,7 @@ async def afrom_xarray(
     private: bool = False,
     datalayer: Datalayer | None = None,
     mikro: Mikro = Provide("mikro"),
+    rath: Mikro | None = None,
 ) -> Image:
     """Store an ``xr.DataArray`` (numpy- or dask-backed) as an image.
 
@@ -137,6 +138,7 @@ async def afrom_xarray(
         private: visible only to this app (default: every app of the deployment can read it).
         datalayer: ``"local"``, ``"http"`` or ``"s3"`` instead of the app's/server's choice.
         mikro: the image service (default: the active app's).
+        rath: the same, under its classic name (``rath=app.mikro.rath``).
 
     Returns:
         The stored image; its ``.data`` reads the pixels back lazily.
@@ -148,6 +150,7 @@ async def afrom_xarray(
         NoActiveAppError: no app is active and no ``mikro`` was given.
 
     """
+    mikro = explicit(mikro, rath)
     layer = check_datalayer(datalayer)
     prepared = prepare(array)
     fields = _fields(
@@ -166,17 +169,21 @@ async def afrom_xarray(
 
 @loopsafe
 @inject
-async def aget_image(image_id: str | Image, *, mikro: Mikro = Provide("mikro")) -> Image:
+async def aget_image(
+    image_id: str | Image, *, mikro: Mikro = Provide("mikro"), rath: Mikro | None = None
+) -> Image:
     """Fetch an image by id.
 
     Args:
         image_id: the image's id (or an image, to refresh it).
         mikro: the image service (default: the active app's).
+        rath: the same, under its classic name (``rath=app.mikro.rath``).
 
     Raises:
         ImageNotFoundError: no such image, or it is not visible to this app.
 
     """
+    mikro = explicit(mikro, rath)
     return await mikro.aget(check_id(image_id, "image_id", (Image,)))
 
 
@@ -190,6 +197,7 @@ async def asearch_images(
     limit: int = 50,
     offset: int = 0,
     mikro: Mikro = Provide("mikro"),
+    rath: Mikro | None = None,
 ) -> ImagePage:
     """Search the images visible to this app, newest first, one page at a time.
 
@@ -200,6 +208,7 @@ async def asearch_images(
         limit: page size (1..1000).
         offset: how many matches to skip (use ``page.next_offset``).
         mikro: the image service (default: the active app's).
+        rath: the same, under its classic name (``rath=app.mikro.rath``).
 
     Example:
         >>> from arkitekt.mikro import delete_image, from_xarray, search_images
@@ -217,6 +226,7 @@ async def asearch_images(
         ['tile 0', 'tile 1', 'tile 2']
 
     """
+    mikro = explicit(mikro, rath)
     limit, offset = check_page(limit, offset)
     return await mikro.asearch(
         name=None if name is None else check_text(name, "name", max_chars=NAME_CHARS, blank=True),
@@ -229,7 +239,9 @@ async def asearch_images(
 
 @loopsafe
 @inject
-async def adelete_image(image: str | Image, *, mikro: Mikro = Provide("mikro")) -> None:
+async def adelete_image(
+    image: str | Image, *, mikro: Mikro = Provide("mikro"), rath: Mikro | None = None
+) -> None:
     """Delete an image and its pixels.
 
     Raises:
@@ -237,13 +249,18 @@ async def adelete_image(image: str | Image, *, mikro: Mikro = Provide("mikro")) 
         PermissionDeniedError: another app stored it.
 
     """
+    mikro = explicit(mikro, rath)
     await mikro.adelete(check_id(image, "image", (Image,)))
 
 
 @loopsafe
 @inject
 async def acreate_dataset(
-    name: str, description: str = "", *, mikro: Mikro = Provide("mikro")
+    name: str,
+    description: str = "",
+    *,
+    mikro: Mikro = Provide("mikro"),
+    rath: Mikro | None = None,
 ) -> Dataset:
     """Create a dataset (a named group of images) to pass as ``from_xarray(dataset=...)``.
 
@@ -251,12 +268,14 @@ async def acreate_dataset(
         name: a non-empty name (at most 500 characters, no control characters).
         description: free text (at most 10,000 characters; line breaks allowed).
         mikro: the image service (default: the active app's).
+        rath: the same, under its classic name (``rath=app.mikro.rath``).
 
     Raises:
         MikroError: a bad name or description (nothing is sent; the message names which);
             :class:`~arkitekt.errors.InvalidImageError` (a subclass) if the server refuses them.
 
     """
+    mikro = explicit(mikro, rath)
     try:
         name = check_text(name, "name", max_chars=DATASET_NAME_CHARS)
         description = check_text(
@@ -269,8 +288,11 @@ async def acreate_dataset(
 
 @loopsafe
 @inject
-async def alist_datasets(*, mikro: Mikro = Provide("mikro")) -> list[Dataset]:
+async def alist_datasets(
+    *, mikro: Mikro = Provide("mikro"), rath: Mikro | None = None
+) -> list[Dataset]:
     """Every dataset of the deployment, newest first."""
+    mikro = explicit(mikro, rath)
     return await mikro.alist_datasets()
 
 
@@ -280,3 +302,21 @@ search_images = syncify(asearch_images)
 delete_image = syncify(adelete_image)
 create_dataset = syncify(acreate_dataset)
 list_datasets = syncify(alist_datasets)
+
+
+def explicit(mikro: Mikro, rath: Mikro | None) -> Mikro:
+    """The service a call uses; ``rath`` is the classic name of the explicit ``mikro``.
+
+    The call already runs in the scope of the app whose service it was given (under either
+    name), so ``mikro`` is that service: ``rath``, if given, must be the same one.
+
+    Raises:
+        TypeError: ``rath`` is not the image service of the app the call runs for.
+
+    """
+    if rath is None or rath is mikro:
+        return mikro
+    raise TypeError(
+        "rath= takes the image service of the app the call is for: rath=app.mikro.rath (the "
+        f"same as mikro=app.mikro), not {type(rath).__name__}"
+    )

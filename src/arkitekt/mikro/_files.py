@@ -34,7 +34,7 @@ import anyio.to_thread
 from arkitekt._inject import Provide, inject
 from arkitekt._twins import loopsafe, syncify
 from arkitekt.errors import InvalidImageError, MikroError, UploadError
-from arkitekt.mikro._api import afrom_xarray
+from arkitekt.mikro._api import afrom_xarray, explicit
 from arkitekt.mikro._file_checks import (
     UnreadableFileError,
     check_blocks,
@@ -205,6 +205,7 @@ async def afrom_file(
     datalayer: Datalayer | None = None,
     max_bytes: int | None = MAX_BYTES,
     mikro: Mikro = Provide("mikro"),
+    rath: Mikro | None = None,
 ) -> Image:
     """Store a microscope file (OME-TIFF, TIFF, OME-Zarr) as an image, without loading it whole.
 
@@ -227,6 +228,7 @@ async def afrom_file(
         max_bytes: refuse a file holding more pixel bytes than this (default 256 GiB; ``None``:
             no limit): a small file can declare terabytes of empty planes.
         mikro: the image service (default: the active app's).
+        rath: the same, under its classic name (``rath=app.mikro.rath``).
 
     Raises:
         InvalidImageError: no such file, a format it cannot read, a broken or truncated file,
@@ -236,6 +238,7 @@ async def afrom_file(
         UploadError: the upload failed; nothing was stored and it can be retried.
 
     """
+    mikro = explicit(mikro, rath)
     found = await anyio.to_thread.run_sync(read_file, path, scene)
     label = Path(path).name
     check_blocks(label, found.array, max_bytes)

@@ -75,6 +75,14 @@ class Mikro(Service):
         self._uploads = object()  # the scope's key of the uploads in progress
         self._disk_of: tuple[tuple[str, str | None], LocalDisk] | None = None
 
+    @property
+    def rath(self) -> Mikro:
+        """The service itself, under the classic client's name.
+
+        ``from_xarray(..., rath=app.mikro.rath)`` is ``from_xarray(..., mikro=app.mikro)``.
+        """
+        return self
+
     async def _guard(self) -> UploadsInProgress:
         return UploadsInProgress(self.settings.timeout)
 

@@ -317,3 +317,24 @@ def test_a_refused_text_is_not_echoed_in_full(value: str) -> None:
     message = str(caught.value)
     assert "name" in message
     assert len(message) < 300, message[:300]
+
+
+def test_rath_is_the_classic_name_of_the_explicit_client(
+    connect: Callable[..., App], unique: str
+) -> None:
+    app = connect()
+    data = xr.DataArray(np.arange(12, dtype="uint8").reshape(3, 4), dims=["y", "x"])
+    with app:
+        stored = from_xarray(data, name=unique, rath=app.mikro.rath)
+    # from another thread, with no app active there: rath= finds the app, as mikro= does
+    with app:
+        found = app.run_in_thread(lambda: get_image(stored.id, rath=app.mikro.rath)).result(30)
+        listed = search_images(unique, rath=app.mikro.rath)
+    assert found.id == stored.id
+    assert [image.id for image in listed.items] == [stored.id]
+    assert app.mikro.rath is app.mikro
+
+
+def test_rath_that_is_no_image_service_is_refused(connect: Callable[..., App]) -> None:
+    with connect(), pytest.raises(TypeError, match=r"rath= takes the image service"):
+        search_images("x", rath="not-a-client")  # type: ignore[arg-type]

@@ -23,39 +23,59 @@ __all__ = ["ZarrPixels"]
 class ZarrPixels(BackendArray):
     """A read-only zarr array (sync or async) behind xarray's explicit indexers.
 
+    Its axes may be presented in another order than stored. The transposition happens here,
+    on the indexers and on each result (a view), not in xarray: a transposed lazily indexed
+    array would turn every read into vectorized (point-by-point) indexing. Selections reach
+    zarr as orthogonal indexing in the stored order.
+
     Args:
         array: an opened ``zarr.Array``.
+        order: the stored axis of each presented axis (presented axis ``i`` is stored axis
+            ``order[i]``); default: as stored.
 
     """
 
-    __slots__ = ("_array", "dtype", "shape")
+    __slots__ = ("_array", "_order", "dtype", "shape")
 
-    def __init__(self, array: Any) -> None:
+    def __init__(self, array: Any, order: tuple[int, ...] | None = None) -> None:
         self._array = array
-        self.shape: tuple[int, ...] = tuple(array.shape)
+        self._order = order if order is not None else tuple(range(array.ndim))
+        self.shape: tuple[int, ...] = tuple(int(array.shape[axis]) for axis in self._order)
         self.dtype: np.dtype[Any] = array.dtype
 
+    def _stored(self, key: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[int, ...]]:
+        """The stored-order key of a presented-order one, and the axes to drop after.
+
+        Integers become one-long slices, so that every axis survives the transposition.
+        """
+        stored: list[Any] = [slice(None)] * len(self._order)
+        dropped = []
+        for axis, part in enumerate(key):
+            if isinstance(part, int | np.integer):
+                part = slice(int(part), int(part) + 1)
+                dropped.append(axis)
+            stored[self._order[axis]] = part
+        return tuple(stored), tuple(dropped)
+
+    def _presented(self, data: Any, dropped: tuple[int, ...]) -> Any:
+        data = np.transpose(np.asarray(data), self._order)
+        return data.squeeze(axis=dropped) if dropped else data
+
+    def _read(self, key: tuple[Any, ...]) -> Any:
+        stored, dropped = self._stored(key)
+        return self._presented(self._array.oindex[stored], dropped)
+
+    async def _aread(self, key: tuple[Any, ...]) -> Any:
+        stored, dropped = self._stored(key)
+        return self._presented(await self._array._async_array.oindex.getitem(stored), dropped)
+
     def __getitem__(self, key: indexing.ExplicitIndexer) -> Any:
-        array = self._array
-        if isinstance(key, indexing.OuterIndexer):
-            method = array.oindex.__getitem__
-        elif isinstance(key, indexing.VectorizedIndexer):
-            method = array.vindex.__getitem__
-        else:
-            method = array.__getitem__
         return indexing.explicit_indexing_adapter(
-            key, self.shape, indexing.IndexingSupport.VECTORIZED, method
+            key, self.shape, indexing.IndexingSupport.OUTER, self._read
         )
 
     async def async_getitem(self, key: indexing.ExplicitIndexer) -> Any:
         """As ``__getitem__``, awaited (``await image.data.load_async()``)."""
-        array = self._array._async_array
-        if isinstance(key, indexing.OuterIndexer):
-            method = array.oindex.getitem
-        elif isinstance(key, indexing.VectorizedIndexer):
-            method = array.vindex.getitem
-        else:
-            method = array.getitem
         return await indexing.async_explicit_indexing_adapter(
-            key, self.shape, indexing.IndexingSupport.VECTORIZED, method
+            key, self.shape, indexing.IndexingSupport.OUTER, self._aread
         )

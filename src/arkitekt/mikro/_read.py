@@ -129,17 +129,13 @@ def open_data(image: Image, store: Any, level: int = 0) -> xr.DataArray:
 
     path = level_path(image, level)  # level n of the OME-Zarr group, (t, c, z, y, x)
     array = zarr.open_array(CheckedStore(store, image), mode="r", zarr_format=3, path=path)
-    axes = stored_axes(image)  # stored axes -> API axes: API axis i is stored axis axes[i]
-    stored = [""] * len(DIMS)
-    for api, axis in enumerate(axes):
-        stored[axis] = DIMS[api]
     return xr.DataArray(
-        LazilyIndexedArray(ZarrPixels(array)),
-        dims=stored,
+        LazilyIndexedArray(ZarrPixels(array, stored_axes(image))),  # transposed in there
+        dims=DIMS,
         name=image.name,
         attrs={
             "mikro_id": image.id,
             "channel_names": list(image.channel_names),
             "pixel_size": image.pixel_size.model_dump(exclude_none=True),
         },
-    ).transpose(*DIMS)  # lazily: the indexers are permuted, nothing is read
+    )

@@ -137,3 +137,26 @@ async def test_values_load_on_the_apps_loop_with_load_async(
         plane = await image.data.isel(z=0).load_async()
         assert np.array_equal(plane.values, pixels[:, :, 0])
         assert _chunk_reads(recording_server) == ["c/0/0/0/0/0"]
+
+
+@pytest.mark.sqlite_only("reading pixels does not touch the database")
+def test_a_pyramid_level_reads_orthogonally_and_presents_the_api_order(
+    connect: Any,
+) -> None:
+    import xarray as xr
+
+    from arkitekt.mikro import from_xarray
+
+    pixels = np.arange(2 * 3 * 4 * 5, dtype="uint16").reshape(2, 3, 4, 5)  # c, z, y, x
+    with connect():
+        image = from_xarray(xr.DataArray(pixels, dims=["c", "z", "y", "x"]), name="orthogonal")
+        data = image.data
+        # stored as t, c, z, y, x: presented as c, t, z, y, x without xarray transposing it
+        # (a transposed lazy array reads point by point)
+        assert type(data.variable._data).__name__ == "LazilyIndexedArray"
+        assert data.dims == ("c", "t", "z", "y", "x")
+        np.testing.assert_array_equal(data.values, pixels[:, None])
+        np.testing.assert_array_equal(data.isel(c=1, z=slice(0, 2)).values, pixels[1, None, :2])
+        np.testing.assert_array_equal(
+            data.isel(x=[0, 3], y=2).values, pixels[:, None, :, 2][..., [0, 3]]
+        )

@@ -142,7 +142,7 @@ class BucketStore(WrapperStore[Store]):
                     f"{self.access.bucket!r} is {size} bytes, more than any key of it can be "
                     f"({limit}); it is not read"
                 )
-            return prototype.buffer.from_bytes(await result.bytes_async())  # no copy
+            return prototype.buffer.from_bytes(memoryview(await result.bytes_async()))  # no copy
         except FileNotFoundError:
             return None
         except Exception as error:

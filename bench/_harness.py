@@ -24,6 +24,7 @@ __all__ = [
     "paired_median",
     "print_table",
     "ratio",
+    "whole_rounds",
 ]
 
 # Runs ``n`` calls of the thing measured (with its own tight loop) and returns nothing.
@@ -144,3 +145,20 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]
     print("  ".join("-" * width for width in widths))
     for row in rows:
         print(line(row))
+
+
+def whole_rounds(cases: Mapping[str, Callable[[], None]], rounds: int) -> dict[str, list[float]]:
+    """Seconds of each case (one whole operation each), ``rounds`` times, rotating the order.
+
+    A first round warms up (page cache, imports, lazy singletons) and is dropped.
+    """
+    names = list(cases)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for index in range(rounds + 1):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            cases[name]()
+            if index:
+                times[name].append(time.perf_counter() - start)
+    return times

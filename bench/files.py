@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench._harness import print_table
+from bench._harness import print_table, whole_rounds
 
 SHAPE = (1, 2, 64, 2048, 2048)  # T C Z Y X, 1 GiB of uint16
 ROUNDS = 3
@@ -82,23 +81,12 @@ def main() -> None:
                     stored.append(image.id)
                     delete_image(image.id, mikro=app.mikro)
 
-                times = _rounds({"bioio read": bioio_read, "from_file local": import_file})
+                times = whole_rounds(
+                    {"bioio read": bioio_read, "from_file local": import_file}, ROUNDS
+                )
         _report(times, size)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _rounds(cases: dict[str, Callable[[], None]]) -> dict[str, list[float]]:
-    names = list(cases)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for index in range(ROUNDS + 1):  # round 0 warms up (page cache, imports) and is dropped
-        shift = index % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            cases[name]()
-            if index:
-                times[name].append(time.perf_counter() - start)
-    return times
 
 
 def _report(times: dict[str, list[float]], size: int) -> None:

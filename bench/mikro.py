@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench._harness import print_table
+from bench._harness import print_table, whole_rounds
 
 SHAPE = (2, 1, 64, 1024, 2048)
 BIG_SHAPE = (2, 1, 256, 2048, 2048)  # 4 GiB of uint16
@@ -218,7 +218,7 @@ def main() -> None:
                     "from_xarray http": upload("http"),
                     "http, server process": upload_apart,
                 }
-                times = _rounds(cases)
+                times = whole_rounds(cases, ROUNDS)
                 stored["http, server process"] = apart[0]
                 apps = {"local": app, "http": reader, "http, server process": remote}
                 reads = _read_back(apps, stored, tmp, get_image)
@@ -229,19 +229,6 @@ def main() -> None:
         _report(times, reads, rss, chunks)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _rounds(cases: dict[str, Callable[[], None]]) -> dict[str, list[float]]:
-    names = list(cases)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for index in range(ROUNDS + 1):  # round 0 warms up and is dropped
-        shift = index % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            cases[name]()
-            if index:
-                times[name].append(time.perf_counter() - start)
-    return times
 
 
 def _read_back(
@@ -266,7 +253,7 @@ def _read_back(
 
     cases = {"direct zarr read": direct}
     cases.update({f"get_image {datalayer}": via(datalayer) for datalayer in apps})
-    return _rounds(cases)
+    return whole_rounds(cases, ROUNDS)
 
 
 def _ratio(times: dict[str, list[float]], name: str, reference: str = "direct zarr") -> float:

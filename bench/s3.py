@@ -38,8 +38,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench._harness import print_table
-from bench.mikro import ROUNDS, _median, _ratio, _rounds
+from bench._harness import print_table, whole_rounds
+from bench.mikro import ROUNDS, _median, _ratio
 
 MIB = 1 << 20
 
@@ -144,7 +144,7 @@ def main() -> None:
                             delete_image(stored.pop(), mikro=app.mikro)
                         stored.append(from_xarray(array, name="bench s3", mikro=app.mikro).id)
 
-                    times = _rounds({"direct zarr": direct, "from_xarray s3": upload})
+                    times = whole_rounds({"direct zarr": direct, "from_xarray s3": upload}, ROUNDS)
                     sink: list[Any] = []
 
                     def direct_read() -> None:
@@ -156,7 +156,9 @@ def main() -> None:
                         sink.append(get_image(stored[0], mikro=app.mikro).data.values)
                         sink.clear()
 
-                    reads = _rounds({"direct zarr read": direct_read, "get_image s3": read})
+                    reads = whole_rounds(
+                        {"direct zarr read": direct_read, "get_image s3": read}, ROUNDS
+                    )
         _report(times, reads, shape, chunks, endpoint)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

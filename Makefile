@@ -15,13 +15,13 @@ $(VENV)/bin/python:
 # Everything: the library, the server, the file readers and the developer tools.
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	@echo "==> installing arkitekt-lab with the server and the developer tools (a minute or two the first time)"
-	$(BIN)/python -m pip install --progress-bar off -e ".[dev]"
+	$(BIN)/python -m pip install --progress-bar off -c constraints.txt -e ".[dev]"
 	touch $(STAMP) $(DEMO_STAMP)
 
 # The demo needs the library and the server only (the full install above covers it too).
 $(DEMO_STAMP): pyproject.toml | $(VENV)/bin/python
 	@echo "==> installing arkitekt-lab with the server (about a minute the first time)"
-	$(BIN)/python -m pip install --progress-bar off -e ".[server]"
+	$(BIN)/python -m pip install --progress-bar off -c constraints.txt -e ".[server]"
 	touch $(DEMO_STAMP)
 
 install: $(STAMP)

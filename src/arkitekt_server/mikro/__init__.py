@@ -24,11 +24,12 @@ from arkitekt_server._service import ServerService
 from arkitekt_server._settings import ServerSettings
 from arkitekt_server.mikro import _models  # noqa: F401 -- registers the tables
 from arkitekt_server.mikro import _storage as storage
+from arkitekt_server.mikro._adopt import adopt_command
 from arkitekt_server.mikro._bucket import Bucket
 from arkitekt_server.mikro._chunk_puts import router as chunk_router
 from arkitekt_server.mikro._chunks import max_encoded_bytes
 from arkitekt_server.mikro._common import DEFAULT_DATALAYER, mikro_state
-from arkitekt_server.mikro._housekeeping import adopt_command, check_stores, sweep
+from arkitekt_server.mikro._housekeeping import check_stores, sweep
 from arkitekt_server.mikro._routes import router as api_router
 from arkitekt_server.mikro._uploads import router as upload_router
 from arkitekt_server.mikro._viewer import PUBLIC_PATHS

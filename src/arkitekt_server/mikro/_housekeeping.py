@@ -1,4 +1,6 @@
-"""Housekeeping of mikro's directories: sweeping abandoned uploads, the start-up check, adopting.
+"""Housekeeping of mikro's directories: sweeping abandoned uploads and the start-up check.
+
+Adopting unknown stores is :mod:`arkitekt_server.mikro._adopt`.
 
 The rule: a directory is deleted only when the database records it as the server's own
 leftover — the upload directory of a grant in state ``abandoned`` (aborted, or expired and
@@ -23,20 +25,15 @@ grant or image knows are left alone.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio.to_thread
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arkitekt.protocol.mikro import MAX_METADATA_BYTES, UploadRequest
-from arkitekt.protocol.ome import disk_order, level_count
-from arkitekt.protocol.text import echo
+from arkitekt.protocol.mikro import UploadRequest
 from arkitekt_server._db import Database, utcnow
 from arkitekt_server._errors import ArkitektServerError
 from arkitekt_server.mikro import _storage as storage
@@ -48,12 +45,13 @@ from arkitekt_server.mikro._models import DatasetRow, GrantRow, ImageRow, image_
 
 __all__ = [
     "ADOPTED_OWNER",
-    "AdoptReport",
     "UnknownStoresError",
-    "adopt_command",
-    "adopt_stores",
     "check_stores",
+    "known_names",
+    "restore_trashed",
+    "set_aside",
     "sweep",
+    "unknown_entries",
 ]
 
 log = logging.getLogger("arkitekt_server.mikro")
@@ -73,7 +71,7 @@ class UnknownStoresError(ArkitektServerError, RuntimeError):
     """Image stores exist that the database does not know: the server must not start."""
 
 
-async def _known(session: AsyncSession) -> tuple[set[str], set[str]]:
+async def known_names(session: AsyncSession) -> tuple[set[str], set[str]]:
     """The ids that know an upload directory (every grant) and those that know a store.
 
     Only an image or a ``finishing`` grant knows a store: an ``open`` or ``abandoned`` grant
@@ -87,7 +85,7 @@ async def _known(session: AsyncSession) -> tuple[set[str], set[str]]:
     return {grant_id for grant_id, _ in rows}, finishing | images
 
 
-def _unknown(parent: Path, known: set[str], min_age: dt.timedelta | None) -> list[Path]:
+def unknown_entries(parent: Path, known: set[str], min_age: dt.timedelta | None) -> list[Path]:
     cutoff = None if min_age is None else (utcnow() - min_age).timestamp()
     found = []
     for entry in sorted(parent.iterdir()):
@@ -160,7 +158,7 @@ async def _complete_finishes(
                 storage.verify_store, storage.DiskLocation(store), body
             )
         except (OSError, ValueError, storage.StoreInvalidError) as error:
-            await anyio.to_thread.run_sync(_quarantine, layout, store)
+            await anyio.to_thread.run_sync(set_aside, layout, store)
             log.error(
                 "mikro: interrupted finish %s: store moved to quarantine (%s)", grant.id, error
             )
@@ -186,7 +184,7 @@ async def _complete_finishes(
         log.warning("mikro: completed the interrupted finish of image %s", grant.id)
 
 
-def _restore_trashed(layout: storage.Layout, images: set[str]) -> None:
+def restore_trashed(layout: storage.Layout, images: set[str]) -> None:
     for entry in layout.trash.iterdir():
         if entry.name in images:  # a delete that crashed before its commit: the image stays
             os.replace(entry, layout.stores / entry.name)
@@ -252,9 +250,9 @@ async def sweep(
             await session.execute(delete(GrantRow).where(GrantRow.id == grant.id))
             await session.commit()
             removed += 1
-        grants, stores = await _known(session)
+        grants, stores = await known_names(session)
     for parent, known in ((layout.uploads, grants), (layout.stores, stores)):
-        stray = await anyio.to_thread.run_sync(_unknown, parent, known, UNKNOWN_MIN_AGE)
+        stray = await anyio.to_thread.run_sync(unknown_entries, parent, known, UNKNOWN_MIN_AGE)
         for entry in stray:
             if state is None or entry not in state.reported:
                 log.warning(
@@ -278,10 +276,10 @@ async def check_stores(database: Database, layout: storage.Layout) -> None:
 
     """
     async with database.sessions() as session:
-        _, stores = await _known(session)
+        _, stores = await known_names(session)
         images = set(await session.scalars(select(ImageRow.id)))
-    await anyio.to_thread.run_sync(_restore_trashed, layout, images)
-    stray = await anyio.to_thread.run_sync(_unknown, layout.stores, stores, None)
+    await anyio.to_thread.run_sync(restore_trashed, layout, images)
+    stray = await anyio.to_thread.run_sync(unknown_entries, layout.stores, stores, None)
     if stray:
         where = database.endpoint
         message = (
@@ -296,153 +294,7 @@ async def check_stores(database: Database, layout: storage.Layout) -> None:
     await anyio.to_thread.run_sync(_empty_trash, layout)
 
 
-@dataclass
-class AdoptReport:
-    """What :func:`adopt_stores` did."""
-
-    adopted: list[str] = field(default_factory=list)
-    quarantined: list[str] = field(default_factory=list)
-    reasons: dict[str, str] = field(default_factory=dict)
-
-
-def _read_record(layout: storage.Layout, image_id: str) -> dict[str, object]:
-    path = layout.record(image_id)
-    try:  # a record holds an upload request: at most the metadata's bound and a little
-        if path.stat().st_size > 2 * MAX_METADATA_BYTES:
-            return {}
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError, RecursionError):  # a damaged record: adopt without it
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _quarantine(layout: storage.Layout, entry: Path) -> None:
+def set_aside(layout: storage.Layout, entry: Path) -> None:
     layout.quarantine.mkdir(mode=0o700, exist_ok=True)
     target = layout.quarantine / f"{entry.parent.name}-{entry.name}"
     os.replace(entry, target)
-
-
-async def adopt_stores(
-    session: AsyncSession, layout: storage.Layout, *, quarantine: bool = False
-) -> AdoptReport:
-    """Register the stores the database does not know as images again (or set them aside).
-
-    A store is adopted when it passes the same verification as a finished upload; its name,
-    tags and metadata come from the record written at finish (``records/<id>.json``; a store
-    without one is adopted as ``adopted <id>``). Adopted images belong to no app
-    (:data:`ADOPTED_OWNER`); a dataset that no longer exists is dropped. A store that fails
-    verification, every unknown upload directory, every store in ``trash/`` whose image the
-    database does not know, and with ``quarantine`` every unknown store are moved to
-    ``quarantine/`` instead. Nothing is deleted.
-
-    Args:
-        session: a session on the server's database (the server must not be running).
-        layout: the mikro directories.
-        quarantine: set every unknown store aside instead of adopting it.
-
-    Returns:
-        What was adopted and what was quarantined (with the reasons).
-
-    """
-    layout.create()
-    report = AdoptReport()
-    grants, stores = await _known(session)
-    _restore_trashed(layout, stores)
-    for entry in sorted(layout.trash.iterdir()):
-        _quarantine(layout, entry)
-        report.quarantined.append(entry.name)
-        report.reasons[entry.name] = "an image being deleted when the server stopped"
-    for entry in _unknown(layout.uploads, grants, None):
-        _quarantine(layout, entry)
-        report.quarantined.append(entry.name)
-        report.reasons[entry.name] = "an unfinished upload no grant knows"
-    for entry in _unknown(layout.stores, stores, None):
-        reason = "--quarantine" if quarantine else await _adopt(session, layout, entry)
-        if reason is None:
-            report.adopted.append(entry.name)
-            continue
-        _quarantine(layout, entry)
-        report.quarantined.append(entry.name)
-        report.reasons[entry.name] = reason
-    return report
-
-
-def _layout_of(location: storage.Location) -> dict[str, object]:
-    """The shape, chunks and dtype a store's ``zarr.json`` documents say (level by level for
-    an image group, in (c, t, z, y, x) order), for adopting it: verification then checks them."""
-    meta = storage.read_meta(location)
-    if meta["node_type"] != "group":  # a store from before pyramids: one array at the root
-        return {
-            "shape": meta["shape"],
-            "chunks": meta["chunk_grid"]["configuration"]["chunk_shape"],
-            "dtype": meta["data_type"],
-            "level_chunks": [],
-        }
-    level = storage.read_meta(location, "0/zarr.json")
-    shape = disk_order(level["shape"])
-    chunks = []
-    for n in range(level_count(shape)):
-        document = level if n == 0 else storage.read_meta(location, f"{n}/zarr.json")
-        chunks.append(disk_order(document["chunk_grid"]["configuration"]["chunk_shape"]))
-    return {
-        "shape": shape,
-        "chunks": chunks[0],
-        "dtype": level["data_type"],
-        "level_chunks": chunks,
-    }
-
-
-async def _adopt(session: AsyncSession, layout: storage.Layout, entry: Path) -> str | None:
-    """Adopt one store; the reason it cannot be adopted, else ``None``."""
-    try:
-        image_id = str(uuid.UUID(entry.name))
-        if image_id != entry.name:
-            raise ValueError(f"{entry.name!r} is not an image id in canonical form")
-        location = storage.DiskLocation(entry)
-        record = _read_record(layout, image_id)
-        fields = dict(record.get("request") or {})  # type: ignore[call-overload]
-        fields.update(_layout_of(location))
-        fields.setdefault("name", f"adopted {image_id}")
-        body = UploadRequest.model_validate(fields)
-        checked = storage.verify_store(location, body, legacy=True)
-    except (
-        ValueError,
-        KeyError,
-        TypeError,
-        OSError,
-        RecursionError,
-        storage.StoreInvalidError,
-    ) as error:
-        return f"{type(error).__name__}: {echo(str(error), 200)}"
-    dataset = body.dataset
-    if dataset is not None and await session.get(DatasetRow, dataset) is None:
-        dataset = None
-    try:  # a damaged date in the record costs the date, not the image
-        created = dt.datetime.fromisoformat(str(record["created_at"]))
-    except (KeyError, ValueError):
-        created = None
-    session.add(
-        image_row(
-            image_id,
-            body,
-            owner_pk=ADOPTED_OWNER,
-            owner=str(record.get("owner") or "unknown (adopted)")[:200],
-            dataset_id=dataset,
-            meta_sha256=checked.meta_sha256,
-            levels=level_rows(checked),
-            created_at=created,
-        )
-    )
-    await session.commit()
-    return None
-
-
-async def adopt_command(session: AsyncSession, data_dir: Path, *, quarantine: bool) -> str:
-    """Run :func:`adopt_stores` on a data directory; the report ``arkitekt adopt-stores`` prints."""
-    layout = storage.Layout(data_dir)
-    report = await adopt_stores(session, layout, quarantine=quarantine)
-    lines = [f"adopted {len(report.adopted)} store(s) as images"]
-    lines += [f"  {image_id}" for image_id in report.adopted]
-    lines.append(f"moved {len(report.quarantined)} to {layout.quarantine}")
-    lines += [f"  {name}: {report.reasons[name]}" for name in report.quarantined]
-    return "\n".join(lines)

@@ -209,7 +209,7 @@ def test_a_pyramid_store_without_its_record_is_adopted_with_every_level(tmp_path
 
     from arkitekt_server._app import load_services
     from arkitekt_server._db import Database
-    from arkitekt_server.mikro import _housekeeping as housekeeping
+    from arkitekt_server.mikro import _adopt as adopting
     from arkitekt_server.mikro._models import ImageRow
 
     load_services()
@@ -220,12 +220,12 @@ def test_a_pyramid_store_without_its_record_is_adopted_with_every_level(tmp_path
         (layout.store(image_id) / key).parent.mkdir(parents=True, exist_ok=True)
         (layout.store(image_id) / key).write_bytes(value)
 
-    async def adopt() -> tuple[housekeeping.AdoptReport, ImageRow]:
+    async def adopt() -> tuple[adopting.AdoptReport, ImageRow]:
         database = Database.in_dir(tmp_path)
         try:
             await database.create_tables()
             async with database.sessions() as session:
-                report = await housekeeping.adopt_stores(session, layout)
+                report = await adopting.adopt_stores(session, layout)
                 return report, (await session.scalars(select(ImageRow))).one()
         finally:
             await database.dispose()

@@ -26,6 +26,7 @@ from arkitekt.protocol.mikro import DIMS
 from arkitekt_server import EmbeddedServer
 from arkitekt_server._app import load_services
 from arkitekt_server._db import Database, utcnow
+from arkitekt_server.mikro import _adopt as adopting
 from arkitekt_server.mikro import _housekeeping as housekeeping
 from arkitekt_server.mikro import sweep
 from arkitekt_server.mikro._chunks import max_encoded_bytes
@@ -270,14 +271,14 @@ def test_sweep_spares_a_grant_created_after_it_read_the_grants(
     http: httpx.Client, server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made: list[dict[str, Any]] = []
-    original = housekeeping._unknown
+    original = housekeeping.unknown_entries
 
     def racing(*args: Any) -> list[Path]:  # a grant is committed between the snapshot and the scan
         if not made:
             made.append(_grant(http))
         return original(*args)
 
-    monkeypatch.setattr(housekeeping, "_unknown", racing)
+    monkeypatch.setattr(housekeeping, "unknown_entries", racing)
     monkeypatch.setattr(housekeeping, "UNKNOWN_MIN_AGE", dt.timedelta(0))
     _sweep(server)
     (grant,) = made
@@ -378,15 +379,15 @@ def test_existing_mikro_directories_are_made_owner_only(
         assert directory.stat().st_mode & 0o777 == 0o700, directory
 
 
-def _adopt(data_dir: Path, layout: Layout) -> housekeeping.AdoptReport:
+def _adopt(data_dir: Path, layout: Layout) -> adopting.AdoptReport:
     """Run adopt-stores on a fresh database in ``data_dir``."""
 
-    async def run() -> housekeeping.AdoptReport:
+    async def run() -> adopting.AdoptReport:
         database = Database.in_dir(data_dir)
         try:
             await database.create_tables()
             async with database.sessions() as session:
-                return await housekeeping.adopt_stores(session, layout)
+                return await adopting.adopt_stores(session, layout)
         finally:
             await database.dispose()
 

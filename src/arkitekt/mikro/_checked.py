@@ -11,7 +11,6 @@ allocates more than the chunks of the recorded array it asked for.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections.abc import Iterable
@@ -141,9 +140,9 @@ class CheckedStore(WrapperStore[Store]):
         key_ranges: Iterable[tuple[str, ByteRequest | None]],
     ) -> list[Buffer | None]:
         """Several keys, each as :meth:`get` reads it."""
-        return list(
-            await asyncio.gather(*(self.get(key, prototype, rng) for key, rng in key_ranges))
-        )
+        from arkitekt.mikro._stores import gather_gets
+
+        return await gather_gets(self, prototype, key_ranges)
 
     def __repr__(self) -> str:
         return f"CheckedStore({self._store!r})"

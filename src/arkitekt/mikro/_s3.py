@@ -21,13 +21,13 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from zarr.storage import WrapperStore
 
 from arkitekt.errors import MikroError, PermissionDeniedError
+from arkitekt.protocol.chunks import META_MAX_BYTES
 from arkitekt.protocol.mikro import S3_RETRY, S3Access
 
 __all__ = ["BucketStore", "Credentials", "bucket_store", "store_error"]
 
 _RENEW_BEFORE = dt.timedelta(seconds=60)
 """Credentials this close to their expiry are renewed before use."""
-_META_MAX_BYTES = 1 << 20
 
 
 class Credentials:
@@ -134,7 +134,7 @@ class BucketStore(WrapperStore[Store]):
             if byte_range is not None:
                 return await self._store.get(key, prototype, byte_range)
             result = await obstore.get_async(self._store.store, key)  # type: ignore[attr-defined]
-            limit = _META_MAX_BYTES if key.endswith("zarr.json") else self.max_chunk_bytes
+            limit = META_MAX_BYTES if key.endswith("zarr.json") else self.max_chunk_bytes
             size = int(result.meta["size"])
             if size > limit:
                 raise MikroError(
@@ -154,11 +154,9 @@ class BucketStore(WrapperStore[Store]):
         key_ranges: Iterable[tuple[str, ByteRequest | None]],
     ) -> list[Buffer | None]:
         """Several keys, each as :meth:`get` reads it."""
-        import asyncio
+        from arkitekt.mikro._stores import gather_gets
 
-        return list(
-            await asyncio.gather(*(self.get(key, prototype, rng) for key, rng in key_ranges))
-        )
+        return await gather_gets(self, prototype, key_ranges)
 
     async def set(self, key: str, value: Buffer) -> None:
         """Write one key."""

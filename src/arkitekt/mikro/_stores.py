@@ -23,13 +23,12 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
 from arkitekt._scope import AppSlot
 from arkitekt.errors import MikroError
+from arkitekt.protocol.chunks import META_MAX_BYTES
 from arkitekt.protocol.mikro import DTYPES, MAX_CHUNK_BYTES
 from arkitekt.transport import MAX_BODY, blocking_client
 
-__all__ = ["META_MAX_BYTES", "HttpStore", "max_chunk_bytes"]
+__all__ = ["META_MAX_BYTES", "HttpStore", "gather_gets", "max_chunk_bytes"]
 
-META_MAX_BYTES = 1 << 20
-"""The largest ``zarr.json`` the client reads (the server accepts no larger one)."""
 
 _CHUNK_OVERHEAD = (1 << 16) + 4
 """Encoded bytes a chunk may have beyond its raw size (compressor headers, incompressible
@@ -215,9 +214,7 @@ class HttpStore(Store):
         key_ranges: Iterable[tuple[str, ByteRequest | None]],
     ) -> list[Buffer | None]:
         """Fetch several (possibly partial) keys concurrently."""
-        return list(
-            await asyncio.gather(*(self.get(key, prototype, rng) for key, rng in key_ranges))
-        )
+        return await gather_gets(self, prototype, key_ranges)
 
     async def exists(self, key: str) -> bool:
         """Whether the key exists (one GET)."""
@@ -258,3 +255,15 @@ def _cut(data: bytes, byte_range: ByteRequest) -> bytes:
     if isinstance(byte_range, OffsetByteRequest):
         return data[byte_range.offset :]
     return data[-byte_range.suffix :] if byte_range.suffix else b""
+
+
+async def gather_gets(
+    store: Store,
+    prototype: BufferPrototype,
+    key_ranges: Iterable[tuple[str, ByteRequest | None]],
+) -> list[Buffer | None]:
+    """Several keys of ``store``, each read by its own ``get``, concurrently.
+
+    The ``get_partial_values`` of every store here: its checks and bounds are those of ``get``.
+    """
+    return list(await asyncio.gather(*(store.get(key, prototype, rng) for key, rng in key_ranges)))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -305,12 +306,23 @@ async def test_cancelling_the_awaiting_task_stops_the_function(
 ) -> None:
     cancelled.clear()
     async with serve(connect(), registry) as agent, connect():
-        with anyio.move_on_after(0.3):
-            await acall("c_sleep", 30)
+        # Cancel only once the function runs: a fixed delay raced the agent's start on a
+        # loaded machine, and a call cancelled before it starts has nothing to stop.
+        running = anyio.Event()
+
+        def on_event(event: CallEvent) -> None:
+            if event.kind == "progress":
+                running.set()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(functools.partial(acall, "c_sleep", 30, on_event=on_event))
+            await running.wait()
+            tasks.cancel_scope.cancel()
         await until(lambda: "c_sleep" in cancelled)
         await until(lambda: not agent.holding)  # the server acknowledged the outcome
-        with pytest.raises(CallTimeoutError, match=r"within 0\.2 s"):
-            await acall("c_sleep", 30, timeout=0.2)
+        # The timeout leaves the call ample time to start (the agent is warm by now).
+        with pytest.raises(CallTimeoutError, match=r"within 2 s"):
+            await acall("c_sleep", 30, timeout=2)
         await until(lambda: cancelled.count("c_sleep") == 2)
 
 

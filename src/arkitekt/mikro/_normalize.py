@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from arkitekt.errors import InvalidImageError
 from arkitekt.protocol.mikro import DIMS, DTYPES, Shape5
-from arkitekt.protocol.ome import level_count
+from arkitekt.protocol.ome import level_count, level_shape
 
 if TYPE_CHECKING:
     import numpy as np
@@ -41,8 +41,9 @@ class Prepared:
             each unit makes exactly one chunk of every lower level.
         lazy: whether the data is dask-backed (computed unit by unit).
         level_chunks: the chunk shape of every level, level 0 (``chunks``) first; a lower
-            level's chunks divide a unit's image on that level exactly and are no larger than
-            a level-0 chunk.
+            level's chunks either divide a unit's image on that level exactly or hold whole
+            units' images (a unit's image always lies in one chunk), and are no larger than a
+            level-0 chunk.
 
     """
 
@@ -166,13 +167,32 @@ def _prepared(
     import numpy as np
 
     itemsize = np.dtype(dtype).itemsize
+    target = math.prod(chunks) * itemsize
     levels: list[Shape5] = [chunks]
     for level in range(1, level_count(shape)):
         step = 1 << level
         image: Shape5 = (*unit[:3], -(-unit[3] // step), -(-unit[4] // step))
-        # whole parts of a unit's image, none larger than a level-0 chunk
-        levels.append(_split(image, itemsize, math.prod(chunks) * itemsize))
+        if math.prod(image) * itemsize > target:  # whole parts of a unit's image
+            levels.append(_split(image, itemsize, target))
+        else:  # whole numbers of units' images
+            levels.append(_grown(image, level_shape(shape, level), itemsize, target))
     return Prepared(array, shape, dtype, chunks, unit, lazy, tuple(levels))
+
+
+def _grown(image: Shape5, extent: Shape5, itemsize: int, target: int) -> Shape5:
+    """``image`` doubled along x, then y, then z while it fits ``target`` and the level.
+
+    A lower level's chunks then hold about as many bytes as level 0's (several units' images
+    each) instead of one unit's image: a quarter, a sixteenth, ... of the bytes per chunk made
+    a pyramid cost three times as many writes (files, requests) as level 0. Each size stays
+    a multiple of the image's (or the whole axis), so a unit's image lies in one chunk.
+    """
+    sizes = list(image)
+    for axis in (4, 3, 2):
+        while sizes[axis] < extent[axis] and math.prod(sizes) * 2 * itemsize <= target:
+            sizes[axis] *= 2
+        sizes[axis] = min(sizes[axis], extent[axis])
+    return tuple(sizes)  # type: ignore[return-value]
 
 
 def _aligned(unit: Shape5, shape: Shape5, step: int) -> Shape5:

@@ -5,20 +5,31 @@ Each unit's image on every level, and the display range of each channel.
 Level ``n`` holds every ``2**n``-th pixel of level 0 along y and x (``nearest``, see
 :mod:`arkitekt.protocol.ome`). A write unit starts at a multiple of ``2**(levels - 1)`` along
 y and x (:class:`~arkitekt.mikro._normalize.Prepared`), so its image on level ``n`` is
-``block[..., ::2**n, ::2**n]`` (a view, nothing is computed) and fills exactly one chunk of
-that level: no chunk is written by two units.
+``block[..., ::2**n, ::2**n]``. On a level whose chunks are parts of a unit's image, the unit
+writes them itself; on a level whose chunks hold several units' images, :class:`Pyramid` copies
+each image into its chunk's buffer and hands the chunk out once its last unit is in. No chunk
+is written twice. The copies are made in a worker thread (:meth:`Pyramid.fill`): given a
+strided view, zarr would make them itself, on the event loop (its bytes codec is synchronous).
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from arkitekt.protocol.ome import disk_order
+from arkitekt.protocol.ome import disk_order, level_shape
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["Window", "level_block", "on_disk"]
+    from arkitekt.mikro._normalize import Prepared
+
+__all__ = ["Pyramid", "Window", "Write", "level_block"]
+
+Region = tuple[slice, ...]
+Write = tuple[int, Region, "np.ndarray[Any, Any]"]
+"""One write: the level, the region on it and the block, both in disk order (t, c, z, y, x)."""
 
 
 def level_block(block: np.ndarray[Any, Any], level: int) -> np.ndarray[Any, Any]:
@@ -27,18 +38,124 @@ def level_block(block: np.ndarray[Any, Any], level: int) -> np.ndarray[Any, Any]
     return block[..., ::step, ::step] if level else block
 
 
-def on_disk(
-    region: tuple[slice, ...], block: np.ndarray[Any, Any], level: int
-) -> tuple[tuple[slice, ...], np.ndarray[Any, Any]]:
-    """A unit's region and block (level 0, (c, t, z, y, x)) as written to level ``level``.
-
-    Returns the region on that level and the block, both in disk order (t, c, z, y, x).
-    """
+def _image(region: Region, level: int) -> Region:
+    """A unit's region (c, t, z, y, x) on level ``level``."""
     step = 1 << level
-    small = level_block(block, level)
-    y, x = region[3].start // step, region[4].start // step
-    where = (*region[:3], slice(y, y + small.shape[3]), slice(x, x + small.shape[4]))
-    return tuple(disk_order(where)), small.swapaxes(0, 1)
+    y, x = region[3], region[4]
+    return (
+        *region[:3],
+        slice(y.start // step, -(-y.stop // step)),
+        slice(x.start // step, -(-x.stop // step)),
+    )
+
+
+class Pyramid:
+    """The lower levels of one upload: which unit writes what, and the chunks being filled.
+
+    Use it from the event loop, except :meth:`fill` (a worker thread, one call per unit):
+    :meth:`plan` before a unit is computed, :meth:`fill` with its block, :meth:`finish` after.
+    """
+
+    def __init__(self, prepared: Prepared) -> None:
+        self._dtype = prepared.dtype
+        self._levels = prepared.levels
+        self._chunks = prepared.level_chunks[: self._levels]
+        self._extents = [level_shape(prepared.shape, n) for n in range(self._levels)]
+        self._shared = [
+            n > 0 and math.prod(chunks) > math.prod(_sizes(_image(_unit0(prepared), n)))
+            for n, chunks in enumerate(self._chunks)
+        ]
+        self._missing: list[Counter[tuple[int, ...]]] = [Counter() for _ in self._chunks]
+        self._buffers: list[dict[tuple[int, ...], Any]] = [{} for _ in self._chunks]
+        if any(self._shared):
+            for region in prepared.regions():
+                for n in self._shared_levels():
+                    self._missing[n][self._chunk(n, region)] += 1
+
+    def _shared_levels(self) -> list[int]:
+        return [n for n, shared in enumerate(self._shared) if shared]
+
+    def _chunk(self, level: int, region: Region) -> tuple[int, ...]:
+        image = _image(region, level)
+        return tuple(
+            part.start // size for part, size in zip(image, self._chunks[level], strict=True)
+        )
+
+    def _chunk_region(self, level: int, index: tuple[int, ...]) -> Region:
+        return tuple(
+            slice(i * size, min((i + 1) * size, extent))
+            for i, size, extent in zip(
+                index, self._chunks[level], self._extents[level], strict=True
+            )
+        )
+
+    def plan(self, region: Region) -> list[tuple[Any, Region] | None]:
+        """Where ``region``'s image goes on each level: a chunk buffer and the place in it.
+
+        ``None`` for levels where the unit writes its image itself.
+        """
+        import numpy as np
+
+        targets: list[tuple[Any, Region] | None] = []
+        for n in range(self._levels):
+            if not self._shared[n]:
+                targets.append(None)
+                continue
+            index = self._chunk(n, region)
+            where = self._chunk_region(n, index)
+            buffer = self._buffers[n].get(index)
+            if buffer is None:
+                shape = tuple(disk_order([part.stop - part.start for part in where]))
+                buffer = self._buffers[n][index] = np.empty(shape, self._dtype)
+            image = _image(region, n)
+            inside = tuple(
+                slice(part.start - chunk.start, part.stop - chunk.start)
+                for part, chunk in zip(image, where, strict=True)
+            )
+            targets.append((buffer, tuple(disk_order(inside))))
+        return targets
+
+    @staticmethod
+    def fill(
+        region: Region, block: np.ndarray[Any, Any], targets: list[tuple[Any, Region] | None]
+    ) -> list[Write]:
+        """Copy ``block``'s images into their buffers; return the unit's own writes.
+
+        Blocking (run it in a worker thread). The unit's own writes are C-contiguous.
+        """
+        import numpy as np
+
+        writes: list[Write] = []
+        for level, target in enumerate(targets):
+            image = level_block(block, level).swapaxes(0, 1)
+            if target is None:
+                where = tuple(disk_order(_image(region, level)))
+                writes.append((level, where, np.ascontiguousarray(image)))
+            else:
+                buffer, inside = target
+                buffer[inside] = image
+        return writes
+
+    def finish(self, region: Region) -> list[Write]:
+        """Count ``region`` as filled in; return the chunks that are complete now."""
+        complete: list[Write] = []
+        for n in self._shared_levels():
+            index = self._chunk(n, region)
+            self._missing[n][index] -= 1
+            if not self._missing[n][index]:
+                del self._missing[n][index]
+                buffer = self._buffers[n].pop(index)
+                where = tuple(disk_order(self._chunk_region(n, index)))
+                complete.append((n, where, buffer))
+        return complete
+
+
+def _unit0(prepared: Prepared) -> Region:
+    return tuple(slice(0, size) for size in prepared.unit)
+
+
+def _sizes(region: Region) -> tuple[int, ...]:
+    return tuple(part.stop - part.start for part in region)
 
 
 class Window:

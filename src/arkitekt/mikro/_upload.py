@@ -7,7 +7,8 @@ The store's root becomes the image group: one zarr v3 array per pyramid level (`
 last (its display windows come from the data). numpy-backed arrays are written chunk by chunk
 (slices are views, so nothing is copied up front); dask-backed arrays are computed one write
 unit at a time in worker threads, so peak memory stays near ``concurrency x unit`` bytes, not
-the array's size. Each unit is written to every level at once (:mod:`arkitekt.mikro._pyramid`).
+the array's size. Each unit is written to every level at once, or into the buffer of a lower
+level's chunk that several units share (:mod:`arkitekt.mikro._pyramid`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import anyio
 import anyio.to_thread
 
 from arkitekt.mikro._normalize import Prepared
-from arkitekt.mikro._pyramid import Window, level_block, on_disk
+from arkitekt.mikro._pyramid import Pyramid, Window, Write
 from arkitekt.protocol.mikro import ImageFields
 from arkitekt.protocol.ome import DISK_DIMS, disk_order
 from arkitekt.protocol.ome import group_document as ome_group
@@ -149,11 +150,11 @@ async def write_array(
         progress: counts written bytes (of level 0).
 
     """
-    import numpy as np
     from zarr.core.buffer import default_buffer_prototype
 
     arrays = [await create_level(store, prepared, level) for level in range(prepared.levels)]
-    smallest = prepared.levels - 1
+    pyramid = Pyramid(prepared)
+    smallest, lazy, itemsize = prepared.levels - 1, prepared.lazy, prepared.itemsize
     window = Window(prepared.shape[0], prepared.dtype)
     data = prepared.array.data
     unit_bytes = math.prod(prepared.unit) * prepared.itemsize
@@ -163,16 +164,17 @@ async def write_array(
 
     async def write(region: tuple[slice, ...]) -> None:
         try:
-            if prepared.lazy:
-                block = await anyio.to_thread.run_sync(_compute, data, region)
-            else:
-                block = np.asarray(data[region])
-            window.add(region[0].start, level_block(block, smallest))
+            targets = pyramid.plan(region)
+            # computing (dask) and the lower levels' copies happen off the event loop
+            writes = await anyio.to_thread.run_sync(_unit, data, region, targets, lazy)
+            writes += pyramid.finish(region)
             async with anyio.create_task_group() as levels:  # every level of it at once
-                for level, array in enumerate(arrays):
-                    levels.start_soon(array.setitem, *on_disk(region, block, level))
-            progress.advance(block.nbytes)
-            del block
+                for level, where, block in writes:
+                    if level == smallest:
+                        window.add(where[1].start, block.swapaxes(0, 1))
+                    levels.start_soon(arrays[level].setitem, where, block)
+            progress.advance(math.prod(part.stop - part.start for part in region) * itemsize)
+            del writes
         finally:
             slots.release()
 
@@ -192,10 +194,11 @@ def _first(errors: BaseExceptionGroup[Exception]) -> Exception:
     return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-def _compute(data: Any, region: tuple[slice, ...]) -> Any:
+def _unit(data: Any, region: tuple[slice, ...], targets: Any, lazy: bool) -> list[Write]:
     import numpy as np
 
-    return np.asarray(data[region].compute())
+    block = np.asarray(data[region].compute() if lazy else data[region])
+    return Pyramid.fill(region, block, targets)
 
 
 class UploadsInProgress:

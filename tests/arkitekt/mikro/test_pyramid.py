@@ -96,6 +96,8 @@ CASES = [  # dims, shape, dask chunks (None: numpy)
     ("cyx", (3, 40, 600), None),
     ("tczyx", (2, 3, 2, 270, 33), (1, 2, 1, 270, 33)),
     ("xy", (7, 5), None),  # one level (smaller than a tile)
+    ("zyx", (7, 600, 600), (1, 600, 600)),  # lower levels' chunks hold several z blocks
+    ("zyx", (2, 600, 1200), (1, 150, 300)),  # ... several y/x blocks, a partial last chunk
 ]
 
 
@@ -112,6 +114,25 @@ def test_two_to_five_dimensional_inputs_round_trip_at_every_level(
     with connect():
         image = from_xarray(xr.DataArray(source, dims=list(dims)), name="dims")
         _assert_levels(get_image(image.id), _five(data, dims))
+
+
+@pytest.mark.sqlite_only(_PIXELS_ONLY)
+def test_lower_levels_chunks_hold_several_units_images(connect: Callable[..., App]) -> None:
+    # Seven 720 KB blocks: each level's chunks grow towards a level-0 chunk's bytes, so the
+    # lower levels are written as a few chunks filled by several blocks each.
+    data = np.random.default_rng(5).integers(0, 4000, (7, 600, 600), dtype=np.uint16)
+    source = da.from_array(data, chunks=(1, 600, 600))
+    with connect():
+        image = from_xarray(xr.DataArray(source, dims=["z", "y", "x"]), name="shared")
+        assert image.local_path is not None
+        chunks = [
+            json.loads((Path(image.local_path) / str(n) / "zarr.json").read_text())[
+                "chunk_grid"
+            ]["configuration"]["chunk_shape"]
+            for n in range(len(image.levels))
+        ]
+        assert chunks == [[1, 1, 1, 600, 600], [1, 1, 4, 300, 300], [1, 1, 7, 150, 150]]
+        _assert_levels(get_image(image.id), _five(data, "zyx"))
 
 
 @pytest.mark.sqlite_only(_PIXELS_ONLY)

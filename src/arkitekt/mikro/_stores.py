@@ -223,7 +223,7 @@ class HttpStore(Store):
     async def set(self, key: str, value: Buffer) -> None:
         """Upload one key."""
         self._check_writable()
-        data = value.to_bytes()
+        data = _payload(value)
         await self._on_app_loop("PUT", key, data)
         if key.endswith("zarr.json"):
             self._cache[key] = data
@@ -247,6 +247,20 @@ class HttpStore(Store):
     def cached(self, key: str) -> bytes | None:
         """A value this store already knows (written or prefetched), without a request."""
         return self._cache.get(key)
+
+
+def _payload(value: Buffer) -> bytes:
+    """``value``'s bytes: the codec's own ``bytes`` object when the buffer wraps one.
+
+    A compressed chunk arrives as a view of the bytes the codec returned; ``to_bytes`` would
+    copy them (a chunk is megabytes, and the HTTP client sends a ``bytes`` body without
+    another copy).
+    """
+    array = value.as_numpy_array()
+    base: object = array.base
+    if type(base) is bytes and len(base) == array.nbytes and array.flags.c_contiguous:
+        return base
+    return value.to_bytes()
 
 
 def _cut(data: bytes, byte_range: ByteRequest) -> bytes:

@@ -116,6 +116,37 @@ def test_two_to_five_dimensional_inputs_round_trip_at_every_level(
         _assert_levels(get_image(image.id), _five(data, dims))
 
 
+def test_every_lower_level_chunk_is_handed_out_once_and_complete() -> None:
+    # No server: the pyramid's bookkeeping alone, units in a shuffled order (concurrent
+    # writes finish in any order), every chunk compared with numpy's levels.
+    from arkitekt.mikro._normalize import prepare
+    from arkitekt.mikro._pyramid import Pyramid
+    from arkitekt.protocol.ome import disk_order
+
+    data = np.random.default_rng(9).integers(0, 255, (2, 5, 600, 1200), dtype=np.uint8)
+    prepared = prepare(xr.DataArray(da.from_array(data, chunks=(1, 1, 150, 300)), dims=list("czyx")))
+    assert prepared.level_chunks[1] != prepared.level_chunks[0]  # several units per chunk
+    pyramid = Pyramid(prepared)
+    regions = list(prepared.regions())
+    np.random.default_rng(1).shuffle(regions)
+    full = np.asarray(prepared.array.values)
+    stored: list[np.ndarray[Any, Any]] = [
+        np.zeros(tuple(disk_order(shape)), np.uint8) for shape in level_shapes(full.shape)
+    ]
+    written: list[tuple[int, tuple[slice, ...]]] = []
+    for region in regions:
+        targets = pyramid.plan(region)
+        writes = Pyramid.fill(region, full[region], targets) + pyramid.finish(region)
+        for level, where, block in writes:
+            assert block.flags.c_contiguous
+            key = (level, tuple((part.start, part.stop) for part in where))
+            assert key not in written, key  # no chunk is written twice
+            written.append(key)
+            stored[level][where] = block
+    for level, expected in enumerate(_reference(full, len(stored))):
+        assert np.array_equal(stored[level], expected.swapaxes(0, 1)), level
+
+
 @pytest.mark.sqlite_only(_PIXELS_ONLY)
 def test_lower_levels_chunks_hold_several_units_images(connect: Callable[..., App]) -> None:
     # Seven 720 KB blocks: each level's chunks grow towards a level-0 chunk's bytes, so the

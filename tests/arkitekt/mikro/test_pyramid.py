@@ -124,7 +124,8 @@ def test_every_lower_level_chunk_is_handed_out_once_and_complete() -> None:
     from arkitekt.protocol.ome import disk_order
 
     data = np.random.default_rng(9).integers(0, 255, (2, 5, 600, 1200), dtype=np.uint8)
-    prepared = prepare(xr.DataArray(da.from_array(data, chunks=(1, 1, 150, 300)), dims=list("czyx")))
+    source = da.from_array(data, chunks=(1, 1, 150, 300))
+    prepared = prepare(xr.DataArray(source, dims=list("czyx")))
     assert prepared.level_chunks[1] != prepared.level_chunks[0]  # several units per chunk
     pyramid = Pyramid(prepared)
     regions = list(prepared.regions())
@@ -157,9 +158,9 @@ def test_lower_levels_chunks_hold_several_units_images(connect: Callable[..., Ap
         image = from_xarray(xr.DataArray(source, dims=["z", "y", "x"]), name="shared")
         assert image.local_path is not None
         chunks = [
-            json.loads((Path(image.local_path) / str(n) / "zarr.json").read_text())[
-                "chunk_grid"
-            ]["configuration"]["chunk_shape"]
+            json.loads((Path(image.local_path) / str(n) / "zarr.json").read_text())["chunk_grid"][
+                "configuration"
+            ]["chunk_shape"]
             for n in range(len(image.levels))
         ]
         assert chunks == [[1, 1, 1, 600, 600], [1, 1, 4, 300, 300], [1, 1, 7, 150, 150]]

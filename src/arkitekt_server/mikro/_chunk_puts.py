@@ -80,13 +80,26 @@ async def _openfind_grant(request: Request, grant_id: str, principal: Principal)
 FINISHING = "this upload is being finished (or was finished): it takes no more chunks"
 
 
-def _parents(directory: Path, key: str) -> None:
+_FOLDERS_REMEMBERED = 4096  # per upload; past it the set starts again (mkdir is idempotent)
+
+
+def _parents(directory: Path, key: str, made: set[str]) -> None:
     """Create the folders of ``key`` below ``directory``, never ``directory`` itself (gone
-    when the upload was finished or removed: then this raises FileNotFoundError)."""
+    when the upload was finished or removed: then this raises FileNotFoundError).
+
+    ``made`` holds the folders made already: most PUTs share them, and a folder's ``mkdir``
+    calls (one per level of the key) cost more than writing a small chunk.
+    """
+    folder = key.rpartition("/")[0]
+    if not folder or folder in made:
+        return
     current = directory
-    for part in key.split("/")[:-1]:
+    for part in folder.split("/"):
         current = current / part
         current.mkdir(exist_ok=True)
+    if len(made) >= _FOLDERS_REMEMBERED:
+        made.clear()
+    made.add(folder)
 
 
 @router.put(
@@ -114,7 +127,7 @@ async def put_key(
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
     grant.writers += 1  # finish waits for this write to end before it looks at the store
     try:
-        _parents(directory, key)
+        _parents(directory, key, grant.folders)
         size = 0
         with temporary.open("wb") as sink:
             async for part in request.stream():

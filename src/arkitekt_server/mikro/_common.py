@@ -113,6 +113,8 @@ class UploadState:
     """Set when ``writers`` drops to zero (only while a finish waits for that)."""
     settled: anyio.Event | None = None
     """Set when a finish has ended, either way (an abort waits for that)."""
+    folders: set[str] = field(default_factory=set)
+    """Folders of the upload's store made already (a PUT skips their ``mkdir`` calls)."""
 
 
 @dataclass

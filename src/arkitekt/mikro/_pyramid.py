@@ -15,7 +15,6 @@ strided view, zarr would make them itself, on the event loop (its bytes codec is
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from arkitekt.protocol.ome import disk_order, level_shape
@@ -65,12 +64,10 @@ class Pyramid:
             n > 0 and math.prod(chunks) > math.prod(_sizes(_image(_unit0(prepared), n)))
             for n, chunks in enumerate(self._chunks)
         ]
-        self._missing: list[Counter[tuple[int, ...]]] = [Counter() for _ in self._chunks]
+        self._shape = prepared.shape
+        self._unit = prepared.unit
+        self._missing: list[dict[tuple[int, ...], int]] = [{} for _ in self._chunks]
         self._buffers: list[dict[tuple[int, ...], Any]] = [{} for _ in self._chunks]
-        if any(self._shared):
-            for region in prepared.regions():
-                for n in self._shared_levels():
-                    self._missing[n][self._chunk(n, region)] += 1
 
     def _shared_levels(self) -> list[int]:
         return [n for n, shared in enumerate(self._shared) if shared]
@@ -80,6 +77,16 @@ class Pyramid:
         return tuple(
             part.start // size for part, size in zip(image, self._chunks[level], strict=True)
         )
+
+    def _units_in(self, level: int, where: Region) -> int:
+        """How many units have their image in the chunk at ``where`` on level ``level``."""
+        count = 1
+        for axis, part in enumerate(where):
+            scale = 1 << level if axis >= 3 else 1
+            low, high = part.start * scale, min(part.stop * scale, self._shape[axis])
+            size = self._unit[axis]
+            count *= -(-high // size) - -(-low // size)
+        return count
 
     def _chunk_region(self, level: int, index: tuple[int, ...]) -> Region:
         return tuple(
@@ -107,6 +114,7 @@ class Pyramid:
             if buffer is None:
                 shape = tuple(disk_order([part.stop - part.start for part in where]))
                 buffer = self._buffers[n][index] = np.empty(shape, self._dtype)
+                self._missing[n][index] = self._units_in(n, where)
             image = _image(region, n)
             inside = tuple(
                 slice(part.start - chunk.start, part.stop - chunk.start)

@@ -116,15 +116,25 @@ def test_two_to_five_dimensional_inputs_round_trip_at_every_level(
         _assert_levels(get_image(image.id), _five(data, dims))
 
 
-def test_every_lower_level_chunk_is_handed_out_once_and_complete() -> None:
+@pytest.mark.parametrize(
+    ("shape", "blocks"),
+    [
+        ((2, 5, 600, 1200), (1, 1, 150, 300)),  # y and x blocks, a partial last chunk along x
+        ((1, 7, 600, 600), (1, 1, 600, 600)),  # z blocks, a partial last chunk along z
+        ((1, 3, 517, 1031), (1, 1, 100, 300)),  # odd sizes, rechunked to aligned units
+    ],
+)
+def test_every_lower_level_chunk_is_handed_out_once_and_complete(
+    shape: tuple[int, ...], blocks: tuple[int, ...]
+) -> None:
     # No server: the pyramid's bookkeeping alone, units in a shuffled order (concurrent
     # writes finish in any order), every chunk compared with numpy's levels.
     from arkitekt.mikro._normalize import prepare
     from arkitekt.mikro._pyramid import Pyramid
     from arkitekt.protocol.ome import disk_order
 
-    data = np.random.default_rng(9).integers(0, 255, (2, 5, 600, 1200), dtype=np.uint8)
-    source = da.from_array(data, chunks=(1, 1, 150, 300))
+    data = np.random.default_rng(9).integers(0, 255, shape, dtype=np.uint8)
+    source = da.from_array(data, chunks=blocks)
     prepared = prepare(xr.DataArray(source, dims=list("czyx")))
     assert prepared.level_chunks[1] != prepared.level_chunks[0]  # several units per chunk
     pyramid = Pyramid(prepared)

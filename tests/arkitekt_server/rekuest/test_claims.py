@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 import arkitekt_server.rekuest  # noqa: F401 -- registers the tables
-from arkitekt.protocol.rekuest_frames import Done
+from arkitekt.protocol.rekuest_messages import Done
 from arkitekt_server._db import Database, utcnow
 from arkitekt_server.rekuest._hub import Hub
 from arkitekt_server.rekuest._models import AssignmentRow

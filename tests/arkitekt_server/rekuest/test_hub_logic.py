@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import arkitekt_server.rekuest  # noqa: F401 -- registers the tables
-from arkitekt.protocol.rekuest_frames import Cancelled, Done
+from arkitekt.protocol.rekuest_messages import Cancelled, Done
 from arkitekt_server._db import Database
 from arkitekt_server.rekuest._hub import Hub
 from arkitekt_server.rekuest._peer import Peer

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from sqlalchemy import event, func, make_url, select
 
-from arkitekt.protocol.rekuest_frames import Log
+from arkitekt.protocol.rekuest_messages import Log
 from arkitekt_server._db import Database
 from arkitekt_server.rekuest._inbox import HANDED, Inbox, handed, handoff
 from arkitekt_server.rekuest._models import EventRow

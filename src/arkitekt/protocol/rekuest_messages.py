@@ -160,7 +160,7 @@ def agent_message(message: dict[str, Any]) -> AgentMessage:
         raise MessageError(explain(error)) from None
 
 
-# -- what agents register with, and what callers send --------------------------------------------
+# -- what agents register with, and what callers send -----------------------------------------
 class RegisterMessage(BaseModel):
     """An agent's first message: who it is, what it provides, what it still holds.
 
@@ -185,7 +185,7 @@ class RegisterMessage(BaseModel):
 
 
 class CallMessage(BaseModel):
-    """A caller's ``call`` message (see the module's documentation).
+    """A caller's ``call`` message (see :mod:`arkitekt.protocol.rekuest`).
 
     Attributes:
         t: always ``"call"``.

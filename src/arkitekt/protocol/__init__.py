@@ -1,7 +1,8 @@
 """What the arkitekt client and server share (the only code they share).
 
-Wire models and limits: :mod:`~arkitekt.protocol.fakts`, :mod:`~arkitekt.protocol.mikro`,
-:mod:`~arkitekt.protocol.rekuest` (with its frames), :mod:`~arkitekt.protocol.text`. Small
+Wire models and limits: :mod:`~arkitekt.protocol.fakts`, :mod:`~arkitekt.protocol.mikro`
+(with its metadata check), :mod:`~arkitekt.protocol.rekuest` (re-exporting its frames,
+definitions and messages), :mod:`~arkitekt.protocol.text`. Small
 helpers both sides need: :mod:`~arkitekt.protocol.chunks` (which keys a mikro store holds and
 how large its chunks decode), :mod:`~arkitekt.protocol.outbox` (a websocket's batching writer),
 :mod:`~arkitekt.protocol.hosts` (host names, loopback), :mod:`~arkitekt.protocol.redact` (no

@@ -1,4 +1,4 @@
-"""Frames of the rekuest websockets: the limits, bounded encoding and decoding, message models.
+"""Frames of the rekuest websockets: the limits, and bounded encoding and decoding.
 
 Re-exported by :mod:`arkitekt.protocol.rekuest` (import from there). Both sides use these, so
 what one side sends is what the other accepts:
@@ -14,7 +14,8 @@ what one side sends is what the other accepts:
 
 A sender never lets one message it cannot encode stop the others: :func:`frames` hands such a
 message to a ``refuse`` callback (which answers a replacement, such as an error for its call,
-or drops it). A receiver validates each message (:func:`agent_message`) before acting on it.
+or drops it). A receiver validates each message before acting on it (the models are in
+:mod:`arkitekt.protocol.rekuest_messages`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from typing import Any
 
 from arkitekt.protocol.text import too_many_containers
 
@@ -42,20 +41,11 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "MAX_MESSAGE_CONTAINERS",
     "MAX_TEXT_CHARS",
-    "AgentMessage",
-    "Cancelled",
-    "Done",
-    "Failed",
-    "Log",
     "MessageError",
     "MessageTooBig",
-    "Progress",
-    "Yield",
-    "agent_message",
     "clip",
     "dumps",
     "encode",
-    "explain",
     "frames",
     "loads",
     "may_hold_big_messages",
@@ -105,15 +95,6 @@ class MessageError(ValueError):
 
 class MessageTooBig(MessageError):
     """A message bigger than :data:`MAX_MESSAGE_BYTES` (raised by :func:`encode`)."""
-
-
-def explain(error: ValidationError) -> str:
-    """A short, readable account of a validation error (one line per problem)."""
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "message"
-        lines.append(f"{where}: {item['msg']}")
-    return "; ".join(lines)
 
 
 def clip(text: str, limit: int = MAX_TEXT_CHARS) -> str:
@@ -353,90 +334,3 @@ def _messages(text: str) -> list[Any]:
 def _end(text: str, at: int) -> None:
     if _BLANK.match(text, at).end() != len(text):  # type: ignore[union-attr]
         raise MessageError(f"not JSON (extra data at character {at})")
-
-
-# -- what agents send (after ``register``) ----------------------------------------------------
-_Id = Annotated[str, Field(min_length=1, max_length=64)]
-_Text = Annotated[
-    str, BeforeValidator(lambda value: clip(value) if isinstance(value, str) else value)
-]
-"""A text cut to ``MAX_TEXT_CHARS`` (an agent that sends more is not refused for it)."""
-
-
-class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class Progress(_Message):
-    """``progress``: how far an assignment is (``p``: 0 to 100) and/or what it does (``m``)."""
-
-    t: Literal["progress"]
-    id: _Id
-    p: int | None = Field(default=None, ge=0, le=100)
-    m: _Text | None = None
-
-
-class Log(_Message):
-    """``log``: a log line of an assignment."""
-
-    t: Literal["log"]
-    id: _Id
-    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
-    m: _Text = ""
-
-
-class Yield(_Message):
-    """``yield``: stream item ``n`` (numbered from 0) with value ``v``."""
-
-    t: Literal["yield"]
-    id: _Id
-    n: int | None = Field(default=None, ge=0)
-    v: Any = None
-
-
-class Done(_Message):
-    """``done``: the assignment finished with value ``v``."""
-
-    t: Literal["done"]
-    id: _Id
-    v: Any = None
-
-
-class Failed(_Message):
-    """``error``: the function raised (``m``: the message, ``tb``: its traceback)."""
-
-    t: Literal["error"]
-    id: _Id
-    m: _Text
-    tb: _Text | None = None
-
-
-class Cancelled(_Message):
-    """``cancelled``: the assignment stopped after a ``cancel``."""
-
-    t: Literal["cancelled"]
-    id: _Id
-
-
-AgentMessage = Annotated[
-    Progress | Log | Yield | Done | Failed | Cancelled, Field(discriminator="t")
-]
-"""Any message a registered agent sends."""
-
-_AGENT_MESSAGES: TypeAdapter[AgentMessage] = TypeAdapter(AgentMessage)
-
-
-def agent_message(message: dict[str, Any]) -> AgentMessage:
-    """Validate a decoded message of a registered agent.
-
-    Raises:
-        MessageError: it is not one of the agent's messages, or holds values it may not.
-
-    """
-    why = problem(message)
-    if why is not None:
-        raise MessageError(why)
-    try:
-        return _AGENT_MESSAGES.validate_python(message)
-    except ValidationError as error:
-        raise MessageError(explain(error)) from None

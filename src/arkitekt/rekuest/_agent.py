@@ -1,14 +1,15 @@
 """The agent: serves registered functions over a websocket, reconnecting when it breaks.
 
-Each assignment runs in its own task and TASK scope: async functions on the app's loop, sync
-functions (and each step of sync generators) in worker threads bounded by
-``settings.rekuest.max_workers``; the threads see the TASK scope, so the app's sync API works
-there through the bridge. Terminal results and stream items are kept until the server
-acknowledges them, and sent again after a reconnect, or when the server delivers their
-assignment again (it lost them). They are encoded (and checked against the
-limits of :mod:`arkitekt.protocol.rekuest`) before they are kept: a result that cannot travel
-(too big, a NaN) becomes that assignment's error, so a kept message is always one the server
-accepts; and the server acknowledges even a message it refuses, so none is resent forever.
+Each assignment runs in its own task and TASK scope (:class:`~arkitekt.rekuest._invoke.Invoker`
+calls the function: async functions on the app's loop, sync functions and each step of sync
+generators in worker threads bounded by ``settings.rekuest.max_workers``; the threads see the
+TASK scope, so the app's sync API works there through the bridge). Terminal results and
+stream items are kept until the server acknowledges them, and sent again after a reconnect,
+or when the server delivers their assignment again (it lost them). They are encoded (and
+checked against the limits of :mod:`arkitekt.protocol.rekuest`) before they are kept: a
+result that cannot travel (too big, a NaN) becomes that assignment's error, so a kept message
+is always one the server accepts; and the server acknowledges even a message it refuses, so
+none is resent forever.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from arkitekt._scope import Scope
-from arkitekt.errors import AgentRefusedError, AssignmentCancelledError, ConfigError, RekuestError
+from arkitekt.errors import AgentRefusedError, ConfigError, RekuestError
 from arkitekt.protocol.outbox import Outbox
 from arkitekt.protocol.rekuest import MessageError, encode, frames, loads, problem
 from arkitekt.rekuest._context import AssignmentContext, _current
-from arkitekt.rekuest._outgoing import error_message, sendable, unsendable
-from arkitekt.rekuest._registry import Registered, Registry
-from arkitekt.rekuest._threads import DaemonThreads
+from arkitekt.rekuest._invoke import Invoker
+from arkitekt.rekuest._outgoing import cancelled_message, error_message, unsendable
+from arkitekt.rekuest._registry import Registry
 from arkitekt.rekuest._ws import endpoint, open_authorised, open_socket
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ __all__ = ["Agent", "AgentRefusedError", "backoff"]
 
 log = logging.getLogger("arkitekt.rekuest.agent")
 
-_END = object()
 _BACKOFF_START = 0.1
 MAX_RESENDS = 3
 """How many connections in a row may close before the server read a kept message sent again
@@ -84,10 +84,10 @@ class Agent:
         self.registered = anyio.Event()
         self.stopped = anyio.Event()
         self._stopping = anyio.Event()
+        self._invoker = Invoker(scope, max_workers, self._stopping, self._hold)
         self.key: str | None = None
         self.failure: BaseException | None = None
         self.connections = 0
-        self._threads = DaemonThreads(anyio.CapacityLimiter(max_workers), "rekuest-worker")
         self._running: dict[str, AssignmentContext] = {}
         self._held: dict[str, list[str]] = {}  # encoded messages, until acknowledged
         self._resends: dict[str, int] = {}  # failed deliveries in a row of each held id
@@ -316,7 +316,7 @@ class Agent:
         if running is not None and running.cancelled:
             self._again[id] = message
             return
-        if running is None and self._held[id][-1:] == [_cancelled(id)]:
+        if running is None and self._held[id][-1:] == [cancelled_message(id)]:
             del self._held[id]
             self._resends.pop(id, None)
             self._start(id, message)
@@ -328,7 +328,7 @@ class Agent:
     async def _execute(self, context: AssignmentContext, args: dict[str, Any]) -> None:
         id, name = context.id, context.function
         token = _current.set(context)
-        cancelled = _cancelled(id)
+        cancelled = cancelled_message(id)
         outcome = cancelled
         try:
             with anyio.CancelScope() as cancel_scope:
@@ -341,7 +341,7 @@ class Agent:
                         id, RekuestError(f"this agent has no function {name!r}")
                     )
                 else:
-                    outcome = await self._invoke(entry, context, args)
+                    outcome = await self._invoker.invoke(entry, context, args)
             if context.cancelled:
                 outcome = cancelled
         finally:
@@ -352,75 +352,6 @@ class Agent:
             self._start(id, again)
             return
         self._hold(id, outcome)
-
-    async def _invoke(
-        self, entry: Registered, context: AssignmentContext, args: dict[str, Any]
-    ) -> str:
-        id = context.id
-        async with self.scope.task():
-            try:
-                kwargs = {
-                    key: await entry.codecs[key].expand(value)
-                    for key, value in args.items()
-                    if key in entry.codecs
-                }
-                if entry.definition.stream:
-                    await self._stream(entry, context, kwargs)
-                    return encode({"t": "done", "id": id})
-                if entry.is_async:
-                    value = await entry.fn(**kwargs)
-                else:
-                    call = functools.partial(entry.fn, **kwargs)
-                    value = await self._in_thread(call)
-                if entry.result is None:
-                    return encode({"t": "done", "id": id, "v": None})
-                done = {"t": "done", "id": id, "v": entry.result.shrink(value, "return value")}
-                return sendable(done, "the return value")
-            except AssignmentCancelledError:
-                return _cancelled(id)
-            except Exception as error:
-                return error_message(id, error)
-
-    async def _stream(
-        self, entry: Registered, context: AssignmentContext, kwargs: dict[str, Any]
-    ) -> None:
-        codec = entry.result
-        n = 0
-
-        def emit(item: Any) -> None:
-            nonlocal n
-            value = codec.shrink(item, f"item {n}") if codec is not None else None
-            message = {"t": "yield", "id": context.id, "n": n, "v": value}
-            self._hold(context.id, sendable(message, f"item {n}"))
-            n += 1
-
-        if entry.is_async:
-            generator = entry.fn(**kwargs)
-            try:
-                async for item in generator:
-                    emit(item)
-            finally:
-                await generator.aclose()
-            return
-        iterator = entry.fn(**kwargs)
-        try:
-            while True:
-                item = await self._in_thread(functools.partial(next, iterator, _END))
-                if item is _END:
-                    return
-                emit(item)
-        finally:
-            if not self._stopping.is_set():
-                with anyio.CancelScope(shield=True), contextlib.suppress(ValueError):
-                    await self._in_thread(iterator.close)  # runs the generator's `finally`
-
-    async def _in_thread(self, fn: Callable[[], Any]) -> Any:
-        return await self._threads.run(fn, self._stopping)
-
-
-def _cancelled(id: str) -> str:
-    """The (encoded) outcome of a cancelled run of assignment ``id``."""
-    return encode({"t": "cancelled", "id": id})
 
 
 def backoff(failures: int, cap: float, draw: Callable[[], float] = random.random) -> float:

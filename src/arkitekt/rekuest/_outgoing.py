@@ -13,7 +13,7 @@ from typing import Any
 from arkitekt.errors import RekuestError
 from arkitekt.protocol.rekuest import MAX_MESSAGE_BYTES, MessageError, clip, encode
 
-__all__ = ["error_message", "sendable", "unsendable"]
+__all__ = ["cancelled_message", "error_message", "sendable", "unsendable"]
 
 log = logging.getLogger("arkitekt.rekuest.agent")
 
@@ -29,6 +29,11 @@ def error_message(id: str, error: BaseException) -> str:
             "tb": clip("".join(traceback.format_exception(error))),
         }
     )
+
+
+def cancelled_message(id: str) -> str:
+    """The ``cancelled`` message of an assignment (the outcome of a cancelled run)."""
+    return encode({"t": "cancelled", "id": id})
 
 
 def sendable(message: dict[str, Any], what: str) -> str:

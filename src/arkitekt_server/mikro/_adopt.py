@@ -16,7 +16,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from arkitekt.protocol.mikro import MAX_METADATA_BYTES, UploadRequest
+from arkitekt.protocol.mikro import UploadRequest
+from arkitekt.protocol.mikro_metadata import MAX_METADATA_BYTES
 from arkitekt.protocol.ome import disk_order, level_count
 from arkitekt.protocol.text import echo
 from arkitekt_server.mikro import _storage as storage

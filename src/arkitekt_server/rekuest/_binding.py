@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from arkitekt.protocol.rekuest import ArgumentsInvalid, Definition, bind_arguments, check_value
-from arkitekt.protocol.rekuest_frames import Done, Yield
+from arkitekt.protocol.rekuest_messages import Done, Yield
 from arkitekt_server.rekuest._state import AgentState, Assignment
 
 __all__ = ["bind", "check_result", "choose"]

@@ -24,7 +24,7 @@ import logging
 from typing import Any
 
 from arkitekt.protocol.rekuest import AgentMessage, ArgumentsInvalid
-from arkitekt.protocol.rekuest_frames import Cancelled, Done, Failed, Log, Yield
+from arkitekt.protocol.rekuest_messages import Cancelled, Done, Failed, Log, Yield
 from arkitekt_server.rekuest._binding import bind, check_result, choose
 from arkitekt_server.rekuest._calls import HubError, check_call, check_register
 from arkitekt_server.rekuest._dispatch import GRACE_SECONDS, MAX_ATTEMPTS

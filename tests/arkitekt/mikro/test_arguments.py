@@ -35,7 +35,7 @@ from arkitekt.mikro._checks import (
     NAME_CHARS,
     check_text,
 )
-from arkitekt.protocol.mikro import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
+from arkitekt.protocol.mikro_metadata import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 
 BOUNDED = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -11,15 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from arkitekt.protocol.mikro import (
-    MAX_CHUNK_BYTES,
-    MAX_METADATA_BYTES,
-    MAX_METADATA_DEPTH,
-    DatasetIn,
-    ImageFields,
-    UploadRequest,
-    check_metadata,
-)
+from arkitekt.protocol.mikro import MAX_CHUNK_BYTES, DatasetIn, ImageFields, UploadRequest
+from arkitekt.protocol.mikro_metadata import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, check_metadata
 
 _LEAVES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)
 

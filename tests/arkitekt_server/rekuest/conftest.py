@@ -1,13 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+import arkitekt_server.rekuest  # noqa: F401 -- registers the tables
 from arkitekt_server import EmbeddedServer
+from arkitekt_server._db import Database
+from tests.arkitekt_server.rekuest.hubs import Replica
 from tests.helpers import Wire
 
-__all__ = ["wire"]
+__all__ = ["database", "wire"]
 
 
 @pytest.fixture
@@ -16,3 +19,16 @@ def wire(server: EmbeddedServer) -> Iterator[Wire]:
     made = Wire(server)
     with made.sockets:
         yield made
+
+
+@pytest.fixture
+async def database(postgres_url: str) -> AsyncIterator[Database]:
+    """A fresh PostgreSQL database with the tables; the replicas opened on it closed after."""
+    made = Database(postgres_url)
+    await made.create_tables()
+    try:
+        yield made
+    finally:
+        while Replica.opened:
+            await Replica.opened.pop().close()
+        await made.dispose()

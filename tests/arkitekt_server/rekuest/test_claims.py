@@ -5,121 +5,50 @@ the test runs (no sockets, no sleeps, no relay loop)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import pytest
 
-import arkitekt_server.rekuest  # noqa: F401 -- registers the tables
-from arkitekt.protocol.rekuest_frames import Done
-from arkitekt_server._db import Database, utcnow
-from arkitekt_server.rekuest._hub import Hub
-from arkitekt_server.rekuest._models import AssignmentRow
-from arkitekt_server.rekuest._relay import Relay
-from arkitekt_server.rekuest._store import Store
-from tests.arkitekt_server.rekuest.test_hub_logic import (
-    AGENT_PK,
+from arkitekt_server._db import Database
+from tests.arkitekt_server.rekuest.hubs import (
     CALLER_PK,
-    DEFINITION,
-    Clock,
+    LEASE,
     FakePeer,
+    Replica,
+    WallClock,
+    done,
+    register_agent,
+    started,
+    stored_row,
 )
 from tests.helpers import until
-
-LEASE = 10.0
-
-
-class WallClock:
-    """UTC time that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
-class Replica:
-    """A hub, its store and its relay (as one server process has them)."""
-
-    opened: list[Replica] = []  # closed by the `database` fixture
-
-    def __init__(self, database: Database, wall: WallClock) -> None:
-        self.clock = Clock()
-        self.hub = Hub(Store(database), agent_grace=15.0, clock=self.clock)
-        self.relay = Relay(self.hub, database, lease=LEASE, rescan=1.0, now=wall)
-        Replica.opened.append(self)
-
-    async def close(self) -> None:
-        """Write what is left, give back the connections the store and relay keep."""
-        await self.hub.store.close()
-        await self.relay.close()
-
-    async def settle(self, *due: str) -> None:
-        """Commit what the hub recorded, then do ``due`` (relay rounds)."""
-        await self.hub.store.flush()
-        await self.relay.round(set(due))
-
-
-@pytest.fixture
-async def database(postgres_url: str) -> AsyncIterator[Database]:
-    made = Database(postgres_url)
-    await made.create_tables()
-    try:
-        yield made
-    finally:
-        while Replica.opened:
-            await Replica.opened.pop().close()
-        await made.dispose()
-
-
-async def _agent(replica: Replica, holding: list[str] | None = None) -> FakePeer:
-    peer = FakePeer(AGENT_PK)
-    message = {"t": "register", "definitions": [DEFINITION], "holding": holding or []}
-    await replica.hub.agent_connected(peer, AGENT_PK, "agent-app", message)
-    await replica.hub.store.flush()
-    return peer
-
-
-async def _row(database: Database, id: str) -> AssignmentRow:
-    async with database.sessions() as session:
-        row = await session.get(AssignmentRow, id)
-    assert row is not None
-    return row
-
-
-def _done(replica: Replica, id: str, value: int) -> None:
-    agent = next(iter(replica.hub.agents.by_key.values()))
-    replica.hub.agent_message(agent, Done(t="done", id=id, v=value))
 
 
 @pytest.mark.anyio
 async def test_an_agent_on_one_replica_serves_a_caller_on_another(database: Database) -> None:
     wall = WallClock()
-    front, back = Replica(database, wall), Replica(database, wall)
-    for replica in (front, back):
-        await replica.relay.start()
-    agent = await _agent(back)
+    front, back = await started(database, wall, 2)
+    agent = await register_agent(back)
     await front.settle("agents")  # the front learns the agent is online on the back
     assert front.hub.agents.providing_elsewhere("f", None)
 
     caller = FakePeer(CALLER_PK)
     front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0001", "f": "f"})
     await front.settle()
-    assert (await _row(database, "call-0001")).status == "queued"
+    assert (await stored_row(database, "call-0001")).status == "queued"
     await back.settle("work")  # claims it for its agent
     assert [m["id"] for m in agent.of("assign")] == ["call-0001"]
-    row = await _row(database, "call-0001")
+    row = await stored_row(database, "call-0001")
     assert (row.status, row.replica) == ("assigned", back.relay.replica)
 
-    _done(back, "call-0001", 7)
+    done(back, "call-0001", 7)
     await back.settle()
     assert caller.of("done") == []
     await front.settle("events")
     assert [(m["id"], m["v"]) for m in caller.of("done")] == [("call-0001", 7)]
     assert "call-0001" not in front.hub.jobs  # its slot is free again
-    assert (await _row(database, "call-0001")).status == "done"
+    assert (await stored_row(database, "call-0001")).status == "done"
 
 
 @pytest.mark.anyio
@@ -127,10 +56,8 @@ async def test_answers_written_in_one_batch_reach_the_caller_in_their_order(
     database: Database,
 ) -> None:
     wall = WallClock()
-    front, back = Replica(database, wall), Replica(database, wall)
-    for replica in (front, back):
-        await replica.relay.start()
-    agent = await _agent(back)
+    front, back = await started(database, wall, 2)
+    agent = await register_agent(back)
     await front.settle("agents")
     caller = FakePeer(CALLER_PK)
     front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0001", "f": "f"})
@@ -140,32 +67,30 @@ async def test_answers_written_in_one_batch_reach_the_caller_in_their_order(
 
     for n in range(5):  # one batch: one statement writes them all
         back.hub.store.event("call-0001", "caller", {"t": "yield", "id": "call-0001", "n": n})
-    _done(back, "call-0001", 7)
+    done(back, "call-0001", 7)
     await back.settle()
     await front.settle("events")
     assert [(m["t"], m.get("n")) for m in caller.sent] == [
         *[("yield", n) for n in range(5)],
         ("done", None),
     ]
-    row = await _row(database, "call-0001")  # the lazy dispatch record came with the finish
+    row = await stored_row(database, "call-0001")  # the lazy dispatch record came with the finish
     assert (row.status, row.attempts, row.agent_key) == ("done", 1, agent_key(back))
 
 
 @pytest.mark.anyio
 async def test_a_lazy_change_alone_is_written_by_the_store(database: Database) -> None:
     wall = WallClock()
-    front, back = Replica(database, wall), Replica(database, wall)
-    for replica in (front, back):
-        await replica.relay.start()
-    await _agent(back)
+    front, back = await started(database, wall, 2)
+    await register_agent(back)
     await front.settle("agents")
     front.hub.call(FakePeer(CALLER_PK), CALLER_PK, {"t": "call", "id": "call-0001", "f": "f"})
     await front.settle()
     await back.relay.round({"work"})  # claimed and dispatched; its record waits (lazy)
-    assert (await _row(database, "call-0001")).attempts == 0
+    assert (await stored_row(database, "call-0001")).attempts == 0
 
     async def written() -> bool:
-        return (await _row(database, "call-0001")).attempts == 1
+        return (await stored_row(database, "call-0001")).attempts == 1
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(back.hub.store.run)
@@ -182,10 +107,8 @@ async def test_a_dead_replicas_rows_go_to_the_replica_its_agent_reconnects_to(
     database: Database,
 ) -> None:
     wall = WallClock()
-    front, back = Replica(database, wall), Replica(database, wall)
-    for replica in (front, back):
-        await replica.relay.start()
-    agent = await _agent(back)
+    front, back = await started(database, wall, 2)
+    agent = await register_agent(back)
     await front.settle("agents")
     caller = FakePeer(CALLER_PK)
     for id in ("call-0001", "call-0002"):
@@ -199,29 +122,29 @@ async def test_a_dead_replicas_rows_go_to_the_replica_its_agent_reconnects_to(
     wall.now += dt.timedelta(seconds=LEASE / 2)
     await front.relay.beat()
     await front.settle("reap")
-    assert (await _row(database, "call-0001")).status == "assigned"
+    assert (await stored_row(database, "call-0001")).status == "assigned"
     wall.now += dt.timedelta(seconds=LEASE)  # ... and then it lapsed
     await front.relay.beat()
     await front.settle("reap", "agents")
-    row = await _row(database, "call-0001")
+    row = await stored_row(database, "call-0001")
     assert (row.status, row.replica) == ("queued", None)
     assert not front.hub.agents.providing_elsewhere("f", None)  # the back's agent is offline
 
     # the agent reconnects to the front, still running call-0001: it keeps it there, and
     # the front claims call-0002 for it (delivered again: at least once)
-    again = await _agent(front, holding=["call-0001"])
+    again = await register_agent(front, holding=["call-0001"])
     await front.settle("work")
     assert [m["id"] for m in again.of("assign")] == ["call-0002"]
     assert again.of("cancel") == []
-    _done(front, "call-0001", 1)
-    _done(front, "call-0002", 2)
+    done(front, "call-0001", 1)
+    done(front, "call-0002", 2)
     await front.settle("events")
     assert sorted((m["id"], m["v"]) for m in caller.of("done")) == [
         ("call-0001", 1),
         ("call-0002", 2),
     ]
     for id in ("call-0001", "call-0002"):
-        assert (await _row(database, id)).status == "done"
+        assert (await stored_row(database, id)).status == "done"
 
 
 @pytest.mark.anyio
@@ -229,17 +152,15 @@ async def test_a_caller_resumes_on_another_replica_and_gets_its_result(
     database: Database,
 ) -> None:
     wall = WallClock()
-    front, back, other = (Replica(database, wall) for _ in range(3))
-    for replica in (front, back, other):
-        await replica.relay.start()
-    await _agent(back)
+    front, back, other = await started(database, wall, 3)
+    await register_agent(back)
     await front.settle("agents")
     caller = FakePeer(CALLER_PK)
     front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0001", "f": "f"})
     front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0002", "f": "f"})
     await front.settle()
     await back.settle("work")
-    _done(back, "call-0002", 2)  # finished before the caller comes back
+    done(back, "call-0002", 2)  # finished before the caller comes back
     await back.settle()
 
     # the front dies; the caller reconnects to another replica and resumes its calls by id
@@ -252,7 +173,7 @@ async def test_a_caller_resumes_on_another_replica_and_gets_its_result(
     await other.hub.resume(stranger, CALLER_PK + 1, ["call-0001"])
     assert [m["kind"] for m in stranger.of("error")] == ["unknown"]
 
-    _done(back, "call-0001", 1)
+    done(back, "call-0001", 1)
     await back.settle()
     await other.settle("events")
     assert sorted((m["id"], m["v"]) for m in moved.of("done")) == [
@@ -268,9 +189,7 @@ async def test_a_forwarded_call_that_no_replica_claims_fails_on_its_callers_repl
     database: Database,
 ) -> None:
     wall = WallClock()
-    front, back = Replica(database, wall), Replica(database, wall)
-    for replica in (front, back):
-        await replica.relay.start()
+    front, back = await started(database, wall, 2)
     caller = FakePeer(CALLER_PK)
     message: dict[str, Any] = {"t": "call", "id": "call-0001", "f": "f", "wait": 5}
     front.hub.call(caller, CALLER_PK, message)
@@ -282,9 +201,9 @@ async def test_a_forwarded_call_that_no_replica_claims_fails_on_its_callers_repl
     assert (error["id"], error["kind"]) == ("call-0001", "no_agent")
     assert "no function 'f'" in error["m"]
     assert "(waited 5 s)" in error["m"]
-    assert (await _row(database, "call-0001")).status == "error"
+    assert (await stored_row(database, "call-0001")).status == "error"
     # an agent coming later finds nothing to claim
-    agent = await _agent(back)
+    agent = await register_agent(back)
     await back.settle("work")
     assert agent.of("assign") == []
 
@@ -292,10 +211,8 @@ async def test_a_forwarded_call_that_no_replica_claims_fails_on_its_callers_repl
 @pytest.mark.anyio
 async def test_cancels_and_time_limits_reach_the_replica_of_the_agent(database: Database) -> None:
     wall = WallClock()
-    front, back = Replica(database, wall), Replica(database, wall)
-    for replica in (front, back):
-        await replica.relay.start()
-    agent = await _agent(back)
+    front, back = await started(database, wall, 2)
+    agent = await register_agent(back)
     await front.settle("agents")
     caller = FakePeer(CALLER_PK)
     front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0001", "f": "f"})
@@ -323,16 +240,14 @@ async def test_cancels_and_time_limits_reach_the_replica_of_the_agent(database: 
 @pytest.mark.anyio
 async def test_a_call_over_http_is_cancelled_through_any_replica(database: Database) -> None:
     wall = WallClock()
-    front, back = Replica(database, wall), Replica(database, wall)
-    for replica in (front, back):
-        await replica.relay.start()
+    front, back = await started(database, wall, 2)
     message: dict[str, Any] = {"t": "call", "id": "call-0001", "f": "f", "wait": 30}
     front.hub.call(None, CALLER_PK, message)  # waits for an agent: queued
     await front.settle()
     assert not await back.hub.cancel_elsewhere(CALLER_PK + 1, "call-0001")  # not that app's
     assert await back.hub.cancel_elsewhere(CALLER_PK, "call-0001")
     await back.settle()
-    row = await _row(database, "call-0001")
+    row = await stored_row(database, "call-0001")
     assert (row.status, row.error_kind) == ("cancelled", "cancelled")
     assert not await back.hub.cancel_elsewhere(CALLER_PK, "call-0001")  # finished now
     assert "call-0001" in front.hub.jobs
@@ -345,10 +260,8 @@ async def test_the_replica_a_caller_left_lets_go_of_its_calls_without_cancelling
     database: Database,
 ) -> None:
     wall = WallClock()
-    front, back, other = (Replica(database, wall) for _ in range(3))
-    for replica in (front, back, other):
-        await replica.relay.start()
-    agent = await _agent(back)
+    front, back, other = await started(database, wall, 3)
+    agent = await register_agent(back)
     await front.settle("agents")
     caller = FakePeer(CALLER_PK)
     front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-0001", "f": "f"})
@@ -365,7 +278,7 @@ async def test_the_replica_a_caller_left_lets_go_of_its_calls_without_cancelling
     await front.settle()
     await back.settle("events")
     assert agent.of("cancel") == []
-    _done(back, "call-0001", 1)
+    done(back, "call-0001", 1)
     await back.settle()
     await other.settle("events")
     assert [(m["id"], m["v"]) for m in moved.of("done")] == [("call-0001", 1)]
@@ -383,33 +296,31 @@ async def test_a_call_its_dead_replica_never_stored_is_delivered_again_to_the_ag
     again. The agent answers that delivery with what it holds (see
     :meth:`arkitekt.rekuest._agent.Agent._delivered_again`)."""
     wall = WallClock()
-    dead = Replica(database, wall)
-    await dead.relay.start()
-    old = await _agent(dead)
+    [dead] = await started(database, wall)
+    old = await register_agent(dead)
     caller = FakePeer(CALLER_PK)
     call = {"t": "call", "id": "call-0001", "f": "f", "wait": 20.0}
     dead.hub.call(caller, CALLER_PK, call)
     assert [m["id"] for m in old.of("assign")] == ["call-0001"]  # never stored: kill -9
 
     wall.now += dt.timedelta(seconds=LEASE * 2)  # (its replica's lease long lapsed)
-    restarted = Replica(database, wall)
-    await restarted.relay.start()
+    [restarted] = await started(database, wall)
     back = FakePeer(CALLER_PK)
     await restarted.hub.resume(back, CALLER_PK, ["call-0001"])
     assert [m["kind"] for m in back.of("error")] == ["unknown"]
     restarted.hub.call(back, CALLER_PK, call)  # sent again, no agent online yet: forwarded
     await restarted.settle()
-    assert (await _row(database, "call-0001")).status == "queued"
+    assert (await stored_row(database, "call-0001")).status == "queued"
 
-    agent = await _agent(restarted, holding=["call-0001"])
-    _done(restarted, "call-0001", 2)  # its held result, sent again with the registration
+    agent = await register_agent(restarted, holding=["call-0001"])
+    done(restarted, "call-0001", 2)  # its held result, sent again with the registration
     assert back.of("done") == []  # not its assignment here (yet)
     assert agent.of("ack") == []
     assert agent.of("cancel") == []  # (a cancel would only make it run the call again)
     await restarted.settle("work")
     assert [m["id"] for m in agent.of("assign")] == ["call-0001"]  # delivered again
-    _done(restarted, "call-0001", 2)  # ... and answered with what it held
+    done(restarted, "call-0001", 2)  # ... and answered with what it held
     await restarted.settle()
     assert [(m["id"], m["v"]) for m in back.of("done")] == [("call-0001", 2)]
     assert [m["ids"] for m in agent.of("ack")] == [["call-0001"]]
-    assert (await _row(database, "call-0001")).status == "done"
+    assert (await stored_row(database, "call-0001")).status == "done"

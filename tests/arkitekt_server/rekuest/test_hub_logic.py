@@ -11,47 +11,11 @@ from typing import Any
 import pytest
 
 import arkitekt_server.rekuest  # noqa: F401 -- registers the tables
-from arkitekt.protocol.rekuest_frames import Cancelled, Done
+from arkitekt.protocol.rekuest_messages import Cancelled, Done
 from arkitekt_server._db import Database
 from arkitekt_server.rekuest._hub import Hub
-from arkitekt_server.rekuest._peer import Peer
 from arkitekt_server.rekuest._store import Store
-
-CALLER_PK = 1
-AGENT_PK = 2
-DEFINITION = {"name": "f", "returns": [{"key": "return", "kind": "int"}]}
-
-
-class FakePeer(Peer):
-    """A peer without a websocket: what the hub sends it is kept in :attr:`sent`."""
-
-    def __init__(self, client_pk: int) -> None:
-        self.client_pk = client_pk
-        self.jobs: set[str] = set()
-        self.closed = False
-        self.closing: tuple[int, str] | None = None
-        self.sent: list[dict[str, Any]] = []
-
-    def send(self, message: dict[str, Any], *, strict: bool = False) -> None:
-        self.sent.append(message)
-
-    def close(self, code: int, reason: str) -> None:
-        self.closed = True
-        self.closing = (code, reason)
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        """The messages of type ``kind`` sent so far."""
-        return [message for message in self.sent if message["t"] == kind]
-
-
-class Clock:
-    """A monotonic clock that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.arkitekt_server.rekuest.hubs import AGENT_PK, CALLER_PK, DEFINITION, Clock, FakePeer
 
 
 @pytest.fixture

@@ -12,23 +12,22 @@ import asyncpg
 import pytest
 from sqlalchemy import event, func, make_url, select
 
-from arkitekt.protocol.rekuest_frames import Log
+from arkitekt.protocol.rekuest_messages import Log
 from arkitekt_server._db import Database
 from arkitekt_server.rekuest._inbox import HANDED, Inbox, handed, handoff
 from arkitekt_server.rekuest._models import EventRow
 from arkitekt_server.rekuest._relay import CHANNEL
-from tests.arkitekt_server.rekuest.test_claims import (
+from tests.arkitekt_server.rekuest.hubs import (
+    CALLER_PK,
     LEASE,
-    Replica,
+    FakePeer,
     WallClock,
-    _agent,
-    _done,
-    _row,
+    done,
+    register_agent,
+    started,
+    stored_row,
 )
-from tests.arkitekt_server.rekuest.test_hub_logic import CALLER_PK, FakePeer
 from tests.helpers import until
-
-pytest_plugins = ["tests.arkitekt_server.rekuest.test_claims"]  # its `database` fixture
 
 ROUND_TRIPS = 2
 """Round trips on a call's path as measured: the caller's replica stores the call (its
@@ -78,12 +77,10 @@ async def test_a_call_between_replicas_takes_two_round_trips_no_claim_and_no_rea
 ) -> None:
     listener, payloads = listening
     wall = WallClock()
-    front, back = Replica(database, wall), Replica(database, wall)
-    for replica in (front, back):
-        await replica.relay.start()
+    front, back = await started(database, wall, 2)
     for replica in (front, back):  # as their loops listen
         await listener.add_listener(CHANNEL, replica.relay.notified)
-    agent = await _agent(back)
+    agent = await register_agent(back)
     await front.settle("agents")
     await front.relay.round({"events"})  # caught up: answers may now come carried
     counted = RoundTrips(database)
@@ -95,7 +92,7 @@ async def test_a_call_between_replicas_takes_two_round_trips_no_claim_and_no_rea
         front.hub.call(caller, CALLER_PK, {"t": "call", "id": id, "f": "f"})
         await front.hub.store.flush()
         await until(lambda id=id: any(m["id"] == id for m in agent.of("assign")), 10)
-        _done(back, id, n)
+        done(back, id, n)
         await back.hub.store.flush()
         await until(lambda id=id: any(m["id"] == id for m in caller.of("done")), 10)
         assert len(counted.statements) <= ROUND_TRIPS, counted.statements
@@ -119,11 +116,9 @@ async def test_answers_too_big_to_be_carried_are_read_and_keep_their_order(
 ) -> None:
     listener, payloads = listening
     wall = WallClock()
-    front, back = Replica(database, wall), Replica(database, wall)
-    for replica in (front, back):
-        await replica.relay.start()
+    front, back = await started(database, wall, 2)
     await listener.add_listener(CHANNEL, front.relay.notified)
-    await _agent(back)
+    await register_agent(back)
     await front.settle("agents", "events")
     caller = FakePeer(CALLER_PK)
     front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-big1", "f": "f", "events": True})
@@ -133,7 +128,7 @@ async def test_answers_too_big_to_be_carried_are_read_and_keep_their_order(
     back.hub.agent_message(agent, Log(t="log", id="call-big1", m="x" * 9000))
     await back.hub.store.flush()
     await until(lambda: f"e:{front.relay.replica}" in payloads, 10)  # bare: read it
-    _done(back, "call-big1", 5)
+    done(back, "call-big1", 5)
     await back.hub.store.flush()
     await until(lambda: any(p.startswith(f"e:{front.relay.replica}:") for p in payloads), 10)
     assert caller.sent == []  # the small answer waits for the read of the big line
@@ -187,23 +182,21 @@ async def test_a_handed_call_waits_for_its_replica_while_the_lease_holds_then_go
     database: Database,
 ) -> None:
     wall = WallClock()
-    front, dead, spare = (Replica(database, wall) for _ in range(3))
-    for replica in (front, dead, spare):
-        await replica.relay.start()
-    await _agent(dead)
+    front, dead, spare = await started(database, wall, 3)
+    await register_agent(dead)
     await front.settle("agents")
     caller = FakePeer(CALLER_PK)
     front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-hand", "f": "f"})
     await front.settle()  # handed to `dead`, which never hears of it
-    row = await _row(database, "call-hand")
+    row = await stored_row(database, "call-hand")
     assert (row.status, row.replica) == ("queued", dead.relay.replica)
-    late = await _agent(spare)
+    late = await register_agent(spare)
     await spare.settle("work")
     assert late.of("assign") == []  # the lease holds: it is `dead`'s
     wall.now += dt.timedelta(seconds=LEASE * 2)
     await spare.settle("work")
     assert [m["id"] for m in late.of("assign")] == ["call-hand"]
-    _done(spare, "call-hand", 4)
+    done(spare, "call-hand", 4)
     await spare.settle()
     await front.settle("events")
     assert [m["v"] for m in caller.of("done")] == [4]
@@ -215,23 +208,21 @@ async def test_a_claim_never_takes_again_a_handed_call_finished_but_not_written(
 ) -> None:
     listener, _ = listening
     wall = WallClock()
-    front, back = Replica(database, wall), Replica(database, wall)
-    for replica in (front, back):
-        await replica.relay.start()
+    front, back = await started(database, wall, 2)
     await listener.add_listener(CHANNEL, back.relay.notified)
-    agent = await _agent(back)
+    agent = await register_agent(back)
     await front.settle("agents")
     caller = FakePeer(CALLER_PK)
     front.hub.call(caller, CALLER_PK, {"t": "call", "id": "call-once", "f": "f"})
     await front.settle()
     await until(lambda: len(agent.of("assign")) == 1, 10)
-    _done(back, "call-once", 3)  # not written yet: the row is still queued for `back`
+    done(back, "call-once", 3)  # not written yet: the row is still queued for `back`
     await back.relay.round({"work"})
     assert len(agent.of("assign")) == 1
     await back.settle()
     await front.settle("events")
     assert [m["v"] for m in caller.of("done")] == [3]
-    assert (await _row(database, "call-once")).status == "done"
+    assert (await stored_row(database, "call-once")).status == "done"
 
 
 def test_a_handoff_carries_a_row_that_fits_and_nothing_else_is_taken_for_one() -> None:

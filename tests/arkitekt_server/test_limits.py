@@ -29,7 +29,9 @@ def http(
     small: EmbeddedServer, fakts_for: Callable[[EmbeddedServer], Any]
 ) -> Iterator[httpx.Client]:
     token = fakts_for(small).auto_bearer("limits")
-    with httpx.Client(base_url=small.url, headers={"Authorization": f"Bearer {token}"}) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    # parsing half a million containers takes seconds on a loaded machine: no 5 s default
+    with httpx.Client(base_url=small.url, headers=headers, timeout=60) as client:
         yield client
 
 

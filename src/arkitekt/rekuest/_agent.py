@@ -116,6 +116,11 @@ class Agent:
         """Ids of assignments running here or with results not yet acknowledged."""
         return list({*self._running, *self._held})
 
+    @property
+    def running(self) -> list[str]:
+        """Ids of assignments running here (their functions have not returned yet)."""
+        return list(self._running)
+
     # -- connection ----------------------------------------------------------------------------
     async def serve(self) -> None:
         """Connect, serve, reconnect with capped exponential backoff and jitter; until cancelled.

@@ -173,9 +173,9 @@ class Rekuest(Service):
     async def _finish(self) -> None:
         """Wait (up to ``SHUTDOWN_SECONDS``) for running assignments to end and be delivered."""
         agent = await self.astart()  # the agent of this scope, already serving
-        if agent.holding:
+        if agent.running:  # results only waiting for the server's acknowledgement: no news
             print(
-                f"stopping: waiting up to {SHUTDOWN_SECONDS:g} s for {len(agent.holding)} "
+                f"stopping: waiting up to {SHUTDOWN_SECONDS:g} s for {len(agent.running)} "
                 "running assignment(s) to finish (Ctrl+C again: stop now, they are handed back)",
                 flush=True,
             )

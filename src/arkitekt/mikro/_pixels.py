@@ -1,10 +1,12 @@
-"""An image's zarr array as an xarray backend array: lazy, read by zarr straight into one buffer.
+"""An image's zarr array as an xarray backend array: lazy, read straight into one buffer.
 
 ``Image.data`` wraps :class:`ZarrPixels` in xarray's ``LazilyIndexedArray``, the way
 ``xr.open_zarr(..., chunks=None)`` does: indexing (``.isel``, ``.sel``) only narrows the
 selection, and computing values (``.values``, ``.load()``, ``await .load_async()``) is one
-zarr read of exactly the chunks the selection touches, decoded into the result. dask would
-compute one block per task and then copy them all into the result once more.
+read of exactly the chunks the selection touches, decoded into the result: by
+:mod:`arkitekt.mikro._chunk_reads` for slices of arrays in mikro's codec (each whole chunk
+decoded in place, in parallel), else by zarr. dask would compute one block per task and then
+copy them all into the result once more.
 
 Importing this module imports xarray (the read path imports it when data is first opened).
 """
@@ -16,6 +18,8 @@ from typing import Any
 import numpy as np
 from xarray.backends import BackendArray
 from xarray.core import indexing
+
+from arkitekt.mikro._chunk_reads import plan, read
 
 __all__ = ["ZarrPixels"]
 
@@ -62,12 +66,21 @@ class ZarrPixels(BackendArray):
         return data.squeeze(axis=dropped) if dropped else data
 
     def _read(self, key: tuple[Any, ...]) -> Any:
+        from zarr.core.sync import sync
+
         stored, dropped = self._stored(key)
-        return self._presented(self._array.oindex[stored], dropped)
+        selection = plan(self._array._async_array, stored)
+        if selection is None:
+            return self._presented(self._array.oindex[stored], dropped)
+        return self._presented(sync(read(self._array._async_array, selection)), dropped)
 
     async def _aread(self, key: tuple[Any, ...]) -> Any:
         stored, dropped = self._stored(key)
-        return self._presented(await self._array._async_array.oindex.getitem(stored), dropped)
+        array = self._array._async_array
+        selection = plan(array, stored)
+        if selection is None:
+            return self._presented(await array.oindex.getitem(stored), dropped)
+        return self._presented(await read(array, selection), dropped)
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> Any:
         return indexing.explicit_indexing_adapter(

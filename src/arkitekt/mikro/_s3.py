@@ -24,9 +24,9 @@ from arkitekt.errors import MikroError, PermissionDeniedError
 from arkitekt.protocol.chunks import META_MAX_BYTES
 from arkitekt.protocol.mikro import S3_RETRY, S3Access
 
-__all__ = ["BucketStore", "Credentials", "bucket_store", "store_error"]
+__all__ = ["RENEW_BEFORE", "BucketStore", "Credentials", "bucket_store", "store_error"]
 
-_RENEW_BEFORE = dt.timedelta(seconds=60)
+RENEW_BEFORE = dt.timedelta(seconds=60)
 """Credentials this close to their expiry are renewed before use."""
 
 
@@ -45,7 +45,7 @@ class Credentials:
 
     def __call__(self) -> dict[str, Any]:
         """The credentials as obstore wants them (renewed first if they expire soon)."""
-        if self.access.expires_at - dt.datetime.now(dt.UTC) < _RENEW_BEFORE:
+        if self.access.expires_at - dt.datetime.now(dt.UTC) < RENEW_BEFORE:
             self.access = self._renew()
         return {
             "access_key_id": self.access.access_key_id,

@@ -27,7 +27,7 @@ from arkitekt.mikro._grant import run_grant
 from arkitekt.mikro._localdisk import LocalDisk
 from arkitekt.mikro._models import Dataset, Image, ImagePage
 from arkitekt.mikro._normalize import Prepared
-from arkitekt.mikro._read import open_data, prefetch, read_layer, read_store
+from arkitekt.mikro._read import BucketReads, open_data, prefetch, read_layer, read_store
 from arkitekt.mikro._upload import UploadProgress, UploadsInProgress, write_array
 from arkitekt.protocol.mikro import (
     Datalayer,
@@ -74,6 +74,7 @@ class Mikro(Service):
         self.datalayer: Datalayer | None = None
         self._uploads = object()  # the scope's key of the uploads in progress
         self._disk_of: tuple[tuple[str, str | None], LocalDisk] | None = None
+        self._bucket_reads = BucketReads()
 
     @property
     def rath(self) -> Mikro:
@@ -202,14 +203,14 @@ class Mikro(Service):
                     "opening image data from the app's event loop would block it; open it off "
                     "the loop, e.g. `await anyio.to_thread.run_sync(lambda: image.data.values)`"
                 )
-            access = bridge.call(self._read_access, image)
             _, endpoint = bridge.call(self._connect)
-            store = self._bucket_store(
-                access,
-                endpoint + f"images/{_segment(image.id)}/access/",
-                _largest_chunk(image),
-            )
-            return open_data(image, store, level)
+
+            def bucket() -> Any:
+                access = bridge.call(self._read_access, image)
+                renew = endpoint + f"images/{_segment(image.id)}/access/"
+                return self._bucket_store(access, renew, _largest_chunk(image))
+
+            return open_data(image, self._bucket_reads.open(endpoint, image, bucket), level)
         if layer == "local":
             from zarr.storage import LocalStore
 

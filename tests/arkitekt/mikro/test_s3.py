@@ -174,3 +174,31 @@ def test_an_upload_outliving_its_credentials_renews_them_through_the_server(
             headers={"Authorization": f"Bearer {bearer_token(app)}"},
         )
         assert answer.status_code == 201, answer.text
+
+
+def _store_of(data: xr.DataArray) -> Any:
+    """The (checked) store a lazily read ``Image.data`` reads through."""
+    return data.variable._data.array._array.store_path.store
+
+
+def test_an_image_read_again_reuses_its_bucket_store_while_its_credentials_last(
+    s3_server: EmbeddedServer, tmp_path: Path
+) -> None:
+    pixels = np.arange(32, dtype=np.uint16).reshape(2, 4, 4)
+    app = easy("rereading", url=s3_server.url, headless=True, cache_dir=tmp_path / "cache")
+    with app:
+        stored = from_xarray(xr.DataArray(pixels, dims=["z", "y", "x"]), name="read again")
+        first = get_image(stored.id).data
+        np.testing.assert_array_equal(first.values[0, 0], pixels)
+        second = get_image(stored.id).data
+        kept = _store_of(second)
+        assert kept is _store_of(first)  # no new credentials, client or zarr.json read
+        np.testing.assert_array_equal(second.values[0, 0], pixels)
+        bucket = kept._store
+        bucket.credentials.access = bucket.access.model_copy(  # as if granted long ago
+            update={"expires_at": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)}
+        )
+        third = get_image(stored.id).data
+        assert _store_of(third) is not kept  # they run out soon: new ones from the server
+        assert _store_of(third)._store.access.expires_at > bucket.access.expires_at
+        np.testing.assert_array_equal(third.values[0, 0], pixels)

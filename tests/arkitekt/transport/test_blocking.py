@@ -91,6 +91,22 @@ def test_a_rejected_token_is_replaced_and_the_request_retried(
     assert recording_server.seen.count(("POST", "/lok/token/")) == 2  # refreshed once
 
 
+def test_a_large_answer_arrives_whole_in_large_reads(
+    recording_server: Any, recorded_app: App
+) -> None:
+    from arkitekt.transport import _sync
+
+    body = bytes(range(256)) * (3 * _sync.READ_BYTES // 256) + b"tail"
+    recording_server.answers["/chunk"] = (200, body)
+    with recorded_app as app:
+        client = _transport(app).blocking()
+        url = recording_server.url + "/chunk"
+        response = _in_thread(lambda: client.get(url, extensions={MAX_BODY: len(body)}))
+        assert response.content == body
+        with pytest.raises(ResponseTooLargeError):  # a byte over its limit
+            _in_thread(lambda: client.get(url, extensions={MAX_BODY: len(body) - 1}))
+
+
 @pytest.mark.parametrize("declared", [True, False], ids=["declared", "streamed"])
 def test_an_answer_over_its_limit_is_refused(
     recording_server: Any, recorded_app: App, gzip_bomb: bytes, declared: bool

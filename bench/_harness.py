@@ -9,6 +9,7 @@ and the minimum over rounds, and ratios taken within one round.
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -150,13 +151,16 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]
 def whole_rounds(cases: Mapping[str, Callable[[], None]], rounds: int) -> dict[str, list[float]]:
     """Seconds of each case (one whole operation each), ``rounds`` times, rotating the order.
 
-    A first round warms up (page cache, imports, lazy singletons) and is dropped.
+    A first round warms up (page cache, imports, lazy singletons) and is dropped. The disks
+    are synced before each case (untimed): else the writeback of what one case wrote lands on
+    whichever case runs when the kernel starts flushing.
     """
     names = list(cases)
     times: dict[str, list[float]] = {name: [] for name in names}
     for index in range(rounds + 1):
         shift = index % len(names)
         for name in names[shift:] + names[:shift]:
+            os.sync()
             start = time.perf_counter()
             cases[name]()
             if index:

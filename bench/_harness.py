@@ -148,18 +148,25 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]
         print(line(row))
 
 
-def whole_rounds(cases: Mapping[str, Callable[[], None]], rounds: int) -> dict[str, list[float]]:
+def whole_rounds(
+    cases: Mapping[str, Callable[[], None]],
+    rounds: int,
+    before: Mapping[str, Callable[[], None]] | None = None,
+) -> dict[str, list[float]]:
     """Seconds of each case (one whole operation each), ``rounds`` times, rotating the order.
 
     A first round warms up (page cache, imports, lazy singletons) and is dropped. The disks
     are synced before each case (untimed): else the writeback of what one case wrote lands on
-    whichever case runs when the kernel starts flushing.
+    whichever case runs when the kernel starts flushing. ``before[name]``, when given, runs
+    untimed before each run of case ``name`` (e.g. removing what its previous run stored).
     """
     names = list(cases)
     times: dict[str, list[float]] = {name: [] for name in names}
     for index in range(rounds + 1):
         shift = index % len(names)
         for name in names[shift:] + names[:shift]:
+            if before and name in before:
+                before[name]()
             os.sync()
             start = time.perf_counter()
             cases[name]()

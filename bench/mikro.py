@@ -180,7 +180,6 @@ def main() -> None:
                     data.tofile(tmp / "raw.bin")
 
                 def direct() -> None:
-                    shutil.rmtree(tmp / "direct.zarr", ignore_errors=True)
                     target = zarr.create_array(
                         LocalStore(tmp / "direct.zarr"),
                         shape=SHAPE,
@@ -194,8 +193,6 @@ def main() -> None:
 
                 def upload(datalayer: str) -> Callable[[], None]:
                     def run() -> None:
-                        if datalayer in stored:
-                            delete_image(stored.pop(datalayer), mikro=app.mikro)
                         image = from_xarray(
                             array, name=f"bench {datalayer}", datalayer=datalayer, mikro=app.mikro
                         )
@@ -203,13 +200,22 @@ def main() -> None:
 
                     return run
 
+                def forget(datalayer: str) -> Callable[[], None]:
+                    def run() -> None:  # the previous round's image (untimed)
+                        if datalayer in stored:
+                            delete_image(stored.pop(datalayer), mikro=app.mikro)
+
+                    return run
+
                 apart: list[str] = []
 
                 def upload_apart() -> None:
-                    if apart:
-                        delete_image(apart.pop(), mikro=remote.mikro)
                     image = from_xarray(array, name="bench apart", mikro=remote.mikro)
                     apart.append(image.id)
+
+                def forget_apart() -> None:
+                    if apart:
+                        delete_image(apart.pop(), mikro=remote.mikro)
 
                 cases: dict[str, Callable[[], None]] = {
                     "ndarray.tofile": tofile,
@@ -218,7 +224,13 @@ def main() -> None:
                     "from_xarray http": upload("http"),
                     "http, server process": upload_apart,
                 }
-                times = whole_rounds(cases, ROUNDS)
+                before = {
+                    "direct zarr": lambda: shutil.rmtree(tmp / "direct.zarr", ignore_errors=True),
+                    "from_xarray local": forget("local"),
+                    "from_xarray http": forget("http"),
+                    "http, server process": forget_apart,
+                }
+                times = whole_rounds(cases, ROUNDS, before)
                 stored["http, server process"] = apart[0]
                 apps = {"local": app, "http": reader, "http, server process": remote}
                 reads = _read_back(apps, stored, tmp, get_image)

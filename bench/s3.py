@@ -140,11 +140,17 @@ def main() -> None:
                         target[:] = data
 
                     def upload() -> None:
-                        if stored:
-                            delete_image(stored.pop(), mikro=app.mikro)
                         stored.append(from_xarray(array, name="bench s3", mikro=app.mikro).id)
 
-                    times = whole_rounds({"direct zarr": direct, "from_xarray s3": upload}, ROUNDS)
+                    def forget() -> None:  # the previous round's image (untimed)
+                        if stored:
+                            delete_image(stored.pop(), mikro=app.mikro)
+
+                    times = whole_rounds(
+                        {"direct zarr": direct, "from_xarray s3": upload},
+                        ROUNDS,
+                        {"from_xarray s3": forget},
+                    )
                     sink: list[Any] = []
 
                     def direct_read() -> None:

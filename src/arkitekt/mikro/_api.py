@@ -33,6 +33,7 @@ from arkitekt.mikro._checks import (
     check_datalayer,
     check_id,
     check_ids,
+    check_int,
     check_metadata,
     check_page,
     check_pixel_size,
@@ -41,7 +42,7 @@ from arkitekt.mikro._checks import (
 )
 from arkitekt.mikro._models import Dataset, Image, ImagePage
 from arkitekt.mikro._normalize import prepare
-from arkitekt.protocol.mikro import Datalayer, ImageFields, PixelSize
+from arkitekt.protocol.mikro import MAX_LEVELS, Datalayer, ImageFields, PixelSize
 
 if TYPE_CHECKING:
     from arkitekt.mikro._service import Mikro  # the service is built by the app, not here
@@ -116,6 +117,7 @@ async def afrom_xarray(
     metadata: Mapping[str, Any] | None = None,
     private: bool = False,
     datalayer: Datalayer | None = None,
+    levels: int | None = None,
     mikro: Mikro = Provide("mikro"),
     rath: Mikro | None = None,
 ) -> Image:
@@ -137,6 +139,9 @@ async def afrom_xarray(
         metadata: free-form JSON (at most 1 MiB).
         private: visible only to this app (default: every app of the deployment can read it).
         datalayer: ``"local"``, ``"http"`` or ``"s3"`` instead of the app's/server's choice.
+        levels: store at most this many pyramid levels (``None``: every level down to one
+            256 px tile; ``1``: full resolution only, for an image nobody will browse: a
+            third less to compute, write and keep).
         mikro: the image service (default: the active app's).
         rath: the same, under its classic name (``rath=app.mikro.rath``).
 
@@ -152,7 +157,9 @@ async def afrom_xarray(
     """
     mikro = explicit(mikro, rath)
     layer = check_datalayer(datalayer)
-    prepared = prepare(array)
+    if levels is not None:
+        check_int(levels, "levels", 1, MAX_LEVELS)
+    prepared = prepare(array, levels)
     fields = _fields(
         name,
         tags=tags,

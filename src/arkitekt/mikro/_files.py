@@ -203,6 +203,7 @@ async def afrom_file(
     metadata: Mapping[str, Any] | None = None,
     private: bool = False,
     datalayer: Datalayer | None = None,
+    levels: int | None = None,
     max_bytes: int | None = MAX_BYTES,
     mikro: Mikro = Provide("mikro"),
     rath: Mikro | None = None,
@@ -225,6 +226,8 @@ async def afrom_file(
             added unless given.
         private: visible only to this app.
         datalayer: ``"local"``, ``"http"`` or ``"s3"`` instead of the app's/server's choice.
+        levels: store at most this many pyramid levels (see
+            :func:`~arkitekt.mikro.afrom_xarray`).
         max_bytes: refuse a file holding more pixel bytes than this (default 256 GiB; ``None``:
             no limit): a small file can declare terabytes of empty planes.
         mikro: the image service (default: the active app's).
@@ -245,7 +248,7 @@ async def afrom_file(
     source = {"file": label, "reader": found.reader, "scene": scene}
     try:
         return await _store(found, label, source, name, tags, dataset, origins, channel_names,
-                            pixel_size, metadata, private, datalayer, mikro)  # fmt: skip
+                            pixel_size, metadata, private, datalayer, levels, mikro)  # fmt: skip
     except UploadError as error:
         if isinstance(error.__cause__, UnreadableFileError):  # the file, not the upload, failed
             raise UnreadableFileError(f"{error.__cause__}; nothing was stored") from error
@@ -265,6 +268,7 @@ async def _store(
     metadata: Mapping[str, Any] | None,
     private: bool,
     datalayer: Datalayer | None,
+    levels: int | None,
     mikro: Mikro,
 ) -> Image:
     return await afrom_xarray(
@@ -278,6 +282,7 @@ async def _store(
         metadata={"source": source, **(metadata or {})},
         private=private,
         datalayer=datalayer,
+        levels=levels,
         mikro=mikro,
     )
 

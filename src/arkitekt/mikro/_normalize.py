@@ -57,8 +57,8 @@ class Prepared:
 
     @property
     def levels(self) -> int:
-        """How many pyramid levels the image has."""
-        return level_count(self.shape)
+        """How many pyramid levels the image has (stores)."""
+        return len(self.level_chunks) or level_count(self.shape)
 
     @property
     def itemsize(self) -> int:
@@ -104,8 +104,10 @@ def _normalise_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     return np.dtype(native)
 
 
-def prepare(array: Any) -> Prepared:
+def prepare(array: Any, levels: int | None = None) -> Prepared:
     """Check ``array`` and return it as a (c, t, z, y, x) array with chosen chunks.
+
+    ``levels`` caps the pyramid (``None``: every level down to one tile; ``1``: level 0 only).
 
     Raises:
         InvalidImageError: not an ``xr.DataArray``, unknown or repeated dims, no ``x``/``y``,
@@ -143,10 +145,11 @@ def prepare(array: Any) -> Prepared:
     array = array.transpose(*DIMS)
     shape: Shape5 = tuple(int(size) for size in array.shape)  # type: ignore[assignment]
     lazy = isinstance(array.data, da.Array)
-    step = 1 << (level_count(shape) - 1)
+    count = level_count(shape) if levels is None else max(1, min(levels, level_count(shape)))
+    step = 1 << (count - 1)
     if not lazy:
         chunks = _aligned(choose_chunks(shape, dtype.itemsize), shape, step)
-        return _prepared(array, shape, dtype.name, chunks, chunks, False)
+        return _prepared(array, shape, dtype.name, chunks, chunks, False, count)
     blocks = array.data.chunks
     regular = all(len(set(axis[:-1])) <= 1 and axis[-1] <= axis[0] for axis in blocks)
     if regular:
@@ -158,18 +161,24 @@ def prepare(array: Any) -> Prepared:
         unit = chunks
     if tuple(axis[0] for axis in blocks) != unit:
         array = array.chunk(dict(zip(DIMS, unit, strict=True)))
-    return _prepared(array, shape, dtype.name, chunks, unit, True)
+    return _prepared(array, shape, dtype.name, chunks, unit, True, count)
 
 
 def _prepared(
-    array: xr.DataArray, shape: Shape5, dtype: str, chunks: Shape5, unit: Shape5, lazy: bool
+    array: xr.DataArray,
+    shape: Shape5,
+    dtype: str,
+    chunks: Shape5,
+    unit: Shape5,
+    lazy: bool,
+    count: int,
 ) -> Prepared:
     import numpy as np
 
     itemsize = np.dtype(dtype).itemsize
     target = math.prod(chunks) * itemsize
     levels: list[Shape5] = [chunks]
-    for level in range(1, level_count(shape)):
+    for level in range(1, count):
         step = 1 << level
         image: Shape5 = (*unit[:3], -(-unit[3] // step), -(-unit[4] // step))
         if math.prod(image) * itemsize > target:  # whole parts of a unit's image

@@ -76,7 +76,8 @@ async def create_level(store: Any, prepared: Prepared, level: int) -> Any:
 def group_document(prepared: Prepared, fields: ImageFields, window: Window) -> bytes:
     """The image group's ``zarr.json``: the OME-Zarr 0.5 ``ome`` attributes."""
     pixel_size = fields.pixel_size.model_dump(exclude_none=True)
-    return ome_group(prepared.shape, pixel_size, fields.channel_names, window.ranges())
+    ranges = window.ranges()
+    return ome_group(prepared.shape, pixel_size, fields.channel_names, ranges, prepared.levels)
 
 
 class UploadProgress:

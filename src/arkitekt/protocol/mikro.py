@@ -27,6 +27,7 @@ __all__ = [
     "MAX_AXIS",
     "MAX_CHUNK_BYTES",
     "MAX_ID_CHARS",
+    "MAX_LEVELS",
     "MAX_OFFSET",
     "MAX_PAGE",
     "MAX_TAG_CHARS",
@@ -138,6 +139,10 @@ class ImageFields(BaseModel):
         return value
 
 
+MAX_LEVELS = 64
+"""The most pyramid levels an upload may store (a level halves y and x: 64 is beyond any axis)."""
+
+
 class UploadRequest(ImageFields):
     """Ask for an upload grant: the array's layout and its metadata."""
 
@@ -145,8 +150,9 @@ class UploadRequest(ImageFields):
     chunks: Shape5
     level_chunks: list[Shape5] = Field(
         default_factory=list,
-        max_length=64,
-        description="The chunks of each pyramid level (level 0: chunks); left out: level 0's "
+        max_length=MAX_LEVELS,
+        description="The chunks of each pyramid level stored (level 0: chunks; the first "
+        "levels of the pyramid, or all of them); left out: every level, level 0's "
         "chunks with y and x halved level by level.",
     )
     dtype: str
@@ -193,9 +199,9 @@ class UploadRequest(ImageFields):
         levels = level_count(self.shape)
         if not self.level_chunks:  # level 0's chunks, y and x halved level by level
             self.level_chunks = [level_shape(self.chunks, n) for n in range(levels)]
-        if len(self.level_chunks) != levels or self.level_chunks[0] != self.chunks:
+        if not 1 <= len(self.level_chunks) <= levels or self.level_chunks[0] != self.chunks:
             raise ValueError(
-                f"level_chunks must give the chunks of each of the {levels} level(s) of an "
+                f"level_chunks must give the chunks of the first 1 to {levels} level(s) of an "
                 f"image of shape {self.shape}, level 0's being chunks"
             )
         for level, chunks in enumerate(self.level_chunks):

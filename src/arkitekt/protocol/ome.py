@@ -82,13 +82,17 @@ def channel_color(index: int, count: int) -> str:
     return "FFFFFF" if count == 1 else _COLORS[index % len(_COLORS)]
 
 
-def multiscales(shape: Sequence[int], pixel_size: dict[str, float]) -> list[Any]:
+def multiscales(
+    shape: Sequence[int], pixel_size: dict[str, float], levels: int | None = None
+) -> list[Any]:
     """The ``multiscales`` of an image: axes t, c, z, y, x, one ``scale`` per level.
 
     Args:
         shape: the (c, t, z, y, x) shape of level 0.
         pixel_size: ``x``, ``y``, ``z`` (micrometres) and ``t`` (seconds) where known; an axis
             without one gets scale 1 and no unit.
+        levels: how many levels the image has (the first ones of its pyramid); ``None``: all
+            of them (:func:`level_count`).
 
     """
     axes = []
@@ -100,7 +104,7 @@ def multiscales(shape: Sequence[int], pixel_size: dict[str, float]) -> list[Any]
     base = [float(pixel_size.get(axis, 1.0)) for axis in DISK_DIMS]
     base[1] = 1.0
     datasets = []
-    for level in range(level_count(shape)):
+    for level in range(level_count(shape) if levels is None else levels):
         scale = [*base[:3], base[3] * (1 << level), base[4] * (1 << level)]
         datasets.append(
             {
@@ -165,6 +169,7 @@ def group_document(
     pixel_size: dict[str, float],
     channel_names: Sequence[str],
     ranges: Sequence[tuple[float, float, float, float]],
+    levels: int | None = None,
 ) -> bytes:
     """The image group's ``zarr.json`` (zarr v3 group, ``attributes.ome``).
 
@@ -173,13 +178,14 @@ def group_document(
         pixel_size: see :func:`multiscales`.
         channel_names: the channels' names (or none).
         ranges: each channel's display window, see :func:`omero`.
+        levels: see :func:`multiscales`.
 
     """
     import json
 
     ome = {
         "version": OME_VERSION,
-        "multiscales": multiscales(shape, pixel_size),
+        "multiscales": multiscales(shape, pixel_size, levels),
         "omero": omero(channel_names, shape[0], ranges),
     }
     document = {"zarr_format": 3, "node_type": "group", "attributes": {"ome": ome}}

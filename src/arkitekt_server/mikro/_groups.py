@@ -184,7 +184,7 @@ def check_group(meta: object, body: UploadRequest) -> None:
             f"zarr.json: attributes.ome must hold version {OME_VERSION!r}, multiscales and omero"
         )
     pixel_size = body.pixel_size.model_dump(exclude_none=True)
-    if ome["multiscales"] != multiscales(body.shape, pixel_size):
+    if ome["multiscales"] != multiscales(body.shape, pixel_size, len(body.level_chunks)):
         raise StoreInvalidError(
             "zarr.json: attributes.ome.multiscales is not the one of this image (axes t, c, z, "
             "y, x, a scale per level from the pixel size, levels 0, 1, ... as paths)"

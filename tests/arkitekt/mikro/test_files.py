@@ -90,6 +90,18 @@ def test_a_plain_tiff_keeps_its_pixels_and_claims_no_physical_size(
     np.testing.assert_array_equal(stored[0, 0], data)
 
 
+def test_a_file_may_be_stored_without_its_lower_levels(
+    connect: Callable[..., App], tmp_path: Path
+) -> None:
+    data = _stack((2, 600, 300), "uint16")  # a pyramid of 3 levels by default
+    path = tmp_path / "tall.tif"
+    tifffile.imwrite(path, data)
+    with connect():
+        image = from_file(path, levels=1)
+        assert image.levels == [(1, 1, 2, 600, 300)]
+        np.testing.assert_array_equal(image.data.values[0, 0], data)
+
+
 def test_an_rgb_tiff_becomes_three_channels(connect: Callable[..., App], tmp_path: Path) -> None:
     data = _stack((10, 12, 3), "uint8")
     path = tmp_path / "colour.tif"

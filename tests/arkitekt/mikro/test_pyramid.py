@@ -178,6 +178,35 @@ def test_lower_levels_chunks_hold_several_units_images(connect: Callable[..., Ap
 
 
 @pytest.mark.sqlite_only(_PIXELS_ONLY)
+@pytest.mark.parametrize(("levels", "stored"), [(1, 1), (2, 2), (64, 3)])
+def test_levels_caps_the_pyramid(connect: Callable[..., App], levels: int, stored: int) -> None:
+    import zarr
+    from ome_zarr_models.v05.image import Image as OmeImage
+
+    data = np.random.default_rng(2).integers(0, 4000, (3, 1000, 600), dtype=np.uint16)
+    with connect():
+        image = from_xarray(xr.DataArray(data, dims=["z", "y", "x"]), name="cap", levels=levels)
+        again = get_image(image.id)
+        assert len(again.levels) == stored
+        for n in range(stored):
+            assert np.array_equal(again.level(n).values, _five(data, "zyx")[..., :: 2**n, :: 2**n])
+        assert image.local_path is not None
+        root = Path(image.local_path)
+        paths = [str(n) for n in range(stored)]
+        assert sorted(p.name for p in root.iterdir() if p.is_dir()) == paths
+        group = OmeImage.from_zarr(zarr.open_group(root, mode="r"))
+        (multiscale,) = group.ome_attributes.multiscales
+        assert [d.path for d in multiscale.datasets] == paths
+
+
+@pytest.mark.parametrize("bad", [0, -1, 65, True, 1.0, "1"])
+def test_levels_must_be_a_count_of_levels(connect: Callable[..., App], bad: Any) -> None:
+    data = xr.DataArray(np.zeros((300, 300), np.uint8), dims=["y", "x"])
+    with connect(), pytest.raises(InvalidImageError, match="levels must be"):
+        from_xarray(data, name="cap", levels=bad)
+
+
+@pytest.mark.sqlite_only(_PIXELS_ONLY)
 def test_a_small_image_has_one_level_and_no_other(connect: Callable[..., App]) -> None:
     with connect():
         image = from_xarray(xr.DataArray(np.ones((5, 7), np.uint8), dims=["y", "x"]), name="tiny")

@@ -43,7 +43,7 @@ def image_keys(
         array[:] = data[..., ::step, ::step].swapaxes(0, 1)
     keys = {key: value.to_bytes() for key, value in store.items()}
     ranges = [(0.0, 1.0, float(data.min()), float(data.max()))] * shape[0]
-    keys["zarr.json"] = group_document(shape, {}, [], ranges)
+    keys["zarr.json"] = group_document(shape, {}, [], ranges, len(level_chunks or [chunks]))
     return keys
 
 

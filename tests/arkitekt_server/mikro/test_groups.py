@@ -143,7 +143,10 @@ def test_a_level_missing_a_chunk_or_holding_a_stray_one_is_refused(
 @pytest.mark.parametrize(
     ("level_chunks", "message"),
     [
-        ([LEVEL_CHUNKS[0]], "level_chunks must give the chunks of each of the 2 level(s)"),
+        (
+            [*LEVEL_CHUNKS, LEVEL_CHUNKS[1]],
+            "level_chunks must give the chunks of the first 1 to 2 level(s)",
+        ),
         ([LEVEL_CHUNKS[1], LEVEL_CHUNKS[1]], "level 0's being chunks"),
         ([LEVEL_CHUNKS[0], [1, 1, 1, 150, 20]], "holds more than a chunk of level 0"),
     ],
@@ -159,6 +162,22 @@ def test_a_grant_names_the_chunks_of_every_level(
     )
     assert refused.status_code == 400
     assert "a chunk of level 1 is larger than the level" in refused.json()["detail"]
+
+
+def test_an_upload_may_store_only_the_first_levels(http: httpx.Client) -> None:
+    one = [LEVEL_CHUNKS[0]]
+    response = http.post("/uploads/", json=BODY | {"level_chunks": one, "datalayer": "http"})
+    assert response.status_code == 201, response.text
+    grant = response.json()
+    keys = image_keys(SHAPE, LEVEL_CHUNKS[0], DATA, level_chunks=one)
+    _put(http, grant, keys | {"zarr.json": _keys()["zarr.json"]})  # the group lists 2 levels
+    refused = http.post(f"/uploads/{grant['id']}/finish/")
+    assert refused.status_code == 400
+    assert "multiscales is not the one of this image" in refused.json()["detail"]
+    _put(http, grant, {"zarr.json": keys["zarr.json"]})
+    finished = http.post(f"/uploads/{grant['id']}/finish/")
+    assert finished.status_code == 201, finished.text
+    assert finished.json()["level_chunks"] == one
 
 
 def test_every_level_is_read_and_checked_through_the_store_route(

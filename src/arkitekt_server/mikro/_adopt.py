@@ -115,7 +115,7 @@ def _layout_of(location: storage.Location) -> dict[str, object]:
     level = storage.read_meta(location, "0/zarr.json")
     shape = disk_order(level["shape"])
     chunks = []
-    for n in range(level_count(shape)):
+    for n in range(_stored_levels(meta, level_count(shape))):
         document = level if n == 0 else storage.read_meta(location, f"{n}/zarr.json")
         chunks.append(disk_order(document["chunk_grid"]["configuration"]["chunk_shape"]))
     return {
@@ -124,6 +124,16 @@ def _layout_of(location: storage.Location) -> dict[str, object]:
         "dtype": level["data_type"],
         "level_chunks": chunks,
     }
+
+
+def _stored_levels(group: dict[str, object], most: int) -> int:
+    """How many levels an image group says it holds (``from_xarray(levels=n)`` stores the first
+    ``n``), at most ``most``; verification then checks the group and every level."""
+    try:
+        datasets = group["attributes"]["ome"]["multiscales"][0]["datasets"]  # type: ignore[index]
+        return max(1, min(len(datasets), most))
+    except (KeyError, IndexError, TypeError):
+        return most
 
 
 async def _adopt(session: AsyncSession, layout: storage.Layout, entry: Path) -> str | None:

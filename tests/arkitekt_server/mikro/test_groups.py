@@ -220,7 +220,10 @@ def test_the_thumbnail_comes_from_the_smallest_level(http: httpx.Client) -> None
     assert Image.open(io.BytesIO(thumbnail.content)).size == (10, 150)  # level 1: 10 x 150
 
 
-def test_a_pyramid_store_without_its_record_is_adopted_with_every_level(tmp_path: Path) -> None:
+@pytest.mark.parametrize("levels", [2, 1], ids=["every level", "level 0 alone"])
+def test_a_pyramid_store_without_its_record_is_adopted_with_every_level(
+    tmp_path: Path, levels: int
+) -> None:
     import asyncio
     import uuid
 
@@ -235,7 +238,9 @@ def test_a_pyramid_store_without_its_record_is_adopted_with_every_level(tmp_path
     layout = Layout(tmp_path)
     layout.create()
     image_id = str(uuid.uuid4())
-    for key, value in _keys().items():  # a lost database, and no record beside the store
+    stored = LEVEL_CHUNKS[:levels]
+    keys = image_keys(SHAPE, LEVEL_CHUNKS[0], DATA, level_chunks=stored)
+    for key, value in keys.items():  # a lost database, and no record beside the store
         (layout.store(image_id) / key).parent.mkdir(parents=True, exist_ok=True)
         (layout.store(image_id) / key).write_bytes(value)
 
@@ -251,5 +256,5 @@ def test_a_pyramid_store_without_its_record_is_adopted_with_every_level(tmp_path
 
     report, row = asyncio.run(adopt())
     assert report.adopted == [image_id]
-    assert [level["chunks"] for level in row.levels or []] == LEVEL_CHUNKS
+    assert [level["chunks"] for level in row.levels or []] == stored
     assert all(level["sha256"] for level in row.levels or [])

@@ -8,6 +8,8 @@ Cases, all in one run, in rotating order per round (the figures are medians over
 - ``from_xarray local`` / ``from_xarray http``: the full API call against an embedded server
   (grant, the OME-Zarr image with its pyramid, verification, image row), one per datalayer
   (for this shape 4 levels, 1024 x 2048 down to 128 x 256: 1.33x the bytes of level 0);
+- ``local, levels=1``: ``from_xarray local`` storing level 0 alone (``levels=1``): the same
+  array as ``direct zarr``, so its ratio is the API's own cost, the pyramid's left out;
 - ``http, server process``: the http datalayer against ``arkitekt server`` in its own process,
   as deployed (the embedded server shares this process's GIL with the client's compression).
 
@@ -191,12 +193,16 @@ def main() -> None:
                     )
                     target[:] = data
 
-                def upload(datalayer: str) -> Callable[[], None]:
+                def upload(datalayer: str, levels: int | None = None) -> Callable[[], None]:
                     def run() -> None:
                         image = from_xarray(
-                            array, name=f"bench {datalayer}", datalayer=datalayer, mikro=app.mikro
+                            array,
+                            name=f"bench {datalayer}",
+                            datalayer=datalayer,
+                            levels=levels,
+                            mikro=app.mikro,
                         )
-                        stored[datalayer] = image.id
+                        stored[datalayer if levels is None else f"{datalayer} {levels}"] = image.id
 
                     return run
 
@@ -221,12 +227,14 @@ def main() -> None:
                     "ndarray.tofile": tofile,
                     "direct zarr": direct,
                     "from_xarray local": upload("local"),
+                    "local, levels=1": upload("local", 1),
                     "from_xarray http": upload("http"),
                     "http, server process": upload_apart,
                 }
                 before = {
                     "direct zarr": lambda: shutil.rmtree(tmp / "direct.zarr", ignore_errors=True),
                     "from_xarray local": forget("local"),
+                    "local, levels=1": forget("local 1"),
                     "from_xarray http": forget("http"),
                     "http, server process": forget_apart,
                 }

@@ -52,7 +52,9 @@ class Pyramid:
     """The lower levels of one upload: which unit writes what, and the chunks being filled.
 
     Use it from the event loop, except :meth:`fill` (a worker thread, one call per unit):
-    :meth:`plan` before a unit is computed, :meth:`fill` with its block, :meth:`finish` after.
+    :meth:`plan` before a unit is computed, :meth:`fill` with its block, :meth:`finish` after,
+    and :meth:`release` for each chunk :meth:`finish` handed out once it is written: its buffer
+    then takes a later chunk (fresh memory is slow to map on small VMs).
     """
 
     def __init__(self, prepared: Prepared) -> None:
@@ -68,6 +70,13 @@ class Pyramid:
         self._unit = prepared.unit
         self._missing: list[dict[tuple[int, ...], int]] = [{} for _ in self._chunks]
         self._buffers: list[dict[tuple[int, ...], Any]] = [{} for _ in self._chunks]
+        self._spare: dict[tuple[int, ...], list[Any]] = {}
+
+    def release(self, buffer: Any) -> None:
+        """Take back a written chunk's buffer for a later chunk of the same shape."""
+        spare = self._spare.setdefault(buffer.shape, [])
+        if len(spare) < 2:
+            spare.append(buffer)
 
     def _shared_levels(self) -> list[int]:
         return [n for n, shared in enumerate(self._shared) if shared]
@@ -113,7 +122,9 @@ class Pyramid:
             buffer = self._buffers[n].get(index)
             if buffer is None:
                 shape = tuple(disk_order([part.stop - part.start for part in where]))
-                buffer = self._buffers[n][index] = np.empty(shape, self._dtype)
+                spare = self._spare.get(shape)
+                buffer = spare.pop() if spare else np.empty(shape, self._dtype)
+                self._buffers[n][index] = buffer
                 self._missing[n][index] = self._units_in(n, where)
             image = _image(region, n)
             inside = tuple(

@@ -167,15 +167,17 @@ async def write_array(
         try:
             targets = pyramid.plan(region)
             # computing (dask) and the lower levels' copies happen off the event loop
-            writes = await anyio.to_thread.run_sync(_unit, data, region, targets, lazy)
-            writes += pyramid.finish(region)
+            own = await anyio.to_thread.run_sync(_unit, data, region, targets, lazy)
+            complete = pyramid.finish(region)
             async with anyio.create_task_group() as levels:  # every level of it at once
-                for level, where, block in writes:
+                for level, where, block in own + complete:
                     if level == smallest:
                         window.add(where[1].start, block.swapaxes(0, 1))
                     levels.start_soon(arrays[level].setitem, where, block)
+            for _, _, block in complete:  # written: its buffer can take another chunk
+                pyramid.release(block)
             progress.advance(math.prod(part.stop - part.start for part in region) * itemsize)
-            del writes
+            del own, complete
         finally:
             slots.release()
 

@@ -97,6 +97,7 @@ CASES = [  # dims, shape, dask chunks (None: numpy)
     ("tczyx", (2, 3, 2, 270, 33), (1, 2, 1, 270, 33)),
     ("xy", (7, 5), None),  # one level (smaller than a tile)
     ("zyx", (7, 600, 600), (1, 600, 600)),  # lower levels' chunks hold several z blocks
+    ("zyx", (16, 600, 600), (1, 600, 600)),  # ... and their buffers are used again
     ("zyx", (2, 600, 1200), (1, 150, 300)),  # ... several y/x blocks, a partial last chunk
 ]
 
@@ -147,13 +148,16 @@ def test_every_lower_level_chunk_is_handed_out_once_and_complete(
     written: list[tuple[int, tuple[slice, ...]]] = []
     for region in regions:
         targets = pyramid.plan(region)
-        writes = Pyramid.fill(region, full[region], targets) + pyramid.finish(region)
-        for level, where, block in writes:
+        own = Pyramid.fill(region, full[region], targets)
+        complete = pyramid.finish(region)
+        for level, where, block in own + complete:
             assert block.flags.c_contiguous
             key = (level, tuple((part.start, part.stop) for part in where))
             assert key not in written, key  # no chunk is written twice
             written.append(key)
             stored[level][where] = block
+        for _, _, block in complete:  # written: its buffer may fill another chunk
+            pyramid.release(block)
     for level, expected in enumerate(_reference(full, len(stored))):
         assert np.array_equal(stored[level], expected.swapaxes(0, 1)), level
 

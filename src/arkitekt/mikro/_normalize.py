@@ -179,8 +179,7 @@ def _prepared(
     target = math.prod(chunks) * itemsize
     levels: list[Shape5] = [chunks]
     for level in range(1, count):
-        step = 1 << level
-        image: Shape5 = (*unit[:3], -(-unit[3] // step), -(-unit[4] // step))
+        image = level_shape(unit, level)  # a unit's image on that level
         if math.prod(image) * itemsize > target:  # whole parts of a unit's image
             levels.append(_split(image, itemsize, target))
         else:  # whole numbers of units' images

@@ -15,6 +15,7 @@ strided view, zarr would make them itself, on the event loop (its bytes codec is
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from arkitekt.protocol.ome import disk_order, level_shape
@@ -62,14 +63,13 @@ class Pyramid:
         self._levels = prepared.levels
         self._chunks = prepared.level_chunks[: self._levels]
         self._extents = [level_shape(prepared.shape, n) for n in range(self._levels)]
-        self._shared = [
-            n > 0 and math.prod(chunks) > math.prod(_sizes(_image(_unit0(prepared), n)))
+        self._shared = [  # chunks larger than a unit's image on that level
+            n > 0 and math.prod(chunks) > math.prod(level_shape(prepared.unit, n))
             for n, chunks in enumerate(self._chunks)
         ]
         self._shape = prepared.shape
         self._unit = prepared.unit
-        self._missing: list[dict[tuple[int, ...], int]] = [{} for _ in self._chunks]
-        self._buffers: list[dict[tuple[int, ...], Any]] = [{} for _ in self._chunks]
+        self._filling: list[dict[tuple[int, ...], _Filling]] = [{} for _ in self._chunks]
         self._spare: dict[tuple[int, ...], list[Any]] = {}
 
     def release(self, buffer: Any) -> None:
@@ -119,19 +119,18 @@ class Pyramid:
                 continue
             index = self._chunk(n, region)
             where = self._chunk_region(n, index)
-            buffer = self._buffers[n].get(index)
-            if buffer is None:
+            filling = self._filling[n].get(index)
+            if filling is None:
                 shape = tuple(disk_order([part.stop - part.start for part in where]))
                 spare = self._spare.get(shape)
                 buffer = spare.pop() if spare else np.empty(shape, self._dtype)
-                self._buffers[n][index] = buffer
-                self._missing[n][index] = self._units_in(n, where)
+                filling = self._filling[n][index] = _Filling(buffer, self._units_in(n, where))
             image = _image(region, n)
             inside = tuple(
                 slice(part.start - chunk.start, part.stop - chunk.start)
                 for part, chunk in zip(image, where, strict=True)
             )
-            targets.append((buffer, tuple(disk_order(inside))))
+            targets.append((filling.buffer, tuple(disk_order(inside))))
         return targets
 
     @staticmethod
@@ -160,21 +159,21 @@ class Pyramid:
         complete: list[Write] = []
         for n in self._shared_levels():
             index = self._chunk(n, region)
-            self._missing[n][index] -= 1
-            if not self._missing[n][index]:
-                del self._missing[n][index]
-                buffer = self._buffers[n].pop(index)
+            filling = self._filling[n][index]
+            filling.missing -= 1
+            if not filling.missing:
+                del self._filling[n][index]
                 where = tuple(disk_order(self._chunk_region(n, index)))
-                complete.append((n, where, buffer))
+                complete.append((n, where, filling.buffer))
         return complete
 
 
-def _unit0(prepared: Prepared) -> Region:
-    return tuple(slice(0, size) for size in prepared.unit)
+@dataclass
+class _Filling:
+    """A lower level's chunk being filled: its buffer, and how many units it still misses."""
 
-
-def _sizes(region: Region) -> tuple[int, ...]:
-    return tuple(part.stop - part.start for part in region)
+    buffer: Any
+    missing: int
 
 
 class Window:

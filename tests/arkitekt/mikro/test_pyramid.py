@@ -18,7 +18,7 @@ from arkitekt.mikro import Image, InvalidImageError, UploadError, from_xarray, g
 from arkitekt.protocol.mikro import DTYPES
 from arkitekt.protocol.ome import level_count, level_shapes
 from arkitekt_server import EmbeddedServer
-from tests.arkitekt.mikro.buckets import bucket_keys
+from tests.arkitekt.mikro.buckets import bucket_keys, server_bucket
 
 
 def _reference(data: np.ndarray[Any, Any], levels: int) -> list[np.ndarray[Any, Any]]:
@@ -226,17 +226,9 @@ def _store_copy(image: Image, server: EmbeddedServer, datalayer: str, into: Path
     if datalayer != "s3":
         assert image.local_path is not None
         return Path(image.local_path)
-    import boto3
-
     s3 = server.settings.s3
     assert s3 is not None
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3.endpoint_url,
-        region_name=s3.region,
-        aws_access_key_id=s3.access_key_id,
-        aws_secret_access_key=s3.secret_access_key.get_secret_value(),
-    )
+    client = server_bucket(server)
     prefix = f"{s3.prefix}images/{image.id}/"
     for key in bucket_keys(server, prefix):
         target = into / key[len(prefix) :]

@@ -20,21 +20,7 @@ from arkitekt import easy
 from arkitekt.errors import MikroError
 from arkitekt.mikro import from_xarray, get_image
 from arkitekt_server import EmbeddedServer
-
-
-def _bucket(server: EmbeddedServer) -> Any:
-    """The bucket's client with the server's key (plays the uploader's late writes)."""
-    import boto3
-
-    s3 = server.settings.s3
-    assert s3 is not None
-    return boto3.client(
-        "s3",
-        endpoint_url=s3.endpoint_url,
-        region_name=s3.region,
-        aws_access_key_id=s3.access_key_id,
-        aws_secret_access_key=s3.secret_access_key.get_secret_value(),
-    )
+from tests.arkitekt.mikro.buckets import server_bucket
 
 
 def _stored(
@@ -56,7 +42,7 @@ def test_a_store_whose_metadata_no_longer_matches_the_record_is_refused(
     s3_server: EmbeddedServer, tmp_path: Path
 ) -> None:
     app, image_id, prefix = _stored(s3_server, tmp_path)
-    bucket, name = _bucket(s3_server), s3_server.settings.s3.bucket  # type: ignore[union-attr]
+    bucket, name = server_bucket(s3_server), s3_server.settings.s3.bucket  # type: ignore[union-attr]
     try:
         level = f"{prefix}/0/zarr.json"
         meta = json.loads(bucket.get_object(Bucket=name, Key=level)["Body"].read())
@@ -76,7 +62,7 @@ def test_a_chunk_declaring_more_than_the_record_allows_is_not_decoded(
     s3_server: EmbeddedServer, tmp_path: Path, datalayer: str
 ) -> None:
     app, image_id, prefix = _stored(s3_server, tmp_path, datalayer)
-    bucket, name = _bucket(s3_server), s3_server.settings.s3.bucket  # type: ignore[union-attr]
+    bucket, name = server_bucket(s3_server), s3_server.settings.s3.bucket  # type: ignore[union-attr]
     key = f"{prefix}/0/c/0/0/0/0/0"
     try:
         good = bucket.get_object(Bucket=name, Key=key)["Body"].read()

@@ -30,11 +30,12 @@ import httpx
 
 from arkitekt.transport._wire import (
     DROPPED,
-    Meter,
+    MeteredBody,
     answer_meter,
     broken,
     deadline_seconds,
     overdue,
+    rebodied,
     replayable,
     unreachable,
 )
@@ -150,13 +151,7 @@ class SyncTransport(httpx.HTTPTransport):
             raise
         assert isinstance(response.stream, httpx.SyncByteStream)  # a sync transport's
         body = _SyncStream(response.stream, request, meter, expires=expires, seconds=seconds)
-        return httpx.Response(
-            response.status_code,
-            headers=headers,
-            stream=body,
-            extensions=response.extensions,
-            request=request,
-        )
+        return rebodied(response, request, headers, body)
 
     def _send(self, request: httpx.Request, seconds: float | None) -> httpx.Response:
         try:
@@ -184,23 +179,8 @@ class SyncTransport(httpx.HTTPTransport):
         return unreachable(request, error)
 
 
-class _SyncStream(httpx.SyncByteStream):
+class _SyncStream(MeteredBody[httpx.SyncByteStream], httpx.SyncByteStream):
     """The answer's body, decoded, cut off at its limit and at the deadline."""
-
-    def __init__(
-        self,
-        raw: httpx.SyncByteStream,
-        request: httpx.Request,
-        meter: Meter,
-        *,
-        expires: float,
-        seconds: float | None,
-    ) -> None:
-        self._raw = raw
-        self._request = request
-        self._meter = meter
-        self._expires = expires
-        self._seconds = seconds
 
     def __iter__(self) -> Iterator[bytes]:
         chunks = iter(self._raw)

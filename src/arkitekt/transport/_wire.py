@@ -18,6 +18,7 @@ import logging
 import math
 import zlib
 from collections.abc import AsyncIterator
+from typing import Generic, TypeVar
 
 import anyio
 import httpx
@@ -32,16 +33,20 @@ __all__ = [
     "MAX_BODY",
     "BoundedTransport",
     "Meter",
+    "MeteredBody",
     "answer_meter",
     "broken",
     "deadline_seconds",
     "overdue",
+    "rebodied",
     "replayable",
     "size",
     "unreachable",
 ]
 
 log = logging.getLogger("arkitekt.transport")
+
+_Raw = TypeVar("_Raw", httpx.SyncByteStream, httpx.AsyncByteStream)
 
 MAX_BODY = "arkitekt.max_body"
 """Request extension: ``extensions={MAX_BODY: n}`` reads at most ``n`` bytes (decoded) of the
@@ -147,6 +152,16 @@ def _bounded(
     headers, meter = answer_meter(response, request)
     assert isinstance(response.stream, httpx.AsyncByteStream)  # an async transport's
     body = _BoundedStream(response.stream, request, meter, expires=expires, seconds=seconds)
+    return rebodied(response, request, headers, body)
+
+
+def rebodied(
+    response: httpx.Response,
+    request: httpx.Request,
+    headers: httpx.Headers,
+    body: httpx.SyncByteStream | httpx.AsyncByteStream,
+) -> httpx.Response:
+    """``response`` passed on with ``headers`` (see :func:`answer_meter`) and ``body``."""
     return httpx.Response(
         response.status_code,
         headers=headers,
@@ -252,23 +267,30 @@ class Meter:
         return data
 
 
-class _BoundedStream(httpx.AsyncByteStream):
-    """The answer's body, decoded, cut off at its limit and at the deadline."""
+class MeteredBody(Generic[_Raw]):
+    """What an answer's body stream holds, async (here) or blocking (``_sync``).
+
+    The raw body, its request, the meter it is read through, and the deadline.
+    """
 
     def __init__(
         self,
-        raw: httpx.AsyncByteStream,
+        raw: _Raw,
         request: httpx.Request,
         meter: Meter,
         *,
         expires: float,
         seconds: float | None,
     ) -> None:
-        self._raw = raw
+        self._raw: _Raw = raw
         self._request = request
         self._meter = meter
         self._expires = expires
         self._seconds = seconds
+
+
+class _BoundedStream(MeteredBody[httpx.AsyncByteStream], httpx.AsyncByteStream):
+    """The answer's body, decoded, cut off at its limit and at the deadline."""
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         chunks = self._raw.__aiter__()

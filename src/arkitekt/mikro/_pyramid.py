@@ -15,6 +15,7 @@ strided view, zarr would make them itself, on the event loop (its bytes codec is
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,17 +26,42 @@ if TYPE_CHECKING:
 
     from arkitekt.mikro._normalize import Prepared
 
-__all__ = ["Pyramid", "Window", "Write", "level_block"]
+__all__ = ["Pyramid", "Window", "Write", "halved"]
 
 Region = tuple[slice, ...]
 Write = tuple[int, Region, "np.ndarray[Any, Any]"]
 """One write: the level, the region on it and the block, both in disk order (t, c, z, y, x)."""
 
 
-def level_block(block: np.ndarray[Any, Any], level: int) -> np.ndarray[Any, Any]:
-    """A unit's (c, t, z, y, x) block on level ``level`` (a strided view)."""
-    step = 1 << level
-    return block[..., ::step, ::step] if level else block
+def halved(
+    block: np.ndarray[Any, Any], out: np.ndarray[Any, Any] | None = None
+) -> np.ndarray[Any, Any]:
+    """``block[..., ::2, ::2]``, the next level's image of a block, copied into ``out``.
+
+    ``out`` (a new C-contiguous array if not given) may be a view into a chunk's buffer.
+    Every other row is read whole; within a row, each pair of pixels is read as one unsigned
+    integer twice as wide and cast to the narrow one, which keeps the pair's first pixel on a
+    little-endian machine: a vectorised cast, about twice as fast as numpy's strided copy
+    (which it falls back to for odd widths, 8-byte pixels and big-endian machines).
+    """
+    import numpy as np
+
+    rows = block[..., ::2, :]
+    if out is None:
+        out = np.empty(rows[..., ::2].shape, block.dtype)
+    size, width = block.dtype.itemsize, block.shape[-1]
+    if (
+        sys.byteorder != "little"
+        or size > 4
+        or width % 2
+        or not block.dtype.isnative
+        or rows.strides[-1] != size
+        or out.strides[-1] != size
+    ):
+        np.copyto(out, rows[..., ::2])
+    else:
+        np.copyto(out.view(f"u{size}"), rows.view(f"u{2 * size}"), casting="unsafe")
+    return out
 
 
 def _image(region: Region, level: int) -> Region:
@@ -144,14 +170,16 @@ class Pyramid:
         import numpy as np
 
         writes: list[Write] = []
+        above = block  # the unit's image on the level above, where it was put
         for level, target in enumerate(targets):
-            image = level_block(block, level).swapaxes(0, 1)
             if target is None:
+                image = halved(above) if level else block
                 where = tuple(disk_order(_image(region, level)))
-                writes.append((level, where, np.ascontiguousarray(image)))
-            else:
+                writes.append((level, where, np.ascontiguousarray(image.swapaxes(0, 1))))
+            else:  # straight into the chunk's buffer (fresh memory is slow to map)
                 buffer, inside = target
-                buffer[inside] = image
+                image = halved(above, buffer[inside].swapaxes(0, 1))
+            above = image  # the next level reads a quarter of these pixels
         return writes
 
     def finish(self, region: Region) -> list[Write]:

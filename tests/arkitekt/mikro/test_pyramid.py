@@ -162,6 +162,32 @@ def test_every_lower_level_chunk_is_handed_out_once_and_complete(
         assert np.array_equal(stored[level], expected.swapaxes(0, 1)), level
 
 
+@pytest.mark.parametrize("dtype", sorted(DTYPES))
+@pytest.mark.parametrize("width", [8, 7, 2, 1])
+def test_halved_takes_every_second_pixel_of_y_and_x(dtype: str, width: int) -> None:
+    from arkitekt.mikro._pyramid import halved
+
+    data = np.random.default_rng(3).integers(0, 100, (2, 1, 3, 5, width)).astype(dtype)
+    views = {
+        "whole": data,
+        "rows cut": data[..., 1:, :],  # rows not adjacent in memory
+        "columns cut": data[..., 1:] if width > 1 else data,  # rows start off a pair boundary
+        "transposed": np.ascontiguousarray(data.swapaxes(3, 4)).swapaxes(3, 4),
+    }
+    for name, view in views.items():
+        result = halved(view)
+        assert result.flags.c_contiguous, name
+        assert result.dtype == view.dtype, name
+        assert np.array_equal(result, view[..., ::2, ::2], equal_nan=True), name
+        # into a part of a larger buffer (a chunk several units fill): that part and no other
+        shape = result.shape
+        chunk = np.zeros((*shape[:-2], shape[-2] + 2, shape[-1] + 3), dtype)
+        assert halved(view, chunk[..., 1:-1, 2:-1]) is not None
+        assert np.array_equal(chunk[..., 1:-1, 2:-1], result, equal_nan=True), name
+        chunk[..., 1:-1, 2:-1] = 0
+        assert not chunk.any(), name
+
+
 @pytest.mark.sqlite_only(_PIXELS_ONLY)
 def test_lower_levels_chunks_hold_several_units_images(connect: Callable[..., App]) -> None:
     # Seven 720 KB blocks: each level's chunks grow towards a level-0 chunk's bytes, so the
@@ -178,6 +204,13 @@ def test_lower_levels_chunks_hold_several_units_images(connect: Callable[..., Ap
             for n in range(len(image.levels))
         ]
         assert chunks == [[1, 1, 1, 600, 600], [1, 1, 4, 300, 300], [1, 1, 7, 150, 150]]
+        shuffles = [
+            json.loads((Path(image.local_path) / str(n) / "zarr.json").read_text())["codecs"][1][
+                "configuration"
+            ]["shuffle"]
+            for n in range(len(image.levels))
+        ]
+        assert shuffles == ["bitshuffle", "shuffle", "shuffle"]  # lower levels: faster codec
         _assert_levels(get_image(image.id), _five(data, "zyx"))
 
 

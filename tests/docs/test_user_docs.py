@@ -1,5 +1,6 @@
-"""The pages read as user documentation, the README points only into the repository, and the
-repository holds the license its metadata names."""
+"""The pages read as user documentation, the README points only into the repository, the
+performance page shows every benchmark's command, and the repository holds the license its
+metadata names."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from bench.__main__ import MODULES
 
-from tests.docs.markdown import DOCS, ROOT
+from tests.docs.markdown import DOCS, ROOT, blocks
 
 USER_PAGES = [
     ROOT / "README.md",
     *(DOCS / name for name in ["index.md", "guide.md", "rekuest.md", "classic.md"]),
-    *(DOCS / name for name in ["server.md", "api.md", "deploy.md", "mikro.md"]),
+    *(DOCS / name for name in ["server.md", "api.md", "deploy.md", "mikro.md", "performance.md"]),
 ]
 # What a development log says and a user page must not.
 DEVELOPMENT_LOG = [
@@ -26,6 +28,11 @@ DEVELOPMENT_LOG = [
     r"DESIGN\.md",
     r"shared folder",
 ]
+# What a log of measurements says and the performance page must not (elsewhere a "session" is an
+# HTTP, login or STS session).
+PAGE_LOG = {
+    "performance.md": [r"\bsessions?\b", r"\bhelpers?\b", r"\beverything merged\b"],
+}
 
 
 @pytest.mark.parametrize("page", USER_PAGES, ids=lambda page: page.name)
@@ -33,10 +40,21 @@ def test_the_page_holds_no_development_log(page: Path) -> None:
     text = page.read_text()
     found = [
         f"line {text.count(chr(10), 0, match.start()) + 1}: {match[0]!r}"
-        for pattern in DEVELOPMENT_LOG
+        for pattern in [*DEVELOPMENT_LOG, *PAGE_LOG.get(page.name, [])]
         for match in re.finditer(pattern, text, re.IGNORECASE)
     ]
     assert not found, found
+
+
+def test_the_performance_page_shows_every_benchmarks_command() -> None:
+    shown: set[str] = set()
+    for block in blocks(DOCS / "performance.md"):
+        if block.lang == "sh":
+            for names in re.findall(r"-m bench([\w ]*)", block.code):
+                shown.update(names.split())
+    benchmarks = {module.removeprefix("bench.") for module in MODULES}
+    assert len(benchmarks) >= 11, benchmarks
+    assert benchmarks <= shown, f"no `-m bench NAME` block for {sorted(benchmarks - shown)}"
 
 
 def test_the_readme_links_only_into_the_repository() -> None:

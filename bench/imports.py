@@ -17,7 +17,7 @@ Measured in two environments:
 - the dev venv running this benchmark (server extra and test tools installed), importing this
   checkout's ``src``.
 
-Targets (issue 9, library-only install): ``import arkitekt`` <= 1.5x ``import httpx``,
+Goals (library-only install): ``import arkitekt`` <= 1.5x ``import httpx``,
 ``arkitekt --help`` <= 2x.
 """
 

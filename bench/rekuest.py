@@ -12,7 +12,7 @@ one run, in interleaved rounds:
   function on the agent (runs in a worker thread);
 - ``acall x16``: sixteen concurrent callers on the caller app's loop.
 
-Targets (issue 4): p50 of ``acall x1`` under 3 raw requests; at least 1000 calls/s with 16.
+Goals: p50 of ``acall x1`` under 3 raw requests; at least 1000 calls/s with 16.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ B and the caller on replica A. Cases, all in one run, in interleaved rounds:
 - ``sqlite: acall x1`` / ``x16``: one caller awaiting ``acall`` in a loop / sixteen at once;
 - ``replicas: acall x1`` / ``x16``: the same, the agent on the other replica.
 
-Targets (issue 10): replicas p50 at most 3x one raw authenticated GET; at least 1,000 calls/s
+Goals: replicas p50 at most 3x one raw authenticated GET; at least 1,000 calls/s
 with 16 callers.
 """
 

@@ -20,7 +20,7 @@ The S3 endpoint is ``$ARKITEKT_BENCH_S3_ENDPOINT`` (e.g. MinIO; with
 process on loopback (slow, but the same for both cases). ``$ARKITEKT_BENCH_S3_MIB`` sets the
 array size (default 512).
 
-Target (issue 10): upload of the same array (``levels=1``) >= 0.9x direct zarr, read back
+Goals: upload of the same array (``levels=1``) >= 0.9x direct zarr, read back
 >= 0.9x.
 """
 
@@ -223,7 +223,7 @@ def _report(
     pyramid = _ratio(times, "from_xarray s3", "direct zarr")
     read = _ratio(reads, "get_image s3", "direct zarr read")
     print(
-        f"targets (issue 10): from_xarray s3, levels=1 {upload:.2f}x (>= 0.9x) "
+        f"goals: from_xarray s3, levels=1 {upload:.2f}x (>= 0.9x) "
         f"{'ok' if upload >= 0.9 else 'MISSED'}, get_image s3 {read:.2f}x (>= 0.9x) "
         f"{'ok' if read >= 0.9 else 'MISSED'}; with the pyramid (1.33x the bytes) {pyramid:.2f}x"
     )

@@ -13,7 +13,7 @@ the same queries, interleaved, each timed as one authenticated request:
 - ``name part``: a case-insensitive substring of the name that matches 10 images;
 - ``tag``: one tag shared by 1% of the images.
 
-Target (issue 10): report PostgreSQL's p50 against SQLite's for each query.
+Goal: report PostgreSQL's p50 against SQLite's for each query.
 """
 
 from __future__ import annotations

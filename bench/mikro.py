@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -103,6 +104,15 @@ def _hwm() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
+def _cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds (user + system, every thread) of this process, or of process ``pid``."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _measure_rss(url: str, cache: Path, datalayer: str) -> dict[str, float]:
     code = f"from bench.mikro import _rss_child; _rss_child({url!r}, {str(cache)!r}, {datalayer!r})"
     out = subprocess.run(
@@ -116,8 +126,11 @@ def _measure_rss(url: str, cache: Path, datalayer: str) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def _server_process(data_dir: Path) -> Iterator[str]:
-    """``arkitekt server`` in its own process, as deployed (the in-process one shares our GIL)."""
+def _server_process(data_dir: Path) -> Iterator[tuple[str, int]]:
+    """``arkitekt server`` in its own process, as deployed (the in-process one shares our GIL).
+
+    Yields its URL and process id.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -138,7 +151,7 @@ def _server_process(data_dir: Path) -> Iterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the server process did not start") from None
                 time.sleep(0.1)
-        yield url
+        yield url, process.pid
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(30)
@@ -164,7 +177,13 @@ def main() -> None:
         settings = ServerSettings(
             port=0, data_dir=tmp / "server", auto_approve=True, log_level="warning"
         )
-        with EmbeddedServer(settings) as server, _server_process(tmp / "apart") as apart_url:
+        with (
+            EmbeddedServer(settings) as server,
+            _server_process(tmp / "apart") as (
+                apart_url,
+                apart_pid,
+            ),
+        ):
             app = easy("bench-mikro", url=server.url, headless=True, cache_dir=tmp / "cache")
             reader = easy(
                 "bench-mikro-http", url=server.url, headless=True, cache_dir=tmp / "cache"
@@ -238,6 +257,18 @@ def main() -> None:
                     "from_xarray http": forget("http"),
                     "http, server process": forget_apart,
                 }
+                cpu: dict[str, list[tuple[float, float]]] = {}
+
+                def counted(name: str, run: Callable[[], None]) -> Callable[[], None]:
+                    def wrapped() -> None:  # CPU of this process and of the server process
+                        own, apart = _cpu_seconds(), _cpu_seconds(apart_pid)
+                        run()
+                        used = (_cpu_seconds() - own, _cpu_seconds(apart_pid) - apart)
+                        cpu.setdefault(name, []).append(used)
+
+                    return wrapped
+
+                cases = {name: counted(name, run) for name, run in cases.items()}
                 times = whole_rounds(cases, ROUNDS, before)
                 stored["http, server process"] = apart[0]
                 apps = {"local": app, "http": reader, "http, server process": remote}
@@ -246,7 +277,7 @@ def main() -> None:
             rss = {
                 layer: _measure_rss(server.url, tmp / "cache", layer) for layer in ("local", "http")
             }
-        _report(times, reads, rss, chunks)
+        _report(times, cpu, reads, rss, chunks)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -284,6 +315,7 @@ def _ratio(times: dict[str, list[float]], name: str, reference: str = "direct za
 
 def _report(
     times: dict[str, list[float]],
+    cpu: dict[str, list[tuple[float, float]]],
     reads: dict[str, list[float]],
     rss: dict[str, dict[str, float]],
     chunks: tuple[int, ...],
@@ -303,6 +335,18 @@ def _report(
     print_table(
         f"upload of {size // MIB} MiB uint16 {SHAPE}, chunks {chunks}, medians of {ROUNDS} rounds",
         ["case", "time", "throughput", "vs direct zarr (median of rounds)"],
+        rows,
+    )
+    rows = []
+    for name, used in cpu.items():
+        own, apart = _median([pair[0] for pair in used]), _median([pair[1] for pair in used])
+        cores = (own + apart) / _median(times[name])
+        rows.append(
+            [name, f"{own:.2f} s", f"{apart:.2f} s", f"{(own + apart) / 2:.2f} s", f"{cores:.1f}"]
+        )
+    print_table(
+        f"CPU per upload (medians): {os.cpu_count()} cores bound the time from below",
+        ["case", "this process", "server process", "CPU / 2 cores", "cores busy"],
         rows,
     )
     rows = [
@@ -340,7 +384,7 @@ def _report(
         return f"{ratio:.2f}x (>= {target}x) {'ok' if ratio >= target else 'MISSED'}"
 
     print(
-        f"\ntargets: upload local with the pyramid {verdict(local, 0.8)}; http {http:.2f}x "
+        f"\ngoals: upload local with the pyramid {verdict(local, 0.8)}; http {http:.2f}x "
         f"in-process, server process {verdict(apart, 0.8)}; "
         f"peak RSS {peak:,.0f} MiB (< 1024 MiB) {'ok' if peak < 1024 else 'MISSED'}; "
         f"read-back local {verdict(read_local, 0.9)}, "

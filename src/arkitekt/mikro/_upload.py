@@ -54,8 +54,9 @@ def codec(itemsize: int, level: int = 0) -> Any:
     """
     from zarr.codecs import BloscCodec
 
-    shuffle = "bitshuffle" if level == 0 else "shuffle"
-    return BloscCodec(cname="lz4", clevel=5, shuffle=shuffle, typesize=itemsize)
+    return BloscCodec(
+        cname="lz4", clevel=5, shuffle="shuffle" if level else "bitshuffle", typesize=itemsize
+    )
 
 
 async def create_level(store: Any, prepared: Prepared, level: int) -> Any:

@@ -338,7 +338,8 @@ def _report(
         rows,
     )
     rows = []
-    for name, used in cpu.items():
+    for name, counted in cpu.items():
+        used = counted[1:]  # the first round warms up, as in the times
         own, apart = _median([pair[0] for pair in used]), _median([pair[1] for pair in used])
         cores = (own + apart) / _median(times[name])
         rows.append(

@@ -49,7 +49,11 @@ async def _userinfo(app: App) -> UserInfo:
 def _app(identifier: str, version: str, url: str | None, headless: bool | None) -> App:
     from arkitekt._declare import easy
 
-    return easy(identifier, version, url=url, headless=headless)
+    try:
+        return easy(identifier, version, url=url, headless=headless)
+    except ArkitektError as error:  # a bad --url or setting: its message, no traceback
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
 
 
 def _run(app: App, work: Any) -> Any:

@@ -17,6 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, fiel
 from pydantic_settings import SettingsConfigDict
 
 from arkitekt.errors import ConfigError
+from arkitekt.protocol.hosts import discovery_url
 from arkitekt.protocol.settings_yaml import LayeredSettings
 
 __all__ = ["DEFAULT_URL", "MikroSettings", "RekuestSettings", "Settings", "load_settings"]
@@ -63,6 +64,8 @@ class Settings(LayeredSettings):
     Example:
         >>> Settings(url="http://127.0.0.1:9000", headless=True).url
         'http://127.0.0.1:9000'
+        >>> Settings(url="HTTP://Lab.example.org:443/").url  # one spelling per server
+        'http://lab.example.org:443'
 
     """
 
@@ -83,7 +86,11 @@ class Settings(LayeredSettings):
     url: str = Field(
         default=DEFAULT_URL,
         validation_alias=AliasChoices("url", "ARKITEKT_URL", "FAKTS_URL"),
-        description="Where to discover the backend (fakts). Without a scheme, https then http.",
+        description=(
+            "Where to discover the backend (fakts): an http(s) URL. Without a scheme, https "
+            "then http. Kept in one spelling (scheme and host lowercased, no default port, no "
+            "trailing slash), so every spelling of a server finds its cached approval."
+        ),
     )
     token: SecretStr | None = Field(
         default=None,
@@ -129,7 +136,7 @@ class Settings(LayeredSettings):
             raise ValueError(f"must be a URL of 1 to {_MAX_URL_CHARS} characters")
         if not value.strip().isprintable() or any(char.isspace() for char in value.strip()):
             raise ValueError("must not contain spaces or control characters")
-        return value
+        return discovery_url(value)
 
     @field_validator("cache_dir")
     @classmethod

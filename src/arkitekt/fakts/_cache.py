@@ -1,7 +1,9 @@
 """The claim-token cache: one small JSON file per app and URL, per user, mode 0600.
 
 The claim token is the only secret a client keeps. Files are keyed by the app's identifier,
-version and the discovery URL, written atomically (temporary file, then rename), and read
+version and the discovery URL (in its one spelling, :func:`~arkitekt.protocol.hosts.discovery_url`,
+as the settings hold it: ``http://h:8000/`` and ``HTTP://H:8000`` share one file), written
+atomically (temporary file, then rename), and read
 defensively: a corrupt, oversized, foreign or too-open file is a miss (ignored with a warning,
 never trusted, and replaced by the next approval). Something that is not a file where the file
 should be (a directory, a symlink, a socket), or a cache directory that cannot be used, is an
@@ -52,23 +54,54 @@ class TokenCache:
         directory: where the files live (created with mode 0700).
         identifier: the app's identifier.
         version: the app's version.
-        url: the discovery URL as configured.
+        url: the discovery URL, as ``Settings.url`` holds it (see
+            :func:`~arkitekt.protocol.hosts.discovery_url`).
 
     """
 
     def __init__(self, directory: Path, identifier: str, version: str, url: str) -> None:
         self.directory = directory
+        self._names = (identifier, version, url)
         self._key = {"identifier": identifier, "version": version, "url": url}
         digest = hashlib.sha256("\0".join((identifier, version, url)).encode()).hexdigest()
         self.path = directory / f"{digest[:32]}.json"
 
+    def _legacy(self) -> TokenCache | None:
+        """The entry of the same URL with a trailing slash, from before URLs had one spelling.
+
+        Entries were keyed by the URL as typed; the spelling that differs only by a trailing
+        slash (``FAKTS_URL=http://h:8000/``) is the one met in practice. Other spellings (case,
+        a default port) cannot be derived back from the one spelling and are asked again once.
+        """
+        identifier, version, url = self._names
+        if url.endswith("/"):
+            return None
+        return TokenCache(self.directory, identifier, version, url + "/")
+
     def load(self) -> CacheEntry | None:
         """The cached entry, or ``None`` if there is none or it cannot be trusted.
+
+        An entry found under the URL's former spelling (a trailing slash) is moved to this
+        one's file.
 
         Raises:
             ConfigError: the path holds something other than a file, or cannot be reached.
 
         """
+        entry = self._load()
+        legacy = self._legacy()
+        if entry is not None or legacy is None or self.path.exists():
+            return entry
+        entry = legacy._load()
+        if entry is not None:
+            try:
+                self.store(entry)
+                legacy.delete()
+            except ConfigError as error:  # still usable from the old file
+                log.warning("could not move the token cache entry %s: %s", legacy.path, error)
+        return entry
+
+    def _load(self) -> CacheEntry | None:
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
@@ -166,10 +199,14 @@ class TokenCache:
     def delete(self) -> None:
         """Forget the entry (logout, or the server no longer accepts it).
 
+        An entry under the URL's former spelling (a trailing slash) is forgotten too.
+
         Raises:
             ConfigError: something other than a file is in the entry's place.
 
         """
+        if (legacy := self._legacy()) is not None:
+            legacy.delete()
         self._check_kind()
         try:
             self.path.unlink()

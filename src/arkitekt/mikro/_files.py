@@ -80,16 +80,35 @@ class FileImage:
     reader: str
 
 
+def _bioio() -> Any:
+    """The class bioio opens files with (``BioImage``), or an error naming the ``files`` extra.
+
+    Raises:
+        MikroError: bioio or one of its readers is not installed.
+
+    """
+    try:
+        from bioio import BioImage
+    except ImportError as error:
+        raise _no_files_extra(error) from None
+    return BioImage
+
+
+def _no_files_extra(error: ImportError) -> MikroError:
+    missing = f" ({error.name} is not installed)" if error.name else ""
+    return MikroError(
+        f"reading microscope files needs the files extra{missing}: {pip_hint('files')}"
+    )
+
+
 def _readers(path: Path) -> list[Any]:
     """The bioio readers to try for ``path``, most specific first."""
     try:
         import bioio_ome_tiff
         import bioio_ome_zarr
         import bioio_tifffile
-    except ImportError:
-        raise MikroError(
-            f"reading microscope files needs the files extra: {pip_hint('files')}"
-        ) from None
+    except ImportError as error:
+        raise _no_files_extra(error) from None
     # bioio-ome-tiff passes an argument ome-types ignores; nothing a user can act on
     warnings.filterwarnings(
         "ignore", "As of version 0.4.0, the parser argument is ignored", DeprecationWarning
@@ -123,16 +142,15 @@ def read_file(path: str | os.PathLike[str], scene: int | str = 0) -> FileImage:
         scene: the scene (series) to read: its index or its name.
 
     Raises:
-        InvalidImageError: no such file, a format bioio cannot read, a broken file, or no
-            such scene.
+        InvalidImageError: no such file (checked first, with or without the ``files`` extra),
+            a format bioio cannot read, a broken file, or no such scene.
         MikroError: the ``files`` extra is not installed.
 
     """
-    from bioio import BioImage
-
     where = Path(path)
     if not where.exists():
-        raise InvalidImageError(f"{where}: no such file")
+        raise InvalidImageError(f"{where}: no such file (nothing exists at that path)")
+    open_image = _bioio()
     if where.is_symlink():
         where = where.resolve()
     if where.is_dir():
@@ -145,7 +163,7 @@ def read_file(path: str | os.PathLike[str], scene: int | str = 0) -> FileImage:
             planes: dict[str, Any] = {}
             if short != "bioio_ome_zarr":
                 planes["chunk_dims"] = ["Y", "X"]
-            image = BioImage(where, reader=reader, **planes)
+            image = open_image(where, reader=reader, **planes)
         except Exception as error:  # bioio and its readers raise many kinds; one message
             errors.append(f"{short}: {str(error)[:300]}")
             continue

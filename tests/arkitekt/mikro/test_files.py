@@ -4,6 +4,9 @@ against the real server; pixels exact, metadata carried over, bad files refused 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,9 +16,11 @@ import pytest
 import tifffile
 import zarr
 
+import arkitekt
 from arkitekt import App
 from arkitekt.mikro import InvalidImageError, from_file, search_images
 from arkitekt.mikro._files import read_file
+from arkitekt_server import EmbeddedServer
 
 pytestmark = pytest.mark.sqlite_only("reading files is client-side; storage is tested elsewhere")
 RNG = np.random.default_rng(7)
@@ -191,6 +196,46 @@ def test_bad_files_fail_clearly_and_store_nothing(
         with pytest.raises(InvalidImageError, match=message):
             from_file(path)
         assert search_images(name).total == before
+
+
+_WITHOUT_BIOIO = """
+import sys
+sys.modules["bioio"] = None  # what an install without the files extra looks like
+from arkitekt import easy
+from arkitekt.errors import MikroError
+from arkitekt.mikro import from_file
+
+url, cache, *paths = sys.argv[1:]
+with easy("no-files-extra", url=url, headless=True, cache_dir=cache):
+    for path in paths:
+        try:
+            from_file(path)
+        except MikroError as error:
+            print(type(error).__name__, error)
+"""
+
+
+def test_without_the_files_extra_from_file_says_how_to_install_it(
+    server: EmbeddedServer, tmp_path: Path
+) -> None:
+    present = _ome_tiff(tmp_path / "cells.ome.tif", _stack((4, 4)), "YX")
+    missing = tmp_path / "missing.ome.tif"
+    paths = [str(Path(arkitekt.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in paths if path)}
+    args = [server.url, str(tmp_path / "cache"), str(present), str(missing)]
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_BIOIO, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "MikroError reading microscope files needs the files extra (bioio is not installed): "
+        "pip install 'arkitekt-lab[files]'",
+        f"InvalidImageError {missing}: no such file (nothing exists at that path)",
+    ]
 
 
 def test_a_truncated_ome_tiff_stores_nothing(

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from arkitekt_server._logs import WARNINGS_PER_WINDOW, Throttled
-from arkitekt_server._settings import ServerConfigError, ServerSettings, load_server_settings
-from arkitekt_server.fakts import _routes as routes
-from arkitekt_server.fakts._operator import (
+from arkitekt_server._operator import (
     OPERATOR_COOKIE,
     OperatorSessions,
     operator_secret,
     operator_secret_file,
 )
+from arkitekt_server._settings import ServerConfigError, ServerSettings, load_server_settings
+from arkitekt_server.fakts import _routes as routes
 
 
 def test_a_local_process_cannot_approve_by_reading_the_page(fakts: Any) -> None:
@@ -58,7 +58,7 @@ def test_the_signed_in_operator_decides(fakts: Any) -> None:
     assert signed.headers["location"] == f"../configure/?device_code={code}&grant=device_code"
     cookie = signed.headers["set-cookie"]
     assert cookie.startswith(f"{OPERATOR_COOKIE}=")
-    for attribute in ("HttpOnly", "SameSite=strict", "Path=/f/"):
+    for attribute in ("HttpOnly", "SameSite=strict", "Path=/;"):
         assert attribute.lower() in cookie.lower(), cookie
     assert operator_secret(fakts.server.settings) not in cookie  # a session, not the secret
     assert fakts.decide(code, "approve").status_code == 200

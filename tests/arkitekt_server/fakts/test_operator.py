@@ -101,6 +101,17 @@ def test_sessions_expire_and_are_random() -> None:
     assert live.sign_in("wrong") is None
 
 
+def test_a_session_holds_on_every_replica_with_the_secret_and_nowhere_else() -> None:
+    one = OperatorSessions("s" * 20).sign_in("s" * 20)
+    assert one is not None
+    assert OperatorSessions("s" * 20).valid(one)  # another replica, the same secret
+    assert not OperatorSessions("t" * 20).valid(one)  # the secret changed: every session ends
+    end, rest = one.split(".", 1)
+    assert not OperatorSessions("s" * 20).valid(f"{int(end) + 3600}.{rest}")  # extended
+    for forged in ("", "1.2", f"9{one}", f"{one}0", one.replace(".", ":"), "²." + rest):
+        assert not OperatorSessions("s" * 20).valid(forged), forged
+
+
 def test_wrong_secrets_cannot_flood_the_log(
     fakts: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -135,3 +135,17 @@ def test_a_browser_signs_in_and_opens_an_image(
     assert page.locator("h1").inner_text() == "operator-shared"
     assert (tmp_path / "image.png").stat().st_size > 0
     page.context.close()
+
+
+def test_a_sign_in_holds_on_every_replica_with_the_same_secret(
+    server_factory: Callable[..., EmbeddedServer],
+) -> None:
+    # Replicas share the operator secret, not memory: any of them accepts the session.
+    secret = "an operator secret for both"
+    first, second = (server_factory(auto_approve=False, operator_secret=secret) for _ in "12")
+    other = server_factory(auto_approve=False, operator_secret="another operator secret")
+    with _signed_in(first) as browser:
+        cookie = browser.cookies[OPERATOR_COOKIE]
+    for server, status in ((first, 200), (second, 200), (other, 303)):
+        answer = httpx.get(f"{server.url}/mikro/", cookies={OPERATOR_COOKIE: cookie})
+        assert answer.status_code == status, server.url

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from arkitekt_server import EmbeddedServer
-from arkitekt_server.fakts._operator import OPERATOR_COOKIE, operator_secret
+from arkitekt_server._operator import OPERATOR_COOKIE, operator_secret
 
 MANIFEST = {"identifier": "flow-app", "version": "1.0", "scopes": ["read", "write"]}
 

@@ -10,15 +10,15 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from arkitekt_server._db import Database
-from arkitekt_server._periodic import background, every
-from arkitekt_server._service import SMALL_BODY_BYTES, ServerService
-from arkitekt_server.fakts._admin import create_static_token, decide, list_clients, prune, revoke
-from arkitekt_server.fakts._logic import FaktsError, TooManyPendingError
-from arkitekt_server.fakts._operator import (
+from arkitekt_server._operator import (
     OperatorSessions,
     operator_secret,
     operator_secret_file,
 )
+from arkitekt_server._periodic import background, every
+from arkitekt_server._service import SMALL_BODY_BYTES, ServerService
+from arkitekt_server.fakts._admin import create_static_token, decide, list_clients, prune, revoke
+from arkitekt_server.fakts._logic import FaktsError, TooManyPendingError
 from arkitekt_server.fakts._routes import router
 
 PRUNE_EVERY_SECONDS = 600.0

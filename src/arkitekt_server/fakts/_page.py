@@ -129,16 +129,31 @@ def approval_page(row: DeviceCode, code: str, nonce: str, deployment: str) -> st
 
 
 def signin_page(code: str, deployment: str, error: str = "") -> str:
-    """The operator's sign-in form, shown instead of the decision until the operator signed in."""
+    """The operator's sign-in form.
+
+    With a device ``code``: shown instead of the decision until the operator signed in; back
+    to the approval page after. Without one: the sign-in to browse the image gallery.
+    """
     problem = f"<p><strong>{escape(error)}</strong></p>" if error else ""
+    where = (
+        "enter the operator secret that <code>arkitekt server</code> printed to its terminal "
+        "when it started (it is in the file <code>operator-secret</code> in the server's data "
+        "directory)"
+    )
+    if code:
+        intro = (
+            f"<h1>Sign in to decide for {escape(deployment)}</h1>{problem}"
+            "<p>An app asks for access. Only the operator of this server may decide: "
+            f"{where}, or decide with <code>arkitekt approve {escape(code)}</code> on the "
+            "server's machine.</p>"
+        )
+    else:
+        intro = (
+            f"<h1>Sign in to {escape(deployment)}</h1>{problem}"
+            f"<p>To browse the images that are not private: {where}.</p>"
+        )
     body = (
-        f"<h1>Sign in to decide for {escape(deployment)}</h1>{problem}"
-        "<p>An app asks for access. Only the operator of this server may decide: enter the "
-        "operator secret that <code>arkitekt server</code> printed to its terminal when it "
-        "started (it is in the file <code>operator-secret</code> in the server's data "
-        "directory), or decide "
-        f"with <code>arkitekt approve {escape(code)}</code> on the server's machine.</p>"
-        "<form method='post' action='../signin/'>"
+        f"{intro}<form method='post' action='{'../signin/' if code else './'}'>"
         f"<input type='hidden' name='device_code' value='{escape(code, quote=True)}'>"
         "<label>Operator secret<input type='password' name='secret' autocomplete='off' "
         "required autofocus></label>"

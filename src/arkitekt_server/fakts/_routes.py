@@ -27,13 +27,13 @@ from arkitekt.protocol.fakts import (
 from arkitekt.protocol.hosts import is_loopback
 from arkitekt_server._db import get_session, utcnow
 from arkitekt_server._logs import Throttled
+from arkitekt_server._operator import OPERATOR_COOKIE, SESSION_SECONDS, OperatorSessions
 from arkitekt_server._secrets import hash_secret, new_secret, normalize_code
 from arkitekt_server._service import documented
 from arkitekt_server._settings import ServerSettings
 from arkitekt_server._urls import base_url
 from arkitekt_server.fakts import _admin as admin
 from arkitekt_server.fakts import _logic as logic
-from arkitekt_server.fakts._operator import OPERATOR_COOKIE, SESSION_SECONDS, OperatorSessions
 from arkitekt_server.fakts._page import PAGE_CSP, approval_page, message_page, signin_page
 
 __all__ = ["router"]
@@ -195,34 +195,44 @@ def _same_origin(request: Request) -> bool:
     return origin is None or urlsplit(origin).netloc == request.headers.get("host")
 
 
+@router.get("/f/signin/", response_class=HTMLResponse, responses=_pages())
+async def signin_form(request: Request) -> HTMLResponse:
+    """The operator's sign-in form for the image gallery (``/mikro/``)."""
+    page = signin_page("", _settings(request).deployment_name)
+    return HTMLResponse(page, headers=_PAGE_HEADERS)
+
+
 @router.post(
     "/f/signin/",
     response_class=HTMLResponse,
     response_model=None,
     responses={
-        303: {"description": "Signed in: back to the approval page, with a session cookie."},
+        303: {
+            "description": "Signed in, with a session cookie: back to the approval page of "
+            "the device code, or to the image gallery without one."
+        },
         **_pages(403),
     },
 )
 async def signin(
     request: Request,
-    device_code: Annotated[str, Form(max_length=100)],
     secret: Annotated[str, Form(max_length=1000)],
+    device_code: Annotated[str, Form(max_length=100)] = "",
 ) -> HTMLResponse | RedirectResponse:
-    """Sign the operator in with the operator secret; back to the approval page of the code."""
+    """Sign the operator in with the operator secret (for the approval page and the gallery)."""
     if not _same_origin(request):
         return _html(
-            "Not allowed here", "Sign in on the approval page itself.", status.HTTP_403_FORBIDDEN
+            "Not allowed here", "Sign in on the server's own page.", status.HTTP_403_FORBIDDEN
         )
     sessions: OperatorSessions = request.app.state.operator_sessions
     session_id = sessions.sign_in(secret.strip())
-    code = normalize_code(device_code)
+    code = normalize_code(device_code) if device_code else ""
     if session_id is None:
         _wrong_secret("a sign-in on the approval page with a wrong operator secret was refused")
         page = signin_page(code, _settings(request).deployment_name, "Wrong operator secret.")
         return HTMLResponse(page, status.HTTP_403_FORBIDDEN, headers=_PAGE_HEADERS)
     back = RedirectResponse(
-        f"../configure/?device_code={quote(code)}&grant=device_code",
+        f"../configure/?device_code={quote(code)}&grant=device_code" if code else "../../mikro/",
         status.HTTP_303_SEE_OTHER,
         headers=_PAGE_HEADERS,
     )
@@ -230,7 +240,7 @@ async def signin(
         OPERATOR_COOKIE,
         session_id,
         max_age=int(SESSION_SECONDS),
-        path="/f/",
+        path="/",  # the approval page (/f/) and the gallery (/mikro/)
         secure=request.url.scheme == "https",
         httponly=True,
         samesite="strict",

@@ -1,9 +1,11 @@
 """What the browser pages of mikro share: who may look, the security headers, the page shell.
 
 Who may look (see ``docs/mikro.md``): a request with a valid bearer token sees what that app
-sees; a request without one is served only in single-user mode (``auto_approve``), only from
-this machine (loopback peer) and only when the ``Host`` header names loopback too (so a web
-page cannot reach it by DNS rebinding); it sees the images that are not private.
+sees. Without one, a browser signed in as the operator (the operator secret, at ``/f/signin/``:
+a session cookie, HttpOnly and SameSite=Strict) sees the images that are not private; so does
+any request in single-user mode (``auto_approve``), but only from this machine (loopback peer)
+and only when the ``Host`` header names loopback too (so a web page cannot reach it by DNS
+rebinding). Pages (the gallery, an image's page) send anyone else to the sign-in form.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fastapi.responses import HTMLResponse
 
 from arkitekt.protocol.hosts import host_of, is_loopback
 from arkitekt_server._auth import Principal, require_principal
+from arkitekt_server._operator import OPERATOR_COOKIE, OperatorSessions
 from arkitekt_server._settings import ServerSettings
 from arkitekt_server.mikro._chunks import ChunkRefusedError
 from arkitekt_server.mikro._storage import StoreInvalidError
@@ -25,6 +28,7 @@ from arkitekt_server.mikro._storage import StoreInvalidError
 __all__ = [
     "CSP",
     "HEADERS",
+    "PageViewer",
     "Viewer",
     "html_page",
     "readable_shape",
@@ -52,14 +56,20 @@ static routes (no inline code, no ``eval``), nothing from elsewhere."""
 
 
 async def viewer(request: Request) -> Principal | None:
-    """The caller: a bearer token's principal, or ``None`` for the local single-user viewer.
+    """The caller: a bearer token's principal, or ``None`` for a tokenless view.
+
+    Tokenless: a browser signed in as the operator, or the local single-user viewer; both see
+    the images that are not private.
 
     Raises:
-        HTTPException: 401 when neither applies.
+        HTTPException: 401 when none applies.
 
     """
     if request.headers.get("authorization"):
         return await require_principal(request)
+    sessions: OperatorSessions | None = getattr(request.app.state, "operator_sessions", None)
+    if sessions is not None and sessions.valid(request.cookies.get(OPERATOR_COOKIE)):
+        return None
     settings: ServerSettings = request.app.state.settings
     peer = request.client.host if request.client is not None else None
     if (
@@ -70,13 +80,41 @@ async def viewer(request: Request) -> Principal | None:
         return None
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED,
-        "a bearer token is required (the tokenless browser view is only for the server's own "
-        "machine in single-user mode, auto_approve)",
+        "a bearer token is required, or a browser signed in as the operator at /f/signin/ "
+        "(without either, the browser view is only for the server's own machine in "
+        "single-user mode, auto_approve)",
         headers={"WWW-Authenticate": "Bearer"},
     )
 
 
+async def page_viewer(request: Request) -> Principal | None:
+    """:func:`viewer` for pages: whoever may not look is sent to the operator's sign-in form.
+
+    Raises:
+        HTTPException: 303 to ``/f/signin/`` when :func:`viewer` answers 401 to a request
+            without a token; 401 for a refused token.
+
+    """
+    try:
+        return await viewer(request)
+    except HTTPException as refused:
+        if refused.status_code != status.HTTP_401_UNAUTHORIZED or "authorization" in (
+            request.headers
+        ):  # a refused token stays a 401: whoever sent one is a program, not a person
+            raise
+        path = request.url.path
+        depth = path[path.index("/mikro/") + len("/mikro/") :].count("/") + 1
+        raise HTTPException(
+            status.HTTP_303_SEE_OTHER,
+            "sign in as the operator",
+            headers={**HEADERS, "Location": "../" * depth + "f/signin/"},
+        ) from None
+
+
 Viewer = Annotated[Principal | None, Depends(viewer)]
+"""Who looks, for images and scripts (401 when nobody may)."""
+PageViewer = Annotated[Principal | None, Depends(page_viewer)]
+"""Who looks, for pages (a redirect to the operator's sign-in form when nobody may)."""
 
 
 def readable_shape(shape: Sequence[int]) -> str:

@@ -20,6 +20,7 @@ from arkitekt_server._db import get_session
 from arkitekt_server.mikro import _storage as storage
 from arkitekt_server.mikro._browser import (
     HEADERS,
+    PageViewer,
     Viewer,
     html_page,
     readable_shape,
@@ -96,7 +97,7 @@ def _nav(total: int, offset: int, limit: int, query: dict[str, str]) -> str:
 
 @router.get("/", response_class=HTMLResponse, responses=documented(401, 422))
 async def gallery(
-    who: Viewer,
+    who: PageViewer,
     session: Session,
     name: Annotated[StoredText | None, Query(max_length=500)] = None,
     tag: Annotated[StoredText | None, Query(max_length=MAX_TAG_CHARS)] = None,

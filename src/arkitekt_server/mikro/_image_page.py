@@ -25,6 +25,7 @@ from arkitekt_server._auth import Principal
 from arkitekt_server._db import get_session
 from arkitekt_server.mikro._browser import (
     HEADERS,
+    PageViewer,
     Viewer,
     html_page,
     readable_shape,
@@ -209,7 +210,7 @@ def _controls(row: ImageRow) -> str:
 
 
 @router.get("/images/{image_id}/view", response_class=HTMLResponse, responses=documented(401, 404))
-async def image_page(image_id: str, who: Viewer, session: Session) -> HTMLResponse:
+async def image_page(image_id: str, who: PageViewer, session: Session) -> HTMLResponse:
     """One image's page: what is known about it, its lineage, and the slice viewer."""
     row = await find_image(session, image_id, who)
     dataset = await session.get(DatasetRow, row.dataset_id) if row.dataset_id else None

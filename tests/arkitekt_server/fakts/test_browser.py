@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from arkitekt_server.fakts._operator import OPERATOR_COOKIE, operator_secret
+from arkitekt_server._operator import OPERATOR_COOKIE, operator_secret
 from tests.browser import chromium
 
 
@@ -45,7 +45,7 @@ def test_the_operator_signs_in_and_approves_in_a_browser(fakts: Any, browser: An
     assert cookie["name"] == OPERATOR_COOKIE
     assert cookie["httpOnly"] is True
     assert cookie["sameSite"] == "Strict"
-    assert cookie["path"] == "/f/"
+    assert cookie["path"] == "/"  # the approval page and the gallery
 
     page.click("button[value=approve]")
     assert page.locator("h1").inner_text() == "Done"

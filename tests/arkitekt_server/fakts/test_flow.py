@@ -13,10 +13,10 @@ from sqlalchemy import update
 
 from arkitekt_server import EmbeddedServer
 from arkitekt_server._db import utcnow
+from arkitekt_server._operator import operator_secret
 from arkitekt_server.fakts import _logic as logic
 from arkitekt_server.fakts._admin import prune as prune_expired
 from arkitekt_server.fakts._models import DeviceCode
-from arkitekt_server.fakts._operator import operator_secret
 from tests.helpers import database_args, server_database
 
 

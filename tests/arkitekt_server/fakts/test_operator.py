@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from arkitekt_server._logs import WARNINGS_PER_WINDOW, Throttled
-from arkitekt_server._settings import ServerConfigError, ServerSettings, load_server_settings
-from arkitekt_server.fakts import _routes as routes
-from arkitekt_server.fakts._operator import (
+from arkitekt_server._operator import (
     OPERATOR_COOKIE,
     OperatorSessions,
     operator_secret,
     operator_secret_file,
 )
+from arkitekt_server._settings import ServerConfigError, ServerSettings, load_server_settings
+from arkitekt_server.fakts import _routes as routes
 
 
 def test_a_local_process_cannot_approve_by_reading_the_page(fakts: Any) -> None:
@@ -58,7 +58,7 @@ def test_the_signed_in_operator_decides(fakts: Any) -> None:
     assert signed.headers["location"] == f"../configure/?device_code={code}&grant=device_code"
     cookie = signed.headers["set-cookie"]
     assert cookie.startswith(f"{OPERATOR_COOKIE}=")
-    for attribute in ("HttpOnly", "SameSite=strict", "Path=/f/"):
+    for attribute in ("HttpOnly", "SameSite=strict", "Path=/;"):
         assert attribute.lower() in cookie.lower(), cookie
     assert operator_secret(fakts.server.settings) not in cookie  # a session, not the secret
     assert fakts.decide(code, "approve").status_code == 200
@@ -99,6 +99,17 @@ def test_sessions_expire_and_are_random() -> None:
     assert live.valid(two)
     assert not live.valid("s" * 20)
     assert live.sign_in("wrong") is None
+
+
+def test_a_session_holds_on_every_replica_with_the_secret_and_nowhere_else() -> None:
+    one = OperatorSessions("s" * 20).sign_in("s" * 20)
+    assert one is not None
+    assert OperatorSessions("s" * 20).valid(one)  # another replica, the same secret
+    assert not OperatorSessions("t" * 20).valid(one)  # the secret changed: every session ends
+    end, rest = one.split(".", 1)
+    assert not OperatorSessions("s" * 20).valid(f"{int(end) + 3600}.{rest}")  # extended
+    for forged in ("", "1.2", f"9{one}", f"{one}0", one.replace(".", ":"), "²." + rest):
+        assert not OperatorSessions("s" * 20).valid(forged), forged
 
 
 def test_wrong_secrets_cannot_flood_the_log(

@@ -149,11 +149,17 @@ def test_pages_and_slices_need_a_token_off_single_user_mode(
 ) -> None:
     strict = server_factory(auto_approve=False)
     missing = str(uuid.uuid4())
-    for path in ("/mikro/", f"/mikro/images/{missing}/view", f"/mikro/images/{missing}/slice.png",
-                 "/mikro/static/viewer.js"):  # fmt: skip
+    for path in (f"/mikro/images/{missing}/slice.png", "/mikro/static/viewer.js"):
         response = httpx.get(strict.url + path)
         assert response.status_code == 401, path
         assert response.headers["www-authenticate"] == "Bearer"
+    # pages send the browser to the operator's sign-in form
+    for path in ("/mikro/", f"/mikro/images/{missing}/view"):
+        response = httpx.get(strict.url + path)
+        assert response.status_code == 303, path
+        assert httpx.URL(strict.url + path).join(response.headers["location"]).path == (
+            "/f/signin/"
+        )
 
 
 def test_the_page_shows_metadata_and_lineage_escaped_under_a_strict_csp(

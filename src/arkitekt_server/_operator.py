@@ -6,19 +6,22 @@ operator secret, which only the operator has: the ``operator_secret`` setting, o
 secret that the server keeps in ``<data_dir>/operator-secret`` (mode 0600, in the 0700 data
 directory, like the database the CLI's ``arkitekt approve`` needs); ``arkitekt server`` prints it
 at start when its output is a terminal, and otherwise only where the file is. Signing in with
-it gives the browser a session cookie (random, HttpOnly, SameSite=Strict); the server keeps
-only the session's hash, in memory.
+it gives the browser a session cookie (HttpOnly, SameSite=Strict) for the approval page and the
+image gallery. A session is its end time, a random part and an HMAC of both under a key derived
+from the operator secret: every replica that has the same secret accepts it (nothing is kept
+on the server), and changing the secret ends every session.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import time
 from pathlib import Path
 
 from arkitekt_server._db import private_dir
-from arkitekt_server._secrets import hash_secret, new_secret
+from arkitekt_server._secrets import derive_secret, hash_secret, new_secret
 from arkitekt_server._settings import ServerSettings
 
 __all__ = [
@@ -64,35 +67,34 @@ def operator_secret(settings: ServerSettings) -> str:
 
 
 class OperatorSessions:
-    """Signed-in browsers: hashes of random session ids, each valid for ``ttl`` seconds.
+    """Sessions of a signed-in browser: ``<end>.<random>.<mac>``, each valid for ``ttl`` seconds.
 
     Args:
-        secret: the operator secret a sign-in must present.
+        secret: the operator secret a sign-in must present (and the sessions' key comes from).
         ttl: how long a session lasts.
     """
 
-    _MAX_SESSIONS = 1000
-
     def __init__(self, secret: str, ttl: float = SESSION_SECONDS) -> None:
         self._secret_hash = hash_secret(secret)
+        self._key = derive_secret(secret, "operator sessions").encode()
         self.ttl = ttl
-        self._sessions: dict[str, float] = {}
+
+    def _mac(self, body: str) -> str:
+        return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()
 
     def sign_in(self, secret: str) -> str | None:
-        """A new session id if ``secret`` is the operator secret, else ``None``."""
+        """A new session if ``secret`` is the operator secret, else ``None``."""
         if not hmac.compare_digest(hash_secret(secret), self._secret_hash):
             return None
-        now = time.monotonic()
-        self._sessions = {key: end for key, end in self._sessions.items() if end > now}
-        if len(self._sessions) >= self._MAX_SESSIONS:
-            self._sessions.pop(next(iter(self._sessions)))
-        session = new_secret()
-        self._sessions[hash_secret(session)] = now + self.ttl
-        return session
+        body = f"{int(time.time() + self.ttl)}.{new_secret()}"
+        return f"{body}.{self._mac(body)}"
 
     def valid(self, session: str | None) -> bool:
-        """Whether ``session`` (a cookie's value) is a live session."""
-        if not session:
+        """Whether ``session`` (a cookie's value) is a live session signed with this key."""
+        if not session or len(session) > 200:
             return False
-        end = self._sessions.get(hash_secret(session))
-        return end is not None and end > time.monotonic()
+        body, _, mac = session.rpartition(".")
+        end = body.partition(".")[0]
+        if not hmac.compare_digest(self._mac(body), mac) or not (end.isascii() and end.isdigit()):
+            return False
+        return int(end) > time.time()

@@ -124,9 +124,9 @@ async def afrom_xarray(
     """Store an ``xr.DataArray`` (numpy- or dask-backed) as an image.
 
     The array is normalised to dims (c, t, z, y, x): ``x`` and ``y`` are required, missing
-    ``c``, ``t``, ``z`` get size 1. Pixels are written as a zarr v3 array (blosc lz4,
-    bitshuffle) into the datalayer the server grants; the image exists once the server has
-    verified the store. dask-backed arrays are computed and written block by block.
+    ``c``, ``t``, ``z`` get size 1. Pixels are written as an OME-Zarr image (zarr v3, blosc
+    lz4, with its pyramid) into the datalayer the server grants; the image exists once the
+    server has verified the store. dask-backed arrays are computed and written block by block.
 
     Args:
         array: the pixels, with dims named from c, t, z, y, x.

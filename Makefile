@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
+DOCS_STAMP := $(VENV)/.installed-docs
 
 .PHONY: install test lint docs demo bench clean
 
@@ -16,13 +17,19 @@ $(VENV)/bin/python:
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	@echo "==> installing arkitekt-lab with the server and the developer tools (a minute or two the first time)"
 	$(BIN)/python -m pip install --progress-bar off -c constraints.txt -e ".[dev]"
-	touch $(STAMP) $(DEMO_STAMP)
+	touch $(STAMP) $(DEMO_STAMP) $(DOCS_STAMP)
 
 # The demo needs the library and the server only (the full install above covers it too).
 $(DEMO_STAMP): pyproject.toml | $(VENV)/bin/python
 	@echo "==> installing arkitekt-lab with the server (about a minute the first time)"
 	$(BIN)/python -m pip install --progress-bar off -c constraints.txt -e ".[server]"
 	touch $(DEMO_STAMP)
+
+# The documentation site needs the library and the documentation tools only.
+$(DOCS_STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "==> installing arkitekt-lab with the documentation tools"
+	$(BIN)/python -m pip install --progress-bar off -c constraints.txt -e ".[docs]"
+	touch $(DOCS_STAMP)
 
 install: $(STAMP)
 
@@ -36,8 +43,8 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache  # its cache has reported import graphs that no longer exist
 
 # The documentation site (docs/ and the API reference from the docstrings) into site/.
-docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --site-dir site
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 demo: $(DEMO_STAMP)
 	$(BIN)/python examples/demo.py

@@ -53,3 +53,10 @@ def test_the_first_install_is_not_silent(target: str, tmp_path: Path) -> None:
     (install,) = _installs(plan)
     assert " -q" not in install  # pip prints what it collects and installs
     assert any(line.startswith('echo "==> installing') for line in plan)
+
+
+def test_the_docs_install_only_the_documentation_tools(tmp_path: Path) -> None:
+    installs = _installs(_plan("docs", tmp_path))
+    assert len(installs) == 1, installs
+    assert '-e ".[docs]"' in installs[0]
+    assert "dev" not in installs[0]

@@ -42,6 +42,5 @@ def countdown(start: int, delay: float = 0.05) -> Iterator[int]:
 
 app = easy("rekuest-demo-agent")
 with app:
-    print("serving threshold and countdown; Ctrl+C stops", flush=True)
-    app.rekuest.run()  # blocks until Ctrl+C, then shuts down cleanly
+    app.rekuest.run()  # prints what it serves; blocks until Ctrl+C, then shuts down cleanly
 print("agent stopped", flush=True)

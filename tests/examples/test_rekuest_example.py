@@ -9,7 +9,7 @@ def test_rekuest_demo_calls_a_function_served_by_another_process(run_example: An
     done = run_example("rekuest_demo.py", 180)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    assert "serving threshold and countdown; Ctrl+C stops" in out  # the agent process
+    assert "serving 2 functions (countdown, threshold) at ws://" in out  # the agent process
     assert "[progress] 10% reading pixels" in out  # events from the remote function
     assert "[log] thresholding 'noise' at 0.3" in out
     assert "threshold ran remotely: 'noise > 0.3'" in out

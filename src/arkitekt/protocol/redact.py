@@ -111,8 +111,11 @@ def _clean_text(value: Any) -> Any:
 
 
 def _shown_in(message: str) -> Callable[[Any], Any]:
-    """For the arguments of a message scrubbed as a whole: each as scrubbed text if it is
-    shown in ``message``, else (it was part of a secret) :data:`REDACTED`."""
+    """How to scrub the arguments of a message that was scrubbed as a whole.
+
+    Each becomes its scrubbed text if that is shown in ``message``, else (it was part of a
+    secret) :data:`REDACTED`.
+    """
 
     def clean(value: Any) -> Any:
         text = redact(_text(value))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from arkitekt_server._errors import (
     ArkitektServerError,
+    PortInUseError,
     ServerExtraMissingError,
     ServerStartError,
 )
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ArkitektServerError",
     "EmbeddedServer",
+    "PortInUseError",
     "ServerConfigError",
     "ServerExtraMissingError",
     "ServerSettings",

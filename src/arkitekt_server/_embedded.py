@@ -68,7 +68,7 @@ class EmbeddedServer:
 
         Raises:
             ServerStartError: the server refused to start (the message says why: e.g. its
-                port is in use, a :class:`~arkitekt_server._errors.PortInUseError`; or its
+                port is in use, a :class:`~arkitekt_server.PortInUseError`; or its
                 database cannot be used), failed (its log says why) or did not start within
                 ``start_timeout`` seconds; it is stopped again.
 

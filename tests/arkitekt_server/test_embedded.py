@@ -10,8 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from arkitekt_server import ArkitektServerError, EmbeddedServer, ServerSettings, ServerStartError
-from arkitekt_server._errors import PortInUseError
+from arkitekt_server import (
+    ArkitektServerError,
+    EmbeddedServer,
+    PortInUseError,
+    ServerSettings,
+    ServerStartError,
+)
 
 
 def test_the_hosts_log_handlers_keep_working_through_start_and_stop(

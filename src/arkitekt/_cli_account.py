@@ -6,7 +6,7 @@ command imports what it needs when it runs, so ``arkitekt --help`` stays quick.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -61,8 +61,12 @@ def _run(app: App, work: Any) -> Any:
         with app:
             return app.app_slot.scope.bridge.call(work, app)
     except ArkitektError as error:
-        typer.secho(str(error), fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+        _fail(error)
+
+
+def _fail(error: ArkitektError) -> NoReturn:
+    typer.secho(str(error), fg=typer.colors.RED, err=True)
+    raise typer.Exit(1) from None
 
 
 def login(
@@ -113,12 +117,27 @@ async def _revoke(app: App) -> None:
 
 def logout(url: Url = None, identifier: OfApp = _CLI_APP, version: Version = "0.1.0") -> None:
     """Revoke an app's approval on the server and forget it here."""
+    from arkitekt._cli_grant import CachedApproval
+
     app = _app(identifier, version, url, True)
     if app.fakts.cache.load() is None:
         typer.echo(_not_logged_in(identifier, version, app.settings.url))
         return
+    cached = CachedApproval()
+    app.fakts.grant = cached
     try:
-        _run(app, _revoke)
+        with app:
+            app.app_slot.scope.bridge.call(_revoke, app)
+    except GrantError as error:
+        if not cached.refused:
+            _fail(error)
+        typer.echo(
+            f"{identifier}@{version} was no longer logged in at {app.settings.url} ({error}); "
+            "its approval is forgotten here"
+        )
+        return
+    except ArkitektError as error:
+        _fail(error)
     finally:
         app.fakts.logout()
     typer.echo(f"logged out {identifier}@{version}")

@@ -7,7 +7,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from arkitekt_server._errors import ArkitektServerError, ServerStartError
+from arkitekt_server._errors import (
+    ArkitektServerError,
+    PortInUseError,
+    ServerExtraMissingError,
+    ServerStartError,
+)
 
 if TYPE_CHECKING:
     from arkitekt_server._app import create_app
@@ -17,7 +22,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ArkitektServerError",
     "EmbeddedServer",
+    "PortInUseError",
     "ServerConfigError",
+    "ServerExtraMissingError",
     "ServerSettings",
     "ServerStartError",
     "create_app",
@@ -39,7 +46,21 @@ def _lazy(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'arkitekt_server' has no attribute {name!r}", name=name)
-    value = getattr(import_module(home), name)
+    try:
+        module = import_module(home)
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").partition(".")[0]
+        if missing in ("", "arkitekt", "arkitekt_server"):
+            raise
+        # a library-only install: the server's dependencies (the server extra) are missing
+        from arkitekt.protocol.distribution import pip_hint
+
+        raise ServerExtraMissingError(
+            f"arkitekt_server.{name} needs the server extra ({missing} is not installed): "
+            f"{pip_hint('server')}",
+            name=error.name,
+        ) from error
+    value = getattr(module, name)
     globals()[name] = value
     return value
 

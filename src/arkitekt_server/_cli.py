@@ -20,18 +20,24 @@ import sys
 from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from arkitekt_server._cli_common import (
+    UNAVAILABLE_EXIT,
     operator_settings,
+    ready_data_dir,
+    refuse,
     settings_of,
     unavailable,
     with_db,
 )
 
 if TYPE_CHECKING:
+    import socket
+
     from arkitekt_server._settings import ServerSettings
 
 __all__ = ["register"]
@@ -73,6 +79,31 @@ def server(
     """Run the arkitekt server (FastAPI on uvicorn); it migrates its database first."""
     if context.invoked_subcommand is not None:
         return
+    from arkitekt_server._errors import PortInUseError, ServerStartError
+    from arkitekt_server._listen import listening_socket
+
+    settings = settings_of(
+        config, host=host, port=port, data_dir=data_dir, database_url=database_url,
+        auto_approve=auto_approve,
+    )  # fmt: skip
+    # Bound before anything is said, noted or migrated: a port in use ends here, in one line,
+    # and port 0 is announced as the port the system chose.
+    try:
+        sock = listening_socket(settings.host, settings.port)
+    except PortInUseError as error:
+        refuse(f"{error}: choose another with --port (0: any free port)")
+    except ServerStartError as error:
+        refuse(f"{error}: choose another --host or --port")
+    with sock:
+        settings = settings.model_copy(update={"port": sock.getsockname()[1]})
+        ready_data_dir(settings.data_dir)
+        _serve(settings, sock, config, database_url)
+
+
+def _serve(
+    settings: ServerSettings, sock: socket.socket, config: Path | None, database_url: str | None
+) -> None:
+    """Announce the server, note it in its state file, and serve on ``sock`` until stopped."""
     import uvicorn
 
     from arkitekt_server._app import create_app
@@ -80,10 +111,6 @@ def server(
     from arkitekt_server._logs import set_log_levels
     from arkitekt_server._running import announce, entry_of, withdraw
 
-    settings = settings_of(
-        config, host=host, port=port, data_dir=data_dir, database_url=database_url,
-        auto_approve=auto_approve,
-    )  # fmt: skip
     # log_level is for the server's own loggers; every other one stays at WARNING (or above)
     level = max(logging.WARNING, logging.getLevelNamesMapping()[settings.log_level.upper()])
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -96,13 +123,23 @@ def server(
     state = announce(settings.state_dir, entry_of(settings, config, database_url))
     # uvicorn re-raises SIGTERM after its shutdown; as SystemExit, the state file goes too
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            ws="websockets-sansio",
+        )
+    )
     try:
-        uvicorn.run(
-            create_app(settings), host=settings.host, port=settings.port,
-            log_level=settings.log_level, ws="websockets-sansio",
-        )  # fmt: skip
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl+C after its shutdown, as uvicorn.run
+        pass
     finally:
         withdraw(state)
+    if not server.started:  # its startup failed (and uvicorn logged why): as uvicorn.run
+        sys.exit(UNAVAILABLE_EXIT)
 
 
 def migrate(
@@ -113,6 +150,8 @@ def migrate(
     from arkitekt_server._migrations import upgrade
 
     settings = settings_of(config, data_dir=data_dir, database_url=database_url)
+    if settings.database_url is None:  # SQLite in the data directory
+        ready_data_dir(settings.data_dir)
     database = Database.of(settings.database_url, settings.data_dir)  # opens no connection
     try:
         migrated = asyncio.run(upgrade(database.url))
@@ -159,7 +198,7 @@ def _decide(
 
 
 def approve(
-    code: Annotated[str, typer.Argument(help="The device code the app printed.")],
+    code: Annotated[str, typer.Argument(help="The device code the app printed.", metavar="CODE")],
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     config: Config = None,
@@ -169,7 +208,7 @@ def approve(
 
 
 def deny(
-    code: Annotated[str, typer.Argument(help="The device code the app printed.")],
+    code: Annotated[str, typer.Argument(help="The device code the app printed.", metavar="CODE")],
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     config: Config = None,
@@ -179,7 +218,9 @@ def deny(
 
 
 def revoke(
-    client_id: Annotated[str | None, typer.Argument(help="A client id (see `clients`).")] = None,
+    client_id: Annotated[
+        str | None, typer.Argument(help="A client id (see `clients`).", metavar="CLIENT_ID")
+    ] = None,
     identifier: Annotated[
         str | None, typer.Option("--identifier", help="Revoke every approval of this app.")
     ] = None,
@@ -192,20 +233,36 @@ def revoke(
 
     settings = operator_settings(config, data_dir, database_url)
     count = with_db(settings, lambda s: fakts.revoke(s, client_id=client_id, identifier=identifier))
+    if count == 0:
+        named = f"with client id {client_id!r}" if client_id else f"of the app {identifier!r}"
+        refuse(f"no active approval {named}: `arkitekt clients` lists them")
     typer.echo(f"revoked {count} approval(s)")
+
+
+CLIENTS_HEADER = ("CLIENT_ID", "APP", "GRANTED_VIA", "STATE")
+"""The header row of ``arkitekt clients``: columns of single words, two spaces apart or more."""
 
 
 def clients(
     data_dir: DataDir = None, database_url: DatabaseUrl = None, config: Config = None
 ) -> None:
-    """List approvals (client id, app, how granted, state)."""
+    """List approvals: client id, app (identifier@version), how granted, state."""
     from arkitekt_server import fakts
 
     settings = operator_settings(config, data_dir, database_url)
     rows = with_db(settings, fakts.list_clients)
-    for row in rows:
-        state = "revoked" if row.revoked_at else "active"
-        typer.echo(f"{row.client_id}  {row.identifier}@{row.version}  {row.granted_via}  {state}")
+    if not rows:
+        typer.echo("no approvals yet: apps appear here once approved", err=True)
+        return
+    table = [CLIENTS_HEADER] + [
+        (row.client_id, f"{row.identifier}@{row.version}", row.granted_via,
+         "revoked" if row.revoked_at else "active")
+        for row in rows
+    ]  # fmt: skip
+    widths = [max(len(line[column]) for line in table) for column in range(len(CLIENTS_HEADER))]
+    for line in table:
+        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        typer.echo("  ".join(cells).rstrip())
 
 
 def token_create(
@@ -257,6 +314,14 @@ def _needs_extra(name: str) -> Callable[..., None]:
     return missing
 
 
+class _Command(TyperCommand):
+    """Usage lines as in man pages: ``approve [OPTIONS] CODE``, not typer's ``{CODE}``."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in pieces]
+
+
 def register(cli: typer.Typer) -> None:
     """Add the server's commands to the ``arkitekt`` CLI.
 
@@ -272,9 +337,9 @@ def register(cli: typer.Typer) -> None:
     servers.callback()(server)
     servers.command("migrate")(migrate)
     cli.add_typer(servers, name="server")
-    cli.command("approve")(approve)
-    cli.command("deny")(deny)
-    cli.command("revoke")(revoke)
+    cli.command("approve", cls=_Command)(approve)
+    cli.command("deny", cls=_Command)(deny)
+    cli.command("revoke", cls=_Command)(revoke)
     cli.command("clients")(clients)
     cli.command("adopt-stores")(adopt_stores)
     tokens = typer.Typer(

@@ -5,6 +5,7 @@ on (the one named, else the ``arkitekt server`` running here), and a session of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "UNAVAILABLE_EXIT",
     "operator_settings",
+    "ready_data_dir",
     "refuse",
     "settings_of",
     "unavailable",
@@ -101,6 +103,30 @@ def operator_settings(
     alone = "" if named or not follow else " (no arkitekt server runs on this machine)"
     typer.echo(f"acting on the database {database_shown(settings)}{alone}", err=True)
     return settings
+
+
+def ready_data_dir(data_dir: Path) -> None:
+    """Make ``data_dir`` (private to this user), or end in one line saying why it cannot be one.
+
+    A path that is a file, or lies under a file, or where this user may not write.
+    """
+    from arkitekt_server._db import private_dir
+
+    try:
+        private_dir(data_dir)
+    except OSError as error:
+        refuse(
+            f"the data directory {data_dir} cannot be used: {_why_not(data_dir, error)}; "
+            "choose another with --data-dir"
+        )
+
+
+def _why_not(data_dir: Path, error: OSError) -> str:
+    for path in (data_dir, *data_dir.parents):
+        with contextlib.suppress(OSError):  # a folder we may not look into: say the error
+            if path.exists() and not path.is_dir():
+                return "it is a file" if path == data_dir else f"{path} is a file, not a folder"
+    return (error.strerror or str(error)).lower()
 
 
 def unavailable(error: Exception) -> typer.Exit:

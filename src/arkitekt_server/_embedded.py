@@ -13,6 +13,7 @@ import uvicorn
 
 from arkitekt_server._app import create_app
 from arkitekt_server._errors import ServerStartError
+from arkitekt_server._listen import listening_socket
 from arkitekt_server._logs import set_log_levels
 from arkitekt_server._settings import ServerSettings
 
@@ -67,18 +68,19 @@ class EmbeddedServer:
 
         Raises:
             ServerStartError: the server refused to start (the message says why: e.g. its
+                port is in use, a :class:`~arkitekt_server.PortInUseError`; or its
                 database cannot be used), failed (its log says why) or did not start within
                 ``start_timeout`` seconds; it is stopped again.
 
         """
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.settings.host, self.settings.port))
+        sock = listening_socket(self.settings.host, self.settings.port)
         self._socket = sock
         self.port = sock.getsockname()[1]
         app = create_app(self.settings)
         config = uvicorn.Config(
             app,
+            host=self.settings.host,
+            port=self.port,  # for uvicorn's "running on" line; it listens on sock
             log_config=None,  # never dictConfig: that closes the host's handlers
             log_level=self.settings.log_level,
             lifespan="on",

@@ -6,18 +6,23 @@ import os
 import pty
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
+from arkitekt import App, whoami
 from arkitekt._cli import build
+from arkitekt_server import EmbeddedServer
 from arkitekt_server._settings import ServerConfigError, load_server_settings
-from tests.helpers import free_port, wait_until
+from tests.helpers import database_args, free_port, wait_until
 
 runner = CliRunner()
 
@@ -189,3 +194,101 @@ def test_a_password_on_the_command_line_is_warned_about_and_never_shown(tmp_path
     assert "warning" not in quiet.output  # no password, nothing to warn about
     shown = runner.invoke(build(), ["server", "--help"], env={"COLUMNS": "200"}).output
     assert "visible to every user" in shown
+
+
+def _isolated(tmp_path: Path) -> dict[str, str]:
+    """The environment of a server command that sees no other test's (or the user's) servers."""
+    return {
+        **os.environ,
+        "ARKITEKT_SERVER_STATE_DIR": str(tmp_path / "state"),
+        "XDG_DATA_HOME": str(tmp_path / "home-data"),
+    }
+
+
+def test_a_port_in_use_is_said_in_one_line_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [
+            sys.executable, "-m", "arkitekt._cli", "server", "--port", str(port),
+            "--data-dir", str(tmp_path / "data"),
+        ]  # fmt: skip
+        done = subprocess.run(
+            command, env=_isolated(tmp_path), capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == ""  # not announced as running
+    assert done.stderr.strip() == (
+        f"port {port} is in use on 127.0.0.1 (another process listens there): choose another "
+        "with --port (0: any free port)"
+    )
+    assert not (tmp_path / "data").exists()  # no database made, nothing migrated
+    assert not list((tmp_path / "state").glob("servers/*.json"))  # not noted as running
+
+
+@pytest.mark.parametrize("under", ["", "sub/deeper"])
+def test_a_data_dir_that_cannot_be_one_is_said_in_one_line(tmp_path: Path, under: str) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    data_dir = a_file / under if under else a_file
+    why = "it is a file" if not under else f"{a_file} is a file, not a folder"
+    for command in (["server", "--port", "0"], ["server", "migrate"]):
+        result = runner.invoke(
+            build(), [*command, "--data-dir", str(data_dir)], env=_isolated(tmp_path)
+        )
+        assert result.exit_code == 1, (command, result.output)
+        assert result.output.strip() == (
+            f"the data directory {data_dir} cannot be used: {why}; choose another with --data-dir"
+        ), command
+    assert a_file.read_text() == ""
+
+
+def test_usage_lines_name_arguments_in_capitals() -> None:
+    for command, usage in (
+        ("approve", "approve [OPTIONS] CODE"),
+        ("deny", "deny [OPTIONS] CODE"),
+        ("revoke", "revoke [OPTIONS] [CLIENT_ID]"),
+    ):
+        result = runner.invoke(build(), [command, "--help"])
+        assert result.exit_code == 0, result.output
+        first = result.output.splitlines()[0]
+        assert first.endswith(usage), first
+    missing = runner.invoke(build(), ["approve"])
+    assert missing.exit_code == 2
+    assert "Missing argument 'CODE'" in missing.output
+
+
+def test_revoking_what_is_not_there_fails_and_says_how_to_list(tmp_path: Path) -> None:
+    assert runner.invoke(build(), ["server", "migrate", "--data-dir", str(tmp_path)]).exit_code == 0
+    for target, named in (
+        (["--identifier", "nosuch"], "of the app 'nosuch'"),
+        (["0123456789abcdef"], "with client id '0123456789abcdef'"),
+    ):
+        result = runner.invoke(build(), ["revoke", *target, "--data-dir", str(tmp_path)])
+        assert result.exit_code == 1, result.output
+        assert result.stdout == ""
+        assert f"no active approval {named}: `arkitekt clients` lists them" in result.stderr
+    listed = runner.invoke(build(), ["clients", "--data-dir", str(tmp_path)])
+    assert listed.exit_code == 0
+    assert listed.stdout == ""  # nothing to parse
+    assert "no approvals yet" in listed.stderr
+
+
+@pytest.mark.sqlite_only("the output's format: no query differs by backend")
+def test_clients_lists_approvals_under_a_header_row(
+    server: EmbeddedServer, connect: Callable[..., App]
+) -> None:
+    identifier = f"listed-{uuid.uuid4().hex[:8]}"
+    with connect(identifier):
+        whoami()
+    result = runner.invoke(build(), ["clients", *database_args(server)])
+    assert result.exit_code == 0, result.output
+    header, *lines = result.stdout.splitlines()
+    assert header.split() == ["CLIENT_ID", "APP", "GRANTED_VIA", "STATE"]
+    rows = [line.split() for line in lines]
+    assert rows
+    assert all(len(row) == 4 for row in rows), rows
+    mine = [row for row in rows if row[1].startswith(f"{identifier}@")]
+    assert [row[2:] for row in mine] == [["device_code", "active"]]
+    assert header.index("APP") == lines[0].index(rows[0][1])  # columns are aligned

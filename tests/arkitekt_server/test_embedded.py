@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from arkitekt_server import ArkitektServerError, EmbeddedServer, ServerSettings, ServerStartError
+from arkitekt_server import (
+    ArkitektServerError,
+    EmbeddedServer,
+    PortInUseError,
+    ServerSettings,
+    ServerStartError,
+)
 
 
 def test_the_hosts_log_handlers_keep_working_through_start_and_stop(
@@ -54,3 +61,15 @@ def test_a_server_not_started_within_its_timeout_is_a_server_start_error(tmp_pat
     server = EmbeddedServer(ServerSettings(data_dir=tmp_path, port=0), start_timeout=0)
     with pytest.raises(ServerStartError, match="did not start within 0 s"):
         server.start()
+
+
+def test_a_port_in_use_is_a_port_in_use_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = EmbeddedServer(ServerSettings(data_dir=tmp_path / "data", port=port))
+        with pytest.raises(PortInUseError, match=f"^port {port} is in use on 127.0.0.1 "):
+            server.start()
+    assert issubclass(PortInUseError, ServerStartError)
+    assert not (tmp_path / "data").exists()  # refused before its database is made

@@ -13,6 +13,7 @@ from arkitekt_server import (
     load_server_settings,
 )
 from arkitekt_server._db import DatabaseUnavailableError, ValueRefusedError
+from arkitekt_server._errors import PortInUseError, ServerExtraMissingError
 from arkitekt_server._gate import BodyTooLargeError
 from arkitekt_server._running import DeploymentChoiceError
 from arkitekt_server.fakts._logic import FaktsError, TooManyPendingError
@@ -31,7 +32,9 @@ from arkitekt_server.rekuest._calls import HubError
         DeploymentChoiceError,
         FaktsError,
         HubError,
+        PortInUseError,
         ServerConfigError,
+        ServerExtraMissingError,
         ServerStartError,
         StoreInvalidError,
         TooManyPendingError,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from uvicorn.logging import AccessFormatter
 
 from arkitekt import App, easy
 from arkitekt.protocol.redact import REDACTED, install_redaction, redact
@@ -282,3 +283,64 @@ def test_approval_polls_stay_out_of_the_info_log(tmp_path: Path) -> None:
     challenges = [line for line in output.splitlines() if "/f/challenge/" in line]
     assert len(challenges) == 1, output
     assert '"POST /f/challenge/ HTTP/1.1" 422' in challenges[0]
+
+
+ACCESS = '%s - "%s %s HTTP/%s" %d'  # uvicorn's access log call: (client, method, path, v, status)
+
+
+def test_an_access_line_of_a_url_with_a_secret_keeps_uvicorns_arguments(
+    captured: Capture,
+) -> None:
+    """uvicorn's access formatter unpacks the record's five arguments: scrubbing keeps them."""
+    install_redaction()
+    formatter = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s')
+    log = logging.getLogger("uvicorn.access")
+    for path, secret in (
+        ("/f/configure/?device_code=NOPE-DEVICE-CODE", "NOPE-DEVICE-CODE"),
+        ("/health/?token=abc-token-secret&x=1", "abc-token-secret"),
+    ):
+        log.info(ACCESS, "127.0.0.1:5000", "GET", path, "1.1", 404)
+        record = captured.records[-1]
+        assert isinstance(record.args, tuple)
+        assert len(record.args) == 5
+        assert record.args[4] == 404  # still a number
+        line = formatter.format(record)
+        assert secret not in line
+        shown = path.replace(secret, REDACTED)
+        assert line == f'127.0.0.1:5000 - "GET {shown} HTTP/1.1" 404 Not Found'
+
+
+def test_a_secret_joined_from_arguments_leaves_no_piece_in_them(captured: Capture) -> None:
+    install_redaction()
+    log = logging.getLogger("a.library.joining")
+    log.warning("token=%s for %s (%d%%, %d)", "joined-secret-value", "someone", 50, 3)
+    (record,) = [r for r in captured.records if r.name == "a.library.joining"]
+    assert record.getMessage() == "token=[redacted] for someone (50%, 3)"
+    assert isinstance(record.args, tuple)
+    assert len(record.args) == 4  # the shape formatters that read the arguments expect
+    assert "joined-secret-value" not in repr(record.args)
+    assert record.args[1:] == ("someone", 50, 3)
+
+
+def test_the_servers_access_log_hides_secrets_in_urls_without_logging_errors(
+    tmp_path: Path,
+) -> None:
+    """`arkitekt server` at INFO: uvicorn's access log shows each request, its secrets hidden."""
+    server = ServerProcess(
+        tmp_path / "data",
+        env={"ARKITEKT_SERVER_LOG_LEVEL": "info", "ARKITEKT_SERVER_STATE_DIR": str(tmp_path)},
+    )
+    server.start()
+    try:
+        configure = httpx.get(server.url + "/f/configure/?device_code=DEVICE-SECRET-1", timeout=10)
+        health = httpx.get(server.url + "/health/?token=TOKEN-SECRET-2", timeout=10)
+        assert health.status_code == 200
+    finally:
+        output = server.stop()
+    assert "Logging error" not in output, output
+    assert "Traceback" not in output, output
+    assert "DEVICE-SECRET-1" not in output
+    assert "TOKEN-SECRET-2" not in output
+    shown = f'"GET /f/configure/?device_code={REDACTED} HTTP/1.1" {configure.status_code}'
+    assert shown in output, output
+    assert f'"GET /health/?token={REDACTED} HTTP/1.1" 200' in output, output

@@ -10,6 +10,8 @@ import json
 import os
 import signal
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from typer.testing import CliRunner
 
 from arkitekt._cli import build
 from arkitekt_server._running import running
-from tests.helpers import ServerProcess
+from tests.helpers import ServerProcess, wait_until
 
 runner = CliRunner()
 
@@ -274,3 +276,42 @@ def test_an_operator_command_never_migrates(tmp_path: Path, postgres_url: str) -
     assert migrated.exit_code == 0, migrated.output
     listed = runner.invoke(build(), ["clients", "--database-url", postgres_url])
     assert listed.exit_code == 0, listed.output
+
+
+def test_port_0_is_announced_and_noted_as_the_port_the_server_listens_on(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    command = [
+        sys.executable, "-m", "arkitekt._cli", "server", "--port", "0",
+        "--data-dir", str(tmp_path / "data"),
+    ]  # fmt: skip
+    env = {**os.environ, "ARKITEKT_SERVER_LOG_LEVEL": "warning"}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_until(lambda: process.poll() is not None or running(state_dir), 30, interval=0.1)
+        assert process.poll() is None, "the server exited"
+        (noted,) = running(state_dir)
+        port = int(noted.url.rsplit(":", 1)[1])
+        assert port != 0
+        assert noted.url == f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            assert process.poll() is None, "the server exited"
+            try:
+                return httpx.get(noted.url + "/health/", timeout=1).status_code == 200
+            except httpx.TransportError:  # noted before uvicorn listens on the bound port
+                return False
+
+        wait_until(answers, 30, interval=0.1)
+        listed = runner.invoke(build(), ["clients"])
+        assert f"acting on the server at http://127.0.0.1:{port} (pid" in listed.stderr
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert (
+        out.splitlines()[0]
+        == f"arkitekt server on http://127.0.0.1:{port} (data in {tmp_path / 'data'})"
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["REDACTED", "install_redaction", "redact"]
@@ -99,6 +99,34 @@ def _message(record: logging.LogRecord) -> tuple[str, bool]:
 _FORMATTER = logging.Formatter()
 
 
+def _each(args: tuple[Any, ...] | Mapping[str, Any], clean: Callable[[Any], Any]) -> Any:
+    """``args`` of the same shape (a tuple of the same length, a mapping of the same keys)."""
+    if isinstance(args, Mapping):
+        return {key: clean(value) for key, value in args.items()}
+    return tuple(clean(value) for value in args)
+
+
+def _clean_text(value: Any) -> Any:
+    return redact(value) if isinstance(value, str) else value
+
+
+def _shown_in(message: str) -> Callable[[Any], Any]:
+    """How to scrub the arguments of a message that was scrubbed as a whole.
+
+    Each becomes its scrubbed text if that is shown in ``message``, else (it was part of a
+    secret) :data:`REDACTED`.
+    """
+
+    def clean(value: Any) -> Any:
+        text = redact(_text(value))
+        if text not in message:
+            return REDACTED
+        # numbers stay numbers: "%d" and uvicorn's int(status) keep working
+        return value if isinstance(value, (bool, int, float)) else text
+
+    return clean
+
+
 def _scrub(record: logging.LogRecord) -> None:
     if record.exc_info and not record.exc_text:
         # Formatters reuse exc_text: the traceback is rendered (and scrubbed) once, here.
@@ -109,8 +137,23 @@ def _scrub(record: logging.LogRecord) -> None:
     # an exception) and whether the secret is in the format, an argument or formed by joining.
     message, formatted = _message(record)
     cleaned = redact(message)
-    if cleaned != message or not formatted:
-        record.msg, record.args = cleaned, None
+    if cleaned == message and formatted:
+        return
+    if not record.args:
+        record.msg = cleaned
+        return
+    # Formatters may read the arguments themselves (uvicorn's access formatter unpacks its
+    # five), so they keep their shape: first each string argument is scrubbed in place, which
+    # is enough when the secret was within one (a query string in a logged URL).
+    record.args = _each(record.args, _clean_text)
+    if formatted and _message(record) == (cleaned, True):
+        return
+    # Else the scrubbed message becomes the format; "%.0s" consumes each positional argument
+    # without showing it. The arguments keep their shape, and none holds a piece of a secret.
+    record.args = _each(record.args, _shown_in(cleaned))
+    record.msg = cleaned.replace("%", "%%") + (
+        "" if isinstance(record.args, Mapping) else "%.0s" * len(record.args)
+    )
 
 
 def _redacting(factory: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:

@@ -31,6 +31,7 @@ __all__ = [
     "PageViewer",
     "Viewer",
     "html_page",
+    "missing_image_page",
     "readable_shape",
     "unrenderable",
     "viewer",
@@ -132,7 +133,9 @@ def readable_shape(shape: Sequence[int]) -> str:
     )
 
 
-def html_page(title: str, body: str, *, root: str, script: bool = False) -> HTMLResponse:
+def html_page(
+    title: str, body: str, *, root: str, script: bool = False, status_code: int = 200
+) -> HTMLResponse:
     """A page with the mikro stylesheet (and the viewer script), with the security headers.
 
     Args:
@@ -140,6 +143,7 @@ def html_page(title: str, body: str, *, root: str, script: bool = False) -> HTML
         body: the body's HTML (escaped by the caller).
         root: the relative path from the page to ``/mikro/`` (``""`` or ``"../../"``).
         script: whether the page loads the viewer's script.
+        status_code: the HTTP status (a page can say that what was asked for is not there).
 
     """
     js = f"<script src='{root}static/viewer.js' defer></script>" if script else ""
@@ -148,7 +152,19 @@ def html_page(title: str, body: str, *, root: str, script: bool = False) -> HTML
         f"<title>{escape(title)}</title><link rel='stylesheet' href='{root}static/mikro.css'>"
         f"{js}</head><body>{body}</body></html>"
     )
-    return HTMLResponse(html, headers={**HEADERS, "Content-Security-Policy": CSP})
+    return HTMLResponse(
+        html, status_code=status_code, headers={**HEADERS, "Content-Security-Policy": CSP}
+    )
+
+
+def missing_image_page(root: str) -> HTMLResponse:
+    """The 404 page of an image the caller cannot see: the same whether it does not exist or
+    belongs to another app (its id is not repeated), as the API's 404."""
+    body = (
+        f"<p><a href='{root}'>all images</a></p><h1>Image not found</h1>"
+        "<p>There is no such image, or it is not visible to you.</p>"
+    )
+    return html_page("Image not found", body, root=root, status_code=404)
 
 
 def unrenderable(error: Exception, image_id: str) -> HTTPException:

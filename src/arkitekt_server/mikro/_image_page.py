@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from html import escape
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import anyio
@@ -28,6 +28,7 @@ from arkitekt_server.mikro._browser import (
     PageViewer,
     Viewer,
     html_page,
+    missing_image_page,
     readable_shape,
     unrenderable,
 )
@@ -209,10 +210,30 @@ def _controls(row: ImageRow) -> str:
     )
 
 
-@router.get("/images/{image_id}/view", response_class=HTMLResponse, responses=documented(401, 404))
+_MISSING_PAGE: dict[int | str, dict[str, Any]] = {
+    404: {
+        "description": "No such image, or it is not visible to you (an HTML page).",
+        "content": {"text/html": {}},
+    }
+}
+
+
+@router.get(
+    "/images/{image_id}/view",
+    response_class=HTMLResponse,
+    responses={**documented(401), **_MISSING_PAGE},
+)
 async def image_page(image_id: str, who: PageViewer, session: Session) -> HTMLResponse:
-    """One image's page: what is known about it, its lineage, and the slice viewer."""
-    row = await find_image(session, image_id, who)
+    """One image's page: what is known about it, its lineage, and the slice viewer.
+
+    An image the caller cannot see is a 404 page (HTML, for the browser), not the API's JSON.
+    """
+    try:
+        row = await find_image(session, image_id, who)
+    except HTTPException as error:
+        if error.status_code != status.HTTP_404_NOT_FOUND:
+            raise
+        return missing_image_page(root="../../")
     dataset = await session.get(DatasetRow, row.dataset_id) if row.dataset_id else None
     lineage = await _lineage(session, row, who)
     size = ", ".join(f"{k} {v:g} {'s' if k == 't' else 'µm'}" for k, v in row.pixel_size.items())

@@ -18,6 +18,7 @@ from PIL import Image as PILImage
 from arkitekt import App, easy
 from arkitekt.mikro import create_dataset, from_xarray
 from arkitekt_server import EmbeddedServer
+from arkitekt_server.mikro._browser import CSP
 from arkitekt_server.mikro._storage import Layout
 from tests.helpers import bearer_token
 
@@ -131,7 +132,14 @@ def test_private_images_of_another_app_are_never_reachable(
         refused = httpx.get(url.format(hidden.id), headers=theirs)
         unknown = httpx.get(url.format(missing), headers=theirs)
         assert refused.status_code == unknown.status_code == 404, path
-        assert refused.json() == unknown.json()  # not a word more than for no image at all
+        assert refused.content == unknown.content  # not a word more than for no image at all
+        if path == "view":  # a page for the browser: HTML under the pages' CSP
+            assert refused.headers["content-type"].startswith("text/html")
+            assert refused.headers["content-security-policy"] == CSP
+            assert "<h1>Image not found</h1>" in refused.text
+            assert hidden.id not in refused.text
+        else:  # the API stays JSON
+            assert refused.json() == unknown.json()
         assert httpx.get(url.format(hidden.id)).status_code == 404  # tokenless: shared only
         assert httpx.get(url.format(shared.id)).status_code == 200, path
         assert httpx.get(url.format(shared.id), headers=theirs).status_code == 200, path

@@ -61,7 +61,6 @@ class TokenCache:
 
     def __init__(self, directory: Path, identifier: str, version: str, url: str) -> None:
         self.directory = directory
-        self._names = (identifier, version, url)
         self._key = {"identifier": identifier, "version": version, "url": url}
         digest = hashlib.sha256("\0".join((identifier, version, url)).encode()).hexdigest()
         self.path = directory / f"{digest[:32]}.json"
@@ -73,10 +72,10 @@ class TokenCache:
         slash (``FAKTS_URL=http://h:8000/``) is the one met in practice. Other spellings (case,
         a default port) cannot be derived back from the one spelling and are asked again once.
         """
-        identifier, version, url = self._names
-        if url.endswith("/"):
+        key = self._key
+        if key["url"].endswith("/"):
             return None
-        return TokenCache(self.directory, identifier, version, url + "/")
+        return TokenCache(self.directory, key["identifier"], key["version"], key["url"] + "/")
 
     def load(self) -> CacheEntry | None:
         """The cached entry, or ``None`` if there is none or it cannot be trusted.
